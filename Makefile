@@ -1,0 +1,67 @@
+# flowaudit — build, test and benchmark targets. `make help` lists them.
+GO        ?= go
+PKGS      ?= ./...
+COMPAT    := test/compat
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -s -w -X github.com/flowaudit/flowaudit/internal/buildinfo.Version=$(VERSION) -X github.com/flowaudit/flowaudit/internal/buildinfo.Commit=$(COMMIT)
+TOOLS     := $(CURDIR)/.tools
+STATICCHECK_VERSION := 2025.1.1
+FUZZTIME  ?= 10s
+BENCHTIME ?= 1s
+BENCHCOUNT ?= 6
+
+.PHONY: help build test test-unit test-compat lint fmt-check vet staticcheck bench bench-smoke fuzz-smoke e2e metrics-docs docker clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## Build the static binary into bin/flowaudit (the same flags as the Dockerfile)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/flowaudit ./cmd/flowaudit
+
+test: fmt-check vet test-unit test-compat ## Everything CI runs: gofmt, vet, unit tests with -race, oracle and DuckDB tests
+
+test-unit: ## Unit tests of the main module, with the race detector
+	$(GO) test -race -count=1 $(PKGS)
+
+test-compat: ## Differential tests against Cilium v1.18.4's code and DuckDB (nested module; cgo)
+	cd $(COMPAT) && CGO_ENABLED=1 $(GO) test -count=1 -timeout 20m ./...
+
+fmt-check: ## Fail if gofmt would change a file
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet: ## go vet both modules
+	$(GO) vet $(PKGS)
+	cd $(COMPAT) && $(GO) vet ./...
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+staticcheck: $(TOOLS)/staticcheck ## staticcheck (installed into .tools by this Makefile)
+	$(TOOLS)/staticcheck $(PKGS)
+
+lint: fmt-check vet staticcheck ## gofmt, go vet, staticcheck
+
+bench: ## All benchmarks with -benchmem, GOMAXPROCS=1, $(BENCHCOUNT) runs each (results in bench/results.txt)
+	GOMAXPROCS=1 $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(PKGS) | tee bench/results.txt
+	cd $(COMPAT) && GOMAXPROCS=1 $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./... | tee -a ../../bench/results.txt
+
+bench-smoke: ## Every benchmark once (checks they still run)
+	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
+	cd $(COMPAT) && $(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+fuzz-smoke: ## Every fuzz target for $(FUZZTIME)
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+e2e: build ## End-to-end: demo, report rendered in headless Chromium (screenshot in out/)
+	./scripts/e2e.sh
+
+docker: ## Build the container image (needs a Docker engine)
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t flowaudit:$(VERSION) .
+
+clean: ## Remove build outputs
+	rm -rf bin out

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Side-by-side, whole-process comparisons in one run (bench/README.md records
+# the results). Every job runs with GOMAXPROCS=1 / DuckDB threads=1, RUNS times;
+# the script prints min/median/max wall time and max RSS, and checks that
+# flowaudit's output equals the baseline's byte for byte.
+#
+#   bench/compare.sh            # 1M generated lines, 5 runs
+#   LINES=200000 RUNS=3 bench/compare.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LINES=${LINES:-1000000}
+RUNS=${RUNS:-5}
+WORK=${WORK:-$(mktemp -d /tmp/flowaudit-bench.XXXXXX)}
+DOCMASK=time,source.namespace,source.pod_name,destination.namespace,destination.pod_name,l4,IP,node_name,is_reply,verdict,drop_reason_desc
+export GOMAXPROCS=1
+
+echo "# machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "# go: $(go version | cut -d' ' -f3), lines: $LINES, runs: $RUNS, work dir: $WORK"
+
+make -s build
+(cd test/compat && go build -o "$WORK/cilium-export" ./cmd/cilium-export && go build -o "$WORK/duckdb-sql" ./cmd/duckdb-sql)
+FA=bin/flowaudit
+IN="$WORK/events.log"
+if [ ! -s "$IN" ]; then
+  $FA gen --seed 1 --nodes 3 --rate 1000 --count "$LINES" --start 2026-01-01T00:00:00Z > "$IN"
+fi
+echo "# input: $(wc -l < "$IN") lines, $(du -m "$IN" | cut -f1) MiB"
+
+# measure NAME CMD...: RUNS runs; prints min/median/max seconds and max RSS.
+measure() {
+  local name=$1; shift
+  local times=() rss=0
+  for _ in $(seq "$RUNS"); do
+    /usr/bin/time -f '%e %M' -o "$WORK/time.txt" "$@" >/dev/null 2>"$WORK/stderr.txt" || { cat "$WORK/stderr.txt"; return 1; }
+    read -r t m < "$WORK/time.txt"
+    times+=("$t"); [ "$m" -gt "$rss" ] && rss=$m
+  done
+  sorted=$(printf '%s\n' "${times[@]}" | sort -n)
+  min=$(echo "$sorted" | head -1); max=$(echo "$sorted" | tail -1)
+  med=$(echo "$sorted" | sed -n "$(( (RUNS + 1) / 2 ))p")
+  printf '%-44s min %7.2fs  median %7.2fs  max %7.2fs  maxRSS %5d MiB  (%.0f lines/s at median)\n' \
+    "$name" "$min" "$med" "$max" $((rss / 1024)) "$(echo "$LINES / $med" | bc -l)"
+  echo "$med" > "$WORK/last_median"
+}
+ratio() { echo "scale=1; $1 / $2" | bc -l; }
+
+echo
+echo "## flowaudit filter vs Cilium's exporter code (protojson + filters.Apply + fieldmask.Copy + json.Encoder)"
+for job in "docmask|--fieldmask $DOCMASK|-fieldmask $DOCMASK" \
+           "allow DROPPED,ERROR|--allowlist {\"verdict\":[\"DROPPED\",\"ERROR\"]}|-allowlist {\"verdict\":[\"DROPPED\",\"ERROR\"]}" \
+           "nomask|--output -|-o -"; do
+  IFS='|' read -r name fa ci <<<"$job"
+  # shellcheck disable=SC2086
+  $FA filter $fa -o "$WORK/fa.out" "$IN" 2>/dev/null || true
+  # shellcheck disable=SC2086
+  "$WORK/cilium-export" $ci -o "$WORK/ci.out" "$IN" 2>/dev/null
+  if cmp -s "$WORK/fa.out" "$WORK/ci.out"; then same="byte-identical"; else same="OUTPUT DIFFERS"; fi
+  # shellcheck disable=SC2086
+  measure "cilium exporter code, $name" "$WORK/cilium-export" $ci -o /dev/null "$IN"; c=$(cat "$WORK/last_median")
+  # shellcheck disable=SC2086
+  measure "flowaudit filter, $name" $FA filter $fa -o /dev/null "$IN"; f=$(cat "$WORK/last_median")
+  echo "  => speed-up $(ratio "$c" "$f")x, output $same ($(wc -l < "$WORK/fa.out") lines)"
+done
+
+echo
+echo "## flowaudit import (committed, verified Parquet) vs DuckDB read_json -> Parquet (threads=1, zstd)"
+rm -rf "$WORK/arch"
+measure "flowaudit import, all fields" sh -c "rm -rf '$WORK/arch' && $FA import --progress never --archive '$WORK/arch' '$IN'"; f=$(cat "$WORK/last_median")
+fa_bytes=$(du -cb "$WORK"/arch/flows/*/*/*.parquet | tail -1 | cut -f1)
+measure "duckdb read_json -> parquet, all fields" "$WORK/duckdb-sql" -threads 1 \
+  "COPY (SELECT * FROM read_json('$IN', format='newline_delimited')) TO '$WORK/duck.parquet' (FORMAT parquet, COMPRESSION zstd)"; d=$(cat "$WORK/last_median")
+dk_bytes=$(stat -c %s "$WORK/duck.parquet")
+echo "  => speed-up $(ratio "$d" "$f")x; bytes/flow flowaudit $((fa_bytes / LINES)), duckdb $((dk_bytes / LINES))"
+
+measure "flowaudit import, docs-example mask" sh -c "rm -rf '$WORK/arch2' && $FA import --progress never --fieldmask $DOCMASK --archive '$WORK/arch2' '$IN'"; f=$(cat "$WORK/last_median")
+fa_bytes=$(du -cb "$WORK"/arch2/flows/*/*/*.parquet | tail -1 | cut -f1)
+measure "duckdb read_json -> parquet, docs-example mask" "$WORK/duckdb-sql" -threads 1 \
+  "COPY (SELECT flow.time, flow.source.namespace, flow.source.pod_name, flow.destination.namespace, flow.destination.pod_name, flow.l4, flow.IP, flow.node_name, flow.is_reply, flow.verdict, flow.drop_reason_desc FROM read_json('$IN', format='newline_delimited') WHERE flow IS NOT NULL) TO '$WORK/duck2.parquet' (FORMAT parquet, COMPRESSION zstd)"; d=$(cat "$WORK/last_median")
+dk_bytes=$(stat -c %s "$WORK/duck2.parquet")
+echo "  => speed-up $(ratio "$d" "$f")x; bytes/flow flowaudit $((fa_bytes / LINES)), duckdb $((dk_bytes / LINES))"

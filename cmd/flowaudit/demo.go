@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func init() { subcommands = append(subcommands, newDemoCmd) }
+
+func newDemoCmd() *cobra.Command {
+	var (
+		dir  string
+		rate float64
+		seed int64
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Generate a day of traffic for 3 nodes, archive it, and write the monthly report",
+		Long: `demo runs the whole job on a built-in default, with no cluster: it generates one
+day (2026-01-15, UTC) of realistic Hubble traffic for a 3-node cluster into
+events.log files rotated by lumberjack as Cilium's exporter does, imports them
+into a Parquet archive, writes the January 2026 report as HTML and Markdown,
+and prints where everything is and a DuckDB query to try.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				d, err := os.MkdirTemp("", "flowaudit-demo-")
+				if err != nil {
+					return err
+				}
+				dir = d
+			}
+			logs := filepath.Join(dir, "hubble")
+			arch := filepath.Join(dir, "archive")
+			if err := os.MkdirAll(logs, 0o755); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			start := time.Now()
+			steps := []struct {
+				what string
+				cmd  *cobra.Command
+				args []string
+			}{
+				{"generate", newGenCmd(), []string{
+					"--out", filepath.Join(logs, "events.log"), "--nodes", "3", "--rate", fmt.Sprint(rate),
+					"--seed", fmt.Sprint(seed), "--start", "2026-01-15T00:00:00Z", "--duration", "24h",
+					"--max-size-mb", "10", "--max-backups", "0", "--compress",
+				}},
+				{"import", newImportCmd(), []string{"--archive", arch, "--progress", "never", logs}},
+				{"report (html)", newReportCmd(), []string{"--month", "2026-01", "--archive", arch, "--format", "html", "--out", filepath.Join(dir, "report-2026-01.html")}},
+				{"report (md)", newReportCmd(), []string{"--month", "2026-01", "--archive", arch, "--format", "md", "--out", filepath.Join(dir, "report-2026-01.md")}},
+			}
+			for _, s := range steps {
+				t := time.Now()
+				s.cmd.SetArgs(s.args)
+				s.cmd.SetOut(out)
+				s.cmd.SetErr(cmd.ErrOrStderr())
+				s.cmd.SilenceUsage = true
+				if err := s.cmd.ExecuteContext(cmd.Context()); err != nil {
+					return fmt.Errorf("demo: %s: %w", s.what, err)
+				}
+				fmt.Fprintf(out, "demo: %s done in %s\n", s.what, time.Since(t).Round(time.Millisecond))
+			}
+			fmt.Fprintf(out, `
+demo finished in %s
+  events.log files: %s
+  archive:          %s
+  report:           %s
+                    %s
+Try DuckDB on the archive:
+  duckdb -c "SELECT verdict, count(*) FROM read_parquet('%s/flows/**/*.parquet', hive_partitioning=true) GROUP BY verdict ORDER BY 2 DESC"
+`, time.Since(start).Round(time.Millisecond), logs, arch,
+				filepath.Join(dir, "report-2026-01.html"), filepath.Join(dir, "report-2026-01.md"), arch)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", "", "working directory (default: a new temporary directory)")
+	f.Float64Var(&rate, "rate", 2, "flows per second per node")
+	f.Int64Var(&seed, "seed", 1, "generator seed")
+	return cmd
+}

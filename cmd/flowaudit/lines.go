@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// maxLineBytes is the longest event line accepted; longer lines are skipped
+// and reported (Hubble's own `observe --input-file` stops at 64 KiB).
+const maxLineBytes = 1 << 20
+
+// lineReader reads newline-terminated lines from a file, a .gz file or stdin
+// with bounded memory: an over-long line is skipped to its end and reported.
+type lineReader struct {
+	name string
+	r    *bufio.Reader
+	c    io.Closer
+	line int
+	long []byte
+}
+
+// openLines opens path ("-" is stdin); gzip input is recognised by its magic
+// bytes, whatever the file name.
+func openLines(path string) (*lineReader, error) {
+	var f *os.File
+	if path == "-" {
+		f = os.Stdin
+	} else {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, err
+		}
+	}
+	br := bufio.NewReaderSize(f, 1<<20)
+	lr := &lineReader{name: path, r: br, c: f}
+	if path == "-" {
+		lr.name = "<stdin>"
+		lr.c = io.NopCloser(nil)
+	}
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		lr.r = bufio.NewReaderSize(zr, 1<<20)
+	}
+	return lr, nil
+}
+
+var errLineTooLong = errors.New("line longer than 1 MiB skipped")
+
+// next returns the next line without its newline, valid until the next call.
+// A final line without a newline is returned too (a file written to the end).
+func (lr *lineReader) next() ([]byte, error) {
+	lr.line++
+	b, err := lr.r.ReadSlice('\n')
+	switch {
+	case err == nil:
+		return bytes.TrimSuffix(b[:len(b)-1], []byte{'\r'}), nil
+	case errors.Is(err, bufio.ErrBufferFull):
+		// Over-long line: discard to its end with bounded memory.
+		for errors.Is(err, bufio.ErrBufferFull) {
+			_, err = lr.r.ReadSlice('\n')
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		return nil, errLineTooLong
+	case errors.Is(err, io.EOF) && len(b) > 0:
+		return b, nil
+	default:
+		return nil, err
+	}
+}
+
+func (lr *lineReader) where() string { return fmt.Sprintf("%s:%d", lr.name, lr.line) }
+
+func (lr *lineReader) Close() error { return lr.c.Close() }

@@ -1,0 +1,418 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"go.uber.org/zap"
+
+	"github.com/flowaudit/flowaudit/pkg/fieldmask"
+	"github.com/flowaudit/flowaudit/pkg/filter"
+	"github.com/flowaudit/flowaudit/pkg/flow"
+	"github.com/flowaudit/flowaudit/pkg/hubblejson"
+	"github.com/flowaudit/flowaudit/pkg/ingest"
+)
+
+// Spec is the user's filter and mask configuration for one source, in Cilium's
+// own syntax.
+type Spec struct {
+	Allowlist string   // hubble-export-allowlist syntax
+	Denylist  string   // hubble-export-denylist syntax
+	FieldMask []string // hubble-export-fieldmask paths
+}
+
+// Compiled is a Spec compiled into the objects the hot path uses. It is
+// immutable; a reload swaps the whole value.
+type Compiled struct {
+	Spec    Spec
+	Program *filter.Program
+	// Mask is the user's mask; ArchiveMask is what the archive keeps: the user's
+	// paths plus time and node_name, without which a row cannot be placed.
+	Mask        *fieldmask.Mask
+	ArchiveMask *fieldmask.Mask
+	Plan        *hubblejson.Plan
+	// Hash identifies the configuration in the archive (stats rows, file metadata).
+	Hash string
+}
+
+// alwaysKept are the fields the archive needs for every row, whatever the mask.
+var alwaysKept = []string{"time", "node_name"}
+
+// Compile parses and compiles a Spec. Errors name the setting and the value.
+func Compile(s Spec) (*Compiled, error) {
+	allow, err := filter.ParseFilters(s.Allowlist)
+	if err != nil {
+		return nil, fmt.Errorf("allowlist: %w", err)
+	}
+	deny, err := filter.ParseFilters(s.Denylist)
+	if err != nil {
+		return nil, fmt.Errorf("denylist: %w", err)
+	}
+	prog, err := filter.Compile(allow, deny)
+	if err != nil {
+		return nil, err
+	}
+	mask, err := fieldmask.Compile(s.FieldMask)
+	if err != nil {
+		return nil, fmt.Errorf("fieldmask: %w", err)
+	}
+	archiveMask := mask
+	if mask.Active() {
+		archiveMask, err = fieldmask.Compile(append(append([]string(nil), s.FieldMask...), alwaysKept...))
+		if err != nil {
+			return nil, fmt.Errorf("fieldmask: %w", err)
+		}
+	}
+	filterFields := prog.Fields().Union(flow.Fields(alwaysKept...))
+	h := sha256.New()
+	fmt.Fprintf(h, "allow=%s\x00deny=%s\x00mask=%s", s.Allowlist, s.Denylist, strings.Join(s.FieldMask, ","))
+	return &Compiled{
+		Spec:        s,
+		Program:     prog,
+		Mask:        mask,
+		ArchiveMask: archiveMask,
+		Plan:        hubblejson.NewPlan(filterFields, archiveMask.Fields()),
+		Hash:        hex.EncodeToString(h.Sum(nil))[:16],
+	}, nil
+}
+
+// Sink receives full batches; the archive Writer implements it. After Write
+// returns the batch is reset and reused.
+type Sink interface {
+	Write(b *flow.Batch) error
+}
+
+// Config tunes one pipeline.
+type Config struct {
+	// Node is the node name used for heartbeat stats before any flow was seen
+	// (the daemon's node, "cluster/node" like Hubble's flow node_name).
+	Node string
+	// Status is written into the stats rows ("up" for the daemon, "imported").
+	Status string
+	// Heartbeat, when > 0, makes the pipeline emit an all-zero stats row for the
+	// current minute at this interval even when no event arrives, so that "no
+	// traffic" differs from "collector down". Zero for imports.
+	Heartbeat time.Duration
+	// QueueBatches bounds the batches in flight between the source and the sink.
+	QueueBatches int
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Status == "" {
+		c.Status = "up"
+	}
+	if c.QueueBatches <= 0 {
+		c.QueueBatches = 4
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Pipeline moves one source's events into a sink.
+type Pipeline struct {
+	cfg      Config
+	src      ingest.Source
+	sink     Sink
+	log      *zap.Logger
+	m        *Metrics
+	compiled atomic.Pointer[Compiled]
+
+	// state of the source goroutine
+	dec      *hubblejson.Decoder
+	decFor   *Compiled
+	lastNode string
+	lastMin  int64
+	errLog   throttle
+}
+
+// New returns a pipeline from src to sink with the given compiled configuration.
+func New(cfg Config, src ingest.Source, c *Compiled, sink Sink, log *zap.Logger, m *Metrics) *Pipeline {
+	cfg.setDefaults()
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	p := &Pipeline{cfg: cfg, src: src, sink: sink, log: log.Named("pipeline"), m: m, lastNode: cfg.Node}
+	p.compiled.Store(c)
+	return p
+}
+
+// Swap replaces the filter and mask; it takes effect at the next line batch
+// boundary, so no event is handled twice or by a mixture of both.
+func (p *Pipeline) Swap(c *Compiled) { p.compiled.Store(c) }
+
+// Compiled returns the configuration in effect.
+func (p *Pipeline) Compiled() *Compiled { return p.compiled.Load() }
+
+// Run reads the source from checkpoint `from` until ctx is done or the source
+// ends, and returns after every batch read has been handed to the sink. The
+// sink's error stops the pipeline and is returned.
+func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
+	free := make(chan *flow.Batch, p.cfg.QueueBatches)
+	full := make(chan *flow.Batch, p.cfg.QueueBatches)
+	for i := 0; i < p.cfg.QueueBatches; i++ {
+		free <- &flow.Batch{}
+	}
+	srcCtx, cancelSrc := context.WithCancel(ctx)
+	defer cancelSrc()
+
+	var sinkErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for b := range full {
+			if sinkErr == nil {
+				start := time.Now()
+				if err := p.sink.Write(b); err != nil {
+					sinkErr = err
+					cancelSrc() // stop reading: nothing after this batch may be acknowledged
+				} else {
+					p.m.sinkSeconds.Observe(time.Since(start).Seconds())
+				}
+			}
+			b.Reset()
+			free <- b
+			p.m.queueBatches.Set(float64(len(full)))
+		}
+	}()
+
+	var cur *flow.Batch
+	take := func() {
+		select {
+		case cur = <-free:
+		case <-srcCtx.Done():
+		}
+	}
+	send := func() {
+		if cur == nil {
+			return
+		}
+		full <- cur
+		p.m.queueBatches.Set(float64(len(full)))
+		cur = nil
+	}
+
+	var hb <-chan time.Time
+	if p.cfg.Heartbeat > 0 {
+		t := time.NewTicker(p.cfg.Heartbeat)
+		defer t.Stop()
+		hb = t.C
+		// Heartbeats are sent from the emit callback's goroutine only, so the
+		// batch is never touched concurrently: a separate goroutine asks for one.
+	}
+	heartbeatDue := atomic.Bool{}
+	if hb != nil {
+		hbDone := make(chan struct{})
+		defer close(hbDone)
+		go func() {
+			for {
+				select {
+				case <-hb:
+					heartbeatDue.Store(true)
+				case <-hbDone:
+					return
+				}
+			}
+		}()
+	}
+
+	emit := func(lb *ingest.LineBatch) error {
+		if cur == nil {
+			take()
+			if cur == nil {
+				return srcCtx.Err()
+			}
+		}
+		p.process(lb, cur)
+		if heartbeatDue.Swap(false) {
+			p.heartbeat(cur)
+		}
+		send()
+		return nil
+	}
+	srcErr := p.src.Run(srcCtx, from, emit)
+	close(full)
+	wg.Wait()
+	if sinkErr != nil {
+		return fmt.Errorf("pipeline %s: %w", p.src.ID(), sinkErr)
+	}
+	if srcErr != nil && !errors.Is(srcErr, context.Canceled) {
+		return fmt.Errorf("pipeline %s: %w", p.src.ID(), srcErr)
+	}
+	return nil
+}
+
+// heartbeat records an all-zero stats row for the current minute.
+func (p *Pipeline) heartbeat(b *flow.Batch) {
+	min := p.cfg.Now().Unix() / 60 * 60
+	b.AddStat(p.lastNode, min, flow.Counts{})
+	p.setStatus(b)
+}
+
+func (p *Pipeline) setStatus(b *flow.Batch) {
+	for i := range b.Stats {
+		b.Stats[i].Status = p.cfg.Status
+	}
+}
+
+// process decodes, filters and masks one line batch into b. It runs on the
+// source's goroutine; it allocates nothing per event in steady state.
+func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
+	c := p.compiled.Load()
+	if p.dec == nil || p.decFor != c {
+		p.dec = hubblejson.NewDecoder(c.Plan)
+		p.decFor = c
+	}
+	dec := p.dec
+	dec.SetArena(&b.Arena)
+	prog, mask := c.Program, c.ArchiveMask
+
+	var seen, kept, denied, decodeErrs, nonFlow uint64
+	for i, line := range lb.Lines {
+		slot := b.Next()
+		kind, err := dec.Decode(line, slot)
+		if err == nil && kind == flow.KindFlow {
+			node, min := slot.GetNodeName(), minuteOf(slot)
+			if node == "" {
+				node = p.lastNode
+			}
+			if node != p.lastNode {
+				// The flow's string lives in the batch arena; lastNode outlives it.
+				p.lastNode = strings.Clone(node)
+				node = p.lastNode
+			}
+			p.lastMin = min
+			seen++
+			if prog.MatchFlow(slot) {
+				if err = dec.Finish(slot); err == nil {
+					mask.Prune(slot)
+					kept++
+					b.AddStat(node, min, flow.Counts{Seen: 1, Kept: 1})
+					continue
+				}
+				seen-- // counted below as a decode error
+			} else {
+				denied++
+				b.Unnext()
+				b.AddStat(node, min, flow.Counts{Seen: 1, Denied: 1})
+				continue
+			}
+		}
+		b.Unnext()
+		if err != nil {
+			decodeErrs++
+			b.AddStat(p.lastNode, p.minuteOrNow(), flow.Counts{DecodeErrors: 1})
+			if p.errLog.allow(p.cfg.Now()) {
+				where := ""
+				if i < len(lb.Where) {
+					where = lb.Where[i].String()
+				}
+				p.log.Warn("cannot decode event line; skipped and counted",
+					zap.String("source", p.src.ID()), zap.String("where", where), zap.Error(err),
+					zap.Uint64("suppressed", p.errLog.takeSuppressed()))
+			}
+			continue
+		}
+		switch kind {
+		case flow.KindLostEvents:
+			nonFlow++
+			p.recordLost(b, dec)
+		default:
+			nonFlow++
+			b.AddStat(p.lastNode, p.minuteOrNow(), flow.Counts{NonFlow: 1})
+		}
+	}
+	for _, l := range lb.Losses {
+		if l.Node == "" {
+			l.Node = p.lastNode
+		}
+		if l.Time.IsZero() {
+			l.Time = p.cfg.Now()
+		}
+		b.Losses = append(b.Losses, l)
+		p.m.lostEvents.WithLabelValues(l.Reason).Add(float64(l.Events))
+	}
+	b.Checkpoint = lb.Checkpoint
+	p.setStatus(b)
+	p.m.events.WithLabelValues("flow").Add(float64(seen))
+	p.m.events.WithLabelValues("non_flow").Add(float64(nonFlow))
+	p.m.kept.Add(float64(kept))
+	p.m.denied.Add(float64(denied))
+	p.m.decodeErrors.Add(float64(decodeErrs))
+	if decodeErrs > 0 {
+		p.m.lostEvents.WithLabelValues(flow.LossDecodeError).Add(float64(decodeErrs))
+	}
+}
+
+// recordLost turns a Hubble lost_events line into a Loss record.
+func (p *Pipeline) recordLost(b *flow.Batch, dec *hubblejson.Decoder) {
+	ev, _ := dec.NonFlow().(*flowpb.LostEvent)
+	t, ok := dec.EnvelopeTime()
+	if !ok {
+		t = p.cfg.Now()
+	}
+	node := p.lastNode
+	if n := dec.EnvelopeNodeName(); n != "" && !strings.Contains(node, "/") {
+		node = n
+	} else if n != "" && strings.Contains(node, "/") {
+		// events.log's lost_events carry the plain node name; flows carry
+		// cluster/node. Attribute the loss to the flows' node when they agree.
+		if _, nn, _ := strings.Cut(node, "/"); nn != n {
+			node = n
+		}
+	}
+	l := flow.Loss{Node: node, Time: t, Reason: flow.LossHubbleLostEvents}
+	if ev != nil {
+		l.Events = ev.GetNumEventsLost()
+		l.Detail = ev.GetSource().String()
+	}
+	b.Losses = append(b.Losses, l)
+	b.AddStat(node, t.Unix()/60*60, flow.Counts{NonFlow: 1})
+	p.m.lostEvents.WithLabelValues(flow.LossHubbleLostEvents).Add(float64(l.Events))
+}
+
+func (p *Pipeline) minuteOrNow() int64 {
+	if p.lastMin != 0 {
+		return p.lastMin
+	}
+	return p.cfg.Now().Unix() / 60 * 60
+}
+
+func minuteOf(f *flowpb.Flow) int64 {
+	return f.GetTime().GetSeconds() / 60 * 60
+}
+
+// throttle lets one log line through per interval and counts the rest.
+type throttle struct {
+	next       time.Time
+	suppressed uint64
+}
+
+func (t *throttle) allow(now time.Time) bool {
+	if now.Before(t.next) {
+		t.suppressed++
+		return false
+	}
+	t.next = now.Add(10 * time.Second)
+	return true
+}
+
+func (t *throttle) takeSuppressed() uint64 {
+	n := t.suppressed
+	t.suppressed = 0
+	return n
+}

@@ -1,0 +1,260 @@
+package pipeline
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+	"github.com/flowaudit/flowaudit/pkg/ingest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// sliceSource emits fixed line batches, each with a checkpoint naming its index.
+type sliceSource struct {
+	batches [][][]byte
+	losses  []flow.Loss
+}
+
+func (s *sliceSource) ID() string { return "test:slice" }
+
+func (s *sliceSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*ingest.LineBatch) error) error {
+	start := 0
+	if from.Position != "" {
+		n, err := strconv.Atoi(from.Position)
+		if err != nil {
+			return err
+		}
+		start = n + 1
+	}
+	for i := start; i < len(s.batches); i++ {
+		lb := &ingest.LineBatch{Lines: s.batches[i], Checkpoint: flow.Checkpoint{Source: s.ID(), Position: strconv.Itoa(i)}}
+		if i == 0 {
+			lb.Losses = s.losses
+		}
+		if err := emit(lb); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// recordSink keeps what it was given, copying out of the batch (which is reused).
+type recordSink struct {
+	uuids       []string
+	stats       map[string]flow.Counts
+	losses      []flow.Loss
+	checkpoints []flow.Checkpoint
+	failAt      int
+	writes      int
+}
+
+func (r *recordSink) Write(b *flow.Batch) error {
+	r.writes++
+	if r.failAt > 0 && r.writes == r.failAt {
+		return errors.New("disk full")
+	}
+	for _, f := range b.Flows {
+		r.uuids = append(r.uuids, f.GetUuid())
+		if f.GetTime() == nil {
+			return errors.New("archived flow without time")
+		}
+	}
+	if r.stats == nil {
+		r.stats = map[string]flow.Counts{}
+	}
+	for _, s := range b.Stats {
+		c := r.stats[s.Node]
+		c.Add(s.Counts)
+		r.stats[s.Node] = c
+	}
+	r.losses = append(r.losses, b.Losses...)
+	r.checkpoints = append(r.checkpoints, b.Checkpoint)
+	return nil
+}
+
+func fixtureLines(t *testing.T) [][]byte {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	f, err := os.Open(filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "fixtures", "generated", "encoder-golden-nomask.jsonl"))
+	if err != nil {
+		t.Skipf("fixtures not available: %v", err)
+	}
+	defer f.Close()
+	var lines [][]byte
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		lines = append(lines, append([]byte(nil), sc.Bytes()...))
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
+func TestPipelineAccountsForEveryLine(t *testing.T) {
+	lines := fixtureLines(t)
+	bad := []byte(`{"flow":{"verdict":`)
+	src := &sliceSource{
+		batches: [][][]byte{lines[:3], append(append([][]byte{}, lines[3:]...), bad)},
+		losses:  []flow.Loss{{Reason: flow.LossRotationGap, Bytes: 42, Detail: "events-x.log"}},
+	}
+	for _, tc := range []struct {
+		name  string
+		spec  Spec
+		check func(t *testing.T, sink *recordSink, total flow.Counts)
+	}{
+		{"keep everything", Spec{}, func(t *testing.T, sink *recordSink, total flow.Counts) {
+			if total.Denied != 0 || total.Kept != total.Seen {
+				t.Errorf("counts %+v: every flow should be kept", total)
+			}
+		}},
+		{"allow dropped only", Spec{Allowlist: `{"verdict":["DROPPED"]}`}, func(t *testing.T, sink *recordSink, total flow.Counts) {
+			if total.Kept == 0 || total.Denied == 0 {
+				t.Errorf("counts %+v: want some kept and some denied", total)
+			}
+		}},
+		{"mask without time keeps time", Spec{FieldMask: []string{"verdict"}}, func(t *testing.T, sink *recordSink, total flow.Counts) {
+			for _, u := range sink.uuids {
+				if u != "" {
+					t.Errorf("uuid %q survived a mask without uuid", u)
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Compile(tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sink := &recordSink{}
+			p := New(Config{Node: "test/node"}, src, c, sink, nil, nil)
+			if err := p.Run(context.Background(), flow.Checkpoint{}); err != nil {
+				t.Fatal(err)
+			}
+			var total flow.Counts
+			for _, c := range sink.stats {
+				total.Add(c)
+			}
+			// Every line is a flow (seen), a non-flow event, or a decode error.
+			if got := total.Seen + total.NonFlow + total.DecodeErrors; got != uint64(len(lines)+1) {
+				t.Errorf("accounted %d lines (%+v), read %d", got, total, len(lines)+1)
+			}
+			if total.Seen != total.Kept+total.Denied {
+				t.Errorf("seen %d != kept %d + denied %d", total.Seen, total.Kept, total.Denied)
+			}
+			if int(total.Kept) != len(sink.uuids) {
+				t.Errorf("kept %d but archived %d", total.Kept, len(sink.uuids))
+			}
+			if total.DecodeErrors != 1 {
+				t.Errorf("decode errors %d, want 1", total.DecodeErrors)
+			}
+			var gap bool
+			for _, l := range sink.losses {
+				if l.Reason == flow.LossRotationGap && l.Bytes == 42 && l.Node != "" {
+					gap = true
+				}
+			}
+			if !gap {
+				t.Errorf("source loss not passed on with a node: %+v", sink.losses)
+			}
+			if n := len(sink.checkpoints); n == 0 || sink.checkpoints[n-1].Position != "1" {
+				t.Errorf("last checkpoint %v, want position 1", sink.checkpoints)
+			}
+			tc.check(t, sink, total)
+		})
+	}
+}
+
+func TestPipelineStopsAtSinkError(t *testing.T) {
+	lines := fixtureLines(t)
+	var batches [][][]byte
+	for i := 0; i < 10; i++ {
+		batches = append(batches, lines)
+	}
+	c, err := Compile(Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &recordSink{failAt: 3}
+	p := New(Config{}, &sliceSource{batches: batches}, c, sink, nil, nil)
+	err = p.Run(context.Background(), flow.Checkpoint{})
+	if err == nil {
+		t.Fatal("sink error not returned")
+	}
+	// Nothing after the failed batch may be acknowledged.
+	for _, cp := range sink.checkpoints {
+		if n, _ := strconv.Atoi(cp.Position); n >= 2 {
+			t.Errorf("checkpoint %s acknowledged after the failed batch", cp.Position)
+		}
+	}
+}
+
+func TestPipelineResumesFromCheckpoint(t *testing.T) {
+	lines := fixtureLines(t)
+	c, err := Compile(Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &sliceSource{batches: [][][]byte{lines[:4], lines[4:]}}
+	all := &recordSink{}
+	if err := New(Config{}, src, c, all, nil, nil).Run(context.Background(), flow.Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	rest := &recordSink{}
+	if err := New(Config{}, src, c, rest, nil, nil).Run(context.Background(), flow.Checkpoint{Source: src.ID(), Position: "0"}); err != nil {
+		t.Fatal(err)
+	}
+	first := &recordSink{}
+	if err := New(Config{}, &sliceSource{batches: [][][]byte{lines[:4]}}, c, first, nil, nil).Run(context.Background(), flow.Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(first.uuids)+len(rest.uuids) != len(all.uuids) {
+		t.Errorf("resumed run archived %d + %d flows, a full run %d", len(first.uuids), len(rest.uuids), len(all.uuids))
+	}
+}
+
+func TestPipelineHeartbeat(t *testing.T) {
+	c, err := Compile(Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	src := &tickingSource{n: 3}
+	sink := &recordSink{}
+	p := New(Config{Node: "c/n1", Heartbeat: time.Millisecond, Now: func() time.Time { return now }}, src, c, sink, nil, nil)
+	if err := p.Run(context.Background(), flow.Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sink.stats["c/n1"]; !ok {
+		t.Fatalf("no heartbeat stats row for the node: %v", sink.stats)
+	}
+}
+
+// tickingSource emits n empty batches, 5 ms apart (an idle source).
+type tickingSource struct{ n int }
+
+func (s *tickingSource) ID() string { return "test:tick" }
+
+func (s *tickingSource) Run(ctx context.Context, _ flow.Checkpoint, emit func(*ingest.LineBatch) error) error {
+	for i := 0; i < s.n; i++ {
+		time.Sleep(5 * time.Millisecond)
+		if err := emit(&ingest.LineBatch{Checkpoint: flow.Checkpoint{Source: s.ID(), Position: strconv.Itoa(i)}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
