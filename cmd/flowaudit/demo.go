@@ -81,7 +81,7 @@ Try DuckDB on the archive:
 	}
 	f := cmd.Flags()
 	f.StringVar(&dir, "dir", "", "working directory (default: a new temporary directory)")
-	f.Float64Var(&rate, "rate", 2, "flows per second per node")
+	f.Float64Var(&rate, "rate", 1, "flows per second per node")
 	f.Int64Var(&seed, "seed", 1, "generator seed")
 	return cmd
 }

@@ -7,15 +7,11 @@ import (
 	"io"
 	"os"
 
-	flowpb "github.com/cilium/cilium/api/v1/flow"
-	observerpb "github.com/cilium/cilium/api/v1/observer"
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/flowaudit/flowaudit/pkg/exporter"
 	"github.com/flowaudit/flowaudit/pkg/fieldmask"
 	"github.com/flowaudit/flowaudit/pkg/filter"
-	"github.com/flowaudit/flowaudit/pkg/flow"
-	"github.com/flowaudit/flowaudit/pkg/hubblejson"
 )
 
 func init() { subcommands = append(subcommands, newFilterCmd) }
@@ -69,143 +65,54 @@ skipped; the exit status is 2 when there were any.`,
 	return cmd
 }
 
-// exporterJob is the compiled exporter: the same decisions and bytes as
-// Cilium's exporter for one configuration.
-type exporterJob struct {
-	prog *filter.Program
-	mask *fieldmask.Mask
-	dec  *hubblejson.Decoder
-
-	src, dst *flowpb.Flow
-	buf      []byte
-
-	read, kept, denied, bad uint64
-}
-
-func newExporterJob(o filterOpts) (*exporterJob, error) {
-	allowS, denyS, maskPaths := o.allowlist, o.denylist, fieldmask.ParsePaths(o.fieldmask)
-	var allow, deny []*flowpb.FlowFilter
-	var err error
+// exporterConfig builds the exporter configuration from the flags.
+func exporterConfig(o filterOpts) (exporter.Config, error) {
+	var cfg exporter.Config
 	if o.flowlogsConfig != "" {
 		if o.allowlist != "" || o.denylist != "" || o.fieldmask != "" {
-			return nil, errors.New("--flowlogs-config cannot be combined with --allowlist, --denylist or --fieldmask")
+			return cfg, errors.New("--flowlogs-config cannot be combined with --allowlist, --denylist or --fieldmask")
 		}
 		data, err := os.ReadFile(o.flowlogsConfig)
 		if err != nil {
-			return nil, err
+			return cfg, err
 		}
 		entries, err := filter.ParseFlowLogs(data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.flowlogsConfig, err)
+			return cfg, fmt.Errorf("%s: %w", o.flowlogsConfig, err)
 		}
-		var found *filter.FlowLogConfig
 		for i := range entries {
 			if entries[i].Name == o.name {
-				found = &entries[i]
+				e := entries[i]
+				return exporter.Config{Allow: e.IncludeFilters, Deny: e.ExcludeFilters, FieldMask: e.FieldMask}, nil
 			}
 		}
-		if found == nil {
-			return nil, fmt.Errorf("%s: no flowLogs entry named %q", o.flowlogsConfig, o.name)
-		}
-		allow, deny, maskPaths = found.IncludeFilters, found.ExcludeFilters, found.FieldMask
-	} else {
-		if o.name != "" {
-			return nil, errors.New("--name needs --flowlogs-config")
-		}
-		if allow, err = filter.ParseFilters(allowS); err != nil {
-			return nil, fmt.Errorf("--allowlist: %w", err)
-		}
-		if deny, err = filter.ParseFilters(denyS); err != nil {
-			return nil, fmt.Errorf("--denylist: %w", err)
-		}
+		return cfg, fmt.Errorf("%s: no flowLogs entry named %q", o.flowlogsConfig, o.name)
 	}
-	prog, err := filter.Compile(allow, deny)
-	if err != nil {
-		return nil, err
+	if o.name != "" {
+		return cfg, errors.New("--name needs --flowlogs-config")
 	}
-	mask, err := fieldmask.Compile(maskPaths)
-	if err != nil {
-		return nil, fmt.Errorf("fieldmask: %w", err)
+	var err error
+	if cfg.Allow, err = filter.ParseFilters(o.allowlist); err != nil {
+		return cfg, fmt.Errorf("--allowlist: %w", err)
 	}
-	return &exporterJob{
-		prog: prog,
-		mask: mask,
-		dec:  hubblejson.NewDecoder(hubblejson.NewPlan(prog.Fields(), mask.Fields())),
-		src:  &flowpb.Flow{},
-		dst:  &flowpb.Flow{},
-	}, nil
-}
-
-// line processes one input line and appends the exported line, if any, to
-// j.buf. It returns the decode error, if any.
-func (j *exporterJob) line(b []byte) error {
-	j.read++
-	kind, err := j.dec.Decode(b, j.src)
-	if err != nil {
-		j.bad++
-		return err
+	if cfg.Deny, err = filter.ParseFilters(o.denylist); err != nil {
+		return cfg, fmt.Errorf("--denylist: %w", err)
 	}
-	if kind != flow.KindFlow {
-		msg := j.dec.NonFlow()
-		if msg == nil || !j.prog.MatchNonFlow(msg) {
-			j.denied++
-			return nil
-		}
-		j.kept++
-		ev := &observerpb.ExportEvent{NodeName: j.dec.EnvelopeNodeName()}
-		if t, ok := j.dec.EnvelopeTime(); ok {
-			ev.Time = timestamppb.New(t)
-		}
-		switch m := msg.(type) {
-		case *flowpb.LostEvent:
-			ev.ResponseTypes = &observerpb.ExportEvent_LostEvents{LostEvents: m}
-		case *flowpb.AgentEvent:
-			ev.ResponseTypes = &observerpb.ExportEvent_AgentEvent{AgentEvent: m}
-		case *flowpb.DebugEvent:
-			ev.ResponseTypes = &observerpb.ExportEvent_DebugEvent{DebugEvent: m}
-		default:
-			// node_status exists only in Relay's stream; the exporter never writes it.
-			j.kept--
-			j.denied++
-			return nil
-		}
-		if j.buf, err = hubblejson.AppendEventLine(j.buf, ev); err != nil {
-			j.kept--
-			j.bad++
-			return err
-		}
-		return nil
-	}
-	if !j.prog.MatchFlow(j.src) {
-		j.denied++
-		return nil
-	}
-	if err := j.dec.Finish(j.src); err != nil {
-		j.bad++
-		return err
-	}
-	out := j.src
-	if j.mask.Active() {
-		j.mask.Copy(j.dst, j.src)
-		out = j.dst
-	}
-	n := len(j.buf)
-	if j.buf, err = hubblejson.AppendFlowLine(j.buf, out); err != nil {
-		// Cilium's exporter writes nothing for an event it cannot marshal
-		// (invalid UTF-8): neither do we, and we say so.
-		j.buf = j.buf[:n]
-		j.bad++
-		return err
-	}
-	j.kept++
-	return nil
+	cfg.FieldMask = fieldmask.ParsePaths(o.fieldmask)
+	return cfg, nil
 }
 
 func runFilter(cmd *cobra.Command, o filterOpts, args []string) error {
-	job, err := newExporterJob(o)
+	cfg, err := exporterConfig(o)
 	if err != nil {
 		return err
 	}
+	exp, err := exporter.New(cfg)
+	if err != nil {
+		return err
+	}
+	var buf []byte
+	var tooLong uint64
 	if len(args) == 0 {
 		args = []string{"-"}
 	}
@@ -231,8 +138,7 @@ func runFilter(cmd *cobra.Command, o filterOpts, args []string) error {
 				break
 			}
 			if errors.Is(err, errLineTooLong) {
-				job.read++
-				job.bad++
+				tooLong++
 				fmt.Fprintf(stderr, "%s: %v\n", lr.where(), err)
 				continue
 			}
@@ -243,30 +149,32 @@ func runFilter(cmd *cobra.Command, o filterOpts, args []string) error {
 			if len(b) == 0 {
 				continue
 			}
-			if err := job.line(b); err != nil {
+			if buf, err = exp.Line(buf, b); err != nil {
 				fmt.Fprintf(stderr, "%s: %v\n", lr.where(), err)
 			}
 			if o.count {
-				job.buf = job.buf[:0]
-			} else if len(job.buf) >= 512<<10 {
-				if _, err := bw.Write(job.buf); err != nil {
+				buf = buf[:0]
+			} else if len(buf) >= 512<<10 {
+				if _, err := bw.Write(buf); err != nil {
 					return err
 				}
-				job.buf = job.buf[:0]
+				buf = buf[:0]
 			}
 		}
 		lr.Close()
 	}
+	c := exp.Counts()
+	read, bad := c.Read+tooLong, c.Errors+tooLong
 	if o.count {
-		fmt.Fprintf(bw, "read %d\nkept %d\ndenied %d\nerrors %d\n", job.read, job.kept, job.denied, job.bad)
-	} else if _, err := bw.Write(job.buf); err != nil {
+		fmt.Fprintf(bw, "read %d\nkept %d\ndenied %d\nerrors %d\n", read, c.Kept, c.Denied, bad)
+	} else if _, err := bw.Write(buf); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	if job.bad > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("%d of %d lines could not be parsed or encoded", job.bad, job.read)}
+	if bad > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("%d of %d lines could not be parsed or encoded", bad, read)}
 	}
 	return nil
 }

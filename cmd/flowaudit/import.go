@@ -200,7 +200,7 @@ func runImport(cmd *cobra.Command, o importOpts, args []string) error {
 	pmet := pipeline.NewMetrics(nil)
 	var runErr error
 	for _, f := range files {
-		src, err := ingest.NewImportSource([]string{f}, log, imet)
+		src, err := ingest.NewImportSource(f, log, imet)
 		if err != nil {
 			runErr = err
 			break

@@ -125,7 +125,7 @@ type Pipeline struct {
 	src      ingest.Source
 	sink     Sink
 	log      *zap.Logger
-	m        *Metrics
+	m        sourceMetrics
 	compiled atomic.Pointer[Compiled]
 
 	// state of the source goroutine
@@ -133,6 +133,9 @@ type Pipeline struct {
 	decFor   *Compiled
 	lastNode string
 	lastMin  int64
+	// absolute maps a plain node name to the "cluster/node" name its flows
+	// carry: events.log's lost/agent/debug events use the plain name.
+	absolute map[string]string
 	errLog   throttle
 }
 
@@ -145,7 +148,7 @@ func New(cfg Config, src ingest.Source, c *Compiled, sink Sink, log *zap.Logger,
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	p := &Pipeline{cfg: cfg, src: src, sink: sink, log: log.Named("pipeline"), m: m, lastNode: cfg.Node}
+	p := &Pipeline{cfg: cfg, src: src, sink: sink, log: log.Named("pipeline"), m: m.forSource(src.ID()), lastNode: cfg.Node}
 	p.compiled.Store(c)
 	return p
 }
@@ -182,6 +185,9 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 					cancelSrc() // stop reading: nothing after this batch may be acknowledged
 				} else {
 					p.m.sinkSeconds.Observe(time.Since(start).Seconds())
+					if n := len(b.Flows); n > 0 {
+						p.m.lastWrittenFlowTime.Set(float64(b.Flows[n-1].GetTime().AsTime().UnixNano()) / 1e9)
+					}
 				}
 			}
 			b.Reset()
@@ -294,6 +300,12 @@ func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
 				// The flow's string lives in the batch arena; lastNode outlives it.
 				p.lastNode = strings.Clone(node)
 				node = p.lastNode
+				if _, plain, ok := strings.Cut(node, "/"); ok {
+					if p.absolute == nil {
+						p.absolute = map[string]string{}
+					}
+					p.absolute[plain] = node
+				}
 			}
 			p.lastMin = min
 			seen++
@@ -333,7 +345,7 @@ func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
 			p.recordLost(b, dec)
 		default:
 			nonFlow++
-			b.AddStat(p.lastNode, p.minuteOrNow(), flow.Counts{NonFlow: 1})
+			b.AddStat(p.nodeOf(dec.EnvelopeNodeName()), p.minuteOrNow(), flow.Counts{NonFlow: 1})
 		}
 	}
 	for _, l := range lb.Losses {
@@ -344,17 +356,17 @@ func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
 			l.Time = p.cfg.Now()
 		}
 		b.Losses = append(b.Losses, l)
-		p.m.lostEvents.WithLabelValues(l.Reason).Add(float64(l.Events))
+		p.m.lost.WithLabelValues(l.Reason).Add(float64(l.Events))
 	}
 	b.Checkpoint = lb.Checkpoint
 	p.setStatus(b)
-	p.m.events.WithLabelValues("flow").Add(float64(seen))
-	p.m.events.WithLabelValues("non_flow").Add(float64(nonFlow))
+	p.m.flows.Add(float64(seen))
+	p.m.nonFlow.Add(float64(nonFlow))
 	p.m.kept.Add(float64(kept))
 	p.m.denied.Add(float64(denied))
 	p.m.decodeErrors.Add(float64(decodeErrs))
 	if decodeErrs > 0 {
-		p.m.lostEvents.WithLabelValues(flow.LossDecodeError).Add(float64(decodeErrs))
+		p.m.lost.WithLabelValues(flow.LossDecodeError).Add(float64(decodeErrs))
 	}
 }
 
@@ -365,16 +377,7 @@ func (p *Pipeline) recordLost(b *flow.Batch, dec *hubblejson.Decoder) {
 	if !ok {
 		t = p.cfg.Now()
 	}
-	node := p.lastNode
-	if n := dec.EnvelopeNodeName(); n != "" && !strings.Contains(node, "/") {
-		node = n
-	} else if n != "" && strings.Contains(node, "/") {
-		// events.log's lost_events carry the plain node name; flows carry
-		// cluster/node. Attribute the loss to the flows' node when they agree.
-		if _, nn, _ := strings.Cut(node, "/"); nn != n {
-			node = n
-		}
-	}
+	node := p.nodeOf(dec.EnvelopeNodeName())
 	l := flow.Loss{Node: node, Time: t, Reason: flow.LossHubbleLostEvents}
 	if ev != nil {
 		l.Events = ev.GetNumEventsLost()
@@ -382,7 +385,25 @@ func (p *Pipeline) recordLost(b *flow.Batch, dec *hubblejson.Decoder) {
 	}
 	b.Losses = append(b.Losses, l)
 	b.AddStat(node, t.Unix()/60*60, flow.Counts{NonFlow: 1})
-	p.m.lostEvents.WithLabelValues(flow.LossHubbleLostEvents).Add(float64(l.Events))
+	p.m.lost.WithLabelValues(flow.LossHubbleLostEvents).Add(float64(l.Events))
+}
+
+// nodeOf returns the node a non-flow event belongs to: the "cluster/node"
+// name of the flows from the same node when known, the event's own name
+// otherwise, and the last flow's node when the event names none.
+func (p *Pipeline) nodeOf(envelope string) string {
+	if envelope == "" {
+		return p.lastNode
+	}
+	if abs, ok := p.absolute[envelope]; ok {
+		return abs
+	}
+	if p.cfg.Node != "" {
+		if _, plain, ok := strings.Cut(p.cfg.Node, "/"); ok && plain == envelope {
+			return p.cfg.Node
+		}
+	}
+	return envelope
 }
 
 func (p *Pipeline) minuteOrNow() int64 {

@@ -123,4 +123,3 @@ func toEvent(ev *observerpb.ExportEvent) *v1.Event {
 	}
 	return e
 }
-

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flowaudit/flowaudit/pkg/report"
+)
+
+func init() { subcommands = append(subcommands, newReportCmd) }
+
+func newReportCmd() *cobra.Command {
+	var (
+		month, archiveDir, tz, lang, format, out string
+		nodes                                    []string
+		top                                      int
+	)
+	cmd := &cobra.Command{
+		Use:   "report --month YYYY-MM",
+		Short: "Write the monthly audit report of the archive",
+		Long: `report scans one calendar month of the archive (in --tz) and writes the audit
+report: scope, collection coverage per node and hour (collected, no traffic,
+collector down, losses), verdict totals and daily volume, denied traffic by
+source, destination, port, drop reason and policy, internet egress, top
+talkers, HTTP errors and DNS failures, the integrity check of every file of the
+month, and a sign-off block. Each number comes with the DuckDB query that
+reproduces it. --month previous is the month before the current one in --tz.`,
+		Example: `  flowaudit report --month 2026-01 --archive /var/lib/flowaudit --tz Asia/Seoul --lang ko --format html --out report.html
+  flowaudit report --month previous --archive /var/lib/flowaudit --format json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			loc, err := time.LoadLocation(tz)
+			if err != nil {
+				return fmt.Errorf("--tz: %w", err)
+			}
+			m, err := report.ParseMonth(month, loc, time.Now())
+			if err != nil {
+				return err
+			}
+			if lang != "en" && lang != "ko" {
+				return fmt.Errorf("--lang %q: want en or ko", lang)
+			}
+			rep, err := report.Build(cmd.Context(), report.Options{Archive: archiveDir, Month: m, Location: loc, Nodes: nodes, TopN: top})
+			if err != nil {
+				return err
+			}
+			if format == "csv" {
+				if out == "" || out == "-" {
+					return fmt.Errorf("--format csv writes one file per table: give --out DIR")
+				}
+				return report.RenderCSV(out, rep)
+			}
+			var w io.Writer = cmd.OutOrStdout()
+			var f *os.File
+			if out != "" && out != "-" {
+				if f, err = os.Create(out); err != nil {
+					return err
+				}
+				defer f.Close()
+				w = f
+			}
+			bw := bufio.NewWriter(w)
+			switch format {
+			case "json":
+				err = report.RenderJSON(bw, rep)
+			case "md", "markdown":
+				err = report.RenderMarkdown(bw, rep, lang)
+			case "html":
+				err = report.RenderHTML(bw, rep, lang)
+			default:
+				return fmt.Errorf("--format %q: want html, md, json or csv", format)
+			}
+			if err != nil {
+				return err
+			}
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			if f != nil {
+				return f.Close()
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&month, "month", "", "calendar month YYYY-MM, or previous (required)")
+	f.StringVar(&archiveDir, "archive", "", "archive root directory (required)")
+	f.StringVar(&tz, "tz", "UTC", "time zone of the calendar month (e.g. Asia/Seoul)")
+	f.StringVar(&lang, "lang", "en", "labels: en or ko")
+	f.StringVar(&format, "format", "md", "html, md, json or csv")
+	f.StringVarP(&out, "out", "o", "", "output file (csv: directory); default stdout")
+	f.StringSliceVar(&nodes, "node", nil, "only these nodes (cluster/node); repeatable")
+	f.IntVar(&top, "top", 20, "rows in the top-N tables")
+	_ = cmd.MarkFlagRequired("month")
+	_ = cmd.MarkFlagRequired("archive")
+	return cmd
+}

@@ -1,0 +1,403 @@
+package archive
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+)
+
+const (
+	commitsDir        = "_commits"
+	tmpPrefix         = ".tmp-"
+	keepCommitRecords = 16
+)
+
+// committedFile is one data file of a commit group.
+type committedFile struct {
+	Tmp     string    `json:"tmp"`  // temporary name, relative to the root
+	Path    string    `json:"path"` // final name, relative to the root
+	Table   string    `json:"table"`
+	Node    string    `json:"node"`
+	Date    string    `json:"date"`
+	SHA256  string    `json:"sha256"`
+	Bytes   int64     `json:"bytes"`
+	Rows    int64     `json:"rows"`
+	MinTime time.Time `json:"min_time"`
+	MaxTime time.Time `json:"max_time"`
+}
+
+// commitRecord is the commit point of a group of files: once it is durable,
+// recovery finishes the group (renames, manifest entries); before it, the
+// group's temporary files are discarded and the source re-reads them.
+type commitRecord struct {
+	Seq         uint64                     `json:"seq"`
+	Time        time.Time                  `json:"time"`
+	Files       []committedFile            `json:"files"`
+	Checkpoints map[string]flow.Checkpoint `json:"checkpoints"` // every source's checkpoint after this group
+	First       map[string]flow.Checkpoint `json:"first"`       // first checkpoint of this group, per source
+}
+
+// ManifestEntry is one line of a manifest (manifests/node=<node>/date=<date>.jsonl).
+type ManifestEntry struct {
+	Seq              uint64          `json:"seq"`
+	Op               string          `json:"op"` // "commit" or "retention"
+	Path             string          `json:"path"`
+	Table            string          `json:"table"`
+	SHA256           string          `json:"sha256,omitempty"`
+	Bytes            int64           `json:"bytes"`
+	Rows             int64           `json:"rows"`
+	MinTime          time.Time       `json:"min_time"`
+	MaxTime          time.Time       `json:"max_time"`
+	Checkpoints      json.RawMessage `json:"checkpoints,omitempty"`
+	CollectorVersion string          `json:"collector_version,omitempty"`
+	ConfigHash       string          `json:"config_hash,omitempty"`
+	Prev             string          `json:"prev"`
+	Hash             string          `json:"hash"`
+	KeyID            string          `json:"key_id,omitempty"`
+	Signature        string          `json:"sig,omitempty"`
+}
+
+// entryHash is SHA-256 over the entry with hash and signature empty: it
+// covers prev, so the entries of a node form a chain.
+func entryHash(e ManifestEntry) string {
+	e.Hash, e.Signature, e.KeyID = "", "", ""
+	b, _ := json.Marshal(e)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// KeyID names a public key in manifests: the first 8 bytes of its SHA-256.
+func KeyID(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return hex.EncodeToString(sum[:8])
+}
+
+func manifestPath(root, node, date string) string {
+	return filepath.Join(root, "manifests", "node="+SanitizeNode(node), "date="+date+".jsonl")
+}
+
+func (w *Writer) writeCommitRecord(rec *commitRecord) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("archive: commit record: %w", err)
+	}
+	path := filepath.Join(w.cfg.Root, commitsDir, fmt.Sprintf("commit-%020d.json", rec.Seq))
+	return writeFileAtomic(path, b)
+}
+
+// writeFileAtomic writes a file under a temporary name, fsyncs it, renames it
+// and fsyncs the directory.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("archive: write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("archive: fsync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("archive: close %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("archive: commit %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("archive: fsync dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("archive: fsync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// apply finishes a commit group: renames its files to their final names and
+// appends their manifest entries. It is idempotent, so recovery can redo it.
+func (w *Writer) apply(rec *commitRecord) error {
+	dirs := map[string]bool{}
+	for _, f := range rec.Files {
+		tmp, final := filepath.Join(w.cfg.Root, f.Tmp), filepath.Join(w.cfg.Root, f.Path)
+		if _, err := os.Stat(final); err == nil {
+			continue // already renamed
+		}
+		if err := os.Rename(tmp, final); err != nil {
+			return fmt.Errorf("archive: commit %s: %w", final, err)
+		}
+		dirs[filepath.Dir(final)] = true
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	cps, _ := json.Marshal(map[string]any{"first": rec.First, "last": rec.Checkpoints})
+	for _, f := range rec.Files {
+		if err := w.appendManifest(ManifestEntry{
+			Seq: rec.Seq, Op: "commit", Path: f.Path, Table: f.Table, SHA256: f.SHA256, Bytes: f.Bytes, Rows: f.Rows,
+			MinTime: f.MinTime, MaxTime: f.MaxTime, Checkpoints: cps,
+			CollectorVersion: w.cfg.CollectorVersion, ConfigHash: w.cfg.ConfigHash,
+		}, f.Node, f.Date); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendManifest appends an entry to the node's manifest of the day, chained
+// to the node's previous entry, unless an entry for the same path and seq is
+// already there (recovery).
+func (w *Writer) appendManifest(e ManifestEntry, node, date string) error {
+	path := manifestPath(w.cfg.Root, node, date)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	existing, err := readManifest(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, x := range existing {
+		if x.Seq == e.Seq && x.Path == e.Path && x.Op == e.Op {
+			return nil
+		}
+	}
+	head, err := w.head(node)
+	if err != nil {
+		return err
+	}
+	e.Prev = head
+	e.Hash = entryHash(e)
+	if w.cfg.SigningKey != nil {
+		e.KeyID = KeyID(w.cfg.SigningKey.Public().(ed25519.PublicKey))
+		e.Signature = hex.EncodeToString(ed25519.Sign(w.cfg.SigningKey, []byte(e.Hash)))
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("archive: manifest %s: %w", path, err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("archive: manifest %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("archive: fsync manifest %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	w.heads[node] = e.Hash
+	return nil
+}
+
+// head returns the hash of the node's last manifest entry ("" for none).
+func (w *Writer) head(node string) (string, error) {
+	if h, ok := w.heads[node]; ok {
+		return h, nil
+	}
+	entries, err := nodeManifest(w.cfg.Root, node)
+	if err != nil {
+		return "", err
+	}
+	h := ""
+	if len(entries) > 0 {
+		h = entries[len(entries)-1].Hash
+	}
+	w.heads[node] = h
+	return h, nil
+}
+
+// nodeManifest reads all of a node's manifest entries, oldest day first.
+func nodeManifest(root, node string) ([]ManifestEntry, error) {
+	dir := filepath.Dir(manifestPath(root, node, "x"))
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "date=") && strings.HasSuffix(e.Name(), ".jsonl") {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	var out []ManifestEntry
+	for _, n := range names {
+		es, err := readManifest(filepath.Join(dir, n))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, es...)
+	}
+	// The chain is in append order, which is seq order across days.
+	slices.SortStableFunc(out, func(a, b ManifestEntry) int {
+		switch {
+		case a.Seq < b.Seq:
+			return -1
+		case a.Seq > b.Seq:
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// readManifest reads one manifest file. A torn last line (a crash during the
+// append) is ignored: recovery re-appends that entry.
+func readManifest(path string) ([]ManifestEntry, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []ManifestEntry
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var e ManifestEntry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			if !bytes.HasSuffix(b, []byte("\n")) {
+				break // torn last line
+			}
+			return nil, fmt.Errorf("archive: manifest %s: %w", path, err)
+		}
+		out = append(out, e)
+	}
+	return out, sc.Err()
+}
+
+// recover completes the last commit group and removes temporary files that
+// no commit record references.
+func (w *Writer) recover() error {
+	recs, err := w.commitRecords()
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	if len(recs) > 0 {
+		last := recs[len(recs)-1]
+		if err := w.apply(&last); err != nil {
+			return err
+		}
+		w.seq = last.Seq
+		w.committed = last.Checkpoints
+		if w.committed == nil {
+			w.committed = map[string]flow.Checkpoint{}
+		}
+		for _, f := range last.Files {
+			keep[f.Tmp] = true
+		}
+	}
+	// Uncommitted leftovers of a crash: temporary data files and half-written
+	// commit records.
+	removed := 0
+	err = filepath.WalkDir(w.cfg.Root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() || !(strings.HasPrefix(name, tmpPrefix) || strings.HasSuffix(name, ".json.tmp")) {
+			return nil
+		}
+		rel, _ := filepath.Rel(w.cfg.Root, p)
+		if keep[filepath.ToSlash(rel)] {
+			return nil
+		}
+		removed++
+		return os.Remove(p)
+	})
+	if removed > 0 {
+		w.log.Info("removed uncommitted files left by a crash", zap.Int("count", removed))
+	}
+	return err
+}
+
+func (w *Writer) commitRecords() ([]commitRecord, error) {
+	dir := filepath.Join(w.cfg.Root, commitsDir)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "commit-") && strings.HasSuffix(e.Name(), ".json") {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	var out []commitRecord
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			return nil, err
+		}
+		var r commitRecord
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("archive: commit record %s: %w", n, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// pruneCommitRecords keeps the last few commit records (the manifests are the
+// permanent record; only the newest record is needed for recovery).
+func (w *Writer) pruneCommitRecords() {
+	dir := filepath.Join(w.cfg.Root, commitsDir)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	var names []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "commit-") && strings.HasSuffix(e.Name(), ".json") {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	for len(names) > keepCommitRecords {
+		_ = os.Remove(filepath.Join(dir, names[0]))
+		names = names[1:]
+	}
+}
+
+// Close commits what is open and releases the writer. Safe to call twice.
+func (w *Writer) Close() error {
+	if w.closed {
+		return nil
+	}
+	err := w.Flush()
+	w.closed = true
+	return err
+}

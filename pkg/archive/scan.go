@@ -1,0 +1,355 @@
+package archive
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// FileInfo is one committed data file.
+type FileInfo struct {
+	Path  string // relative to the archive root
+	Table string
+	Date  string
+	Node  string
+}
+
+// ScanOptions select what to scan: flows with time in [From, To) (zero means
+// unbounded), on the given nodes (nil: all).
+type ScanOptions struct {
+	From, To time.Time
+	Nodes    []string
+}
+
+// Scanner reads the archive. It never sees uncommitted files.
+type Scanner struct {
+	root string
+}
+
+// OpenScanner opens the archive at root for reading.
+func OpenScanner(root string) (*Scanner, error) {
+	if st, err := os.Stat(filepath.Join(root, "flows")); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("archive: %s is not an archive (no flows/ directory)", root)
+	}
+	return &Scanner{root: root}, nil
+}
+
+// Files lists the committed files of a table whose date partition can hold
+// times in [from, to), pruning by the partition directories.
+func (s *Scanner) Files(table string, from, to time.Time) ([]FileInfo, error) {
+	dir := filepath.Join(s.root, table)
+	dates, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	var out []FileInfo
+	for _, d := range dates {
+		date, ok := strings.CutPrefix(d.Name(), "date=")
+		if !ok || !d.IsDir() {
+			continue
+		}
+		day, err := time.Parse("2006-01-02", date)
+		if err != nil {
+			continue
+		}
+		if (!from.IsZero() && !day.Add(24*time.Hour).After(from)) || (!to.IsZero() && !day.Before(to)) {
+			continue
+		}
+		nodes, err := os.ReadDir(filepath.Join(dir, d.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("archive: %w", err)
+		}
+		for _, n := range nodes {
+			node, ok := strings.CutPrefix(n.Name(), "node=")
+			if !ok || !n.IsDir() {
+				continue
+			}
+			files, err := os.ReadDir(filepath.Join(dir, d.Name(), n.Name()))
+			if err != nil {
+				return nil, fmt.Errorf("archive: %w", err)
+			}
+			for _, f := range files {
+				if strings.HasPrefix(f.Name(), "part-") && strings.HasSuffix(f.Name(), ".parquet") {
+					out = append(out, FileInfo{
+						Path:  filepath.ToSlash(filepath.Join(table, d.Name(), n.Name(), f.Name())),
+						Table: table, Date: date, Node: UnsanitizeNode(node),
+					})
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b FileInfo) int { return strings.Compare(a.Path, b.Path) })
+	return out, nil
+}
+
+func (o ScanOptions) wantNode(n string) bool { return len(o.Nodes) == 0 || slices.Contains(o.Nodes, n) }
+
+// ScanFlows calls fn with batches of flow rows (reused between calls: copy
+// what you keep) in [o.From, o.To). Memory stays bounded by the batch size.
+func (s *Scanner) ScanFlows(ctx context.Context, o ScanOptions, fn func([]FlowRow) error) error {
+	files, err := s.Files("flows", o.From, o.To)
+	if err != nil {
+		return err
+	}
+	from, to := int64(0), int64(1<<62)
+	if !o.From.IsZero() {
+		from = o.From.UnixMicro()
+	}
+	if !o.To.IsZero() {
+		to = o.To.UnixMicro()
+	}
+	buf := make([]FlowRow, 4096)
+	var sel []FlowRow
+	for _, fi := range files {
+		if !o.wantNode(fi.Node) {
+			continue
+		}
+		if err := scanFile(filepath.Join(s.root, fi.Path), buf, func(rows []FlowRow) error {
+			sel = sel[:0]
+			for i := range rows {
+				if rows[i].Time >= from && rows[i].Time < to {
+					sel = append(sel, rows[i])
+				}
+			}
+			if len(sel) == 0 {
+				return ctx.Err()
+			}
+			if err := fn(sel); err != nil {
+				return err
+			}
+			return ctx.Err()
+		}); err != nil {
+			return fmt.Errorf("archive: scan %s: %w", fi.Path, err)
+		}
+	}
+	return nil
+}
+
+// ScanStats calls fn with the stats rows whose minute is in [o.From, o.To).
+func (s *Scanner) ScanStats(ctx context.Context, o ScanOptions, fn func([]StatRow) error) error {
+	files, err := s.Files("stats", o.From, o.To)
+	if err != nil {
+		return err
+	}
+	buf := make([]StatRow, 4096)
+	var sel []StatRow
+	for _, fi := range files {
+		if !o.wantNode(fi.Node) {
+			continue
+		}
+		if err := scanFile(filepath.Join(s.root, fi.Path), buf, func(rows []StatRow) error {
+			sel = sel[:0]
+			for _, r := range rows {
+				t := time.UnixMicro(r.Minute)
+				if (o.From.IsZero() || !t.Before(o.From)) && (o.To.IsZero() || t.Before(o.To)) {
+					sel = append(sel, r)
+				}
+			}
+			if len(sel) > 0 {
+				if err := fn(sel); err != nil {
+					return err
+				}
+			}
+			return ctx.Err()
+		}); err != nil {
+			return fmt.Errorf("archive: scan %s: %w", fi.Path, err)
+		}
+	}
+	return nil
+}
+
+func scanFile[T any](path string, buf []T, fn func([]T) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := parquet.NewGenericReader[T](f)
+	defer r.Close()
+	for {
+		clear(buf)
+		n, err := r.Read(buf)
+		if n > 0 {
+			if ferr := fn(buf[:n]); ferr != nil {
+				return ferr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// Finding is one problem verify found.
+type Finding struct {
+	Kind string `json:"kind"` // missing, modified, truncated, extra, chain, signature, rows
+	Path string `json:"path"`
+	Node string `json:"node,omitempty"`
+	What string `json:"what"`
+}
+
+// VerifyReport is the result of Verify.
+type VerifyReport struct {
+	Files      int               `json:"files_checked"`
+	Rows       int64             `json:"rows_checked"`
+	Entries    int               `json:"manifest_entries"`
+	ChainHeads map[string]string `json:"chain_heads"` // node -> hash of its last entry
+	KeyIDs     []string          `json:"key_ids,omitempty"`
+	Findings   []Finding         `json:"findings"`
+}
+
+// OK reports whether nothing was found.
+func (r *VerifyReport) OK() bool { return len(r.Findings) == 0 }
+
+// Verify recomputes, for files dated in [from, to) (zero: everything), every
+// committed file's SHA-256, size and row count, every node's manifest hash
+// chain and, with pub, every signature; and lists data files that no
+// manifest knows.
+func Verify(root string, from, to time.Time, pub ed25519.PublicKey) (*VerifyReport, error) {
+	rep := &VerifyReport{ChainHeads: map[string]string{}}
+	mdir := filepath.Join(root, "manifests")
+	nodes, err := os.ReadDir(mdir)
+	if err != nil {
+		return nil, fmt.Errorf("archive: verify %s: %w", root, err)
+	}
+	known := map[string]bool{}
+	keyIDs := map[string]bool{}
+	inRange := func(date string) bool {
+		d, err := time.Parse("2006-01-02", date)
+		if err != nil {
+			return false
+		}
+		return (from.IsZero() || d.Add(24*time.Hour).After(from)) && (to.IsZero() || d.Before(to))
+	}
+	for _, n := range nodes {
+		part, ok := strings.CutPrefix(n.Name(), "node=")
+		if !ok {
+			continue
+		}
+		node := UnsanitizeNode(part)
+		entries, err := nodeManifest(root, node)
+		if err != nil {
+			rep.Findings = append(rep.Findings, Finding{Kind: "chain", Node: node, What: err.Error()})
+			continue
+		}
+		prev := ""
+		for _, e := range entries {
+			known[e.Path] = true
+			if e.Prev != prev {
+				rep.Findings = append(rep.Findings, Finding{Kind: "chain", Path: e.Path, Node: node, What: fmt.Sprintf("entry seq %d: prev %s does not match the previous entry's hash %s (an entry was removed, reordered or altered)", e.Seq, short(e.Prev), short(prev))})
+			}
+			if h := entryHash(e); h != e.Hash {
+				rep.Findings = append(rep.Findings, Finding{Kind: "chain", Path: e.Path, Node: node, What: fmt.Sprintf("entry seq %d: hash %s, recomputed %s (the entry was altered)", e.Seq, short(e.Hash), short(h))})
+			}
+			if e.KeyID != "" {
+				keyIDs[e.KeyID] = true
+			}
+			if pub != nil {
+				sig, _ := hex.DecodeString(e.Signature)
+				if e.Signature == "" || !ed25519.Verify(pub, []byte(e.Hash), sig) {
+					rep.Findings = append(rep.Findings, Finding{Kind: "signature", Path: e.Path, Node: node, What: fmt.Sprintf("entry seq %d: missing or invalid signature for key %s", e.Seq, KeyID(pub))})
+				}
+			}
+			prev = e.Hash
+			rep.Entries++
+			if e.Op != "commit" {
+				continue
+			}
+			date := dateOf(e.Path)
+			if !inRange(date) {
+				continue
+			}
+			verifyFile(root, e, node, rep)
+		}
+		rep.ChainHeads[node] = prev
+	}
+	for k := range keyIDs {
+		rep.KeyIDs = append(rep.KeyIDs, k)
+	}
+	slices.Sort(rep.KeyIDs)
+	for _, table := range []string{"flows", "stats"} {
+		err := filepath.WalkDir(filepath.Join(root, table), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), tmpPrefix) {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			rel = filepath.ToSlash(rel)
+			if !known[rel] && inRange(dateOf(rel)) {
+				rep.Findings = append(rep.Findings, Finding{Kind: "extra", Path: rel, What: "file is in the archive but in no manifest"})
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("archive: verify %s: %w", root, err)
+		}
+	}
+	return rep, nil
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	if h == "" {
+		return "(none)"
+	}
+	return h
+}
+
+func dateOf(rel string) string {
+	for _, part := range strings.Split(rel, "/") {
+		if d, ok := strings.CutPrefix(part, "date="); ok {
+			return d
+		}
+	}
+	return ""
+}
+
+func verifyFile(root string, e ManifestEntry, node string, rep *VerifyReport) {
+	path := filepath.Join(root, e.Path)
+	f, err := os.Open(path)
+	if err != nil {
+		rep.Findings = append(rep.Findings, Finding{Kind: "missing", Path: e.Path, Node: node, What: "committed file is missing"})
+		return
+	}
+	defer f.Close()
+	rep.Files++
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		rep.Findings = append(rep.Findings, Finding{Kind: "truncated", Path: e.Path, Node: node, What: err.Error()})
+		return
+	}
+	if n != e.Bytes {
+		rep.Findings = append(rep.Findings, Finding{Kind: "truncated", Path: e.Path, Node: node, What: fmt.Sprintf("size %d, manifest says %d", n, e.Bytes)})
+		return
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != e.SHA256 {
+		rep.Findings = append(rep.Findings, Finding{Kind: "modified", Path: e.Path, Node: node, What: fmt.Sprintf("sha256 %s, manifest says %s", short(sum), short(e.SHA256))})
+		return
+	}
+	pf, err := parquet.OpenFile(f, n)
+	if err != nil {
+		rep.Findings = append(rep.Findings, Finding{Kind: "truncated", Path: e.Path, Node: node, What: "unreadable Parquet footer: " + err.Error()})
+		return
+	}
+	if pf.NumRows() != e.Rows {
+		rep.Findings = append(rep.Findings, Finding{Kind: "rows", Path: e.Path, Node: node, What: fmt.Sprintf("%d rows, manifest says %d", pf.NumRows(), e.Rows)})
+	}
+	rep.Rows += pf.NumRows()
+}

@@ -1,0 +1,395 @@
+package archive
+
+import (
+	"strings"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// SchemaVersion is the version of the flow and stats schemas (docs/format.md).
+const SchemaVersion = "1"
+
+// Workload is one element of source_workloads / destination_workloads.
+type Workload struct {
+	Name string `parquet:"name,dict"`
+	Kind string `parquet:"kind,dict"`
+}
+
+// Header is one element of l7_http_headers.
+type Header struct {
+	Key   string `parquet:"key,dict"`
+	Value string `parquet:"value"`
+}
+
+// Policy is one element of the *_allowed_by / *_denied_by lists.
+type Policy struct {
+	Name      string   `parquet:"name,dict"`
+	Namespace string   `parquet:"namespace,dict"`
+	Labels    []string `parquet:"labels,list"`
+	Revision  uint64   `parquet:"revision"`
+	Kind      string   `parquet:"kind,dict"`
+}
+
+// FlowRow is one row of the flows table. Optional scalars are pointers: with
+// parquet-go v0.32.0, plain fields tagged optional can store NULL as a
+// defined zero value (ARCHITECTURE.md, pitfalls), which would be false
+// evidence in an audit archive. A field absent from the flow (or masked away)
+// is NULL; lists absent are NULL too.
+type FlowRow struct {
+	Time   int64   `parquet:"time,timestamp(microsecond:utc)"`
+	TimeNs int64   `parquet:"time_ns"` // the full nanosecond timestamp: nothing Hubble wrote is lost
+	UUID   *string `parquet:"uuid,optional"`
+
+	Verdict        *string `parquet:"verdict,optional,dict"`
+	DropReason     *uint32 `parquet:"drop_reason,optional"`
+	DropReasonDesc *string `parquet:"drop_reason_desc,optional,dict"`
+	AuthType       *string `parquet:"auth_type,optional,dict"`
+
+	EthernetSource      *string `parquet:"ethernet_source,optional,dict"`
+	EthernetDestination *string `parquet:"ethernet_destination,optional,dict"`
+
+	IPSource        *string    `parquet:"ip_source,optional,dict"`
+	IPSourceXlated  *string    `parquet:"ip_source_xlated,optional,dict"`
+	IPDestination   *string    `parquet:"ip_destination,optional,dict"`
+	IPVersion       *string    `parquet:"ip_ipVersion,optional,dict"`
+	IPEncrypted     *bool      `parquet:"ip_encrypted,optional"`
+	L4Protocol      *string    `parquet:"l4_protocol,optional,dict"`
+	L4SourcePort    *uint32    `parquet:"l4_source_port,optional"`
+	L4DestPort      *uint32    `parquet:"l4_destination_port,optional"`
+	L4TCPFlags      *string    `parquet:"l4_tcp_flags,optional,dict"`
+	L4ICMPType      *uint32    `parquet:"l4_icmp_type,optional"`
+	L4ICMPCode      *uint32    `parquet:"l4_icmp_code,optional"`
+	TunnelProtocol  *string    `parquet:"tunnel_protocol,optional,dict"`
+	TunnelIPSource  *string    `parquet:"tunnel_ip_source,optional,dict"`
+	TunnelIPDest    *string    `parquet:"tunnel_ip_destination,optional,dict"`
+	TunnelL4        *string    `parquet:"tunnel_l4,optional"` // the tunnel's Layer4 as Hubble JSON
+	SourceID        *uint32    `parquet:"source_id,optional"`
+	SourceIdentity  *uint32    `parquet:"source_identity,optional"`
+	SourceCluster   *string    `parquet:"source_cluster_name,optional,dict"`
+	SourceNamespace *string    `parquet:"source_namespace,optional,dict"`
+	SourcePod       *string    `parquet:"source_pod_name,optional,dict"`
+	SourceLabels    []string   `parquet:"source_labels,optional,list"`
+	SourceWorkloads []Workload `parquet:"source_workloads,optional,list"`
+	DestID          *uint32    `parquet:"destination_id,optional"`
+	DestIdentity    *uint32    `parquet:"destination_identity,optional"`
+	DestCluster     *string    `parquet:"destination_cluster_name,optional,dict"`
+	DestNamespace   *string    `parquet:"destination_namespace,optional,dict"`
+	DestPod         *string    `parquet:"destination_pod_name,optional,dict"`
+	DestLabels      []string   `parquet:"destination_labels,optional,list"`
+	DestWorkloads   []Workload `parquet:"destination_workloads,optional,list"`
+
+	Type             *string  `parquet:"Type,optional,dict"`
+	NodeName         *string  `parquet:"node_name,optional,dict"`
+	NodeLabels       []string `parquet:"node_labels,optional,list"`
+	SourceNames      []string `parquet:"source_names,optional,list"`
+	DestinationNames []string `parquet:"destination_names,optional,list"`
+
+	L7Type             *string  `parquet:"l7_type,optional,dict"`
+	L7LatencyNs        *uint64  `parquet:"l7_latency_ns,optional"`
+	L7DNSQuery         *string  `parquet:"l7_dns_query,optional,dict"`
+	L7DNSIPs           []string `parquet:"l7_dns_ips,optional,list"`
+	L7DNSTTL           *uint32  `parquet:"l7_dns_ttl,optional"`
+	L7DNSCnames        []string `parquet:"l7_dns_cnames,optional,list"`
+	L7DNSObsSource     *string  `parquet:"l7_dns_observation_source,optional,dict"`
+	L7DNSRcode         *uint32  `parquet:"l7_dns_rcode,optional"`
+	L7DNSQtypes        []string `parquet:"l7_dns_qtypes,optional,list"`
+	L7DNSRrtypes       []string `parquet:"l7_dns_rrtypes,optional,list"`
+	L7HTTPCode         *uint32  `parquet:"l7_http_code,optional"`
+	L7HTTPMethod       *string  `parquet:"l7_http_method,optional,dict"`
+	L7HTTPURL          *string  `parquet:"l7_http_url,optional"`
+	L7HTTPProtocol     *string  `parquet:"l7_http_protocol,optional,dict"`
+	L7HTTPHeaders      []Header `parquet:"l7_http_headers,optional,list"`
+	L7KafkaErrorCode   *int32   `parquet:"l7_kafka_error_code,optional"`
+	L7KafkaAPIVersion  *int32   `parquet:"l7_kafka_api_version,optional"`
+	L7KafkaAPIKey      *string  `parquet:"l7_kafka_api_key,optional,dict"`
+	L7KafkaCorrelation *int32   `parquet:"l7_kafka_correlation_id,optional"`
+	L7KafkaTopic       *string  `parquet:"l7_kafka_topic,optional,dict"`
+
+	Reply                 *bool   `parquet:"reply,optional"`
+	EventTypeType         *int32  `parquet:"event_type_type,optional"`
+	EventTypeSubType      *int32  `parquet:"event_type_sub_type,optional"`
+	SourceServiceName     *string `parquet:"source_service_name,optional,dict"`
+	SourceServiceNs       *string `parquet:"source_service_namespace,optional,dict"`
+	DestServiceName       *string `parquet:"destination_service_name,optional,dict"`
+	DestServiceNs         *string `parquet:"destination_service_namespace,optional,dict"`
+	TrafficDirection      *string `parquet:"traffic_direction,optional,dict"`
+	PolicyMatchType       *uint32 `parquet:"policy_match_type,optional"`
+	TraceObservationPoint *string `parquet:"trace_observation_point,optional,dict"`
+	TraceReason           *string `parquet:"trace_reason,optional,dict"`
+	FileName              *string `parquet:"file_name,optional,dict"`
+	FileLine              *uint32 `parquet:"file_line,optional"`
+	IsReply               *bool   `parquet:"is_reply,optional"`
+	DebugCapturePoint     *string `parquet:"debug_capture_point,optional,dict"`
+	InterfaceIndex        *uint32 `parquet:"interface_index,optional"`
+	InterfaceName         *string `parquet:"interface_name,optional,dict"`
+	ProxyPort             *uint32 `parquet:"proxy_port,optional"`
+	TraceID               *string `parquet:"trace_context_parent_trace_id,optional"`
+	SockXlatePoint        *string `parquet:"sock_xlate_point,optional,dict"`
+	SocketCookie          *uint64 `parquet:"socket_cookie,optional"`
+	CgroupID              *uint64 `parquet:"cgroup_id,optional"`
+	Summary               *string `parquet:"Summary,optional,dict"`
+	Extensions            *string `parquet:"extensions,optional"` // the Any as Hubble JSON
+
+	EgressAllowedBy  []Policy `parquet:"egress_allowed_by,optional,list"`
+	IngressAllowedBy []Policy `parquet:"ingress_allowed_by,optional,list"`
+	EgressDeniedBy   []Policy `parquet:"egress_denied_by,optional,list"`
+	IngressDeniedBy  []Policy `parquet:"ingress_denied_by,optional,list"`
+	PolicyLog        []string `parquet:"policy_log,optional,list"`
+}
+
+// The archive keeps its own copies: the flows' strings may live in a batch
+// arena that is reused after Write returns.
+func str(s string) *string {
+	if s == "" {
+		return nil
+	}
+	c := strings.Clone(s)
+	return &c
+}
+
+func u32(v uint32) *uint32 {
+	if v == 0 {
+		return nil
+	}
+	return &v
+}
+
+func u64(v uint64) *uint64 {
+	if v == 0 {
+		return nil
+	}
+	return &v
+}
+
+func i32(v int32) *int32 {
+	if v == 0 {
+		return nil
+	}
+	return &v
+}
+
+// enum maps a proto3 enum to its name, NULL for the zero value (which the
+// exporter never prints).
+func enum[E interface {
+	~int32
+	String() string
+}](e E) *string {
+	if e == 0 {
+		return nil
+	}
+	s := e.String()
+	return &s
+}
+
+func strs(v []string) []string {
+	if len(v) == 0 {
+		return nil
+	}
+	out := make([]string, len(v))
+	for i, s := range v {
+		out[i] = strings.Clone(s)
+	}
+	return out
+}
+
+func workloads(ws []*flowpb.Workload) []Workload {
+	if len(ws) == 0 {
+		return nil
+	}
+	out := make([]Workload, len(ws))
+	for i, w := range ws {
+		out[i] = Workload{Name: strings.Clone(w.GetName()), Kind: strings.Clone(w.GetKind())}
+	}
+	return out
+}
+
+func policies(ps []*flowpb.Policy) []Policy {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]Policy, len(ps))
+	for i, p := range ps {
+		out[i] = Policy{Name: strings.Clone(p.GetName()), Namespace: strings.Clone(p.GetNamespace()), Labels: strs(p.GetLabels()), Revision: p.GetRevision(), Kind: strings.Clone(p.GetKind())}
+	}
+	return out
+}
+
+func tcpFlags(f *flowpb.TCPFlags) *string {
+	if f == nil {
+		return nil
+	}
+	var parts []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{f.FIN, "FIN"}, {f.SYN, "SYN"}, {f.RST, "RST"}, {f.PSH, "PSH"}, {f.ACK, "ACK"}, {f.URG, "URG"}, {f.ECE, "ECE"}, {f.CWR, "CWR"}, {f.NS, "NS"}} {
+		if x.on {
+			parts = append(parts, x.name)
+		}
+	}
+	s := strings.Join(parts, ",")
+	return &s
+}
+
+var jsonOpts = protojson.MarshalOptions{UseProtoNames: true}
+
+// toRow maps a flow to its row. Every field of v1.18.4's Flow has a column.
+func toRow(f *flowpb.Flow) FlowRow {
+	r := FlowRow{
+		UUID:                  str(f.GetUuid()),
+		Verdict:               enum(f.GetVerdict()),
+		DropReason:            u32(f.GetDropReason()),
+		DropReasonDesc:        enum(f.GetDropReasonDesc()),
+		AuthType:              enum(f.GetAuthType()),
+		Type:                  enum(f.GetType()),
+		NodeName:              str(f.GetNodeName()),
+		NodeLabels:            strs(f.GetNodeLabels()),
+		SourceNames:           strs(f.GetSourceNames()),
+		DestinationNames:      strs(f.GetDestinationNames()),
+		TrafficDirection:      enum(f.GetTrafficDirection()),
+		PolicyMatchType:       u32(f.GetPolicyMatchType()),
+		TraceObservationPoint: enum(f.GetTraceObservationPoint()),
+		TraceReason:           enum(f.GetTraceReason()),
+		DebugCapturePoint:     enum(f.GetDebugCapturePoint()),
+		ProxyPort:             u32(f.GetProxyPort()),
+		TraceID:               str(f.GetTraceContext().GetParent().GetTraceId()),
+		SockXlatePoint:        enum(f.GetSockXlatePoint()),
+		SocketCookie:          u64(f.GetSocketCookie()),
+		CgroupID:              u64(f.GetCgroupId()),
+		Summary:               str(f.GetSummary()),
+		EgressAllowedBy:       policies(f.GetEgressAllowedBy()),
+		IngressAllowedBy:      policies(f.GetIngressAllowedBy()),
+		EgressDeniedBy:        policies(f.GetEgressDeniedBy()),
+		IngressDeniedBy:       policies(f.GetIngressDeniedBy()),
+		PolicyLog:             strs(f.GetPolicyLog()),
+	}
+	if t := f.GetTime(); t != nil {
+		ns := t.GetSeconds()*1e9 + int64(t.GetNanos())
+		r.TimeNs = ns
+		r.Time = ns / 1000
+	}
+	if f.Reply {
+		v := true
+		r.Reply = &v
+	}
+	if ir := f.GetIsReply(); ir != nil {
+		v := ir.GetValue()
+		r.IsReply = &v
+	}
+	if e := f.GetEthernet(); e != nil {
+		r.EthernetSource, r.EthernetDestination = str(e.GetSource()), str(e.GetDestination())
+	}
+	if ip := f.GetIP(); ip != nil {
+		r.IPSource, r.IPSourceXlated, r.IPDestination = str(ip.GetSource()), str(ip.GetSourceXlated()), str(ip.GetDestination())
+		r.IPVersion = enum(ip.GetIpVersion())
+		if ip.GetEncrypted() {
+			v := true
+			r.IPEncrypted = &v
+		}
+	}
+	if l4 := f.GetL4(); l4 != nil {
+		proto := func(s string) *string { return &s }
+		switch {
+		case l4.GetTCP() != nil:
+			t := l4.GetTCP()
+			r.L4Protocol, r.L4SourcePort, r.L4DestPort, r.L4TCPFlags = proto("TCP"), u32(t.GetSourcePort()), u32(t.GetDestinationPort()), tcpFlags(t.GetFlags())
+		case l4.GetUDP() != nil:
+			u := l4.GetUDP()
+			r.L4Protocol, r.L4SourcePort, r.L4DestPort = proto("UDP"), u32(u.GetSourcePort()), u32(u.GetDestinationPort())
+		case l4.GetSCTP() != nil:
+			s := l4.GetSCTP()
+			r.L4Protocol, r.L4SourcePort, r.L4DestPort = proto("SCTP"), u32(s.GetSourcePort()), u32(s.GetDestinationPort())
+		case l4.GetICMPv4() != nil:
+			i := l4.GetICMPv4()
+			t, c := i.GetType(), i.GetCode()
+			r.L4Protocol, r.L4ICMPType, r.L4ICMPCode = proto("ICMPv4"), &t, &c
+		case l4.GetICMPv6() != nil:
+			i := l4.GetICMPv6()
+			t, c := i.GetType(), i.GetCode()
+			r.L4Protocol, r.L4ICMPType, r.L4ICMPCode = proto("ICMPv6"), &t, &c
+		}
+	}
+	if tn := f.GetTunnel(); tn != nil {
+		r.TunnelProtocol = enum(tn.GetProtocol())
+		r.TunnelIPSource, r.TunnelIPDest = str(tn.GetIP().GetSource()), str(tn.GetIP().GetDestination())
+		if tn.GetL4() != nil {
+			if b, err := jsonOpts.Marshal(tn.GetL4()); err == nil {
+				r.TunnelL4 = str(string(b))
+			}
+		}
+	}
+	if ep := f.GetSource(); ep != nil {
+		r.SourceID, r.SourceIdentity = u32(ep.GetID()), u32(ep.GetIdentity())
+		r.SourceCluster, r.SourceNamespace, r.SourcePod = str(ep.GetClusterName()), str(ep.GetNamespace()), str(ep.GetPodName())
+		r.SourceLabels, r.SourceWorkloads = strs(ep.GetLabels()), workloads(ep.GetWorkloads())
+	}
+	if ep := f.GetDestination(); ep != nil {
+		r.DestID, r.DestIdentity = u32(ep.GetID()), u32(ep.GetIdentity())
+		r.DestCluster, r.DestNamespace, r.DestPod = str(ep.GetClusterName()), str(ep.GetNamespace()), str(ep.GetPodName())
+		r.DestLabels, r.DestWorkloads = strs(ep.GetLabels()), workloads(ep.GetWorkloads())
+	}
+	if l7 := f.GetL7(); l7 != nil {
+		r.L7Type, r.L7LatencyNs = enum(l7.GetType()), u64(l7.GetLatencyNs())
+		if d := l7.GetDns(); d != nil {
+			r.L7DNSQuery, r.L7DNSIPs, r.L7DNSTTL, r.L7DNSCnames = str(d.GetQuery()), strs(d.GetIps()), u32(d.GetTtl()), strs(d.GetCnames())
+			r.L7DNSObsSource, r.L7DNSQtypes, r.L7DNSRrtypes = str(d.GetObservationSource()), strs(d.GetQtypes()), strs(d.GetRrtypes())
+			rc := d.GetRcode()
+			r.L7DNSRcode = &rc // 0 (NOERROR) is meaningful for DNS answers
+		}
+		if h := l7.GetHttp(); h != nil {
+			r.L7HTTPCode, r.L7HTTPMethod, r.L7HTTPURL, r.L7HTTPProtocol = u32(h.GetCode()), str(h.GetMethod()), str(h.GetUrl()), str(h.GetProtocol())
+			for _, hd := range h.GetHeaders() {
+				r.L7HTTPHeaders = append(r.L7HTTPHeaders, Header{Key: strings.Clone(hd.GetKey()), Value: strings.Clone(hd.GetValue())})
+			}
+		}
+		if k := l7.GetKafka(); k != nil {
+			r.L7KafkaErrorCode, r.L7KafkaAPIVersion, r.L7KafkaAPIKey = i32(k.GetErrorCode()), i32(k.GetApiVersion()), str(k.GetApiKey())
+			r.L7KafkaCorrelation, r.L7KafkaTopic = i32(k.GetCorrelationId()), str(k.GetTopic())
+		}
+	}
+	if et := f.GetEventType(); et != nil {
+		t, s := et.GetType(), et.GetSubType()
+		r.EventTypeType, r.EventTypeSubType = &t, &s
+	}
+	if s := f.GetSourceService(); s != nil {
+		r.SourceServiceName, r.SourceServiceNs = str(s.GetName()), str(s.GetNamespace())
+	}
+	if s := f.GetDestinationService(); s != nil {
+		r.DestServiceName, r.DestServiceNs = str(s.GetName()), str(s.GetNamespace())
+	}
+	if fi := f.GetFile(); fi != nil {
+		r.FileName, r.FileLine = str(fi.GetName()), u32(fi.GetLine())
+	}
+	if it := f.GetInterface(); it != nil {
+		r.InterfaceIndex, r.InterfaceName = u32(it.GetIndex()), str(it.GetName())
+	}
+	if x := f.GetExtensions(); x != nil {
+		if b, err := jsonOpts.Marshal(x); err == nil {
+			r.Extensions = str(string(b))
+		}
+	}
+	return r
+}
+
+// StatRow is one row of the stats table: the counters of one node for one
+// minute from one committed batch group. Several rows can exist for the same
+// (node, minute); readers sum them.
+type StatRow struct {
+	Node             string  `parquet:"node,dict"`
+	Minute           int64   `parquet:"minute,timestamp(microsecond:utc)"`
+	FlowsSeen        uint64  `parquet:"flows_seen"`
+	FlowsKept        uint64  `parquet:"flows_kept"`
+	FlowsDenied      uint64  `parquet:"flows_denied"`
+	DecodeErrors     uint64  `parquet:"decode_errors"`
+	NonFlowEvents    uint64  `parquet:"non_flow_events"`
+	LostEvents       uint64  `parquet:"lost_events"`         // Hubble lost_events: events Hubble itself dropped
+	LostRotation     uint64  `parquet:"lost_rotation_bytes"` // bytes of backups deleted before they were read
+	LostTruncated    uint64  `parquet:"lost_truncated_bytes"`
+	LostTooLong      uint64  `parquet:"lost_too_long_lines"`
+	LostStreamDown   uint64  `parquet:"lost_stream_down_events"`
+	LossDetail       *string `parquet:"loss_detail,optional"` // e.g. "PERF_EVENT_RING_BUFFER=12; events-2026-01-01T00-00-00.000.log"
+	Status           string  `parquet:"status,dict"`
+	CollectorVersion string  `parquet:"collector_version,dict"`
+	ConfigHash       string  `parquet:"config_hash,dict"`
+}

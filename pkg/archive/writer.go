@@ -1,0 +1,474 @@
+package archive
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+)
+
+// Config configures a Writer.
+type Config struct {
+	Root             string        // archive root directory
+	MaxFileBytes     int64         // rotate when the open files' estimated size reaches this (default 128 MiB)
+	MaxFileRows      int           // rotate when the open files hold this many rows (default 1M)
+	MaxFileAge       time.Duration // rotate when the oldest open file is this old (default 5m)
+	RowGroupRows     int           // rows per row group (default 128k)
+	CollectorVersion string
+	ConfigHash       string
+	SigningKey       ed25519.PrivateKey // optional: signs every manifest entry
+	Now              func() time.Time
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{MaxFileBytes: 128 << 20, MaxFileRows: 1 << 20, MaxFileAge: 5 * time.Minute, RowGroupRows: 128 << 10}
+}
+
+// Validate reports every problem in c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Root == "" {
+		errs = append(errs, errors.New("archive.root: required"))
+	}
+	if c.MaxFileBytes <= 0 {
+		errs = append(errs, fmt.Errorf("archive.maxFileBytes: %d must be > 0", c.MaxFileBytes))
+	}
+	if c.MaxFileRows <= 0 {
+		errs = append(errs, fmt.Errorf("archive.maxFileRows: %d must be > 0", c.MaxFileRows))
+	}
+	if c.MaxFileAge <= 0 {
+		errs = append(errs, fmt.Errorf("archive.maxFileAge: %s must be > 0", c.MaxFileAge))
+	}
+	if c.RowGroupRows <= 0 {
+		errs = append(errs, fmt.Errorf("archive.rowGroupRows: %d must be > 0", c.RowGroupRows))
+	}
+	return errors.Join(errs...)
+}
+
+type partKey struct {
+	table, date, node string // node is the sanitised partition value
+}
+
+type openFile struct {
+	key        partKey
+	tmp        string
+	f          *os.File
+	hash       *hashingWriter
+	buf        *bufio.Writer
+	flows      *parquet.GenericWriter[FlowRow] // nil for a stats file (written whole)
+	rows       int64
+	minT, maxT int64
+	rowBuf     []FlowRow
+}
+
+// Writer writes batches into the archive. It is not safe for concurrent use;
+// the daemon serialises batches from its sources.
+type Writer struct {
+	cfg     Config
+	log     *zap.Logger
+	m       *metrics
+	files   map[partKey]*openFile
+	stats   map[statKey]*StatRow
+	details map[statKey][]string
+	opened  time.Time
+	rows    int
+	estSize int64
+
+	committed map[string]flow.Checkpoint // per source, as of the last commit
+	first     map[string]flow.Checkpoint // first checkpoint per source since the last commit
+	last      map[string]flow.Checkpoint // latest checkpoint per source, not yet committed
+	seq       uint64
+	heads     map[string]string // manifest chain head per node
+	closed    bool
+}
+
+type statKey struct {
+	node   string
+	minute int64
+}
+
+// Open opens (or creates) the archive at cfg.Root, completes or discards
+// whatever a crash left behind, and loads the committed checkpoints.
+func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Writer, error) {
+	def := DefaultConfig()
+	if cfg.MaxFileBytes == 0 {
+		cfg.MaxFileBytes = def.MaxFileBytes
+	}
+	if cfg.MaxFileRows == 0 {
+		cfg.MaxFileRows = def.MaxFileRows
+	}
+	if cfg.MaxFileAge == 0 {
+		cfg.MaxFileAge = def.MaxFileAge
+	}
+	if cfg.RowGroupRows == 0 {
+		cfg.RowGroupRows = def.RowGroupRows
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	w := &Writer{
+		cfg: cfg, log: log.Named("archive"), m: newMetrics(reg),
+		files: map[partKey]*openFile{}, stats: map[statKey]*StatRow{}, details: map[statKey][]string{},
+		committed: map[string]flow.Checkpoint{}, first: map[string]flow.Checkpoint{}, last: map[string]flow.Checkpoint{},
+		heads: map[string]string{},
+	}
+	for _, d := range []string{"flows", "stats", "manifests", commitsDir} {
+		if err := os.MkdirAll(filepath.Join(cfg.Root, d), 0o755); err != nil {
+			return nil, fmt.Errorf("archive: open %s: %w", cfg.Root, err)
+		}
+	}
+	if err := w.recover(); err != nil {
+		return nil, fmt.Errorf("archive: recover %s: %w", cfg.Root, err)
+	}
+	return w, nil
+}
+
+// Checkpoints returns the last committed checkpoint of every source.
+func (w *Writer) Checkpoints() map[string]flow.Checkpoint {
+	out := make(map[string]flow.Checkpoint, len(w.committed))
+	for k, v := range w.committed {
+		out[k] = v
+	}
+	return out
+}
+
+// Write adds a batch. It copies everything it keeps, so b may be reset when
+// Write returns. It commits the open files when a rotation limit is reached.
+func (w *Writer) Write(b *flow.Batch) error {
+	if w.closed {
+		return errors.New("archive: write after close")
+	}
+	now := w.cfg.Now()
+	if w.opened.IsZero() {
+		w.opened = now
+	}
+	if err := w.addFlows(b); err != nil {
+		w.m.writeErrors.WithLabelValues("io").Inc()
+		return err
+	}
+	for _, s := range b.Stats {
+		w.addStat(s.Node, s.Minute, func(r *StatRow) {
+			r.FlowsSeen += s.Counts.Seen
+			r.FlowsKept += s.Counts.Kept
+			r.FlowsDenied += s.Counts.Denied
+			r.DecodeErrors += s.Counts.DecodeErrors
+			r.NonFlowEvents += s.Counts.NonFlow
+			if s.Status != "" {
+				r.Status = s.Status
+			}
+		})
+	}
+	for _, l := range b.Losses {
+		min := l.Time.Unix() / 60 * 60
+		k := w.addStat(l.Node, min, func(r *StatRow) {
+			switch l.Reason {
+			case flow.LossHubbleLostEvents:
+				r.LostEvents += l.Events
+			case flow.LossRotationGap:
+				r.LostRotation += l.Bytes
+			case flow.LossTruncated:
+				r.LostTruncated += l.Bytes
+			case flow.LossLineTooLong:
+				r.LostTooLong += max(l.Events, 1)
+			case flow.LossStreamDown:
+				r.LostStreamDown += l.Events
+			}
+		})
+		if l.Detail != "" || l.Reason != flow.LossHubbleLostEvents {
+			w.details[k] = append(w.details[k], fmt.Sprintf("%s:%s=%d", l.Reason, l.Detail, max(l.Events, l.Bytes)))
+		}
+	}
+	if cp := b.Checkpoint; cp.Source != "" {
+		if _, ok := w.first[cp.Source]; !ok {
+			w.first[cp.Source] = cp
+		}
+		w.last[cp.Source] = cp
+	}
+	if w.rows >= w.cfg.MaxFileRows || w.estSize >= w.cfg.MaxFileBytes || now.Sub(w.opened) >= w.cfg.MaxFileAge {
+		return w.Flush()
+	}
+	return nil
+}
+
+func (w *Writer) addStat(node string, minute int64, fn func(*StatRow)) statKey {
+	k := statKey{node: strings.Clone(node), minute: minute}
+	r := w.stats[k]
+	if r == nil {
+		r = &StatRow{Node: k.node, Minute: minute * 1e6, Status: "up", CollectorVersion: w.cfg.CollectorVersion, ConfigHash: w.cfg.ConfigHash}
+		w.stats[k] = r
+	}
+	fn(r)
+	return k
+}
+
+func (w *Writer) addFlows(b *flow.Batch) error {
+	// Rows are written in time order within each batch (a file source's
+	// batches are themselves in Hubble's time order).
+	idx := make([]int, len(b.Flows))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(i, j int) bool {
+		ti, tj := b.Flows[idx[i]].GetTime(), b.Flows[idx[j]].GetTime()
+		return ti.GetSeconds() < tj.GetSeconds() || (ti.GetSeconds() == tj.GetSeconds() && ti.GetNanos() < tj.GetNanos())
+	})
+	for _, i := range idx {
+		f := b.Flows[i]
+		row := toRow(f)
+		date := time.Unix(0, row.TimeNs).UTC().Format("2006-01-02")
+		key := partKey{table: "flows", date: date, node: SanitizeNode(f.GetNodeName())}
+		of, err := w.file(key)
+		if err != nil {
+			return err
+		}
+		of.rowBuf = append(of.rowBuf, row)
+		if of.rows == 0 || row.Time < of.minT {
+			of.minT = row.Time
+		}
+		if of.rows == 0 || row.Time > of.maxT {
+			of.maxT = row.Time
+		}
+		of.rows++
+		w.rows++
+		w.estSize += 256 // a conservative compressed size per row, refined at commit
+		if len(of.rowBuf) >= 4096 {
+			if err := of.flushRows(); err != nil {
+				return err
+			}
+		}
+	}
+	for _, of := range w.files {
+		if of.flows == nil {
+			continue
+		}
+		if err := of.flushRows(); err != nil {
+			return err
+		}
+	}
+	w.m.rows.Add(float64(len(b.Flows)))
+	return nil
+}
+
+func (of *openFile) flushRows() error {
+	if len(of.rowBuf) == 0 {
+		return nil
+	}
+	if _, err := of.flows.Write(of.rowBuf); err != nil {
+		return fmt.Errorf("archive: write %s: %w", of.tmp, err)
+	}
+	clear(of.rowBuf)
+	of.rowBuf = of.rowBuf[:0]
+	return nil
+}
+
+// hashingWriter hashes and counts what is written to the file.
+type hashingWriter struct {
+	w io.Writer
+	h interface {
+		io.Writer
+		Sum([]byte) []byte
+	}
+	n int64
+}
+
+func (h *hashingWriter) Write(p []byte) (int, error) {
+	n, err := h.w.Write(p)
+	h.h.Write(p[:n])
+	h.n += int64(n)
+	return n, err
+}
+
+func (w *Writer) file(key partKey) (*openFile, error) {
+	if of := w.files[key]; of != nil {
+		return of, nil
+	}
+	dir := filepath.Join(w.cfg.Root, key.table, "date="+key.date, "node="+key.node)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	tmp := filepath.Join(dir, fmt.Sprintf("%s%d-%s.parquet", tmpPrefix, w.seq+1, randHex(6)))
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	hw := &hashingWriter{w: f, h: sha256.New()}
+	of := &openFile{key: key, tmp: tmp, f: f, hash: hw, buf: bufio.NewWriterSize(hw, 1<<20)}
+	of.flows = parquet.NewGenericWriter[FlowRow](of.buf, w.writerOptions(key)...)
+	w.files[key] = of
+	w.m.openFiles.Set(float64(len(w.files)))
+	return of, nil
+}
+
+func (w *Writer) writerOptions(key partKey) []parquet.WriterOption {
+	return []parquet.WriterOption{
+		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}),
+		parquet.MaxRowsPerRowGroup(int64(w.cfg.RowGroupRows)),
+		parquet.PageBufferSize(256 << 10),
+		parquet.KeyValueMetadata("flowaudit.schema_version", SchemaVersion),
+		parquet.KeyValueMetadata("flowaudit.collector_version", w.cfg.CollectorVersion),
+		parquet.KeyValueMetadata("flowaudit.config_hash", w.cfg.ConfigHash),
+		parquet.KeyValueMetadata("flowaudit.node", UnsanitizeNode(key.node)),
+		parquet.KeyValueMetadata("flowaudit.table", key.table),
+	}
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Flush commits every open file (flows and the stats gathered so far) with
+// the latest checkpoint of every source, as one commit group.
+func (w *Writer) Flush() error {
+	if len(w.files) == 0 && len(w.stats) == 0 && len(w.last) == 0 {
+		return nil
+	}
+	start := time.Now()
+	if err := w.writeStats(); err != nil {
+		w.m.writeErrors.WithLabelValues("io").Inc()
+		return err
+	}
+	rec := commitRecord{Seq: w.seq + 1, Time: w.cfg.Now().UTC(), Checkpoints: map[string]flow.Checkpoint{}, First: map[string]flow.Checkpoint{}}
+	for k, v := range w.committed {
+		rec.Checkpoints[k] = v
+	}
+	for k, v := range w.last {
+		rec.Checkpoints[k] = v
+	}
+	for k, v := range w.first {
+		rec.First[k] = v
+	}
+	keys := make([]partKey, 0, len(w.files))
+	for k := range w.files {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b partKey) int {
+		return strings.Compare(a.table+a.date+a.node, b.table+b.date+b.node)
+	})
+	for _, k := range keys {
+		of := w.files[k]
+		if of.flows != nil {
+			if err := of.flushRows(); err != nil {
+				return err
+			}
+			if err := of.flows.Close(); err != nil {
+				return fmt.Errorf("archive: close %s: %w", of.tmp, err)
+			}
+			if err := of.buf.Flush(); err != nil {
+				return fmt.Errorf("archive: write %s: %w", of.tmp, err)
+			}
+		}
+		if err := w.finishFile(of, &rec); err != nil {
+			w.m.writeErrors.WithLabelValues("io").Inc()
+			return err
+		}
+	}
+	// The commit record is the commit point: from here recovery completes the group.
+	if err := w.writeCommitRecord(&rec); err != nil {
+		w.m.writeErrors.WithLabelValues("io").Inc()
+		return err
+	}
+	if err := w.apply(&rec); err != nil {
+		w.m.writeErrors.WithLabelValues("io").Inc()
+		return err
+	}
+	w.seq = rec.Seq
+	w.committed = rec.Checkpoints
+	w.files = map[partKey]*openFile{}
+	w.stats = map[statKey]*StatRow{}
+	w.details = map[statKey][]string{}
+	w.first = map[string]flow.Checkpoint{}
+	w.last = map[string]flow.Checkpoint{}
+	w.rows, w.estSize, w.opened = 0, 0, time.Time{}
+	w.m.openFiles.Set(0)
+	w.m.commitSeconds.Observe(time.Since(start).Seconds())
+	w.pruneCommitRecords()
+	return nil
+}
+
+// finishFile flushes, fsyncs and closes a temporary data file and records it.
+func (w *Writer) finishFile(of *openFile, rec *commitRecord) error {
+	if err := of.f.Sync(); err != nil {
+		return fmt.Errorf("archive: fsync %s: %w", of.tmp, err)
+	}
+	if err := of.f.Close(); err != nil {
+		return fmt.Errorf("archive: close %s: %w", of.tmp, err)
+	}
+	dir := filepath.Dir(of.tmp)
+	final := filepath.Join(dir, fmt.Sprintf("part-%020d-%06d-%s.parquet", of.minT*1000, rec.Seq, strings.TrimSuffix(filepath.Base(of.tmp)[len(tmpPrefix):], ".parquet")))
+	rel := func(p string) string { r, _ := filepath.Rel(w.cfg.Root, p); return filepath.ToSlash(r) }
+	rec.Files = append(rec.Files, committedFile{
+		Tmp: rel(of.tmp), Path: rel(final), Table: of.key.table, Node: UnsanitizeNode(of.key.node), Date: of.key.date,
+		SHA256: hex.EncodeToString(of.hash.h.Sum(nil)), Bytes: of.hash.n, Rows: of.rows,
+		MinTime: time.UnixMicro(of.minT).UTC(), MaxTime: time.UnixMicro(of.maxT).UTC(),
+	})
+	w.m.bytes.Add(float64(of.hash.n))
+	w.m.files.WithLabelValues(of.key.table).Inc()
+	return nil
+}
+
+// writeStats writes the gathered stats rows, one file per (date, node).
+func (w *Writer) writeStats() error {
+	if len(w.stats) == 0 {
+		return nil
+	}
+	byPart := map[partKey][]StatRow{}
+	for k, r := range w.stats {
+		if d := w.details[k]; len(d) > 0 {
+			s := strings.Join(d, "; ")
+			r.LossDetail = &s
+		}
+		key := partKey{table: "stats", date: time.Unix(k.minute, 0).UTC().Format("2006-01-02"), node: SanitizeNode(k.node)}
+		byPart[key] = append(byPart[key], *r)
+	}
+	for key, rows := range byPart {
+		slices.SortFunc(rows, func(a, b StatRow) int { return int(a.Minute - b.Minute) })
+		dir := filepath.Join(w.cfg.Root, "stats", "date="+key.date, "node="+key.node)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("archive: %w", err)
+		}
+		tmp := filepath.Join(dir, fmt.Sprintf("%s%d-%s.parquet", tmpPrefix, w.seq+1, randHex(6)))
+		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("archive: %w", err)
+		}
+		hw := &hashingWriter{w: f, h: sha256.New()}
+		pw := parquet.NewGenericWriter[StatRow](hw, w.writerOptions(key)...)
+		if _, err := pw.Write(rows); err != nil {
+			f.Close()
+			return fmt.Errorf("archive: write %s: %w", tmp, err)
+		}
+		if err := pw.Close(); err != nil {
+			f.Close()
+			return fmt.Errorf("archive: close %s: %w", tmp, err)
+		}
+		of := &openFile{key: key, tmp: tmp, f: f, hash: hw, rows: int64(len(rows)), minT: rows[0].Minute, maxT: rows[len(rows)-1].Minute}
+		w.files[key] = of // committed with the flow files
+	}
+	return nil
+}

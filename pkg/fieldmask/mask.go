@@ -1,0 +1,209 @@
+package fieldmask
+
+import (
+	"slices"
+	"strings"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+)
+
+// ParsePaths splits a hubble-export-fieldmask value as Cilium's configuration
+// decoder does: on ",", and when that yields a single element, again on white
+// space (what Helm renders). Empty elements are dropped.
+func ParsePaths(s string) []string {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) == 1 {
+		parts = strings.Fields(parts[0])
+	}
+	out := parts[:0]
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// node is one message level of a compiled mask.
+type node struct {
+	fields []field
+	// keep[i] says whether field number-index i of the message survives Prune.
+	desc protoreflect.MessageDescriptor
+}
+
+type field struct {
+	fd   protoreflect.FieldDescriptor
+	next *node // nil for a leaf: the whole field is kept
+	// siblings is set for a nested oneof member when the mask names other
+	// members of the same oneof (the case Cilium 1.18 gets wrong).
+	crossesOneof bool
+}
+
+// Mask is a compiled field mask. It is immutable and safe for concurrent use;
+// Copy and Prune write only to the message they are given.
+type Mask struct {
+	paths []string
+	root  *node
+}
+
+// Compile validates paths against flow.Flow exactly as Cilium does
+// (fieldmaskpb.New, so the same error text for an invalid path), normalises
+// them, and compiles the mask. No paths gives an inactive mask.
+func Compile(paths []string) (*Mask, error) {
+	if len(paths) == 0 {
+		return &Mask{}, nil
+	}
+	fm, err := fieldmaskpb.New(&flowpb.Flow{}, paths...)
+	if err != nil {
+		return nil, err
+	}
+	fm.Normalize()
+	m := &Mask{paths: fm.GetPaths(), root: &node{desc: (&flowpb.Flow{}).ProtoReflect().Descriptor()}}
+	for _, p := range m.paths {
+		m.root.add(strings.Split(p, "."))
+	}
+	m.root.markOneofs()
+	return m, nil
+}
+
+func (n *node) add(parts []string) {
+	fd := n.desc.Fields().ByName(protoreflect.Name(parts[0]))
+	i := slices.IndexFunc(n.fields, func(f field) bool { return f.fd == fd })
+	if i < 0 {
+		n.fields = append(n.fields, field{fd: fd})
+		i = len(n.fields) - 1
+	}
+	if len(parts) == 1 {
+		n.fields[i].next = nil
+		return
+	}
+	if n.fields[i].next == nil {
+		n.fields[i].next = &node{desc: fd.Message()}
+	}
+	n.fields[i].next.add(parts[1:])
+}
+
+func (n *node) markOneofs() {
+	for i := range n.fields {
+		f := &n.fields[i]
+		if oo := f.fd.ContainingOneof(); oo != nil && f.next != nil {
+			for _, g := range n.fields {
+				if g.fd != f.fd && g.fd.ContainingOneof() == oo {
+					f.crossesOneof = true
+				}
+			}
+		}
+		if f.next != nil {
+			f.next.markOneofs()
+		}
+	}
+}
+
+// Active reports whether the mask does anything.
+func (m *Mask) Active() bool { return m != nil && m.root != nil }
+
+// Paths returns the normalised paths.
+func (m *Mask) Paths() []string { return slices.Clone(m.paths) }
+
+// Fields returns the Flow paths the mask keeps (every field when inactive).
+func (m *Mask) Fields() flow.FieldSet {
+	if !m.Active() {
+		return flow.AllFields()
+	}
+	return flow.Fields(m.paths...)
+}
+
+// Copy makes dst the exported view of src, with the semantics of Cilium's
+// exporter: leaves are set from src (messages and lists shared by reference,
+// so dst is valid while src is unchanged) or cleared; every intermediate
+// message on a nested path exists in dst even when src lacks it (so a mask
+// "source.pod_name" exports "source":{} for a flow without source, and
+// "is_reply.value" exports false where is_reply is absent).
+//
+// The one deliberate difference from Cilium 1.18: when nested paths cross
+// members of one oneof (l4.TCP.x with l4.UDP.y), only the member src holds is
+// produced, as in Cilium >= 1.19; 1.18 flips the oneof while iterating a Go
+// map and produces wrong, nondeterministic output. dst is reused across calls;
+// its intermediates are allocated once.
+func (m *Mask) Copy(dst, src *flowpb.Flow) {
+	if !m.Active() {
+		return
+	}
+	m.root.copy(dst.ProtoReflect(), src.ProtoReflect())
+}
+
+func (n *node) copy(dst, src protoreflect.Message) {
+	for i := range n.fields {
+		f := &n.fields[i]
+		if f.next == nil {
+			if src.IsValid() && src.Has(f.fd) {
+				dst.Set(f.fd, src.Get(f.fd))
+			} else {
+				dst.Clear(f.fd)
+			}
+			continue
+		}
+		if f.crossesOneof {
+			// Produce this member only if src holds it; a member src does not
+			// hold is left to the member that src holds.
+			if !src.IsValid() || !src.Has(f.fd) {
+				if dst.Has(f.fd) && !n.srcHoldsOtherMember(src, f) {
+					dst.Clear(f.fd)
+				}
+				continue
+			}
+		}
+		f.next.copy(dst.Mutable(f.fd).Message(), src.Get(f.fd).Message())
+	}
+}
+
+// srcHoldsOtherMember reports whether src holds another member of f's oneof
+// that the mask names (then that member's branch owns the oneof in dst).
+func (n *node) srcHoldsOtherMember(src protoreflect.Message, f *field) bool {
+	if !src.IsValid() {
+		return false
+	}
+	oo := f.fd.ContainingOneof()
+	if w := src.WhichOneof(oo); w != nil {
+		for _, g := range n.fields {
+			if g.fd == w {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Prune clears, in place, every field of f that the mask does not keep. It
+// creates nothing: an absent parent stays absent. Used by the archive, where a
+// masked-away field must be NULL.
+func (m *Mask) Prune(f *flowpb.Flow) {
+	if !m.Active() || f == nil {
+		return
+	}
+	m.root.prune(f.ProtoReflect())
+}
+
+func (n *node) prune(msg protoreflect.Message) {
+	fds := msg.Descriptor().Fields()
+	for i := 0; i < fds.Len(); i++ {
+		fd := fds.Get(i)
+		if !msg.Has(fd) {
+			continue
+		}
+		j := slices.IndexFunc(n.fields, func(f field) bool { return f.fd == fd })
+		switch {
+		case j < 0:
+			msg.Clear(fd)
+		case n.fields[j].next != nil:
+			n.fields[j].next.prune(msg.Mutable(fd).Message())
+		}
+	}
+}

@@ -1,0 +1,626 @@
+package gen
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	observerpb "github.com/cilium/cilium/api/v1/observer"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/flowaudit/flowaudit/pkg/hubblejson"
+)
+
+// Config describes the simulated cluster and its traffic.
+type Config struct {
+	Seed    int64
+	Cluster string    // default "prod-kr1"
+	Nodes   int       // default 3
+	Start   time.Time // simulated time of the first event; default 2026-01-01T00:00:00Z
+	// Rate is flows per second per node (simulated time); default 100.
+	Rate float64
+	// DropRatio and AuditRatio are the shares of DROPPED and AUDIT flows;
+	// defaults 0.03 and 0.01.
+	DropRatio, AuditRatio float64
+	// LostEventEvery and AgentEventEvery put one lost_events / agent_event line
+	// every N events on average; 0 means the default (5000, 2000), < 0 never.
+	LostEventEvery, AgentEventEvery int
+}
+
+func (c *Config) setDefaults() error {
+	if c.Cluster == "" {
+		c.Cluster = "prod-kr1"
+	}
+	if c.Nodes == 0 {
+		c.Nodes = 3
+	}
+	if c.Start.IsZero() {
+		c.Start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	if c.Rate == 0 {
+		c.Rate = 100
+	}
+	if c.DropRatio == 0 {
+		c.DropRatio = 0.03
+	}
+	if c.AuditRatio == 0 {
+		c.AuditRatio = 0.01
+	}
+	if c.LostEventEvery == 0 {
+		c.LostEventEvery = 5000
+	}
+	if c.AgentEventEvery == 0 {
+		c.AgentEventEvery = 2000
+	}
+	switch {
+	case c.Nodes < 1 || c.Nodes > 10000:
+		return fmt.Errorf("gen: nodes %d out of range 1..10000", c.Nodes)
+	case c.Rate < 0:
+		return fmt.Errorf("gen: negative rate %v", c.Rate)
+	case c.DropRatio < 0 || c.AuditRatio < 0 || c.DropRatio+c.AuditRatio > 1:
+		return errors.New("gen: drop and audit ratios must be in [0,1] and sum to at most 1")
+	}
+	return nil
+}
+
+type pod struct {
+	ns, name, app, sa string
+	node              int
+	ip, ip6           string
+	id                uint32
+	identity          uint32
+	labels            []string
+	workload          *flowpb.Workload
+	ports             []uint32 // ports it listens on
+	http              bool
+}
+
+// Generator produces a deterministic stream of Hubble events.
+type Generator struct {
+	cfg   Config
+	rng   *rand.Rand
+	now   time.Time
+	step  time.Duration // mean gap between events across the cluster
+	nodes []string      // plain node names
+	pods  []*pod
+	byNs  map[string][]*pod
+	dns   []*pod
+	apis  []*pod
+	n     uint64
+	// pending reply of the last request, emitted next (reply pairs)
+	pending *flowpb.Flow
+}
+
+var namespaces = []string{
+	"kube-system", "monitoring", "logging", "ingress-nginx", "cert-manager", "payments", "payments-gateway",
+	"core-banking", "core-ledger", "cards", "loans", "deposits", "fx", "treasury", "risk", "fraud-detection",
+	"aml", "kyc", "customer", "mobile-api", "web-portal", "internet-banking", "notification", "batch", "reporting",
+	"data-platform", "kafka", "redis", "postgres", "vault", "istio-system", "argocd", "backoffice", "hr", "crm",
+	"open-banking", "partner-api", "audit", "sandbox", "default",
+}
+
+var apps = []string{"api", "worker", "gateway", "frontend", "scheduler", "consumer", "db", "cache", "auth", "ledger"}
+
+var worldNames = []string{
+	"api.openbanking.or.kr", "www.kftc.or.kr", "s3.ap-northeast-2.amazonaws.com", "sts.amazonaws.com",
+	"api.github.com", "registry.k8s.io", "quay.io", "hooks.slack.com", "api.toss.im", "fcm.googleapis.com",
+	"ocsp.digicert.com", "time.google.com", "login.microsoftonline.com", "update.microsoft.com",
+}
+
+var dropReasons = []flowpb.DropReason{
+	flowpb.DropReason_POLICY_DENIED, flowpb.DropReason_POLICY_DENIED, flowpb.DropReason_POLICY_DENIED,
+	flowpb.DropReason_POLICY_DENIED, flowpb.DropReason_CT_MAP_INSERTION_FAILED, flowpb.DropReason_STALE_OR_UNROUTABLE_IP,
+	flowpb.DropReason_INVALID_SOURCE_IP, flowpb.DropReason_UNSUPPORTED_L3_PROTOCOL, flowpb.DropReason_AUTH_REQUIRED,
+}
+
+// New returns a generator for cfg.
+func New(cfg Config) (*Generator, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	g := &Generator{
+		cfg:  cfg,
+		rng:  rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)),
+		now:  cfg.Start,
+		byNs: map[string][]*pod{},
+	}
+	if cfg.Rate > 0 {
+		g.step = time.Duration(float64(time.Second) / (cfg.Rate * float64(cfg.Nodes)))
+	}
+	for i := 0; i < cfg.Nodes; i++ {
+		g.nodes = append(g.nodes, fmt.Sprintf("node-%02d", i+1))
+	}
+	g.buildPods()
+	return g, nil
+}
+
+func (g *Generator) buildPods() {
+	r := g.rng
+	ident := uint32(10000)
+	for nsi, ns := range namespaces {
+		n := 4 + r.IntN(10)
+		for i := 0; i < n; i++ {
+			app := apps[r.IntN(len(apps))]
+			if ns == "kube-system" && i == 0 {
+				app = "coredns"
+			}
+			name := fmt.Sprintf("%s-%s", strings.Split(ns, "-")[0], app)
+			hash := fmt.Sprintf("%08x", r.Uint32())
+			p := &pod{
+				ns:       ns,
+				app:      name,
+				sa:       name,
+				node:     r.IntN(len(g.nodes)),
+				id:       uint32(100 + r.IntN(4000)),
+				identity: ident + uint32(nsi*40+i),
+				ports:    []uint32{8080},
+			}
+			p.name = fmt.Sprintf("%s-%s-%s", name, hash[:6], randSuffix(r))
+			p.ip = fmt.Sprintf("10.%d.%d.%d", 100+p.node, r.IntN(250), 2+r.IntN(250))
+			if r.IntN(10) == 0 {
+				p.ip6 = fmt.Sprintf("fd00:10:%x::%x", 100+p.node, r.IntN(65000)+1)
+			}
+			switch app {
+			case "db":
+				p.ports = []uint32{5432}
+			case "cache":
+				p.ports = []uint32{6379}
+			case "coredns":
+				p.ports = []uint32{53}
+			case "api", "gateway", "frontend", "auth":
+				p.ports = []uint32{8080, 443}
+				p.http = true
+			}
+			kind := "Deployment"
+			if app == "db" || app == "cache" {
+				kind = "StatefulSet"
+			}
+			p.workload = &flowpb.Workload{Name: name, Kind: kind}
+			p.labels = []string{
+				"k8s:app=" + name,
+				"k8s:app.kubernetes.io/name=" + name,
+				"k8s:app.kubernetes.io/part-of=" + strings.Split(ns, "-")[0],
+				"k8s:app.kubernetes.io/version=v" + fmt.Sprint(1+r.IntN(4)) + "." + fmt.Sprint(r.IntN(20)),
+				"k8s:app.kubernetes.io/managed-by=argocd",
+				"k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=" + ns,
+				"k8s:io.cilium.k8s.namespace.labels.team=" + strings.Split(ns, "-")[0],
+				"k8s:io.cilium.k8s.policy.cluster=" + g.cfg.Cluster,
+				"k8s:io.cilium.k8s.policy.serviceaccount=" + p.sa,
+				"k8s:io.kubernetes.pod.namespace=" + ns,
+				"k8s:pod-template-hash=" + hash[:6],
+				"k8s:tier=" + []string{"frontend", "backend", "data"}[r.IntN(3)],
+			}
+			if r.IntN(2) == 0 {
+				p.labels = append(p.labels, "k8s:security.bank.example/zone="+[]string{"dmz", "internal", "restricted"}[r.IntN(3)])
+			}
+			if r.IntN(3) == 0 {
+				p.labels = append(p.labels, "k8s:compliance.bank.example/pci=true", "k8s:version=canary")
+			}
+			slices.Sort(p.labels)
+			if app == "coredns" {
+				p.labels = []string{
+					"k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=kube-system",
+					"k8s:io.cilium.k8s.policy.cluster=" + g.cfg.Cluster,
+					"k8s:io.cilium.k8s.policy.serviceaccount=coredns",
+					"k8s:io.kubernetes.pod.namespace=kube-system",
+					"k8s:k8s-app=kube-dns",
+				}
+				p.workload = &flowpb.Workload{Name: "coredns", Kind: "Deployment"}
+				g.dns = append(g.dns, p)
+			}
+			if p.http {
+				g.apis = append(g.apis, p)
+			}
+			g.pods = append(g.pods, p)
+			g.byNs[ns] = append(g.byNs[ns], p)
+		}
+	}
+}
+
+func randSuffix(r *rand.Rand) string {
+	const letters = "bcdfghjklmnpqrstvwxz2456789"
+	b := make([]byte, 5)
+	for i := range b {
+		b[i] = letters[r.IntN(len(letters))]
+	}
+	return string(b)
+}
+
+// NodeNames returns the flows' node names ("cluster/node").
+func (g *Generator) NodeNames() []string {
+	out := make([]string, len(g.nodes))
+	for i, n := range g.nodes {
+		out[i] = g.cfg.Cluster + "/" + n
+	}
+	return out
+}
+
+// Now returns the simulated time of the last event.
+func (g *Generator) Now() time.Time { return g.now }
+
+// AppendLine appends the next event as an events.log line.
+func (g *Generator) AppendLine(dst []byte) ([]byte, error) {
+	return hubblejson.AppendEventLine(dst, g.Next())
+}
+
+// tick advances simulated time by an exponential gap, at nanosecond
+// precision, sometimes landing on whole milliseconds or microseconds so that
+// every timestamp width Hubble prints appears.
+func (g *Generator) tick() *timestamppb.Timestamp {
+	if g.step > 0 {
+		g.now = g.now.Add(time.Duration(g.rng.ExpFloat64() * float64(g.step)))
+	}
+	t := g.now
+	switch g.rng.IntN(50) {
+	case 0:
+		t = t.Truncate(time.Second)
+	case 1:
+		t = t.Truncate(time.Millisecond)
+	case 2:
+		t = t.Truncate(time.Microsecond)
+	}
+	return timestamppb.New(t)
+}
+
+func (g *Generator) uuid() string {
+	a, b := g.rng.Uint64(), g.rng.Uint64()
+	a = a&^0xf000 | 0x4000
+	b = b&^(0xc<<60) | 0x8<<60
+	return fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", a>>32, (a>>16)&0xffff, a&0xffff, b>>48, b&0xffffffffffff)
+}
+
+// Next returns the next event, in simulated time order.
+func (g *Generator) Next() *observerpb.ExportEvent {
+	g.n++
+	if p := g.pending; p != nil {
+		g.pending = nil
+		p.Time = g.tick()
+		p.Uuid = g.uuid()
+		return flowEvent(p)
+	}
+	if e := g.cfg.LostEventEvery; e > 0 && g.rng.IntN(e) == 0 {
+		return g.lostEvent()
+	}
+	if e := g.cfg.AgentEventEvery; e > 0 && g.rng.IntN(e) == 0 {
+		return g.agentEvent()
+	}
+	return flowEvent(g.flow())
+}
+
+func flowEvent(f *flowpb.Flow) *observerpb.ExportEvent {
+	return &observerpb.ExportEvent{Time: f.Time, NodeName: f.NodeName, ResponseTypes: &observerpb.ExportEvent_Flow{Flow: f}}
+}
+
+func (g *Generator) lostEvent() *observerpb.ExportEvent {
+	node := g.nodes[g.rng.IntN(len(g.nodes))]
+	le := &flowpb.LostEvent{Source: flowpb.LostEventSource_PERF_EVENT_RING_BUFFER, NumEventsLost: uint64(1 + g.rng.IntN(300)), Cpu: wrapperspb.Int32(int32(g.rng.IntN(16)))}
+	if g.rng.IntN(3) == 0 {
+		le = &flowpb.LostEvent{Source: flowpb.LostEventSource_OBSERVER_EVENTS_QUEUE, NumEventsLost: uint64(1 + g.rng.IntN(5000))}
+	}
+	return &observerpb.ExportEvent{Time: g.tick(), NodeName: node, ResponseTypes: &observerpb.ExportEvent_LostEvents{LostEvents: le}}
+}
+
+func (g *Generator) agentEvent() *observerpb.ExportEvent {
+	node := g.nodes[g.rng.IntN(len(g.nodes))]
+	p := g.pods[g.rng.IntN(len(g.pods))]
+	var ae *flowpb.AgentEvent
+	if g.rng.IntN(2) == 0 {
+		ae = &flowpb.AgentEvent{Type: flowpb.AgentEventType_IPCACHE_UPSERTED, Notification: &flowpb.AgentEvent_IpcacheUpdate{IpcacheUpdate: &flowpb.IPCacheNotification{
+			Cidr: p.ip + "/32", Identity: p.identity, HostIp: fmt.Sprintf("172.18.0.%d", 2+p.node), Namespace: p.ns, PodName: p.name,
+		}}}
+	} else {
+		ae = &flowpb.AgentEvent{Type: flowpb.AgentEventType_ENDPOINT_REGENERATE_SUCCESS, Notification: &flowpb.AgentEvent_EndpointRegenerate{EndpointRegenerate: &flowpb.EndpointRegenNotification{
+			Id: uint64(p.id), Labels: p.labels[:2],
+		}}}
+	}
+	return &observerpb.ExportEvent{Time: g.tick(), NodeName: node, ResponseTypes: &observerpb.ExportEvent_AgentEvent{AgentEvent: ae}}
+}
+
+func (g *Generator) endpoint(p *pod) *flowpb.Endpoint {
+	return &flowpb.Endpoint{
+		ID: p.id, Identity: p.identity, ClusterName: g.cfg.Cluster, Namespace: p.ns,
+		Labels: p.labels, PodName: p.name, Workloads: []*flowpb.Workload{p.workload},
+	}
+}
+
+func worldEndpoint(id uint32) *flowpb.Endpoint {
+	return &flowpb.Endpoint{Identity: id, Labels: []string{"reserved:world"}}
+}
+
+func (g *Generator) mac() string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", g.rng.IntN(256)&^1|2, g.rng.IntN(256), g.rng.IntN(256), g.rng.IntN(256), g.rng.IntN(256), g.rng.IntN(256))
+}
+
+// flow builds one new flow (and possibly queues its reply).
+func (g *Generator) flow() *flowpb.Flow {
+	r := g.rng
+	src := g.pods[r.IntN(len(g.pods))]
+	node := g.nodes[src.node]
+	f := &flowpb.Flow{
+		Time:     g.tick(),
+		Uuid:     g.uuid(),
+		Verdict:  flowpb.Verdict_FORWARDED,
+		NodeName: g.cfg.Cluster + "/" + node,
+		NodeLabels: []string{
+			"kubernetes.io/arch=amd64", "kubernetes.io/hostname=" + node, "kubernetes.io/os=linux",
+			"node.kubernetes.io/instance-type=m6i.2xlarge", "topology.kubernetes.io/zone=ap-northeast-2" + string(rune('a'+src.node%3)),
+		},
+		Source:           g.endpoint(src),
+		Type:             flowpb.FlowType_L3_L4,
+		EventType:        &flowpb.CiliumEventType{Type: 4},
+		TrafficDirection: flowpb.TrafficDirection_EGRESS,
+		Ethernet:         &flowpb.Ethernet{Source: g.mac(), Destination: g.mac()},
+		Interface:        &flowpb.NetworkInterface{Index: uint32(10 + r.IntN(40)), Name: fmt.Sprintf("lxc%08x", r.Uint32())},
+	}
+	sport := uint32(32768 + r.IntN(28000))
+	roll := r.Float64()
+	var dst *pod
+	var dport uint32
+	var l7 string
+	switch {
+	case roll < 0.12 && len(g.dns) > 0: // DNS lookups
+		dst = g.dns[r.IntN(len(g.dns))]
+		dport = 53
+		if r.IntN(3) == 0 {
+			l7 = "dns"
+		}
+	case roll < 0.22: // egress to the internet
+		dport = []uint32{443, 443, 443, 80, 22}[r.IntN(5)]
+	case roll < 0.35 && len(g.apis) > 0:
+		dst = g.apis[r.IntN(len(g.apis))]
+		dport = dst.ports[0]
+		if r.IntN(2) == 0 {
+			l7 = "http"
+		}
+	default:
+		dst = g.pods[r.IntN(len(g.pods))]
+		dport = dst.ports[r.IntN(len(dst.ports))]
+		if r.IntN(200) == 0 {
+			dport = []uint32{22, 3389, 6443, 3306, 1521}[r.IntN(5)]
+		}
+	}
+	ipv6 := src.ip6 != "" && dst != nil && dst.ip6 != ""
+	if dst != nil {
+		f.Destination = g.endpoint(dst)
+		f.IP = &flowpb.IP{Source: src.ip, Destination: dst.ip, IpVersion: flowpb.IPVersion_IPv4}
+		if ipv6 {
+			f.IP = &flowpb.IP{Source: src.ip6, Destination: dst.ip6, IpVersion: flowpb.IPVersion_IPv6}
+		}
+		if r.IntN(4) == 0 {
+			f.DestinationService = &flowpb.Service{Name: dst.app, Namespace: dst.ns}
+		}
+	} else {
+		id := []uint32{2, 2, 9}[r.IntN(3)]
+		f.Destination = worldEndpoint(id)
+		f.DestinationNames = []string{worldNames[r.IntN(len(worldNames))]}
+		f.IP = &flowpb.IP{Source: src.ip, Destination: fmt.Sprintf("%d.%d.%d.%d", 3+r.IntN(200), r.IntN(256), r.IntN(256), 1+r.IntN(254)), IpVersion: flowpb.IPVersion_IPv4}
+		if r.IntN(20) == 0 {
+			f.IP.SourceXlated = fmt.Sprintf("172.18.0.%d", 2+src.node)
+		}
+	}
+	switch {
+	case dport == 53:
+		f.L4 = &flowpb.Layer4{Protocol: &flowpb.Layer4_UDP{UDP: &flowpb.UDP{SourcePort: sport, DestinationPort: 53}}}
+	case r.IntN(60) == 0:
+		icmp := &flowpb.ICMPv4{Type: 8}
+		f.L4 = &flowpb.Layer4{Protocol: &flowpb.Layer4_ICMPv4{ICMPv4: icmp}}
+		if ipv6 {
+			f.L4 = &flowpb.Layer4{Protocol: &flowpb.Layer4_ICMPv6{ICMPv6: &flowpb.ICMPv6{Type: 128}}}
+		}
+		dport = 0
+	default:
+		flags := &flowpb.TCPFlags{SYN: true}
+		switch r.IntN(5) {
+		case 1:
+			flags = &flowpb.TCPFlags{ACK: true}
+		case 2:
+			flags = &flowpb.TCPFlags{PSH: true, ACK: true}
+		case 3:
+			flags = &flowpb.TCPFlags{FIN: true, ACK: true}
+		case 4:
+			if r.IntN(10) == 0 {
+				flags = &flowpb.TCPFlags{RST: true}
+			}
+		}
+		f.L4 = &flowpb.Layer4{Protocol: &flowpb.Layer4_TCP{TCP: &flowpb.TCP{SourcePort: sport, DestinationPort: dport, Flags: flags}}}
+	}
+	f.TraceObservationPoint = []flowpb.TraceObservationPoint{flowpb.TraceObservationPoint_TO_ENDPOINT, flowpb.TraceObservationPoint_TO_STACK, flowpb.TraceObservationPoint_FROM_ENDPOINT, flowpb.TraceObservationPoint_TO_OVERLAY}[r.IntN(4)]
+	f.TraceReason = flowpb.TraceReason_NEW
+	f.IsReply = wrapperspb.Bool(false)
+	f.Summary = summary(f)
+
+	v := r.Float64()
+	switch {
+	case v < g.cfg.DropRatio:
+		g.drop(f, dst)
+		return f
+	case v < g.cfg.DropRatio+g.cfg.AuditRatio:
+		f.Verdict = flowpb.Verdict_AUDIT
+		f.EventType = &flowpb.CiliumEventType{Type: 5}
+		f.TraceObservationPoint = 0
+		f.PolicyMatchType = 1
+		f.EgressAllowedBy = []*flowpb.Policy{g.policy(src.ns, "audit-egress")}
+		return f
+	}
+	switch l7 {
+	case "dns":
+		g.dnsFlow(f)
+	case "http":
+		g.httpFlow(f)
+	default:
+		if r.IntN(8) == 0 {
+			f.EventType = &flowpb.CiliumEventType{Type: 5}
+			f.TraceObservationPoint = 0
+			f.PolicyMatchType = uint32(1 + r.IntN(3))
+			f.IngressAllowedBy = []*flowpb.Policy{g.policy(f.GetDestination().GetNamespace(), "allow-ingress")}
+		} else if r.IntN(2) == 0 && f.GetL4().GetTCP() != nil {
+			g.queueReply(f)
+		}
+	}
+	return f
+}
+
+func (g *Generator) policy(ns, name string) *flowpb.Policy {
+	if ns == "" {
+		ns = "default"
+	}
+	return &flowpb.Policy{
+		Name: name, Namespace: ns, Kind: "CiliumNetworkPolicy", Revision: uint64(1 + g.rng.IntN(400)),
+		Labels: []string{
+			"k8s:io.cilium.k8s.policy.derived-from=CiliumNetworkPolicy",
+			"k8s:io.cilium.k8s.policy.name=" + name,
+			"k8s:io.cilium.k8s.policy.namespace=" + ns,
+		},
+	}
+}
+
+func (g *Generator) drop(f *flowpb.Flow, dst *pod) {
+	r := g.rng
+	reason := dropReasons[r.IntN(len(dropReasons))]
+	f.Verdict = flowpb.Verdict_DROPPED
+	f.DropReason = uint32(reason)
+	f.DropReasonDesc = reason
+	f.EventType = &flowpb.CiliumEventType{Type: 1, SubType: int32(reason)}
+	f.TraceObservationPoint = 0
+	f.TraceReason = 0
+	f.IsReply = nil
+	f.File = &flowpb.FileInfo{Name: []string{"bpf_lxc.c", "bpf_host.c", "bpf_overlay.c"}[r.IntN(3)], Line: uint32(1000 + r.IntN(2000))}
+	if reason == flowpb.DropReason_POLICY_DENIED {
+		if dst == nil {
+			f.EgressDeniedBy = []*flowpb.Policy{g.policy(f.GetSource().GetNamespace(), "default-deny-egress")}
+		} else {
+			f.TrafficDirection = flowpb.TrafficDirection_INGRESS
+			f.IngressDeniedBy = []*flowpb.Policy{g.policy(dst.ns, "deny-"+dst.app)}
+		}
+	}
+}
+
+func (g *Generator) queueReply(req *flowpb.Flow) {
+	tcp := req.GetL4().GetTCP()
+	rep := &flowpb.Flow{
+		Verdict:               flowpb.Verdict_FORWARDED,
+		NodeName:              req.NodeName,
+		NodeLabels:            req.NodeLabels,
+		Source:                req.Destination,
+		Destination:           req.Source,
+		SourceNames:           req.DestinationNames,
+		Type:                  flowpb.FlowType_L3_L4,
+		EventType:             &flowpb.CiliumEventType{Type: 4},
+		TrafficDirection:      req.TrafficDirection,
+		TraceObservationPoint: flowpb.TraceObservationPoint_TO_ENDPOINT,
+		TraceReason:           flowpb.TraceReason_REPLY,
+		IsReply:               wrapperspb.Bool(true),
+		Reply:                 true,
+		Ethernet:              &flowpb.Ethernet{Source: req.GetEthernet().GetDestination(), Destination: req.GetEthernet().GetSource()},
+		Interface:             req.Interface,
+		L4: &flowpb.Layer4{Protocol: &flowpb.Layer4_TCP{TCP: &flowpb.TCP{
+			SourcePort: tcp.DestinationPort, DestinationPort: tcp.SourcePort, Flags: &flowpb.TCPFlags{SYN: tcp.GetFlags().GetSYN(), ACK: true},
+		}}},
+	}
+	if ip := req.GetIP(); ip != nil {
+		rep.IP = &flowpb.IP{Source: ip.Destination, Destination: ip.Source, IpVersion: ip.IpVersion}
+	}
+	rep.Summary = summary(rep)
+	g.pending = rep
+}
+
+func (g *Generator) dnsFlow(f *flowpb.Flow) {
+	r := g.rng
+	f.Type = flowpb.FlowType_L7
+	f.EventType = &flowpb.CiliumEventType{Type: 129}
+	f.TraceObservationPoint = 0
+	f.TraceReason = 0
+	name := worldNames[r.IntN(len(worldNames))]
+	if r.IntN(2) == 0 {
+		p := g.pods[r.IntN(len(g.pods))]
+		name = p.app + "." + p.ns + ".svc.cluster.local"
+	}
+	dns := &flowpb.DNS{Query: name + ".", ObservationSource: "proxy", Qtypes: []string{"A"}, Rrtypes: []string{"A"}}
+	l7 := &flowpb.Layer7{Type: flowpb.L7FlowType_REQUEST}
+	if r.IntN(2) == 0 {
+		l7.Type = flowpb.L7FlowType_RESPONSE
+		l7.LatencyNs = uint64(200000 + r.IntN(5000000))
+		f.IsReply = wrapperspb.Bool(true)
+		f.Reply = true
+		if r.IntN(12) == 0 {
+			dns.Rcode = 3 // NXDOMAIN
+			dns.Rrtypes = nil
+		} else {
+			dns.Ips = []string{fmt.Sprintf("10.96.%d.%d", r.IntN(256), 1+r.IntN(254))}
+			dns.Ttl = uint32(30 * (1 + r.IntN(10)))
+		}
+	}
+	l7.Record = &flowpb.Layer7_Dns{Dns: dns}
+	f.L7 = l7
+	if dns.Rcode == 0 && len(dns.Ips) > 0 {
+		f.Summary = fmt.Sprintf("DNS Answer %q TTL: %d (Proxy %s A)", dns.Ips[0], dns.Ttl, dns.Query)
+	} else {
+		f.Summary = fmt.Sprintf("DNS Query %s A", dns.Query)
+	}
+}
+
+var httpPaths = []string{"/api/v1/accounts", "/api/v1/transfers", "/api/v2/payments", "/healthz", "/metrics", "/api/v1/customers/search", "/login", "/api/v1/cards/authorize"}
+
+func (g *Generator) httpFlow(f *flowpb.Flow) {
+	r := g.rng
+	f.Type = flowpb.FlowType_L7
+	f.EventType = &flowpb.CiliumEventType{Type: 129}
+	f.TraceObservationPoint = 0
+	f.TraceReason = 0
+	host := f.GetDestination().GetPodName()
+	if s := f.GetDestinationService(); s != nil {
+		host = s.Name + "." + s.Namespace + ".svc.cluster.local"
+	}
+	path := httpPaths[r.IntN(len(httpPaths))]
+	url := "http://" + host + path
+	if r.IntN(3) == 0 {
+		url += fmt.Sprintf("?page=%d&size=%d&sort=<created>", r.IntN(50), 10*(1+r.IntN(10)))
+	}
+	method := []string{"GET", "GET", "GET", "POST", "PUT", "DELETE"}[r.IntN(6)]
+	h := &flowpb.HTTP{Method: method, Url: url, Protocol: "HTTP/1.1", Headers: []*flowpb.HTTPHeader{
+		{Key: ":scheme", Value: "http"}, {Key: "User-Agent", Value: "okhttp/4.12.0"},
+		{Key: "X-Request-Id", Value: g.uuid()},
+	}}
+	l7 := &flowpb.Layer7{Type: flowpb.L7FlowType_REQUEST}
+	if r.IntN(2) == 0 {
+		l7.Type = flowpb.L7FlowType_RESPONSE
+		l7.LatencyNs = uint64(1000000 + r.IntN(80000000))
+		h.Code = []uint32{200, 200, 200, 200, 201, 204, 301, 400, 401, 403, 404, 500, 502, 503}[r.IntN(14)]
+		f.IsReply = wrapperspb.Bool(true)
+		f.Reply = true
+	}
+	l7.Record = &flowpb.Layer7_Http{Http: h}
+	f.L7 = l7
+	if r.IntN(10) == 0 {
+		f.TraceContext = &flowpb.TraceContext{Parent: &flowpb.TraceParent{TraceId: fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64())}}
+	}
+	if h.Code != 0 {
+		f.Summary = fmt.Sprintf("HTTP/1.1 %d %dms (%s %s)", h.Code, l7.LatencyNs/1000000, method, url)
+	} else {
+		f.Summary = fmt.Sprintf("HTTP/1.1 %s %s", method, url)
+	}
+}
+
+func summary(f *flowpb.Flow) string {
+	if tcp := f.GetL4().GetTCP(); tcp != nil {
+		var fl []string
+		for _, x := range []struct {
+			on   bool
+			name string
+		}{{tcp.GetFlags().GetSYN(), "SYN"}, {tcp.GetFlags().GetACK(), "ACK"}, {tcp.GetFlags().GetPSH(), "PSH"}, {tcp.GetFlags().GetFIN(), "FIN"}, {tcp.GetFlags().GetRST(), "RST"}} {
+			if x.on {
+				fl = append(fl, x.name)
+			}
+		}
+		return "TCP Flags: " + strings.Join(fl, ", ")
+	}
+	if f.GetL4().GetUDP() != nil {
+		return "UDP"
+	}
+	return "ICMP EchoRequest"
+}

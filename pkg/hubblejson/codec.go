@@ -1,0 +1,208 @@
+package hubblejson
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	observerpb "github.com/cilium/cilium/api/v1/observer"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+)
+
+// marshalOpts are the options of Cilium's generated MarshalJSON methods
+// (api/v1/observer/observer.pb.json.go).
+var marshalOpts = protojson.MarshalOptions{UseProtoNames: true}
+
+// appendCompact appends raw protojson output the way encoding/json's Encoder
+// does for a json.Marshaler: compacted, with <, >, &, U+2028 and U+2029
+// escaped inside strings.
+func appendCompact(dst, raw []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(raw))
+	if err := json.Compact(&buf, raw); err != nil {
+		return dst, err
+	}
+	b := buf.Bytes()
+	// json.Compact does not escape HTML; encoding/json's encoder does, with
+	// exactly this mapping (encoding/json appendHTMLEscape).
+	const hex = "0123456789abcdef"
+	start := 0
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c == '<' || c == '>' || c == '&' {
+			dst = append(dst, b[start:i]...)
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			start = i + 1
+		}
+		// U+2028 / U+2029 are E2 80 A8 / E2 80 A9.
+		if c == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xA8 {
+			dst = append(dst, b[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[b[i+2]&0xF])
+			start = i + 3
+		}
+	}
+	return append(dst, b[start:]...), nil
+}
+
+// AppendEventLine appends the events.log line Cilium v1.18.4's exporter writes
+// for ev (json.Encoder over the protojson Marshaler, then '\n'). It fails, and
+// appends nothing, where Cilium's encoder fails (invalid UTF-8 in a string, an
+// unknown Any type).
+func AppendEventLine(dst []byte, ev *observerpb.ExportEvent) ([]byte, error) {
+	raw, err := marshalOpts.Marshal(ev)
+	if err != nil {
+		return dst, fmt.Errorf("hubblejson: encode: %w", err)
+	}
+	n := len(dst)
+	dst, err = appendCompact(dst, raw)
+	if err != nil {
+		return dst[:n], fmt.Errorf("hubblejson: encode: %w", err)
+	}
+	return append(dst, '\n'), nil
+}
+
+// AppendFlowLine appends the events.log line for a flow: {"flow":…,
+// "node_name":…, "time":…} with the envelope taken from the flow itself, as
+// the exporter does (so a mask without time drops the top-level time too).
+func AppendFlowLine(dst []byte, f *flowpb.Flow) ([]byte, error) {
+	return AppendEventLine(dst, &observerpb.ExportEvent{
+		Time:          f.GetTime(),
+		NodeName:      f.GetNodeName(),
+		ResponseTypes: &observerpb.ExportEvent_Flow{Flow: f},
+	})
+}
+
+// AppendFlow appends the JSON object of a flow alone (compacted,
+// HTML-escaped), without a newline.
+func AppendFlow(dst []byte, f *flowpb.Flow) ([]byte, error) {
+	raw, err := marshalOpts.Marshal(f)
+	if err != nil {
+		return dst, fmt.Errorf("hubblejson: encode: %w", err)
+	}
+	n := len(dst)
+	if dst, err = appendCompact(dst, raw); err != nil {
+		return dst[:n], fmt.Errorf("hubblejson: encode: %w", err)
+	}
+	return dst, nil
+}
+
+// MaxLineBytes is the longest line the decoder accepts.
+const MaxLineBytes = 1 << 20
+
+// Plan says which Flow fields a Decoder must produce: the filter's fields for
+// every flow, and the kept (masked-in) fields for flows the filter keeps.
+type Plan struct {
+	filter, keep flow.FieldSet
+}
+
+// NewPlan returns the plan for a filter reading filterFields and a mask
+// keeping keepFields (flow.AllFields() for both: a full decode).
+func NewPlan(filterFields, keepFields flow.FieldSet) *Plan {
+	return &Plan{filter: filterFields, keep: keepFields}
+}
+
+// Decoder decodes Hubble JSON event lines (events.log, `hubble observe -o
+// json`) into a reused *flowpb.Flow. It is not safe for concurrent use.
+type Decoder struct {
+	plan    *Plan
+	arena   *flow.Arena
+	ev      observerpb.ExportEvent
+	legacy  bool
+	nonFlow proto.Message
+	opts    protojson.UnmarshalOptions
+}
+
+// NewDecoder returns a decoder following plan p.
+func NewDecoder(p *Plan) *Decoder {
+	if p == nil {
+		p = NewPlan(flow.AllFields(), flow.AllFields())
+	}
+	return &Decoder{plan: p, opts: protojson.UnmarshalOptions{DiscardUnknown: true}}
+}
+
+// SetArena sets where decoded strings go; nil means ordinary allocation.
+func (d *Decoder) SetArena(a *flow.Arena) { d.arena = a }
+
+// ErrLineTooLong is returned for lines over MaxLineBytes.
+var ErrLineTooLong = errors.New("hubblejson: line longer than 1 MiB")
+
+// Decode decodes one line. For a flow, f receives the flow (at least the plan's
+// filter fields; call Finish before using the kept fields) and KindFlow is
+// returned; for other events NonFlow returns the message. Errors say what is
+// wrong and where (byte offset).
+func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
+	d.nonFlow = nil
+	if len(line) > MaxLineBytes {
+		return flow.KindUnknown, ErrLineTooLong
+	}
+	if !utf8.Valid(line) {
+		off := 0
+		for off < len(line) {
+			r, size := utf8.DecodeRune(line[off:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			off += size
+		}
+		return flow.KindUnknown, fmt.Errorf("hubblejson: offset %d: invalid UTF-8", off)
+	}
+	d.ev.Reset()
+	if err := d.opts.Unmarshal(line, &d.ev); err != nil {
+		// The legacy `hubble observe -o json` form is a bare Flow object.
+		f.Reset()
+		if lerr := d.opts.Unmarshal(line, f); lerr == nil && isBareFlow(line) {
+			return flow.KindFlow, nil
+		}
+		return flow.KindUnknown, fmt.Errorf("hubblejson: %w", err)
+	}
+	switch x := d.ev.GetResponseTypes().(type) {
+	case *observerpb.ExportEvent_Flow:
+		f.Reset()
+		proto.Merge(f, x.Flow)
+		return flow.KindFlow, nil
+	case *observerpb.ExportEvent_LostEvents:
+		d.nonFlow = x.LostEvents
+		return flow.KindLostEvents, nil
+	case *observerpb.ExportEvent_AgentEvent:
+		d.nonFlow = x.AgentEvent
+		return flow.KindAgentEvent, nil
+	case *observerpb.ExportEvent_DebugEvent:
+		d.nonFlow = x.DebugEvent
+		return flow.KindDebugEvent, nil
+	case *observerpb.ExportEvent_NodeStatus:
+		d.nonFlow = x.NodeStatus
+		return flow.KindNodeStatus, nil
+	default:
+		return flow.KindUnknown, errors.New("hubblejson: event without flow, lost_events, agent_event, debug_event or node_status")
+	}
+}
+
+// isBareFlow reports whether a line that is not an ExportEvent looks like a
+// bare Flow (legacy JSON output): an object with a "time" or "verdict" key.
+func isBareFlow(line []byte) bool {
+	return bytes.Contains(line, []byte(`"verdict"`)) || bytes.Contains(line, []byte(`"time"`))
+}
+
+// Finish completes the kept fields of the flow last decoded.
+func (d *Decoder) Finish(f *flowpb.Flow) error { return nil }
+
+// NonFlow returns the non-flow event of the last line, or nil.
+func (d *Decoder) NonFlow() proto.Message { return d.nonFlow }
+
+// EnvelopeNodeName is the top-level node_name of the last line.
+func (d *Decoder) EnvelopeNodeName() string { return d.ev.GetNodeName() }
+
+// EnvelopeTime is the top-level time of the last line.
+func (d *Decoder) EnvelopeTime() (time.Time, bool) {
+	if t := d.ev.GetTime(); t != nil {
+		return t.AsTime(), true
+	}
+	return time.Time{}, false
+}

@@ -1,0 +1,190 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"go.uber.org/zap"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+)
+
+// ImportSource reads one events.log file (plain or gzip) once, to its end.
+// Its ID is derived from the file's content (fingerprint of its first bytes),
+// not its name, so the archive's committed checkpoint for that ID tells
+// whether, and how far, the file was already imported, even after renames or
+// compression.
+type ImportSource struct {
+	path  string
+	id    string
+	fp    string
+	fpLen int
+	max   int
+	batch int
+	log   *zap.Logger
+	m     *Metrics
+}
+
+// NewImportSource prepares the import of one file.
+func NewImportSource(path string, log *zap.Logger, m *Metrics) (*ImportSource, error) {
+	path = gzSuccessor(path)
+	rc, err := openMaybeGzip(path)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	fp, n, err := fingerprint(rc, fingerprintLen)
+	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %s: %w", path, err)
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return &ImportSource{
+		path: path, fp: fp, fpLen: n, id: "import:" + fp[:32],
+		max: 1 << 20, batch: 4096, log: nopLogger(log), m: m,
+	}, nil
+}
+
+// ID is "import:<content fingerprint>".
+func (s *ImportSource) ID() string { return s.id }
+
+// Run reads the file from the checkpoint's offset to its end.
+func (s *ImportSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*LineBatch) error) error {
+	pos, err := decodePos(from.Position)
+	if err != nil {
+		return fmt.Errorf("ingest: %s: bad checkpoint: %w", s.path, err)
+	}
+	rc, err := openMaybeGzip(gzSuccessor(s.path))
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	defer rc.Close()
+	if pos.Offset > 0 {
+		if _, err := io.CopyN(io.Discard, rc, pos.Offset); err != nil {
+			return fmt.Errorf("ingest: %s: skip to offset %d: %w", s.path, pos.Offset, err)
+		}
+	}
+	r := &reader{src: s.id, name: s.path, fp: s.fp, fpLen: s.fpLen, off: pos.Offset, line: pos.Line, sp: newSplitter(s.max), m: s.m}
+	_, err = r.readAll(ctx, rc, s.batch, emit, true)
+	return err
+}
+
+// gzSuccessor returns path, or path+".gz" when path is gone and lumberjack's
+// mill has compressed it meanwhile (same content).
+func gzSuccessor(path string) string {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(path + ".gz"); err == nil {
+			return path + ".gz"
+		}
+	}
+	return path
+}
+
+// reader turns one file's content into line batches with checkpoints.
+type reader struct {
+	src, name string
+	fp        string
+	fpLen     int
+	ino       uint64
+	off       int64 // content offset after the last complete line
+	line      int64
+	sp        *splitter
+	lb        LineBatch
+	m         *Metrics
+}
+
+// readAll reads r to EOF, emitting full batches and, at EOF, the rest. With
+// final the last line without a newline is kept too (a finished file);
+// otherwise it stays pending (the writer may still complete it). It returns
+// the bytes read.
+func (r *reader) readAll(ctx context.Context, in io.Reader, batch int, emit func(*LineBatch) error, final bool) (int64, error) {
+	var total int64
+	for {
+		n, err := r.sp.fill(in)
+		total += int64(n)
+		r.m.bytes.WithLabelValues(r.src).Add(float64(n))
+		if perr := r.drain(batch, emit); perr != nil {
+			return total, perr
+		}
+		// Lines point into the splitter's buffer, which the next fill may
+		// move: hand them over first.
+		if !errors.Is(err, io.EOF) {
+			if ferr := r.flush(emit); ferr != nil {
+				return total, ferr
+			}
+		}
+		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
+			if final && r.sp.pending() > 0 && !r.sp.skipping {
+				rest := r.sp.buf[r.sp.start:r.sp.end]
+				r.add(rest, int64(len(rest)))
+				r.sp.start = r.sp.end
+			}
+			return total, r.flush(emit)
+		}
+		if err != nil {
+			return total, fmt.Errorf("ingest: read %s: %w", r.name, err)
+		}
+		if ctx.Err() != nil {
+			return total, r.flush(emit)
+		}
+	}
+}
+
+func (r *reader) drain(batch int, emit func(*LineBatch) error) error {
+	for {
+		line, tooLong := r.sp.next()
+		if tooLong > 0 {
+			r.line++
+			r.off += tooLong
+			r.lb.Losses = append(r.lb.Losses, flow.Loss{Reason: flow.LossLineTooLong, Detail: fmt.Sprintf("%s:%d", r.name, r.line), Events: 1, Bytes: uint64(tooLong)})
+			r.m.lostLines.WithLabelValues(r.src, flow.LossLineTooLong).Inc()
+			r.m.lostBytes.WithLabelValues(r.src, flow.LossLineTooLong).Add(float64(tooLong))
+			continue
+		}
+		if line == nil {
+			return nil
+		}
+		// Offsets count the raw bytes, including a trimmed '\r' and the newline.
+		raw := int64(len(line)) + 1
+		if r.sp.start >= 2 && r.sp.buf[r.sp.start-2] == '\r' {
+			raw++
+		}
+		if len(line) == 0 {
+			r.line++
+			r.off += raw
+			continue
+		}
+		r.add(line, raw)
+		if len(r.lb.Lines) >= batch {
+			// Lines point into the splitter's buffer: emit before the next fill.
+			if err := r.flush(emit); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (r *reader) add(line []byte, raw int64) {
+	r.line++
+	r.off += raw
+	r.lb.Lines = append(r.lb.Lines, line)
+	r.lb.Where = append(r.lb.Where, LineRef{File: r.name, Line: r.line})
+}
+
+// flush emits the current batch (also an empty one carrying losses).
+func (r *reader) flush(emit func(*LineBatch) error) error {
+	if len(r.lb.Lines) == 0 && len(r.lb.Losses) == 0 {
+		return nil
+	}
+	r.lb.Checkpoint = flow.Checkpoint{Source: r.src, Position: encodePos(filePos{
+		Fingerprint: r.fp, FPLen: r.fpLen, Offset: r.off, Name: r.name, Line: r.line, Inode: r.ino,
+	})}
+	r.m.lines.WithLabelValues(r.src).Add(float64(len(r.lb.Lines)))
+	err := emit(&r.lb)
+	r.lb.reset()
+	return err
+}

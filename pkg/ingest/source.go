@@ -1,0 +1,232 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+)
+
+// LineRef says where a line came from, for error messages.
+type LineRef struct {
+	File string
+	Line int64 // 1-based line number within the file (0: unknown)
+}
+
+// String returns "file:line".
+func (r LineRef) String() string {
+	if r.Line == 0 {
+		return r.File
+	}
+	return r.File + ":" + strconv.FormatInt(r.Line, 10)
+}
+
+// LineBatch is what a source emits: complete lines without their newline,
+// where they came from, the checkpoint after the last line, and any gaps.
+// Everything in it is valid until the emit callback returns.
+type LineBatch struct {
+	Lines      [][]byte
+	Where      []LineRef
+	Checkpoint flow.Checkpoint
+	Losses     []flow.Loss
+}
+
+func (lb *LineBatch) reset() {
+	lb.Lines = lb.Lines[:0]
+	lb.Where = lb.Where[:0]
+	lb.Losses = lb.Losses[:0]
+}
+
+// Source produces line batches.
+type Source interface {
+	// ID identifies the source; it is the Source of every checkpoint it emits.
+	ID() string
+	// Run reads from the position after from (zero: the beginning) and calls
+	// emit per batch until ctx is done (following sources) or the input ends
+	// (one-shot sources). An error from emit stops Run and is returned.
+	Run(ctx context.Context, from flow.Checkpoint, emit func(*LineBatch) error) error
+}
+
+// Metrics are the ingest counters, labelled by source.
+type Metrics struct {
+	lines     *prometheus.CounterVec
+	bytes     *prometheus.CounterVec
+	rotations *prometheus.CounterVec
+	lostLines *prometheus.CounterVec
+	lostBytes *prometheus.CounterVec
+}
+
+// NewMetrics creates the ingest metrics, registered with reg unless nil.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		lines: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "lines_total",
+			Help: "Complete lines read, by source."}, []string{"source"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "bytes_total",
+			Help: "Bytes read, by source."}, []string{"source"}),
+		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "file_rotations_total",
+			Help: "Rotations of the followed file that the source followed."}, []string{"source"}),
+		lostLines: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "lost_lines_total",
+			Help: "Lines skipped, by source and reason (line_too_long)."}, []string{"source", "reason"}),
+		lostBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "lost_bytes_total",
+			Help: "Bytes lost before they could be read, by source and reason (rotation_gap, truncated, line_too_long)."}, []string{"source", "reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.lines, m.bytes, m.rotations, m.lostLines, m.lostBytes)
+	}
+	return m
+}
+
+// fingerprintLen is how many leading bytes identify a file's content.
+const fingerprintLen = 1024
+
+// fingerprint hashes up to the first n bytes of r and says how many it read.
+func fingerprint(r io.Reader, n int) (string, int, error) {
+	buf := make([]byte, n)
+	m, err := io.ReadFull(r, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", 0, err
+	}
+	sum := sha256.Sum256(buf[:m])
+	return hex.EncodeToString(sum[:]), m, nil
+}
+
+// openMaybeGzip opens path and returns a reader of its content (gunzipped
+// when it starts with the gzip magic).
+func openMaybeGzip(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(f, 64<<10)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{zr, f}, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{br, f}, nil
+}
+
+// splitter cuts a byte stream into lines with bounded memory: lines longer
+// than max are skipped (and reported), never buffered whole.
+type splitter struct {
+	buf      []byte
+	start    int // first unconsumed byte in buf
+	end      int // end of valid data in buf
+	max      int
+	skipping bool // inside an over-long line, discarding to its newline
+	skipped  int64
+}
+
+func newSplitter(max int) *splitter {
+	size := 1 << 20
+	if max+1 > size {
+		size = max + 1
+	}
+	return &splitter{buf: make([]byte, size), max: max}
+}
+
+// fill reads more data; it returns the bytes read.
+func (s *splitter) fill(r io.Reader) (int, error) {
+	if s.start > 0 && s.start == s.end {
+		s.start, s.end = 0, 0
+	}
+	if s.end == len(s.buf) {
+		copy(s.buf, s.buf[s.start:s.end])
+		s.end -= s.start
+		s.start = 0
+	}
+	n, err := r.Read(s.buf[s.end:])
+	s.end += n
+	return n, err
+}
+
+// next returns the next complete line (valid until the next fill), or nil.
+// tooLong reports a skipped over-long line that ended here (its byte count).
+func (s *splitter) next() (line []byte, tooLong int64) {
+	for {
+		i := bytes.IndexByte(s.buf[s.start:s.end], '\n')
+		if i < 0 {
+			if s.end-s.start > s.max {
+				// Over-long: drop what we have and discard until the newline.
+				s.skipped += int64(s.end - s.start)
+				s.skipping = true
+				s.start, s.end = 0, 0
+			}
+			return nil, 0
+		}
+		l := s.buf[s.start : s.start+i]
+		s.start += i + 1
+		if s.skipping {
+			n := s.skipped + int64(i) + 1
+			s.skipping, s.skipped = false, 0
+			return nil, n
+		}
+		if len(l) > s.max {
+			return nil, int64(len(l)) + 1
+		}
+		return bytes.TrimSuffix(l, []byte{'\r'}), 0
+	}
+}
+
+// pending is the number of bytes of an incomplete line held.
+func (s *splitter) pending() int64 {
+	if s.skipping {
+		return s.skipped + int64(s.end-s.start)
+	}
+	return int64(s.end - s.start)
+}
+
+// filePos is a file source checkpoint position.
+type filePos struct {
+	Fingerprint string `json:"fp"`     // sha256 of the first FPLen bytes of content
+	FPLen       int    `json:"fp_len"` // bytes the fingerprint covers
+	Offset      int64  `json:"offset"` // next unread byte of content
+	Name        string `json:"name"`   // file name when last read
+	Line        int64  `json:"line"`   // lines consumed
+	Inode       uint64 `json:"ino,omitempty"`
+	Size        int64  `json:"size,omitempty"` // size when last read (for loss accounting)
+}
+
+func encodePos(p filePos) string {
+	b, _ := json.Marshal(p)
+	return string(b)
+}
+
+func decodePos(s string) (filePos, error) {
+	var p filePos
+	if s == "" {
+		return p, nil
+	}
+	err := json.Unmarshal([]byte(s), &p)
+	return p, err
+}
+
+// nopLogger returns log or a no-op logger.
+func nopLogger(log *zap.Logger) *zap.Logger {
+	if log == nil {
+		return zap.NewNop()
+	}
+	return log
+}

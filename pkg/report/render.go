@@ -1,0 +1,286 @@
+package report
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// labels are the report's fixed texts in English and Korean.
+var labels = map[string]map[string]string{
+	"en": {
+		"title": "Network traffic evidence report", "period": "Period", "scope": "Scope", "nodes": "Nodes",
+		"namespaces": "Namespaces", "versions": "Collector versions", "confighashes": "Configuration hashes",
+		"coverage": "Collection coverage", "node": "Node", "hours": "Hours", "collected": "Collected",
+		"notraffic": "No traffic", "down": "Collector down", "pct": "Coverage %", "gaps": "Gaps",
+		"lost": "Hubble lost events", "decode": "Decode errors", "verdicts": "Verdict totals", "verdict": "Verdict",
+		"count": "Count", "daily": "Daily volume", "day": "Day", "total": "Total", "denied": "Denied traffic (DROPPED and AUDIT)",
+		"source": "Source", "destination": "Destination", "port": "Port", "reason": "Drop reason", "policy": "Policy",
+		"talkers": "Top talkers", "http": "HTTP errors", "dns": "DNS failures", "world": "Internet egress",
+		"integrity": "Integrity", "files": "Files checked", "rows": "Rows checked", "findings": "Findings", "none": "none",
+		"heads": "Manifest chain heads", "signoff": "Sign-off", "reviewer": "Reviewer", "approver": "Approver", "date": "Date",
+		"sql": "DuckDB queries reproducing these numbers", "flows": "Flows", "from": "From", "to": "To", "cause": "Cause",
+		"heatmap": "Hourly coverage (# collected, . no traffic, ! loss, blank: collector down)",
+	},
+	"ko": {
+		"title": "네트워크 트래픽 증적 보고서", "period": "기간", "scope": "범위", "nodes": "노드",
+		"namespaces": "네임스페이스", "versions": "수집기 버전", "confighashes": "설정 해시",
+		"coverage": "수집 커버리지", "node": "노드", "hours": "시간", "collected": "수집됨",
+		"notraffic": "트래픽 없음", "down": "수집기 중단", "pct": "커버리지 %", "gaps": "공백",
+		"lost": "Hubble 유실 이벤트", "decode": "디코딩 오류", "verdicts": "판정별 합계", "verdict": "판정",
+		"count": "건수", "daily": "일별 건수", "day": "일자", "total": "합계", "denied": "차단된 트래픽 (DROPPED, AUDIT)",
+		"source": "출발지", "destination": "목적지", "port": "포트", "reason": "차단 사유", "policy": "정책",
+		"talkers": "상위 통신", "http": "HTTP 오류", "dns": "DNS 실패", "world": "인터넷 egress",
+		"integrity": "무결성", "files": "검사한 파일", "rows": "검사한 행", "findings": "발견 사항", "none": "없음",
+		"heads": "매니페스트 해시 체인 헤드", "signoff": "승인", "reviewer": "검토자", "approver": "승인자", "date": "일자",
+		"sql": "이 수치를 재현하는 DuckDB 쿼리", "flows": "플로우", "from": "시작", "to": "끝", "cause": "원인",
+		"heatmap": "시간별 커버리지 (# 수집, . 트래픽 없음, ! 유실, 공백: 수집기 중단)",
+	},
+}
+
+func tr(lang string) map[string]string {
+	if l, ok := labels[lang]; ok {
+		return l
+	}
+	return labels["en"]
+}
+
+// RenderJSON writes the report as indented JSON.
+func RenderJSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// mdCell makes a value safe inside a Markdown table cell: pipes, newlines,
+// backticks and HTML cannot break the table or inject markup.
+func mdCell(s string) string {
+	r := strings.NewReplacer("\\", "\\\\", "|", "\\|", "\r", " ", "\n", " ", "`", "\\`", "<", "&lt;", ">", "&gt;", "*", "\\*", "_", "\\_", "[", "\\[", "]", "\\]")
+	return r.Replace(s)
+}
+
+// RenderMarkdown writes the report as Markdown.
+func RenderMarkdown(w io.Writer, r *Report, lang string) error {
+	t := tr(lang)
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("# %s — %s\n\n", t["title"], r.Month)
+	p("| | |\n|---|---|\n| %s | %s – %s (%s; UTC %s – %s) |\n", t["period"], r.FromUTC.In(loc(r)).Format("2006-01-02 15:04"), r.ToUTC.In(loc(r)).Format("2006-01-02 15:04"), mdCell(r.TimeZone), r.FromUTC.Format("2006-01-02T15:04Z"), r.ToUTC.Format("2006-01-02T15:04Z"))
+	p("| %s | %s |\n| %s | %d |\n| %s | %s |\n| %s | %s |\n| %s | %d |\n\n", t["nodes"], mdCell(strings.Join(r.Nodes, ", ")), t["namespaces"], r.Namespaces,
+		t["versions"], mdCell(strings.Join(r.Versions, ", ")), t["confighashes"], mdCell(strings.Join(r.ConfigHashes, ", ")), t["flows"], r.TotalFlows)
+	p("## 1. %s\n\n| %s | %s | %s | %s | %s | %s | %s | %s |\n|---|---:|---:|---:|---:|---:|---:|---:|\n", t["coverage"], t["node"], t["hours"], t["collected"], t["notraffic"], t["down"], t["pct"], t["lost"], t["decode"])
+	for _, c := range r.Coverage {
+		p("| %s | %d | %d | %d | %d | %.2f | %d | %d |\n", mdCell(c.Node), c.Hours, c.Collected, c.NoTraffic, c.Down, c.CoveragePct, c.LostEvents, c.DecodeErrors)
+	}
+	for _, c := range r.Coverage {
+		if len(c.Gaps) == 0 {
+			continue
+		}
+		p("\n**%s — %s**\n\n| %s | %s | %s |\n|---|---|---|\n", mdCell(c.Node), t["gaps"], t["from"], t["to"], t["cause"])
+		for _, g := range c.Gaps {
+			p("| %s | %s | %s |\n", g.From.Format("2006-01-02T15:04Z"), g.To.Format("2006-01-02T15:04Z"), mdCell(g.Cause))
+		}
+	}
+	p("\n## 2. %s\n\n| %s | %s |\n|---|---:|\n", t["verdicts"], t["verdict"], t["count"])
+	for _, v := range r.Verdicts {
+		p("| %s | %d |\n", mdCell(v.Key), v.Count)
+	}
+	p("\n## 3. %s\n\n| %s | %s | DROPPED | AUDIT |\n|---|---:|---:|---:|\n", t["daily"], t["day"], t["total"])
+	for _, d := range r.Daily {
+		p("| %s | %d | %d | %d |\n", d.Day, d.Total, d.ByVerdict["DROPPED"], d.ByVerdict["AUDIT"])
+	}
+	p("\n## 4. %s (%d)\n\n| %s | %s | %s | %s | %s | %s | %s |\n|---|---|---|---|---|---|---:|\n", t["denied"], r.DeniedTotal, t["source"], t["destination"], t["port"], t["reason"], t["policy"], t["verdict"], t["count"])
+	for _, d := range r.Denied {
+		p("| %s | %s | %s | %s | %s | %s | %d |\n", mdCell(d.Source), mdCell(d.Destination), mdCell(d.Protocol+"/"+d.Port), mdCell(d.Reason), mdCell(d.Policy), mdCell(d.Verdict), d.Count)
+	}
+	for _, sec := range []struct {
+		title string
+		rows  []Count
+	}{{t["world"], r.WorldEgress}, {t["talkers"], r.TopTalkers}, {t["http"], r.HTTPErrors}, {t["dns"], r.DNSFailures}} {
+		p("\n## %s\n\n| | %s |\n|---|---:|\n", sec.title, t["count"])
+		for _, c := range sec.rows {
+			p("| %s | %d |\n", mdCell(c.Key), c.Count)
+		}
+	}
+	if iv := r.Integrity; iv != nil {
+		p("\n## %s\n\n| | |\n|---|---|\n| %s | %d |\n| %s | %d |\n| %s | %d |\n", t["integrity"], t["files"], iv.Files, t["rows"], iv.Rows, t["findings"], len(iv.Findings))
+		for _, f := range iv.Findings {
+			p("| %s | %s: %s |\n", mdCell(f.Kind), mdCell(f.Path), mdCell(f.What))
+		}
+		p("\n%s:\n\n", t["heads"])
+		for _, n := range sortedKeys(iv.ChainHeads) {
+			p("- %s: `%s`\n", mdCell(n), iv.ChainHeads[n])
+		}
+	}
+	p("\n## %s\n\n| %s | %s | %s |\n|---|---|---|\n| | | |\n", t["signoff"], t["reviewer"], t["approver"], t["date"])
+	p("\n## %s\n\n", t["sql"])
+	for _, q := range r.Queries {
+		p("- %s:\n\n  ```sql\n  %s\n  ```\n", q.Name, q.SQL)
+	}
+	return nil
+}
+
+func loc(r *Report) *time.Location {
+	l, err := time.LoadLocation(r.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	return l
+}
+
+var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
+	"pct": func(x float64) string { return fmt.Sprintf("%.2f", x) },
+	"bar": func(v, max int64) int {
+		if max == 0 {
+			return 0
+		}
+		return int(300 * v / max)
+	},
+	"heat": func(c byte) string {
+		switch c {
+		case '#':
+			return "#2e7d32"
+		case '.':
+			return "#c8e6c9"
+		case '!':
+			return "#f9a825"
+		}
+		return "#c62828"
+	},
+	"bytes": func(s string) []byte { return []byte(s) },
+	"mul":   func(a, b int) int { return a * b },
+}).Parse(`<!DOCTYPE html>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.T.title}} {{.R.Month}}</title>
+<style>
+body{font-family:system-ui,-apple-system,"Noto Sans KR",sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;font-size:13px}
+th{background:#f3f3f3}td.n{text-align:right}h2{border-bottom:2px solid #444;padding-bottom:.2em}
+pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap;font-size:12px}
+@media print{body{margin:0}h2{page-break-before:auto}table{page-break-inside:avoid}}
+</style></head><body>
+<h1>{{.T.title}} — {{.R.Month}}</h1>
+<table><tr><th>{{.T.period}}</th><td>{{.R.FromUTC}} – {{.R.ToUTC}} (UTC; {{.R.TimeZone}})</td></tr>
+<tr><th>{{.T.nodes}}</th><td>{{range .R.Nodes}}{{.}} {{end}}</td></tr>
+<tr><th>{{.T.namespaces}}</th><td class="n">{{.R.Namespaces}}</td></tr>
+<tr><th>{{.T.versions}}</th><td>{{range .R.Versions}}{{.}} {{end}}</td></tr>
+<tr><th>{{.T.confighashes}}</th><td>{{range .R.ConfigHashes}}{{.}} {{end}}</td></tr>
+<tr><th>{{.T.flows}}</th><td class="n">{{.R.TotalFlows}}</td></tr></table>
+<h2>1. {{.T.coverage}}</h2>
+<table><tr><th>{{.T.node}}</th><th>{{.T.hours}}</th><th>{{.T.collected}}</th><th>{{.T.notraffic}}</th><th>{{.T.down}}</th><th>{{.T.pct}}</th><th>{{.T.lost}}</th><th>{{.T.decode}}</th></tr>
+{{range .R.Coverage}}<tr><td>{{.Node}}</td><td class="n">{{.Hours}}</td><td class="n">{{.Collected}}</td><td class="n">{{.NoTraffic}}</td><td class="n">{{.Down}}</td><td class="n">{{pct .CoveragePct}}</td><td class="n">{{.LostEvents}}</td><td class="n">{{.DecodeErrors}}</td></tr>{{end}}</table>
+<p>{{.T.heatmap}}</p>
+{{range .R.Coverage}}<div>{{.Node}}</div><svg xmlns="http://www.w3.org/2000/svg" width="{{mul (len .Heatmap) 10}}" height="240" role="img" aria-label="coverage {{.Node}}">
+{{range $d, $day := .Heatmap}}{{range $h, $c := bytes $day}}<rect x="{{mul $d 10}}" y="{{mul $h 10}}" width="9" height="9" fill="{{heat $c}}"/>{{end}}{{end}}</svg>{{end}}
+<h2>2. {{.T.verdicts}}</h2>
+<table><tr><th>{{.T.verdict}}</th><th>{{.T.count}}</th></tr>{{range .R.Verdicts}}<tr><td>{{.Key}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>
+<h2>3. {{.T.daily}}</h2>
+<svg xmlns="http://www.w3.org/2000/svg" width="760" height="{{mul (len .R.Daily) 14}}" role="img" aria-label="daily volume">
+{{$max := .MaxDay}}{{range $i, $d := .R.Daily}}<text x="0" y="{{mul $i 14 | printf "%d"}}" dy="11" font-size="11">{{$d.Day}}</text><rect x="80" y="{{mul $i 14}}" width="{{bar $d.Total $max}}" height="11" fill="#1565c0"/><rect x="80" y="{{mul $i 14}}" width="{{bar (index $d.ByVerdict "DROPPED") $max}}" height="11" fill="#c62828"/><text x="{{bar $d.Total $max | printf "%d"}}" dx="85" y="{{mul $i 14}}" dy="11" font-size="11">{{$d.Total}}</text>{{end}}</svg>
+<h2>4. {{.T.denied}} ({{.R.DeniedTotal}})</h2>
+<table><tr><th>{{.T.source}}</th><th>{{.T.destination}}</th><th>{{.T.port}}</th><th>{{.T.reason}}</th><th>{{.T.policy}}</th><th>{{.T.verdict}}</th><th>{{.T.count}}</th></tr>
+{{range .R.Denied}}<tr><td>{{.Source}}</td><td>{{.Destination}}</td><td>{{.Protocol}}/{{.Port}}</td><td>{{.Reason}}</td><td>{{.Policy}}</td><td>{{.Verdict}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>
+{{range .Lists}}<h2>{{.Title}}</h2><table>{{range .Rows}}<tr><td>{{.Key}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>{{end}}
+{{with .R.Integrity}}<h2>{{$.T.integrity}}</h2>
+<table><tr><th>{{$.T.files}}</th><td class="n">{{.Files}}</td></tr><tr><th>{{$.T.rows}}</th><td class="n">{{.Rows}}</td></tr><tr><th>{{$.T.findings}}</th><td class="n">{{len .Findings}}</td></tr></table>
+{{range .Findings}}<p>{{.Kind}}: {{.Path}}: {{.What}}</p>{{end}}
+<p>{{$.T.heads}}:</p><ul>{{range $n, $h := .ChainHeads}}<li>{{$n}}: <code>{{$h}}</code></li>{{end}}</ul>{{end}}
+<h2>{{.T.signoff}}</h2><table><tr><th>{{.T.reviewer}}</th><th>{{.T.approver}}</th><th>{{.T.date}}</th></tr><tr><td style="height:3em;width:14em"></td><td style="width:14em"></td><td style="width:10em"></td></tr></table>
+<h2>{{.T.sql}}</h2>{{range .R.Queries}}<p>{{.Name}}</p><pre>{{.SQL}}</pre>{{end}}
+</body></html>
+`))
+
+// RenderHTML writes a self-contained HTML page (inline CSS and SVG). Every
+// value is escaped by html/template.
+func RenderHTML(w io.Writer, r *Report, lang string) error {
+	t := tr(lang)
+	var max int64
+	for _, d := range r.Daily {
+		if d.Total > max {
+			max = d.Total
+		}
+	}
+	type list struct {
+		Title string
+		Rows  []Count
+	}
+	return htmlTmpl.Execute(w, map[string]any{
+		"R": r, "T": t, "Lang": lang, "MaxDay": max,
+		"Lists": []list{{t["world"], r.WorldEgress}, {t["talkers"], r.TopTalkers}, {t["http"], r.HTTPErrors}, {t["dns"], r.DNSFailures}},
+	})
+}
+
+// csvCell neutralises spreadsheet formula prefixes.
+func csvCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// RenderCSV writes one CSV file per table into dir.
+func RenderCSV(dir string, r *Report) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	write := func(name string, header []string, rows [][]string) error {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		w := csv.NewWriter(f)
+		_ = w.Write(header)
+		for _, row := range rows {
+			for i := range row {
+				row[i] = csvCell(row[i])
+			}
+			_ = w.Write(row)
+		}
+		w.Flush()
+		if err := w.Error(); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	var rows [][]string
+	for _, v := range r.Verdicts {
+		rows = append(rows, []string{v.Key, fmt.Sprint(v.Count)})
+	}
+	if err := write("verdicts.csv", []string{"verdict", "count"}, rows); err != nil {
+		return err
+	}
+	rows = nil
+	for _, d := range r.Daily {
+		rows = append(rows, []string{d.Day, fmt.Sprint(d.Total), fmt.Sprint(d.ByVerdict["DROPPED"]), fmt.Sprint(d.ByVerdict["AUDIT"])})
+	}
+	if err := write("daily.csv", []string{"day", "total", "dropped", "audit"}, rows); err != nil {
+		return err
+	}
+	rows = nil
+	for _, c := range r.Coverage {
+		rows = append(rows, []string{c.Node, fmt.Sprint(c.Hours), fmt.Sprint(c.Collected), fmt.Sprint(c.NoTraffic), fmt.Sprint(c.Down), fmt.Sprintf("%.2f", c.CoveragePct), fmt.Sprint(c.LostEvents), fmt.Sprint(c.DecodeErrors)})
+	}
+	if err := write("coverage.csv", []string{"node", "hours", "hours_collected", "hours_no_traffic", "hours_collector_down", "coverage_pct", "hubble_lost_events", "decode_errors"}, rows); err != nil {
+		return err
+	}
+	rows = nil
+	for _, d := range r.Denied {
+		rows = append(rows, []string{d.Source, d.Destination, d.Protocol, d.Port, d.Reason, d.Policy, d.Verdict, fmt.Sprint(d.Count)})
+	}
+	return write("denied.csv", []string{"source", "destination", "protocol", "port", "drop_reason", "policy", "verdict", "count"}, rows)
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
