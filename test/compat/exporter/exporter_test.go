@@ -37,7 +37,7 @@ var configs = []ciliumexport.Config{
 	{Allowlist: `{"reply":[false]}`, Denylist: `{"tcp_flags":[{"SYN":true}]}`},
 	{Allowlist: `{"source_ip":["10.0.0.0/8"],"ip_version":["IPv4"]}{"destination_identity":[2,9]}`},
 	{Allowlist: `{"node_name":["prod-kr1/node-*"],"traffic_direction":["EGRESS"]}`},
-	{Allowlist: `{"experimental":{"cel_expression":["_flow.verdict == Verdict.DROPPED || _flow.l4.TCP.destination_port == 443"]}}`},
+	{Allowlist: `{"experimental":{"cel_expression":["_flow.verdict == Verdict.DROPPED || _flow.l4.TCP.destination_port == 443u"]}}`},
 	{Allowlist: `{"event_type":[{"type":129}]}{"event_type":[{"type":4,"match_sub_type":true}]}`},
 }
 
