@@ -54,6 +54,7 @@ type commitRecord struct {
 
 // ManifestEntry is one line of a manifest (manifests/node=<node>/date=<date>.jsonl).
 type ManifestEntry struct {
+	Index            uint64          `json:"index"` // position in the node's chain, from 1
 	Seq              uint64          `json:"seq"`
 	Op               string          `json:"op"` // "commit" or "retention"
 	Path             string          `json:"path"`
@@ -190,7 +191,7 @@ func (w *Writer) appendManifest(e ManifestEntry, node, date string) error {
 	if err != nil {
 		return err
 	}
-	e.Prev = head
+	e.Prev, e.Index = head.hash, head.index+1
 	e.Hash = entryHash(e)
 	if w.cfg.SigningKey != nil {
 		e.KeyID = KeyID(w.cfg.SigningKey.Public().(ed25519.PublicKey))
@@ -215,22 +216,27 @@ func (w *Writer) appendManifest(e ManifestEntry, node, date string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	w.heads[node] = e.Hash
+	w.heads[node] = chainHead{hash: e.Hash, index: e.Index}
 	return nil
 }
 
-// head returns the hash of the node's last manifest entry ("" for none).
-func (w *Writer) head(node string) (string, error) {
+type chainHead struct {
+	hash  string
+	index uint64
+}
+
+// head returns the node's last manifest entry's hash and index.
+func (w *Writer) head(node string) (chainHead, error) {
 	if h, ok := w.heads[node]; ok {
 		return h, nil
 	}
 	entries, err := nodeManifest(w.cfg.Root, node)
 	if err != nil {
-		return "", err
+		return chainHead{}, err
 	}
-	h := ""
+	var h chainHead
 	if len(entries) > 0 {
-		h = entries[len(entries)-1].Hash
+		h = chainHead{hash: entries[len(entries)-1].Hash, index: entries[len(entries)-1].Index}
 	}
 	w.heads[node] = h
 	return h, nil
@@ -261,12 +267,12 @@ func nodeManifest(root, node string) ([]ManifestEntry, error) {
 		}
 		out = append(out, es...)
 	}
-	// The chain is in append order, which is seq order across days.
+	// The chain is in append order, which each entry records as its index.
 	slices.SortStableFunc(out, func(a, b ManifestEntry) int {
 		switch {
-		case a.Seq < b.Seq:
+		case a.Index < b.Index:
 			return -1
-		case a.Seq > b.Seq:
+		case a.Index > b.Index:
 			return 1
 		}
 		return 0

@@ -96,7 +96,7 @@ type Writer struct {
 	first     map[string]flow.Checkpoint // first checkpoint per source since the last commit
 	last      map[string]flow.Checkpoint // latest checkpoint per source, not yet committed
 	seq       uint64
-	heads     map[string]string // manifest chain head per node
+	heads     map[string]chainHead // manifest chain head per node
 	closed    bool
 }
 
@@ -134,7 +134,7 @@ func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Writer, erro
 		cfg: cfg, log: log.Named("archive"), m: newMetrics(reg),
 		files: map[partKey]*openFile{}, stats: map[statKey]*StatRow{}, details: map[statKey][]string{},
 		committed: map[string]flow.Checkpoint{}, first: map[string]flow.Checkpoint{}, last: map[string]flow.Checkpoint{},
-		heads: map[string]string{},
+		heads: map[string]chainHead{},
 	}
 	for _, d := range []string{"flows", "stats", "manifests", commitsDir} {
 		if err := os.MkdirAll(filepath.Join(cfg.Root, d), 0o755); err != nil {

@@ -80,8 +80,8 @@ func pick[T any](r *rand.Rand, vals []T, miss T) T {
 
 type pool struct {
 	uuids, ips, pods, nss, svcs, labels, names, nodes, clusters, urls, methods, queries []string
-	identities                                                                        []uint32
-	ports                                                                             []string
+	identities                                                                          []uint32
+	ports                                                                               []string
 }
 
 func newPool(flows []*flowpb.Flow) *pool {
@@ -300,4 +300,3 @@ func FuzzParseFilters(f *testing.F) {
 		}
 	})
 }
-

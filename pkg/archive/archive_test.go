@@ -1,0 +1,299 @@
+package archive
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+)
+
+var t0 = time.Date(2026, 1, 10, 23, 59, 0, 0, time.UTC)
+
+// batch makes flows with uuids from..to-1, on two nodes, spanning midnight.
+func batch(from, to int) *flow.Batch {
+	b := &flow.Batch{}
+	for i := from; i < to; i++ {
+		f := b.Next()
+		f.Reset()
+		f.Uuid = strconv.Itoa(i)
+		f.Time = timestamppb.New(t0.Add(time.Duration(i) * 10 * time.Millisecond))
+		f.NodeName = []string{"c/n1", "c/n2"}[i%2]
+		f.Verdict = flowpb.Verdict_FORWARDED
+		if i%7 == 0 {
+			f.Verdict = flowpb.Verdict_DROPPED
+			f.DropReasonDesc = flowpb.DropReason_POLICY_DENIED
+		}
+		b.AddStat(f.NodeName, f.Time.GetSeconds()/60*60, flow.Counts{Seen: 1, Kept: 1})
+	}
+	b.Checkpoint = flow.Checkpoint{Source: "test", Position: strconv.Itoa(to)}
+	return b
+}
+
+func scanUUIDs(t *testing.T, root string) map[string]int {
+	t.Helper()
+	sc, err := OpenScanner(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	err = sc.ScanFlows(context.Background(), ScanOptions{}, func(rows []FlowRow) error {
+		for _, r := range rows {
+			seen[*r.UUID]++
+			if r.DropReasonDesc != nil && *r.Verdict != "DROPPED" {
+				return fmt.Errorf("drop reason on a %s flow", *r.Verdict)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seen
+}
+
+func TestRoundTripRotationAndCheckpoints(t *testing.T) {
+	root := t.TempDir()
+	w, err := Open(Config{Root: root, MaxFileRows: 1000}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10000; i += 500 {
+		if err := w.Write(batch(i, i+500)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal("second Close:", err)
+	}
+	seen := scanUUIDs(t, root)
+	if len(seen) != 10000 {
+		t.Fatalf("%d rows scanned", len(seen))
+	}
+	for u, n := range seen {
+		if n != 1 {
+			t.Fatalf("uuid %s seen %d times", u, n)
+		}
+	}
+	sc, _ := OpenScanner(root)
+	files, _ := sc.Files("flows", time.Time{}, time.Time{})
+	dates := map[string]bool{}
+	for _, f := range files {
+		dates[f.Date+"/"+f.Node] = true
+	}
+	if len(dates) != 4 || len(files) < 10 {
+		t.Fatalf("files %d in partitions %v: want rotation and 2 days x 2 nodes", len(files), dates)
+	}
+	w2, err := Open(Config{Root: root}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp := w2.Checkpoints()["test"]; cp.Position != "10000" {
+		t.Fatalf("checkpoint after reopen %+v", cp)
+	}
+	rep, err := Verify(root, time.Time{}, time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Rows < 10000 {
+		t.Fatalf("verify: %+v", rep)
+	}
+}
+
+func TestSanitizeNode(t *testing.T) {
+	for _, n := range []string{"cluster/node", "../../etc", "..", ".", "", "_", "a b\x00c", "노드", strings.Repeat("x", 50)} {
+		s := SanitizeNode(n)
+		if strings.ContainsAny(s, "/\\\x00") || s == "." || s == ".." || s == "" {
+			t.Errorf("%q -> unsafe %q", n, s)
+		}
+		if got := UnsanitizeNode(s); got != n {
+			t.Errorf("%q -> %q -> %q", n, s, got)
+		}
+	}
+}
+
+func FuzzSanitizeNode(f *testing.F) {
+	for _, s := range []string{"c/n", "..", "%2F", "_"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, n string) {
+		s := SanitizeNode(n)
+		if strings.ContainsAny(s, "/\\\x00") || s == "." || s == ".." || s == "" {
+			t.Fatalf("%q -> unsafe %q", n, s)
+		}
+		if len(n) < 60 {
+			if got := UnsanitizeNode(s); got != n {
+				t.Fatalf("%q -> %q -> %q", n, s, got)
+			}
+		}
+	})
+}
+
+func TestVerifyDetectsTampering(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	setup := func(t *testing.T) (string, []string) {
+		root := t.TempDir()
+		w, err := Open(Config{Root: root, MaxFileRows: 300, SigningKey: priv}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2000; i += 100 {
+			if err := w.Write(batch(i, i+100)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		sc, _ := OpenScanner(root)
+		files, _ := sc.Files("flows", time.Time{}, time.Time{})
+		var paths []string
+		for _, f := range files {
+			paths = append(paths, filepath.Join(root, f.Path))
+		}
+		return root, paths
+	}
+	pub := priv.Public().(ed25519.PublicKey)
+	for _, tc := range []struct {
+		name, kind string
+		tamper     func(t *testing.T, root string, files []string)
+	}{
+		{"missing", "missing", func(t *testing.T, _ string, files []string) { os.Remove(files[1]) }},
+		{"extra", "extra", func(t *testing.T, _ string, files []string) {
+			b, _ := os.ReadFile(files[0])
+			os.WriteFile(filepath.Join(filepath.Dir(files[0]), "part-99999999999999999999-000001-x.parquet"), b, 0o644)
+		}},
+		{"modified", "modified", func(t *testing.T, _ string, files []string) {
+			b, _ := os.ReadFile(files[2])
+			b[len(b)/2] ^= 0xff
+			os.WriteFile(files[2], b, 0o644)
+		}},
+		{"truncated", "truncated", func(t *testing.T, _ string, files []string) {
+			st, _ := os.Stat(files[0])
+			os.Truncate(files[0], st.Size()-10)
+		}},
+		{"manifest entry removed", "chain", func(t *testing.T, root string, _ []string) {
+			m, _ := filepath.Glob(filepath.Join(root, "manifests", "*", "*.jsonl"))
+			b, _ := os.ReadFile(m[0])
+			lines := strings.SplitAfter(string(b), "\n")
+			os.WriteFile(m[0], []byte(strings.Join(append(lines[:1], lines[2:]...), "")), 0o644)
+		}},
+		{"manifest entry altered", "chain", func(t *testing.T, root string, _ []string) {
+			m, _ := filepath.Glob(filepath.Join(root, "manifests", "*", "*.jsonl"))
+			b, _ := os.ReadFile(m[0])
+			os.WriteFile(m[0], []byte(strings.Replace(string(b), `"rows":`, `"rows":1`, 1)), 0o644)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root, files := setup(t)
+			if rep, err := Verify(root, time.Time{}, time.Time{}, pub); err != nil || !rep.OK() {
+				t.Fatalf("clean archive: %v %+v", err, rep)
+			}
+			tc.tamper(t, root, files)
+			rep, err := Verify(root, time.Time{}, time.Time{}, pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, f := range rep.Findings {
+				if f.Kind == tc.kind {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("no %s finding: %+v", tc.kind, rep.Findings)
+			}
+		})
+	}
+	t.Run("wrong key", func(t *testing.T) {
+		root, _ := setup(t)
+		other, _, _ := ed25519.GenerateKey(nil)
+		rep, _ := Verify(root, time.Time{}, time.Time{}, other)
+		if rep.OK() {
+			t.Fatal("signatures verified with the wrong key")
+		}
+	})
+}
+
+// TestExactlyOnceUnderSIGKILL runs a writer in a child process, kills it with
+// SIGKILL at random moments, restarts it from the committed checkpoint, and
+// finally checks that every row is in the archive exactly once.
+func TestExactlyOnceUnderSIGKILL(t *testing.T) {
+	if os.Getenv("FLOWAUDIT_ARCHIVE_CHILD") != "" {
+		return
+	}
+	root := t.TempDir()
+	kills, total := 40, 30000
+	if testing.Short() {
+		kills = 8
+	}
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	for i := 0; i < kills; i++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestArchiveChild$")
+		cmd.Env = append(os.Environ(), "FLOWAUDIT_ARCHIVE_CHILD="+root, "FLOWAUDIT_ARCHIVE_TOTAL="+strconv.Itoa(total))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(20+r.IntN(150)) * time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+	}
+	// A last run to completion.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestArchiveChild$")
+	cmd.Env = append(os.Environ(), "FLOWAUDIT_ARCHIVE_CHILD="+root, "FLOWAUDIT_ARCHIVE_TOTAL="+strconv.Itoa(total))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("final run: %v\n%s", err, out)
+	}
+	seen := scanUUIDs(t, root)
+	for i := 0; i < total; i++ {
+		if n := seen[strconv.Itoa(i)]; n != 1 {
+			t.Fatalf("row %d archived %d times after %d kills", i, n, kills)
+		}
+	}
+	if len(seen) != total {
+		t.Fatalf("%d rows, want %d", len(seen), total)
+	}
+	if rep, err := Verify(root, time.Time{}, time.Time{}, nil); err != nil || !rep.OK() {
+		t.Fatalf("verify after kills: %v %+v", err, rep.Findings)
+	}
+}
+
+// TestArchiveChild is the child of TestExactlyOnceUnderSIGKILL.
+func TestArchiveChild(t *testing.T) {
+	root := os.Getenv("FLOWAUDIT_ARCHIVE_CHILD")
+	if root == "" {
+		t.Skip("child process of TestExactlyOnceUnderSIGKILL")
+	}
+	total, _ := strconv.Atoi(os.Getenv("FLOWAUDIT_ARCHIVE_TOTAL"))
+	w, err := Open(Config{Root: root, MaxFileRows: 700}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := 0
+	if cp := w.Checkpoints()["test"]; cp.Position != "" {
+		start, _ = strconv.Atoi(cp.Position)
+	}
+	for i := start; i < total; i += 100 {
+		if err := w.Write(batch(i, min(i+100, total))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
