@@ -2,7 +2,6 @@ package hubblejson
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -20,35 +19,47 @@ import (
 // (api/v1/observer/observer.pb.json.go).
 var marshalOpts = protojson.MarshalOptions{UseProtoNames: true}
 
-// appendCompact appends raw protojson output the way encoding/json's Encoder
-// does for a json.Marshaler: compacted, with <, >, &, U+2028 and U+2029
-// escaped inside strings.
+// appendCompact appends protojson output the way encoding/json's Encoder
+// writes a json.Marshaler's output: white space outside strings removed
+// (protojson inserts spaces at random to keep its output from being relied
+// on), and <, >, &, U+2028 and U+2029 inside strings escaped as \u003c etc.
+// One pass, no allocation. raw must be valid JSON (protojson's output is).
 func appendCompact(dst, raw []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(len(raw))
-	if err := json.Compact(&buf, raw); err != nil {
-		return dst, err
-	}
-	b := buf.Bytes()
-	// json.Compact does not escape HTML; encoding/json's encoder does, with
-	// exactly this mapping (encoding/json appendHTMLEscape).
 	const hex = "0123456789abcdef"
+	inString := false
 	start := 0
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c == '<' || c == '>' || c == '&' {
-			dst = append(dst, b[start:i]...)
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inString {
+			switch {
+			case c == '\\':
+				i++ // the escaped byte cannot end the string
+			case c == '"':
+				inString = false
+			case c == '<' || c == '>' || c == '&':
+				dst = append(dst, raw[start:i]...)
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+				start = i + 1
+			case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8:
+				dst = append(dst, raw[start:i]...)
+				dst = append(dst, '\\', 'u', '2', '0', '2', hex[raw[i+2]&0xF])
+				i += 2
+				start = i + 1
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case ' ', '\t', '\n', '\r':
+			dst = append(dst, raw[start:i]...)
 			start = i + 1
 		}
-		// U+2028 / U+2029 are E2 80 A8 / E2 80 A9.
-		if c == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xA8 {
-			dst = append(dst, b[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[b[i+2]&0xF])
-			start = i + 3
-		}
 	}
-	return append(dst, b[start:]...), nil
+	if inString {
+		return dst, errors.New("unterminated string")
+	}
+	return append(dst, raw[start:]...), nil
 }
 
 // AppendEventLine appends the events.log line Cilium v1.18.4's exporter writes
@@ -100,12 +111,21 @@ const MaxLineBytes = 1 << 20
 // every flow, and the kept (masked-in) fields for flows the filter keeps.
 type Plan struct {
 	filter, keep flow.FieldSet
+	// filterSel selects the filter's fields; finishSel the filter's and the
+	// kept fields (protojson resets the message it decodes into).
+	filterSel, finishSel *selection
 }
 
 // NewPlan returns the plan for a filter reading filterFields and a mask
-// keeping keepFields (flow.AllFields() for both: a full decode).
+// keeping keepFields (flow.AllFields() for both: a full decode). A flow the
+// filter rejects then costs a scan of its line plus the decoding of the few
+// members the filter reads; fields neither reads nor keeps are never decoded.
 func NewPlan(filterFields, keepFields flow.FieldSet) *Plan {
-	return &Plan{filter: filterFields, keep: keepFields}
+	return &Plan{
+		filter: filterFields, keep: keepFields,
+		filterSel: compileSelection(filterFields, flowDesc),
+		finishSel: compileSelection(filterFields.Union(keepFields), flowDesc),
+	}
 }
 
 // Decoder decodes Hubble JSON event lines (events.log, `hubble observe -o
@@ -114,9 +134,15 @@ type Decoder struct {
 	plan    *Plan
 	arena   *flow.Arena
 	ev      observerpb.ExportEvent
-	legacy  bool
 	nonFlow proto.Message
 	opts    protojson.UnmarshalOptions
+
+	// partial is set when the last line's flow was decoded through the plan:
+	// flowJSON is its "flow" member, which Finish decodes again with the
+	// kept fields.
+	partial  bool
+	flowJSON []byte
+	buf      []byte
 }
 
 // NewDecoder returns a decoder following plan p.
@@ -154,6 +180,24 @@ func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
 		return flow.KindUnknown, fmt.Errorf("hubblejson: offset %d: invalid UTF-8", off)
 	}
 	d.ev.Reset()
+	d.partial = false
+	if !d.plan.filterSel.all {
+		start, end, isFlow, err := flowMember(line)
+		if err != nil {
+			return flow.KindUnknown, fmt.Errorf("hubblejson: %w", err)
+		}
+		if isFlow {
+			d.flowJSON = line[start:end]
+			if d.buf, _, err = filterObject(d.buf[:0], d.flowJSON, d.plan.filterSel); err != nil {
+				return flow.KindUnknown, fmt.Errorf("hubblejson: flow: %w", err)
+			}
+			if err := d.opts.Unmarshal(d.buf, f); err != nil {
+				return flow.KindUnknown, fmt.Errorf("hubblejson: %w", err)
+			}
+			d.partial = true
+			return flow.KindFlow, nil
+		}
+	}
 	if err := d.opts.Unmarshal(line, &d.ev); err != nil {
 		// The legacy `hubble observe -o json` form is a bare Flow object.
 		f.Reset()
@@ -190,8 +234,26 @@ func isBareFlow(line []byte) bool {
 	return bytes.Contains(line, []byte(`"verdict"`)) || bytes.Contains(line, []byte(`"time"`))
 }
 
-// Finish completes the kept fields of the flow last decoded.
-func (d *Decoder) Finish(f *flowpb.Flow) error { return nil }
+// Finish completes the kept fields of the flow last decoded (the line given
+// to Decode must still be intact).
+func (d *Decoder) Finish(f *flowpb.Flow) error {
+	if !d.partial {
+		return nil
+	}
+	d.partial = false
+	src := d.flowJSON
+	if !d.plan.finishSel.all {
+		var err error
+		if d.buf, _, err = filterObject(d.buf[:0], d.flowJSON, d.plan.finishSel); err != nil {
+			return fmt.Errorf("hubblejson: flow: %w", err)
+		}
+		src = d.buf
+	}
+	if err := d.opts.Unmarshal(src, f); err != nil {
+		return fmt.Errorf("hubblejson: %w", err)
+	}
+	return nil
+}
 
 // NonFlow returns the non-flow event of the last line, or nil.
 func (d *Decoder) NonFlow() proto.Message { return d.nonFlow }

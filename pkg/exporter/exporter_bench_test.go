@@ -1,0 +1,62 @@
+package exporter
+
+import (
+	"testing"
+
+	"github.com/flowaudit/flowaudit/pkg/fieldmask"
+	"github.com/flowaudit/flowaudit/pkg/filter"
+	"github.com/flowaudit/flowaudit/pkg/gen"
+)
+
+const docMask = "time,source.namespace,source.pod_name,destination.namespace,destination.pod_name,l4,IP,node_name,is_reply,verdict,drop_reason_desc"
+
+func benchLines(b *testing.B) [][]byte {
+	g, err := gen.New(gen.Config{Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines := make([][]byte, 4096)
+	for i := range lines {
+		l, err := g.AppendLine(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lines[i] = l[:len(l)-1]
+	}
+	return lines
+}
+
+func benchExport(b *testing.B, allow string, mask string) {
+	lines := benchLines(b)
+	a, err := filter.ParseFilters(allow)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := New(Config{Allow: a, FieldMask: fieldmask.ParsePaths(mask)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []byte
+	var in int
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		l := lines[i%len(lines)]
+		in += len(l)
+		if out, err = e.Line(out[:0], l); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(in / b.N))
+}
+
+// BenchmarkExportDocMask is `flowaudit filter --fieldmask <docs example>` per line.
+func BenchmarkExportDocMask(b *testing.B) { benchExport(b, "", docMask) }
+
+// BenchmarkExportAllowDropped is `flowaudit filter --allowlist {"verdict":["DROPPED","ERROR"]}` per line.
+func BenchmarkExportAllowDropped(b *testing.B) {
+	benchExport(b, `{"verdict":["DROPPED","ERROR"]}`, "")
+}
+
+// BenchmarkExportAll is `flowaudit filter` with no filter and no mask per line.
+func BenchmarkExportAll(b *testing.B) { benchExport(b, "", "") }

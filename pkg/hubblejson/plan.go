@@ -1,0 +1,240 @@
+package hubblejson
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+)
+
+// selection is a compiled subset of a message's fields: for each JSON key
+// protojson accepts (proto name and JSON name), either the whole member
+// (sub == nil) or a nested selection.
+type selection struct {
+	all  bool
+	keys map[string]*selection
+}
+
+// compileSelection turns a FieldSet into a selection over md.
+func compileSelection(fs flow.FieldSet, md protoreflect.MessageDescriptor) *selection {
+	if fs.IsAll() {
+		return &selection{all: true}
+	}
+	root := &selection{keys: map[string]*selection{}}
+	for _, p := range fs.Paths() {
+		root.add(strings.Split(p, "."), md)
+	}
+	return root
+}
+
+func (s *selection) add(parts []string, md protoreflect.MessageDescriptor) {
+	fd := md.Fields().ByName(protoreflect.Name(parts[0]))
+	if fd == nil {
+		return
+	}
+	names := []string{string(fd.Name()), fd.JSONName()}
+	whole := len(parts) == 1 || fd.Message() == nil || fd.IsList() || fd.IsMap() ||
+		fd.Message().FullName().Parent() == "google.protobuf" // well-known types are JSON scalars
+	for _, n := range names {
+		cur, seen := s.keys[n]
+		switch {
+		case whole:
+			s.keys[n] = nil
+		case seen && cur == nil: // already whole
+		default:
+			if cur == nil {
+				cur = &selection{keys: map[string]*selection{}}
+				s.keys[n] = cur
+			}
+			cur.add(parts[1:], fd.Message())
+		}
+	}
+}
+
+// filterObject appends to dst the JSON object at src[0:] keeping only the
+// selected members (recursively). src must start with '{'; it returns the
+// bytes consumed.
+func filterObject(dst, src []byte, sel *selection) ([]byte, int, error) {
+	i := skipWS(src, 0)
+	if i >= len(src) || src[i] != '{' {
+		return dst, i, errors.New("expected an object")
+	}
+	i++
+	dst = append(dst, '{')
+	first := true
+	for {
+		i = skipWS(src, i)
+		if i >= len(src) {
+			return dst, i, errTruncated
+		}
+		if src[i] == '}' {
+			return append(dst, '}'), i + 1, nil
+		}
+		if !first {
+			if src[i] != ',' {
+				return dst, i, fmt.Errorf("offset %d: expected ',' or '}'", i)
+			}
+			i = skipWS(src, i+1)
+		}
+		kStart := i
+		kEnd, err := skipString(src, i)
+		if err != nil {
+			return dst, i, err
+		}
+		i = skipWS(src, kEnd)
+		if i >= len(src) || src[i] != ':' {
+			return dst, i, fmt.Errorf("offset %d: expected ':'", i)
+		}
+		i = skipWS(src, i+1)
+		vStart := i
+		vEnd, err := skipValue(src, i, 0)
+		if err != nil {
+			return dst, i, err
+		}
+		first = false
+		key := src[kStart+1 : kEnd-1]
+		sub, ok := sel.keys[string(key)]
+		if ok {
+			if len(dst) > 1 && dst[len(dst)-1] != '{' {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, src[kStart:kEnd]...)
+			dst = append(dst, ':')
+			if sub == nil || src[vStart] != '{' {
+				dst = append(dst, src[vStart:vEnd]...)
+			} else {
+				var n int
+				if dst, n, err = filterObject(dst, src[vStart:vEnd], sub); err != nil {
+					return dst, vStart + n, err
+				}
+			}
+		}
+		i = vEnd
+	}
+}
+
+var errTruncated = errors.New("unexpected end of line (truncated)")
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the offset after the JSON string starting at b[i].
+func skipString(b []byte, i int) (int, error) {
+	if i >= len(b) || b[i] != '"' {
+		return i, fmt.Errorf("offset %d: expected a string", i)
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '\\':
+			j++
+		case c == '"':
+			return j + 1, nil
+		case c < 0x20:
+			return j, fmt.Errorf("offset %d: control character in string", j)
+		}
+	}
+	return len(b), errTruncated
+}
+
+// skipValue returns the offset after the JSON value starting at b[i].
+func skipValue(b []byte, i, depth int) (int, error) {
+	if depth > 64 {
+		return i, fmt.Errorf("offset %d: nesting too deep", i)
+	}
+	if i >= len(b) {
+		return i, errTruncated
+	}
+	switch c := b[i]; {
+	case c == '"':
+		return skipString(b, i)
+	case c == '{' || c == '[':
+		close := byte('}')
+		if c == '[' {
+			close = ']'
+		}
+		j := skipWS(b, i+1)
+		if j < len(b) && b[j] == close {
+			return j + 1, nil
+		}
+		for {
+			var err error
+			if c == '{' {
+				if j, err = skipString(b, j); err != nil {
+					return j, err
+				}
+				j = skipWS(b, j)
+				if j >= len(b) || b[j] != ':' {
+					return j, fmt.Errorf("offset %d: expected ':'", j)
+				}
+				j = skipWS(b, j+1)
+			}
+			if j, err = skipValue(b, j, depth+1); err != nil {
+				return j, err
+			}
+			j = skipWS(b, j)
+			if j >= len(b) {
+				return j, errTruncated
+			}
+			if b[j] == close {
+				return j + 1, nil
+			}
+			if b[j] != ',' {
+				return j, fmt.Errorf("offset %d: expected ',' or '%c'", j, close)
+			}
+			j = skipWS(b, j+1)
+		}
+	default: // number, true, false, null
+		j := i
+		for j < len(b) && (b[j] == '-' || b[j] == '+' || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || (b[j] >= '0' && b[j] <= '9') || (b[j] >= 'a' && b[j] <= 'z')) {
+			j++
+		}
+		if j == i {
+			return i, fmt.Errorf("offset %d: unexpected %q", i, b[i])
+		}
+		return j, nil
+	}
+}
+
+// flowMember finds the value of the top-level "flow" member of an event line
+// and reports whether the line has one (other kinds take the full path).
+func flowMember(line []byte) (start, end int, ok bool, err error) {
+	i := skipWS(line, 0)
+	if i >= len(line) || line[i] != '{' {
+		return 0, 0, false, nil
+	}
+	i = skipWS(line, i+1)
+	for i < len(line) && line[i] != '}' {
+		kEnd, err := skipString(line, i)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		key := string(line[i+1 : kEnd-1])
+		i = skipWS(line, kEnd)
+		if i >= len(line) || line[i] != ':' {
+			return 0, 0, false, fmt.Errorf("offset %d: expected ':'", i)
+		}
+		i = skipWS(line, i+1)
+		vEnd, err := skipValue(line, i, 0)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		if key == "flow" && line[i] == '{' {
+			return i, vEnd, true, nil
+		}
+		i = skipWS(line, vEnd)
+		if i < len(line) && line[i] == ',' {
+			i = skipWS(line, i+1)
+		}
+	}
+	return 0, 0, false, nil
+}
+
+var flowDesc = (&flowpb.Flow{}).ProtoReflect().Descriptor()
