@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -17,8 +19,9 @@ func init() { subcommands = append(subcommands, newReportCmd) }
 func newReportCmd() *cobra.Command {
 	var (
 		month, archiveDir, tz, lang, format, out string
-		nodes                                    []string
+		nodes, namespaces                        []string
 		top                                      int
+		privileged, zonesFile                    string
 	)
 	cmd := &cobra.Command{
 		Use:   "report --month YYYY-MM",
@@ -45,7 +48,29 @@ reproduces it. --month previous is the month before the current one in --tz.`,
 			if lang != "en" && lang != "ko" {
 				return fmt.Errorf("--lang %q: want en or ko", lang)
 			}
-			rep, err := report.Build(cmd.Context(), report.Options{Archive: archiveDir, Month: m, Location: loc, Nodes: nodes, TopN: top})
+			var ports []uint32
+			if privileged != "" {
+				spec := privileged
+				if b, err := os.ReadFile(privileged); err == nil {
+					spec = string(b)
+				} else if !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("--privileged-ports: %w", err)
+				}
+				if ports, err = report.ParsePorts(spec); err != nil {
+					return fmt.Errorf("--privileged-ports: %w", err)
+				}
+			}
+			var zones []report.Zone
+			if zonesFile != "" {
+				b, err := os.ReadFile(zonesFile)
+				if err != nil {
+					return fmt.Errorf("--zones: %w", err)
+				}
+				if zones, err = report.ParseZones(b); err != nil {
+					return fmt.Errorf("--zones %s: %w", zonesFile, err)
+				}
+			}
+			rep, err := report.Build(cmd.Context(), report.Options{Archive: archiveDir, Month: m, Location: loc, Nodes: nodes, TopN: top, PrivilegedPorts: ports, Zones: zones, Namespaces: namespaces})
 			if err != nil {
 				return err
 			}
@@ -95,7 +120,10 @@ reproduces it. --month previous is the month before the current one in --tz.`,
 	f.StringVar(&format, "format", "md", "html, md, json or csv")
 	f.StringVarP(&out, "out", "o", "", "output file (csv: directory); default stdout")
 	f.StringSliceVar(&nodes, "node", nil, "only these nodes (cluster/node); repeatable")
+	f.StringSliceVar(&namespaces, "namespace", nil, "only flows from or to these namespaces; repeatable (coverage stays per node)")
 	f.IntVar(&top, "top", 20, "rows in the top-N tables")
+	f.StringVar(&zonesFile, "zones", "", "YAML file of sensitive zones (docs/report.md)")
+	f.StringVar(&privileged, "privileged-ports", "", "privileged destination ports: a file or a list like 22,3389,6443 (default SSH, RDP, kube-apiserver, databases)")
 	_ = cmd.MarkFlagRequired("month")
 	_ = cmd.MarkFlagRequired("archive")
 	return cmd

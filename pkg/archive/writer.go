@@ -156,6 +156,13 @@ func (w *Writer) Checkpoints() map[string]flow.Checkpoint {
 	return out
 }
 
+// Imported returns the last committed checkpoint of sourceID, if any, so an
+// import can skip or resume a source it has already archived.
+func (w *Writer) Imported(sourceID string) (flow.Checkpoint, bool) {
+	cp, ok := w.committed[sourceID]
+	return cp, ok
+}
+
 // Write adds a batch. It copies everything it keeps, so b may be reset when
 // Write returns. It commits the open files when a rotation limit is reached.
 func (w *Writer) Write(b *flow.Batch) error {

@@ -1,8 +1,10 @@
 package fieldmask
 
 import (
+	"reflect"
 	"slices"
 	"strings"
+	"unsafe"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -11,24 +13,25 @@ import (
 	"github.com/flowaudit/flowaudit/pkg/flow"
 )
 
-// ParsePaths splits a hubble-export-fieldmask value as Cilium's configuration
-// decoder does: on ",", and when that yields a single element, again on white
-// space (what Helm renders). Empty elements are dropped.
+// ParsePaths splits a hubble-export-fieldmask value exactly as Cilium's
+// configuration decoder does (mapstructure's comma split, then hive's
+// fixupStringSliceHookFunc): on ",", and when that yields a single element,
+// again with strings.Fields (what Helm renders, space-joined). Nothing is
+// trimmed, so "time, verdict" yields " verdict", which Compile rejects as
+// Cilium does. An empty value yields nil. The result is a new slice owned by
+// the caller.
 func ParsePaths(s string) []string {
-	if strings.TrimSpace(s) == "" {
+	if s == "" {
 		return nil
 	}
 	parts := strings.Split(s, ",")
 	if len(parts) == 1 {
 		parts = strings.Fields(parts[0])
 	}
-	out := parts[:0]
-	for _, p := range parts {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
+	if len(parts) == 0 {
+		return nil
 	}
-	return out
+	return parts
 }
 
 // node is one message level of a compiled mask.
@@ -51,6 +54,7 @@ type field struct {
 type Mask struct {
 	paths []string
 	root  *node
+	fast  *fastNode
 }
 
 // Compile validates paths against flow.Flow exactly as Cilium does
@@ -70,6 +74,7 @@ func Compile(paths []string) (*Mask, error) {
 		m.root.add(strings.Split(p, "."))
 	}
 	m.root.markOneofs()
+	m.fast = compileFast(m.root, reflect.TypeOf((*flowpb.Flow)(nil)).Elem())
 	return m, nil
 }
 
@@ -130,38 +135,55 @@ func (m *Mask) Fields() flow.FieldSet {
 // The one deliberate difference from Cilium 1.18: when nested paths cross
 // members of one oneof (l4.TCP.x with l4.UDP.y), only the member src holds is
 // produced, as in Cilium >= 1.19; 1.18 flips the oneof while iterating a Go
-// map and produces wrong, nondeterministic output. dst is reused across calls;
-// its intermediates are allocated once.
+// map and produces wrong, nondeterministic output. A oneof is "crossed" when
+// the mask names two of its members and at least one of them with a nested
+// path.
+//
+// Ownership: dst is reused across calls and belongs to this Mask (pass a fresh
+// Flow or one only ever used with this Mask); its intermediate messages are
+// allocated on first use and reused, so steady-state calls allocate nothing.
+// dst aliases src's leaf messages, lists and strings, so it is valid only while
+// src is unchanged; neither may be modified through the other. src is not
+// modified. Concurrent calls need distinct dst.
 func (m *Mask) Copy(dst, src *flowpb.Flow) {
 	if !m.Active() {
 		return
 	}
-	m.root.copy(dst.ProtoReflect(), src.ProtoReflect())
+	var sp unsafe.Pointer
+	if src != nil {
+		sp = unsafe.Pointer(src)
+	}
+	m.fast.copy(unsafe.Pointer(dst), sp)
 }
 
 func (n *node) copy(dst, src protoreflect.Message) {
 	for i := range n.fields {
-		f := &n.fields[i]
-		if f.next == nil {
-			if src.IsValid() && src.Has(f.fd) {
-				dst.Set(f.fd, src.Get(f.fd))
-			} else {
+		n.copyField(i, dst, src)
+	}
+}
+
+// copyField applies the mask's i-th field of this level.
+func (n *node) copyField(i int, dst, src protoreflect.Message) {
+	f := &n.fields[i]
+	if f.next == nil {
+		if src.IsValid() && src.Has(f.fd) {
+			dst.Set(f.fd, src.Get(f.fd))
+		} else {
+			dst.Clear(f.fd)
+		}
+		return
+	}
+	if f.crossesOneof {
+		// Produce this member only if src holds it; a member src does not
+		// hold is left to the member that src holds.
+		if !src.IsValid() || !src.Has(f.fd) {
+			if dst.Has(f.fd) && !n.srcHoldsOtherMember(src, f) {
 				dst.Clear(f.fd)
 			}
-			continue
+			return
 		}
-		if f.crossesOneof {
-			// Produce this member only if src holds it; a member src does not
-			// hold is left to the member that src holds.
-			if !src.IsValid() || !src.Has(f.fd) {
-				if dst.Has(f.fd) && !n.srcHoldsOtherMember(src, f) {
-					dst.Clear(f.fd)
-				}
-				continue
-			}
-		}
-		f.next.copy(dst.Mutable(f.fd).Message(), src.Get(f.fd).Message())
 	}
+	f.next.copy(dst.Mutable(f.fd).Message(), src.Get(f.fd).Message())
 }
 
 // srcHoldsOtherMember reports whether src holds another member of f's oneof
@@ -183,12 +205,13 @@ func (n *node) srcHoldsOtherMember(src protoreflect.Message, f *field) bool {
 
 // Prune clears, in place, every field of f that the mask does not keep. It
 // creates nothing: an absent parent stays absent. Used by the archive, where a
-// masked-away field must be NULL.
+// masked-away field must be NULL. It allocates nothing; f is modified in place
+// (messages f shares with other flows are modified too).
 func (m *Mask) Prune(f *flowpb.Flow) {
 	if !m.Active() || f == nil {
 		return
 	}
-	m.root.prune(f.ProtoReflect())
+	m.fast.prune(unsafe.Pointer(f))
 }
 
 func (n *node) prune(msg protoreflect.Message) {

@@ -163,3 +163,30 @@ func BenchmarkHeavy(b *testing.B) {
 		}
 	}
 }
+
+func benchFlow() *flowpb.Flow {
+	return &flowpb.Flow{Verdict: flowpb.Verdict_DROPPED, Source: &flowpb.Endpoint{Namespace: "payments", PodName: "p"},
+		Destination: &flowpb.Endpoint{Namespace: "core", PodName: "q"}}
+}
+
+func BenchmarkVerdict(b *testing.B) {
+	p := mustCompile(b, `{"verdict":["DROPPED"]}`, "")
+	fl := benchFlow()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if !p.MatchFlow(fl) {
+			b.Fatal("no match")
+		}
+	}
+}
+
+func BenchmarkVerdictKubeSystem(b *testing.B) {
+	p := mustCompile(b, `{"verdict":["DROPPED"]}`, `{"source_pod":["kube-system/"]}{"destination_pod":["kube-system/"]}`)
+	fl := benchFlow()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if !p.MatchFlow(fl) {
+			b.Fatal("no match")
+		}
+	}
+}

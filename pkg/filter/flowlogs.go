@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -31,19 +30,18 @@ const (
 	defaultFileMaxBackups = 5
 )
 
-// ParseFlowLogs parses a flowlogs.yaml as Cilium does: YAML to JSON, keys
-// matched case-insensitively and unknown keys ignored, FlowFilters through
-// protojson (unknown filter keys are errors); then Cilium's validation: every
-// entry needs a unique name and a unique filePath.
+// ParseFlowLogs parses a flowlogs.yaml as Cilium's dynamic exporter does
+// (sigs.k8s.io/yaml.Unmarshal into the config struct): keys matched
+// case-insensitively and unknown keys ignored, and FlowFilters decoded by
+// encoding/json through the generated struct tags (snake_case keys, enums as
+// numbers), exactly like Cilium's FlowFilters type, not through protojson.
+// Then Cilium's validation: every entry needs a unique name and a unique
+// filePath. The returned configs are owned by the caller.
 func ParseFlowLogs(data []byte) ([]FlowLogConfig, error) {
 	var doc struct {
 		FlowLogs []*FlowLogConfig `json:"flowLogs"`
 	}
-	js, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		return nil, fmt.Errorf("flowlogs: %w", err)
-	}
-	if err := json.Unmarshal(js, &doc); err != nil {
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("flowlogs: %w", err)
 	}
 	names, paths := map[string]bool{}, map[string]bool{}

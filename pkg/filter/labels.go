@@ -104,6 +104,28 @@ func parseFlowLabel(s string) (src, key, value string) {
 // lookup finds key among labels as LabelArray.Get does on the sorted array:
 // the first label, in (source, key) order, whose key matches.
 func lookup(labels []string, source, key string) (string, bool) {
+	if fixedSource(source) && strings.IndexByte(key, '=') < 0 {
+		// Fast path, equivalent to parseFlowLabel for a concrete source
+		// without ':': a label has that source iff it starts with
+		// "source:", and its key is the text up to the next '='. Every
+		// match has the same source, so the first one wins as below.
+		for _, l := range labels {
+			if len(l) <= len(source) || l[len(source)] != ':' || l[:len(source)] != source {
+				continue
+			}
+			next := l[len(source)+1:]
+			if !strings.HasPrefix(next, key) {
+				continue
+			}
+			if len(next) == len(key) {
+				return "", true
+			}
+			if next[len(key)] == '=' {
+				return next[len(key)+1:], true
+			}
+		}
+		return "", false
+	}
 	found, bestSrc, val := false, "", ""
 	for _, l := range labels {
 		src, k, v := parseFlowLabel(l)
@@ -115,6 +137,14 @@ func lookup(labels []string, source, key string) (string, bool) {
 		}
 	}
 	return val, found
+}
+
+// fixedSource reports whether lookup's fast path applies to source: a
+// concrete source name that parseFlowLabel can only produce from a
+// "source:" prefix.
+func fixedSource(source string) bool {
+	return source != "" && source != "any" && source != "reserved" && source != "unspec" &&
+		source[0] != '$' && strings.IndexByte(source, ':') < 0
 }
 
 func (sel selector) matches(labels []string) bool {

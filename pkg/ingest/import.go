@@ -90,7 +90,8 @@ type reader struct {
 	fp        string
 	fpLen     int
 	ino       uint64
-	off       int64 // content offset after the last complete line
+	fpFile    io.ReaderAt // live files: where to refresh a young file's fingerprint
+	off       int64       // content offset after the last complete line
 	line      int64
 	sp        *splitter
 	lb        LineBatch
@@ -179,6 +180,13 @@ func (r *reader) add(line []byte, raw int64) {
 func (r *reader) flush(emit func(*LineBatch) error) error {
 	if len(r.lb.Lines) == 0 && len(r.lb.Losses) == 0 {
 		return nil
+	}
+	if r.fpFile != nil && r.fpLen < fingerprintLen && int64(r.fpLen) < r.off {
+		// The file was younger than the fingerprint when last hashed: the
+		// checkpoint must identify it by at least the bytes it has consumed.
+		if fp, n, err := fingerprint(io.NewSectionReader(r.fpFile, 0, fingerprintLen), fingerprintLen); err == nil && n > r.fpLen {
+			r.fp, r.fpLen = fp, n
+		}
 	}
 	r.lb.Checkpoint = flow.Checkpoint{Source: r.src, Position: encodePos(filePos{
 		Fingerprint: r.fp, FPLen: r.fpLen, Offset: r.off, Name: r.name, Line: r.line, Inode: r.ino,

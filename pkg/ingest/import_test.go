@@ -15,7 +15,10 @@ import (
 	"github.com/flowaudit/flowaudit/pkg/flow"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// lumberjack never stops its compression goroutine (the test writer).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"))
+}
 
 type collected struct {
 	lines  []string

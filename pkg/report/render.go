@@ -23,7 +23,7 @@ var labels = map[string]map[string]string{
 		"lost": "Hubble lost events", "decode": "Decode errors", "verdicts": "Verdict totals", "verdict": "Verdict",
 		"count": "Count", "daily": "Daily volume", "day": "Day", "total": "Total", "denied": "Denied traffic (DROPPED and AUDIT)",
 		"source": "Source", "destination": "Destination", "port": "Port", "reason": "Drop reason", "policy": "Policy",
-		"talkers": "Top talkers", "http": "HTTP errors", "dns": "DNS failures", "world": "Internet egress",
+		"talkers": "Top talkers", "new": "New this month", "yes": "yes", "zones": "Sensitive zones", "zone": "Zone", "inbound": "Inbound flows", "unauthorized": "From sources not allowed", "worldegress": "Flows to world", "assertion": "0 flows from internal-only zone to world", "holds": "holds", "violated": "VIOLATED", "na": "n/a (zone not internal-only)", "privileged": "Privileged paths (SSH, RDP, kube-apiserver, databases)", "byport": "By port", "pairs": "distinct pairs", "http": "HTTP errors", "dns": "DNS failures", "world": "Internet egress",
 		"integrity": "Integrity", "files": "Files checked", "rows": "Rows checked", "findings": "Findings", "none": "none",
 		"heads": "Manifest chain heads", "signoff": "Sign-off", "reviewer": "Reviewer", "approver": "Approver", "date": "Date",
 		"sql": "DuckDB queries reproducing these numbers", "flows": "Flows", "from": "From", "to": "To", "cause": "Cause",
@@ -37,7 +37,7 @@ var labels = map[string]map[string]string{
 		"lost": "Hubble 유실 이벤트", "decode": "디코딩 오류", "verdicts": "판정별 합계", "verdict": "판정",
 		"count": "건수", "daily": "일별 건수", "day": "일자", "total": "합계", "denied": "차단된 트래픽 (DROPPED, AUDIT)",
 		"source": "출발지", "destination": "목적지", "port": "포트", "reason": "차단 사유", "policy": "정책",
-		"talkers": "상위 통신", "http": "HTTP 오류", "dns": "DNS 실패", "world": "인터넷 egress",
+		"talkers": "상위 통신", "new": "이번 달 신규", "yes": "예", "zones": "민감 구역", "zone": "구역", "inbound": "유입 플로우", "unauthorized": "허용되지 않은 출발지", "worldegress": "외부(world)로 나간 플로우", "assertion": "내부 전용 구역에서 외부로 나간 플로우 0건", "holds": "충족", "violated": "위반", "na": "해당 없음 (내부 전용 아님)", "privileged": "특권 경로 (SSH, RDP, kube-apiserver, 데이터베이스)", "byport": "포트별", "pairs": "고유 쌍", "http": "HTTP 오류", "dns": "DNS 실패", "world": "인터넷 egress",
 		"integrity": "무결성", "files": "검사한 파일", "rows": "검사한 행", "findings": "발견 사항", "none": "없음",
 		"heads": "매니페스트 해시 체인 헤드", "signoff": "승인", "reviewer": "검토자", "approver": "승인자", "date": "일자",
 		"sql": "이 수치를 재현하는 DuckDB 쿼리", "flows": "플로우", "from": "시작", "to": "끝", "cause": "원인",
@@ -64,6 +64,21 @@ func RenderJSON(w io.Writer, r *Report) error {
 func mdCell(s string) string {
 	r := strings.NewReplacer("\\", "\\\\", "|", "\\|", "\r", " ", "\n", " ", "`", "\\`", "<", "&lt;", ">", "&gt;", "*", "\\*", "_", "\\_", "[", "\\[", "]", "\\]")
 	return r.Replace(s)
+}
+
+// codeFence returns a backtick fence longer than any backtick run in s, so
+// s cannot close its code block.
+func codeFence(s string) string {
+	longest, run := 0, 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '`' {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	return strings.Repeat("`", max(3, longest+1))
 }
 
 // RenderMarkdown writes the report as Markdown.
@@ -93,11 +108,44 @@ func RenderMarkdown(w io.Writer, r *Report, lang string) error {
 	}
 	p("\n## 3. %s\n\n| %s | %s | DROPPED | AUDIT |\n|---|---:|---:|---:|\n", t["daily"], t["day"], t["total"])
 	for _, d := range r.Daily {
-		p("| %s | %d | %d | %d |\n", d.Day, d.Total, d.ByVerdict["DROPPED"], d.ByVerdict["AUDIT"])
+		p("| %s | %d | %d | %d |\n", d.Day, d.Total, d.Dropped, d.Audit)
 	}
-	p("\n## 4. %s (%d)\n\n| %s | %s | %s | %s | %s | %s | %s |\n|---|---|---|---|---|---|---:|\n", t["denied"], r.DeniedTotal, t["source"], t["destination"], t["port"], t["reason"], t["policy"], t["verdict"], t["count"])
+	p("\n## 4. %s (%d)\n\n%s: %d / %d\n\n| %s | %s | %s | %s | %s | %s | %s | %s |\n|---|---|---|---|---|---|---|---:|\n", t["denied"], r.DeniedTotal, t["new"], r.DeniedNewPairs, r.DeniedPairs,
+		t["source"], t["destination"], t["port"], t["reason"], t["policy"], t["verdict"], t["new"], t["count"])
 	for _, d := range r.Denied {
-		p("| %s | %s | %s | %s | %s | %s | %d |\n", mdCell(d.Source), mdCell(d.Destination), mdCell(d.Protocol+"/"+d.Port), mdCell(d.Reason), mdCell(d.Policy), mdCell(d.Verdict), d.Count)
+		isNew := ""
+		if d.NewThisMonth {
+			isNew = t["yes"]
+		}
+		p("| %s | %s | %s | %s | %s | %s | %s | %d |\n", mdCell(d.Source), mdCell(d.Destination), mdCell(d.Protocol+"/"+d.Port), mdCell(d.Reason), mdCell(d.Policy), mdCell(d.Verdict), isNew, d.Count)
+	}
+	p("\n## 5. %s\n\n| %s | %s |\n|---|---:|\n", t["privileged"], t["port"], t["count"])
+	for _, c := range r.PrivilegedByPort {
+		p("| %s | %d |\n", mdCell(c.Key), c.Count)
+	}
+	p("\n| %s | %s | %s | %s | %s |\n|---|---|---|---|---:|\n", t["source"], t["destination"], t["port"], t["verdict"], t["count"])
+	for _, u := range r.Privileged {
+		p("| %s | %s | %s | %s | %d |\n", mdCell(u.Source), mdCell(u.Destination), mdCell(u.Protocol+"/"+u.Port), mdCell(u.Verdict), u.Count)
+	}
+	if len(r.Zones) > 0 {
+		p("\n## 6. %s\n\n| %s | %s | %s | %s | %s |\n|---|---:|---:|---:|---|\n", t["zones"], t["zone"], t["inbound"], t["unauthorized"], t["worldegress"], t["assertion"])
+		for _, z := range r.Zones {
+			p("| %s | %d | %d | %d | %s |\n", mdCell(z.Name), z.Inbound, z.Unauthorized, z.WorldEgress, assertion(t, z))
+		}
+		for _, z := range r.Zones {
+			for _, sec := range []struct {
+				what string
+				rows []Count
+			}{{t["unauthorized"], z.Violations}, {t["worldegress"], z.WorldEgressTop}} {
+				if len(sec.rows) == 0 {
+					continue
+				}
+				p("\n**%s — %s**\n\n| | %s |\n|---|---:|\n", mdCell(z.Name), sec.what, t["count"])
+				for _, c := range sec.rows {
+					p("| %s | %d |\n", mdCell(c.Key), c.Count)
+				}
+			}
+		}
 	}
 	for _, sec := range []struct {
 		title string
@@ -121,9 +169,20 @@ func RenderMarkdown(w io.Writer, r *Report, lang string) error {
 	p("\n## %s\n\n| %s | %s | %s |\n|---|---|---|\n| | | |\n", t["signoff"], t["reviewer"], t["approver"], t["date"])
 	p("\n## %s\n\n", t["sql"])
 	for _, q := range r.Queries {
-		p("- %s:\n\n  ```sql\n  %s\n  ```\n", q.Name, q.SQL)
+		fence := codeFence(q.SQL)
+		p("- %s:\n\n  %ssql\n  %s\n  %s\n", mdCell(q.Name), fence, strings.ReplaceAll(q.SQL, "\n", "\n  "), fence)
 	}
 	return nil
+}
+
+func assertion(t map[string]string, z ZoneResult) string {
+	switch {
+	case !z.InternalOnly:
+		return t["na"]
+	case z.AssertionHolds:
+		return t["holds"]
+	}
+	return fmt.Sprintf("%s (%d)", t["violated"], z.WorldEgress)
 }
 
 func loc(r *Report) *time.Location {
@@ -153,8 +212,9 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return "#c62828"
 	},
-	"bytes": func(s string) []byte { return []byte(s) },
-	"mul":   func(a, b int) int { return a * b },
+	"bytes":     func(s string) []byte { return []byte(s) },
+	"mul":       func(a, b int) int { return a * b },
+	"assertion": assertion,
 }).Parse(`<!DOCTYPE html>
 <html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.T.title}} {{.R.Month}}</title>
 <style>
@@ -181,10 +241,19 @@ pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap;font-size:12px}
 <table><tr><th>{{.T.verdict}}</th><th>{{.T.count}}</th></tr>{{range .R.Verdicts}}<tr><td>{{.Key}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>
 <h2>3. {{.T.daily}}</h2>
 <svg xmlns="http://www.w3.org/2000/svg" width="760" height="{{mul (len .R.Daily) 14}}" role="img" aria-label="daily volume">
-{{$max := .MaxDay}}{{range $i, $d := .R.Daily}}<text x="0" y="{{mul $i 14 | printf "%d"}}" dy="11" font-size="11">{{$d.Day}}</text><rect x="80" y="{{mul $i 14}}" width="{{bar $d.Total $max}}" height="11" fill="#1565c0"/><rect x="80" y="{{mul $i 14}}" width="{{bar (index $d.ByVerdict "DROPPED") $max}}" height="11" fill="#c62828"/><text x="{{bar $d.Total $max | printf "%d"}}" dx="85" y="{{mul $i 14}}" dy="11" font-size="11">{{$d.Total}}</text>{{end}}</svg>
+{{$max := .MaxDay}}{{range $i, $d := .R.Daily}}<text x="0" y="{{mul $i 14 | printf "%d"}}" dy="11" font-size="11">{{$d.Day}}</text><rect x="80" y="{{mul $i 14}}" width="{{bar $d.Total $max}}" height="11" fill="#1565c0"/><rect x="80" y="{{mul $i 14}}" width="{{bar $d.Dropped $max}}" height="11" fill="#c62828"/><text x="{{bar $d.Total $max | printf "%d"}}" dx="85" y="{{mul $i 14}}" dy="11" font-size="11">{{$d.Total}}</text>{{end}}</svg>
 <h2>4. {{.T.denied}} ({{.R.DeniedTotal}})</h2>
-<table><tr><th>{{.T.source}}</th><th>{{.T.destination}}</th><th>{{.T.port}}</th><th>{{.T.reason}}</th><th>{{.T.policy}}</th><th>{{.T.verdict}}</th><th>{{.T.count}}</th></tr>
-{{range .R.Denied}}<tr><td>{{.Source}}</td><td>{{.Destination}}</td><td>{{.Protocol}}/{{.Port}}</td><td>{{.Reason}}</td><td>{{.Policy}}</td><td>{{.Verdict}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>
+<p>{{.T.new}}: {{.R.DeniedNewPairs}} / {{.R.DeniedPairs}}</p>
+<table><tr><th>{{.T.source}}</th><th>{{.T.destination}}</th><th>{{.T.port}}</th><th>{{.T.reason}}</th><th>{{.T.policy}}</th><th>{{.T.verdict}}</th><th>{{.T.new}}</th><th>{{.T.count}}</th></tr>
+{{range .R.Denied}}<tr><td>{{.Source}}</td><td>{{.Destination}}</td><td>{{.Protocol}}/{{.Port}}</td><td>{{.Reason}}</td><td>{{.Policy}}</td><td>{{.Verdict}}</td><td>{{if .NewThisMonth}}{{$.T.yes}}{{end}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>
+<h2>5. {{.T.privileged}}</h2>
+<table><tr><th>{{.T.port}}</th><th>{{.T.count}}</th></tr>{{range .R.PrivilegedByPort}}<tr><td>{{.Key}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>
+<table><tr><th>{{.T.source}}</th><th>{{.T.destination}}</th><th>{{.T.port}}</th><th>{{.T.verdict}}</th><th>{{.T.count}}</th></tr>
+{{range .R.Privileged}}<tr><td>{{.Source}}</td><td>{{.Destination}}</td><td>{{.Protocol}}/{{.Port}}</td><td>{{.Verdict}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>
+{{if .R.Zones}}<h2>6. {{.T.zones}}</h2>
+<table><tr><th>{{.T.zone}}</th><th>{{.T.inbound}}</th><th>{{.T.unauthorized}}</th><th>{{.T.worldegress}}</th><th>{{.T.assertion}}</th></tr>
+{{range .R.Zones}}<tr><td>{{.Name}}</td><td class="n">{{.Inbound}}</td><td class="n">{{.Unauthorized}}</td><td class="n">{{.WorldEgress}}</td><td>{{assertion $.T .}}</td></tr>{{end}}</table>
+{{range .R.Zones}}{{$z := .}}{{if .Violations}}<p>{{.Name}} — {{$.T.unauthorized}}</p><table>{{range .Violations}}<tr><td>{{.Key}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>{{end}}{{if .WorldEgressTop}}<p>{{$z.Name}} — {{$.T.worldegress}}</p><table>{{range .WorldEgressTop}}<tr><td>{{.Key}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>{{end}}{{end}}{{end}}
 {{range .Lists}}<h2>{{.Title}}</h2><table>{{range .Rows}}<tr><td>{{.Key}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>{{end}}
 {{with .R.Integrity}}<h2>{{$.T.integrity}}</h2>
 <table><tr><th>{{$.T.files}}</th><td class="n">{{.Files}}</td></tr><tr><th>{{$.T.rows}}</th><td class="n">{{.Rows}}</td></tr><tr><th>{{$.T.findings}}</th><td class="n">{{len .Findings}}</td></tr></table>
@@ -257,7 +326,7 @@ func RenderCSV(dir string, r *Report) error {
 	}
 	rows = nil
 	for _, d := range r.Daily {
-		rows = append(rows, []string{d.Day, fmt.Sprint(d.Total), fmt.Sprint(d.ByVerdict["DROPPED"]), fmt.Sprint(d.ByVerdict["AUDIT"])})
+		rows = append(rows, []string{d.Day, fmt.Sprint(d.Total), fmt.Sprint(d.Dropped), fmt.Sprint(d.Audit)})
 	}
 	if err := write("daily.csv", []string{"day", "total", "dropped", "audit"}, rows); err != nil {
 		return err
@@ -271,9 +340,38 @@ func RenderCSV(dir string, r *Report) error {
 	}
 	rows = nil
 	for _, d := range r.Denied {
-		rows = append(rows, []string{d.Source, d.Destination, d.Protocol, d.Port, d.Reason, d.Policy, d.Verdict, fmt.Sprint(d.Count)})
+		rows = append(rows, []string{d.Source, d.Destination, d.Protocol, d.Port, d.Reason, d.Policy, d.Verdict, fmt.Sprint(d.NewThisMonth), fmt.Sprint(d.Count)})
 	}
-	return write("denied.csv", []string{"source", "destination", "protocol", "port", "drop_reason", "policy", "verdict", "count"}, rows)
+	if err := write("denied.csv", []string{"source", "destination", "protocol", "port", "drop_reason", "policy", "verdict", "new_this_month", "count"}, rows); err != nil {
+		return err
+	}
+	rows = nil
+	for _, u := range r.Privileged {
+		rows = append(rows, []string{u.Source, u.Destination, u.Protocol, u.Port, u.Verdict, fmt.Sprint(u.Count)})
+	}
+	if err := write("privileged.csv", []string{"source", "destination", "protocol", "port", "verdict", "count"}, rows); err != nil {
+		return err
+	}
+	rows = nil
+	for _, z := range r.Zones {
+		rows = append(rows, []string{z.Name, fmt.Sprint(z.InternalOnly), fmt.Sprint(z.Inbound), fmt.Sprint(z.Unauthorized), fmt.Sprint(z.WorldEgress), fmt.Sprint(z.AssertionHolds)})
+	}
+	if err := write("zones.csv", []string{"zone", "internal_only", "inbound_flows", "unauthorized_flows", "world_egress_flows", "internal_only_assertion_holds"}, rows); err != nil {
+		return err
+	}
+	for _, l := range []struct {
+		name string
+		rows []Count
+	}{{"top_talkers.csv", r.TopTalkers}, {"world_egress.csv", r.WorldEgress}, {"http_errors.csv", r.HTTPErrors}, {"dns_failures.csv", r.DNSFailures}, {"privileged_by_port.csv", r.PrivilegedByPort}} {
+		rows = nil
+		for _, c := range l.rows {
+			rows = append(rows, []string{c.Key, fmt.Sprint(c.Count)})
+		}
+		if err := write(l.name, []string{"key", "count"}, rows); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +18,15 @@ type Options struct {
 	Location *time.Location // the month is a calendar month here (default UTC)
 	Nodes    []string       // restrict to these node names (nil: all)
 	TopN     int            // rows of the top-N tables (default 20)
-	Now      time.Time      // generation time (tests)
+	// PrivilegedPorts are the destination ports of the privileged-paths
+	// section (nil: DefaultPrivilegedPorts).
+	PrivilegedPorts []uint32
+	// Zones are the sensitive zones (ParseZones); nil: no zone section.
+	Zones []Zone
+	// Namespaces keeps only flows from or to these namespaces (nil: all);
+	// coverage (per node) is not filtered.
+	Namespaces []string
+	Now        time.Time // generation time (tests)
 }
 
 // Count is one labelled number with the DuckDB SQL that reproduces it.
@@ -28,9 +37,22 @@ type Count struct {
 
 // DayCount is the flows of one day by verdict.
 type DayCount struct {
-	Day       string           `json:"day"` // YYYY-MM-DD in the report's time zone
-	Total     int64            `json:"total"`
-	ByVerdict map[string]int64 `json:"by_verdict"`
+	Day       string `json:"day"` // YYYY-MM-DD in the report's time zone
+	Total     int64  `json:"total"`
+	Forwarded int64  `json:"forwarded"`
+	Dropped   int64  `json:"dropped"`
+	Audit     int64  `json:"audit"`
+}
+
+// Privileged is one use of a privileged path: source -> destination on a
+// privileged port (or to the kube-apiserver identity), by verdict.
+type Privileged struct {
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	Port        string `json:"port"`
+	Protocol    string `json:"protocol"`
+	Verdict     string `json:"verdict"`
+	Count       int64  `json:"count"`
 }
 
 // Pair is one denied source -> destination pair.
@@ -43,6 +65,8 @@ type Pair struct {
 	Policy      string `json:"policy"`
 	Verdict     string `json:"verdict"`
 	Count       int64  `json:"count"`
+	// NewThisMonth: the group had no denied flow in the previous month.
+	NewThisMonth bool `json:"new_this_month"`
 }
 
 // NodeCoverage is the collection coverage of one node over the month.
@@ -78,28 +102,35 @@ type Query struct {
 
 // Report is the whole monthly report; JSON field names are stable.
 type Report struct {
-	Month        string                `json:"month"`
-	TimeZone     string                `json:"time_zone"`
-	FromUTC      time.Time             `json:"from_utc"`
-	ToUTC        time.Time             `json:"to_utc"`
-	Generated    time.Time             `json:"generated"`
-	Archive      string                `json:"archive"`
-	Nodes        []string              `json:"nodes"`
-	Namespaces   int                   `json:"namespaces"`
-	Versions     []string              `json:"collector_versions"`
-	ConfigHashes []string              `json:"config_hashes"`
-	TotalFlows   int64                 `json:"total_flows"`
-	Verdicts     []Count               `json:"verdicts"`
-	Daily        []DayCount            `json:"daily"`
-	Coverage     []NodeCoverage        `json:"coverage"`
-	Denied       []Pair                `json:"denied_top"`
-	DeniedTotal  int64                 `json:"denied_total"`
-	TopTalkers   []Count               `json:"top_talkers"`
-	HTTPErrors   []Count               `json:"http_errors"`
-	DNSFailures  []Count               `json:"dns_failures"`
-	WorldEgress  []Count               `json:"world_egress_top"`
-	Integrity    *archive.VerifyReport `json:"integrity"`
-	Queries      []Query               `json:"queries"`
+	Month            string                `json:"month"`
+	TimeZone         string                `json:"time_zone"`
+	FromUTC          time.Time             `json:"from_utc"`
+	ToUTC            time.Time             `json:"to_utc"`
+	Generated        time.Time             `json:"generated"`
+	Archive          string                `json:"archive"`
+	Nodes            []string              `json:"nodes"`
+	Namespaces       int                   `json:"namespaces"`
+	Versions         []string              `json:"collector_versions"`
+	ConfigHashes     []string              `json:"config_hashes"`
+	TotalFlows       int64                 `json:"total_flows"`
+	Verdicts         []Count               `json:"verdicts"`
+	Daily            []DayCount            `json:"daily"`
+	Coverage         []NodeCoverage        `json:"coverage"`
+	Denied           []Pair                `json:"denied_top"`
+	DeniedTotal      int64                 `json:"denied_total"`
+	DeniedPairs      int                   `json:"denied_pairs"`     // distinct pairs before the top-N cut
+	DeniedNewPairs   int                   `json:"denied_new_pairs"` // of them, not denied in the previous month
+	Privileged       []Privileged          `json:"privileged_top"`
+	PrivilegedByPort []Count               `json:"privileged_by_port"`
+	PrivilegedPorts  []uint32              `json:"privileged_ports"`
+	Zones            []ZoneResult          `json:"zones"`
+	TopTalkers       []Count               `json:"top_talkers"`
+	HTTPErrors       []Count               `json:"http_errors"`
+	DNSFailures      []Count               `json:"dns_failures"`
+	WorldEgress      []Count               `json:"world_egress_top"`
+	WorldEgressTotal int64                 `json:"world_egress_total"`
+	Integrity        *archive.VerifyReport `json:"integrity"`
+	Queries          []Query               `json:"queries"`
 }
 
 // Bounds returns the month's [from, to) in UTC.
@@ -128,8 +159,6 @@ func ParseMonth(s string, loc *time.Location, now time.Time) (time.Time, error) 
 	return t, nil
 }
 
-type pairKey struct{ src, dst, port, proto, reason, policy, verdict string }
-
 // Build scans the archive and computes the report. Memory is bounded by the
 // number of distinct keys (nodes, days, workload pairs), not by the number of
 // flows.
@@ -153,89 +182,31 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	opts := archive.ScanOptions{From: from, To: to, Nodes: o.Nodes}
-	verdicts := map[string]int64{}
-	days := map[string]*DayCount{}
-	nodes := map[string]bool{}
-	nss := map[string]bool{}
-	pairs := map[pairKey]int64{}
-	talkers := map[string]int64{}
-	httpErr := map[string]int64{}
-	dnsFail := map[string]int64{}
-	world := map[string]int64{}
+	priv := o.PrivilegedPorts
+	if priv == nil {
+		priv = DefaultPrivilegedPorts
+	}
+	rep.PrivilegedPorts = slices.Clone(priv)
+	agg := newAggregator(o.Location, priv, o.Zones)
+	agg.namespaceFilter = o.Namespaces
+	prevFrom, _ := Bounds(from.In(o.Location).AddDate(0, -1, 0), o.Location)
+	prev := &previousPairs{namespaces: o.Namespaces, seen: map[pairKey]bool{}}
+	if err := sc.ScanFlows(ctx, archive.ScanOptions{From: prevFrom, To: from, Nodes: o.Nodes}, func(rows []archive.FlowRow) error {
+		prev.add(rows)
+		return ctx.Err()
+	}); err != nil {
+		return nil, err
+	}
+	agg.previous = prev.seen
 	err = sc.ScanFlows(ctx, opts, func(rows []archive.FlowRow) error {
-		for i := range rows {
-			r := &rows[i]
-			rep.TotalFlows++
-			v := deref(r.Verdict, "VERDICT_UNKNOWN")
-			verdicts[v]++
-			day := time.UnixMicro(r.Time).In(o.Location).Format("2006-01-02")
-			d := days[day]
-			if d == nil {
-				d = &DayCount{Day: day, ByVerdict: map[string]int64{}}
-				days[day] = d
-			}
-			d.Total++
-			d.ByVerdict[v]++
-			if n := deref(r.NodeName, ""); n != "" && !nodes[n] {
-				nodes[strings.Clone(n)] = true
-			}
-			if ns := deref(r.SourceNamespace, ""); ns != "" && !nss[ns] {
-				nss[strings.Clone(ns)] = true
-			}
-			if ns := deref(r.DestNamespace, ""); ns != "" && !nss[ns] {
-				nss[strings.Clone(ns)] = true
-			}
-			src, dst := endpoint(r.SourceNamespace, r.SourceWorkloads, r.SourcePod, r.SourceIdentity, r.SourceNames, r.IPSource), endpoint(r.DestNamespace, r.DestWorkloads, r.DestPod, r.DestIdentity, r.DestinationNames, r.IPDestination)
-			if r.IsReply == nil || !*r.IsReply {
-				talkers[src+" -> "+dst]++
-			}
-			if v == "DROPPED" || v == "AUDIT" {
-				rep.DeniedTotal++
-				k := pairKey{src: src, dst: dst, port: portOf(r.L4DestPort), proto: deref(r.L4Protocol, ""), reason: deref(r.DropReasonDesc, ""), policy: policyOf(r), verdict: v}
-				pairs[k]++
-			}
-			if c := r.L7HTTPCode; c != nil && *c >= 400 {
-				httpErr[fmt.Sprintf("%d %s %s", *c, deref(r.L7HTTPMethod, ""), dst)]++
-			}
-			if rc := r.L7DNSRcode; rc != nil && *rc != 0 {
-				dnsFail[fmt.Sprintf("rcode=%d %s", *rc, deref(r.L7DNSQuery, ""))]++
-			}
-			if id := r.DestIdentity; id != nil && (*id == 2 || *id == 9 || *id == 10) {
-				name := deref(r.IPDestination, "")
-				if len(r.DestinationNames) > 0 {
-					name = r.DestinationNames[0]
-				}
-				world[src+" -> "+name]++
-			}
-		}
-		return nil
+		agg.add(rows)
+		return ctx.Err()
 	})
 	if err != nil {
 		return nil, err
 	}
-	rep.Verdicts = sortedCounts(verdicts, 0)
-	for _, d := range days {
-		rep.Daily = append(rep.Daily, *d)
-	}
-	slices.SortFunc(rep.Daily, func(a, b DayCount) int { return strings.Compare(a.Day, b.Day) })
-	for k, c := range pairs {
-		rep.Denied = append(rep.Denied, Pair{Source: k.src, Destination: k.dst, Port: k.port, Protocol: k.proto, Reason: k.reason, Policy: k.policy, Verdict: k.verdict, Count: c})
-	}
-	slices.SortFunc(rep.Denied, func(a, b Pair) int {
-		if a.Count != b.Count {
-			return int(b.Count - a.Count)
-		}
-		return strings.Compare(a.Source+a.Destination+a.Port, b.Source+b.Destination+b.Port)
-	})
-	if len(rep.Denied) > o.TopN {
-		rep.Denied = rep.Denied[:o.TopN]
-	}
-	rep.TopTalkers = sortedCounts(talkers, o.TopN)
-	rep.HTTPErrors = sortedCounts(httpErr, o.TopN)
-	rep.DNSFailures = sortedCounts(dnsFail, o.TopN)
-	rep.WorldEgress = sortedCounts(world, o.TopN)
-	rep.Namespaces = len(nss)
-
+	agg.finish(rep, o.TopN)
+	nodes := agg.nodes
 	if err := coverage(ctx, sc, opts, rep, nodes); err != nil {
 		return nil, err
 	}
@@ -248,14 +219,15 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	rep.Integrity = vr
-	rep.Queries = queries(o.Archive, from, to)
+	rep.Queries = queries(o, from, to, prevFrom, priv)
 	return rep, nil
 }
 
 func coverage(ctx context.Context, sc *archive.Scanner, opts archive.ScanOptions, rep *Report, nodes map[string]bool) error {
 	type hour struct {
-		rows       bool
-		seen, lost int64
+		rows                                                         bool
+		seen, lost                                                   int64
+		lostEvents, rotation, truncated, tooLong, streamDown, decode uint64
 	}
 	per := map[string]map[int64]*hour{}
 	covs := map[string]*NodeCoverage{}
@@ -276,6 +248,12 @@ func coverage(ctx context.Context, sc *archive.Scanner, opts archive.ScanOptions
 			x.rows = true
 			x.seen += int64(r.FlowsSeen)
 			x.lost += int64(r.LostEvents + r.LostRotation + r.LostTruncated + r.LostTooLong + r.LostStreamDown + r.DecodeErrors)
+			x.lostEvents += r.LostEvents
+			x.rotation += r.LostRotation
+			x.truncated += r.LostTruncated
+			x.tooLong += r.LostTooLong
+			x.streamDown += r.LostStreamDown
+			x.decode += r.DecodeErrors
 			c := covs[node]
 			c.FlowsSeen += int64(r.FlowsSeen)
 			c.FlowsKept += int64(r.FlowsKept)
@@ -313,6 +291,19 @@ func coverage(ctx context.Context, sc *archive.Scanner, opts archive.ScanOptions
 			if gapStart >= 0 {
 				c.Gaps = append(c.Gaps, Gap{From: time.Unix(gapStart*3600, 0).UTC(), To: time.Unix(h*3600, 0).UTC(), Cause: "no stats rows: collector not running or not archiving"})
 				gapStart = -1
+			}
+			if x.lost > 0 {
+				var causes []string
+				for _, l := range []struct {
+					n    uint64
+					what string
+				}{{x.lostEvents, "Hubble lost events"}, {x.rotation, "bytes rotated away before read"}, {x.truncated, "bytes truncated under the reader"},
+					{x.tooLong, "over-long lines skipped"}, {x.streamDown, "events lost while the stream was down"}, {x.decode, "undecodable lines"}} {
+					if l.n > 0 {
+						causes = append(causes, fmt.Sprintf("%d %s", l.n, l.what))
+					}
+				}
+				c.Gaps = append(c.Gaps, Gap{From: time.Unix(h*3600, 0).UTC(), To: time.Unix((h+1)*3600, 0).UTC(), Cause: "loss: " + strings.Join(causes, ", ")})
 			}
 		}
 		if gapStart >= 0 {
@@ -353,76 +344,63 @@ func coverage(ctx context.Context, sc *archive.Scanner, opts archive.ScanOptions
 	return nil
 }
 
-func deref(p *string, def string) string {
-	if p == nil {
-		return def
-	}
-	return *p
-}
-
-func endpoint(ns *string, wl []archive.Workload, pod *string, id *uint32, names []string, ip *string) string {
-	switch {
-	case ns != nil && len(wl) > 0:
-		return *ns + "/" + wl[0].Name
-	case ns != nil && pod != nil:
-		return *ns + "/" + *pod
-	case len(names) > 0:
-		return names[0]
-	case id != nil && (*id == 2 || *id == 9 || *id == 10):
-		return "world:" + deref(ip, "")
-	case id != nil:
-		return fmt.Sprintf("identity:%d", *id)
-	}
-	return deref(ip, "unknown")
-}
-
-func portOf(p *uint32) string {
-	if p == nil {
-		return ""
-	}
-	return fmt.Sprint(*p)
-}
-
-func policyOf(r *archive.FlowRow) string {
-	for _, l := range [][]archive.Policy{r.IngressDeniedBy, r.EgressDeniedBy} {
-		if len(l) > 0 {
-			return l[0].Namespace + "/" + l[0].Name
-		}
-	}
-	return ""
-}
-
-func sortedCounts(m map[string]int64, n int) []Count {
-	out := make([]Count, 0, len(m))
-	for k, v := range m {
-		out = append(out, Count{Key: k, Count: v})
-	}
-	slices.SortFunc(out, func(a, b Count) int {
-		if a.Count != b.Count {
-			if a.Count > b.Count {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.Key, b.Key)
-	})
-	if n > 0 && len(out) > n {
-		out = out[:n]
-	}
-	return out
-}
-
 // queries are the DuckDB statements that reproduce the report's numbers.
-func queries(root string, from, to time.Time) []Query {
-	flows := fmt.Sprintf("read_parquet('%s/flows/**/*.parquet', hive_partitioning=true)", root)
-	stats := fmt.Sprintf("read_parquet('%s/stats/**/*.parquet', hive_partitioning=true)", root)
+// Each statement's result rows are, in order, the JSON values named in
+// docs/report.md; test/compat/report runs these exact strings.
+func queries(o Options, from, to, prevFrom time.Time, priv []uint32) []Query {
+	root, loc, zones := o.Archive, o.Location, o.Zones
+	flows := fmt.Sprintf("read_parquet('%s/flows/**/*.parquet', hive_partitioning=true)", sqlString(root))
+	stats := fmt.Sprintf("read_parquet('%s/stats/**/*.parquet', hive_partitioning=true)", sqlString(root))
 	// Epoch arithmetic on the microsecond column: cheaper than comparing
 	// TIMESTAMP WITH TIME ZONE values (docs/format.md).
-	where := fmt.Sprintf("epoch_us(time) >= %d AND epoch_us(time) < %d", from.UnixMicro(), to.UnixMicro())
-	return []Query{
+	scope, statsScope := "", ""
+	if len(o.Nodes) > 0 {
+		// The node names as Hubble wrote them (the partition directories hold
+		// sanitised names).
+		scope = fmt.Sprintf(" AND node_name IN (%s)", sqlList(o.Nodes))
+		statsScope = fmt.Sprintf(" AND node IN (%s)", sqlList(o.Nodes))
+	}
+	if len(o.Namespaces) > 0 {
+		scope += fmt.Sprintf(" AND (source_namespace IN (%[1]s) OR destination_namespace IN (%[1]s))", sqlList(o.Namespaces))
+	}
+	where := fmt.Sprintf("epoch_us(time) >= %d AND epoch_us(time) < %d%s", from.UnixMicro(), to.UnixMicro(), scope)
+	prevWhere := fmt.Sprintf("epoch_us(time) >= %d AND epoch_us(time) < %d%s", prevFrom.UnixMicro(), from.UnixMicro(), scope)
+	deniedTuple := fmt.Sprintf("%s, %s, l4_destination_port, l4_protocol, coalesce(drop_reason_desc, ''), coalesce(ingress_denied_by[1].namespace || '/' || ingress_denied_by[1].name, egress_denied_by[1].namespace || '/' || egress_denied_by[1].name), verdict",
+		endpointSQL("source", "source_names", "ip_source"), endpointSQL("destination", "destination_names", "ip_destination"))
+	return append([]Query{
 		{"total_flows", fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", flows, where)},
 		{"verdicts", fmt.Sprintf("SELECT coalesce(verdict, 'VERDICT_UNKNOWN') AS verdict, count(*) FROM %s WHERE %s GROUP BY 1 ORDER BY 2 DESC, 1", flows, where)},
+		{"denied_pairs", fmt.Sprintf("SELECT count(*) FROM (SELECT DISTINCT %s FROM %s WHERE %s AND verdict IN ('DROPPED', 'AUDIT'))", deniedTuple, flows, where)},
+		{"denied_new_pairs", fmt.Sprintf("SELECT count(*) FROM (SELECT DISTINCT %[1]s FROM %[2]s WHERE %[3]s AND verdict IN ('DROPPED', 'AUDIT') EXCEPT SELECT DISTINCT %[1]s FROM %[2]s WHERE %[4]s AND verdict IN ('DROPPED', 'AUDIT'))", deniedTuple, flows, where, prevWhere)},
+		{"privileged_by_port", fmt.Sprintf("SELECT coalesce(CAST(l4_destination_port AS VARCHAR), '') AS port, count(*) FROM %s WHERE %s AND (l4_destination_port IN (%s) OR destination_identity = 7) GROUP BY 1 ORDER BY 2 DESC, 1", flows, where, portList(priv))},
+		{"world_egress_total", fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND %s", flows, where, worldDestSQL)},
 		{"denied_total", fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND verdict IN ('DROPPED', 'AUDIT')", flows, where)},
-		{"coverage_flows_seen", fmt.Sprintf("SELECT node, sum(flows_seen), sum(flows_kept), sum(lost_events) FROM %s WHERE epoch_us(minute) >= %d AND epoch_us(minute) < %d GROUP BY node ORDER BY node", stats, from.UnixMicro(), to.UnixMicro())},
+		{"daily", fmt.Sprintf("SELECT strftime(timezone('%s', time), '%%Y-%%m-%%d') AS day, count(*), count(*) FILTER (WHERE verdict = 'DROPPED'), count(*) FILTER (WHERE verdict = 'AUDIT') FROM %s WHERE %s GROUP BY 1 ORDER BY 1", sqlString(loc.String()), flows, where)},
+		{"coverage", fmt.Sprintf("SELECT node, count(DISTINCT epoch_us(minute) // 3600000000) AS hours_with_stats, sum(flows_seen), sum(flows_kept), sum(flows_denied), sum(decode_errors), sum(lost_events), sum(lost_rotation_bytes) FROM %s WHERE epoch_us(minute) >= %d AND epoch_us(minute) < %d%s GROUP BY node ORDER BY node", stats, from.UnixMicro(), to.UnixMicro(), statsScope)},
+	}, zoneQueries(zones, flows, where)...)
+}
+
+// sqlString escapes s for a single-quoted SQL string literal.
+func sqlString(s string) string { return strings.ReplaceAll(s, "'", "''") }
+
+// endpointSQL is the DuckDB expression of epKey.String for one side of a
+// flow (prefix "source" or "destination").
+func endpointSQL(prefix, names, ip string) string {
+	return fmt.Sprintf(`CASE WHEN %[1]s_namespace IS NOT NULL AND len(%[1]s_workloads) > 0 THEN %[1]s_namespace || '/' || %[1]s_workloads[1].name `+
+		`WHEN %[1]s_namespace IS NOT NULL AND %[1]s_pod_name IS NOT NULL THEN %[1]s_namespace || '/' || %[1]s_pod_name `+
+		`WHEN len(%[2]s) > 0 THEN %[2]s[1] `+
+		`WHEN %[1]s_identity IN (2, 9, 10) THEN 'world:' || coalesce(%[3]s, '') `+
+		`WHEN %[1]s_identity IS NOT NULL THEN 'identity:' || %[1]s_identity `+
+		`ELSE coalesce(%[3]s, 'unknown') END`, prefix, names, ip)
+}
+
+func portList(ps []uint32) string {
+	if len(ps) == 0 {
+		return "NULL"
 	}
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = strconv.FormatUint(uint64(p), 10)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -1,0 +1,198 @@
+package report
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/flowaudit/flowaudit/pkg/archive"
+)
+
+// ZonesFile is the --zones YAML document:
+//
+//	zones:
+//	  - name: payments
+//	    namespaces: [payments]            # endpoints in these namespaces
+//	    labels: ["k8s:zone=pci"]          # or carrying all of these labels
+//	    internal_only: true               # asserts 0 flows to world
+//	    allowed_sources:
+//	      namespaces: [frontend]
+//	      labels: ["k8s:app=gateway"]
+type ZonesFile struct {
+	Zones []Zone `json:"zones"`
+}
+
+// Zone is one sensitive zone. An endpoint is in the zone when its namespace
+// is one of Namespaces, or when Labels is not empty and the endpoint carries
+// every one of them.
+type Zone struct {
+	Name           string   `json:"name"`
+	Namespaces     []string `json:"namespaces,omitempty"`
+	Labels         []string `json:"labels,omitempty"`
+	InternalOnly   bool     `json:"internal_only,omitempty"`
+	AllowedSources Selector `json:"allowed_sources,omitempty"`
+}
+
+// Selector matches endpoints by namespace or by a set of labels (all
+// required), like a Zone.
+type Selector struct {
+	Namespaces []string `json:"namespaces,omitempty"`
+	Labels     []string `json:"labels,omitempty"`
+}
+
+// ParseZones parses and validates a zones document.
+func ParseZones(b []byte) ([]Zone, error) {
+	var f ZonesFile
+	if err := yaml.UnmarshalStrict(b, &f); err != nil {
+		return nil, fmt.Errorf("report: zones: %w", err)
+	}
+	seen := map[string]bool{}
+	for i, z := range f.Zones {
+		switch {
+		case z.Name == "":
+			return nil, fmt.Errorf("report: zones[%d]: name is empty", i)
+		case seen[z.Name]:
+			return nil, fmt.Errorf("report: zones[%d]: duplicate name %q", i, z.Name)
+		case len(z.Namespaces) == 0 && len(z.Labels) == 0:
+			return nil, fmt.Errorf("report: zones[%d] %q: neither namespaces nor labels", i, z.Name)
+		}
+		seen[z.Name] = true
+		for j, s := range slices.Concat(z.Namespaces, z.Labels, z.AllowedSources.Namespaces, z.AllowedSources.Labels) {
+			if s == "" {
+				return nil, fmt.Errorf("report: zones[%d] %q: empty namespace or label (entry %d)", i, z.Name, j)
+			}
+		}
+	}
+	if len(f.Zones) == 0 {
+		return nil, fmt.Errorf("report: zones: no zones defined")
+	}
+	return f.Zones, nil
+}
+
+func (s Selector) match(ns *string, labels []string) bool {
+	if ns != nil && slices.Contains(s.Namespaces, *ns) {
+		return true
+	}
+	if len(s.Labels) == 0 {
+		return false
+	}
+	for _, l := range s.Labels {
+		if !slices.Contains(labels, l) {
+			return false
+		}
+	}
+	return true
+}
+
+func (z *Zone) members() Selector { return Selector{Namespaces: z.Namespaces, Labels: z.Labels} }
+
+// ZoneResult is the sensitive-zone section for one zone.
+type ZoneResult struct {
+	Name         string `json:"name"`
+	InternalOnly bool   `json:"internal_only"`
+	// Inbound is the request flows (is_reply not true) into the zone from
+	// outside it; Unauthorized those of them from a source not allowed.
+	Inbound      int64   `json:"inbound_flows"`
+	Unauthorized int64   `json:"unauthorized_flows"`
+	Violations   []Count `json:"unauthorized_top"` // source -> destination:port
+	// WorldEgress is the flows from the zone to a world identity.
+	WorldEgress    int64   `json:"world_egress_flows"`
+	WorldEgressTop []Count `json:"world_egress_top"`
+	// AssertionHolds is "0 flows from an internal-only zone to world":
+	// true unless InternalOnly and WorldEgress > 0.
+	AssertionHolds bool `json:"internal_only_assertion_holds"`
+}
+
+type zoneAgg struct {
+	z                                 Zone
+	inbound, unauthorized, worldFlows int64
+	violations                        map[privKey]int64 // port and verdict of the unauthorized flows
+	world                             map[egressKey]int64
+}
+
+func (za *zoneAgg) addRow(r *archive.FlowRow, src, dst epKey, port uint32) {
+	m := za.z.members()
+	srcIn, dstIn := m.match(r.SourceNamespace, r.SourceLabels), m.match(r.DestNamespace, r.DestLabels)
+	if dstIn && !srcIn && (r.IsReply == nil || !*r.IsReply) {
+		za.inbound++
+		if !za.z.AllowedSources.match(r.SourceNamespace, r.SourceLabels) {
+			za.unauthorized++
+			k := privKey{src: src, dst: dst, port: port, hasPort: r.L4DestPort != nil, proto: deref(r.L4Protocol, ""), verdict: deref(r.Verdict, "VERDICT_UNKNOWN")}
+			if _, ok := za.violations[k]; !ok {
+				k.src, k.dst, k.proto, k.verdict = src.own(), dst.own(), strings.Clone(k.proto), strings.Clone(k.verdict)
+			}
+			za.violations[k]++
+		}
+	}
+	if srcIn && worldDest(r) {
+		za.worldFlows++
+		k := egressKey{src: src, name: deref(r.IPDestination, "")}
+		if len(r.DestinationNames) > 0 {
+			k.name = r.DestinationNames[0]
+		}
+		if _, ok := za.world[k]; !ok {
+			k.src, k.name = src.own(), strings.Clone(k.name)
+		}
+		za.world[k]++
+	}
+}
+
+func (za *zoneAgg) result(topN int) ZoneResult {
+	res := ZoneResult{Name: za.z.Name, InternalOnly: za.z.InternalOnly, Inbound: za.inbound, Unauthorized: za.unauthorized, WorldEgress: za.worldFlows}
+	res.AssertionHolds = !za.z.InternalOnly || za.worldFlows == 0
+	v := map[string]int64{}
+	for k, c := range za.violations {
+		key := fmt.Sprintf("%s -> %s %s/", k.src, k.dst, k.proto)
+		if k.hasPort {
+			key += fmt.Sprint(k.port)
+		}
+		v[key+" "+k.verdict] += c
+	}
+	res.Violations = sortedCounts(v, topN)
+	w := map[string]int64{}
+	for k, c := range za.world {
+		w[k.src.String()+" -> "+k.name] += c
+	}
+	res.WorldEgressTop = sortedCounts(w, topN)
+	return res
+}
+
+// selectorSQL is the DuckDB condition of s.match on one side of a flow; it is
+// never NULL.
+func selectorSQL(s Selector, side string) string {
+	var parts []string
+	if len(s.Namespaces) > 0 {
+		parts = append(parts, fmt.Sprintf("coalesce(%s_namespace IN (%s), false)", side, sqlList(s.Namespaces)))
+	}
+	if len(s.Labels) > 0 {
+		parts = append(parts, fmt.Sprintf("coalesce(list_has_all(%s_labels, [%s]), false)", side, sqlList(s.Labels)))
+	}
+	if len(parts) == 0 {
+		return "false"
+	}
+	return "(" + strings.Join(parts, " OR ") + ")"
+}
+
+func sqlList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = "'" + sqlString(s) + "'"
+	}
+	return strings.Join(q, ", ")
+}
+
+// zoneQueries returns, per zone, the statement whose single row is
+// (inbound_flows, unauthorized_flows, world_egress_flows).
+func zoneQueries(zones []Zone, flows, where string) []Query {
+	var out []Query
+	for _, z := range zones {
+		in, src, allowed := selectorSQL(z.members(), "destination"), selectorSQL(z.members(), "source"), selectorSQL(z.AllowedSources, "source")
+		inbound := fmt.Sprintf("%s AND NOT %s AND NOT coalesce(is_reply, false)", in, src)
+		out = append(out, Query{Name: "zone " + z.Name, SQL: fmt.Sprintf(
+			"SELECT count(*) FILTER (WHERE %s), count(*) FILTER (WHERE %s AND NOT %s), count(*) FILTER (WHERE %s AND %s) FROM %s WHERE %s",
+			inbound, inbound, allowed, src, worldDestSQL, flows, where)})
+	}
+	return out
+}
