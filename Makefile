@@ -6,7 +6,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X github.com/flowaudit/flowaudit/internal/buildinfo.Version=$(VERSION) -X github.com/flowaudit/flowaudit/internal/buildinfo.Commit=$(COMMIT)
 TOOLS     := $(CURDIR)/.tools
-STATICCHECK_VERSION := 2025.1.1
+STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 6

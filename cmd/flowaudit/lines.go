@@ -21,7 +21,6 @@ type lineReader struct {
 	r    *bufio.Reader
 	c    io.Closer
 	line int
-	long []byte
 }
 
 // openLines opens path ("-" is stdin); gzip input is recognised by its magic
@@ -36,7 +35,7 @@ func openLines(path string) (*lineReader, error) {
 			return nil, err
 		}
 	}
-	br := bufio.NewReaderSize(f, 1<<20)
+	br := bufio.NewReaderSize(f, maxLineBytes)
 	lr := &lineReader{name: path, r: br, c: f}
 	if path == "-" {
 		lr.name = "<stdin>"
@@ -48,7 +47,7 @@ func openLines(path string) (*lineReader, error) {
 			f.Close()
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		lr.r = bufio.NewReaderSize(zr, 1<<20)
+		lr.r = bufio.NewReaderSize(zr, maxLineBytes)
 	}
 	return lr, nil
 }

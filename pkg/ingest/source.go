@@ -165,29 +165,27 @@ func (s *splitter) fill(r io.Reader) (int, error) {
 // next returns the next complete line (valid until the next fill), or nil.
 // tooLong reports a skipped over-long line that ended here (its byte count).
 func (s *splitter) next() (line []byte, tooLong int64) {
-	for {
-		i := bytes.IndexByte(s.buf[s.start:s.end], '\n')
-		if i < 0 {
-			if s.end-s.start > s.max {
-				// Over-long: drop what we have and discard until the newline.
-				s.skipped += int64(s.end - s.start)
-				s.skipping = true
-				s.start, s.end = 0, 0
-			}
-			return nil, 0
+	i := bytes.IndexByte(s.buf[s.start:s.end], '\n')
+	if i < 0 {
+		if s.end-s.start > s.max {
+			// Over-long: drop what we have and discard until the newline.
+			s.skipped += int64(s.end - s.start)
+			s.skipping = true
+			s.start, s.end = 0, 0
 		}
-		l := s.buf[s.start : s.start+i]
-		s.start += i + 1
-		if s.skipping {
-			n := s.skipped + int64(i) + 1
-			s.skipping, s.skipped = false, 0
-			return nil, n
-		}
-		if len(l) > s.max {
-			return nil, int64(len(l)) + 1
-		}
-		return bytes.TrimSuffix(l, []byte{'\r'}), 0
+		return nil, 0
 	}
+	l := s.buf[s.start : s.start+i]
+	s.start += i + 1
+	if s.skipping {
+		n := s.skipped + int64(i) + 1
+		s.skipping, s.skipped = false, 0
+		return nil, n
+	}
+	if len(l) > s.max {
+		return nil, int64(len(l)) + 1
+	}
+	return bytes.TrimSuffix(l, []byte{'\r'}), 0
 }
 
 // pending is the number of bytes of an incomplete line held.
