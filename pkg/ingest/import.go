@@ -89,8 +89,11 @@ type reader struct {
 	src, name string
 	fp        string
 	fpLen     int
-	ino       uint64
-	fpFile    io.ReaderAt // live files: where to refresh a young file's fingerprint
+	dev, ino  uint64
+	size      int64       // file size when last checked (0: unknown)
+	backupTS  string      // lumberjack timestamp when read as a backup
+	after     string      // newest backup timestamp read before this file
+	fpFile    io.ReaderAt // plain files: where to refresh a young file's fingerprint
 	off       int64       // content offset after the last complete line
 	line      int64
 	sp        *splitter
@@ -190,6 +193,7 @@ func (r *reader) flush(emit func(*LineBatch) error) error {
 	}
 	r.lb.Checkpoint = flow.Checkpoint{Source: r.src, Position: encodePos(filePos{
 		Fingerprint: r.fp, FPLen: r.fpLen, Offset: r.off, Name: r.name, Line: r.line, Inode: r.ino,
+		Dev: r.dev, Size: r.size, Backup: r.backupTS, After: r.after,
 	})}
 	r.m.lines.WithLabelValues(r.src).Add(float64(len(r.lb.Lines)))
 	err := emit(&r.lb)

@@ -67,6 +67,7 @@ type Metrics struct {
 	rotations *prometheus.CounterVec
 	lostLines *prometheus.CounterVec
 	lostBytes *prometheus.CounterVec
+	lag       *prometheus.GaugeVec
 }
 
 // NewMetrics creates the ingest metrics, registered with reg unless nil.
@@ -79,12 +80,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "file_rotations_total",
 			Help: "Rotations of the followed file that the source followed."}, []string{"source"}),
 		lostLines: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "lost_lines_total",
-			Help: "Lines skipped, by source and reason (line_too_long)."}, []string{"source", "reason"}),
+			Help: "Lines lost where their count is known, by source and reason (line_too_long)."}, []string{"source", "reason"}),
 		lostBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "lost_bytes_total",
 			Help: "Bytes lost before they could be read, by source and reason (rotation_gap, truncated, line_too_long)."}, []string{"source", "reason"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "lag_bytes",
+			Help: "Bytes of the followed live file not yet read, when last checked."}, []string{"source"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.lines, m.bytes, m.rotations, m.lostLines, m.lostBytes)
+		reg.MustRegister(m.lines, m.bytes, m.rotations, m.lostLines, m.lostBytes, m.lag)
 	}
 	return m
 }
@@ -147,6 +150,11 @@ func newSplitter(max int) *splitter {
 	return &splitter{buf: make([]byte, size), max: max}
 }
 
+// reset forgets all buffered data (a new file).
+func (s *splitter) reset() {
+	s.start, s.end, s.skipping, s.skipped = 0, 0, false, 0
+}
+
 // fill reads more data; it returns the bytes read.
 func (s *splitter) fill(r io.Reader) (int, error) {
 	if s.start > 0 && s.start == s.end {
@@ -205,6 +213,15 @@ type filePos struct {
 	Line        int64  `json:"line"`   // lines consumed
 	Inode       uint64 `json:"ino,omitempty"`
 	Size        int64  `json:"size,omitempty"` // size when last read (for loss accounting)
+	Dev         uint64 `json:"dev,omitempty"`
+	// Backup is the lumberjack timestamp in the file's backup name
+	// (events-<Backup>.log[.gz]) when it was read as a backup.
+	Backup string `json:"backup,omitempty"`
+	// After is the newest backup timestamp read before this file: every
+	// backup named later than After is newer than everything consumed. A
+	// position with no file (Name, Inode and Fingerprint empty) is "between
+	// files": continue with the first backup after After, else the live file.
+	After string `json:"after,omitempty"`
 }
 
 func encodePos(p filePos) string {

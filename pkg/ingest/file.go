@@ -1,0 +1,930 @@
+package ingest
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+)
+
+// backupTimeFormat is lumberjack's timestamp in backup names
+// (events-2006-01-02T15-04-05.000.log, UTC as Cilium configures it). Names
+// in this format sort chronologically as strings.
+const backupTimeFormat = "2006-01-02T15-04-05.000"
+
+// FileConfig configures a FileSource.
+type FileConfig struct {
+	// Path is the live file lumberjack writes (e.g.
+	// /var/run/cilium/hubble/events.log); its backups are the
+	// <name>-<timestamp><ext>[.gz] files beside it.
+	Path string
+	// Follow keeps reading as the file grows and rotates until the context
+	// is done; without it Run reads the backups and the live file once, to
+	// their current end, and returns.
+	Follow bool
+	// PollInterval is how often the directory and the live file are checked
+	// even without inotify events (default 250ms).
+	PollInterval time.Duration
+	// MaxLineBytes is the longest line delivered (default 1 MiB); longer
+	// lines are skipped with bounded memory and reported as line_too_long.
+	MaxLineBytes int
+	// BatchLines caps the lines of one batch (default 4096). A batch also
+	// never spans more than one read buffer (1 MiB, or MaxLineBytes+1).
+	BatchLines int
+}
+
+// FileSource follows a lumberjack-rotated events.log. It reads every backup
+// newer than its checkpoint (plain or gzip, oldest first), then the live file,
+// follows renames by keeping the rotated file open until its end, and reports
+// every gap it can see as a flow.Loss:
+//
+//   - rotation_gap: a backup (or the checkpoint's file) deleted before it
+//     was read; Bytes is its size when it was seen (0 when never seen
+//     with a size, or for a live file whose final size is unknown).
+//   - truncated: the live file shrank (or its first bytes changed) under
+//     the reader; Bytes is unknown (0).
+//   - line_too_long: a line over MaxLineBytes, skipped; Events 1 and Bytes.
+//
+// What is guaranteed: every byte of every file the source opened is
+// delivered once, in order, across restarts from any emitted checkpoint. A
+// backup created and deleted while the source ran is reported with its size
+// when the source saw it in a directory listing or an inotify event before
+// its deletion (inotify names every rename into the directory; only a queue
+// overflow or a deletion faster than the stat loses the size); a backup that
+// came and went while no source ran cannot be seen, only the checkpoint's
+// own file is then reported.
+type FileSource struct {
+	cfg             FileConfig
+	path, dir, base string
+	prefix, ext     string
+	id              string
+	log             *zap.Logger
+	m               *Metrics
+	maxLine, batch  int
+}
+
+// NewFileSource prepares a source for cfg.Path; nothing is opened until Run.
+func NewFileSource(cfg FileConfig, log *zap.Logger, m *Metrics) (*FileSource, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("ingest: file source: empty path")
+	}
+	abs, err := filepath.Abs(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: file source %s: %w", cfg.Path, err)
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 250 * time.Millisecond
+	}
+	if cfg.MaxLineBytes <= 0 {
+		cfg.MaxLineBytes = 1 << 20
+	}
+	if cfg.BatchLines <= 0 {
+		cfg.BatchLines = 4096
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	base := filepath.Base(abs)
+	ext := filepath.Ext(base)
+	return &FileSource{
+		cfg: cfg, path: abs, dir: filepath.Dir(abs), base: base,
+		prefix: base[:len(base)-len(ext)] + "-", ext: ext,
+		id: "file:" + abs, log: nopLogger(log), m: m,
+		maxLine: cfg.MaxLineBytes, batch: cfg.BatchLines,
+	}, nil
+}
+
+// ID is "file:<absolute path>".
+func (s *FileSource) ID() string { return s.id }
+
+// backupFile is one lumberjack backup present in the directory.
+type backupFile struct {
+	ts        string // lumberjack timestamp
+	plain, gz bool   // which forms exist (both while the mill compresses)
+	size      int64  // plain size
+	dev, ino  uint64 // plain identity
+}
+
+func (s *FileSource) plainName(ts string) string {
+	return filepath.Join(s.dir, s.prefix+ts+s.ext)
+}
+
+// parseBackup recognises a backup name and returns its timestamp.
+func (s *FileSource) parseBackup(name string) (ts string, gz, ok bool) {
+	if !strings.HasPrefix(name, s.prefix) {
+		return "", false, false
+	}
+	rest := name[len(s.prefix):]
+	switch {
+	case strings.HasSuffix(rest, s.ext+".gz"):
+		rest, gz = rest[:len(rest)-len(s.ext)-3], true
+	case strings.HasSuffix(rest, s.ext):
+		rest = rest[:len(rest)-len(s.ext)]
+	default:
+		return "", false, false
+	}
+	if len(rest) != len(backupTimeFormat) {
+		return "", false, false
+	}
+	if _, err := time.Parse(backupTimeFormat, rest); err != nil {
+		return "", false, false
+	}
+	return rest, gz, true
+}
+
+// listBackups returns the backups present, oldest first (none when the
+// directory does not exist).
+func (s *FileSource) listBackups() ([]backupFile, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("ingest: list %s: %w", s.dir, err)
+	}
+	var out []backupFile
+	idx := map[string]int{}
+	for _, e := range ents {
+		ts, gz, ok := s.parseBackup(e.Name())
+		if !ok {
+			continue
+		}
+		var b backupFile
+		if !gz {
+			fi, err := e.Info()
+			if err != nil {
+				continue // gone meanwhile
+			}
+			b.plain, b.size = true, fi.Size()
+			b.dev, b.ino = fileIdent(fi)
+		} else {
+			b.gz = true
+		}
+		if i, ok := idx[ts]; ok {
+			o := &out[i]
+			if b.plain {
+				o.plain, o.size, o.dev, o.ino = true, b.size, b.dev, b.ino
+			}
+			o.gz = o.gz || b.gz
+			continue
+		}
+		b.ts = ts
+		idx[ts] = len(out)
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ts < out[j].ts })
+	return out, nil
+}
+
+// seenBackup is what the observer learnt about a backup.
+type seenBackup struct {
+	size     int64 // -1: unknown
+	dev, ino uint64
+}
+
+// observer records every backup that appears while the source runs, even
+// while the reader is blocked in emit, so that a backup deleted before it
+// was read is reported with its size.
+type observer struct {
+	s    *FileSource
+	mu   sync.Mutex
+	seen map[string]seenBackup
+	wake chan struct{}
+	n    atomic.Pointer[notifier] // nil: polling only
+}
+
+// sync handles every directory event already queued: after it, every
+// backup created before the call has been recorded (with inotify).
+func (o *observer) sync() {
+	if n := o.n.Load(); n != nil {
+		n.sync()
+	}
+}
+
+func (o *observer) poke() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (o *observer) record(ts string, b seenBackup) {
+	o.mu.Lock()
+	if old, ok := o.seen[ts]; !ok || old.size < 0 {
+		o.seen[ts] = b
+	}
+	o.mu.Unlock()
+}
+
+func (o *observer) recordList(bs []backupFile) {
+	for _, b := range bs {
+		if b.plain {
+			o.record(b.ts, seenBackup{size: b.size, dev: b.dev, ino: b.ino})
+			continue
+		}
+		o.mu.Lock()
+		old, ok := o.seen[b.ts]
+		o.mu.Unlock()
+		if !ok || old.size < 0 {
+			o.learn(b.ts)
+		}
+	}
+}
+
+// learn records what can be known about backup ts now: the plain file's
+// size and identity, else the compressed file's content size (once the
+// plain file is gone its .gz is complete).
+func (o *observer) learn(ts string) {
+	name := o.s.plainName(ts)
+	if fi, err := os.Stat(name); err == nil {
+		dev, ino := fileIdent(fi)
+		o.record(ts, seenBackup{size: fi.Size(), dev: dev, ino: ino})
+		return
+	}
+	if n, ok := gzContentSize(name + ".gz"); ok {
+		o.record(ts, seenBackup{size: n})
+		return
+	}
+	o.record(ts, seenBackup{size: -1})
+}
+
+// gzContentSize reads the uncompressed size from a complete single-member
+// gzip file's trailer (ISIZE, modulo 4 GiB: far above lumberjack sizes).
+func gzContentSize(path string) (int64, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() < 18+8 {
+		return 0, false
+	}
+	var tr [4]byte
+	if _, err := f.ReadAt(tr[:], fi.Size()-4); err != nil {
+		return 0, false
+	}
+	return int64(uint32(tr[0]) | uint32(tr[1])<<8 | uint32(tr[2])<<16 | uint32(tr[3])<<24), true
+}
+
+func (o *observer) scan() {
+	if bs, err := o.s.listBackups(); err == nil {
+		o.recordList(bs)
+	}
+}
+
+// onName handles an inotify event (nil name: rescan).
+func (o *observer) onName(name []byte) {
+	defer o.poke()
+	if name == nil {
+		o.scan()
+		return
+	}
+	if string(name) == o.s.base {
+		return
+	}
+	if ts, _, ok := o.s.parseBackup(string(name)); ok {
+		o.learn(ts)
+	}
+}
+
+// run watches the directory until ctx is done: inotify where available
+// (re-armed when the directory comes back), a directory scan every poll
+// interval regardless.
+func (o *observer) run(ctx context.Context) {
+	n := o.n.Load() // armed by Run before it read anything
+	defer func() { o.n.Store(nil); n.close() }()
+	t := time.NewTicker(o.s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		if n.isDead() {
+			o.n.Store(nil)
+			n.close()
+			n = nil
+			if nn, err := startNotify(o.s.dir, o.onName); err == nil {
+				n = nn
+				o.n.Store(n)
+			}
+		}
+		o.scan()
+		o.poke()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// fileRun is the state of one Run.
+type fileRun struct {
+	s     *FileSource
+	ctx   context.Context
+	emit  func(*LineBatch) error
+	obs   *observer
+	sp    *splitter
+	rd    *reader   // current file (nil: between files)
+	f     *os.File  // current file's descriptor
+	in    io.Reader // current content stream (f, or a gzip reader over it)
+	zr    *gzip.Reader
+	live  bool   // rd is the live file
+	after string // backups named after this are unread
+}
+
+// Run reads from the position after from (zero: from the oldest backup
+// present) and emits batches; see Source. Lines are valid until emit returns.
+func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*LineBatch) error) error {
+	if from.Source != "" && from.Source != s.id {
+		return fmt.Errorf("ingest: %s: checkpoint of another source %q", s.id, from.Source)
+	}
+	pos, err := decodePos(from.Position)
+	if err != nil {
+		return fmt.Errorf("ingest: %s: bad checkpoint %q: %w", s.id, from.Position, err)
+	}
+	run := &fileRun{
+		s: s, ctx: ctx, emit: emit, sp: newSplitter(s.maxLine),
+		obs: &observer{s: s, seen: map[string]seenBackup{}, wake: make(chan struct{}, 1)},
+	}
+	defer run.closeCur()
+	if s.cfg.Follow {
+		// Watch before the first listing, so that no backup created from
+		// now on goes unseen.
+		if n, err := startNotify(s.dir, run.obs.onName); err == nil {
+			run.obs.n.Store(n)
+		}
+		octx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); run.obs.run(octx) }()
+		defer func() { cancel(); wg.Wait() }()
+	}
+	if !from.IsZero() {
+		if err := run.resume(pos); err != nil {
+			return err
+		}
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if run.rd == nil {
+			opened, err := run.next()
+			if err != nil {
+				return err
+			}
+			if !opened {
+				if !s.cfg.Follow {
+					return nil
+				}
+				if err := run.wait(); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if err := run.read(!run.live); err != nil {
+			return err
+		}
+		if !run.live {
+			run.after = run.rd.backupTS
+			run.closeCur()
+			continue
+		}
+		moved, err := run.checkLive()
+		if err != nil {
+			return err
+		}
+		if moved {
+			continue
+		}
+		if !s.cfg.Follow {
+			return nil
+		}
+		if err := run.wait(); err != nil {
+			return err
+		}
+	}
+}
+
+func (run *fileRun) read(final bool) error {
+	_, err := run.rd.readAll(run.ctx, run.in, run.s.batch, run.emit, final)
+	if err != nil && run.zr != nil &&
+		(errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader)) {
+		// A damaged compressed backup: what could be read was delivered; the
+		// rest is a gap of unknown size, and the source goes on.
+		return run.loss(flow.Loss{Reason: flow.LossRotationGap, Detail: run.rd.name + ": " + err.Error()})
+	}
+	return err
+}
+
+func (run *fileRun) wait() error {
+	t := time.NewTimer(run.s.cfg.PollInterval)
+	defer t.Stop()
+	select {
+	case <-run.ctx.Done():
+		return run.ctx.Err()
+	case <-run.obs.wake:
+	case <-t.C:
+	}
+	return nil
+}
+
+func (run *fileRun) closeCur() {
+	if run.zr != nil {
+		run.zr.Close()
+		run.zr = nil
+	}
+	if run.f != nil {
+		run.f.Close()
+		run.f = nil
+	}
+	run.rd, run.in, run.live = nil, nil, false
+}
+
+// loss records and emits a gap with the current checkpoint (or a "between
+// files" one), so that it is committed exactly with the position past it.
+func (run *fileRun) loss(l flow.Loss) error {
+	if l.Time.IsZero() {
+		l.Time = time.Now().UTC()
+	}
+	m := run.s.m
+	if l.Bytes > 0 {
+		m.lostBytes.WithLabelValues(run.s.id, l.Reason).Add(float64(l.Bytes))
+	}
+	if l.Events > 0 {
+		m.lostLines.WithLabelValues(run.s.id, l.Reason).Add(float64(l.Events))
+	}
+	run.s.log.Warn("ingest: gap", zap.String("source", run.s.id), zap.String("reason", l.Reason),
+		zap.String("detail", l.Detail), zap.Uint64("bytes", l.Bytes))
+	if run.rd != nil {
+		run.rd.lb.Losses = append(run.rd.lb.Losses, l)
+		return run.rd.flush(run.emit)
+	}
+	lb := &LineBatch{Losses: []flow.Loss{l}, Checkpoint: flow.Checkpoint{Source: run.s.id, Position: encodePos(filePos{After: run.after})}}
+	return run.emit(lb)
+}
+
+// setReader makes f (already positioned, content stream in) the current file.
+func (run *fileRun) setReader(f *os.File, in io.Reader, zr *gzip.Reader, name string, fi os.FileInfo, fp string, fpLen int, off, line int64, backupTS string, live bool) {
+	run.sp.reset()
+	dev, ino := fileIdent(fi)
+	rd := &reader{
+		src: run.s.id, name: name, fp: fp, fpLen: fpLen, dev: dev, ino: ino, off: off, line: line,
+		backupTS: backupTS, after: run.after, sp: run.sp, m: run.s.m,
+	}
+	if zr == nil {
+		rd.fpFile, rd.size = f, fi.Size()
+	}
+	run.rd, run.f, run.in, run.zr, run.live = rd, f, in, zr, live
+	if live {
+		run.s.m.lag.WithLabelValues(run.s.id).Set(float64(fi.Size() - off))
+	}
+}
+
+// openPlain opens a plain file at off. ok is false when it does not exist
+// or (fp non-empty) its first fpLen bytes do not hash to fp.
+func (run *fileRun) openPlain(path, wantFP string, wantFPLen int, off, line int64, backupTS string, live bool) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("ingest: open %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return false, fmt.Errorf("ingest: stat %s: %w", path, err)
+	}
+	if wantFP != "" {
+		fp, n, err := fingerprint(io.NewSectionReader(f, 0, int64(wantFPLen)), wantFPLen)
+		if err != nil || n != wantFPLen || fp != wantFP {
+			f.Close()
+			return false, nil
+		}
+	}
+	fp, n, err := fingerprint(io.NewSectionReader(f, 0, fingerprintLen), fingerprintLen)
+	if err != nil {
+		f.Close()
+		return false, fmt.Errorf("ingest: read %s: %w", path, err)
+	}
+	if off > 0 {
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			f.Close()
+			return false, fmt.Errorf("ingest: seek %s to %d: %w", path, off, err)
+		}
+	}
+	run.setReader(f, f, nil, path, fi, fp, n, off, line, backupTS, live)
+	return true, nil
+}
+
+// openGz opens a compressed backup and skips off bytes of its content.
+func (run *fileRun) openGz(path, wantFP string, wantFPLen int, off, line int64, backupTS string) (bool, error) {
+	if wantFP != "" {
+		rc, err := openMaybeGzip(path)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return false, nil
+			}
+			return false, fmt.Errorf("ingest: open %s: %w", path, err)
+		}
+		fp, n, err := fingerprint(rc, wantFPLen)
+		rc.Close()
+		if err != nil || n != wantFPLen || fp != wantFP {
+			return false, nil
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("ingest: open %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return false, fmt.Errorf("ingest: stat %s: %w", path, err)
+	}
+	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 256<<10))
+	if err != nil {
+		f.Close()
+		return false, fmt.Errorf("ingest: %s: %w", path, err)
+	}
+	zr.Multistream(true)
+	// The fingerprint is the first bytes of the content; read them and
+	// hand them back to the splitter through the same stream.
+	head := make([]byte, fingerprintLen)
+	n, err := io.ReadFull(zr, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		zr.Close()
+		f.Close()
+		return false, fmt.Errorf("ingest: %s: %w", path, err)
+	}
+	fp, _, _ := fingerprint(strings.NewReader(string(head[:n])), n)
+	var in io.Reader = io.MultiReader(strings.NewReader(string(head[:n])), zr)
+	if off > 0 {
+		if k, err := io.CopyN(io.Discard, in, off); err != nil {
+			zr.Close()
+			f.Close()
+			return false, fmt.Errorf("ingest: %s: skip to offset %d (got %d): %w", path, off, k, err)
+		}
+	}
+	run.setReader(f, in, zr, path, fi, fp, n, off, line, backupTS, false)
+	return true, nil
+}
+
+// openBackup opens the plain form of b if present, else its gzip form.
+func (run *fileRun) openBackup(b backupFile, wantFP string, wantFPLen int, off, line int64) (bool, error) {
+	if b.plain {
+		ok, err := run.openPlain(run.s.plainName(b.ts), wantFP, wantFPLen, off, line, b.ts, false)
+		if ok || err != nil {
+			return ok, err
+		}
+	}
+	// Plain gone (compressed meanwhile) or only the .gz exists: the .gz
+	// is complete once the plain file is gone.
+	if _, err := os.Stat(run.s.plainName(b.ts)); err == nil {
+		return false, nil
+	}
+	return run.openGz(run.s.plainName(b.ts)+".gz", wantFP, wantFPLen, off, line, b.ts)
+}
+
+// resume positions the run at a checkpoint, reporting the gap when its file
+// is gone. The checkpoint's file is looked for as the live file (same inode
+// and first bytes, not shorter than the offset), then among the backups (the
+// plain file by inode, or by name, or a compressed one by content); an
+// inode is reused as soon as a compressed backup's plain file is deleted,
+// so a shorter live file with the same inode is only taken for a truncation
+// once the backups do not have it.
+func (run *fileRun) resume(p filePos) error {
+	run.after = p.After
+	if p.Name == "" && p.Inode == 0 && p.Fingerprint == "" {
+		return nil // between files
+	}
+	sameLive := false
+	if p.Backup == "" {
+		if fi, err := os.Stat(run.s.path); err == nil {
+			dev, ino := fileIdent(fi)
+			sameLive = dev == p.Dev && ino == p.Inode
+			if sameLive && fi.Size() >= p.Offset {
+				ok, err := run.openPlain(run.s.path, p.Fingerprint, p.FPLen, p.Offset, p.Line, "", true)
+				if ok || err != nil {
+					return err
+				}
+			}
+		}
+	}
+	// A listing can miss an entry being compressed (no snapshot): look twice.
+	for attempt := 0; attempt < 2; attempt++ {
+		bs, err := run.s.listBackups()
+		if err != nil {
+			return err
+		}
+		for _, b := range bs {
+			match := false
+			switch {
+			case b.plain && p.Inode != 0 && b.dev == p.Dev && b.ino == p.Inode:
+				match = true
+			case p.Backup != "" && b.ts == p.Backup:
+				match = true
+			case p.Backup == "" && b.ts > p.After && b.gz && p.FPLen > 0:
+				match = true // the live file, rotated and compressed since: check its content
+			}
+			if !match {
+				continue
+			}
+			ok, err := run.openBackup(b, p.Fingerprint, p.FPLen, p.Offset, p.Line)
+			if err != nil {
+				return err
+			}
+			if ok {
+				return nil
+			}
+		}
+	}
+	if sameLive {
+		// The live file, shrunk or rewritten under the checkpoint, unless
+		// a backup newer than the checkpoint's shows that it rotated (and
+		// the inode went to a new file).
+		rotated := false
+		if bs, err := run.s.listBackups(); err == nil && len(bs) > 0 {
+			rotated = bs[len(bs)-1].ts > p.After
+		}
+		fi, err := os.Stat(run.s.path)
+		if err == nil && !rotated {
+			ok, err := run.openPlain(run.s.path, "", 0, 0, 0, "", true)
+			if err != nil {
+				return err
+			}
+			if ok {
+				return run.loss(flow.Loss{Reason: flow.LossTruncated, Detail: fmt.Sprintf("%s: %d bytes, rewritten or shrunk under checkpoint offset %d", p.Name, fi.Size(), p.Offset)})
+			}
+		}
+	}
+	// The checkpoint's file is gone.
+	l := flow.Loss{Reason: flow.LossRotationGap, Detail: p.Name}
+	if p.Backup != "" {
+		run.after = p.Backup
+		if p.Size > p.Offset {
+			l.Bytes = uint64(p.Size - p.Offset)
+		}
+	} else {
+		l.Detail += " (live file at the checkpoint; rotated and deleted since, its final size is unknown)"
+	}
+	return run.loss(l)
+}
+
+// next opens the next file after run.after: the oldest newer backup, else
+// the live file. It reports backups seen but deleted unread. opened is false
+// when there is nothing to read yet.
+func (run *fileRun) next() (opened bool, err error) {
+	for {
+		cand, err := run.nextBackup("")
+		if err != nil {
+			return false, err
+		}
+		if cand != nil {
+			ok, err := run.openBackup(*cand, "", 0, 0, 0)
+			if err != nil {
+				return false, err
+			}
+			if !ok {
+				continue // deleted meanwhile: look again, which reports it
+			}
+			return true, nil
+		}
+		ok, err := run.openPlain(run.s.path, "", 0, 0, 0, "", true)
+		if err != nil || !ok {
+			return false, err
+		}
+		// A rotation between the listing and the open: older files first.
+		bs, err := run.s.listBackups()
+		if err != nil {
+			return false, err
+		}
+		run.obs.sync()
+		newer := len(bs) > 0 && bs[len(bs)-1].ts > run.after
+		run.obs.mu.Lock()
+		for ts := range run.obs.seen {
+			newer = newer || ts > run.after
+		}
+		run.obs.mu.Unlock()
+		if newer {
+			run.closeCur()
+			continue
+		}
+		return true, nil
+	}
+}
+
+// nextBackup returns the oldest backup named after run.after (and before
+// until, if not empty) that is present, reporting the ones seen before it
+// that are gone unread. A directory listing is no snapshot (an entry renamed
+// or compressed during it can be missed), so what the listing lacks is
+// checked by name: the plain file first, then its .gz (lumberjack's mill
+// creates the complete .gz before it removes the plain file).
+func (run *fileRun) nextBackup(until string) (*backupFile, error) {
+	bs, err := run.s.listBackups()
+	if err != nil {
+		return nil, err
+	}
+	run.obs.sync()
+	run.obs.recordList(bs)
+	listed := make(map[string]int, len(bs))
+	cands := make([]string, 0, len(bs))
+	for i, b := range bs {
+		listed[b.ts] = i
+		if b.ts > run.after && (until == "" || b.ts < until) {
+			cands = append(cands, b.ts)
+		}
+	}
+	sizes := map[string]int64{}
+	run.obs.mu.Lock()
+	for ts, sb := range run.obs.seen {
+		if ts <= run.after {
+			delete(run.obs.seen, ts)
+			continue
+		}
+		sizes[ts] = sb.size
+		if _, ok := listed[ts]; !ok && (until == "" || ts < until) {
+			cands = append(cands, ts)
+		}
+	}
+	run.obs.mu.Unlock()
+	sort.Strings(cands)
+	for i, ts := range cands {
+		if i > 0 && ts == cands[i-1] {
+			continue
+		}
+		if j, ok := listed[ts]; ok {
+			b := bs[j]
+			return &b, nil
+		}
+		if b, ok := run.s.statBackup(ts); ok {
+			return &b, nil
+		}
+		l := flow.Loss{Reason: flow.LossRotationGap, Detail: filepath.Base(run.s.plainName(ts)) + " deleted before it was read"}
+		if sz, ok := sizes[ts]; ok && sz >= 0 {
+			l.Bytes = uint64(sz)
+		}
+		run.obs.mu.Lock()
+		delete(run.obs.seen, ts)
+		run.obs.mu.Unlock()
+		run.after = ts
+		if err := run.loss(l); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+// statBackup looks a backup up by name.
+func (s *FileSource) statBackup(ts string) (backupFile, bool) {
+	if fi, err := os.Stat(s.plainName(ts)); err == nil {
+		dev, ino := fileIdent(fi)
+		return backupFile{ts: ts, plain: true, size: fi.Size(), dev: dev, ino: ino}, true
+	}
+	if _, err := os.Stat(s.plainName(ts) + ".gz"); err == nil {
+		return backupFile{ts: ts, gz: true}, true
+	}
+	return backupFile{}, false
+}
+
+// checkLive is called at the end of the live file's data: it reports moved
+// when the file was rotated away (then it is read to its end and closed) or
+// truncated (then reading restarts at offset 0).
+func (run *fileRun) checkLive() (moved bool, err error) {
+	rd := run.rd
+	fi, err := os.Stat(run.s.path)
+	if err != nil {
+		// Gone without a successor yet (between rename and create, or the
+		// directory vanished): keep the descriptor, wait for the new file.
+		return false, nil
+	}
+	dev, ino := fileIdent(fi)
+	if dev == rd.dev && ino == rd.ino {
+		readPos := rd.off + run.sp.pending()
+		changed := fi.Size() < readPos
+		if !changed && rd.fpLen > 0 {
+			fp, n, err := fingerprint(io.NewSectionReader(run.f, 0, int64(rd.fpLen)), rd.fpLen)
+			changed = err != nil || n != rd.fpLen || fp != rd.fp
+		}
+		if !changed {
+			rd.size = fi.Size()
+			run.s.m.lag.WithLabelValues(run.s.id).Set(float64(fi.Size() - readPos))
+			return false, nil
+		}
+		detail := fmt.Sprintf("%s: shrank to %d bytes under the reader at %d", rd.name, fi.Size(), readPos)
+		if fi.Size() >= readPos {
+			detail = fmt.Sprintf("%s: rewritten from the start under the reader at %d", rd.name, readPos)
+		}
+		if _, err := run.f.Seek(0, io.SeekStart); err != nil {
+			return false, fmt.Errorf("ingest: seek %s: %w", rd.name, err)
+		}
+		run.sp.reset()
+		rd.off, rd.line, rd.size = 0, 0, fi.Size()
+		rd.fp, rd.fpLen, _ = fingerprint(io.NewSectionReader(run.f, 0, fingerprintLen), fingerprintLen)
+		return true, run.loss(flow.Loss{Reason: flow.LossTruncated, Detail: detail})
+	}
+	// Rotated: lumberjack closed the file before renaming it, so what the
+	// descriptor still reads is all there is.
+	if err := run.read(true); err != nil {
+		return false, err
+	}
+	if ts := run.findRotated(); ts != "" {
+		// Backups between the previous one and this file's own (none
+		// should exist: only this file was renamed) would be read first.
+		b, err := run.nextBackup(ts)
+		if err != nil {
+			return false, err
+		}
+		if b == nil {
+			run.after = ts
+		} else {
+			// Read from there on: the rotated file's own backup may then
+			// be delivered again, which beats skipping b.
+			run.s.log.Warn("ingest: backup older than the rotated live file", zap.String("source", run.s.id), zap.String("backup", b.ts))
+		}
+	}
+	run.s.m.rotations.WithLabelValues(run.s.id).Inc()
+	run.closeCur()
+	return true, nil
+}
+
+// findRotated returns the backup timestamp of the current (rotated) live
+// file: by inode among plain backups or what the observer saw, else by
+// content among compressed ones; "" when it is gone.
+func (run *fileRun) findRotated() string {
+	rd := run.rd
+	bs, _ := run.s.listBackups()
+	run.obs.sync()
+	run.obs.recordList(bs)
+	for _, b := range bs {
+		if b.ts > run.after && b.plain && b.dev == rd.dev && b.ino == rd.ino {
+			return b.ts
+		}
+	}
+	// The inode may have belonged to an older, deleted backup before this
+	// file was created; while the file is open it cannot be reused, so its
+	// own backup is the newest one seen with it.
+	best := ""
+	run.obs.mu.Lock()
+	for ts, sb := range run.obs.seen {
+		if ts > run.after && ts > best && sb.size >= 0 && sb.dev == rd.dev && sb.ino == rd.ino {
+			best = ts
+		}
+	}
+	run.obs.mu.Unlock()
+	if best != "" {
+		return best
+	}
+	fp, n, err := fingerprint(io.NewSectionReader(run.f, 0, fingerprintLen), fingerprintLen)
+	if err != nil || n == 0 {
+		return ""
+	}
+	for _, b := range bs {
+		if b.ts <= run.after || !b.gz || b.plain {
+			continue
+		}
+		rc, err := openMaybeGzip(run.s.plainName(b.ts) + ".gz")
+		if err != nil {
+			continue
+		}
+		gfp, gn, err := fingerprint(rc, n)
+		rc.Close()
+		if err == nil && gn == n && gfp == fp {
+			return b.ts
+		}
+	}
+	// Seen but never identified (deleted or compressed before a stat):
+	// this file was live with no backup after run.after when it was
+	// opened, so the first backup after that is its own.
+	first := ""
+	run.obs.mu.Lock()
+	for ts, sb := range run.obs.seen {
+		if ts > run.after && (first == "" || ts < first) {
+			first = ts
+			best = ""
+			if sb.ino == 0 {
+				best = ts
+			}
+		}
+	}
+	run.obs.mu.Unlock()
+	return best
+}

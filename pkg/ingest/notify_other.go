@@ -1,0 +1,16 @@
+//go:build !linux
+
+package ingest
+
+import "errors"
+
+// notifier is unavailable here: the file source polls.
+type notifier struct{}
+
+func startNotify(string, func([]byte)) (*notifier, error) {
+	return nil, errors.New("no directory notification on this platform")
+}
+
+func (n *notifier) sync()        {}
+func (n *notifier) close()       {}
+func (n *notifier) isDead() bool { return true }
