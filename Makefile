@@ -43,6 +43,9 @@ staticcheck: $(TOOLS)/staticcheck ## staticcheck (installed into .tools by this 
 
 lint: fmt-check vet staticcheck ## gofmt, go vet, staticcheck
 
+metrics-docs: ## Regenerate docs/metrics.md from the daemon's registry
+	$(GO) test -count=1 -run TestMetricsDocUpToDate ./internal/daemon -update
+
 bench: ## All benchmarks with -benchmem, GOMAXPROCS=1, $(BENCHCOUNT) runs each (results in bench/results.txt)
 	GOMAXPROCS=1 $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(PKGS) | tee bench/results.txt
 	cd $(COMPAT) && GOMAXPROCS=1 $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./... | tee -a ../../bench/results.txt

@@ -1,6 +1,10 @@
 package archive
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 type metrics struct {
 	rows          prometheus.Counter
@@ -27,7 +31,28 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Archive files being written (not yet committed)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.rows, m.bytes, m.files, m.commitSeconds, m.writeErrors, m.openFiles)
+		// A daemon reopens the archive after an I/O error with the same
+		// registry: it keeps counting into the collectors registered first.
+		m.rows = register(reg, m.rows)
+		m.bytes = register(reg, m.bytes)
+		m.files = register(reg, m.files)
+		m.commitSeconds = register(reg, m.commitSeconds)
+		m.writeErrors = register(reg, m.writeErrors)
+		m.openFiles = register(reg, m.openFiles)
 	}
 	return m
+}
+
+// register registers c, or returns the identical collector registered before.
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(T); ok {
+				return existing
+			}
+		}
+		panic(err)
+	}
+	return c
 }

@@ -108,6 +108,9 @@ type Batch struct {
 	Checkpoint Checkpoint
 	// Arena backs the strings decoded into Flows; reset with the batch.
 	Arena Arena
+	// Bytes is the size of the event lines the batch was decoded from, which
+	// bounds the memory the batch holds (the daemon's queue is bounded by it).
+	Bytes int64
 }
 
 // Next returns a cleared Flow slot appended to b.Flows, reusing an old slot
@@ -154,6 +157,7 @@ func (b *Batch) Reset() {
 	b.Losses = b.Losses[:0]
 	b.Checkpoint = Checkpoint{}
 	b.Arena.Reset()
+	b.Bytes = 0
 }
 
 // FieldSet is a set of proto field paths into flowpb.Flow ("verdict",

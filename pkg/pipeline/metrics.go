@@ -13,6 +13,7 @@ type Metrics struct {
 	decodeErrors *prometheus.CounterVec
 	lostEvents   *prometheus.CounterVec
 	queueBatches *prometheus.GaugeVec
+	queueBytes   *prometheus.GaugeVec
 	sinkSeconds  *prometheus.HistogramVec
 	lastCommit   *prometheus.GaugeVec
 }
@@ -46,6 +47,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "flowaudit", Subsystem: "pipeline", Name: "queue_batches",
 			Help: "Batches waiting for the archive writer.",
 		}, src),
+		queueBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "flowaudit", Subsystem: "pipeline", Name: "queue_bytes",
+			Help: "Event bytes read but not yet accepted by the archive writer (bounded by queue.maxBytes).",
+		}, src),
 		sinkSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "flowaudit", Subsystem: "pipeline", Name: "archive_write_duration_seconds",
 			Help:    "Time the archive writer took per batch, including any file commits.",
@@ -57,7 +62,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, src),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.kept, m.denied, m.decodeErrors, m.lostEvents, m.queueBatches, m.sinkSeconds, m.lastCommit)
+		reg.MustRegister(m.events, m.kept, m.denied, m.decodeErrors, m.lostEvents, m.queueBatches, m.queueBytes, m.sinkSeconds, m.lastCommit)
 	}
 	return m
 }
@@ -69,6 +74,7 @@ type sourceMetrics struct {
 	decodeErrors        prometheus.Counter
 	lost                *prometheus.CounterVec
 	queueBatches        prometheus.Gauge
+	queueBytes          prometheus.Gauge
 	sinkSeconds         prometheus.Observer
 	lastWrittenFlowTime prometheus.Gauge
 }
@@ -82,6 +88,7 @@ func (m *Metrics) forSource(id string) sourceMetrics {
 		decodeErrors:        m.decodeErrors.WithLabelValues(id),
 		lost:                m.lostEvents.MustCurryWith(prometheus.Labels{"source": id}),
 		queueBatches:        m.queueBatches.WithLabelValues(id),
+		queueBytes:          m.queueBytes.WithLabelValues(id),
 		sinkSeconds:         m.sinkSeconds.WithLabelValues(id),
 		lastWrittenFlowTime: m.lastCommit.WithLabelValues(id),
 	}

@@ -103,6 +103,11 @@ type Config struct {
 	Heartbeat time.Duration
 	// QueueBatches bounds the batches in flight between the source and the sink.
 	QueueBatches int
+	// QueueBytes bounds the event bytes in flight between the source and the
+	// sink (default 16 MiB): when the sink falls behind, the source's emit
+	// blocks, so the source stops reading. A single batch larger than the
+	// bound still passes, alone.
+	QueueBytes int64
 	// Now is the clock (tests).
 	Now func() time.Time
 }
@@ -113,6 +118,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.QueueBatches <= 0 {
 		c.QueueBatches = 4
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = 16 << 20
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -137,6 +145,22 @@ type Pipeline struct {
 	// carry: events.log's lost/agent/debug events use the plain name.
 	absolute map[string]string
 	errLog   throttle
+
+	// progress, read by the daemon's readiness check
+	lastFlowNs  atomic.Int64 // time of the last flow the sink accepted
+	lastWriteNs atomic.Int64 // wall time of the last accepted batch
+}
+
+// Progress returns the time of the last flow the sink accepted and the wall
+// time when it accepted its last batch (zero times: none yet).
+func (p *Pipeline) Progress() (lastFlow, lastWrite time.Time) {
+	if n := p.lastFlowNs.Load(); n != 0 {
+		lastFlow = time.Unix(0, n)
+	}
+	if n := p.lastWriteNs.Load(); n != 0 {
+		lastWrite = time.Unix(0, n)
+	}
+	return lastFlow, lastWrite
 }
 
 // New returns a pipeline from src to sink with the given compiled configuration.
@@ -172,6 +196,7 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 	srcCtx, cancelSrc := context.WithCancel(ctx)
 	defer cancelSrc()
 
+	g := newGate(p.cfg.QueueBytes)
 	var sinkErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -185,11 +210,16 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 					cancelSrc() // stop reading: nothing after this batch may be acknowledged
 				} else {
 					p.m.sinkSeconds.Observe(time.Since(start).Seconds())
+					p.lastWriteNs.Store(start.UnixNano())
 					if n := len(b.Flows); n > 0 {
-						p.m.lastWrittenFlowTime.Set(float64(b.Flows[n-1].GetTime().AsTime().UnixNano()) / 1e9)
+						t := b.Flows[n-1].GetTime().AsTime().UnixNano()
+						p.lastFlowNs.Store(t)
+						p.m.lastWrittenFlowTime.Set(float64(t) / 1e9)
 					}
 				}
 			}
+			g.release(b.Bytes)
+			p.m.queueBytes.Set(float64(g.inFlight()))
 			b.Reset()
 			free <- b
 			p.m.queueBatches.Set(float64(len(full)))
@@ -207,6 +237,9 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 		if cur == nil {
 			return
 		}
+		// Wait for room (or shutdown: a batch read is always handed over).
+		g.acquire(srcCtx, cur.Bytes)
+		p.m.queueBytes.Set(float64(g.inFlight()))
 		full <- cur
 		p.m.queueBatches.Set(float64(len(full)))
 		cur = nil
@@ -289,6 +322,7 @@ func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
 
 	var seen, kept, denied, decodeErrs, nonFlow uint64
 	for i, line := range lb.Lines {
+		b.Bytes += int64(len(line))
 		slot := b.Next()
 		kind, err := dec.Decode(line, slot)
 		if err == nil && kind == flow.KindFlow {
@@ -415,6 +449,52 @@ func (p *Pipeline) minuteOrNow() int64 {
 
 func minuteOf(f *flowpb.Flow) int64 {
 	return f.GetTime().GetSeconds() / 60 * 60
+}
+
+// gate bounds the bytes in flight between one source and the sink. It has
+// one acquirer (the source goroutine) and one releaser (the sink goroutine);
+// it is taken once per batch, never per flow.
+type gate struct {
+	mu   sync.Mutex
+	n    int64
+	max  int64
+	wake chan struct{}
+}
+
+func newGate(max int64) *gate { return &gate{max: max, wake: make(chan struct{}, 1)} }
+
+// acquire waits until w more bytes fit (an empty queue always admits one
+// batch, whatever its size) or ctx is done, and then takes them regardless.
+func (g *gate) acquire(ctx context.Context, w int64) {
+	for {
+		g.mu.Lock()
+		if g.n == 0 || g.n+w <= g.max || ctx.Err() != nil {
+			g.n += w
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		select {
+		case <-g.wake:
+		case <-ctx.Done():
+		}
+	}
+}
+
+func (g *gate) release(w int64) {
+	g.mu.Lock()
+	g.n -= w
+	g.mu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (g *gate) inFlight() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.n
 }
 
 // throttle lets one log line through per interval and counts the rest.

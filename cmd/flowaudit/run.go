@@ -1,0 +1,350 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/flowaudit/flowaudit/internal/daemon"
+)
+
+func init() { subcommands = append(subcommands, newRunCmd) }
+
+// runFlags are the flags of `flowaudit run`; each overrides one config key.
+type runFlags struct {
+	config, ciliumDir             string
+	printConfig                   bool
+	sources                       []string
+	allowlist, denylist, mask     string
+	syntheticRate                 float64
+	archive, listen, node         string
+	cluster, logLevel, logFormat  string
+	signingKey, publicKey         string
+	maxFileRows                   int
+	maxFileBytes, queueBytes      daemon.Size
+	maxFileAge, statsInterval     daemon.Duration
+	maxLag, drain, verifyInterval daemon.Duration
+}
+
+const runLong = `run is the DaemonSet daemon. Each source is followed in its own pipeline:
+events are decoded, filtered with Hubble's allow/deny filters, masked, and
+written to the archive, whose commits carry each source's checkpoint, so a
+restart (even after SIGKILL) resumes exactly where the archive stopped.
+
+Configuration: --config FILE (YAML; see deploy/daemonset/config.yaml for every
+key), then FLOWAUDIT_* environment variables (the flag's name upper-cased,
+"-" as "_": FLOWAUDIT_ARCHIVE, FLOWAUDIT_NODE, ...), then flags. The node name
+defaults to $NODE_NAME, then the hostname; the cluster to $CLUSTER_NAME.
+--print-config prints the effective configuration. Every problem in it is
+reported at once, before anything starts.
+
+Sources (--source, repeatable; they replace the config file's sources):
+  file:PATH    Hubble's exporter file (static exporter or a flowLogs entry),
+               followed through lumberjack's rotation, backups (.gz too)
+               caught up on start
+  synthetic    the built-in generator in real time at --synthetic-rate
+  --cilium-config-dir DIR reads a mounted cilium-config ConfigMap instead:
+  hubble-export-file-path with hubble-export-allowlist/-denylist/-fieldmask,
+  and every entry of hubble-flowlogs-config-path, with their own filters.
+The gRPC sources (unix://, grpc://, relay://) are not implemented yet and are
+rejected.
+
+A stats row is written at least every --stats-interval while the daemon
+runs, so the report can tell "no traffic" from "collector down".
+
+Signals: SIGHUP (or a change of the config file, checked every 5s) reloads
+the filters and masks: each source switches at a batch boundary, so no flow
+is lost or handled twice; a bad configuration is rejected and the running
+one kept. SIGTERM or SIGINT stops reading, drains, commits the open files and
+exits 0 within --drain-timeout; a second signal exits at once (the archive's
+commit protocol keeps it consistent either way).
+
+Archive errors (disk full, I/O): the daemon stops reading, reopens the
+archive with backoff and resumes from the last committed checkpoint.
+
+HTTP on --listen: /metrics (Prometheus; docs/metrics.md), /healthz, /readyz.`
+
+func newRunCmd() *cobra.Command {
+	var o runFlags
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the collector daemon: follow Hubble's exporter files and archive them",
+		Long:  runLong,
+		Example: `  flowaudit run --config /etc/flowaudit/config.yaml
+  flowaudit run --source file:/var/run/cilium/hubble/events.log --archive /var/lib/flowaudit --listen 127.0.0.1:9965
+  flowaudit run --cilium-config-dir /etc/cilium-config --archive /var/lib/flowaudit
+  flowaudit run --source synthetic --synthetic-rate 2000 --archive /tmp/archive --node demo`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDaemon(cmd, &o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.config, "config", "", "YAML configuration file (flags and FLOWAUDIT_* override it)")
+	f.BoolVar(&o.printConfig, "print-config", false, "print the effective configuration and exit")
+	f.StringVar(&o.ciliumDir, "cilium-config-dir", "", "a mounted cilium-config ConfigMap: its hubble-export-* keys and flowlogs file become sources")
+	f.StringArrayVar(&o.sources, "source", nil, "source to follow: file:PATH or synthetic (repeatable)")
+	f.StringVar(&o.allowlist, "allowlist", "", "hubble-export-allowlist for the --source sources: keep only matching flows")
+	f.StringVar(&o.denylist, "denylist", "", "hubble-export-denylist for the --source sources: drop matching flows")
+	f.StringVar(&o.mask, "fieldmask", "", "hubble-export-fieldmask for the --source sources (time and node_name are always kept)")
+	f.Float64Var(&o.syntheticRate, "synthetic-rate", 1000, "flows per second of a synthetic source")
+	f.StringVar(&o.archive, "archive", "", "archive root directory (archive.dir)")
+	f.StringVar(&o.listen, "listen", ":9965", "HTTP address of /metrics, /healthz and /readyz (empty: none)")
+	f.StringVar(&o.node, "node", "", "this node's name (default $NODE_NAME, then the hostname)")
+	f.StringVar(&o.cluster, "cluster", "", `cluster name: nodes are "cluster/node" as in Hubble's flows (default $CLUSTER_NAME)`)
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
+	f.StringVar(&o.signingKey, "signing-key-file", "", "ed25519 private key that signs every manifest entry (archive.signingKeyFile)")
+	f.StringVar(&o.publicKey, "verify-public-key-file", "", "ed25519 public key the periodic verification checks signatures with (default: the signing key's)")
+	f.IntVar(&o.maxFileRows, "max-file-rows", 0, "commit archive files at this many rows (archive.maxFileRows; default 1048576)")
+	f.Var(&o.maxFileBytes, "max-file-bytes", "commit archive files at about this size, e.g. 128Mi (archive.maxFileBytes)")
+	f.Var(&o.maxFileAge, "max-file-age", "commit archive files at least this often, e.g. 5m (archive.maxFileAge)")
+	f.Var(&o.statsInterval, "stats-interval", "write a stats row at least this often, e.g. 1m (archive.statsInterval)")
+	f.Var(&o.queueBytes, "queue-max-bytes", "event bytes in flight per source before reading pauses, e.g. 16Mi (queue.maxBytes)")
+	f.Var(&o.maxLag, "readiness-max-lag", "not ready while archived flows are older than this, e.g. 5m (readiness.maxLag)")
+	f.Var(&o.drain, "drain-timeout", "how long SIGTERM may take to drain and commit, e.g. 20s (shutdown.drainTimeout)")
+	f.Var(&o.verifyInterval, "verify-interval", "verify the last two closed days this often; 0: never (verify.interval)")
+	return cmd
+}
+
+// loadRunConfig builds the effective configuration: defaults, the file, the
+// environment, the flags, then the Cilium ConfigMap's sources; and validates it.
+func loadRunConfig(cmd *cobra.Command, o *runFlags) (daemon.Config, map[string]daemon.Rotation, error) {
+	flags := cmd.Flags()
+	var envErrs []error
+	flags.VisitAll(func(fl *pflag.Flag) {
+		if fl.Changed || fl.Name == "config" && o.config != "" {
+			return
+		}
+		env := "FLOWAUDIT_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := flags.Set(fl.Name, v); err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: %w", env, v, err))
+			}
+		}
+	})
+	if err := errors.Join(envErrs...); err != nil {
+		return daemon.Config{}, nil, err
+	}
+	cfg := daemon.Default()
+	if o.config != "" {
+		var err error
+		if cfg, err = daemon.Load(o.config); err != nil {
+			return cfg, nil, err
+		}
+	}
+	changed := flags.Changed
+	if changed("archive") {
+		cfg.Archive.Dir = o.archive
+	}
+	if changed("listen") {
+		cfg.Listen = o.listen
+	}
+	if changed("node") {
+		cfg.Node = o.node
+	}
+	if changed("cluster") {
+		cfg.Cluster = o.cluster
+	}
+	if changed("log-level") {
+		cfg.Log.Level = o.logLevel
+	}
+	if changed("log-format") {
+		cfg.Log.Format = o.logFormat
+	}
+	if changed("cilium-config-dir") {
+		cfg.CiliumConfigDir = o.ciliumDir
+	}
+	if changed("signing-key-file") {
+		cfg.Archive.SigningKeyFile = o.signingKey
+	}
+	if changed("verify-public-key-file") {
+		cfg.Verify.PublicKeyFile = o.publicKey
+	}
+	if changed("max-file-rows") {
+		cfg.Archive.MaxFileRows = o.maxFileRows
+	}
+	if changed("max-file-bytes") {
+		cfg.Archive.MaxFileBytes = o.maxFileBytes
+	}
+	if changed("max-file-age") {
+		cfg.Archive.MaxFileAge = o.maxFileAge
+	}
+	if changed("stats-interval") {
+		cfg.Archive.StatsInterval = o.statsInterval
+	}
+	if changed("queue-max-bytes") {
+		cfg.Queue.MaxBytes = o.queueBytes
+	}
+	if changed("readiness-max-lag") {
+		cfg.Readiness.MaxLag = o.maxLag
+	}
+	if changed("drain-timeout") {
+		cfg.Shutdown.DrainTimeout = o.drain
+	}
+	if changed("verify-interval") {
+		cfg.Verify.Interval = o.verifyInterval
+	}
+	var errs []error
+	if changed("source") {
+		cfg.Sources = nil
+		for _, s := range o.sources {
+			sc := daemon.SourceConfig{Allowlist: o.allowlist, Denylist: o.denylist, FieldMask: o.mask}
+			switch {
+			case strings.HasPrefix(s, "file:"):
+				sc.File = strings.TrimPrefix(s, "file:")
+			case s == "synthetic":
+				sc.Synthetic = &daemon.SyntheticConfig{Rate: o.syntheticRate}
+			case strings.HasPrefix(s, "unix://"), strings.HasPrefix(s, "grpc://"), strings.HasPrefix(s, "relay://"):
+				sc.Address = s
+			default:
+				errs = append(errs, fmt.Errorf("--source %q: want file:PATH or synthetic", s))
+				continue
+			}
+			cfg.Sources = append(cfg.Sources, sc)
+		}
+	} else if changed("allowlist") || changed("denylist") || changed("fieldmask") {
+		errs = append(errs, errors.New("--allowlist, --denylist and --fieldmask apply to --source sources; set the filters of configured sources in the config file"))
+	}
+	if cfg.Node == "" {
+		cfg.Node = os.Getenv("NODE_NAME")
+	}
+	if cfg.Node == "" {
+		cfg.Node, _ = os.Hostname()
+	}
+	if cfg.Cluster == "" {
+		cfg.Cluster = os.Getenv("CLUSTER_NAME")
+	}
+	var rot map[string]daemon.Rotation
+	if cfg.CiliumConfigDir != "" {
+		srcs, r, err := daemon.CiliumSources(cfg.CiliumConfigDir)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		cfg.Sources, rot = append(cfg.Sources, srcs...), r
+	}
+	if err := errors.Join(append(errs, cfg.Validate())...); err != nil {
+		return cfg, rot, err
+	}
+	return cfg, rot, nil
+}
+
+func newDaemonLogger(cfg daemon.Config) (*zap.Logger, zap.AtomicLevel, error) {
+	level, err := zap.ParseAtomicLevel(cfg.Log.Level)
+	if err != nil {
+		return nil, level, fmt.Errorf("log.level: %w", err)
+	}
+	zcfg := zap.NewProductionConfig()
+	zcfg.Level = level
+	zcfg.Encoding = cfg.Log.Format
+	zcfg.EncoderConfig.TimeKey = "time"
+	zcfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	// Repeated messages are sampled (zap's default: the first 100 per second,
+	// then every 100th), so no warning can flood the node's logs.
+	log, err := zcfg.Build()
+	return log, level, err
+}
+
+func runDaemon(cmd *cobra.Command, o *runFlags) error {
+	cfg, rot, err := loadRunConfig(cmd, o)
+	if o.printConfig {
+		out, merr := cfg.Redacted()
+		if merr != nil {
+			return merr
+		}
+		if _, werr := cmd.OutOrStdout().Write(out); werr != nil {
+			return werr
+		}
+		if err != nil {
+			return fmt.Errorf("the configuration is not valid:\n%w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("the configuration is not valid:\n%w", err)
+	}
+	log, level, err := newDaemonLogger(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+
+	d, err := daemon.New(cfg, daemon.Options{
+		Log: log, Level: &level, Rotations: rot,
+		Load: func() (daemon.Config, error) {
+			c, _, err := loadRunConfig(cmd, o)
+			return c, err
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("the configuration is not valid:\n%w", err)
+	}
+
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	go func() {
+		stopping := false
+		for s := range sigs {
+			switch {
+			case s == syscall.SIGHUP:
+				log.Info("SIGHUP: reloading the configuration")
+				_ = d.Reload()
+			case !stopping:
+				stopping = true
+				log.Info("signal received: draining and committing", zap.String("signal", s.String()))
+				cancel()
+			default:
+				log.Warn("second signal: exiting without draining; the archive stays consistent and the rest is re-read on restart", zap.String("signal", s.String()))
+				_ = log.Sync()
+				os.Exit(1)
+			}
+		}
+	}()
+	if o.config != "" {
+		go watchConfig(ctx, o.config, d, log)
+	}
+	log.Info("flowaudit run starting", zap.String("node", cfg.NodeName()), zap.String("archive", cfg.Archive.Dir), zap.Int("sources", len(cfg.Sources)))
+	return d.Run(ctx)
+}
+
+// watchConfig reloads when the config file's content changes. A mounted
+// ConfigMap is replaced through a symlink swap, which content polling sees
+// whatever the mechanism, so it polls rather than relying on inotify.
+func watchConfig(ctx context.Context, path string, d *daemon.Daemon, log *zap.Logger) {
+	sum := func() []byte {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		h := sha256.Sum256(b)
+		return h[:]
+	}
+	last := sum()
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if cur := sum(); cur != nil && !bytes.Equal(cur, last) {
+			last = cur
+			log.Info("configuration file changed: reloading", zap.String("path", path))
+			_ = d.Reload()
+		}
+	}
+}

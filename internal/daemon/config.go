@@ -1,0 +1,434 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/flowaudit/flowaudit/pkg/fieldmask"
+	"github.com/flowaudit/flowaudit/pkg/pipeline"
+)
+
+// Config is the daemon's configuration: the file given with --config, then
+// FLOWAUDIT_* environment variables, then flags (see cmd/flowaudit run.go).
+// Keys are camelCase, as in Kubernetes objects.
+type Config struct {
+	// Node is this node's name (default $NODE_NAME, then the hostname).
+	Node string `json:"node"`
+	// Cluster prefixes the node as Hubble does in flows ("cluster/node");
+	// default $CLUSTER_NAME. Empty or "default": the plain node name.
+	Cluster string `json:"cluster"`
+	// Listen is the HTTP address of /metrics, /healthz and /readyz ("" : none).
+	Listen string    `json:"listen"`
+	Log    LogConfig `json:"log"`
+	// CiliumConfigDir is a mounted cilium-config ConfigMap: its
+	// hubble-export-* keys and hubble-flowlogs-config-path become sources.
+	CiliumConfigDir string          `json:"ciliumConfigDir"`
+	Sources         []SourceConfig  `json:"sources"`
+	Archive         ArchiveConfig   `json:"archive"`
+	Queue           QueueConfig     `json:"queue"`
+	Readiness       ReadinessConfig `json:"readiness"`
+	Shutdown        ShutdownConfig  `json:"shutdown"`
+	Verify          VerifyConfig    `json:"verify"`
+}
+
+// LogConfig configures zap.
+type LogConfig struct {
+	Level  string `json:"level"`  // debug, info, warn, error
+	Format string `json:"format"` // json or console
+}
+
+// SourceConfig is one input with its own filters and mask, in Cilium's syntax.
+type SourceConfig struct {
+	// Name labels the source in logs; the checkpoint identity is the source's
+	// own ID (the file path), so renaming does not re-read anything.
+	Name string `json:"name"`
+	// File is the path of an exporter file (static exporter or a flowLogs entry).
+	File string `json:"file,omitempty"`
+	// Address is a Hubble gRPC endpoint (unix://, grpc://, relay://): not
+	// implemented yet, rejected by Validate.
+	Address string `json:"address,omitempty"`
+	// Synthetic generates realistic flows in real time (no cluster needed).
+	Synthetic *SyntheticConfig `json:"synthetic,omitempty"`
+
+	Allowlist string `json:"allowlist"` // hubble-export-allowlist syntax
+	Denylist  string `json:"denylist"`  // hubble-export-denylist syntax
+	FieldMask string `json:"fieldmask"` // hubble-export-fieldmask syntax
+
+	// origin says where the source came from, for error messages.
+	origin string
+}
+
+// SyntheticConfig configures the built-in generator.
+type SyntheticConfig struct {
+	Rate float64 `json:"rate"` // flows per second
+	Seed int64   `json:"seed"` // 0: from the clock
+}
+
+// ArchiveConfig configures the Parquet archive.
+type ArchiveConfig struct {
+	Dir          string   `json:"dir"`
+	MaxFileBytes Size     `json:"maxFileBytes"`
+	MaxFileRows  int      `json:"maxFileRows"`
+	MaxFileAge   Duration `json:"maxFileAge"`
+	// StatsInterval is how often a stats row is written while nothing
+	// arrives, so that "no traffic" differs from "collector down".
+	StatsInterval Duration `json:"statsInterval"`
+	// SigningKeyFile holds an ed25519 private key that signs every manifest
+	// entry (PEM PKCS#8, a 32-byte seed, or 64 raw bytes; hex or base64 too).
+	SigningKeyFile string `json:"signingKeyFile"`
+}
+
+// QueueConfig bounds the memory between sources and the archive writer.
+type QueueConfig struct {
+	// MaxBytes bounds the event bytes in flight per source; when it is
+	// reached the source stops reading until the archive catches up.
+	MaxBytes Size `json:"maxBytes"`
+}
+
+// ReadinessConfig sets when /readyz fails.
+type ReadinessConfig struct {
+	// MaxLag: not ready while the flows being archived are older than this
+	// (the daemon is catching up or stuck).
+	MaxLag Duration `json:"maxLag"`
+}
+
+// ShutdownConfig bounds the drain on SIGTERM.
+type ShutdownConfig struct {
+	DrainTimeout Duration `json:"drainTimeout"`
+}
+
+// VerifyConfig schedules the daemon's own verification of its recent files.
+type VerifyConfig struct {
+	// Interval between verifications of the last two days (0: never).
+	Interval Duration `json:"interval"`
+	// PublicKeyFile, when set, also checks the manifest signatures.
+	PublicKeyFile string `json:"publicKeyFile"`
+}
+
+// Default returns the defaults, which the file, the environment and the
+// flags override.
+func Default() Config {
+	return Config{
+		Listen: ":9965",
+		Log:    LogConfig{Level: "info", Format: "json"},
+		Archive: ArchiveConfig{
+			MaxFileBytes:  128 << 20,
+			MaxFileRows:   1 << 20,
+			MaxFileAge:    Duration(5 * time.Minute),
+			StatsInterval: Duration(time.Minute),
+		},
+		Queue:     QueueConfig{MaxBytes: 16 << 20},
+		Readiness: ReadinessConfig{MaxLag: Duration(5 * time.Minute)},
+		Shutdown:  ShutdownConfig{DrainTimeout: Duration(20 * time.Second)},
+		Verify:    VerifyConfig{Interval: Duration(24 * time.Hour)},
+	}
+}
+
+// Load reads a YAML config file over the defaults. Unknown keys are errors
+// (a misspelt key must not be silently ignored).
+func Load(path string) (Config, error) {
+	cfg := Default()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// NodeName is the node as flows name it: "cluster/node", or the plain node
+// when no cluster (or Cilium's "default") is configured.
+func (c *Config) NodeName() string {
+	if c.Cluster == "" || c.Cluster == "default" {
+		return c.Node
+	}
+	return c.Cluster + "/" + c.Node
+}
+
+// Validate reports every problem at once, each with its key and value.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key string, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.Node == "" {
+		bad("node", "required (set $NODE_NAME from the downward API, or --node)")
+	}
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			bad("listen", "%q: %v", c.Listen, err)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		bad("log.format", "%q: want json or console", c.Log.Format)
+	}
+	if c.Archive.Dir == "" {
+		bad("archive.dir", "required")
+	}
+	if c.Archive.MaxFileBytes <= 0 {
+		bad("archive.maxFileBytes", "%d: must be > 0", c.Archive.MaxFileBytes)
+	}
+	if c.Archive.MaxFileRows <= 0 {
+		bad("archive.maxFileRows", "%d: must be > 0", c.Archive.MaxFileRows)
+	}
+	if c.Archive.MaxFileAge <= 0 {
+		bad("archive.maxFileAge", "%s: must be > 0", c.Archive.MaxFileAge)
+	}
+	if c.Archive.StatsInterval <= 0 || time.Duration(c.Archive.StatsInterval) > time.Hour {
+		bad("archive.statsInterval", "%s: must be > 0 and at most 1h", c.Archive.StatsInterval)
+	}
+	if c.Archive.SigningKeyFile != "" {
+		if _, err := LoadSigningKey(c.Archive.SigningKeyFile); err != nil {
+			bad("archive.signingKeyFile", "%v", err)
+		}
+	}
+	if c.Verify.PublicKeyFile != "" {
+		if _, err := LoadPublicKey(c.Verify.PublicKeyFile); err != nil {
+			bad("verify.publicKeyFile", "%v", err)
+		}
+	}
+	if c.Queue.MaxBytes < 1<<20 {
+		bad("queue.maxBytes", "%s: must be at least 1Mi", c.Queue.MaxBytes)
+	}
+	if c.Readiness.MaxLag <= 0 {
+		bad("readiness.maxLag", "%s: must be > 0", c.Readiness.MaxLag)
+	}
+	if c.Shutdown.DrainTimeout <= 0 {
+		bad("shutdown.drainTimeout", "%s: must be > 0", c.Shutdown.DrainTimeout)
+	}
+	if c.Verify.Interval < 0 {
+		bad("verify.interval", "%s: must be >= 0", c.Verify.Interval)
+	}
+	if len(c.Sources) == 0 {
+		bad("sources", "at least one source is required (a file, synthetic, or ciliumConfigDir)")
+	}
+	names := map[string]int{}
+	files := map[string]int{}
+	for i, s := range c.Sources {
+		key := fmt.Sprintf("sources[%d]", i)
+		if s.origin != "" {
+			key += " (" + s.origin + ")"
+		}
+		kinds := 0
+		for _, set := range []bool{s.File != "", s.Address != "", s.Synthetic != nil} {
+			if set {
+				kinds++
+			}
+		}
+		if kinds != 1 {
+			bad(key, "exactly one of file, address or synthetic is required")
+		}
+		if s.Name != "" {
+			if j, dup := names[s.Name]; dup {
+				bad(key+".name", "%q: also used by sources[%d]", s.Name, j)
+			}
+			names[s.Name] = i
+		}
+		if s.File != "" {
+			if j, dup := files[s.File]; dup {
+				bad(key+".file", "%q: also followed by sources[%d]", s.File, j)
+			}
+			files[s.File] = i
+			if !strings.HasPrefix(s.File, "/") {
+				bad(key+".file", "%q: must be an absolute path", s.File)
+			}
+		}
+		if s.Address != "" {
+			bad(key+".address", "%q: the gRPC sources (unix://, grpc://, relay://) are not implemented yet; follow the exporter's file instead", s.Address)
+		}
+		if s.Synthetic != nil && s.Synthetic.Rate <= 0 {
+			bad(key+".synthetic.rate", "%g: must be > 0", s.Synthetic.Rate)
+		}
+		if _, err := pipeline.Compile(s.Spec()); err != nil {
+			bad(key, "%v", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Spec is the source's filter and mask.
+func (s SourceConfig) Spec() pipeline.Spec {
+	return pipeline.Spec{Allowlist: s.Allowlist, Denylist: s.Denylist, FieldMask: fieldmask.ParsePaths(s.FieldMask)}
+}
+
+// Label is the source's name for logs: its name, else its file or kind.
+func (s SourceConfig) Label() string {
+	switch {
+	case s.Name != "":
+		return s.Name
+	case s.File != "":
+		return s.File
+	case s.Synthetic != nil:
+		return "synthetic"
+	default:
+		return s.Address
+	}
+}
+
+// Redacted returns the config as YAML with secrets' contents never included
+// (only key file paths are part of the config) and every default filled in.
+func (c Config) Redacted() ([]byte, error) {
+	return yaml.Marshal(c)
+}
+
+// Duration is a time.Duration written as "90s", "5m", "24h" or "400d".
+type Duration time.Duration
+
+// ParseDuration accepts Go durations plus a "d" (24h) unit.
+func ParseDuration(s string) (Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" {
+		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return Duration(n * float64(24*time.Hour)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q (want e.g. 30s, 5m, 24h, 400d)", s)
+	}
+	return Duration(d), nil
+}
+
+func (d Duration) String() string {
+	td := time.Duration(d)
+	if td != 0 && td%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(td/(24*time.Hour)), 10) + "d"
+	}
+	return td.String()
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads a duration string (or a number of seconds).
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var secs float64
+		if err2 := json.Unmarshal(b, &secs); err2 != nil {
+			return fmt.Errorf("invalid duration %s", b)
+		}
+		*d = Duration(secs * float64(time.Second))
+		return nil
+	}
+	v, err := ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// Set implements pflag.Value.
+func (d *Duration) Set(s string) error {
+	v, err := ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// Type implements pflag.Value.
+func (d *Duration) Type() string { return "duration" }
+
+// Size is a byte count written as a number or with a binary or decimal unit
+// ("64Mi", "64MiB", "1G", "500k").
+type Size int64
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"k", 1e3}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12},
+	{"B", 1},
+}
+
+// ParseSize parses a byte count.
+func ParseSize(s string) (Size, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(num), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("invalid size %q (want e.g. 134217728, 128Mi, 1G)", s)
+	}
+	return Size(n * float64(mult)), nil
+}
+
+func (z Size) String() string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"Ti", 1 << 40}, {"Gi", 1 << 30}, {"Mi", 1 << 20}, {"Ki", 1 << 10}} {
+		if z != 0 && int64(z)%u.m == 0 {
+			return strconv.FormatInt(int64(z)/u.m, 10) + u.s
+		}
+	}
+	return strconv.FormatInt(int64(z), 10)
+}
+
+// MarshalJSON writes the size as a string with a unit.
+func (z Size) MarshalJSON() ([]byte, error) { return json.Marshal(z.String()) }
+
+// UnmarshalJSON reads a number or a string with a unit.
+func (z *Size) UnmarshalJSON(b []byte) error {
+	var n int64
+	if err := json.Unmarshal(b, &n); err == nil {
+		*z = Size(n)
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("invalid size %s", b)
+	}
+	v, err := ParseSize(s)
+	if err != nil {
+		return err
+	}
+	*z = v
+	return nil
+}
+
+// Set implements pflag.Value.
+func (z *Size) Set(s string) error {
+	v, err := ParseSize(s)
+	if err != nil {
+		return err
+	}
+	*z = v
+	return nil
+}
+
+// Type implements pflag.Value.
+func (z *Size) Type() string { return "size" }

@@ -1,0 +1,67 @@
+package daemon
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func (d *Daemon) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		problems := d.notReady()
+		if len(problems) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintln(w, "not ready:\n  "+strings.Join(problems, "\n  "))
+			return
+		}
+		_, _ = fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
+
+// notReady lists why the daemon is not ready: the archive is not open or is
+// failing or not writable, a source is not being read, or the flows being
+// archived lag behind the clock by more than readiness.maxLag.
+func (d *Daemon) notReady() []string {
+	d.mu.Lock()
+	dir, maxLag := d.cfg.Archive.Dir, time.Duration(d.cfg.Readiness.MaxLag)
+	d.mu.Unlock()
+	var out []string
+	switch {
+	case d.sink.Load() == nil:
+		out = append(out, "archive: not open")
+	case d.degraded.Load():
+		out = append(out, "archive: the last write failed; retrying")
+	}
+	if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
+		out = append(out, fmt.Sprintf("archive %s: not writable: %v", dir, err))
+	}
+	for _, s := range d.sources {
+		id := s.in.ID()
+		if !s.up.Load() {
+			out = append(out, fmt.Sprintf("source %s: not running", id))
+			continue
+		}
+		p := s.pipe.Load()
+		if p == nil {
+			continue
+		}
+		lastFlow, lastWrite := p.Progress()
+		if lastFlow.IsZero() || lastWrite.IsZero() {
+			continue
+		}
+		if lag := lastWrite.Sub(lastFlow); lag > maxLag {
+			out = append(out, fmt.Sprintf("source %s: archiving flows %s old (readiness.maxLag %s): catching up", id, lag.Round(time.Second), maxLag))
+		}
+	}
+	return out
+}

@@ -1,0 +1,101 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/flowaudit/flowaudit/pkg/archive"
+)
+
+// verifyLoop verifies the two last closed days (UTC) of the archive every
+// interval: every committed file's hash and row count, the manifest chains
+// and, with a key, the signatures. The result is the verify_findings gauge.
+// Today's partitions are left out: files are being committed into them.
+func (d *Daemon) verifyLoop(ctx context.Context, interval time.Duration) {
+	// The first run waits a little, so that a restarting daemon does not
+	// compete with its own catch-up.
+	timer := time.NewTimer(min(interval, 2*time.Minute))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		d.verifyOnce()
+		timer.Reset(interval)
+	}
+}
+
+func (d *Daemon) verifyOnce() {
+	today := d.opts.Now().UTC().Truncate(24 * time.Hour)
+	from := today.Add(-48 * time.Hour)
+	dir := d.archiveDir()
+	var rep *archive.VerifyReport
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		rep, err = archive.Verify(dir, from, today, d.pubKey)
+		if err == nil && rep.OK() {
+			break
+		}
+		// A late flow may have been committed into yesterday while the
+		// files were listed: look again before reporting.
+		time.Sleep(time.Second)
+	}
+	d.m.verifyLastRun.Set(float64(d.opts.Now().UnixNano()) / 1e9)
+	if err != nil {
+		d.m.verifyFindings.Set(1)
+		d.log.Error("verification of the archive failed", zap.Time("from", from), zap.Time("to", today), zap.Error(err))
+		return
+	}
+	d.m.verifyFindings.Set(float64(len(rep.Findings)))
+	if rep.OK() {
+		d.log.Info("archive verified", zap.Time("from", from), zap.Time("to", today), zap.Int("files", rep.Files), zap.Int64("rows", rep.Rows))
+		return
+	}
+	for i, f := range rep.Findings {
+		if i == 10 {
+			d.log.Error("more findings", zap.Int("total", len(rep.Findings)))
+			break
+		}
+		d.log.Error("archive verification finding", zap.Any("finding", f))
+	}
+}
+
+// slackWindow is the least time a reader may fall behind without losing
+// data that the daemon accepts without a warning.
+const slackWindow = 5 * time.Minute
+
+// slackCheck warns, a minute after start, when a file source's exporter
+// keeps so few bytes (live file plus backups) that at the observed rate a
+// reader that stops for slackWindow loses data.
+func (d *Daemon) slackCheck(ctx context.Context) {
+	start := d.opts.Now()
+	before := make([]int64, len(d.sources))
+	for i, s := range d.sources {
+		before[i] = s.readB.Load()
+	}
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(time.Minute):
+	}
+	elapsed := d.opts.Now().Sub(start).Seconds()
+	for i, s := range d.sources {
+		slack := s.rotation.SlackBytes()
+		if slack == 0 || elapsed <= 0 {
+			continue
+		}
+		rate := float64(s.readB.Load()-before[i]) / elapsed
+		if rate <= 0 {
+			continue
+		}
+		if window := time.Duration(float64(slack) / rate * float64(time.Second)); window < slackWindow {
+			d.log.Warn("the exporter's rotation keeps less than 5 minutes of flows at the observed rate: if flowaudit stops longer, flows are deleted before they are archived; raise hubble-export-file-max-backups or -max-size-mb",
+				zap.String("source", s.in.ID()), zap.Int("max_size_mb", s.rotation.MaxSizeMB), zap.Int("max_backups", s.rotation.MaxBackups),
+				zap.Float64("bytes_per_second", rate), zap.Duration("slack", window.Round(time.Second)))
+		}
+	}
+}

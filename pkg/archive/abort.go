@@ -1,0 +1,42 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// Abort releases the writer without committing: the open files are closed
+// and removed, and every batch written since the last commit is forgotten,
+// so the committed checkpoints stay the resume point. The daemon calls it
+// after a failed Write or Flush (disk full, I/O error), then opens the
+// archive again and re-reads from Checkpoints(): nothing half-written is
+// ever committed and nothing is lost. Safe to call twice, and after Close.
+func (w *Writer) Abort() error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	var errs []error
+	for _, of := range w.files {
+		if of.f != nil {
+			_ = of.f.Close()
+		}
+		if err := os.Remove(of.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("archive: abort: %w", err))
+		}
+	}
+	clear(w.files)
+	w.m.openFiles.Set(0)
+	return errors.Join(errs...)
+}
+
+// Seq is the sequence number of the last commit group (0: none yet); it
+// changes exactly when a Write, Flush or Close commits.
+func (w *Writer) Seq() uint64 { return w.seq }
+
+// SetConfigHash sets the configuration hash recorded in the files and stats
+// rows opened from now on (call Flush first to separate the configurations
+// in the archive).
+func (w *Writer) SetConfigHash(h string) { w.cfg.ConfigHash = h }
