@@ -26,7 +26,7 @@ type Header struct {
 type Policy struct {
 	Name      string   `parquet:"name,dict"`
 	Namespace string   `parquet:"namespace,dict"`
-	Labels    []string `parquet:"labels,list"`
+	Labels    []string `parquet:"labels,list" parquet-element:",dict"`
 	Revision  uint64   `parquet:"revision"`
 	Kind      string   `parquet:"kind,dict"`
 }
@@ -46,8 +46,8 @@ type FlowRow struct {
 	DropReasonDesc *string `parquet:"drop_reason_desc,optional,dict"`
 	AuthType       *string `parquet:"auth_type,optional,dict"`
 
-	EthernetSource      *string `parquet:"ethernet_source,optional,dict"`
-	EthernetDestination *string `parquet:"ethernet_destination,optional,dict"`
+	EthernetSource      *string `parquet:"ethernet_source,optional,plain"`
+	EthernetDestination *string `parquet:"ethernet_destination,optional,plain"`
 
 	IPSource        *string    `parquet:"ip_source,optional,dict"`
 	IPSourceXlated  *string    `parquet:"ip_source_xlated,optional,dict"`
@@ -69,32 +69,32 @@ type FlowRow struct {
 	SourceCluster   *string    `parquet:"source_cluster_name,optional,dict"`
 	SourceNamespace *string    `parquet:"source_namespace,optional,dict"`
 	SourcePod       *string    `parquet:"source_pod_name,optional,dict"`
-	SourceLabels    []string   `parquet:"source_labels,optional,list"`
+	SourceLabels    []string   `parquet:"source_labels,optional,list" parquet-element:",dict"`
 	SourceWorkloads []Workload `parquet:"source_workloads,optional,list"`
 	DestID          *uint32    `parquet:"destination_id,optional"`
 	DestIdentity    *uint32    `parquet:"destination_identity,optional"`
 	DestCluster     *string    `parquet:"destination_cluster_name,optional,dict"`
 	DestNamespace   *string    `parquet:"destination_namespace,optional,dict"`
 	DestPod         *string    `parquet:"destination_pod_name,optional,dict"`
-	DestLabels      []string   `parquet:"destination_labels,optional,list"`
+	DestLabels      []string   `parquet:"destination_labels,optional,list" parquet-element:",dict"`
 	DestWorkloads   []Workload `parquet:"destination_workloads,optional,list"`
 
 	Type             *string  `parquet:"Type,optional,dict"`
 	NodeName         *string  `parquet:"node_name,optional,dict"`
-	NodeLabels       []string `parquet:"node_labels,optional,list"`
-	SourceNames      []string `parquet:"source_names,optional,list"`
-	DestinationNames []string `parquet:"destination_names,optional,list"`
+	NodeLabels       []string `parquet:"node_labels,optional,list" parquet-element:",dict"`
+	SourceNames      []string `parquet:"source_names,optional,list" parquet-element:",dict"`
+	DestinationNames []string `parquet:"destination_names,optional,list" parquet-element:",dict"`
 
 	L7Type             *string  `parquet:"l7_type,optional,dict"`
 	L7LatencyNs        *uint64  `parquet:"l7_latency_ns,optional"`
 	L7DNSQuery         *string  `parquet:"l7_dns_query,optional,dict"`
-	L7DNSIPs           []string `parquet:"l7_dns_ips,optional,list"`
+	L7DNSIPs           []string `parquet:"l7_dns_ips,optional,list" parquet-element:",dict"`
 	L7DNSTTL           *uint32  `parquet:"l7_dns_ttl,optional"`
-	L7DNSCnames        []string `parquet:"l7_dns_cnames,optional,list"`
+	L7DNSCnames        []string `parquet:"l7_dns_cnames,optional,list" parquet-element:",dict"`
 	L7DNSObsSource     *string  `parquet:"l7_dns_observation_source,optional,dict"`
 	L7DNSRcode         *uint32  `parquet:"l7_dns_rcode,optional"`
-	L7DNSQtypes        []string `parquet:"l7_dns_qtypes,optional,list"`
-	L7DNSRrtypes       []string `parquet:"l7_dns_rrtypes,optional,list"`
+	L7DNSQtypes        []string `parquet:"l7_dns_qtypes,optional,list" parquet-element:",dict"`
+	L7DNSRrtypes       []string `parquet:"l7_dns_rrtypes,optional,list" parquet-element:",dict"`
 	L7HTTPCode         *uint32  `parquet:"l7_http_code,optional"`
 	L7HTTPMethod       *string  `parquet:"l7_http_method,optional,dict"`
 	L7HTTPURL          *string  `parquet:"l7_http_url,optional"`
@@ -122,7 +122,7 @@ type FlowRow struct {
 	IsReply               *bool   `parquet:"is_reply,optional"`
 	DebugCapturePoint     *string `parquet:"debug_capture_point,optional,dict"`
 	InterfaceIndex        *uint32 `parquet:"interface_index,optional"`
-	InterfaceName         *string `parquet:"interface_name,optional,dict"`
+	InterfaceName         *string `parquet:"interface_name,optional,plain"`
 	ProxyPort             *uint32 `parquet:"proxy_port,optional"`
 	TraceID               *string `parquet:"trace_context_parent_trace_id,optional"`
 	SockXlatePoint        *string `parquet:"sock_xlate_point,optional,dict"`
@@ -135,7 +135,7 @@ type FlowRow struct {
 	IngressAllowedBy []Policy `parquet:"ingress_allowed_by,optional,list"`
 	EgressDeniedBy   []Policy `parquet:"egress_denied_by,optional,list"`
 	IngressDeniedBy  []Policy `parquet:"ingress_denied_by,optional,list"`
-	PolicyLog        []string `parquet:"policy_log,optional,list"`
+	PolicyLog        []string `parquet:"policy_log,optional,list" parquet-element:",dict"`
 }
 
 // The archive keeps its own copies: the flows' strings may live in a batch

@@ -332,9 +332,9 @@ func (w *Writer) file(key partKey) (*openFile, error) {
 
 func (w *Writer) writerOptions(key partKey) []parquet.WriterOption {
 	return []parquet.WriterOption{
-		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}),
+		parquet.Compression(&zstd.Codec{Level: zstd.SpeedBetterCompression}),
 		parquet.MaxRowsPerRowGroup(int64(w.cfg.RowGroupRows)),
-		parquet.PageBufferSize(256 << 10),
+		parquet.PageBufferSize(4 << 20),
 		parquet.KeyValueMetadata("flowaudit.schema_version", SchemaVersion),
 		parquet.KeyValueMetadata("flowaudit.collector_version", w.cfg.CollectorVersion),
 		parquet.KeyValueMetadata("flowaudit.config_hash", w.cfg.ConfigHash),
