@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flowaudit/flowaudit/pkg/archive"
 	"github.com/flowaudit/flowaudit/pkg/report"
 )
 
@@ -18,10 +19,11 @@ func init() { subcommands = append(subcommands, newReportCmd) }
 
 func newReportCmd() *cobra.Command {
 	var (
-		month, archiveDir, tz, lang, format, out string
-		nodes, namespaces                        []string
-		top                                      int
-		privileged, zonesFile                    string
+		month, tz, lang, format, out string
+		archiveDirs                  []string
+		nodes, namespaces            []string
+		top                          int
+		privileged, zonesFile        string
 	)
 	cmd := &cobra.Command{
 		Use:   "report --month YYYY-MM",
@@ -60,6 +62,10 @@ reproduces it. --month previous is the month before the current one in --tz.`,
 					return fmt.Errorf("--privileged-ports: %w", err)
 				}
 			}
+			roots, err := archive.ExpandRoots(archiveDirs)
+			if err != nil {
+				return err
+			}
 			var zones []report.Zone
 			if zonesFile != "" {
 				b, err := os.ReadFile(zonesFile)
@@ -70,7 +76,7 @@ reproduces it. --month previous is the month before the current one in --tz.`,
 					return fmt.Errorf("--zones %s: %w", zonesFile, err)
 				}
 			}
-			rep, err := report.Build(cmd.Context(), report.Options{Archive: archiveDir, Month: m, Location: loc, Nodes: nodes, TopN: top, PrivilegedPorts: ports, Zones: zones, Namespaces: namespaces})
+			rep, err := report.Build(cmd.Context(), report.Options{Archives: roots, Month: m, Location: loc, Nodes: nodes, TopN: top, PrivilegedPorts: ports, Zones: zones, Namespaces: namespaces})
 			if err != nil {
 				return err
 			}
@@ -114,7 +120,7 @@ reproduces it. --month previous is the month before the current one in --tz.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&month, "month", "", "calendar month YYYY-MM, or previous (required)")
-	f.StringVar(&archiveDir, "archive", "", "archive root directory (required)")
+	f.StringArrayVar(&archiveDirs, "archive", nil, "archive root directory; repeatable, or a quoted glob such as '/archive/*' for one root per node (required)")
 	f.StringVar(&tz, "tz", "UTC", "time zone of the calendar month (e.g. Asia/Seoul)")
 	f.StringVar(&lang, "lang", "en", "labels: en or ko")
 	f.StringVar(&format, "format", "md", "html, md, json or csv")

@@ -18,7 +18,8 @@ import (
 func init() { subcommands = append(subcommands, newVerifyCmd) }
 
 func newVerifyCmd() *cobra.Command {
-	var archiveDir, from, to, pubFile, format string
+	var from, to, pubFile, format string
+	var archiveDirs []string
 	cmd := &cobra.Command{
 		Use:   "verify --archive DIR",
 		Short: "Check that the archive is complete and unmodified",
@@ -57,7 +58,11 @@ they prove that no entry was later removed from the end of a chain.`,
 				}
 				pub = raw
 			}
-			rep, err := archive.Verify(archiveDir, f, t, pub)
+			roots, err := archive.ExpandRoots(archiveDirs)
+			if err != nil {
+				return err
+			}
+			rep, err := archive.VerifyAll(roots, f, t, pub)
 			if err != nil {
 				return err
 			}
@@ -87,7 +92,7 @@ they prove that no entry was later removed from the end of a chain.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&archiveDir, "archive", "", "archive root directory (required)")
+	f.StringArrayVar(&archiveDirs, "archive", nil, "archive root directory; repeatable, or a quoted glob such as '/archive/*' (required)")
 	f.StringVar(&from, "from", "", "first date to check (YYYY-MM-DD, UTC); default: all")
 	f.StringVar(&to, "to", "", "end date, exclusive (YYYY-MM-DD, UTC); default: all")
 	f.StringVar(&pubFile, "public-key", "", "hex ed25519 public key file: check every entry's signature")

@@ -20,7 +20,8 @@ import (
 
 // FileInfo is one committed data file.
 type FileInfo struct {
-	Path  string // relative to the archive root
+	Root  string // the archive root the file is in
+	Path  string // relative to Root
 	Table string
 	Date  string
 	Node  string
@@ -33,23 +34,86 @@ type ScanOptions struct {
 	Nodes    []string
 }
 
-// Scanner reads the archive. It never sees uncommitted files.
+// Scanner reads one archive, or several archive roots as one (the DaemonSet
+// writes one root per node). It never sees uncommitted files.
 type Scanner struct {
-	root string
+	roots []string
 }
 
-// OpenScanner opens the archive at root for reading.
-func OpenScanner(root string) (*Scanner, error) {
-	if st, err := os.Stat(filepath.Join(root, "flows")); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("archive: %s is not an archive (no flows/ directory)", root)
+// OpenScanner opens the archives at roots for reading, as one archive.
+func OpenScanner(roots ...string) (*Scanner, error) {
+	if len(roots) == 0 {
+		return nil, errors.New("archive: no archive root given")
 	}
-	return &Scanner{root: root}, nil
+	for _, root := range roots {
+		if !IsArchive(root) {
+			return nil, fmt.Errorf("archive: %s is not an archive (no flows/ directory)", root)
+		}
+	}
+	return &Scanner{roots: slices.Clone(roots)}, nil
+}
+
+// IsArchive reports whether dir is an archive root (it has a flows/
+// directory; the writer creates it when it opens the archive).
+func IsArchive(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, "flows"))
+	return err == nil && st.IsDir()
+}
+
+// ExpandRoots turns the --archive arguments into archive roots: a directory
+// as it is, a glob pattern (e.g. /archive/* for the per-node roots of a
+// shared volume) into every archive root it matches, sorted. A pattern that
+// matches no archive is an error, so that a typo cannot yield an empty report.
+func ExpandRoots(args []string) ([]string, error) {
+	var roots []string
+	seen := map[string]bool{}
+	for _, a := range args {
+		if !strings.ContainsAny(a, "*?[") {
+			if !seen[a] {
+				seen[a] = true
+				roots = append(roots, a)
+			}
+			continue
+		}
+		matches, err := filepath.Glob(a)
+		if err != nil {
+			return nil, fmt.Errorf("archive: pattern %q: %w", a, err)
+		}
+		n := 0
+		for _, m := range matches {
+			if IsArchive(m) && !seen[m] {
+				seen[m] = true
+				roots = append(roots, m)
+				n++
+			}
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("archive: pattern %q matches no archive root (a directory with flows/)", a)
+		}
+	}
+	if len(roots) == 0 {
+		return nil, errors.New("archive: no archive root given")
+	}
+	return roots, nil
 }
 
 // Files lists the committed files of a table whose date partition can hold
-// times in [from, to), pruning by the partition directories.
+// times in [from, to), pruning by the partition directories, across every
+// root.
 func (s *Scanner) Files(table string, from, to time.Time) ([]FileInfo, error) {
-	dir := filepath.Join(s.root, table)
+	var out []FileInfo
+	for _, root := range s.roots {
+		files, err := rootFiles(root, table, from, to)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, files...)
+	}
+	return out, nil
+}
+
+func rootFiles(root, table string, from, to time.Time) ([]FileInfo, error) {
+	dir := filepath.Join(root, table)
 	dates, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
@@ -83,7 +147,7 @@ func (s *Scanner) Files(table string, from, to time.Time) ([]FileInfo, error) {
 			for _, f := range files {
 				if strings.HasPrefix(f.Name(), "part-") && strings.HasSuffix(f.Name(), ".parquet") {
 					out = append(out, FileInfo{
-						Path:  filepath.ToSlash(filepath.Join(table, d.Name(), n.Name(), f.Name())),
+						Root: root, Path:  filepath.ToSlash(filepath.Join(table, d.Name(), n.Name(), f.Name())),
 						Table: table, Date: date, Node: UnsanitizeNode(node),
 					})
 				}
@@ -116,7 +180,7 @@ func (s *Scanner) ScanFlows(ctx context.Context, o ScanOptions, fn func([]FlowRo
 		if !o.wantNode(fi.Node) {
 			continue
 		}
-		if err := scanFile(filepath.Join(s.root, fi.Path), buf, func(rows []FlowRow) error {
+		if err := scanFile(filepath.Join(fi.Root, fi.Path), buf, func(rows []FlowRow) error {
 			sel = sel[:0]
 			for i := range rows {
 				if rows[i].Time >= from && rows[i].Time < to {
@@ -131,7 +195,7 @@ func (s *Scanner) ScanFlows(ctx context.Context, o ScanOptions, fn func([]FlowRo
 			}
 			return ctx.Err()
 		}); err != nil {
-			return fmt.Errorf("archive: scan %s: %w", fi.Path, err)
+			return fmt.Errorf("archive: scan %s: %w", filepath.Join(fi.Root, fi.Path), err)
 		}
 	}
 	return nil
@@ -149,7 +213,7 @@ func (s *Scanner) ScanStats(ctx context.Context, o ScanOptions, fn func([]StatRo
 		if !o.wantNode(fi.Node) {
 			continue
 		}
-		if err := scanFile(filepath.Join(s.root, fi.Path), buf, func(rows []StatRow) error {
+		if err := scanFile(filepath.Join(fi.Root, fi.Path), buf, func(rows []StatRow) error {
 			sel = sel[:0]
 			for _, r := range rows {
 				t := time.UnixMicro(r.Minute)
@@ -164,7 +228,7 @@ func (s *Scanner) ScanStats(ctx context.Context, o ScanOptions, fn func([]StatRo
 			}
 			return ctx.Err()
 		}); err != nil {
-			return fmt.Errorf("archive: scan %s: %w", fi.Path, err)
+			return fmt.Errorf("archive: scan %s: %w", filepath.Join(fi.Root, fi.Path), err)
 		}
 	}
 	return nil
@@ -299,6 +363,48 @@ func Verify(root string, from, to time.Time, pub ed25519.PublicKey) (*VerifyRepo
 		}
 	}
 	return rep, nil
+}
+
+// VerifyAll verifies several archive roots as one report. With more than one
+// root, finding paths are prefixed with their root, and a node whose chain
+// appears in two roots (a node that moved) keeps one head per root.
+func VerifyAll(roots []string, from, to time.Time, pub ed25519.PublicKey) (*VerifyReport, error) {
+	if len(roots) == 1 {
+		return Verify(roots[0], from, to, pub)
+	}
+	all := &VerifyReport{ChainHeads: map[string]string{}}
+	keyIDs := map[string]bool{}
+	for _, root := range roots {
+		rep, err := Verify(root, from, to, pub)
+		if err != nil {
+			return nil, err
+		}
+		all.Files += rep.Files
+		all.Rows += rep.Rows
+		all.Entries += rep.Entries
+		for node, h := range rep.ChainHeads {
+			if _, dup := all.ChainHeads[node]; dup {
+				node = node + " (" + root + ")"
+			}
+			all.ChainHeads[node] = h
+		}
+		for _, k := range rep.KeyIDs {
+			keyIDs[k] = true
+		}
+		for _, f := range rep.Findings {
+			if f.Path != "" {
+				f.Path = filepath.ToSlash(filepath.Join(root, f.Path))
+			} else {
+				f.Path = filepath.ToSlash(root)
+			}
+			all.Findings = append(all.Findings, f)
+		}
+	}
+	for k := range keyIDs {
+		all.KeyIDs = append(all.KeyIDs, k)
+	}
+	slices.Sort(all.KeyIDs)
+	return all, nil
 }
 
 func short(h string) string {

@@ -71,7 +71,7 @@ func BenchmarkBuild(b *testing.B) {
 	root := smallArchive(b)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if _, err := Build(b.Context(), Options{Archive: root, Month: jan, Now: jan}); err != nil {
+		if _, err := Build(b.Context(), Options{Archives: []string{root}, Month: jan, Now: jan}); err != nil {
 			b.Fatal(err)
 		}
 	}

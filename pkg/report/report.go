@@ -13,7 +13,9 @@ import (
 
 // Options select the month and scope of a report.
 type Options struct {
-	Archive  string
+	// Archives are the archive roots, read as one archive (the DaemonSet
+	// writes one root per node; archive.ExpandRoots expands patterns).
+	Archives []string
 	Month    time.Time      // any time in the month; only year and month count
 	Location *time.Location // the month is a calendar month here (default UTC)
 	Nodes    []string       // restrict to these node names (nil: all)
@@ -107,7 +109,7 @@ type Report struct {
 	FromUTC          time.Time             `json:"from_utc"`
 	ToUTC            time.Time             `json:"to_utc"`
 	Generated        time.Time             `json:"generated"`
-	Archive          string                `json:"archive"`
+	Archive          string                `json:"archive"` // the roots, comma-separated
 	Nodes            []string              `json:"nodes"`
 	Namespaces       int                   `json:"namespaces"`
 	Versions         []string              `json:"collector_versions"`
@@ -175,9 +177,9 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	from, to := Bounds(o.Month, o.Location)
 	rep := &Report{
 		Month: from.In(o.Location).Format("2006-01"), TimeZone: o.Location.String(), FromUTC: from, ToUTC: to,
-		Generated: o.Now.UTC(), Archive: o.Archive,
+		Generated: o.Now.UTC(), Archive: strings.Join(o.Archives, ", "),
 	}
-	sc, err := archive.OpenScanner(o.Archive)
+	sc, err := archive.OpenScanner(o.Archives...)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +216,7 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 		rep.Nodes = append(rep.Nodes, n)
 	}
 	slices.Sort(rep.Nodes)
-	vr, err := archive.Verify(o.Archive, from, to, nil)
+	vr, err := archive.VerifyAll(o.Archives, from, to, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -344,13 +346,25 @@ func coverage(ctx context.Context, sc *archive.Scanner, opts archive.ScanOptions
 	return nil
 }
 
+// readParquet is DuckDB's read_parquet over a table of every root: one glob
+// for one root, a list of globs for several.
+func readParquet(roots []string, table string) string {
+	if len(roots) == 1 {
+		return fmt.Sprintf("read_parquet('%s/%s/**/*.parquet', hive_partitioning=true)", sqlString(roots[0]), table)
+	}
+	globs := make([]string, len(roots))
+	for i, r := range roots {
+		globs[i] = fmt.Sprintf("'%s/%s/**/*.parquet'", sqlString(r), table)
+	}
+	return fmt.Sprintf("read_parquet([%s], hive_partitioning=true)", strings.Join(globs, ", "))
+}
+
 // queries are the DuckDB statements that reproduce the report's numbers.
 // Each statement's result rows are, in order, the JSON values named in
 // docs/report.md; test/compat/report runs these exact strings.
 func queries(o Options, from, to, prevFrom time.Time, priv []uint32) []Query {
-	root, loc, zones := o.Archive, o.Location, o.Zones
-	flows := fmt.Sprintf("read_parquet('%s/flows/**/*.parquet', hive_partitioning=true)", sqlString(root))
-	stats := fmt.Sprintf("read_parquet('%s/stats/**/*.parquet', hive_partitioning=true)", sqlString(root))
+	loc, zones := o.Location, o.Zones
+	flows, stats := readParquet(o.Archives, "flows"), readParquet(o.Archives, "stats")
 	// Epoch arithmetic on the microsecond column: cheaper than comparing
 	// TIMESTAMP WITH TIME ZONE values (docs/format.md).
 	scope, statsScope := "", ""

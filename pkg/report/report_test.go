@@ -89,7 +89,7 @@ func buildSmall(t *testing.T) (*Report, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Build(context.Background(), Options{Archive: root, Month: jan, Now: jan.AddDate(0, 1, 0), Zones: zones})
+	rep, err := Build(context.Background(), Options{Archives: []string{root}, Month: jan, Now: jan.AddDate(0, 1, 0), Zones: zones})
 	if err != nil {
 		t.Fatal(err)
 	}

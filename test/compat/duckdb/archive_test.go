@@ -164,7 +164,7 @@ func TestDuckDBReadsArchive(t *testing.T) {
 		t.Errorf("%d distinct uuids, %d flows", distinct, len(flows))
 	}
 	// The report's numbers equal the DuckDB SQL it prints.
-	rep, err := report.Build(context.Background(), report.Options{Archive: root, Month: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+	rep, err := report.Build(context.Background(), report.Options{Archives: []string{root}, Month: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
 	if err != nil {
 		t.Fatal(err)
 	}

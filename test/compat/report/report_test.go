@@ -8,8 +8,12 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -194,7 +198,7 @@ func TestReportMatchesDuckDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := report.Build(context.Background(), report.Options{Archive: root, Month: month, Location: time.UTC, Now: month.AddDate(0, 1, 1), Zones: zones})
+	rep, err := report.Build(context.Background(), report.Options{Archives: []string{root}, Month: month, Location: time.UTC, Now: month.AddDate(0, 1, 1), Zones: zones})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +359,7 @@ func TestScopedReportMatchesDuckDB(t *testing.T) {
 	root := t.TempDir()
 	buildArchive(t, root)
 	node := nodes[0]
-	rep, err := report.Build(context.Background(), report.Options{Archive: root, Month: month, Nodes: []string{node}, Namespaces: []string{"db"}, Now: month.AddDate(0, 1, 1)})
+	rep, err := report.Build(context.Background(), report.Options{Archives: []string{root}, Month: month, Nodes: []string{node}, Namespaces: []string{"db"}, Now: month.AddDate(0, 1, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,5 +381,106 @@ func TestScopedReportMatchesDuckDB(t *testing.T) {
 	got := query(t, db, sqlOf["coverage"])
 	if len(got) != 1 || len(rep.Coverage) != 1 || got[0][0] != rep.Coverage[0].Node || got[0][2] != rep.Coverage[0].FlowsSeen {
 		t.Errorf("scoped coverage: report %+v, DuckDB %v", rep.Coverage, got)
+	}
+}
+
+// TestPerNodeRootsMatchOneRoot splits an archive into one root per node, as
+// the DaemonSet writes it (each node its own archive directory on a shared
+// volume), and checks that the report over the roots, and every DuckDB query
+// it prints (read_parquet over a list of globs), give the same numbers as the
+// single archive.
+func TestPerNodeRootsMatchOneRoot(t *testing.T) {
+	one := t.TempDir()
+	buildArchive(t, one)
+	shared := t.TempDir()
+	for _, node := range nodes {
+		part := "node=" + archive.SanitizeNode(node)
+		dst := filepath.Join(shared, strings.ReplaceAll(node, "/", "_"))
+		for _, table := range []string{"flows", "stats"} {
+			dates, err := filepath.Glob(filepath.Join(one, table, "date=*"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range dates {
+				copyDir(t, filepath.Join(d, part), filepath.Join(dst, table, filepath.Base(d), part))
+			}
+			if err := os.MkdirAll(filepath.Join(dst, table), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		copyDir(t, filepath.Join(one, "manifests", part), filepath.Join(dst, "manifests", part))
+	}
+	roots, err := archive.ExpandRoots([]string{filepath.Join(shared, "*")})
+	if err != nil || len(roots) != len(nodes) {
+		t.Fatalf("ExpandRoots: %v %v", roots, err)
+	}
+	build := func(roots []string) (*report.Report, map[string]any) {
+		t.Helper()
+		rep, err := report.Build(context.Background(), report.Options{Archives: roots, Month: month, Now: month.AddDate(0, 1, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := report.RenderJSON(&buf, rep); err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+			t.Fatal(err)
+		}
+		return rep, doc
+	}
+	repOne, docOne := build([]string{one})
+	repMany, docMany := build(roots)
+	if !repMany.Integrity.OK() || repMany.Integrity.Files != repOne.Integrity.Files || repMany.Integrity.Rows != repOne.Integrity.Rows {
+		t.Errorf("integrity over the roots: %+v; one archive: %+v", repMany.Integrity, repOne.Integrity)
+	}
+	for _, k := range []string{"archive", "queries", "integrity"} {
+		delete(docOne, k)
+		delete(docMany, k)
+	}
+	a, _ := json.Marshal(docOne)
+	b, _ := json.Marshal(docMany)
+	if !bytes.Equal(a, b) {
+		t.Errorf("the report over per-node roots differs from the report over one archive:\n%s\n%s", a, b)
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if len(repOne.Queries) != len(repMany.Queries) {
+		t.Fatalf("%d queries vs %d", len(repOne.Queries), len(repMany.Queries))
+	}
+	for i, q := range repMany.Queries {
+		if !strings.Contains(q.SQL, "read_parquet([") {
+			t.Errorf("%s: %s does not read the list of roots", q.Name, q.SQL)
+		}
+		got, want := query(t, db, q.SQL), query(t, db, repOne.Queries[i].SQL)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: over the roots %v, over one archive %v", q.Name, got, want)
+		}
+	}
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
 	}
 }
