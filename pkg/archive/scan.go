@@ -147,7 +147,7 @@ func rootFiles(root, table string, from, to time.Time) ([]FileInfo, error) {
 			for _, f := range files {
 				if strings.HasPrefix(f.Name(), "part-") && strings.HasSuffix(f.Name(), ".parquet") {
 					out = append(out, FileInfo{
-						Root: root, Path:  filepath.ToSlash(filepath.Join(table, d.Name(), n.Name(), f.Name())),
+						Root: root, Path: filepath.ToSlash(filepath.Join(table, d.Name(), n.Name(), f.Name())),
 						Table: table, Date: date, Node: UnsanitizeNode(node),
 					})
 				}
