@@ -7,6 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,6 +82,9 @@ reproduces it. --month previous is the month before the current one in --tz.`,
 			if err != nil {
 				return err
 			}
+			// {month} in --out is the report's month (YYYY-MM), so that a
+			// CronJob running --month previous names its files.
+			out = strings.ReplaceAll(out, "{month}", rep.Month)
 			if format == "csv" {
 				if out == "" || out == "-" {
 					return fmt.Errorf("--format csv writes one file per table: give --out DIR")
@@ -89,9 +94,12 @@ reproduces it. --month previous is the month before the current one in --tz.`,
 			var w io.Writer = cmd.OutOrStdout()
 			var f *os.File
 			if out != "" && out != "-" {
-				if f, err = os.Create(out); err != nil {
-					return err
+				// Written under a temporary name and renamed when complete:
+				// a failed run never leaves a truncated report behind.
+				if f, err = os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*"); err != nil {
+					return fmt.Errorf("report: %w", err)
 				}
+				defer os.Remove(f.Name())
 				defer f.Close()
 				w = f
 			}
@@ -113,7 +121,15 @@ reproduces it. --month previous is the month before the current one in --tz.`,
 				return err
 			}
 			if f != nil {
-				return f.Close()
+				if err := f.Chmod(0o644); err != nil {
+					return fmt.Errorf("report: %w", err)
+				}
+				if err := f.Close(); err != nil {
+					return fmt.Errorf("report: %w", err)
+				}
+				if err := os.Rename(f.Name(), out); err != nil {
+					return fmt.Errorf("report: %w", err)
+				}
 			}
 			return nil
 		},
@@ -124,7 +140,7 @@ reproduces it. --month previous is the month before the current one in --tz.`,
 	f.StringVar(&tz, "tz", "UTC", "time zone of the calendar month (e.g. Asia/Seoul)")
 	f.StringVar(&lang, "lang", "en", "labels: en or ko")
 	f.StringVar(&format, "format", "md", "html, md, json or csv")
-	f.StringVarP(&out, "out", "o", "", "output file (csv: directory); default stdout")
+	f.StringVarP(&out, "out", "o", "", "output file (csv: directory); {month} is replaced by the month, e.g. /reports/flowaudit-{month}.html; default stdout")
 	f.StringSliceVar(&nodes, "node", nil, "only these nodes (cluster/node); repeatable")
 	f.StringSliceVar(&namespaces, "namespace", nil, "only flows from or to these namespaces; repeatable (coverage stays per node)")
 	f.IntVar(&top, "top", 20, "rows in the top-N tables")
