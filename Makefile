@@ -2,6 +2,7 @@
 GO        ?= go
 PKGS      ?= ./...
 COMPAT    := test/compat
+DEPLOY    := test/deploy
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X github.com/flowaudit/flowaudit/internal/buildinfo.Version=$(VERSION) -X github.com/flowaudit/flowaudit/internal/buildinfo.Commit=$(COMMIT)
@@ -10,8 +11,9 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
+IMAGE     ?= flowaudit:$(VERSION)
 
-.PHONY: help build test test-unit test-compat lint fmt-check vet staticcheck bench bench-smoke fuzz-smoke e2e metrics-docs docker clean
+.PHONY: help build test test-unit test-compat test-deploy lint fmt-check vet staticcheck bench bench-smoke fuzz-smoke e2e metrics-docs docker clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -19,7 +21,7 @@ help: ## List the targets
 build: ## Build the static binary into bin/flowaudit (the same flags as the Dockerfile)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/flowaudit ./cmd/flowaudit
 
-test: fmt-check vet test-unit test-compat ## Everything CI runs: gofmt, vet, unit tests with -race, oracle and DuckDB tests
+test: fmt-check vet test-unit test-compat test-deploy ## Everything CI runs: gofmt, vet, unit tests with -race, oracle and DuckDB tests, manifests
 
 test-unit: ## Unit tests of the main module, with the race detector
 	$(GO) test -race -count=1 $(PKGS)
@@ -31,9 +33,13 @@ fmt-check: ## Fail if gofmt would change a file
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-vet: ## go vet both modules
+test-deploy: ## deploy/daemonset: kustomize builds, strict Kubernetes types, config, CronJob run, PromQL (nested module)
+	cd $(DEPLOY) && $(GO) test -count=1 ./...
+
+vet: ## go vet every module
 	$(GO) vet $(PKGS)
 	cd $(COMPAT) && $(GO) vet ./...
+	cd $(DEPLOY) && $(GO) vet ./...
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -63,8 +69,8 @@ fuzz-smoke: ## Every fuzz target for $(FUZZTIME)
 e2e: build ## End-to-end: demo, report rendered in headless Chromium (screenshot in out/)
 	./scripts/e2e.sh
 
-docker: ## Build the container image (needs a Docker engine)
-	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t flowaudit:$(VERSION) .
+docker: ## Build the container image $(IMAGE) (needs a Docker engine)
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
 
 clean: ## Remove build outputs
 	rm -rf bin out

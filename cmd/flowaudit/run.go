@@ -83,7 +83,7 @@ func newRunCmd() *cobra.Command {
 		Short: "Run the collector daemon: follow Hubble's exporter files and archive them",
 		Long:  runLong,
 		Example: `  flowaudit run --config /etc/flowaudit/config.yaml
-  flowaudit run --source file:/var/run/cilium/hubble/events.log --archive /var/lib/flowaudit --listen 127.0.0.1:9965
+  flowaudit run --source file:/var/run/cilium/hubble/events.log --archive /var/lib/flowaudit --listen 127.0.0.1:9967
   flowaudit run --cilium-config-dir /etc/cilium-config --archive /var/lib/flowaudit
   flowaudit run --source synthetic --synthetic-rate 2000 --archive /tmp/archive --node demo`,
 		Args: cobra.NoArgs,
@@ -99,7 +99,7 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&o.mask, "fieldmask", "", "hubble-export-fieldmask for the --source sources (time and node_name are always kept)")
 	f.Float64Var(&o.syntheticRate, "synthetic-rate", 1000, "flows per second of a synthetic source")
 	f.StringVar(&o.archive, "archive", "", "archive root directory (archive.dir)")
-	f.StringVar(&o.listen, "listen", ":9965", "HTTP address of /metrics, /healthz and /readyz (empty: none)")
+	f.StringVar(&o.listen, "listen", ":9967", "HTTP address of /metrics, /healthz and /readyz (empty: none; not 9965, which Hubble's metrics server uses on the host network)")
 	f.StringVar(&o.node, "node", "", "this node's name (default $NODE_NAME, then the hostname)")
 	f.StringVar(&o.cluster, "cluster", "", `cluster name: nodes are "cluster/node" as in Hubble's flows (default $CLUSTER_NAME)`)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")

@@ -117,7 +117,7 @@ type VerifyConfig struct {
 // flags override.
 func Default() Config {
 	return Config{
-		Listen: ":9965",
+		Listen: ":9967", // Hubble's metrics server has 9965 on the host network
 		Log:    LogConfig{Level: "info", Format: "json"},
 		Archive: ArchiveConfig{
 			MaxFileBytes:  128 << 20,
