@@ -24,18 +24,18 @@ func init() { subcommands = append(subcommands, newRunCmd) }
 
 // runFlags are the flags of `flowaudit run`; each overrides one config key.
 type runFlags struct {
-	config, ciliumDir             string
-	printConfig                   bool
-	sources                       []string
-	allowlist, denylist, mask     string
-	syntheticRate                 float64
-	archive, listen, node         string
-	cluster, logLevel, logFormat  string
-	signingKey, publicKey         string
-	maxFileRows                   int
-	maxFileBytes, queueBytes      daemon.Size
-	maxFileAge, statsInterval     daemon.Duration
-	maxLag, drain, verifyInterval daemon.Duration
+	config, ciliumDir                        string
+	printConfig                              bool
+	sources                                  []string
+	allowlist, denylist, mask                string
+	syntheticRate                            float64
+	archive, listen, node                    string
+	cluster, logLevel, logFormat             string
+	signingKey, publicKey                    string
+	maxFileRows                              int
+	maxFileBytes, queueBytes                 daemon.Size
+	maxFileAge, statsInterval                daemon.Duration
+	maxLag, drain, verifyInterval, retention daemon.Duration
 }
 
 const runLong = `run is the DaemonSet daemon. Each source is followed in its own pipeline:
@@ -113,6 +113,7 @@ func newRunCmd() *cobra.Command {
 	f.Var(&o.queueBytes, "queue-max-bytes", "event bytes in flight per source before reading pauses, e.g. 16Mi (queue.maxBytes)")
 	f.Var(&o.maxLag, "readiness-max-lag", "not ready while archived flows are older than this, e.g. 5m (readiness.maxLag)")
 	f.Var(&o.drain, "drain-timeout", "how long SIGTERM may take to drain and commit, e.g. 20s (shutdown.drainTimeout)")
+	f.Var(&o.retention, "retention", "delete archive days older than this, both tables, e.g. 400d; 0: keep forever (archive.retention.flows and .stats)")
 	f.Var(&o.verifyInterval, "verify-interval", "verify the last two closed days this often; 0: never (verify.interval)")
 	return cmd
 }
@@ -194,6 +195,9 @@ func loadRunConfig(cmd *cobra.Command, o *runFlags) (daemon.Config, map[string]d
 	}
 	if changed("verify-interval") {
 		cfg.Verify.Interval = o.verifyInterval
+	}
+	if changed("retention") {
+		cfg.Archive.Retention = daemon.RetentionConfig{Flows: o.retention, Stats: o.retention}
 	}
 	var errs []error
 	if changed("source") {

@@ -84,6 +84,15 @@ type ArchiveConfig struct {
 	// SigningKeyFile holds an ed25519 private key that signs every manifest
 	// entry (PEM PKCS#8, a 32-byte seed, or 64 raw bytes; hex or base64 too).
 	SigningKeyFile string `json:"signingKeyFile"`
+	// Retention deletes whole date partitions older than this, per table
+	// (0: keep forever); each deletion is recorded in the manifest chain.
+	Retention RetentionConfig `json:"retention"`
+}
+
+// RetentionConfig is how long each archive table keeps its days.
+type RetentionConfig struct {
+	Flows Duration `json:"flows"`
+	Stats Duration `json:"stats"`
 }
 
 // QueueConfig bounds the memory between sources and the archive writer.
@@ -212,6 +221,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Shutdown.DrainTimeout <= 0 {
 		bad("shutdown.drainTimeout", "%s: must be > 0", c.Shutdown.DrainTimeout)
+	}
+	if r := c.Archive.Retention.Flows; r != 0 && r < Duration(48*time.Hour) {
+		bad("archive.retention.flows", "%s: must be 0 (forever) or at least 2d", r)
+	}
+	if r := c.Archive.Retention.Stats; r != 0 && r < Duration(48*time.Hour) {
+		bad("archive.retention.stats", "%s: must be 0 (forever) or at least 2d", r)
 	}
 	if c.Verify.Interval < 0 {
 		bad("verify.interval", "%s: must be >= 0", c.Verify.Interval)

@@ -218,6 +218,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	bg.Add(1)
 	go func() { defer bg.Done(); d.slackCheck(ctx) }()
+	bg.Add(1)
+	go func() { defer bg.Done(); d.retentionLoop(bgCtx) }()
 
 	backoff := time.Second
 	for {

@@ -450,3 +450,38 @@ func TestNewReportsEveryProblem(t *testing.T) {
 		t.Log(err)
 	}
 }
+
+func TestRetentionDeletesOldDays(t *testing.T) {
+	dir := t.TempDir()
+	events := filepath.Join(dir, "events.log")
+	appendLines(t, events, genLines(t, 4, 2000)) // flows of today
+	cfg := testConfig(dir, events)
+	r := start(t, cfg, Options{})
+	waitFor(t, "2000 flows kept", func() bool { return r.kept(t) == 2000 })
+	r.shutdown(t)
+	if n := len(archivedUUIDs(t, cfg.Archive.Dir)); n != 2000 {
+		t.Fatalf("%d flows archived", n)
+	}
+
+	// 40 days later, with 30 days of retention for flows.
+	cfg.Archive.Retention = RetentionConfig{Flows: Duration(30 * 24 * time.Hour)}
+	r = start(t, cfg, Options{Now: func() time.Time { return time.Now().Add(40 * 24 * time.Hour) }})
+	waitFor(t, "archive open", func() bool { return r.d.sink.Load() != nil })
+	r.d.retentionOnce()
+	deleted := metricValue(t, r.d.Registry(), "flowaudit_archive_retention_partitions_deleted_total", nil)
+	r.shutdown(t)
+	if deleted < 1 {
+		t.Fatalf("retention deleted %v partitions", deleted)
+	}
+	if n := len(archivedUUIDs(t, cfg.Archive.Dir)); n != 0 {
+		t.Fatalf("%d flows older than 30 days left", n)
+	}
+	rep, err := archive.Verify(cfg.Archive.Dir, time.Time{}, time.Time{}, nil)
+	if err != nil || !rep.OK() || rep.Retired == 0 {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+	cfg.Archive.Retention.Stats = Duration(time.Hour)
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "archive.retention.stats") {
+		t.Fatalf("a 1h retention must be rejected: %v", err)
+	}
+}

@@ -99,3 +99,49 @@ func (d *Daemon) slackCheck(ctx context.Context) {
 		}
 	}
 }
+
+// retentionLoop applies the archive retention of the current configuration
+// every hour (the first time shortly after start), under the writer's lock.
+func (d *Daemon) retentionLoop(ctx context.Context) {
+	timer := time.NewTimer(2 * time.Minute)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		d.retentionOnce()
+		timer.Reset(time.Hour)
+	}
+}
+
+func (d *Daemon) retentionOnce() {
+	d.mu.Lock()
+	rc := d.cfg.Archive.Retention
+	d.mu.Unlock()
+	r := archive.Retention{Flows: time.Duration(rc.Flows), Stats: time.Duration(rc.Stats)}
+	if r.Flows <= 0 && r.Stats <= 0 {
+		return
+	}
+	sink := d.sink.Load()
+	if sink == nil {
+		return // the archive is being reopened: next time
+	}
+	var res archive.RetentionResult
+	err := sink.withArchive(func(w *archive.Writer) error {
+		var err error
+		res, err = w.ApplyRetention(d.opts.Now(), r)
+		return err
+	})
+	if err != nil {
+		d.log.Error("archive retention failed; retrying in an hour", zap.Error(err),
+			zap.Int("partitions_deleted", res.Partitions))
+		return
+	}
+	if res.Partitions > 0 || res.Files > 0 {
+		d.log.Info("archive retention deleted old days", zap.Int("partitions", res.Partitions),
+			zap.Int("files", res.Files), zap.Int64("bytes", res.Bytes), zap.Int64("rows", res.Rows),
+			zap.Stringer("flows", rc.Flows), zap.Stringer("stats", rc.Stats))
+	}
+}

@@ -13,6 +13,9 @@ type metrics struct {
 	commitSeconds prometheus.Histogram
 	writeErrors   *prometheus.CounterVec
 	openFiles     prometheus.Gauge
+
+	retentionPartitions prometheus.Counter
+	retentionBytes      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -29,6 +32,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Failed archive writes or commits, by kind."}, []string{"kind"}),
 		openFiles: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "open_files",
 			Help: "Archive files being written (not yet committed)."}),
+		retentionPartitions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "retention_partitions_deleted_total",
+			Help: "Date partitions (table, date, node) deleted by retention, each recorded in the manifest first."}),
+		retentionBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "retention_bytes_deleted_total",
+			Help: "Bytes of archive files deleted by retention."}),
 	}
 	if reg != nil {
 		// A daemon reopens the archive after an I/O error with the same
@@ -39,6 +46,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.commitSeconds = register(reg, m.commitSeconds)
 		m.writeErrors = register(reg, m.writeErrors)
 		m.openFiles = register(reg, m.openFiles)
+		m.retentionPartitions = register(reg, m.retentionPartitions)
+		m.retentionBytes = register(reg, m.retentionBytes)
 	}
 	return m
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -269,9 +270,12 @@ type Finding struct {
 
 // VerifyReport is the result of Verify.
 type VerifyReport struct {
-	Files      int               `json:"files_checked"`
-	Rows       int64             `json:"rows_checked"`
-	Entries    int               `json:"manifest_entries"`
+	Files   int   `json:"files_checked"`
+	Rows    int64 `json:"rows_checked"`
+	Entries int   `json:"manifest_entries"`
+	// Retired counts committed files of partitions that retention deleted
+	// (a "retention" entry in the chain names each partition).
+	Retired    int               `json:"files_retired"`
 	ChainHeads map[string]string `json:"chain_heads"` // node -> hash of its last entry
 	KeyIDs     []string          `json:"key_ids,omitempty"`
 	Findings   []Finding         `json:"findings"`
@@ -311,6 +315,12 @@ func Verify(root string, from, to time.Time, pub ed25519.PublicKey) (*VerifyRepo
 			rep.Findings = append(rep.Findings, Finding{Kind: "chain", Node: node, What: err.Error()})
 			continue
 		}
+		retired := map[string]bool{}
+		for _, e := range entries {
+			if e.Op == "retention" {
+				retired[e.Path] = true
+			}
+		}
 		prev := ""
 		for _, e := range entries {
 			known[e.Path] = true
@@ -337,6 +347,12 @@ func Verify(root string, from, to time.Time, pub ed25519.PublicKey) (*VerifyRepo
 			date := dateOf(e.Path)
 			if !inRange(date) {
 				continue
+			}
+			if retired[path.Dir(e.Path)] {
+				if _, err := os.Stat(filepath.Join(root, e.Path)); errors.Is(err, fs.ErrNotExist) {
+					rep.Retired++
+					continue
+				}
 			}
 			verifyFile(root, e, node, rep)
 		}
@@ -382,6 +398,7 @@ func VerifyAll(roots []string, from, to time.Time, pub ed25519.PublicKey) (*Veri
 		all.Files += rep.Files
 		all.Rows += rep.Rows
 		all.Entries += rep.Entries
+		all.Retired += rep.Retired
 		for node, h := range rep.ChainHeads {
 			if _, dup := all.ChainHeads[node]; dup {
 				node = node + " (" + root + ")"

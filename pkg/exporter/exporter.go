@@ -46,7 +46,9 @@ type Exporter struct {
 	dec  *hubblejson.Decoder
 
 	src, dst *flowpb.Flow
-	counts   Counts
+	// arena holds the strings of the line being processed.
+	arena  flow.Arena
+	counts Counts
 }
 
 // New compiles cfg. Errors name the filter or path at fault.
@@ -59,13 +61,15 @@ func New(cfg Config) (*Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fieldmask: %w", err)
 	}
-	return &Exporter{
+	e := &Exporter{
 		prog: prog,
 		mask: mask,
 		dec:  hubblejson.NewDecoder(hubblejson.NewPlan(prog.Fields(), mask.Fields())),
 		src:  &flowpb.Flow{},
 		dst:  &flowpb.Flow{},
-	}, nil
+	}
+	e.dec.SetArena(&e.arena)
+	return e, nil
 }
 
 // Counts returns the running totals.
@@ -80,6 +84,7 @@ var ErrNodeStatus = errors.New("node_status events are not exported")
 // as an error: Cilium's exporter writes nothing for an event it cannot marshal.
 func (e *Exporter) Line(dst, line []byte) ([]byte, error) {
 	e.counts.Read++
+	e.arena.Reset() // the previous line's strings are written out
 	kind, err := e.dec.Decode(line, e.src)
 	if err != nil {
 		e.counts.Errors++

@@ -11,6 +11,7 @@ import (
 	observerpb "github.com/cilium/cilium/api/v1/observer"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flowaudit/flowaudit/pkg/flow"
 )
@@ -67,6 +68,34 @@ func appendCompact(dst, raw []byte) ([]byte, error) {
 // appends nothing, where Cilium's encoder fails (invalid UTF-8 in a string, an
 // unknown Any type).
 func AppendEventLine(dst []byte, ev *observerpb.ExportEvent) ([]byte, error) {
+	if x, ok := ev.GetResponseTypes().(*observerpb.ExportEvent_Flow); ok && x.Flow != nil {
+		if out, ok := appendFlowEvent(dst, x.Flow, ev.GetNodeName(), ev.GetTime()); ok {
+			return out, nil
+		}
+	}
+	return appendEventLineProtojson(dst, ev)
+}
+
+// appendFlowEvent is the fast encoder's events.log line for a flow event.
+func appendFlowEvent(dst []byte, f *flowpb.Flow, node string, t *timestamppb.Timestamp) ([]byte, bool) {
+	n := len(dst)
+	dst = append(dst, `{"flow":`...)
+	dst, ok := encFlow(dst, f)
+	if ok && node != "" {
+		dst = append(dst, `,"node_name":`...)
+		dst, ok = appendJSONString(dst, node)
+	}
+	if ok && t != nil {
+		dst = append(dst, `,"time":`...)
+		dst, ok = appendTimestamp(dst, t)
+	}
+	if !ok {
+		return dst[:n], false
+	}
+	return append(dst, '}', '\n'), true
+}
+
+func appendEventLineProtojson(dst []byte, ev *observerpb.ExportEvent) ([]byte, error) {
 	raw, err := marshalOpts.Marshal(ev)
 	if err != nil {
 		return dst, fmt.Errorf("hubblejson: encode: %w", err)
@@ -83,7 +112,10 @@ func AppendEventLine(dst []byte, ev *observerpb.ExportEvent) ([]byte, error) {
 // "node_name":…, "time":…} with the envelope taken from the flow itself, as
 // the exporter does (so a mask without time drops the top-level time too).
 func AppendFlowLine(dst []byte, f *flowpb.Flow) ([]byte, error) {
-	return AppendEventLine(dst, &observerpb.ExportEvent{
+	if out, ok := appendFlowEvent(dst, f, f.GetNodeName(), f.GetTime()); ok {
+		return out, nil
+	}
+	return appendEventLineProtojson(dst, &observerpb.ExportEvent{
 		Time:          f.GetTime(),
 		NodeName:      f.GetNodeName(),
 		ResponseTypes: &observerpb.ExportEvent_Flow{Flow: f},
@@ -93,11 +125,15 @@ func AppendFlowLine(dst []byte, f *flowpb.Flow) ([]byte, error) {
 // AppendFlow appends the JSON object of a flow alone (compacted,
 // HTML-escaped), without a newline.
 func AppendFlow(dst []byte, f *flowpb.Flow) ([]byte, error) {
+	n := len(dst)
+	if out, ok := encFlow(dst, f); ok {
+		return out, nil
+	}
+	dst = dst[:n]
 	raw, err := marshalOpts.Marshal(f)
 	if err != nil {
 		return dst, fmt.Errorf("hubblejson: encode: %w", err)
 	}
-	n := len(dst)
 	if dst, err = appendCompact(dst, raw); err != nil {
 		return dst[:n], fmt.Errorf("hubblejson: encode: %w", err)
 	}
@@ -114,6 +150,11 @@ type Plan struct {
 	// filterSel selects the filter's fields; finishSel the filter's and the
 	// kept fields (protojson resets the message it decodes into).
 	filterSel, finishSel *selection
+	// filterFast and finishFast are the same selections for the fast decoder.
+	filterFast, finishFast *fsel
+	// oneStep: the filter reads no field, so every flow is kept and Decode
+	// decodes the kept fields at once (Finish has nothing to do).
+	oneStep bool
 }
 
 // NewPlan returns the plan for a filter reading filterFields and a mask
@@ -121,10 +162,20 @@ type Plan struct {
 // filter rejects then costs a scan of its line plus the decoding of the few
 // members the filter reads; fields neither reads nor keeps are never decoded.
 func NewPlan(filterFields, keepFields flow.FieldSet) *Plan {
+	if filterFields.IsEmpty() {
+		filterFields = keepFields
+		return &Plan{
+			filter: filterFields, keep: keepFields, oneStep: true,
+			filterSel: compileSelection(keepFields, flowDesc), finishSel: compileSelection(keepFields, flowDesc),
+			filterFast: compileFsel(keepFields, flowDesc), finishFast: compileFsel(keepFields, flowDesc),
+		}
+	}
 	return &Plan{
 		filter: filterFields, keep: keepFields,
-		filterSel: compileSelection(filterFields, flowDesc),
-		finishSel: compileSelection(filterFields.Union(keepFields), flowDesc),
+		filterSel:  compileSelection(filterFields, flowDesc),
+		finishSel:  compileSelection(filterFields.Union(keepFields), flowDesc),
+		filterFast: compileFsel(filterFields, flowDesc),
+		finishFast: compileFsel(filterFields.Union(keepFields), flowDesc),
 	}
 }
 
@@ -143,6 +194,12 @@ type Decoder struct {
 	partial  bool
 	flowJSON []byte
 	buf      []byte
+
+	fast   fastDec
+	evTime timestamppb.Timestamp
+	// fastFallbacks counts lines the fast decoder left to protojson.
+	fastFallbacks uint64
+	slow          bool // protojson only (the tests' oracle)
 }
 
 // NewDecoder returns a decoder following plan p.
@@ -168,6 +225,24 @@ func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
 	if len(line) > MaxLineBytes {
 		return flow.KindUnknown, ErrLineTooLong
 	}
+	d.partial = false
+	err := errFallback
+	var start, end int
+	if !d.slow {
+		d.fast.b, d.fast.arena = line, d.arena
+		start, end, err = d.fast.fastEvent(f, d.plan.filterFast, &d.ev, &d.evTime)
+		d.fast.b = nil
+	}
+	if err == nil {
+		if d.plan.filterFast != nil && !d.plan.oneStep { // Finish decodes the kept fields
+			d.flowJSON = line[start:end]
+			d.partial = true
+		}
+		return flow.KindFlow, nil
+	}
+	d.fastFallbacks++
+	// The fast path validates UTF-8 in the strings it reads; protojson needs
+	// valid input, and the error names the offset.
 	if !utf8.Valid(line) {
 		off := 0
 		for off < len(line) {
@@ -180,7 +255,6 @@ func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
 		return flow.KindUnknown, fmt.Errorf("hubblejson: offset %d: invalid UTF-8", off)
 	}
 	d.ev.Reset()
-	d.partial = false
 	if !d.plan.filterSel.all {
 		start, end, isFlow, err := flowMember(line)
 		if err != nil {
@@ -194,7 +268,7 @@ func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
 			if err := d.opts.Unmarshal(d.buf, f); err != nil {
 				return flow.KindUnknown, fmt.Errorf("hubblejson: %w", err)
 			}
-			d.partial = true
+			d.partial = !d.plan.oneStep
 			return flow.KindFlow, nil
 		}
 	}
@@ -241,6 +315,16 @@ func (d *Decoder) Finish(f *flowpb.Flow) error {
 		return nil
 	}
 	d.partial = false
+	err := errFallback
+	if !d.slow {
+		d.fast.b, d.fast.arena = d.flowJSON, d.arena
+		_, err = d.fast.decFlow(0, f, d.plan.finishFast)
+		d.fast.b = nil
+	}
+	if err == nil {
+		return nil
+	}
+	d.fastFallbacks++
 	src := d.flowJSON
 	if !d.plan.finishSel.all {
 		var err error

@@ -342,9 +342,9 @@ func TestFilePausedReaderAccountsForDeletedBackups(t *testing.T) {
 		}
 		t.Fatalf("%d lines (%d bytes) missing, losses report %d bytes and %d backups of unknown size: %+v", missing, missing*lineLen, lostBytes, unknown, d.losses)
 	}
-	if unknown > len(d.losses)/2 {
-		t.Fatalf("%d of %d deleted backups without a size", unknown, len(d.losses))
-	}
+	// How many sizes are known depends on whether the source saw each
+	// backup before it was deleted: scheduling, not correctness (a loaded
+	// machine sees fewer). The accounting above holds either way.
 	t.Logf("%d of %d lines lost in %d gaps (%d of unknown size), all accounted", missing, n, len(d.losses), unknown)
 }
 

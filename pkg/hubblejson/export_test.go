@@ -1,0 +1,26 @@
+package hubblejson
+
+import (
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	observerpb "github.com/cilium/cilium/api/v1/observer"
+)
+
+// NewProtojsonDecoder is a Decoder that never takes the fast path: the
+// oracle of the differential tests.
+func NewProtojsonDecoder(p *Plan) *Decoder {
+	d := NewDecoder(p)
+	d.slow = true
+	return d
+}
+
+// Fallbacks is how many lines d left to protojson.
+func (d *Decoder) Fallbacks() uint64 { return d.fastFallbacks }
+
+// AppendFlowLineProtojson is AppendFlowLine through protojson only.
+func AppendFlowLineProtojson(dst []byte, f *flowpb.Flow) ([]byte, error) {
+	return appendEventLineProtojson(dst, &observerpb.ExportEvent{
+		Time:          f.GetTime(),
+		NodeName:      f.GetNodeName(),
+		ResponseTypes: &observerpb.ExportEvent_Flow{Flow: f},
+	})
+}

@@ -1,0 +1,312 @@
+package hubblejson_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+	"github.com/flowaudit/flowaudit/pkg/gen"
+	"github.com/flowaudit/flowaudit/pkg/hubblejson"
+	"github.com/flowaudit/flowaudit/pkg/hubblejson/internal/gendec"
+)
+
+func fixtureDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "fixtures")
+}
+
+// fixtureLines is every line of every .jsonl fixture.
+func fixtureLines(t testing.TB) [][]byte {
+	var out [][]byte
+	paths, _ := filepath.Glob(filepath.Join(fixtureDir(), "*.jsonl"))
+	more, _ := filepath.Glob(filepath.Join(fixtureDir(), "*", "*.jsonl"))
+	for _, p := range append(paths, more...) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range bytes.Split(b, []byte("\n")) {
+			if len(bytes.TrimSpace(l)) > 0 {
+				out = append(out, l)
+			}
+		}
+	}
+	if len(out) == 0 {
+		t.Skip("no fixtures")
+	}
+	return out
+}
+
+func genLines(t testing.TB, n int, seed int64) [][]byte {
+	g, err := gen.New(gen.Config{Seed: seed, Nodes: 3, LostEventEvery: 500, AgentEventEvery: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([][]byte, 0, n)
+	for i := 0; i < n; i++ {
+		l, err := g.AppendLine(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, bytes.TrimSuffix(l, []byte("\n")))
+	}
+	return out
+}
+
+var snakeKey = regexp.MustCompile(`"([a-z]+(?:_[a-z0-9]+)+)":`)
+
+// variants rewrites a line into forms protojson accepts (or rejects) that
+// the exporter never writes, to exercise the fast decoder's edges.
+func variants(line []byte) [][]byte {
+	s := string(line)
+	camel := snakeKey.ReplaceAllStringFunc(s, func(k string) string {
+		parts := strings.Split(k[1:len(k)-2], "_")
+		for i := 1; i < len(parts); i++ {
+			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+		}
+		return `"` + strings.Join(parts, "") + `":`
+	})
+	r := strings.NewReplacer
+	out := []string{
+		camel,
+		r(`":`, `" : `, `,"`, ` , "`, `{`, `{ `, `}`, ` }`).Replace(s),
+		r(`"verdict":"FORWARDED"`, `"verdict":1`, `"verdict":"DROPPED"`, `"verdict":2`, `"traffic_direction":"INGRESS"`, `"traffic_direction":"FUTURE_DIRECTION"`).Replace(s),
+		regexp.MustCompile(`"(identity|ID|destination_port|source_port)":(\d+)`).ReplaceAllString(s, `"$1":"$2"`),
+		r(`{"flow":{`, `{"flow":{"ethernet":null,"l7":null,"source_names":null,"future":{"a":[1,2.5e3,-0.1E-2,true,false,null,"x\u00e9\"\\"],"b":{}},`).Replace(s),
+		r(`"namespace":"`, `"namespace":"\u0041\n\t\/\u00e9`).Replace(s),
+		r(`{"flow":{`, `{"flow":{"verdict":"DROPPED",`).Replace(s), // duplicate field
+		r(`Z"`, `+09:00"`).Replace(s),                                                                 // offset timestamps
+		r(`"TCP":{`, `"UDP":{},"TCP":{`).Replace(s),                                                   // oneof set twice
+		r(`"TCP":{`, `"UDP":null,"TCP":{`).Replace(s),                                                 // null does not set the oneof
+		regexp.MustCompile(`"(identity|ID)":(\d+)`).ReplaceAllString(s, `"$1":$2.0`),                  // not an integer form
+		regexp.MustCompile(`"(identity|ID)":(\d+)`).ReplaceAllString(s, `"$1":99999999999`),           // out of range
+		regexp.MustCompile(`"(source_port)":(\d+)`).ReplaceAllString(s, `"$1":-1`),                    // negative unsigned
+		r(`"time":"`, `"time":"0000`).Replace(s),                                                      // invalid timestamp
+		r(`"labels":[`, `"labels":[null,`).Replace(s),                                                 // null list element
+		r(`"node_name":"`, `"node_name":"\ud83d\ude00`).Replace(s),                                    // surrogate pair
+		r(`{"flow":{`, `{"flow":{"extensions":{"@type":"type.googleapis.com/flow.Flow"},`).Replace(s), // Any
+		r(`"is_reply":false`, `"is_reply":null`, `"is_reply":true`, `"is_reply":"true"`).Replace(s),
+		s + " x",
+		s[:len(s)/2],
+	}
+	res := make([][]byte, len(out))
+	for i, v := range out {
+		res[i] = []byte(v)
+	}
+	return res
+}
+
+type plan struct {
+	name         string
+	filter, keep flow.FieldSet
+}
+
+var plans = []plan{
+	{"full", flow.AllFields(), flow.AllFields()},
+	{"verdict/docs-mask", flow.Fields("verdict"), flow.Fields("time", "source.namespace", "source.pod_name", "destination.namespace", "destination.pod_name", "l4", "IP", "node_name", "is_reply", "verdict", "drop_reason_desc")},
+	{"labels+ports/l7", flow.Fields("source.labels", "destination.labels", "l4.TCP.destination_port", "l4.UDP.destination_port", "event_type"), flow.Fields("l7", "time")},
+	{"none/all", flow.Fields(), flow.AllFields()},
+}
+
+// compare decodes every line with the fast decoder (into rotating reused
+// slots, as the pipeline does) and with protojson, and fails on any
+// difference: error or not, kind, the filter's fields after Decode, the kept
+// fields after Finish, the envelope, non-flow events.
+func compare(t testing.TB, lines [][]byte, p plan) (fallbacks uint64) {
+	pl := hubblejson.NewPlan(p.filter, p.keep)
+	fast, slow := hubblejson.NewDecoder(pl), hubblejson.NewProtojsonDecoder(pl)
+	var arena flow.Arena
+	fast.SetArena(&arena)
+	slots := []*flowpb.Flow{{}, {}, {}}
+	for n, line := range lines {
+		if n%64 == 0 {
+			arena.Reset()
+		}
+		ff := slots[n%len(slots)]
+		sf := &flowpb.Flow{}
+		fk, ferr := fast.Decode(line, ff)
+		sk, serr := slow.Decode(line, sf)
+		if (ferr == nil) != (serr == nil) || fk != sk {
+			t.Fatalf("%s: line %d: fast (%v, %v) vs protojson (%v, %v)\n%s", p.name, n, fk, ferr, sk, serr, line)
+		}
+		if ferr != nil {
+			continue
+		}
+		// The protojson path with a plan does not decode the envelope of flows.
+		envelope := p.filter.IsAll() || fk != flow.KindFlow
+		if envelope && fast.EnvelopeNodeName() != slow.EnvelopeNodeName() {
+			t.Fatalf("%s: line %d: envelope node %q vs %q", p.name, n, fast.EnvelopeNodeName(), slow.EnvelopeNodeName())
+		}
+		ft, fok := fast.EnvelopeTime()
+		st, sok := slow.EnvelopeTime()
+		if envelope && (fok != sok || !ft.Equal(st)) {
+			t.Fatalf("%s: line %d: envelope time %v vs %v", p.name, n, ft, st)
+		}
+		if fk != flow.KindFlow {
+			if !proto.Equal(fast.NonFlow(), slow.NonFlow()) {
+				t.Fatalf("%s: line %d: non-flow event differs", p.name, n)
+			}
+			continue
+		}
+		if !proto.Equal(ff, sf) {
+			t.Fatalf("%s: line %d: after Decode:\nfast     %v\nprotojson %v\n%s", p.name, n, ff, sf, line)
+		}
+		ferr, serr = fast.Finish(ff), slow.Finish(sf)
+		if (ferr == nil) != (serr == nil) {
+			t.Fatalf("%s: line %d: Finish: fast %v, protojson %v", p.name, n, ferr, serr)
+		}
+		if !proto.Equal(ff, sf) {
+			t.Fatalf("%s: line %d: after Finish:\nfast     %v\nprotojson %v\n%s", p.name, n, ff, sf, line)
+		}
+	}
+	return fast.Fallbacks()
+}
+
+// TestFastDecoderMatchesProtojson is the differential test of the fast
+// decoder: fixtures, generated lines and their variants, under every plan.
+func TestFastDecoderMatchesProtojson(t *testing.T) {
+	n := 100000
+	if raceEnabled || testing.Short() {
+		n = 10000
+	}
+	generated := genLines(t, n, 7)
+	fixtures := fixtureLines(t)
+	var varied [][]byte
+	for _, l := range append(fixtures, generated[:2000]...) {
+		varied = append(varied, variants(l)...)
+	}
+	for _, p := range plans {
+		t.Run(strings.ReplaceAll(p.name, "/", "-"), func(t *testing.T) {
+			// What the exporter writes takes the fast path, every line but
+			// the lost/agent events.
+			fb := compare(t, generated, p)
+			nonFlow := 0
+			for _, l := range generated {
+				if !bytes.HasPrefix(l, []byte(`{"flow":`)) {
+					nonFlow++
+				}
+			}
+			if fb != uint64(nonFlow) {
+				t.Errorf("%d of %d generated lines fell back to protojson; want only the %d non-flow events", fb, len(generated), nonFlow)
+			}
+			compare(t, fixtures, p)
+			compare(t, varied, p)
+		})
+	}
+}
+
+// TestFastDecoderNoAllocs: steady-state decoding into reused slots with an
+// arena allocates nothing.
+func TestFastDecoderNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	lines := genLines(t, 2000, 3)
+	for _, p := range plans {
+		pl := hubblejson.NewPlan(p.filter, p.keep)
+		d := hubblejson.NewDecoder(pl)
+		var arena flow.Arena
+		d.SetArena(&arena)
+		slots := make([]*flowpb.Flow, 16)
+		for i := range slots {
+			slots[i] = &flowpb.Flow{}
+		}
+		run := func() {
+			arena.Reset()
+			for i, l := range lines {
+				if !bytes.HasPrefix(l, []byte(`{"flow":`)) {
+					continue
+				}
+				f := slots[i%len(slots)]
+				if _, err := d.Decode(l, f); err != nil {
+					t.Fatal(err)
+				}
+				if err := d.Finish(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		run() // warm up: slots, pools, arena chunks
+		run()
+		if a := testing.AllocsPerRun(5, run); a > 0 {
+			t.Errorf("%s: %.1f allocations per %d lines; want 0", p.name, a, len(lines))
+		}
+	}
+}
+
+// TestGeneratedDecoderUpToDate fails when codec_gen.go is not what the
+// generator makes from the flowpb of go.mod (run go generate ./pkg/hubblejson).
+func TestGeneratedDecoderUpToDate(t *testing.T) {
+	want, err := gendec.Source()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("codec_gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("codec_gen.go is stale: run `go generate ./pkg/hubblejson`")
+	}
+}
+
+// FuzzFastDecoder: on any input the fast decoder agrees with protojson
+// (error or not, and the decoded fields) under a full and a partial plan.
+func FuzzFastDecoder(f *testing.F) {
+	for _, l := range fixtureLines(f) {
+		f.Add(l)
+		for _, v := range variants(l) {
+			f.Add(v)
+		}
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if len(line) > 16384 {
+			return
+		}
+		for _, p := range plans[:2] {
+			compare(t, [][]byte{line}, p)
+		}
+	})
+}
+
+func BenchmarkDecode(b *testing.B) {
+	lines := genLines(b, 5000, 11)
+	var size int64
+	for _, l := range lines {
+		size += int64(len(l))
+	}
+	for _, p := range plans[:2] {
+		for _, impl := range []string{"protojson", "fast"} {
+			b.Run(fmt.Sprintf("%s/%s", strings.ReplaceAll(p.name, "/", "-"), impl), func(b *testing.B) {
+				pl := hubblejson.NewPlan(p.filter, p.keep)
+				d := hubblejson.NewDecoder(pl)
+				if impl == "protojson" {
+					d = hubblejson.NewProtojsonDecoder(pl)
+				}
+				var arena flow.Arena
+				d.SetArena(&arena)
+				f := &flowpb.Flow{}
+				b.SetBytes(size / int64(len(lines)))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if i%len(lines) == 0 {
+						arena.Reset()
+					}
+					if _, err := d.Decode(lines[i%len(lines)], f); err == nil {
+						_ = d.Finish(f)
+					}
+				}
+			})
+		}
+	}
+}

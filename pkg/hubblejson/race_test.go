@@ -1,0 +1,5 @@
+//go:build race
+
+package hubblejson_test
+
+const raceEnabled = true
