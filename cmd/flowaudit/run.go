@@ -107,6 +107,11 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&o.signingKey, "signing-key-file", "", "ed25519 private key that signs every manifest entry (archive.signingKeyFile)")
 	f.StringVar(&o.publicKey, "verify-public-key-file", "", "ed25519 public key the periodic verification checks signatures with (default: the signing key's)")
 	f.IntVar(&o.maxFileRows, "max-file-rows", 0, "commit archive files at this many rows (archive.maxFileRows; default 1048576)")
+	// The help shows the real defaults; a flag only overrides the config
+	// file when it is given.
+	def := daemon.Default()
+	o.maxFileBytes, o.maxFileAge, o.statsInterval = def.Archive.MaxFileBytes, def.Archive.MaxFileAge, def.Archive.StatsInterval
+	o.queueBytes, o.maxLag, o.drain, o.verifyInterval = def.Queue.MaxBytes, def.Readiness.MaxLag, def.Shutdown.DrainTimeout, def.Verify.Interval
 	f.Var(&o.maxFileBytes, "max-file-bytes", "commit archive files at about this size, e.g. 128Mi (archive.maxFileBytes)")
 	f.Var(&o.maxFileAge, "max-file-age", "commit archive files at least this often, e.g. 5m (archive.maxFileAge)")
 	f.Var(&o.statsInterval, "stats-interval", "write a stats row at least this often, e.g. 1m (archive.statsInterval)")

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The daemon under a steady load: `flowaudit gen --realtime` writes events.log
+# through lumberjack (Cilium's default rotation, 10 MiB x 5) at RATE flows/s
+# for SECS seconds while `flowaudit run` follows it with the docs-example
+# mask; /usr/bin/time measures the daemon's CPU and peak RSS, /metrics its
+# counters. Usage: RATE=5000 SECS=60 bench/daemon.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RATE=${RATE:-5000}
+SECS=${SECS:-60}
+DOCMASK=time,source.namespace,source.pod_name,destination.namespace,destination.pod_name,l4,IP,node_name,is_reply,verdict,drop_reason_desc
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+go build -o "$WORK/flowaudit" ./cmd/flowaudit
+FA=$WORK/flowaudit
+mkdir -p "$WORK/hubble"
+# Start the daemon first: it waits for the exporter's file.
+/usr/bin/time -f '%U %S %M' -o "$WORK/time" "$FA" run --source "file:$WORK/hubble/events.log" \
+  --fieldmask "$DOCMASK" --archive "$WORK/archive" --node bench --listen 127.0.0.1:19967 \
+  --log-level warn --stats-interval 10s 2>"$WORK/run.log" &
+RUN=$!
+sleep 1
+FAPID=$(pgrep -P "$RUN") # /usr/bin/time does not forward SIGTERM: signal the daemon itself
+"$FA" gen --realtime --nodes 1 --rate "$RATE" --duration "${SECS}s" --out "$WORK/hubble/events.log" --max-size-mb 10 --max-backups 5
+sleep 3 # the last lines
+curl -s 127.0.0.1:19967/metrics > "$WORK/metrics" || true
+kill -TERM "$FAPID"; wait "$RUN" || true
+read -r user sys rss < "$WORK/time"
+lines=$(awk '/^flowaudit_ingest_lines_total/ {s+=$2} END {print s+0}' "$WORK/metrics")
+kept=$(awk '/^flowaudit_pipeline_flows_kept_total/ {s+=$2} END {print s+0}' "$WORK/metrics")
+lost=$(awk '/^flowaudit_pipeline_lost_events_total/ {s+=$2} END {print s+0}' "$WORK/metrics")
+echo "rate ${RATE}/s for ${SECS}s: lines read $lines, flows kept $kept, lost $lost"
+awk -v u="$user" -v s="$sys" -v r="$rss" -v secs="$SECS" -v l="$lines" 'BEGIN {
+  printf "daemon CPU %.1f s user + %.1f s sys = %.0f%% of one core; %.1f us CPU per line; peak RSS %.0f MiB\n", u, s, 100*(u+s)/secs, 1e6*(u+s)/(l>0?l:1), r/1024 }'
+du -sh "$WORK/archive" | awk '{print "archive " $1}'
