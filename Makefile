@@ -8,12 +8,13 @@ COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X github.com/flowaudit/flowaudit/internal/buildinfo.Version=$(VERSION) -X github.com/flowaudit/flowaudit/internal/buildinfo.Commit=$(COMMIT)
 TOOLS     := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
+KILLS     ?= 300
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 IMAGE     ?= flowaudit:$(VERSION)
 
-.PHONY: help build test test-unit test-compat test-deploy lint fmt-check vet staticcheck bench bench-smoke fuzz-smoke e2e metrics-docs docker clean
+.PHONY: help build test test-unit test-compat test-deploy lint fmt-check vet staticcheck bench bench-smoke fuzz-smoke soak e2e metrics-docs docker clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -65,6 +66,9 @@ fuzz-smoke: ## Every fuzz target for $(FUZZTIME)
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
+
+soak: ## The SIGKILL exactly-once test with $(KILLS) kills (default 300)
+	FLOWAUDIT_SIGKILL_KILLS=$(KILLS) $(GO) test -count=1 -run '^TestExactlyOnceUnderSIGKILL$$' -timeout 30m -v ./pkg/archive/
 
 e2e: build ## End-to-end: demo, report rendered in headless Chromium (screenshot in out/)
 	./scripts/e2e.sh

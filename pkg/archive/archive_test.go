@@ -242,6 +242,15 @@ func TestExactlyOnceUnderSIGKILL(t *testing.T) {
 	if testing.Short() {
 		kills = 8
 	}
+	if raceEnabled {
+		// Crash semantics do not need the race detector, which makes every
+		// child ~10x slower: fewer, smaller runs (make soak runs hundreds).
+		kills, total = 12, 10000
+	}
+	// FLOWAUDIT_SIGKILL_KILLS=300 for a soak run (make soak).
+	if n, err := strconv.Atoi(os.Getenv("FLOWAUDIT_SIGKILL_KILLS")); err == nil && n > 0 {
+		kills = n
+	}
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
 	for i := 0; i < kills; i++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestArchiveChild$")

@@ -10,17 +10,17 @@ import (
 	"time"
 )
 
-// retentionArchive writes flows from 2026-01-10T23:59:00Z to 2026-01-11T00:00:30Z
-// on two nodes (6000 of the 9000 on the 10th).
+// retentionArchive writes 2000 flows from 2026-01-10T23:59:50Z to
+// 2026-01-11T00:00:10Z on two nodes (1000 on each day).
 func retentionArchive(t *testing.T, priv ed25519.PrivateKey) string {
 	t.Helper()
 	root := t.TempDir()
-	w, err := Open(Config{Root: root, MaxFileRows: 1000, SigningKey: priv}, nil, nil)
+	w, err := Open(Config{Root: root, MaxFileRows: 400, SigningKey: priv}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 9000; i += 500 {
-		if err := w.Write(batch(i, i+500)); err != nil {
+	for i := 5000; i < 7000; i += 250 {
+		if err := w.Write(batch(i, i+250)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -54,8 +54,8 @@ func TestRetentionDeletesWholeDaysAndRecordsThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Partitions != 2 || res.Files != len(oldFiles) || res.Rows != 6000 {
-		t.Fatalf("retention removed %+v; want 2 partitions, %d files, 6000 rows", res, len(oldFiles))
+	if res.Partitions != 2 || res.Files != len(oldFiles) || res.Rows != 1000 {
+		t.Fatalf("retention removed %+v; want 2 partitions, %d files, 1000 rows", res, len(oldFiles))
 	}
 	if _, err := os.Stat(filepath.Join(root, "flows", "date=2026-01-10")); !os.IsNotExist(err) {
 		t.Fatalf("the 10th's flows are still there: %v", err)
@@ -65,8 +65,8 @@ func TestRetentionDeletesWholeDaysAndRecordsThem(t *testing.T) {
 	}
 	// What is left: exactly the flows of the 11th.
 	seen := scanUUIDs(t, root)
-	if len(seen) != 3000 {
-		t.Fatalf("%d flows left, want 3000", len(seen))
+	if len(seen) != 1000 {
+		t.Fatalf("%d flows left, want 1000", len(seen))
 	}
 	for u := range seen {
 		if n, _ := strconv.Atoi(u); n < 6000 {
@@ -94,7 +94,7 @@ func TestRetentionDeletesWholeDaysAndRecordsThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := m[len(m)-1]
-	if last.Op != "retention" || last.Path != "flows/date=2026-01-10/node=c%2Fn1" || last.Rows != 3000 || last.Signature == "" {
+	if last.Op != "retention" || last.Path != "flows/date=2026-01-10/node=c%2Fn1" || last.Rows != 500 || last.Signature == "" {
 		t.Fatalf("retention entry: %+v", last)
 	}
 

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -332,7 +331,7 @@ func (w *Writer) file(key partKey) (*openFile, error) {
 
 func (w *Writer) writerOptions(key partKey) []parquet.WriterOption {
 	return []parquet.WriterOption{
-		parquet.Compression(&zstd.Codec{Level: zstd.SpeedBetterCompression}),
+		parquet.Compression(pageCodec),
 		parquet.MaxRowsPerRowGroup(int64(w.cfg.RowGroupRows)),
 		parquet.PageBufferSize(4 << 20),
 		parquet.KeyValueMetadata("flowaudit.schema_version", SchemaVersion),

@@ -174,14 +174,14 @@ func compare(t testing.TB, lines [][]byte, p plan) (fallbacks uint64) {
 // TestFastDecoderMatchesProtojson is the differential test of the fast
 // decoder: fixtures, generated lines and their variants, under every plan.
 func TestFastDecoderMatchesProtojson(t *testing.T) {
-	n := 100000
+	n, nv := 100000, 2000
 	if raceEnabled || testing.Short() {
-		n = 10000
+		n, nv = 3000, 300
 	}
 	generated := genLines(t, n, 7)
 	fixtures := fixtureLines(t)
 	var varied [][]byte
-	for _, l := range append(fixtures, generated[:2000]...) {
+	for _, l := range append(fixtures, generated[:nv]...) {
 		varied = append(varied, variants(l)...)
 	}
 	for _, p := range plans {

@@ -43,7 +43,7 @@ func compareEncode(t testing.TB, f *flowpb.Flow, what string) {
 func TestFastEncoderMatchesProtojson(t *testing.T) {
 	n := 20000
 	if raceEnabled || testing.Short() {
-		n = 3000
+		n = 1000
 	}
 	lines := append(genLines(t, n, 5), fixtureLines(t)...)
 	for _, l := range fixtureLines(t) {
