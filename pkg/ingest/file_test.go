@@ -191,6 +191,44 @@ func TestFileFollowRotationExactlyOnce(t *testing.T) {
 	}
 }
 
+// TestFileCoalescesReadsOfABusyFile: the exporter writes every event on its
+// own and inotify reports each write; the source reads a growing file at
+// most once per coalesceWait, not once per write (each read costs a read, a
+// stat and a wake-up).
+func TestFileCoalescesReadsOfABusyFile(t *testing.T) {
+	dir := ljTempDir(t)
+	path := filepath.Join(dir, "events.log")
+	const n = 3000
+	var d delivered
+	stop := startSource(t, FileConfig{Path: path, Follow: true, PollInterval: time.Second},
+		flow.Checkpoint{}, func(lb *LineBatch) error { d.add(t, lb); return nil })
+	w := newLJ(path, 1<<30, 0, false)
+	w.write(t, 0)
+	waitFor(t, "the first line", func() bool { return d.last() == 0 })
+	d.mu.Lock()
+	before := d.cps
+	d.mu.Unlock()
+	start := time.Now()
+	for i := 1; i < n; i++ {
+		w.write(t, i)
+		if i%10 == 0 {
+			time.Sleep(time.Millisecond) // ~300 separate bursts
+		}
+	}
+	waitFor(t, "the last line", func() bool { return d.last() == n-1 })
+	elapsed := time.Since(start)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	w.lj.Close()
+	exactly(t, d.seqs, n)
+	reads := d.cps - before
+	if most := int(elapsed/coalesceWait) + 3; reads > most {
+		t.Fatalf("%d batches for %d bursts in %s: want at most %d (one read per %s)", reads, n/10, elapsed, most, coalesceWait)
+	}
+	t.Logf("%d batches for %d bursts in %s", reads, n/10, elapsed)
+}
+
 // TestFileRestartFromCommitted stops the reader at random points while the
 // writer rotates and compresses, and restarts it from the last checkpoint a
 // simulated committer persisted (every k-th batch): what was committed is

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // notifier reports the names of entries created, renamed into, modified or
@@ -26,12 +27,19 @@ type notifier struct {
 	fn   func(name []byte)
 	done chan struct{}
 	dead atomic.Bool // the directory went away (or the read failed): start anew
+	rest time.Duration
 }
 
 // startNotify watches dir and calls fn with each event's entry name (nil on
 // a queue overflow or when the directory goes away) until close. name is
 // only valid during the call; fn must not call sync.
-func startNotify(dir string, fn func(name []byte)) (*notifier, error) {
+//
+// After handling what was queued the notifier rests for rest before it
+// waits again: the exporter writes every event on its own, and the kernel
+// merges a run of identical IN_MODIFY events that wait in the queue, so a
+// busy file costs one wake-up per rest instead of one per flow. Other
+// events queue meanwhile (and sync handles them at once).
+func startNotify(dir string, rest time.Duration, fn func(name []byte)) (*notifier, error) {
 	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC | syscall.IN_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("inotify_init: %w", err)
@@ -49,7 +57,7 @@ func startNotify(dir string, fn func(name []byte)) (*notifier, error) {
 		f.Close()
 		return nil, fmt.Errorf("inotify: %w", err)
 	}
-	n := &notifier{f: f, rc: rc, buf: make([]byte, 64<<10), fn: fn, done: make(chan struct{})}
+	n := &notifier{f: f, rc: rc, buf: make([]byte, 64<<10), fn: fn, done: make(chan struct{}), rest: rest}
 	go n.loop()
 	return n, nil
 }
@@ -58,7 +66,13 @@ func (n *notifier) loop() {
 	defer close(n.done)
 	defer n.dead.Store(true)
 	// The callback runs whenever the queue is readable; false: wait again.
-	_ = n.rc.Read(func(fd uintptr) bool { return n.drain(int(fd)) })
+	_ = n.rc.Read(func(fd uintptr) bool {
+		if n.drain(int(fd)) {
+			return true
+		}
+		time.Sleep(n.rest)
+		return false
+	})
 }
 
 // drain handles every queued event; it reports whether the watch is over.

@@ -2,12 +2,15 @@
 
 package ingest
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // notifier is unavailable here: the file source polls.
 type notifier struct{}
 
-func startNotify(string, func([]byte)) (*notifier, error) {
+func startNotify(string, time.Duration, func([]byte)) (*notifier, error) {
 	return nil, errors.New("no directory notification on this platform")
 }
 
