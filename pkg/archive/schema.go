@@ -138,79 +138,142 @@ type FlowRow struct {
 	PolicyLog        []string `parquet:"policy_log,optional,list" parquet-element:",dict"`
 }
 
-// The archive keeps its own copies: the flows' strings may live in a batch
-// arena that is reused after Write returns.
-func str(s string) *string {
-	if s == "" {
-		return nil
-	}
-	c := strings.Clone(s)
-	return &c
+// Rows point into the batch's flows, whose strings may live in a buffer
+// that is reused after Write returns: Write hands every row to parquet-go
+// before it returns, and parquet-go copies what it buffers (plain and
+// dictionary columns alike). TestWriteKeepsNoReferenceToTheBatch guards it.
+// The values the optional columns point to come from a slab that is reused
+// batch after batch for the same reason, so a row costs no allocation.
+type rowSlab struct {
+	strs      chunks[string]
+	u32s      chunks[uint32]
+	u64s      chunks[uint64]
+	i32s      chunks[int32]
+	bools     chunks[bool]
+	workloads chunks[Workload]
+	policies  chunks[Policy]
 }
 
-func u32(v uint32) *uint32 {
+// reset makes every slot reusable: no row may point into the slab any more.
+func (s *rowSlab) reset() {
+	s.strs.reset()
+	s.u32s.reset()
+	s.u64s.reset()
+	s.i32s.reset()
+	s.bools.reset()
+	s.workloads.reset()
+	s.policies.reset()
+}
+
+// chunks hands out slots from fixed-size chunks that are kept for reuse
+// (a chunk never moves, so the pointers stay valid until reset).
+type chunks[T any] struct {
+	bufs [][]T
+	i    int // index of cur in bufs
+	cur  []T
+}
+
+const chunkLen = 1024
+
+func (c *chunks[T]) take(n int) []T {
+	switch {
+	case c.cur == nil:
+		c.bufs = append(c.bufs[:0], make([]T, 0, max(chunkLen, n)))
+		c.i, c.cur = 0, c.bufs[0]
+	case len(c.cur)+n > cap(c.cur):
+		c.i++
+		if c.i == len(c.bufs) {
+			c.bufs = append(c.bufs, make([]T, 0, max(chunkLen, n)))
+		} else if cap(c.bufs[c.i]) < n { // a list longer than the chunk
+			c.bufs[c.i] = make([]T, 0, n)
+		}
+		c.cur = c.bufs[c.i][:0]
+	}
+	k := len(c.cur)
+	c.cur = c.cur[:k+n]
+	clear(c.cur[k:])
+	return c.cur[k : k+n : k+n]
+}
+
+func (c *chunks[T]) ptr(v T) *T {
+	p := c.take(1)
+	p[0] = v
+	return &p[0]
+}
+
+func (c *chunks[T]) reset() {
+	if len(c.bufs) > 0 {
+		c.i, c.cur = 0, c.bufs[0][:0]
+	}
+}
+
+func (s *rowSlab) str(v string) *string {
+	if v == "" {
+		return nil
+	}
+	return s.strs.ptr(v)
+}
+
+func (s *rowSlab) u32(v uint32) *uint32 {
 	if v == 0 {
 		return nil
 	}
-	return &v
+	return s.u32s.ptr(v)
 }
 
-func u64(v uint64) *uint64 {
+func (s *rowSlab) u64(v uint64) *uint64 {
 	if v == 0 {
 		return nil
 	}
-	return &v
+	return s.u64s.ptr(v)
 }
 
-func i32(v int32) *int32 {
+func (s *rowSlab) i32(v int32) *int32 {
 	if v == 0 {
 		return nil
 	}
-	return &v
+	return s.i32s.ptr(v)
 }
+
+func (s *rowSlab) boolean(v bool) *bool { return s.bools.ptr(v) }
 
 // enum maps a proto3 enum to its name, NULL for the zero value (which the
 // exporter never prints).
 func enum[E interface {
 	~int32
 	String() string
-}](e E) *string {
+}](s *rowSlab, e E) *string {
 	if e == 0 {
 		return nil
 	}
-	s := e.String()
-	return &s
+	return s.strs.ptr(e.String())
 }
 
 func strs(v []string) []string {
 	if len(v) == 0 {
 		return nil
 	}
-	out := make([]string, len(v))
-	for i, s := range v {
-		out[i] = strings.Clone(s)
-	}
-	return out
+	return v
 }
 
-func workloads(ws []*flowpb.Workload) []Workload {
+func (s *rowSlab) workloadList(ws []*flowpb.Workload) []Workload {
 	if len(ws) == 0 {
 		return nil
 	}
-	out := make([]Workload, len(ws))
+	out := s.workloads.take(len(ws))
 	for i, w := range ws {
-		out[i] = Workload{Name: strings.Clone(w.GetName()), Kind: strings.Clone(w.GetKind())}
+		out[i] = Workload{Name: w.GetName(), Kind: w.GetKind()}
 	}
 	return out
 }
 
-func policies(ps []*flowpb.Policy) []Policy {
+func (s *rowSlab) policyList(ps []*flowpb.Policy) []Policy {
 	if len(ps) == 0 {
 		return nil
 	}
-	out := make([]Policy, len(ps))
+	out := s.policies.take(len(ps))
 	for i, p := range ps {
-		out[i] = Policy{Name: strings.Clone(p.GetName()), Namespace: strings.Clone(p.GetNamespace()), Labels: strs(p.GetLabels()), Revision: p.GetRevision(), Kind: strings.Clone(p.GetKind())}
+		out[i] = Policy{Name: p.GetName(), Namespace: p.GetNamespace(), Labels: strs(p.GetLabels()), Revision: p.GetRevision(), Kind: p.GetKind()}
 	}
 	return out
 }
@@ -235,33 +298,33 @@ func tcpFlags(f *flowpb.TCPFlags) *string {
 var jsonOpts = protojson.MarshalOptions{UseProtoNames: true}
 
 // toRow maps a flow to its row. Every field of v1.18.4's Flow has a column.
-func toRow(f *flowpb.Flow) FlowRow {
+func toRow(f *flowpb.Flow, sl *rowSlab) FlowRow {
 	r := FlowRow{
-		UUID:                  str(f.GetUuid()),
-		Verdict:               enum(f.GetVerdict()),
-		DropReason:            u32(f.GetDropReason()),
-		DropReasonDesc:        enum(f.GetDropReasonDesc()),
-		AuthType:              enum(f.GetAuthType()),
-		Type:                  enum(f.GetType()),
-		NodeName:              str(f.GetNodeName()),
+		UUID:                  sl.str(f.GetUuid()),
+		Verdict:               enum(sl, f.GetVerdict()),
+		DropReason:            sl.u32(f.GetDropReason()),
+		DropReasonDesc:        enum(sl, f.GetDropReasonDesc()),
+		AuthType:              enum(sl, f.GetAuthType()),
+		Type:                  enum(sl, f.GetType()),
+		NodeName:              sl.str(f.GetNodeName()),
 		NodeLabels:            strs(f.GetNodeLabels()),
 		SourceNames:           strs(f.GetSourceNames()),
 		DestinationNames:      strs(f.GetDestinationNames()),
-		TrafficDirection:      enum(f.GetTrafficDirection()),
-		PolicyMatchType:       u32(f.GetPolicyMatchType()),
-		TraceObservationPoint: enum(f.GetTraceObservationPoint()),
-		TraceReason:           enum(f.GetTraceReason()),
-		DebugCapturePoint:     enum(f.GetDebugCapturePoint()),
-		ProxyPort:             u32(f.GetProxyPort()),
-		TraceID:               str(f.GetTraceContext().GetParent().GetTraceId()),
-		SockXlatePoint:        enum(f.GetSockXlatePoint()),
-		SocketCookie:          u64(f.GetSocketCookie()),
-		CgroupID:              u64(f.GetCgroupId()),
-		Summary:               str(f.GetSummary()),
-		EgressAllowedBy:       policies(f.GetEgressAllowedBy()),
-		IngressAllowedBy:      policies(f.GetIngressAllowedBy()),
-		EgressDeniedBy:        policies(f.GetEgressDeniedBy()),
-		IngressDeniedBy:       policies(f.GetIngressDeniedBy()),
+		TrafficDirection:      enum(sl, f.GetTrafficDirection()),
+		PolicyMatchType:       sl.u32(f.GetPolicyMatchType()),
+		TraceObservationPoint: enum(sl, f.GetTraceObservationPoint()),
+		TraceReason:           enum(sl, f.GetTraceReason()),
+		DebugCapturePoint:     enum(sl, f.GetDebugCapturePoint()),
+		ProxyPort:             sl.u32(f.GetProxyPort()),
+		TraceID:               sl.str(f.GetTraceContext().GetParent().GetTraceId()),
+		SockXlatePoint:        enum(sl, f.GetSockXlatePoint()),
+		SocketCookie:          sl.u64(f.GetSocketCookie()),
+		CgroupID:              sl.u64(f.GetCgroupId()),
+		Summary:               sl.str(f.GetSummary()),
+		EgressAllowedBy:       sl.policyList(f.GetEgressAllowedBy()),
+		IngressAllowedBy:      sl.policyList(f.GetIngressAllowedBy()),
+		EgressDeniedBy:        sl.policyList(f.GetEgressDeniedBy()),
+		IngressDeniedBy:       sl.policyList(f.GetIngressDeniedBy()),
 		PolicyLog:             strs(f.GetPolicyLog()),
 	}
 	if t := f.GetTime(); t != nil {
@@ -270,82 +333,76 @@ func toRow(f *flowpb.Flow) FlowRow {
 		r.Time = ns / 1000
 	}
 	if f.Reply {
-		v := true
-		r.Reply = &v
+		r.Reply = sl.boolean(true)
 	}
 	if ir := f.GetIsReply(); ir != nil {
-		v := ir.GetValue()
-		r.IsReply = &v
+		r.IsReply = sl.boolean(ir.GetValue())
 	}
 	if e := f.GetEthernet(); e != nil {
-		r.EthernetSource, r.EthernetDestination = str(e.GetSource()), str(e.GetDestination())
+		r.EthernetSource, r.EthernetDestination = sl.str(e.GetSource()), sl.str(e.GetDestination())
 	}
 	if ip := f.GetIP(); ip != nil {
-		r.IPSource, r.IPSourceXlated, r.IPDestination = str(ip.GetSource()), str(ip.GetSourceXlated()), str(ip.GetDestination())
-		r.IPVersion = enum(ip.GetIpVersion())
+		r.IPSource, r.IPSourceXlated, r.IPDestination = sl.str(ip.GetSource()), sl.str(ip.GetSourceXlated()), sl.str(ip.GetDestination())
+		r.IPVersion = enum(sl, ip.GetIpVersion())
 		if ip.GetEncrypted() {
-			v := true
-			r.IPEncrypted = &v
+			r.IPEncrypted = sl.boolean(true)
 		}
 	}
 	if l4 := f.GetL4(); l4 != nil {
-		proto := func(s string) *string { return &s }
+		proto := sl.str
 		switch {
 		case l4.GetTCP() != nil:
 			t := l4.GetTCP()
-			r.L4Protocol, r.L4SourcePort, r.L4DestPort, r.L4TCPFlags = proto("TCP"), u32(t.GetSourcePort()), u32(t.GetDestinationPort()), tcpFlags(t.GetFlags())
+			r.L4Protocol, r.L4SourcePort, r.L4DestPort, r.L4TCPFlags = proto("TCP"), sl.u32(t.GetSourcePort()), sl.u32(t.GetDestinationPort()), tcpFlags(t.GetFlags())
 		case l4.GetUDP() != nil:
 			u := l4.GetUDP()
-			r.L4Protocol, r.L4SourcePort, r.L4DestPort = proto("UDP"), u32(u.GetSourcePort()), u32(u.GetDestinationPort())
+			r.L4Protocol, r.L4SourcePort, r.L4DestPort = proto("UDP"), sl.u32(u.GetSourcePort()), sl.u32(u.GetDestinationPort())
 		case l4.GetSCTP() != nil:
 			s := l4.GetSCTP()
-			r.L4Protocol, r.L4SourcePort, r.L4DestPort = proto("SCTP"), u32(s.GetSourcePort()), u32(s.GetDestinationPort())
+			r.L4Protocol, r.L4SourcePort, r.L4DestPort = proto("SCTP"), sl.u32(s.GetSourcePort()), sl.u32(s.GetDestinationPort())
 		case l4.GetICMPv4() != nil:
 			i := l4.GetICMPv4()
-			t, c := i.GetType(), i.GetCode()
-			r.L4Protocol, r.L4ICMPType, r.L4ICMPCode = proto("ICMPv4"), &t, &c
+			r.L4Protocol, r.L4ICMPType, r.L4ICMPCode = proto("ICMPv4"), sl.u32s.ptr(i.GetType()), sl.u32s.ptr(i.GetCode())
 		case l4.GetICMPv6() != nil:
 			i := l4.GetICMPv6()
-			t, c := i.GetType(), i.GetCode()
-			r.L4Protocol, r.L4ICMPType, r.L4ICMPCode = proto("ICMPv6"), &t, &c
+			r.L4Protocol, r.L4ICMPType, r.L4ICMPCode = proto("ICMPv6"), sl.u32s.ptr(i.GetType()), sl.u32s.ptr(i.GetCode())
 		}
 	}
 	if tn := f.GetTunnel(); tn != nil {
-		r.TunnelProtocol = enum(tn.GetProtocol())
-		r.TunnelIPSource, r.TunnelIPDest = str(tn.GetIP().GetSource()), str(tn.GetIP().GetDestination())
+		r.TunnelProtocol = enum(sl, tn.GetProtocol())
+		r.TunnelIPSource, r.TunnelIPDest = sl.str(tn.GetIP().GetSource()), sl.str(tn.GetIP().GetDestination())
 		if tn.GetL4() != nil {
 			if b, err := jsonOpts.Marshal(tn.GetL4()); err == nil {
-				r.TunnelL4 = str(string(b))
+				r.TunnelL4 = sl.str(string(b))
 			}
 		}
 	}
 	if ep := f.GetSource(); ep != nil {
-		r.SourceID, r.SourceIdentity = u32(ep.GetID()), u32(ep.GetIdentity())
-		r.SourceCluster, r.SourceNamespace, r.SourcePod = str(ep.GetClusterName()), str(ep.GetNamespace()), str(ep.GetPodName())
-		r.SourceLabels, r.SourceWorkloads = strs(ep.GetLabels()), workloads(ep.GetWorkloads())
+		r.SourceID, r.SourceIdentity = sl.u32(ep.GetID()), sl.u32(ep.GetIdentity())
+		r.SourceCluster, r.SourceNamespace, r.SourcePod = sl.str(ep.GetClusterName()), sl.str(ep.GetNamespace()), sl.str(ep.GetPodName())
+		r.SourceLabels, r.SourceWorkloads = strs(ep.GetLabels()), sl.workloadList(ep.GetWorkloads())
 	}
 	if ep := f.GetDestination(); ep != nil {
-		r.DestID, r.DestIdentity = u32(ep.GetID()), u32(ep.GetIdentity())
-		r.DestCluster, r.DestNamespace, r.DestPod = str(ep.GetClusterName()), str(ep.GetNamespace()), str(ep.GetPodName())
-		r.DestLabels, r.DestWorkloads = strs(ep.GetLabels()), workloads(ep.GetWorkloads())
+		r.DestID, r.DestIdentity = sl.u32(ep.GetID()), sl.u32(ep.GetIdentity())
+		r.DestCluster, r.DestNamespace, r.DestPod = sl.str(ep.GetClusterName()), sl.str(ep.GetNamespace()), sl.str(ep.GetPodName())
+		r.DestLabels, r.DestWorkloads = strs(ep.GetLabels()), sl.workloadList(ep.GetWorkloads())
 	}
 	if l7 := f.GetL7(); l7 != nil {
-		r.L7Type, r.L7LatencyNs = enum(l7.GetType()), u64(l7.GetLatencyNs())
+		r.L7Type, r.L7LatencyNs = enum(sl, l7.GetType()), sl.u64(l7.GetLatencyNs())
 		if d := l7.GetDns(); d != nil {
-			r.L7DNSQuery, r.L7DNSIPs, r.L7DNSTTL, r.L7DNSCnames = str(d.GetQuery()), strs(d.GetIps()), u32(d.GetTtl()), strs(d.GetCnames())
-			r.L7DNSObsSource, r.L7DNSQtypes, r.L7DNSRrtypes = str(d.GetObservationSource()), strs(d.GetQtypes()), strs(d.GetRrtypes())
-			rc := d.GetRcode()
-			r.L7DNSRcode = &rc // 0 (NOERROR) is meaningful for DNS answers
+			r.L7DNSQuery, r.L7DNSIPs, r.L7DNSTTL, r.L7DNSCnames = sl.str(d.GetQuery()), strs(d.GetIps()), sl.u32(d.GetTtl()), strs(d.GetCnames())
+			r.L7DNSObsSource, r.L7DNSQtypes, r.L7DNSRrtypes = sl.str(d.GetObservationSource()), strs(d.GetQtypes()), strs(d.GetRrtypes())
+			r.L7DNSRcode = sl.u32s.ptr(d.GetRcode()) // 0 (NOERROR) is meaningful for DNS answers
 		}
 		if h := l7.GetHttp(); h != nil {
-			r.L7HTTPCode, r.L7HTTPMethod, r.L7HTTPURL, r.L7HTTPProtocol = u32(h.GetCode()), str(h.GetMethod()), str(h.GetUrl()), str(h.GetProtocol())
+			r.L7HTTPCode, r.L7HTTPMethod, r.L7HTTPURL, r.L7HTTPProtocol = sl.u32(h.GetCode()), sl.str(h.GetMethod()), sl.str(h.GetUrl()), sl.str(h.GetProtocol())
 			for _, hd := range h.GetHeaders() {
-				r.L7HTTPHeaders = append(r.L7HTTPHeaders, Header{Key: strings.Clone(hd.GetKey()), Value: strings.Clone(hd.GetValue())})
+				r.L7HTTPHeaders = append(r.L7HTTPHeaders, Header{Key: hd.GetKey(), Value: hd.GetValue()})
 			}
 		}
 		if k := l7.GetKafka(); k != nil {
-			r.L7KafkaErrorCode, r.L7KafkaAPIVersion, r.L7KafkaAPIKey = i32(k.GetErrorCode()), i32(k.GetApiVersion()), str(k.GetApiKey())
-			r.L7KafkaCorrelation, r.L7KafkaTopic = i32(k.GetCorrelationId()), str(k.GetTopic())
+			r.L7KafkaErrorCode, r.L7KafkaAPIVersion, r.L7KafkaAPIKey = sl.i32(k.GetErrorCode()), sl.i32(k.GetApiVersion()), sl.str(k.GetApiKey())
+			r.L7KafkaCorrelation, r.L7KafkaTopic = sl.i32(k.GetCorrelationId()), sl.str(k.GetTopic())
 		}
 	}
 	if et := f.GetEventType(); et != nil {
@@ -353,20 +410,20 @@ func toRow(f *flowpb.Flow) FlowRow {
 		r.EventTypeType, r.EventTypeSubType = &t, &s
 	}
 	if s := f.GetSourceService(); s != nil {
-		r.SourceServiceName, r.SourceServiceNs = str(s.GetName()), str(s.GetNamespace())
+		r.SourceServiceName, r.SourceServiceNs = sl.str(s.GetName()), sl.str(s.GetNamespace())
 	}
 	if s := f.GetDestinationService(); s != nil {
-		r.DestServiceName, r.DestServiceNs = str(s.GetName()), str(s.GetNamespace())
+		r.DestServiceName, r.DestServiceNs = sl.str(s.GetName()), sl.str(s.GetNamespace())
 	}
 	if fi := f.GetFile(); fi != nil {
-		r.FileName, r.FileLine = str(fi.GetName()), u32(fi.GetLine())
+		r.FileName, r.FileLine = sl.str(fi.GetName()), sl.u32(fi.GetLine())
 	}
 	if it := f.GetInterface(); it != nil {
-		r.InterfaceIndex, r.InterfaceName = u32(it.GetIndex()), str(it.GetName())
+		r.InterfaceIndex, r.InterfaceName = sl.u32(it.GetIndex()), sl.str(it.GetName())
 	}
 	if x := f.GetExtensions(); x != nil {
 		if b, err := jsonOpts.Marshal(x); err == nil {
-			r.Extensions = str(string(b))
+			r.Extensions = sl.str(string(b))
 		}
 	}
 	return r

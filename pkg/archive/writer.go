@@ -97,6 +97,41 @@ type Writer struct {
 	seq       uint64
 	heads     map[string]chainHead // manifest chain head per node
 	closed    bool
+	slab      rowSlab // what the rows of one Write point to
+	part      partCache
+}
+
+// partCache remembers the last day and node name seen: formatting a date
+// and sanitising a name for every row was most of Write's allocations.
+type partCache struct {
+	day     int64
+	haveDay bool
+	dateStr string
+	nodes   map[string]string // node name -> partition value
+}
+
+func (c *partCache) date(ns int64) string {
+	day := ns / (24 * 3600 * 1e9)
+	if ns < 0 && ns%(24*3600*1e9) != 0 {
+		day-- // floor
+	}
+	if !c.haveDay || day != c.day {
+		c.day, c.haveDay = day, true
+		c.dateStr = time.Unix(day*24*3600, 0).UTC().Format("2006-01-02")
+	}
+	return c.dateStr
+}
+
+func (c *partCache) node(name string) string {
+	if v, ok := c.nodes[name]; ok {
+		return v
+	}
+	if c.nodes == nil || len(c.nodes) >= 4096 { // bounded: a hostile stream of names
+		c.nodes = make(map[string]string)
+	}
+	v := SanitizeNode(name)
+	c.nodes[strings.Clone(name)] = v // name may live in the batch's buffer
+	return v
 }
 
 type statKey struct {
@@ -244,9 +279,8 @@ func (w *Writer) addFlows(b *flow.Batch) error {
 	})
 	for _, i := range idx {
 		f := b.Flows[i]
-		row := toRow(f)
-		date := time.Unix(0, row.TimeNs).UTC().Format("2006-01-02")
-		key := partKey{table: "flows", date: date, node: SanitizeNode(f.GetNodeName())}
+		row := toRow(f, &w.slab)
+		key := partKey{table: "flows", date: w.part.date(row.TimeNs), node: w.part.node(f.GetNodeName())}
 		of, err := w.file(key)
 		if err != nil {
 			return err
@@ -275,6 +309,7 @@ func (w *Writer) addFlows(b *flow.Batch) error {
 			return err
 		}
 	}
+	w.slab.reset() // every row is in parquet-go's buffers now
 	w.m.rows.Add(float64(len(b.Flows)))
 	return nil
 }
