@@ -6,10 +6,12 @@
 #
 #   bench/compare.sh            # 1M generated lines, 5 runs
 #   LINES=200000 RUNS=3 bench/compare.sh
+#   JOBS=import bench/compare.sh   # only one part: filter or import
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${LINES:-1000000}
 RUNS=${RUNS:-5}
+JOBS=${JOBS:-filter,import}
 WORK=${WORK:-$(mktemp -d /tmp/flowaudit-bench.XXXXXX)}
 DOCMASK=time,source.namespace,source.pod_name,destination.namespace,destination.pod_name,l4,IP,node_name,is_reply,verdict,drop_reason_desc
 export GOMAXPROCS=1
@@ -44,6 +46,7 @@ measure() {
 }
 ratio() { echo "scale=1; $1 / $2" | bc -l; }
 
+if [[ ,$JOBS, == *,filter,* ]]; then
 echo
 echo "## flowaudit filter vs Cilium's exporter code (protojson + filters.Apply + fieldmask.Copy + json.Encoder)"
 for job in "docmask|--fieldmask $DOCMASK|-fieldmask $DOCMASK" \
@@ -61,7 +64,9 @@ for job in "docmask|--fieldmask $DOCMASK|-fieldmask $DOCMASK" \
   measure "flowaudit filter, $name" $FA filter $fa -o /dev/null "$IN"; f=$(cat "$WORK/last_median")
   echo "  => speed-up $(ratio "$c" "$f")x, output $same ($(wc -l < "$WORK/fa.out") lines)"
 done
+fi
 
+if [[ ,$JOBS, == *,import,* ]]; then
 echo
 echo "## flowaudit import (committed, verified Parquet) vs DuckDB read_json -> Parquet (threads=1, zstd)"
 rm -rf "$WORK/arch"
@@ -78,3 +83,4 @@ measure "duckdb read_json -> parquet, docs-example mask" "$WORK/duckdb-sql" -thr
   "COPY (SELECT flow.time, flow.source.namespace, flow.source.pod_name, flow.destination.namespace, flow.destination.pod_name, flow.l4, flow.IP, flow.node_name, flow.is_reply, flow.verdict, flow.drop_reason_desc FROM read_json('$IN', format='newline_delimited') WHERE flow IS NOT NULL) TO '$WORK/duck2.parquet' (FORMAT parquet, COMPRESSION zstd)"; d=$(cat "$WORK/last_median")
 dk_bytes=$(stat -c %s "$WORK/duck2.parquet")
 echo "  => speed-up $(ratio "$d" "$f")x; bytes/flow flowaudit $((fa_bytes / LINES)), duckdb $((dk_bytes / LINES))"
+fi
