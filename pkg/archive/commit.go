@@ -105,7 +105,7 @@ func (w *Writer) writeCommitRecord(rec *commitRecord) error {
 // and fsyncs the directory.
 func writeFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := createFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
@@ -187,6 +187,9 @@ func (w *Writer) appendManifest(e ManifestEntry, node, date string) error {
 			return nil
 		}
 	}
+	if err := cutTornTail(path); err != nil {
+		return err
+	}
 	head, err := w.head(node)
 	if err != nil {
 		return err
@@ -201,7 +204,7 @@ func (w *Writer) appendManifest(e ManifestEntry, node, date string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := createFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("archive: manifest %s: %w", path, err)
 	}
@@ -278,6 +281,31 @@ func nodeManifest(root, node string) ([]ManifestEntry, error) {
 		return 0
 	})
 	return out, nil
+}
+
+// cutTornTail removes a torn last line (an append cut short by a crash or a
+// full disk) before the next append, which would otherwise continue it and
+// leave a corrupt line inside the chain.
+func cutTornTail(path string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && (len(b) == 0 || b[len(b)-1] == '\n')) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("archive: manifest %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("archive: manifest %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Truncate(int64(bytes.LastIndexByte(b, '\n') + 1)); err != nil {
+		return fmt.Errorf("archive: manifest %s: cut torn line: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("archive: manifest %s: cut torn line: %w", path, err)
+	}
+	return nil
 }
 
 // readManifest reads one manifest file. A torn last line (a crash during the

@@ -69,7 +69,7 @@ type partKey struct {
 type openFile struct {
 	key        partKey
 	tmp        string
-	f          *os.File
+	f          writableFile
 	hash       *hashingWriter
 	buf        *bufio.Writer
 	flows      *parquet.GenericWriter[FlowRow] // nil for a stats file (written whole)
@@ -352,7 +352,7 @@ func (w *Writer) file(key partKey) (*openFile, error) {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
 	tmp := filepath.Join(dir, fmt.Sprintf("%s%d-%s.parquet", tmpPrefix, w.seq+1, randHex(6)))
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := createFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
@@ -494,7 +494,7 @@ func (w *Writer) writeStats() error {
 			return fmt.Errorf("archive: %w", err)
 		}
 		tmp := filepath.Join(dir, fmt.Sprintf("%s%d-%s.parquet", tmpPrefix, w.seq+1, randHex(6)))
-		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		f, err := createFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 		if err != nil {
 			return fmt.Errorf("archive: %w", err)
 		}
