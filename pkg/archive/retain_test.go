@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 	"time"
 	"unsafe"
@@ -193,5 +194,48 @@ func TestPartCache(t *testing.T) {
 		if got, want := c.node(name), SanitizeNode(name); got != want {
 			t.Fatalf("node(%q) = %q, want %q", name, got, want)
 		}
+	}
+}
+
+// TestScanFileReadsNoMoreThanTheFileHas: asking parquet-go for more rows
+// than a file has left costs a page header decode per missing row and
+// column; scanning a small file with the scanner's 4096-row buffer must
+// cost about what an exactly sized buffer costs.
+func TestScanFileReadsNoMoreThanTheFileHas(t *testing.T) {
+	root := t.TempDir()
+	w, err := Open(Config{Root: root}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1000; i += 100 {
+		if err := w.Write(batch(i, i+100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "flows", "*", "*", "*.parquet"))
+	if len(files) == 0 {
+		t.Fatal("no files")
+	}
+	allocs := func(bufRows int) (float64, int) {
+		buf := make([]FlowRow, bufRows)
+		rows := 0
+		a := testing.AllocsPerRun(2, func() {
+			rows = 0
+			if err := scanFile(files[0], buf, func(r []FlowRow) error { rows += len(r); return nil }); err != nil {
+				t.Fatal(err)
+			}
+		})
+		return a, rows
+	}
+	exact, n := allocs(500)
+	big, m := allocs(4096)
+	if n != 500 || m != 500 {
+		t.Fatalf("read %d and %d rows, want 500", n, m)
+	}
+	if big > 2*exact {
+		t.Fatalf("%.0f allocations with a 4096-row buffer, %.0f with a 500-row one", big, exact)
 	}
 }

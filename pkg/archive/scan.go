@@ -243,15 +243,21 @@ func scanFile[T any](path string, buf []T, fn func([]T) error) error {
 	defer f.Close()
 	r := parquet.NewGenericReader[T](f)
 	defer r.Close()
+	left := r.NumRows()
 	for {
-		clear(buf)
-		n, err := r.Read(buf)
+		// Never ask for more rows than the file has left: parquet-go v0.32
+		// then decodes a page header per missing row and column (400k
+		// allocations to read a 500-row file into a 4096-row buffer).
+		want := buf[:min(int64(len(buf)), max(left, 1))]
+		clear(want)
+		n, err := r.Read(want)
+		left -= int64(n)
 		if n > 0 {
-			if ferr := fn(buf[:n]); ferr != nil {
+			if ferr := fn(want[:n]); ferr != nil {
 				return ferr
 			}
 		}
-		if errors.Is(err, io.EOF) {
+		if errors.Is(err, io.EOF) || (err == nil && n == 0 && left <= 0) {
 			return nil
 		}
 		if err != nil {
