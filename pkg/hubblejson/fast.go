@@ -402,6 +402,7 @@ func (d *fastDec) i32(i int) (int32, int, error) {
 	return int32(n), i, err
 }
 
+//lint:ignore U1000 the generator emits it for int64 fields; v1.18.4's Flow has none
 func (d *fastDec) i64(i int) (int64, int, error) {
 	n, neg, i, err := d.digits(i, true, 1<<63-1)
 	if neg {
