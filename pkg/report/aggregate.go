@@ -29,7 +29,7 @@ var worldLabels = []string{"reserved:world", "reserved:world-ipv4", "reserved:wo
 
 // worldDest reports whether the flow goes to the internet: a world identity
 // (2, 9, 10) or a reserved:world label on the destination.
-func worldDest(r *archive.FlowRow) bool {
+func worldDest(r *flowRow) bool {
 	if r.DestIdentity != nil && isWorld(*r.DestIdentity) {
 		return true
 	}
@@ -196,14 +196,14 @@ func markStr(m map[string]bool, k string) {
 }
 
 // add counts one batch of rows. rows may be reused by the caller afterwards.
-func (a *aggregator) add(rows []archive.FlowRow) {
+func (a *aggregator) add(rows []flowRow) {
 	for i := range rows {
 		a.addRow(&rows[i])
 	}
 }
 
 // deniedKey is the group of a denied flow (strings not yet owned).
-func deniedKey(r *archive.FlowRow, src, dst epKey, port uint32, verdict string) pairKey {
+func deniedKey(r *flowRow, src, dst epKey, port uint32, verdict string) pairKey {
 	k := pairKey{src: src, dst: dst, port: port, hasPort: r.L4DestPort != nil, proto: deref(r.L4Protocol, ""), reason: deref(r.DropReasonDesc, ""), verdict: verdict}
 	for _, l := range [2][]archive.Policy{r.IngressDeniedBy, r.EgressDeniedBy} {
 		if len(l) > 0 {
@@ -216,7 +216,7 @@ func deniedKey(r *archive.FlowRow, src, dst epKey, port uint32, verdict string) 
 
 // inScope reports whether the row passes the --namespace filter: its source
 // or destination namespace is one of namespaces (nil: every row).
-func inScope(r *archive.FlowRow, namespaces []string) bool {
+func inScope(r *flowRow, namespaces []string) bool {
 	if namespaces == nil {
 		return true
 	}
@@ -231,7 +231,7 @@ type previousPairs struct {
 	seen       map[pairKey]bool
 }
 
-func (p *previousPairs) add(rows []archive.FlowRow) {
+func (p *previousPairs) add(rows []flowRow) {
 	for i := range rows {
 		r := &rows[i]
 		v := deref(r.Verdict, "")
@@ -253,7 +253,7 @@ func (p *previousPairs) add(rows []archive.FlowRow) {
 	}
 }
 
-func (a *aggregator) addRow(r *archive.FlowRow) {
+func (a *aggregator) addRow(r *flowRow) {
 	if !inScope(r, a.namespaceFilter) {
 		return
 	}

@@ -12,8 +12,8 @@ func ptr[T any](v T) *T { return &v }
 
 // benchRows makes a batch of rows with realistic cardinality: 40 source and
 // 40 destination workloads, 6 ports, drops, HTTP errors and DNS failures.
-func benchRows(n int) []archive.FlowRow {
-	rows := make([]archive.FlowRow, n)
+func benchRows(n int) []flowRow {
+	rows := make([]flowRow, n)
 	verdicts := []string{"FORWARDED", "FORWARDED", "FORWARDED", "DROPPED", "AUDIT"}
 	for i := range rows {
 		r := &rows[i]

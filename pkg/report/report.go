@@ -193,14 +193,14 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	agg.namespaceFilter = o.Namespaces
 	prevFrom, _ := Bounds(from.In(o.Location).AddDate(0, -1, 0), o.Location)
 	prev := &previousPairs{namespaces: o.Namespaces, seen: map[pairKey]bool{}}
-	if err := sc.ScanFlows(ctx, archive.ScanOptions{From: prevFrom, To: from, Nodes: o.Nodes}, func(rows []archive.FlowRow) error {
+	if err := archive.ScanFlowsAs(ctx, sc, archive.ScanOptions{From: prevFrom, To: from, Nodes: o.Nodes}, flowRowTime, func(rows []flowRow) error {
 		prev.add(rows)
 		return ctx.Err()
 	}); err != nil {
 		return nil, err
 	}
 	agg.previous = prev.seen
-	err = sc.ScanFlows(ctx, opts, func(rows []archive.FlowRow) error {
+	err = archive.ScanFlowsAs(ctx, sc, opts, flowRowTime, func(rows []flowRow) error {
 		agg.add(rows)
 		return ctx.Err()
 	})

@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
-
-	"github.com/flowaudit/flowaudit/pkg/archive"
 )
 
 // ZonesFile is the --zones YAML document:
@@ -112,7 +110,7 @@ type zoneAgg struct {
 	world                             map[egressKey]int64
 }
 
-func (za *zoneAgg) addRow(r *archive.FlowRow, src, dst epKey, port uint32) {
+func (za *zoneAgg) addRow(r *flowRow, src, dst epKey, port uint32) {
 	m := za.z.members()
 	srcIn, dstIn := m.match(r.SourceNamespace, r.SourceLabels), m.match(r.DestNamespace, r.DestLabels)
 	if dstIn && !srcIn && (r.IsReply == nil || !*r.IsReply) {
