@@ -108,7 +108,8 @@ settings, so the files rotate exactly as Hubble's do.`,
 func generate(cmd *cobra.Command, g *gen.Generator, w io.Writer, cfg gen.Config, duration time.Duration, count int64, realtime bool) error {
 	var line []byte
 	var err error
-	end := cfg.Start.Add(duration)
+	start := g.Now() // the configured start, or the generator's default
+	end := start.Add(duration)
 	wallStart := time.Now()
 	ctx := cmd.Context()
 	for n := int64(0); count == 0 || n < count; n++ {
@@ -121,7 +122,7 @@ func generate(cmd *cobra.Command, g *gen.Generator, w io.Writer, cfg gen.Config,
 		}
 		if realtime {
 			// Sleep until the event's simulated offset has passed on the wall clock.
-			if d := g.Now().Sub(cfg.Start) - time.Since(wallStart); d > 2*time.Millisecond {
+			if d := g.Now().Sub(start) - time.Since(wallStart); d > 2*time.Millisecond {
 				select {
 				case <-time.After(d):
 				case <-ctx.Done():
