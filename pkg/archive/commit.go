@@ -178,8 +178,12 @@ func (w *Writer) appendManifest(e ManifestEntry, node, date string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
-	existing, err := readManifest(path)
+	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("archive: manifest %s: %w", path, err)
+	}
+	existing, err := parseManifest(path, old)
+	if err != nil {
 		return err
 	}
 	for _, x := range existing {
@@ -187,7 +191,7 @@ func (w *Writer) appendManifest(e ManifestEntry, node, date string) error {
 			return nil
 		}
 	}
-	if err := cutTornTail(path); err != nil {
+	if err := cutTornTail(path, old); err != nil {
 		return err
 	}
 	head, err := w.head(node)
@@ -284,15 +288,12 @@ func nodeManifest(root, node string) ([]ManifestEntry, error) {
 }
 
 // cutTornTail removes a torn last line (an append cut short by a crash or a
-// full disk) before the next append, which would otherwise continue it and
-// leave a corrupt line inside the chain.
-func cutTornTail(path string) error {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && (len(b) == 0 || b[len(b)-1] == '\n')) {
+// full disk) from the manifest at path, whose content is b, before the next
+// append, which would otherwise continue it and leave a corrupt line inside
+// the chain.
+func cutTornTail(path string, b []byte) error {
+	if len(b) == 0 || b[len(b)-1] == '\n' {
 		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("archive: manifest %s: %w", path, err)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
@@ -315,6 +316,11 @@ func readManifest(path string) ([]ManifestEntry, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseManifest(path, b)
+}
+
+// parseManifest parses the content b of the manifest at path (see readManifest).
+func parseManifest(path string, b []byte) ([]ManifestEntry, error) {
 	var out []ManifestEntry
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 16<<20)

@@ -251,12 +251,11 @@ func scanFile[T any](path string, buf []T, fn func([]T) error) error {
 	defer f.Close()
 	r := parquet.NewGenericReader[T](f)
 	defer r.Close()
-	left := r.NumRows()
-	for {
-		// Never ask for more rows than the file has left: parquet-go v0.32
-		// then decodes a page header per missing row and column (400k
-		// allocations to read a 500-row file into a 4096-row buffer).
-		want := buf[:min(int64(len(buf)), max(left, 1))]
+	// Never ask for more rows than the file has left: parquet-go v0.32 then
+	// decodes a page header per missing row and column (400k allocations to
+	// read a 500-row file into a 4096-row buffer).
+	for left := r.NumRows(); left > 0; {
+		want := buf[:min(int64(len(buf)), left)]
 		clear(want)
 		n, err := r.Read(want)
 		left -= int64(n)
@@ -265,13 +264,17 @@ func scanFile[T any](path string, buf []T, fn func([]T) error) error {
 				return ferr
 			}
 		}
-		if errors.Is(err, io.EOF) || (err == nil && n == 0 && left <= 0) {
+		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
+		if n == 0 {
+			return fmt.Errorf("%d rows announced by the footer were not read", left)
+		}
 	}
+	return nil
 }
 
 // Finding is one problem verify found.

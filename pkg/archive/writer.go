@@ -101,22 +101,23 @@ type Writer struct {
 	part      partCache
 }
 
-// partCache remembers the last day and node name seen: formatting a date
-// and sanitising a name for every row was most of Write's allocations.
+// partCache remembers the last day's partition value and every node name's:
+// formatting a date and sanitising a name for every row was most of Write's
+// allocations.
 type partCache struct {
 	day     int64
-	haveDay bool
-	dateStr string
+	dateStr string            // "" until the first row
 	nodes   map[string]string // node name -> partition value
 }
 
 func (c *partCache) date(ns int64) string {
-	day := ns / (24 * 3600 * 1e9)
-	if ns < 0 && ns%(24*3600*1e9) != 0 {
+	const dayNs = 24 * 3600 * 1e9
+	day := ns / dayNs
+	if ns < 0 && ns%dayNs != 0 {
 		day-- // floor
 	}
-	if !c.haveDay || day != c.day {
-		c.day, c.haveDay = day, true
+	if c.dateStr == "" || day != c.day {
+		c.day = day
 		c.dateStr = time.Unix(day*24*3600, 0).UTC().Format("2006-01-02")
 	}
 	return c.dateStr
