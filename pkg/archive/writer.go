@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -76,6 +77,8 @@ type openFile struct {
 	rows       int64
 	minT, maxT int64
 	rowBuf     []FlowRow
+	pageRows   int  // rows written since the columns' pages were last flushed
+	labels     bool // a row since then had labels (see longPageColumns)
 }
 
 // Writer writes batches into the archive. It is not safe for concurrent use;
@@ -287,6 +290,7 @@ func (w *Writer) addFlows(b *flow.Batch) error {
 			return err
 		}
 		of.rowBuf = append(of.rowBuf, row)
+		of.labels = of.labels || len(row.SourceLabels) > 0 || len(row.DestLabels) > 0
 		if of.rows == 0 || row.Time < of.minT {
 			of.minT = row.Time
 		}
@@ -319,13 +323,57 @@ func (of *openFile) flushRows() error {
 	if len(of.rowBuf) == 0 {
 		return nil
 	}
-	if _, err := of.flows.Write(of.rowBuf); err != nil {
+	n, err := of.flows.Write(of.rowBuf)
+	if err != nil {
 		return fmt.Errorf("archive: write %s: %w", of.tmp, err)
 	}
 	clear(of.rowBuf)
 	of.rowBuf = of.rowBuf[:0]
+	if of.pageRows += n; of.pageRows >= pageRows {
+		labels := of.labels
+		of.pageRows, of.labels = 0, false
+		long := longPageColumns()
+		for i, c := range of.flows.ColumnWriters() {
+			if long[i] && labels {
+				continue
+			}
+			if err := c.Flush(); err != nil {
+				return fmt.Errorf("archive: write %s: %w", of.tmp, err)
+			}
+		}
+	}
 	return nil
 }
+
+// pageRows bounds the rows a column buffers before its page is compressed.
+// parquet-go flushes a column's page only when its buffer reaches the page
+// buffer size; an optional column that is mostly NULL (most of the schema
+// under a field mask) grows 5 bytes per row (definition level and row index)
+// and never gets there, so every such column would hold the whole row group
+// uncompressed: ~115 MB live at 128k rows in the daemon (heap profile in
+// bench/README.md). Flushing every column after pageRows rows keeps a row
+// group's uncompressed state to a few MiB whatever the mask.
+const pageRows = 16 << 10
+
+// flowPageBytes is the flows table's page buffer size: pages are cut at
+// pageRows or at this many bytes, whichever comes first. parquet-go also
+// sizes each required column's buffer to it up front.
+const flowPageBytes = 4 << 20
+
+// longPageColumns marks the flows columns whose pages are cut by size only:
+// the label lists, a dozen dictionary indexes per row that zstd compresses
+// better across many rows (source_labels and destination_labels at 100k
+// flows: 1.26 MB in 4 MiB pages, 1.42 MB in 2 MiB pages, 1.69 MB in pages
+// of 16k rows). When masked away they are two columns of NULL lists, 10
+// bytes per row until the row group ends.
+var longPageColumns = sync.OnceValue(func() []bool {
+	cols := parquet.SchemaOf(FlowRow{}).Columns()
+	long := make([]bool, len(cols))
+	for i, path := range cols {
+		long[i] = path[0] == "source_labels" || path[0] == "destination_labels"
+	}
+	return long
+})
 
 // hashingWriter hashes and counts what is written to the file.
 type hashingWriter struct {
@@ -366,10 +414,17 @@ func (w *Writer) file(key partKey) (*openFile, error) {
 }
 
 func (w *Writer) writerOptions(key partKey) []parquet.WriterOption {
+	// parquet-go sizes a required column's buffer to the page buffer size
+	// up front: the stats table (a row per node and minute, ~20 required
+	// columns) needs little.
+	pageBytes := flowPageBytes
+	if key.table == "stats" {
+		pageBytes = 64 << 10
+	}
 	return []parquet.WriterOption{
 		parquet.Compression(pageCodec),
 		parquet.MaxRowsPerRowGroup(int64(w.cfg.RowGroupRows)),
-		parquet.PageBufferSize(4 << 20),
+		parquet.PageBufferSize(pageBytes),
 		parquet.KeyValueMetadata("flowaudit.schema_version", SchemaVersion),
 		parquet.KeyValueMetadata("flowaudit.collector_version", w.cfg.CollectorVersion),
 		parquet.KeyValueMetadata("flowaudit.config_hash", w.cfg.ConfigHash),

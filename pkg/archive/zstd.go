@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"runtime"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -32,7 +31,10 @@ var (
 	pageEncoder = sync.OnceValue(func() *zstd.Encoder {
 		e, err := zstd.NewWriter(nil,
 			zstd.WithEncoderLevel(zstd.SpeedBetterCompression),
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+			// One state: the writer compresses from one goroutine, and
+			// EncodeAll takes the states round robin, so every extra state
+			// would hold its own 8 MiB of tables and history.
+			zstd.WithEncoderConcurrency(1),
 			zstd.WithWindowSize(pageWindow),
 			zstd.WithLowerEncoderMem(true),
 			zstd.WithZeroFrames(true),
