@@ -36,6 +36,7 @@ type runFlags struct {
 	maxFileBytes, queueBytes                 daemon.Size
 	maxFileAge, statsInterval                daemon.Duration
 	maxLag, drain, verifyInterval, retention daemon.Duration
+	compaction                               bool
 }
 
 const runLong = `run is the DaemonSet daemon. Each source is followed in its own pipeline:
@@ -120,6 +121,7 @@ func newRunCmd() *cobra.Command {
 	f.Var(&o.drain, "drain-timeout", "how long SIGTERM may take to drain and commit, e.g. 20s (shutdown.drainTimeout)")
 	f.Var(&o.retention, "retention", "delete archive days older than this, both tables, e.g. 400d; 0: keep forever (archive.retention.flows and .stats)")
 	f.Var(&o.verifyInterval, "verify-interval", "verify the last two closed days this often; 0: never (verify.interval)")
+	f.BoolVar(&o.compaction, "compaction", def.Archive.Compaction, "merge the small files of closed days, hourly, each merge recorded in the manifest chain (archive.compaction)")
 	return cmd
 }
 
@@ -203,6 +205,9 @@ func loadRunConfig(cmd *cobra.Command, o *runFlags) (daemon.Config, map[string]d
 	}
 	if changed("retention") {
 		cfg.Archive.Retention = daemon.RetentionConfig{Flows: o.retention, Stats: o.retention}
+	}
+	if changed("compaction") {
+		cfg.Archive.Compaction = o.compaction
 	}
 	var errs []error
 	if changed("source") {

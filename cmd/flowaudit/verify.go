@@ -75,7 +75,7 @@ they prove that no entry was later removed from the end of a chain.`,
 					return err
 				}
 			case "text":
-				fmt.Fprintf(out, "files %d, rows %d, manifest entries %d, files retired by retention %d, findings %d\n", rep.Files, rep.Rows, rep.Entries, rep.Retired, len(rep.Findings))
+				fmt.Fprintf(out, "files %d, rows %d, manifest entries %d, files retired by retention %d, files merged by compaction %d, findings %d\n", rep.Files, rep.Rows, rep.Entries, rep.Retired, rep.Compacted, len(rep.Findings))
 				for node, h := range rep.ChainHeads {
 					fmt.Fprintf(out, "chain head %s %s\n", node, h)
 				}

@@ -87,6 +87,10 @@ type ArchiveConfig struct {
 	// Retention deletes whole date partitions older than this, per table
 	// (0: keep forever); each deletion is recorded in the manifest chain.
 	Retention RetentionConfig `json:"retention"`
+	// Compaction merges the small files of closed UTC days into files of up
+	// to maxFileRows/maxFileBytes, once an hour; each merge is recorded in
+	// the manifest chain ("compaction" entries) before its inputs go.
+	Compaction bool `json:"compaction"`
 }
 
 // RetentionConfig is how long each archive table keeps its days.
@@ -133,6 +137,7 @@ func Default() Config {
 			MaxFileRows:   1 << 20,
 			MaxFileAge:    Duration(5 * time.Minute),
 			StatsInterval: Duration(time.Minute),
+			Compaction:    true,
 		},
 		Queue:     QueueConfig{MaxBytes: 16 << 20},
 		Readiness: ReadinessConfig{MaxLag: Duration(5 * time.Minute)},

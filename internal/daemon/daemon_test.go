@@ -485,3 +485,50 @@ func TestRetentionDeletesOldDays(t *testing.T) {
 		t.Fatalf("a 1h retention must be rejected: %v", err)
 	}
 }
+
+func TestCompactionMergesClosedDays(t *testing.T) {
+	dir := t.TempDir()
+	events := filepath.Join(dir, "events.log")
+	appendLines(t, events, genLines(t, 4, 2000)) // flows of today
+	cfg := testConfig(dir, events)
+	cfg.Archive.MaxFileRows = 400 // several files
+	r := start(t, cfg, Options{})
+	waitFor(t, "2000 flows kept", func() bool { return r.kept(t) == 2000 })
+	r.shutdown(t)
+	files := func() int {
+		m, _ := filepath.Glob(filepath.Join(cfg.Archive.Dir, "flows", "date=*", "node=*", "part-*.parquet"))
+		return len(m)
+	}
+	before := files()
+	if before < 5 {
+		t.Fatalf("%d flows files, want at least 5", before)
+	}
+
+	// Two days later; first with compaction off, then on.
+	cfg.Archive.MaxFileRows = 1 << 20
+	later := Options{Now: func() time.Time { return time.Now().Add(48 * time.Hour) }}
+	cfg.Archive.Compaction = false
+	r = start(t, cfg, later)
+	waitFor(t, "archive open", func() bool { return r.d.sink.Load() != nil })
+	r.d.compactOnce()
+	r.shutdown(t)
+	if n := files(); n != before {
+		t.Fatalf("compaction off: %d files, want %d", n, before)
+	}
+	cfg.Archive.Compaction = true
+	r = start(t, cfg, later)
+	waitFor(t, "archive open", func() bool { return r.d.sink.Load() != nil })
+	r.d.compactOnce()
+	merged := metricValue(t, r.d.Registry(), "flowaudit_archive_compaction_files_merged_total", nil)
+	r.shutdown(t)
+	if n := files(); n >= before || merged < float64(before-n) {
+		t.Fatalf("after compaction: %d files (from %d), %v merged", n, before, merged)
+	}
+	if n := len(archivedUUIDs(t, cfg.Archive.Dir)); n != 2000 {
+		t.Fatalf("%d flows after compaction, want 2000", n)
+	}
+	rep, err := archive.Verify(cfg.Archive.Dir, time.Time{}, time.Time{}, nil)
+	if err != nil || !rep.OK() || rep.Compacted == 0 {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+}

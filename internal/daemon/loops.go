@@ -100,8 +100,9 @@ func (d *Daemon) slackCheck(ctx context.Context) {
 	}
 }
 
-// retentionLoop applies the archive retention of the current configuration
-// every hour (the first time shortly after start), under the writer's lock.
+// retentionLoop applies the archive retention of the current configuration,
+// then compacts closed days, every hour (the first time shortly after
+// start), under the writer's lock.
 func (d *Daemon) retentionLoop(ctx context.Context) {
 	timer := time.NewTimer(2 * time.Minute)
 	defer timer.Stop()
@@ -112,6 +113,7 @@ func (d *Daemon) retentionLoop(ctx context.Context) {
 		case <-timer.C:
 		}
 		d.retentionOnce()
+		d.compactOnce()
 		timer.Reset(time.Hour)
 	}
 }
@@ -143,5 +145,33 @@ func (d *Daemon) retentionOnce() {
 		d.log.Info("archive retention deleted old days", zap.Int("partitions", res.Partitions),
 			zap.Int("files", res.Files), zap.Int64("bytes", res.Bytes), zap.Int64("rows", res.Rows),
 			zap.Stringer("flows", rc.Flows), zap.Stringer("stats", rc.Stats))
+	}
+}
+
+func (d *Daemon) compactOnce() {
+	d.mu.Lock()
+	on := d.cfg.Archive.Compaction
+	d.mu.Unlock()
+	if !on {
+		return
+	}
+	sink := d.sink.Load()
+	if sink == nil {
+		return // the archive is being reopened: next time
+	}
+	var res archive.CompactResult
+	err := sink.withArchive(func(w *archive.Writer) error {
+		var err error
+		res, err = w.Compact(d.opts.Now())
+		return err
+	})
+	if err != nil {
+		d.log.Error("archive compaction failed; retrying in an hour", zap.Error(err),
+			zap.Int("files_written", res.Outputs), zap.Int("files_merged", res.Inputs))
+		return
+	}
+	if res.Outputs > 0 {
+		d.log.Info("archive compaction merged the files of closed days", zap.Int("partitions", res.Partitions),
+			zap.Int("files_merged", res.Inputs), zap.Int("files_written", res.Outputs), zap.Int64("rows", res.Rows))
 	}
 }

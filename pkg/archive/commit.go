@@ -39,6 +39,12 @@ type committedFile struct {
 	Rows    int64     `json:"rows"`
 	MinTime time.Time `json:"min_time"`
 	MaxTime time.Time `json:"max_time"`
+	// A compaction's output: the files it replaces, and the configuration
+	// of its inputs (a commit's files have the writer's).
+	Op               string         `json:"op,omitempty"`
+	Replaces         []ReplacedFile `json:"replaces,omitempty"`
+	CollectorVersion string         `json:"collector_version,omitempty"`
+	ConfigHash       string         `json:"config_hash,omitempty"`
 }
 
 // commitRecord is the commit point of a group of files: once it is durable,
@@ -56,7 +62,7 @@ type commitRecord struct {
 type ManifestEntry struct {
 	Index            uint64          `json:"index"` // position in the node's chain, from 1
 	Seq              uint64          `json:"seq"`
-	Op               string          `json:"op"` // "commit" or "retention"
+	Op               string          `json:"op"` // "commit", "retention" or "compaction"
 	Path             string          `json:"path"`
 	Table            string          `json:"table"`
 	SHA256           string          `json:"sha256,omitempty"`
@@ -65,6 +71,7 @@ type ManifestEntry struct {
 	MinTime          time.Time       `json:"min_time"`
 	MaxTime          time.Time       `json:"max_time"`
 	Checkpoints      json.RawMessage `json:"checkpoints,omitempty"`
+	Replaces         []ReplacedFile  `json:"replaces,omitempty"` // compaction: the files merged into Path
 	CollectorVersion string          `json:"collector_version,omitempty"`
 	ConfigHash       string          `json:"config_hash,omitempty"`
 	Prev             string          `json:"prev"`
@@ -159,11 +166,32 @@ func (w *Writer) apply(rec *commitRecord) error {
 	}
 	cps, _ := json.Marshal(map[string]any{"first": rec.First, "last": rec.Checkpoints})
 	for _, f := range rec.Files {
-		if err := w.appendManifest(ManifestEntry{
+		e := ManifestEntry{
 			Seq: rec.Seq, Op: "commit", Path: f.Path, Table: f.Table, SHA256: f.SHA256, Bytes: f.Bytes, Rows: f.Rows,
 			MinTime: f.MinTime, MaxTime: f.MaxTime, Checkpoints: cps,
 			CollectorVersion: w.cfg.CollectorVersion, ConfigHash: w.cfg.ConfigHash,
-		}, f.Node, f.Date); err != nil {
+		}
+		if f.Op == "compaction" {
+			e.Op, e.Checkpoints, e.Replaces = f.Op, nil, f.Replaces
+			e.CollectorVersion, e.ConfigHash = f.CollectorVersion, f.ConfigHash
+		}
+		if err := w.appendManifest(e, f.Node, f.Date); err != nil {
+			return err
+		}
+	}
+	// A compaction's inputs go once the chain names what replaced them.
+	dirs = map[string]bool{}
+	for _, f := range rec.Files {
+		for _, r := range f.Replaces {
+			p := filepath.Join(w.cfg.Root, filepath.FromSlash(r.Path))
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("archive: compaction: remove %s: %w", p, err)
+			}
+			dirs[filepath.Dir(p)] = true
+		}
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
 			return err
 		}
 	}

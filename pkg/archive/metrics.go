@@ -16,6 +16,7 @@ type metrics struct {
 
 	retentionPartitions prometheus.Counter
 	retentionBytes      prometheus.Counter
+	compactedFiles      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -36,6 +37,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Date partitions (table, date, node) deleted by retention, each recorded in the manifest first."}),
 		retentionBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "retention_bytes_deleted_total",
 			Help: "Bytes of archive files deleted by retention."}),
+		compactedFiles: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "compaction_files_merged_total",
+			Help: "Committed files of closed days merged into larger files by compaction, then deleted once the manifest chain recorded it."}),
 	}
 	if reg != nil {
 		// A daemon reopens the archive after an I/O error with the same
@@ -48,6 +51,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.openFiles = register(reg, m.openFiles)
 		m.retentionPartitions = register(reg, m.retentionPartitions)
 		m.retentionBytes = register(reg, m.retentionBytes)
+		m.compactedFiles = register(reg, m.compactedFiles)
 	}
 	return m
 }

@@ -4,19 +4,23 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // FileInfo is one committed data file.
@@ -145,12 +149,16 @@ func rootFiles(root, table string, from, to time.Time) ([]FileInfo, error) {
 			if err != nil {
 				return nil, fmt.Errorf("archive: %w", err)
 			}
+			// Inputs of a compaction that a crash kept from deleting them
+			// are in its output already.
+			replaced, err := replacedFiles(manifestPath(root, UnsanitizeNode(node), date))
+			if err != nil {
+				return nil, err
+			}
 			for _, f := range files {
-				if strings.HasPrefix(f.Name(), "part-") && strings.HasSuffix(f.Name(), ".parquet") {
-					out = append(out, FileInfo{
-						Root: root, Path: filepath.ToSlash(filepath.Join(table, d.Name(), n.Name(), f.Name())),
-						Table: table, Date: date, Node: UnsanitizeNode(node),
-					})
+				rel := filepath.ToSlash(filepath.Join(table, d.Name(), n.Name(), f.Name()))
+				if strings.HasPrefix(f.Name(), "part-") && strings.HasSuffix(f.Name(), ".parquet") && !replaced[rel] {
+					out = append(out, FileInfo{Root: root, Path: rel, Table: table, Date: date, Node: UnsanitizeNode(node)})
 				}
 			}
 		}
@@ -176,23 +184,17 @@ func ScanFlowsAs[T any](ctx context.Context, s *Scanner, o ScanOptions, timeOf f
 	if err != nil {
 		return err
 	}
-	from, to := int64(0), int64(1<<62)
-	if !o.From.IsZero() {
-		from = o.From.UnixMicro()
-	}
-	if !o.To.IsZero() {
-		to = o.To.UnixMicro()
-	}
+	win := windowOf(o.From, o.To)
 	buf := make([]T, 4096)
 	var sel []T
 	for _, fi := range files {
 		if !o.wantNode(fi.Node) {
 			continue
 		}
-		if err := scanFile(filepath.Join(fi.Root, fi.Path), buf, func(rows []T) error {
+		if err := scanFile(filepath.Join(fi.Root, fi.Path), buf, "time", win, func(rows []T) error {
 			sel = sel[:0]
 			for i := range rows {
-				if t := timeOf(&rows[i]); t >= from && t < to {
+				if win.has(timeOf(&rows[i])) {
 					sel = append(sel, rows[i])
 				}
 			}
@@ -216,17 +218,17 @@ func (s *Scanner) ScanStats(ctx context.Context, o ScanOptions, fn func([]StatRo
 	if err != nil {
 		return err
 	}
+	win := windowOf(o.From, o.To)
 	buf := make([]StatRow, 4096)
 	var sel []StatRow
 	for _, fi := range files {
 		if !o.wantNode(fi.Node) {
 			continue
 		}
-		if err := scanFile(filepath.Join(fi.Root, fi.Path), buf, func(rows []StatRow) error {
+		if err := scanFile(filepath.Join(fi.Root, fi.Path), buf, "minute", win, func(rows []StatRow) error {
 			sel = sel[:0]
 			for _, r := range rows {
-				t := time.UnixMicro(r.Minute)
-				if (o.From.IsZero() || !t.Before(o.From)) && (o.To.IsZero() || t.Before(o.To)) {
+				if win.has(r.Minute) {
 					sel = append(sel, r)
 				}
 			}
@@ -243,18 +245,76 @@ func (s *Scanner) ScanStats(ctx context.Context, o ScanOptions, fn func([]StatRo
 	return nil
 }
 
-func scanFile[T any](path string, buf []T, fn func([]T) error) error {
+// window is the half-open time range [from, to) of a scan, in microseconds
+// since the epoch (the unit of the time and minute columns).
+type window struct{ from, to int64 }
+
+func windowOf(from, to time.Time) window {
+	w := window{from: math.MinInt64, to: math.MaxInt64}
+	if !from.IsZero() {
+		w.from = from.UnixMicro()
+	}
+	if !to.IsZero() {
+		w.to = to.UnixMicro()
+	}
+	return w
+}
+
+func (w window) has(t int64) bool { return t >= w.from && t < w.to }
+
+// overlaps reports whether a row group whose time column has the footer
+// statistics st can hold a row in w. Without usable statistics it can.
+func (w window) overlaps(st format.Statistics) bool {
+	if len(st.MinValue) != 8 || len(st.MaxValue) != 8 {
+		return true
+	}
+	lo, hi := int64(binary.LittleEndian.Uint64(st.MinValue)), int64(binary.LittleEndian.Uint64(st.MaxValue))
+	return hi >= w.from && lo < w.to
+}
+
+// rowGroupsSkipped counts the row groups scans skipped by their statistics
+// (tests read it).
+var rowGroupsSkipped atomic.Int64
+
+// scanFile reads path's rows into buf and hands them to fn, batch by batch,
+// skipping the row groups whose timeCol statistics fall outside w.
+func scanFile[T any](path string, buf []T, timeCol string, w window, fn func([]T) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	r := parquet.NewGenericReader[T](f)
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	pf, err := parquet.OpenFile(f, info.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return err
+	}
+	groups := pf.RowGroups()
+	keep := make([]parquet.RowGroup, 0, len(groups))
+	col, hasTime := pf.Schema().Lookup(timeCol)
+	for i, rg := range groups {
+		if hasTime && !w.overlaps(pf.Metadata().RowGroups[i].Columns[col.ColumnIndex].MetaData.Statistics) {
+			rowGroupsSkipped.Add(1)
+			continue
+		}
+		keep = append(keep, rg)
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	rg := keep[0]
+	if len(keep) > 1 {
+		rg = parquet.MultiRowGroup(keep...)
+	}
+	r := parquet.NewGenericRowGroupReader[T](rg)
 	defer r.Close()
-	// Never ask for more rows than the file has left: parquet-go v0.32 then
-	// decodes a page header per missing row and column (400k allocations to
-	// read a 500-row file into a 4096-row buffer).
-	for left := r.NumRows(); left > 0; {
+	// Never ask for more rows than are left: parquet-go v0.32 then decodes a
+	// page header per missing row and column (400k allocations to read a
+	// 500-row file into a 4096-row buffer).
+	for left := rg.NumRows(); left > 0; {
 		want := buf[:min(int64(len(buf)), left)]
 		clear(want)
 		n, err := r.Read(want)
@@ -292,7 +352,10 @@ type VerifyReport struct {
 	Entries int   `json:"manifest_entries"`
 	// Retired counts committed files of partitions that retention deleted
 	// (a "retention" entry in the chain names each partition).
-	Retired    int               `json:"files_retired"`
+	Retired int `json:"files_retired"`
+	// Compacted counts committed files that a compaction merged into a
+	// larger file (a "compaction" entry names each with its hash and rows).
+	Compacted  int               `json:"files_compacted"`
 	ChainHeads map[string]string `json:"chain_heads"` // node -> hash of its last entry
 	KeyIDs     []string          `json:"key_ids,omitempty"`
 	Findings   []Finding         `json:"findings"`
@@ -333,9 +396,13 @@ func Verify(root string, from, to time.Time, pub ed25519.PublicKey) (*VerifyRepo
 			continue
 		}
 		retired := map[string]bool{}
+		compacted := map[string]ReplacedFile{}
 		for _, e := range entries {
 			if e.Op == "retention" {
 				retired[e.Path] = true
+			}
+			for _, r := range e.Replaces {
+				compacted[r.Path] = r
 			}
 		}
 		prev := ""
@@ -358,18 +425,36 @@ func Verify(root string, from, to time.Time, pub ed25519.PublicKey) (*VerifyRepo
 			}
 			prev = e.Hash
 			rep.Entries++
-			if e.Op != "commit" {
+			if e.Op != "commit" && e.Op != "compaction" {
 				continue
 			}
 			date := dateOf(e.Path)
 			if !inRange(date) {
 				continue
 			}
+			if e.Op == "compaction" {
+				var sum int64
+				for _, r := range e.Replaces {
+					sum += r.Rows
+				}
+				if sum != e.Rows {
+					rep.Findings = append(rep.Findings, Finding{Kind: "rows", Path: e.Path, Node: node, What: fmt.Sprintf("compaction entry seq %d: %d rows, the %d files it replaces had %d", e.Seq, e.Rows, len(e.Replaces), sum)})
+				}
+			}
 			if retired[path.Dir(e.Path)] {
 				if _, err := os.Stat(filepath.Join(root, e.Path)); errors.Is(err, fs.ErrNotExist) {
 					rep.Retired++
 					continue
 				}
+			}
+			if r, ok := compacted[e.Path]; ok {
+				if r.SHA256 != e.SHA256 || r.Rows != e.Rows {
+					rep.Findings = append(rep.Findings, Finding{Kind: "chain", Path: e.Path, Node: node, What: fmt.Sprintf("a compaction replaced this file as sha256 %s with %d rows; its commit entry says %s with %d", short(r.SHA256), r.Rows, short(e.SHA256), e.Rows)})
+				}
+				// Its rows are in the compaction's output (if a crash kept
+				// it from being deleted, the writer's next start deletes it).
+				rep.Compacted++
+				continue
 			}
 			verifyFile(root, e, node, rep)
 		}
@@ -416,6 +501,7 @@ func VerifyAll(roots []string, from, to time.Time, pub ed25519.PublicKey) (*Veri
 		all.Rows += rep.Rows
 		all.Entries += rep.Entries
 		all.Retired += rep.Retired
+		all.Compacted += rep.Compacted
 		for node, h := range rep.ChainHeads {
 			if _, dup := all.ChainHeads[node]; dup {
 				node = node + " (" + root + ")"

@@ -100,7 +100,8 @@ type Writer struct {
 	seq       uint64
 	heads     map[string]chainHead // manifest chain head per node
 	closed    bool
-	slab      rowSlab // what the rows of one Write point to
+	slab      rowSlab       // what the rows of one Write point to
+	pending   *commitRecord // a compaction whose apply failed
 	part      partCache
 }
 
@@ -407,7 +408,7 @@ func (w *Writer) file(key partKey) (*openFile, error) {
 	}
 	hw := &hashingWriter{w: f, h: sha256.New()}
 	of := &openFile{key: key, tmp: tmp, f: f, hash: hw, buf: bufio.NewWriterSize(hw, 1<<20)}
-	of.flows = parquet.NewGenericWriter[FlowRow](of.buf, w.writerOptions(key)...)
+	of.flows = parquet.NewGenericWriter[FlowRow](of.buf, w.newFileOptions(key)...)
 	w.files[key] = of
 	w.m.openFiles.Set(float64(len(w.files)))
 	return of, nil
@@ -425,11 +426,27 @@ func (w *Writer) writerOptions(key partKey) []parquet.WriterOption {
 		parquet.Compression(pageCodec),
 		parquet.MaxRowsPerRowGroup(int64(w.cfg.RowGroupRows)),
 		parquet.PageBufferSize(pageBytes),
-		parquet.KeyValueMetadata("flowaudit.schema_version", SchemaVersion),
-		parquet.KeyValueMetadata("flowaudit.collector_version", w.cfg.CollectorVersion),
-		parquet.KeyValueMetadata("flowaudit.config_hash", w.cfg.ConfigHash),
-		parquet.KeyValueMetadata("flowaudit.node", UnsanitizeNode(key.node)),
-		parquet.KeyValueMetadata("flowaudit.table", key.table),
+	}
+}
+
+// newFileOptions are the options of a file the writer opens now: the layout
+// and the key-value metadata of the current configuration.
+func (w *Writer) newFileOptions(key partKey) []parquet.WriterOption {
+	opts := w.writerOptions(key)
+	for _, kv := range fileMetadata(key, w.cfg.CollectorVersion, w.cfg.ConfigHash) {
+		opts = append(opts, parquet.KeyValueMetadata(kv[0], kv[1]))
+	}
+	return opts
+}
+
+// fileMetadata is a file's key-value metadata (docs/format.md).
+func fileMetadata(key partKey, collectorVersion, configHash string) [5][2]string {
+	return [5][2]string{
+		{"flowaudit.schema_version", SchemaVersion},
+		{"flowaudit.collector_version", collectorVersion},
+		{"flowaudit.config_hash", configHash},
+		{"flowaudit.node", UnsanitizeNode(key.node)},
+		{"flowaudit.table", key.table},
 	}
 }
 
@@ -555,7 +572,7 @@ func (w *Writer) writeStats() error {
 			return fmt.Errorf("archive: %w", err)
 		}
 		hw := &hashingWriter{w: f, h: sha256.New()}
-		pw := parquet.NewGenericWriter[StatRow](hw, w.writerOptions(key)...)
+		pw := parquet.NewGenericWriter[StatRow](hw, w.newFileOptions(key)...)
 		if _, err := pw.Write(rows); err != nil {
 			f.Close()
 			return fmt.Errorf("archive: write %s: %w", tmp, err)

@@ -1,0 +1,330 @@
+package archive
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// compactSettle is how long after its end a UTC day is left alone before
+// its files are compacted: batches a node catches up with after downtime
+// still land in it.
+const compactSettle = 2 * time.Hour
+
+// ReplacedFile is a file a compaction merged into its output and then
+// deleted, as its manifest entry records it.
+type ReplacedFile struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes"`
+	Rows   int64  `json:"rows"`
+}
+
+// CompactResult is what one Compact did.
+type CompactResult struct {
+	Partitions int   // (table, date, node) partitions that got a compacted file
+	Inputs     int   // files merged (and deleted)
+	Outputs    int   // files written
+	Rows       int64 // rows in the files written
+}
+
+// Compact merges the small files of closed days (days that ended more than
+// two hours before now), per table, date and node, into files of up to the
+// writer's MaxFileRows and MaxFileBytes, in the order of their time. Files
+// of different collector versions or configurations are not merged.
+//
+// Every input is checked against its manifest entry (size and SHA-256)
+// before it is read, so a modified file is never laundered into a new hash;
+// the output must have exactly the inputs' rows. The output is committed
+// like any other file, then a "compaction" entry in the node's chain names
+// it and the files it replaces (path, SHA-256, bytes, rows), and only then
+// are the inputs deleted. After a crash, the writer's recovery finishes the
+// last group, and the next Compact deletes inputs a compaction entry names
+// that are still there; until then scanners skip them, and verify counts
+// them as compacted, not missing.
+func (w *Writer) Compact(now time.Time) (res CompactResult, err error) {
+	defer func() {
+		if err != nil {
+			w.m.writeErrors.WithLabelValues("compaction").Inc()
+		}
+	}()
+	if w.closed {
+		return res, errors.New("archive: compact: writer is closed")
+	}
+	if w.pending != nil {
+		if err := w.apply(w.pending); err != nil {
+			return res, err
+		}
+		w.pending = nil
+	}
+	for _, table := range []string{"flows", "stats"} {
+		dates, err := os.ReadDir(filepath.Join(w.cfg.Root, table))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("archive: compact: %w", err)
+		}
+		for _, de := range dates {
+			ds, ok := strings.CutPrefix(de.Name(), "date=")
+			if !ok || !de.IsDir() {
+				continue
+			}
+			day, err := time.Parse("2006-01-02", ds)
+			if err != nil || day.Add(24*time.Hour+compactSettle).After(now) {
+				continue
+			}
+			nodes, err := os.ReadDir(filepath.Join(w.cfg.Root, table, de.Name()))
+			if err != nil {
+				return res, fmt.Errorf("archive: compact: %w", err)
+			}
+			for _, ne := range nodes {
+				part, ok := strings.CutPrefix(ne.Name(), "node=")
+				if !ok || !ne.IsDir() {
+					continue
+				}
+				key := partKey{table: table, date: ds, node: part}
+				if _, open := w.files[key]; open {
+					continue // a backfill is writing into it right now
+				}
+				if err := w.compactPartition(key, now, &res); err != nil {
+					return res, err
+				}
+			}
+		}
+	}
+	return res, nil
+}
+
+// compactPartition compacts one (table, date, node) partition.
+func (w *Writer) compactPartition(key partKey, now time.Time, res *CompactResult) error {
+	node := UnsanitizeNode(key.node)
+	entries, err := readManifest(manifestPath(w.cfg.Root, node, key.date))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing committed here
+	}
+	if err != nil {
+		return err
+	}
+	dirRel := path.Join(key.table, "date="+key.date, "node="+key.node)
+	committed := map[string]ManifestEntry{}
+	replaced := map[string]bool{}
+	for _, e := range entries {
+		if path.Dir(e.Path) != dirRel {
+			continue
+		}
+		switch e.Op {
+		case "commit", "compaction":
+			committed[e.Path] = e
+		}
+		for _, r := range e.Replaces {
+			replaced[r.Path] = true
+		}
+	}
+	names, err := os.ReadDir(filepath.Join(w.cfg.Root, filepath.FromSlash(dirRel)))
+	if err != nil {
+		return fmt.Errorf("archive: compact: %w", err)
+	}
+	var inputs []ManifestEntry
+	for _, n := range names {
+		rel := path.Join(dirRel, n.Name())
+		if replaced[rel] {
+			// A compaction whose deletions a crash interrupted.
+			if err := os.Remove(filepath.Join(w.cfg.Root, filepath.FromSlash(rel))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("archive: compact: %w", err)
+			}
+			continue
+		}
+		// Only committed files: anything else is verify's to report.
+		if e, ok := committed[rel]; ok && strings.HasPrefix(n.Name(), "part-") {
+			inputs = append(inputs, e)
+		}
+	}
+	slices.SortFunc(inputs, func(a, b ManifestEntry) int { return strings.Compare(a.Path, b.Path) })
+	// Runs of consecutive files of one configuration, within the file limits.
+	var run []ManifestEntry
+	var rows, bytes int64
+	flush := func() error {
+		defer func() { run, rows, bytes = nil, 0, 0 }()
+		if len(run) < 2 {
+			return nil
+		}
+		return w.compactRun(key, run, now, res)
+	}
+	for _, e := range inputs {
+		if len(run) > 0 && (rows+e.Rows > int64(w.cfg.MaxFileRows) || bytes+e.Bytes > w.cfg.MaxFileBytes ||
+			e.CollectorVersion != run[0].CollectorVersion || e.ConfigHash != run[0].ConfigHash) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		run = append(run, e)
+		rows += e.Rows
+		bytes += e.Bytes
+	}
+	return flush()
+}
+
+// compactRun merges run (files of one partition, in time order) into one
+// file and commits it.
+func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res *CompactResult) (err error) {
+	for _, e := range run {
+		if err := checkCommitted(w.cfg.Root, e); err != nil {
+			return fmt.Errorf("archive: compact: %w", err)
+		}
+	}
+	dir := filepath.Join(w.cfg.Root, key.table, "date="+key.date, "node="+key.node)
+	tmp := filepath.Join(dir, fmt.Sprintf("%s%d-%s.parquet", tmpPrefix, w.seq+1, randHex(6)))
+	f, err := createFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("archive: compact: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	hw := &hashingWriter{w: f, h: sha256.New()}
+	buf := bufio.NewWriterSize(hw, 1<<20)
+	opts := w.writerOptions(key)
+	for _, kv := range fileMetadata(key, run[0].CollectorVersion, run[0].ConfigHash) {
+		opts = append(opts, parquet.KeyValueMetadata(kv[0], kv[1]))
+	}
+	var want, got int64
+	minT, maxT := run[0].MinTime, run[0].MaxTime
+	replaces := make([]ReplacedFile, 0, len(run))
+	for _, e := range run {
+		want += e.Rows
+		if e.MinTime.Before(minT) {
+			minT = e.MinTime
+		}
+		if e.MaxTime.After(maxT) {
+			maxT = e.MaxTime
+		}
+		replaces = append(replaces, ReplacedFile{Path: e.Path, SHA256: e.SHA256, Bytes: e.Bytes, Rows: e.Rows})
+	}
+	all := windowOf(time.Time{}, time.Time{})
+	var closeErr error
+	if key.table == "flows" {
+		of := &openFile{key: key, tmp: tmp, flows: parquet.NewGenericWriter[FlowRow](buf, opts...)}
+		buf := make([]FlowRow, 4096)
+		for _, e := range run {
+			err := scanFile(filepath.Join(w.cfg.Root, filepath.FromSlash(e.Path)), buf, "time", all, func(rows []FlowRow) error {
+				for i := range rows {
+					of.labels = of.labels || len(rows[i].SourceLabels) > 0 || len(rows[i].DestLabels) > 0
+				}
+				got += int64(len(rows))
+				of.rowBuf = rows
+				return of.flushRows()
+			})
+			if err != nil {
+				return fmt.Errorf("archive: compact: read %s: %w", e.Path, err)
+			}
+		}
+		closeErr = of.flows.Close()
+	} else {
+		pw := parquet.NewGenericWriter[StatRow](buf, opts...)
+		buf := make([]StatRow, 4096)
+		for _, e := range run {
+			err := scanFile(filepath.Join(w.cfg.Root, filepath.FromSlash(e.Path)), buf, "minute", all, func(rows []StatRow) error {
+				got += int64(len(rows))
+				_, err := pw.Write(rows)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("archive: compact: read %s: %w", e.Path, err)
+			}
+		}
+		closeErr = pw.Close()
+	}
+	if closeErr != nil {
+		return fmt.Errorf("archive: compact: close %s: %w", tmp, closeErr)
+	}
+	if got != want {
+		return fmt.Errorf("archive: compact: %d rows read from %d files whose manifest entries say %d", got, len(run), want)
+	}
+	if err := buf.Flush(); err != nil {
+		return fmt.Errorf("archive: compact: write %s: %w", tmp, err)
+	}
+	of := &openFile{key: key, tmp: tmp, f: f, hash: hw, rows: got, minT: minT.UnixMicro(), maxT: maxT.UnixMicro()}
+	rec := commitRecord{Seq: w.seq + 1, Time: now.UTC(), Checkpoints: w.committed}
+	if err := w.finishFile(of, &rec); err != nil {
+		return err
+	}
+	rec.Files[0].Op, rec.Files[0].Replaces = "compaction", replaces
+	rec.Files[0].CollectorVersion, rec.Files[0].ConfigHash = run[0].CollectorVersion, run[0].ConfigHash
+	if err := w.writeCommitRecord(&rec); err != nil {
+		return err
+	}
+	w.seq = rec.Seq // the record is durable: its seq is taken
+	if err := w.apply(&rec); err != nil {
+		w.pending = &rec // the next Compact finishes it
+		return err
+	}
+	w.pruneCommitRecords()
+	res.Partitions++
+	res.Inputs += len(run)
+	res.Outputs++
+	res.Rows += got
+	w.m.compactedFiles.Add(float64(len(run)))
+	return nil
+}
+
+// checkCommitted checks that a committed file still has its manifest
+// entry's size and SHA-256.
+func checkCommitted(root string, e ManifestEntry) error {
+	f, err := os.Open(filepath.Join(root, filepath.FromSlash(e.Path)))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", e.Path, err)
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); n != e.Bytes || sum != e.SHA256 {
+		return fmt.Errorf("%s: %d bytes with sha256 %s, manifest says %d bytes with %s: not compacting a file that changed since it was committed (run flowaudit verify)", e.Path, n, short(sum), e.Bytes, short(e.SHA256))
+	}
+	return nil
+}
+
+// replacedFiles returns the paths that compaction entries of the manifest
+// at path replaced. A manifest without compaction entries is not parsed.
+func replacedFiles(manifest string) (map[string]bool, error) {
+	b, err := os.ReadFile(manifest)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("archive: manifest %s: %w", manifest, err)
+	}
+	if !bytes.Contains(b, []byte(`"op":"compaction"`)) {
+		return nil, nil
+	}
+	entries, err := parseManifest(manifest, b)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, e := range entries {
+		for _, r := range e.Replaces {
+			out[r.Path] = true
+		}
+	}
+	return out, nil
+}

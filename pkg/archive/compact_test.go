@@ -1,0 +1,286 @@
+package archive
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+)
+
+var (
+	compactDay = time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
+	compactNow = time.Date(2026, 1, 12, 6, 0, 0, 0, time.UTC)
+)
+
+// commitFlows writes flows uuids from..to-1 at day+i minutes on nodes n1 and
+// n2 and commits them (one flows and one stats file per node).
+func commitFlows(t *testing.T, w *Writer, day time.Time, from, to int) {
+	t.Helper()
+	b := &flow.Batch{}
+	for i := from; i < to; i++ {
+		f := b.Next()
+		f.Reset()
+		f.Uuid = strconv.Itoa(i)
+		f.Time = timestamppb.New(day.Add(time.Duration(i) * time.Minute))
+		f.NodeName = []string{"c/n1", "c/n2"}[i%2]
+		f.Verdict = flowpb.Verdict_FORWARDED
+		f.Source = &flowpb.Endpoint{Namespace: "ns", Labels: []string{"k8s:app=a" + strconv.Itoa(i%3)}}
+		b.AddStat(f.NodeName, f.Time.GetSeconds()/60*60, flow.Counts{Seen: 1, Kept: 1})
+	}
+	b.Checkpoint = flow.Checkpoint{Source: "t", Position: strconv.Itoa(to)}
+	if err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func partFiles(t *testing.T, root, table string, day time.Time, node string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(root, table, "date="+day.Format("2006-01-02"), "node="+SanitizeNode(node), "part-*.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func statRows(t *testing.T, root string) map[int64]uint64 {
+	t.Helper()
+	sc, err := OpenScanner(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int64]uint64{}
+	err = sc.ScanStats(context.Background(), ScanOptions{}, func(rows []StatRow) error {
+		for _, r := range rows {
+			seen[r.Minute] += r.FlowsSeen
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seen
+}
+
+func verifyClean(t *testing.T, root string) *VerifyReport {
+	t.Helper()
+	rep, err := Verify(root, time.Time{}, time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Findings) > 0 {
+		t.Fatalf("verify: %+v", rep.Findings)
+	}
+	return rep
+}
+
+// TestCompactMergesClosedDays: the files of a closed day become one file
+// per table and node with the same rows; the open day is left alone; verify
+// stays clean and counts the merged files; a second run does nothing; a
+// late file of the closed day is merged with the compacted one.
+func TestCompactMergesClosedDays(t *testing.T) {
+	root := t.TempDir()
+	w, err := Open(Config{Root: root}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		commitFlows(t, w, compactDay, i*40, (i+1)*40)
+	}
+	commitFlows(t, w, compactNow.Truncate(24*time.Hour), 1000, 1010)
+	commitFlows(t, w, compactNow.Truncate(24*time.Hour), 1010, 1020)
+	flowsBefore, statsBefore := scanUUIDs(t, root), statRows(t, root)
+	if n := len(partFiles(t, root, "flows", compactDay, "c/n1")); n != 5 {
+		t.Fatalf("%d files before compaction, want 5", n)
+	}
+
+	res, err := w.Compact(compactNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two nodes, two tables: 4 outputs of 5 inputs each.
+	if res.Outputs != 4 || res.Inputs != 20 || res.Partitions != 4 {
+		t.Fatalf("compaction: %+v, want 4 outputs of 20 inputs", res)
+	}
+	for _, node := range []string{"c/n1", "c/n2"} {
+		for _, table := range []string{"flows", "stats"} {
+			if n := len(partFiles(t, root, table, compactDay, node)); n != 1 {
+				t.Errorf("%s %s: %d files after compaction, want 1", table, node, n)
+			}
+		}
+		if n := len(partFiles(t, root, "flows", compactNow, node)); n != 2 {
+			t.Errorf("the open day of %s: %d files, want its 2 untouched", node, n)
+		}
+	}
+	if got := scanUUIDs(t, root); !equalCounts(got, flowsBefore) {
+		t.Fatalf("flows after compaction differ: %d uuids, want %d", len(got), len(flowsBefore))
+	}
+	if got := statRows(t, root); !equalCounts(got, statsBefore) {
+		t.Fatalf("stats after compaction differ")
+	}
+	rep := verifyClean(t, root)
+	if rep.Compacted != 20 {
+		t.Fatalf("verify counted %d compacted files, want 20", rep.Compacted)
+	}
+	entries, err := readManifest(manifestPath(root, "c/n1", "2026-01-10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var comp []ManifestEntry
+	for _, e := range entries {
+		if e.Op == "compaction" {
+			comp = append(comp, e)
+		}
+	}
+	if len(comp) != 2 || comp[0].Table != "flows" || comp[0].Rows != 100 || len(comp[0].Replaces) != 5 || comp[1].Table != "stats" || len(comp[1].Replaces) != 5 {
+		t.Fatalf("compaction entries of c/n1: %+v, want flows (100 rows) and stats, 5 files each", comp)
+	}
+
+	if res, err := w.Compact(compactNow); err != nil || res.Outputs != 0 {
+		t.Fatalf("second compaction: %+v, %v; want nothing to do", res, err)
+	}
+
+	// A node catching up writes into the closed day again.
+	commitFlows(t, w, compactDay, 200, 210)
+	if res, err := w.Compact(compactNow); err != nil || res.Outputs != 4 || res.Inputs != 8 {
+		t.Fatalf("compaction of a late file: %+v, %v; want 4 outputs of 8 inputs", res, err)
+	}
+	want := scanUUIDs(t, root)
+	if len(want) != 230 {
+		t.Fatalf("%d flows, want 230", len(want))
+	}
+	for u, n := range want {
+		if n != 1 {
+			t.Fatalf("uuid %s archived %d times", u, n)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	verifyClean(t, root)
+
+	// The compacted file is evidence like any other.
+	out := partFiles(t, root, "flows", compactDay, "c/n1")[0]
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 1
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Verify(root, time.Time{}, time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Findings) != 1 || rep.Findings[0].Kind != "modified" {
+		t.Fatalf("verify after modifying the compacted file: %+v", rep.Findings)
+	}
+}
+
+func equalCounts[K comparable, V comparable](a, b map[K]V) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCompactRefusesAModifiedFile: a file that changed since its commit is
+// not merged (its new content would get a valid hash); nothing is deleted.
+func TestCompactRefusesAModifiedFile(t *testing.T) {
+	root := t.TempDir()
+	w, err := Open(Config{Root: root}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		commitFlows(t, w, compactDay, i*10, (i+1)*10)
+	}
+	files := partFiles(t, root, "flows", compactDay, "c/n1")
+	b, err := os.ReadFile(files[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(files[1], b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.Compact(compactNow)
+	if err == nil || !strings.Contains(err.Error(), filepath.Base(files[1])) || !strings.Contains(err.Error(), "changed since it was committed") {
+		t.Fatalf("compaction over a modified file: %v", err)
+	}
+	if n := len(partFiles(t, root, "flows", compactDay, "c/n1")); n != 3 {
+		t.Fatalf("%d files left, want the 3 untouched", n)
+	}
+}
+
+// TestCompactionInterruptedBeforeDeletion: a crash after the compaction was
+// recorded but before its inputs were deleted leaves them on disk; readers
+// and verify do not count them twice, and the next compaction deletes them.
+func TestCompactionInterruptedBeforeDeletion(t *testing.T) {
+	root := t.TempDir()
+	w, err := Open(Config{Root: root}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		commitFlows(t, w, compactDay, i*10, (i+1)*10)
+	}
+	inputs := partFiles(t, root, "flows", compactDay, "c/n1")
+	saved := map[string][]byte{}
+	for _, p := range inputs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved[p] = b
+	}
+	if _, err := w.Compact(compactNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Abort(); err != nil { // the crash
+		t.Fatal(err)
+	}
+	for p, b := range saved { // as if the deletions had not happened
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for u, n := range scanUUIDs(t, root) {
+		if n != 1 {
+			t.Fatalf("uuid %s read %d times with the compaction's inputs still on disk", u, n)
+		}
+	}
+	verifyClean(t, root)
+	w2, err := Open(Config{Root: root}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if res, err := w2.Compact(compactNow); err != nil || res.Outputs != 0 {
+		t.Fatalf("compaction after the crash: %+v, %v; want only the deletions finished", res, err)
+	}
+	for _, p := range inputs {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s still there after the next compaction: %v", filepath.Base(p), err)
+		}
+	}
+	if n := len(scanUUIDs(t, root)); n != 30 {
+		t.Fatalf("%d flows after recovery, want 30", n)
+	}
+}
