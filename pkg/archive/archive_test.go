@@ -277,8 +277,12 @@ func TestExactlyOnceUnderSIGKILL(t *testing.T) {
 	if len(seen) != total {
 		t.Fatalf("%d rows, want %d", len(seen), total)
 	}
-	if rep, err := Verify(root, time.Time{}, time.Time{}, nil); err != nil || !rep.OK() {
+	rep, err := Verify(root, time.Time{}, time.Time{}, nil)
+	if err != nil || !rep.OK() {
 		t.Fatalf("verify after kills: %v %+v", err, rep.Findings)
+	}
+	if rep.Compacted == 0 {
+		t.Fatal("no file was compacted")
 	}
 }
 
@@ -289,7 +293,7 @@ func TestArchiveChild(t *testing.T) {
 		t.Skip("child process of TestExactlyOnceUnderSIGKILL")
 	}
 	total, _ := strconv.Atoi(os.Getenv("FLOWAUDIT_ARCHIVE_TOTAL"))
-	w, err := Open(Config{Root: root, MaxFileRows: 700}, nil, nil)
+	w, err := Open(Config{Root: root, MaxFileRows: 700, CompactMaxRows: 1 << 20}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,6 +304,13 @@ func TestArchiveChild(t *testing.T) {
 	for i := start; i < total; i += 100 {
 		if err := w.Write(batch(i, min(i+100, total))); err != nil {
 			t.Fatal(err)
+		}
+		// Both days of the batches are closed three days later: the
+		// kills also land in compactions, between and inside them.
+		if i%1000 == 900 {
+			if _, err := w.Compact(t0.Add(72 * time.Hour)); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if err := w.Close(); err != nil {

@@ -155,6 +155,10 @@ func (w *Writer) compactPartition(key partKey, now time.Time, res *CompactResult
 	}
 	slices.SortFunc(inputs, func(a, b ManifestEntry) int { return strings.Compare(a.Path, b.Path) })
 	// Runs of consecutive files of one configuration, within the file limits.
+	maxRows := w.cfg.CompactMaxRows
+	if maxRows <= 0 {
+		maxRows = w.cfg.MaxFileRows
+	}
 	var run []ManifestEntry
 	var rows, bytes int64
 	flush := func() error {
@@ -165,7 +169,7 @@ func (w *Writer) compactPartition(key partKey, now time.Time, res *CompactResult
 		return w.compactRun(key, run, now, res)
 	}
 	for _, e := range inputs {
-		if len(run) > 0 && (rows+e.Rows > int64(w.cfg.MaxFileRows) || bytes+e.Bytes > w.cfg.MaxFileBytes ||
+		if len(run) > 0 && (rows+e.Rows > int64(maxRows) || bytes+e.Bytes > w.cfg.MaxFileBytes ||
 			e.CollectorVersion != run[0].CollectorVersion || e.ConfigHash != run[0].ConfigHash) {
 			if err := flush(); err != nil {
 				return err

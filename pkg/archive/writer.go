@@ -26,11 +26,14 @@ import (
 
 // Config configures a Writer.
 type Config struct {
-	Root             string        // archive root directory
-	MaxFileBytes     int64         // rotate when the open files' estimated size reaches this (default 128 MiB)
-	MaxFileRows      int           // rotate when the open files hold this many rows (default 1M)
-	MaxFileAge       time.Duration // rotate when the oldest open file is this old (default 5m)
-	RowGroupRows     int           // rows per row group (default 128k)
+	Root         string        // archive root directory
+	MaxFileBytes int64         // rotate when the open files' estimated size reaches this (default 128 MiB)
+	MaxFileRows  int           // rotate when the open files hold this many rows (default 1M)
+	MaxFileAge   time.Duration // rotate when the oldest open file is this old (default 5m)
+	RowGroupRows int           // rows per row group (default 128k)
+	// CompactMaxRows bounds the rows of a file that compaction writes
+	// (default MaxFileRows).
+	CompactMaxRows   int
 	CollectorVersion string
 	ConfigHash       string
 	SigningKey       ed25519.PrivateKey // optional: signs every manifest entry
