@@ -115,3 +115,61 @@ func TestScanOfACorruptFileIsAnError(t *testing.T) {
 		t.Fatalf("scan of a truncated file: %v, want an error naming %s", err, filepath.Base(files[0]))
 	}
 }
+
+// TestParallelScan: reading several files at a time yields every row once,
+// never calls fn concurrently, and still reports a damaged file.
+func TestParallelScan(t *testing.T) {
+	root := t.TempDir()
+	w, err := Open(Config{Root: root, MaxFileRows: 300}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3000; i += 100 {
+		if err := w.Write(batch(i, i+100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := OpenScanner(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := sc.Files("flows", time.Time{}, time.Time{})
+	if len(files) < 8 {
+		t.Fatalf("%d files, want several", len(files))
+	}
+	seen := map[string]int{}
+	inFn := false
+	err = sc.ScanFlows(context.Background(), ScanOptions{Parallel: 4}, func(rows []FlowRow) error {
+		if inFn {
+			t.Error("fn called concurrently")
+		}
+		inFn = true
+		defer func() { inFn = false }()
+		for _, r := range rows {
+			seen[*r.UUID]++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 3000 {
+		t.Fatalf("%d rows, want 3000", len(seen))
+	}
+	for u, n := range seen {
+		if n != 1 {
+			t.Fatalf("row %s read %d times", u, n)
+		}
+	}
+	bad := filepath.Join(files[len(files)/2].Root, files[len(files)/2].Path)
+	if err := os.Truncate(bad, 100); err != nil {
+		t.Fatal(err)
+	}
+	err = sc.ScanFlows(context.Background(), ScanOptions{Parallel: 4}, func([]FlowRow) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), filepath.Base(bad)) {
+		t.Fatalf("parallel scan over a damaged file: %v", err)
+	}
+}

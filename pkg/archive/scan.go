@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,10 @@ type FileInfo struct {
 type ScanOptions struct {
 	From, To time.Time
 	Nodes    []string
+	// Parallel reads this many files at a time (0 or 1: one, in path
+	// order). Batches then come in no particular order, but fn is never
+	// called concurrently.
+	Parallel int
 }
 
 // Scanner reads one archive, or several archive roots as one (the DaemonSet
@@ -185,13 +190,10 @@ func ScanFlowsAs[T any](ctx context.Context, s *Scanner, o ScanOptions, timeOf f
 		return err
 	}
 	win := windowOf(o.From, o.To)
-	buf := make([]T, 4096)
-	var sel []T
-	for _, fi := range files {
-		if !o.wantNode(fi.Node) {
-			continue
-		}
-		if err := scanFile(filepath.Join(fi.Root, fi.Path), buf, "time", win, func(rows []T) error {
+	var mu sync.Mutex // serialises fn
+	scan := func(fi FileInfo, buf, sel []T) ([]T, error) {
+		path := filepath.Join(fi.Root, fi.Path)
+		err := scanFile(path, buf, "time", win, func(rows []T) error {
 			sel = sel[:0]
 			for i := range rows {
 				if win.has(timeOf(&rows[i])) {
@@ -201,15 +203,65 @@ func ScanFlowsAs[T any](ctx context.Context, s *Scanner, o ScanOptions, timeOf f
 			if len(sel) == 0 {
 				return ctx.Err()
 			}
+			mu.Lock()
+			defer mu.Unlock()
 			if err := fn(sel); err != nil {
 				return err
 			}
 			return ctx.Err()
-		}); err != nil {
-			return fmt.Errorf("archive: scan %s: %w", filepath.Join(fi.Root, fi.Path), err)
+		})
+		if err != nil {
+			return sel, fmt.Errorf("archive: scan %s: %w", path, err)
+		}
+		return sel, nil
+	}
+	var todo []FileInfo
+	for _, fi := range files {
+		if o.wantNode(fi.Node) {
+			todo = append(todo, fi)
 		}
 	}
-	return nil
+	workers := min(max(o.Parallel, 1), len(todo))
+	if workers <= 1 {
+		buf, sel := make([]T, 4096), []T(nil)
+		for _, fi := range todo {
+			if sel, err = scan(fi, buf, sel); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan FileInfo)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf, sel := make([]T, 4096), []T(nil)
+			for fi := range next {
+				var err error
+				if sel, err = scan(fi, buf, sel); err != nil {
+					cancel(err)
+				}
+			}
+		}()
+	}
+feed:
+	for _, fi := range todo {
+		select {
+		case next <- fi:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
 }
 
 // ScanStats calls fn with the stats rows whose minute is in [o.From, o.To).

@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,8 +29,15 @@ type Options struct {
 	// Namespaces keeps only flows from or to these namespaces (nil: all);
 	// coverage (per node) is not filtered.
 	Namespaces []string
-	Now        time.Time // generation time (tests)
+	// Parallel is how many archive files are read at a time (0:
+	// DefaultParallel). Each reader holds its own decoding buffers.
+	Parallel int
+	Now      time.Time // generation time (tests)
 }
+
+// DefaultParallel reads a file per CPU, at most 4: parquet-go's decoding is
+// most of a report's time, and each reader adds its buffers to the memory.
+func DefaultParallel() int { return min(runtime.GOMAXPROCS(0), 4) }
 
 // Count is one labelled number with the DuckDB SQL that reproduces it.
 type Count struct {
@@ -183,6 +191,12 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Files are read in parallel (parquet-go's decoding is most of the
+	// time); the aggregation is serialised and independent of row order.
+	par := o.Parallel
+	if par <= 0 {
+		par = DefaultParallel()
+	}
 	opts := archive.ScanOptions{From: from, To: to, Nodes: o.Nodes}
 	priv := o.PrivilegedPorts
 	if priv == nil {
@@ -193,14 +207,16 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	agg.namespaceFilter = o.Namespaces
 	prevFrom, _ := Bounds(from.In(o.Location).AddDate(0, -1, 0), o.Location)
 	prev := &previousPairs{namespaces: o.Namespaces, seen: map[pairKey]bool{}}
-	if err := archive.ScanFlowsAs(ctx, sc, archive.ScanOptions{From: prevFrom, To: from, Nodes: o.Nodes}, flowRowTime, func(rows []flowRow) error {
+	if err := archive.ScanFlowsAs(ctx, sc, archive.ScanOptions{From: prevFrom, To: from, Nodes: o.Nodes, Parallel: par}, flowRowTime, func(rows []flowRow) error {
 		prev.add(rows)
 		return ctx.Err()
 	}); err != nil {
 		return nil, err
 	}
 	agg.previous = prev.seen
-	err = archive.ScanFlowsAs(ctx, sc, opts, flowRowTime, func(rows []flowRow) error {
+	flowOpts := opts
+	flowOpts.Parallel = par
+	err = archive.ScanFlowsAs(ctx, sc, flowOpts, flowRowTime, func(rows []flowRow) error {
 		agg.add(rows)
 		return ctx.Err()
 	})
