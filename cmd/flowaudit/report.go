@@ -144,7 +144,7 @@ reproduces it. --month previous is the month before the current one in --tz.`,
 	f.StringSliceVar(&nodes, "node", nil, "only these nodes (cluster/node); repeatable")
 	f.StringSliceVar(&namespaces, "namespace", nil, "only flows from or to these namespaces; repeatable (coverage stays per node)")
 	f.IntVar(&top, "top", 20, "rows in the top-N tables")
-	f.IntVar(&parallel, "parallel", report.DefaultParallel(), "archive files read at a time (each adds about 100 MiB of peak memory; 1: one after another, least memory)")
+	f.IntVar(&parallel, "parallel", report.DefaultParallel(), "archive files read at a time (1: one after another, least memory)")
 	f.StringVar(&zonesFile, "zones", "", "YAML file of sensitive zones (docs/report.md)")
 	f.StringVar(&privileged, "privileged-ports", "", "privileged destination ports: a file or a list like 22,3389,6443 (default SSH, RDP, kube-apiserver, databases)")
 	_ = cmd.MarkFlagRequired("month")

@@ -221,11 +221,22 @@ func ScanFlowsAs[T any](ctx context.Context, s *Scanner, o ScanOptions, timeOf f
 			todo = append(todo, fi)
 		}
 	}
-	workers := min(max(o.Parallel, 1), len(todo))
+	type state struct{ buf, sel []T }
+	return forEachFile(ctx, todo, o.Parallel, func() *state { return &state{buf: make([]T, 4096)} }, func(st *state, fi FileInfo) error {
+		var err error
+		st.sel, err = scan(fi, st.buf, st.sel)
+		return err
+	})
+}
+
+// forEachFile calls do for each file, on up to parallel goroutines, each
+// with its own state from newState; the first error stops the others.
+func forEachFile[S any](ctx context.Context, files []FileInfo, parallel int, newState func() S, do func(S, FileInfo) error) error {
+	workers := min(max(parallel, 1), len(files))
 	if workers <= 1 {
-		buf, sel := make([]T, 4096), []T(nil)
-		for _, fi := range todo {
-			if sel, err = scan(fi, buf, sel); err != nil {
+		st := newState()
+		for _, fi := range files {
+			if err := do(st, fi); err != nil {
 				return err
 			}
 		}
@@ -239,17 +250,16 @@ func ScanFlowsAs[T any](ctx context.Context, s *Scanner, o ScanOptions, timeOf f
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf, sel := make([]T, 4096), []T(nil)
+			st := newState()
 			for fi := range next {
-				var err error
-				if sel, err = scan(fi, buf, sel); err != nil {
+				if err := do(st, fi); err != nil {
 					cancel(err)
 				}
 			}
 		}()
 	}
 feed:
-	for _, fi := range todo {
+	for _, fi := range files {
 		select {
 		case next <- fi:
 		case <-ctx.Done():
@@ -262,6 +272,46 @@ feed:
 		return err
 	}
 	return ctx.Err()
+}
+
+// RowGroupFunc receives one row group of a scan: its Parquet schema, and the
+// state that the goroutine calling it was given.
+type RowGroupFunc[S any] func(st S, rg parquet.RowGroup) error
+
+// ScanFlowRowGroups calls fn with the row groups of the flows table that may
+// hold rows in [o.From, o.To) (partitions and row-group statistics prune the
+// rest; fn still checks each row's time), on up to o.Parallel goroutines at
+// once, each with its own state from newState. For readers that decode
+// columns themselves; ScanFlowsAs is the row-at-a-time form.
+func ScanFlowRowGroups[S any](ctx context.Context, s *Scanner, o ScanOptions, newState func() S, fn RowGroupFunc[S]) error {
+	files, err := s.Files("flows", o.From, o.To)
+	if err != nil {
+		return err
+	}
+	var todo []FileInfo
+	for _, fi := range files {
+		if o.wantNode(fi.Node) {
+			todo = append(todo, fi)
+		}
+	}
+	win := windowOf(o.From, o.To)
+	return forEachFile(ctx, todo, o.Parallel, newState, func(st S, fi FileInfo) error {
+		path := filepath.Join(fi.Root, fi.Path)
+		f, groups, err := openRowGroups(path, "time", win)
+		if err != nil {
+			return fmt.Errorf("archive: scan %s: %w", path, err)
+		}
+		defer f.Close()
+		for _, rg := range groups {
+			if err := fn(st, rg); err != nil {
+				return fmt.Errorf("archive: scan %s: %w", path, err)
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // ScanStats calls fn with the stats rows whose minute is in [o.From, o.To).
@@ -328,24 +378,28 @@ func (w window) overlaps(st format.Statistics) bool {
 // (tests read it).
 var rowGroupsSkipped atomic.Int64
 
-// scanFile reads path's rows into buf and hands them to fn, batch by batch,
-// skipping the row groups whose timeCol statistics fall outside w.
-func scanFile[T any](path string, buf []T, timeCol string, w window, fn func([]T) error) error {
-	f, err := os.Open(path)
+// openRowGroups opens the Parquet file at path and returns its row groups
+// whose timeCol statistics overlap w. The caller closes f.
+func openRowGroups(path, timeCol string, w window) (f *os.File, keep []parquet.RowGroup, err error) {
+	f, err = os.Open(path)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer f.Close()
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
 	info, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	pf, err := parquet.OpenFile(f, info.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	groups := pf.RowGroups()
-	keep := make([]parquet.RowGroup, 0, len(groups))
+	keep = make([]parquet.RowGroup, 0, len(groups))
 	col, hasTime := pf.Schema().Lookup(timeCol)
 	for i, rg := range groups {
 		if hasTime && !w.overlaps(pf.Metadata().RowGroups[i].Columns[col.ColumnIndex].MetaData.Statistics) {
@@ -354,6 +408,17 @@ func scanFile[T any](path string, buf []T, timeCol string, w window, fn func([]T
 		}
 		keep = append(keep, rg)
 	}
+	return f, keep, nil
+}
+
+// scanFile reads path's rows into buf and hands them to fn, batch by batch,
+// skipping the row groups whose timeCol statistics fall outside w.
+func scanFile[T any](path string, buf []T, timeCol string, w window, fn func([]T) error) error {
+	f, keep, err := openRowGroups(path, timeCol, w)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
 	if len(keep) == 0 {
 		return nil
 	}

@@ -207,20 +207,13 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	agg.namespaceFilter = o.Namespaces
 	prevFrom, _ := Bounds(from.In(o.Location).AddDate(0, -1, 0), o.Location)
 	prev := &previousPairs{namespaces: o.Namespaces, seen: map[pairKey]bool{}}
-	if err := archive.ScanFlowsAs(ctx, sc, archive.ScanOptions{From: prevFrom, To: from, Nodes: o.Nodes, Parallel: par}, flowRowTime, func(rows []flowRow) error {
-		prev.add(rows)
-		return ctx.Err()
-	}); err != nil {
+	if err := scanRows(ctx, sc, archive.ScanOptions{From: prevFrom, To: from, Nodes: o.Nodes, Parallel: par}, prev.add); err != nil {
 		return nil, err
 	}
 	agg.previous = prev.seen
 	flowOpts := opts
 	flowOpts.Parallel = par
-	err = archive.ScanFlowsAs(ctx, sc, flowOpts, flowRowTime, func(rows []flowRow) error {
-		agg.add(rows)
-		return ctx.Err()
-	})
-	if err != nil {
+	if err := scanRows(ctx, sc, flowOpts, agg.add); err != nil {
 		return nil, err
 	}
 	agg.finish(rep, o.TopN)
