@@ -223,8 +223,12 @@ func TestFileCoalescesReadsOfABusyFile(t *testing.T) {
 	w.lj.Close()
 	exactly(t, d.seqs, n)
 	reads := d.cps - before
-	if most := int(elapsed/coalesceWait) + 3; reads > most {
-		t.Fatalf("%d batches for %d bursts in %s: want at most %d (one read per %s)", reads, n/10, elapsed, most, coalesceWait)
+	// Without coalescing there is a batch per burst (300); with it, about
+	// one per 50 ms of the run (~10 here). A read that meets a writer still
+	// writing may take another batch, so the bound is loose and independent
+	// of the machine's speed.
+	if most := n / 10 / 3; reads > most {
+		t.Fatalf("%d batches for %d bursts in %s: want at most %d (reads coalesced every %s)", reads, n/10, elapsed, most, coalesceWait)
 	}
 	t.Logf("%d batches for %d bursts in %s", reads, n/10, elapsed)
 }

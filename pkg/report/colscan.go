@@ -21,6 +21,12 @@ import (
 // allocating (the columns are dictionary-encoded and repeat), and list
 // elements and optional numbers live in slabs reused batch after batch.
 //
+// The strings handed to the aggregator must never change afterwards: a Go
+// map assignment (m[k]++) on an existing key stores the assigned key's
+// strings, so the aggregator's keys end up pointing at the rows' strings.
+// Interned strings are immutable; a per-batch arena that is overwritten is
+// not (tried: it corrupted the report's keys).
+//
 // Filled: every field of flowRow, except Workload.Kind and the Policy
 // fields other than Name and Namespace, which the report does not read.
 // TestColumnScanMatchesRowScan compares the result with parquet-go's rows.
