@@ -128,6 +128,10 @@ func (c *cursor) open(cc parquet.ColumnChunk, maxDef int) {
 		c.buf = make([]parquet.Value, 1024)
 		c.strs = map[string]*string{}
 	}
+	// Interned per row group (whose dictionaries bound the distinct values):
+	// over a month the table would hold every IP and name ever seen.
+	clear(c.strs)
+	c.last = nil
 }
 
 func (c *cursor) close() {
