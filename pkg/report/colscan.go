@@ -99,6 +99,7 @@ type cursor struct {
 	i, n   int
 	eof    bool
 	maxDef int
+	absent bool // the file has no such column: every row NULL
 
 	// Strings are interned per column; consecutive rows often repeat the
 	// last one (a pod's flows, its labels).
@@ -123,7 +124,7 @@ func (c *cursor) str(b []byte) *string {
 
 func (c *cursor) open(cc parquet.ColumnChunk, maxDef int) {
 	c.close()
-	c.pages, c.vr, c.i, c.n, c.eof, c.maxDef = cc.Pages(), nil, 0, 0, false, maxDef
+	c.pages, c.vr, c.i, c.n, c.eof, c.maxDef, c.absent = cc.Pages(), nil, 0, 0, false, maxDef, false
 	if c.buf == nil {
 		c.buf = make([]parquet.Value, 1024)
 		c.strs = map[string]*string{}
@@ -202,7 +203,13 @@ func (c *colScan) rowGroup(rg parquet.RowGroup, fn func([]flowRow) error) (err e
 	for i, spec := range cols {
 		leaf, ok := schema.Lookup(strings.Split(spec.path, ".")...)
 		if !ok {
-			return fmt.Errorf("column %s: not in the file", spec.path)
+			if spec.kind == kTime {
+				return fmt.Errorf("column %s: not in the file", spec.path)
+			}
+			// A file of a schema without the column: NULL in every row.
+			c.cur[i].close()
+			c.cur[i].absent = true
+			continue
 		}
 		c.cur[i].open(chunks[leaf.ColumnIndex], leaf.MaxDefinitionLevel)
 	}
@@ -250,6 +257,9 @@ func (cur *cursor) next() (*parquet.Value, error) {
 
 // fill reads the values of len(rows) rows of one column into rows.
 func (c *colScan) fill(cur *cursor, spec colSpec, rows []flowRow) error {
+	if cur.absent {
+		return nil // the rows were cleared: NULL
+	}
 	switch spec.kind {
 	case kTime:
 		for r := range rows {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"github.com/parquet-go/parquet-go"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -152,5 +155,54 @@ func TestColumnScanMatchesRowScan(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("row %d:\n column %s\n    row %s", i, got[i], want[i])
 		}
+	}
+}
+
+// TestColumnScanOfAnOlderSchema: a file without some of the report's
+// columns (another schema version) reads them as NULL, like parquet-go's
+// row reader does.
+func TestColumnScanOfAnOlderSchema(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "flows", "date=2026-01-05", "node=n1")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	type older struct {
+		Time    int64   `parquet:"time,timestamp(microsecond:utc)"`
+		Verdict *string `parquet:"verdict,optional,dict"`
+		NodeNm  *string `parquet:"node_name,optional,dict"`
+	}
+	f, err := os.Create(filepath.Join(dir, "part-00000000000000000001-000001-x.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, n := "DROPPED", "n1"
+	t0 := time.Date(2026, 1, 5, 1, 0, 0, 0, time.UTC)
+	w := parquet.NewGenericWriter[older](f)
+	if _, err := w.Write([]older{{Time: t0.UnixMicro(), Verdict: &v, NodeNm: &n}, {Time: t0.Add(time.Second).UnixMicro()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "stats"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := archive.OpenScanner(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []flowRow
+	if err := scanRows(context.Background(), sc, archive.ScanOptions{}, func(rows []flowRow) {
+		got = append(got, rows...)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Verdict == nil || *got[0].Verdict != "DROPPED" || *got[0].NodeName != "n1" ||
+		got[0].IPSource != nil || got[0].SourceLabels != nil || got[1].Verdict != nil || got[1].Time != t0.Add(time.Second).UnixMicro() {
+		t.Fatalf("rows of an older schema: %+v", got)
 	}
 }
