@@ -28,22 +28,8 @@ if [ ! -s "$IN" ]; then
 fi
 echo "# input: $(wc -l < "$IN") lines, $(du -m "$IN" | cut -f1) MiB"
 
-# measure NAME CMD...: RUNS runs; prints min/median/max seconds and max RSS.
-measure() {
-  local name=$1; shift
-  local times=() rss=0
-  for _ in $(seq "$RUNS"); do
-    /usr/bin/time -f '%e %M' -o "$WORK/time.txt" "$@" >/dev/null 2>"$WORK/stderr.txt" || { cat "$WORK/stderr.txt"; return 1; }
-    read -r t m < "$WORK/time.txt"
-    times+=("$t"); [ "$m" -gt "$rss" ] && rss=$m
-  done
-  sorted=$(printf '%s\n' "${times[@]}" | sort -n)
-  min=$(echo "$sorted" | head -1); max=$(echo "$sorted" | tail -1)
-  med=$(echo "$sorted" | sed -n "$(( (RUNS + 1) / 2 ))p")
-  printf '%-44s min %7.2fs  median %7.2fs  max %7.2fs  maxRSS %5d MiB  (%.0f lines/s at median)\n' \
-    "$name" "$min" "$med" "$max" $((rss / 1024)) "$(echo "$LINES / $med" | bc -l)"
-  echo "$med" > "$WORK/last_median"
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 ratio() { echo "scale=1; $1 / $2" | bc -l; }
 
 if [[ ,$JOBS, == *,filter,* ]]; then

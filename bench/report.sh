@@ -31,18 +31,8 @@ echo "# archive: $FLOWS flows, $(du -sm "$WORK/archive" | cut -f1) MiB"
 mapfile -t QUERIES < <(python3 -c 'import json,sys; [print(q["sql"].replace("\n", " ")) for q in json.load(open(sys.argv[1]))["queries"]]' "$WORK/report.json")
 echo "# DuckDB runs the report's ${#QUERIES[@]} printed queries"
 
-measure() {
-  local name=$1; shift
-  local times=() rss=0
-  for _ in $(seq "$RUNS"); do
-    /usr/bin/time -f '%e %M' -o "$WORK/time.txt" "$@" >/dev/null 2>"$WORK/stderr.txt" || { cat "$WORK/stderr.txt"; return 1; }
-    read -r t m < "$WORK/time.txt"
-    times+=("$t"); [ "$m" -gt "$rss" ] && rss=$m
-  done
-  sorted=$(printf '%s\n' "${times[@]}" | sort -n)
-  printf '%-40s min %7.2fs  median %7.2fs  max %7.2fs  maxRSS %5d MiB\n' "$name" \
-    "$(echo "$sorted" | head -1)" "$(echo "$sorted" | sed -n "$(( (RUNS + 1) / 2 ))p")" "$(echo "$sorted" | tail -1)" $((rss / 1024))
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 for n in 1 2; do
   measure "flowaudit report, $n thread(s)" env GOMAXPROCS=$n "$FA" report --month 2026-01 --archive "$WORK/archive" --format json --parallel $n --out "$WORK/r.json"
   measure "duckdb, the same queries, threads=$n" "$WORK/duckdb-sql" -threads $n "${QUERIES[@]}"

@@ -3,11 +3,8 @@ package archive
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -160,16 +157,16 @@ func (w *Writer) compactPartition(key partKey, now time.Time, res *CompactResult
 		maxRows = w.cfg.MaxFileRows
 	}
 	var run []ManifestEntry
-	var rows, bytes int64
+	var rows, size int64
 	flush := func() error {
-		defer func() { run, rows, bytes = nil, 0, 0 }()
+		defer func() { run, rows, size = nil, 0, 0 }()
 		if len(run) < 2 {
 			return nil
 		}
 		return w.compactRun(key, run, now, res)
 	}
 	for _, e := range inputs {
-		if len(run) > 0 && (rows+e.Rows > int64(maxRows) || bytes+e.Bytes > w.cfg.MaxFileBytes ||
+		if len(run) > 0 && (rows+e.Rows > int64(maxRows) || size+e.Bytes > w.cfg.MaxFileBytes ||
 			e.CollectorVersion != run[0].CollectorVersion || e.ConfigHash != run[0].ConfigHash) {
 			if err := flush(); err != nil {
 				return err
@@ -177,7 +174,7 @@ func (w *Writer) compactPartition(key partKey, now time.Time, res *CompactResult
 		}
 		run = append(run, e)
 		rows += e.Rows
-		bytes += e.Bytes
+		size += e.Bytes
 	}
 	return flush()
 }
@@ -190,20 +187,18 @@ func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res
 			return fmt.Errorf("archive: compact: %w", err)
 		}
 	}
-	dir := filepath.Join(w.cfg.Root, key.table, "date="+key.date, "node="+key.node)
-	tmp := filepath.Join(dir, fmt.Sprintf("%s%d-%s.parquet", tmpPrefix, w.seq+1, randHex(6)))
-	f, err := createFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	of, err := w.createTmp(key)
 	if err != nil {
 		return fmt.Errorf("archive: compact: %w", err)
 	}
+	recorded := false // from its commit record on, the file is recovery's
 	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
+		if err != nil && !recorded {
+			_ = of.f.Close()
+			_ = os.Remove(of.tmp)
 		}
 	}()
-	hw := &hashingWriter{w: f, h: sha256.New()}
-	buf := bufio.NewWriterSize(hw, 1<<20)
+	of.buf = bufio.NewWriterSize(of.hash, 1<<20)
 	opts := w.writerOptions(key)
 	for _, kv := range fileMetadata(key, run[0].CollectorVersion, run[0].ConfigHash) {
 		opts = append(opts, parquet.KeyValueMetadata(kv[0], kv[1]))
@@ -224,7 +219,7 @@ func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res
 	all := windowOf(time.Time{}, time.Time{})
 	var closeErr error
 	if key.table == "flows" {
-		of := &openFile{key: key, tmp: tmp, flows: parquet.NewGenericWriter[FlowRow](buf, opts...)}
+		of.flows = parquet.NewGenericWriter[FlowRow](of.buf, opts...)
 		buf := make([]FlowRow, 4096)
 		for _, e := range run {
 			err := scanFile(filepath.Join(w.cfg.Root, filepath.FromSlash(e.Path)), buf, "time", all, func(rows []FlowRow) error {
@@ -241,7 +236,7 @@ func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res
 		}
 		closeErr = of.flows.Close()
 	} else {
-		pw := parquet.NewGenericWriter[StatRow](buf, opts...)
+		pw := parquet.NewGenericWriter[StatRow](of.buf, opts...)
 		buf := make([]StatRow, 4096)
 		for _, e := range run {
 			err := scanFile(filepath.Join(w.cfg.Root, filepath.FromSlash(e.Path)), buf, "minute", all, func(rows []StatRow) error {
@@ -256,15 +251,15 @@ func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res
 		closeErr = pw.Close()
 	}
 	if closeErr != nil {
-		return fmt.Errorf("archive: compact: close %s: %w", tmp, closeErr)
+		return fmt.Errorf("archive: compact: close %s: %w", of.tmp, closeErr)
 	}
 	if got != want {
 		return fmt.Errorf("archive: compact: %d rows read from %d files whose manifest entries say %d", got, len(run), want)
 	}
-	if err := buf.Flush(); err != nil {
-		return fmt.Errorf("archive: compact: write %s: %w", tmp, err)
+	if err := of.buf.Flush(); err != nil {
+		return fmt.Errorf("archive: compact: write %s: %w", of.tmp, err)
 	}
-	of := &openFile{key: key, tmp: tmp, f: f, hash: hw, rows: got, minT: minT.UnixMicro(), maxT: maxT.UnixMicro()}
+	of.rows, of.minT, of.maxT = got, minT.UnixMicro(), maxT.UnixMicro()
 	rec := commitRecord{Seq: w.seq + 1, Time: now.UTC(), Checkpoints: w.committed}
 	if err := w.finishFile(of, &rec); err != nil {
 		return err
@@ -274,7 +269,7 @@ func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res
 	if err := w.writeCommitRecord(&rec); err != nil {
 		return err
 	}
-	w.seq = rec.Seq // the record is durable: its seq is taken
+	recorded, w.seq = true, rec.Seq // the record is durable: its seq is taken
 	if err := w.apply(&rec); err != nil {
 		w.pending = &rec // the next Compact finishes it
 		return err
@@ -296,12 +291,11 @@ func checkCommitted(root string, e ManifestEntry) error {
 		return err
 	}
 	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
+	n, sum, err := digest(f)
 	if err != nil {
 		return fmt.Errorf("%s: %w", e.Path, err)
 	}
-	if sum := hex.EncodeToString(h.Sum(nil)); n != e.Bytes || sum != e.SHA256 {
+	if n != e.Bytes || sum != e.SHA256 {
 		return fmt.Errorf("%s: %d bytes with sha256 %s, manifest says %d bytes with %s: not compacting a file that changed since it was committed (run flowaudit verify)", e.Path, n, short(sum), e.Bytes, short(e.SHA256))
 	}
 	return nil

@@ -2,10 +2,12 @@ package archive
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -42,6 +44,21 @@ func commitFlows(t *testing.T, w *Writer, day time.Time, from, to int) {
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// closedDay opens a writer on a new archive and commits files commits of
+// rows flows each (uuids from 0) on compactDay.
+func closedDay(t *testing.T, files, rows int) (string, *Writer) {
+	t.Helper()
+	root := t.TempDir()
+	w, err := Open(Config{Root: root}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < files; i++ {
+		commitFlows(t, w, compactDay, i*rows, (i+1)*rows)
+	}
+	return root, w
 }
 
 func partFiles(t *testing.T, root, table string, day time.Time, node string) []string {
@@ -89,14 +106,7 @@ func verifyClean(t *testing.T, root string) *VerifyReport {
 // stays clean and counts the merged files; a second run does nothing; a
 // late file of the closed day is merged with the compacted one.
 func TestCompactMergesClosedDays(t *testing.T) {
-	root := t.TempDir()
-	w, err := Open(Config{Root: root}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 5; i++ {
-		commitFlows(t, w, compactDay, i*40, (i+1)*40)
-	}
+	root, w := closedDay(t, 5, 40)
 	commitFlows(t, w, compactNow.Truncate(24*time.Hour), 1000, 1010)
 	commitFlows(t, w, compactNow.Truncate(24*time.Hour), 1010, 1020)
 	flowsBefore, statsBefore := scanUUIDs(t, root), statRows(t, root)
@@ -203,14 +213,7 @@ func equalCounts[K comparable, V comparable](a, b map[K]V) bool {
 // TestCompactRefusesAModifiedFile: a file that changed since its commit is
 // not merged (its new content would get a valid hash); nothing is deleted.
 func TestCompactRefusesAModifiedFile(t *testing.T) {
-	root := t.TempDir()
-	w, err := Open(Config{Root: root}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 3; i++ {
-		commitFlows(t, w, compactDay, i*10, (i+1)*10)
-	}
+	root, w := closedDay(t, 3, 10)
 	files := partFiles(t, root, "flows", compactDay, "c/n1")
 	b, err := os.ReadFile(files[1])
 	if err != nil {
@@ -233,14 +236,7 @@ func TestCompactRefusesAModifiedFile(t *testing.T) {
 // recorded but before its inputs were deleted leaves them on disk; readers
 // and verify do not count them twice, and the next compaction deletes them.
 func TestCompactionInterruptedBeforeDeletion(t *testing.T) {
-	root := t.TempDir()
-	w, err := Open(Config{Root: root}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 3; i++ {
-		commitFlows(t, w, compactDay, i*10, (i+1)*10)
-	}
+	root, w := closedDay(t, 3, 10)
 	inputs := partFiles(t, root, "flows", compactDay, "c/n1")
 	saved := map[string][]byte{}
 	for _, p := range inputs {
@@ -283,4 +279,43 @@ func TestCompactionInterruptedBeforeDeletion(t *testing.T) {
 	if n := len(scanUUIDs(t, root)); n != 30 {
 		t.Fatalf("%d flows after recovery, want 30", n)
 	}
+}
+
+// TestCompactionWhoseManifestAppendFails: the commit record of a compaction
+// is durable but its manifest entry cannot be written (disk full): the
+// output is kept for the retry, the inputs stay until the entry exists, no
+// row is read twice, and the next Compact finishes the group.
+func TestCompactionWhoseManifestAppendFails(t *testing.T) {
+	root, w := closedDay(t, 3, 10)
+	old := createFile
+	createFile = func(path string, flag int, perm os.FileMode) (writableFile, error) {
+		if strings.HasSuffix(path, ".jsonl") {
+			return nil, syscall.ENOSPC
+		}
+		return old(path, flag, perm)
+	}
+	_, err := w.Compact(compactNow)
+	createFile = old
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("compaction with a full disk: %v", err)
+	}
+	if n := len(partFiles(t, root, "flows", compactDay, "c/n1")); n != 4 {
+		t.Fatalf("%d files after the failed append, want the 3 inputs and the output", n)
+	}
+	res, err := w.Compact(compactNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(partFiles(t, root, "flows", compactDay, "c/n1")); n != 1 {
+		t.Fatalf("%d files after the retry (%+v), want 1", n, res)
+	}
+	for u, n := range scanUUIDs(t, root) {
+		if n != 1 {
+			t.Fatalf("uuid %s read %d times", u, n)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	verifyClean(t, root)
 }

@@ -2,14 +2,18 @@ package archive
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"github.com/parquet-go/parquet-go"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flowaudit/flowaudit/pkg/flow"
@@ -116,8 +120,9 @@ func TestScanOfACorruptFileIsAnError(t *testing.T) {
 	}
 }
 
-// TestParallelScan: reading several files at a time yields every row once,
-// never calls fn concurrently, and still reports a damaged file.
+// TestParallelScan: ScanFlowRowGroups on several goroutines hands every row
+// group to exactly one of them, each with its own state, and still reports
+// a damaged file.
 func TestParallelScan(t *testing.T) {
 	root := t.TempDir()
 	w, err := Open(Config{Root: root, MaxFileRows: 300}, nil, nil)
@@ -140,21 +145,47 @@ func TestParallelScan(t *testing.T) {
 	if len(files) < 8 {
 		t.Fatalf("%d files, want several", len(files))
 	}
-	seen := map[string]int{}
-	inFn := false
-	err = sc.ScanFlows(context.Background(), ScanOptions{Parallel: 4}, func(rows []FlowRow) error {
-		if inFn {
-			t.Error("fn called concurrently")
-		}
-		inFn = true
-		defer func() { inFn = false }()
-		for _, r := range rows {
-			seen[*r.UUID]++
+	type state struct {
+		seen map[string]int
+		buf  []FlowRow
+	}
+	var (
+		mu     sync.Mutex
+		states []*state
+	)
+	newState := func() *state {
+		st := &state{seen: map[string]int{}, buf: make([]FlowRow, 64)}
+		mu.Lock()
+		states = append(states, st)
+		mu.Unlock()
+		return st
+	}
+	err = ScanFlowRowGroups(context.Background(), sc, ScanOptions{Parallel: 4}, newState, func(st *state, rg parquet.RowGroup) error {
+		r := parquet.NewGenericRowGroupReader[FlowRow](rg)
+		defer r.Close()
+		for left := rg.NumRows(); left > 0; {
+			n, err := r.Read(st.buf[:min(int64(len(st.buf)), left)])
+			for _, row := range st.buf[:n] {
+				st.seen[*row.UUID]++ // the state is this goroutine's alone
+			}
+			left -= int64(n)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return err
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(states) < 2 {
+		t.Fatalf("%d goroutines read the files, want several", len(states))
+	}
+	seen := map[string]int{}
+	for _, st := range states {
+		for u, n := range st.seen {
+			seen[u] += n
+		}
 	}
 	if len(seen) != 3000 {
 		t.Fatalf("%d rows, want 3000", len(seen))
@@ -168,7 +199,7 @@ func TestParallelScan(t *testing.T) {
 	if err := os.Truncate(bad, 100); err != nil {
 		t.Fatal(err)
 	}
-	err = sc.ScanFlows(context.Background(), ScanOptions{Parallel: 4}, func([]FlowRow) error { return nil })
+	err = ScanFlowRowGroups(context.Background(), sc, ScanOptions{Parallel: 4}, newState, func(*state, parquet.RowGroup) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), filepath.Base(bad)) {
 		t.Fatalf("parallel scan over a damaged file: %v", err)
 	}

@@ -38,9 +38,8 @@ type FileInfo struct {
 type ScanOptions struct {
 	From, To time.Time
 	Nodes    []string
-	// Parallel reads this many files at a time (0 or 1: one, in path
-	// order). Batches then come in no particular order, but fn is never
-	// called concurrently.
+	// Parallel is how many files ScanFlowRowGroups reads at a time (0 or 1:
+	// one, in path order). The row-at-a-time scans read one.
 	Parallel int
 }
 
@@ -185,13 +184,14 @@ func (s *Scanner) ScanFlows(ctx context.Context, o ScanOptions, fn func([]FlowRo
 // read and decoded (the report reads about a third of them). timeOf returns
 // a row's time column.
 func ScanFlowsAs[T any](ctx context.Context, s *Scanner, o ScanOptions, timeOf func(*T) int64, fn func([]T) error) error {
-	files, err := s.Files("flows", o.From, o.To)
+	files, err := s.selected("flows", o)
 	if err != nil {
 		return err
 	}
 	win := windowOf(o.From, o.To)
-	var mu sync.Mutex // serialises fn
-	scan := func(fi FileInfo, buf, sel []T) ([]T, error) {
+	buf := make([]T, 4096)
+	var sel []T
+	for _, fi := range files {
 		path := filepath.Join(fi.Root, fi.Path)
 		err := scanFile(path, buf, "time", win, func(rows []T) error {
 			sel = sel[:0]
@@ -203,30 +203,32 @@ func ScanFlowsAs[T any](ctx context.Context, s *Scanner, o ScanOptions, timeOf f
 			if len(sel) == 0 {
 				return ctx.Err()
 			}
-			mu.Lock()
-			defer mu.Unlock()
 			if err := fn(sel); err != nil {
 				return err
 			}
 			return ctx.Err()
 		})
 		if err != nil {
-			return sel, fmt.Errorf("archive: scan %s: %w", path, err)
+			return fmt.Errorf("archive: scan %s: %w", path, err)
 		}
-		return sel, nil
 	}
-	var todo []FileInfo
+	return nil
+}
+
+// selected lists the table's files that may hold rows of o: its partitions
+// of the dates in [o.From, o.To), on o's nodes.
+func (s *Scanner) selected(table string, o ScanOptions) ([]FileInfo, error) {
+	files, err := s.Files(table, o.From, o.To)
+	if err != nil {
+		return nil, err
+	}
+	out := files[:0]
 	for _, fi := range files {
 		if o.wantNode(fi.Node) {
-			todo = append(todo, fi)
+			out = append(out, fi)
 		}
 	}
-	type state struct{ buf, sel []T }
-	return forEachFile(ctx, todo, o.Parallel, func() *state { return &state{buf: make([]T, 4096)} }, func(st *state, fi FileInfo) error {
-		var err error
-		st.sel, err = scan(fi, st.buf, st.sel)
-		return err
-	})
+	return out, nil
 }
 
 // forEachFile calls do for each file, on up to parallel goroutines, each
@@ -274,8 +276,8 @@ feed:
 	return ctx.Err()
 }
 
-// RowGroupFunc receives one row group of a scan: its Parquet schema, and the
-// state that the goroutine calling it was given.
+// RowGroupFunc receives one row group of a scan, and the state that the
+// goroutine calling it was given.
 type RowGroupFunc[S any] func(st S, rg parquet.RowGroup) error
 
 // ScanFlowRowGroups calls fn with the row groups of the flows table that may
@@ -284,18 +286,12 @@ type RowGroupFunc[S any] func(st S, rg parquet.RowGroup) error
 // once, each with its own state from newState. For readers that decode
 // columns themselves; ScanFlowsAs is the row-at-a-time form.
 func ScanFlowRowGroups[S any](ctx context.Context, s *Scanner, o ScanOptions, newState func() S, fn RowGroupFunc[S]) error {
-	files, err := s.Files("flows", o.From, o.To)
+	files, err := s.selected("flows", o)
 	if err != nil {
 		return err
 	}
-	var todo []FileInfo
-	for _, fi := range files {
-		if o.wantNode(fi.Node) {
-			todo = append(todo, fi)
-		}
-	}
 	win := windowOf(o.From, o.To)
-	return forEachFile(ctx, todo, o.Parallel, newState, func(st S, fi FileInfo) error {
+	return forEachFile(ctx, files, o.Parallel, newState, func(st S, fi FileInfo) error {
 		path := filepath.Join(fi.Root, fi.Path)
 		f, groups, err := openRowGroups(path, "time", win)
 		if err != nil {
@@ -316,7 +312,7 @@ func ScanFlowRowGroups[S any](ctx context.Context, s *Scanner, o ScanOptions, ne
 
 // ScanStats calls fn with the stats rows whose minute is in [o.From, o.To).
 func (s *Scanner) ScanStats(ctx context.Context, o ScanOptions, fn func([]StatRow) error) error {
-	files, err := s.Files("stats", o.From, o.To)
+	files, err := s.selected("stats", o)
 	if err != nil {
 		return err
 	}
@@ -324,9 +320,6 @@ func (s *Scanner) ScanStats(ctx context.Context, o ScanOptions, fn func([]StatRo
 	buf := make([]StatRow, 4096)
 	var sel []StatRow
 	for _, fi := range files {
-		if !o.wantNode(fi.Node) {
-			continue
-		}
 		if err := scanFile(filepath.Join(fi.Root, fi.Path), buf, "minute", win, func(rows []StatRow) error {
 			sel = sel[:0]
 			for _, r := range rows {
@@ -663,6 +656,14 @@ func dateOf(rel string) string {
 	return ""
 }
 
+// digest returns the size and hex SHA-256 of what r holds, as a manifest
+// entry records them.
+func digest(r io.Reader) (int64, string, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, r)
+	return n, hex.EncodeToString(h.Sum(nil)), err
+}
+
 func verifyFile(root string, e ManifestEntry, node string, rep *VerifyReport) {
 	path := filepath.Join(root, e.Path)
 	f, err := os.Open(path)
@@ -672,8 +673,7 @@ func verifyFile(root string, e ManifestEntry, node string, rep *VerifyReport) {
 	}
 	defer f.Close()
 	rep.Files++
-	h := sha256.New()
-	n, err := io.Copy(h, f)
+	n, sum, err := digest(f)
 	if err != nil {
 		rep.Findings = append(rep.Findings, Finding{Kind: "truncated", Path: e.Path, Node: node, What: err.Error()})
 		return
@@ -682,7 +682,7 @@ func verifyFile(root string, e ManifestEntry, node string, rep *VerifyReport) {
 		rep.Findings = append(rep.Findings, Finding{Kind: "truncated", Path: e.Path, Node: node, What: fmt.Sprintf("size %d, manifest says %d", n, e.Bytes)})
 		return
 	}
-	if sum := hex.EncodeToString(h.Sum(nil)); sum != e.SHA256 {
+	if sum != e.SHA256 {
 		rep.Findings = append(rep.Findings, Finding{Kind: "modified", Path: e.Path, Node: node, What: fmt.Sprintf("sha256 %s, manifest says %s", short(sum), short(e.SHA256))})
 		return
 	}

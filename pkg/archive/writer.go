@@ -400,6 +400,20 @@ func (w *Writer) file(key partKey) (*openFile, error) {
 	if of := w.files[key]; of != nil {
 		return of, nil
 	}
+	of, err := w.createTmp(key)
+	if err != nil {
+		return nil, err
+	}
+	of.buf = bufio.NewWriterSize(of.hash, 1<<20)
+	of.flows = parquet.NewGenericWriter[FlowRow](of.buf, w.newFileOptions(key)...)
+	w.files[key] = of
+	w.m.openFiles.Set(float64(len(w.files)))
+	return of, nil
+}
+
+// createTmp creates, under its temporary name, a new data file of the
+// partition key, hashed as it is written.
+func (w *Writer) createTmp(key partKey) (*openFile, error) {
 	dir := filepath.Join(w.cfg.Root, key.table, "date="+key.date, "node="+key.node)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
@@ -409,12 +423,7 @@ func (w *Writer) file(key partKey) (*openFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
-	hw := &hashingWriter{w: f, h: sha256.New()}
-	of := &openFile{key: key, tmp: tmp, f: f, hash: hw, buf: bufio.NewWriterSize(hw, 1<<20)}
-	of.flows = parquet.NewGenericWriter[FlowRow](of.buf, w.newFileOptions(key)...)
-	w.files[key] = of
-	w.m.openFiles.Set(float64(len(w.files)))
-	return of, nil
+	return &openFile{key: key, tmp: tmp, f: f, hash: &hashingWriter{w: f, h: sha256.New()}}, nil
 }
 
 func (w *Writer) writerOptions(key partKey) []parquet.WriterOption {
@@ -565,26 +574,20 @@ func (w *Writer) writeStats() error {
 	}
 	for key, rows := range byPart {
 		slices.SortFunc(rows, func(a, b StatRow) int { return int(a.Minute - b.Minute) })
-		dir := filepath.Join(w.cfg.Root, "stats", "date="+key.date, "node="+key.node)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("archive: %w", err)
-		}
-		tmp := filepath.Join(dir, fmt.Sprintf("%s%d-%s.parquet", tmpPrefix, w.seq+1, randHex(6)))
-		f, err := createFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		of, err := w.createTmp(key)
 		if err != nil {
-			return fmt.Errorf("archive: %w", err)
+			return err
 		}
-		hw := &hashingWriter{w: f, h: sha256.New()}
-		pw := parquet.NewGenericWriter[StatRow](hw, w.newFileOptions(key)...)
+		pw := parquet.NewGenericWriter[StatRow](of.hash, w.newFileOptions(key)...)
 		if _, err := pw.Write(rows); err != nil {
-			f.Close()
-			return fmt.Errorf("archive: write %s: %w", tmp, err)
+			of.f.Close()
+			return fmt.Errorf("archive: write %s: %w", of.tmp, err)
 		}
 		if err := pw.Close(); err != nil {
-			f.Close()
-			return fmt.Errorf("archive: close %s: %w", tmp, err)
+			of.f.Close()
+			return fmt.Errorf("archive: close %s: %w", of.tmp, err)
 		}
-		of := &openFile{key: key, tmp: tmp, f: f, hash: hw, rows: int64(len(rows)), minT: rows[0].Minute, maxT: rows[len(rows)-1].Minute}
+		of.rows, of.minT, of.maxT = int64(len(rows)), rows[0].Minute, rows[len(rows)-1].Minute
 		w.files[key] = of // committed with the flow files
 	}
 	return nil

@@ -180,21 +180,33 @@ func (c *cursor) peek() (*parquet.Value, error) {
 
 // colScan turns row groups into flowRow batches. One per goroutine.
 type colScan struct {
-	cur    []cursor
-	rows   []flowRow
-	u32s   []uint32
-	strSl  []string
-	wls    []archive.Workload
-	pols   []archive.Policy
-	bools  [2]bool
-	rowBuf int
+	cur   []cursor
+	rows  []flowRow
+	u32s  []uint32
+	strSl []string
+	wls   []archive.Workload
+	pols  []archive.Policy
 }
 
-func newColScan() *colScan {
-	c := &colScan{cur: make([]cursor, len(cols)), rowBuf: 4096}
-	c.bools = [2]bool{false, true}
-	return c
-}
+func newColScan() *colScan { return &colScan{cur: make([]cursor, len(cols))} }
+
+// batchRows is the rows handed to the aggregator at a time.
+const batchRows = 4096
+
+// u32Cols is how many optional uint32 columns a row has (the capacity of the
+// u32 slab per row).
+var u32Cols = func() int {
+	n := 0
+	for _, spec := range cols {
+		if spec.kind == kU32 {
+			n++
+		}
+	}
+	return n
+}()
+
+// boolVals are what the rows' *bool fields point to.
+var boolVals = [2]bool{false, true}
 
 // rowGroup calls fn with the rows of rg, in batches (reused between calls).
 func (c *colScan) rowGroup(rg parquet.RowGroup, fn func([]flowRow) error) (err error) {
@@ -218,17 +230,17 @@ func (c *colScan) rowGroup(rg parquet.RowGroup, fn func([]flowRow) error) (err e
 			c.cur[i].close()
 		}
 	}()
-	if cap(c.rows) < c.rowBuf {
-		c.rows = make([]flowRow, c.rowBuf)
+	if c.rows == nil {
+		c.rows = make([]flowRow, batchRows)
 	}
 	for left := rg.NumRows(); left > 0; {
-		n := int(min(int64(c.rowBuf), left))
+		n := int(min(batchRows, left))
 		rows := c.rows[:n]
 		clear(rows)
 		c.u32s, c.strSl, c.wls, c.pols = c.u32s[:0], c.strSl[:0], c.wls[:0], c.pols[:0]
 		// Slabs are sized up front so that slices into them stay valid.
-		if cap(c.u32s) < 5*n {
-			c.u32s = make([]uint32, 0, 5*n)
+		if cap(c.u32s) < u32Cols*n {
+			c.u32s = make([]uint32, 0, u32Cols*n)
 		}
 		for i, spec := range cols {
 			if err := c.fill(&c.cur[i], spec, rows); err != nil {
@@ -297,9 +309,9 @@ func (c *colScan) fill(cur *cursor, spec colSpec, rows []flowRow) error {
 				return err
 			}
 			if int(v.DefinitionLevel()) == cur.maxDef {
-				b := &c.bools[0]
+				b := &boolVals[0]
 				if v.Boolean() {
-					b = &c.bools[1]
+					b = &boolVals[1]
 				}
 				*spec.bl(&rows[r]) = b
 			}

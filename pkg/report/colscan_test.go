@@ -133,7 +133,7 @@ func TestColumnScanMatchesRowScan(t *testing.T) {
 		return string(b)
 	}
 	var want, got []string
-	if err := archive.ScanFlowsAs(context.Background(), sc, o, flowRowTime, func(rows []flowRow) error {
+	if err := archive.ScanFlowsAs(context.Background(), sc, o, func(r *flowRow) int64 { return r.Time }, func(rows []flowRow) error {
 		for _, r := range rows {
 			want = append(want, norm(r))
 		}

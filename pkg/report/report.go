@@ -197,7 +197,7 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	if par <= 0 {
 		par = DefaultParallel()
 	}
-	opts := archive.ScanOptions{From: from, To: to, Nodes: o.Nodes}
+	opts := archive.ScanOptions{From: from, To: to, Nodes: o.Nodes, Parallel: par}
 	priv := o.PrivilegedPorts
 	if priv == nil {
 		priv = DefaultPrivilegedPorts
@@ -207,13 +207,13 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	agg.namespaceFilter = o.Namespaces
 	prevFrom, _ := Bounds(from.In(o.Location).AddDate(0, -1, 0), o.Location)
 	prev := &previousPairs{namespaces: o.Namespaces, seen: map[pairKey]bool{}}
-	if err := scanRows(ctx, sc, archive.ScanOptions{From: prevFrom, To: from, Nodes: o.Nodes, Parallel: par}, prev.add); err != nil {
+	prevOpts := opts
+	prevOpts.From, prevOpts.To = prevFrom, from
+	if err := scanRows(ctx, sc, prevOpts, prev.add); err != nil {
 		return nil, err
 	}
 	agg.previous = prev.seen
-	flowOpts := opts
-	flowOpts.Parallel = par
-	if err := scanRows(ctx, sc, flowOpts, agg.add); err != nil {
+	if err := scanRows(ctx, sc, opts, agg.add); err != nil {
 		return nil, err
 	}
 	agg.finish(rep, o.TopN)

@@ -4,8 +4,9 @@ import "github.com/flowaudit/flowaudit/pkg/archive"
 
 // flowRow is the projection of archive.FlowRow the report reads: the same
 // columns (names and tags), a third of them, so the scan reads and decodes
-// only those. A field the report starts using must be added here; the
-// compiler says so.
+// only those. A field the report starts using must be added here (the
+// compiler says so) and to cols in colscan.go, which fills it
+// (TestColumnScanMatchesRowScan compares with parquet-go's row reader).
 type flowRow struct {
 	Time             int64              `parquet:"time,timestamp(microsecond:utc)"`
 	Verdict          *string            `parquet:"verdict,optional,dict"`
@@ -35,5 +36,3 @@ type flowRow struct {
 	EgressDeniedBy   []archive.Policy   `parquet:"egress_denied_by,optional,list"`
 	IngressDeniedBy  []archive.Policy   `parquet:"ingress_denied_by,optional,list"`
 }
-
-func flowRowTime(r *flowRow) int64 { return r.Time }
