@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"slices"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +26,7 @@ type filterOpts struct {
 	name                string
 	count               bool
 	out                 string
+	parallel            int
 }
 
 func newFilterCmd() *cobra.Command {
@@ -62,6 +66,7 @@ skipped; the exit status is 2 when there were any.`,
 	f.StringVar(&o.name, "name", "", "name of the flowLogs entry in --flowlogs-config")
 	f.BoolVar(&o.count, "count", false, "print only how many events would be kept and denied")
 	f.StringVarP(&o.out, "output", "o", "-", "where to write the kept lines")
+	f.IntVar(&o.parallel, "parallel", min(runtime.GOMAXPROCS(0), 4), "exporters working on consecutive chunks of lines; the output keeps the input's order")
 	return cmd
 }
 
@@ -107,12 +112,6 @@ func runFilter(cmd *cobra.Command, o filterOpts, args []string) error {
 	if err != nil {
 		return err
 	}
-	exp, err := exporter.New(cfg)
-	if err != nil {
-		return err
-	}
-	var buf []byte
-	var tooLong uint64
 	if len(args) == 0 {
 		args = []string{"-"}
 	}
@@ -126,11 +125,41 @@ func runFilter(cmd *cobra.Command, o filterOpts, args []string) error {
 		w = f
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
-	stderr := cmd.ErrOrStderr()
+	run := filterSequential
+	if o.parallel > 1 {
+		run = filterParallel
+	}
+	c, tooLong, err := run(cfg, o, args, bw, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	read, bad := c.Read+tooLong, c.Errors+tooLong
+	if o.count {
+		fmt.Fprintf(bw, "read %d\nkept %d\ndenied %d\nerrors %d\n", read, c.Kept, c.Denied, bad)
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if bad > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("%d of %d lines could not be parsed or encoded", bad, read)}
+	}
+	return nil
+}
+
+// filterSequential exports the lines of args to bw with one exporter,
+// reporting bad lines on stderr; it returns the exporter's counts and the
+// over-long lines skipped.
+func filterSequential(cfg exporter.Config, o filterOpts, args []string, bw *bufio.Writer, stderr io.Writer) (exporter.Counts, uint64, error) {
+	exp, err := exporter.New(cfg)
+	if err != nil {
+		return exporter.Counts{}, 0, err
+	}
+	var buf []byte
+	var tooLong uint64
 	for _, path := range args {
 		lr, err := openLines(path)
 		if err != nil {
-			return err
+			return exp.Counts(), tooLong, err
 		}
 		for {
 			b, err := lr.next()
@@ -144,7 +173,7 @@ func runFilter(cmd *cobra.Command, o filterOpts, args []string) error {
 			}
 			if err != nil {
 				lr.Close()
-				return fmt.Errorf("%s: %w", lr.where(), err)
+				return exp.Counts(), tooLong, fmt.Errorf("%s: %w", lr.where(), err)
 			}
 			if len(b) == 0 {
 				continue
@@ -156,25 +185,165 @@ func runFilter(cmd *cobra.Command, o filterOpts, args []string) error {
 				buf = buf[:0]
 			} else if len(buf) >= 512<<10 {
 				if _, err := bw.Write(buf); err != nil {
-					return err
+					return exp.Counts(), tooLong, err
 				}
 				buf = buf[:0]
 			}
 		}
 		lr.Close()
 	}
-	c := exp.Counts()
-	read, bad := c.Read+tooLong, c.Errors+tooLong
-	if o.count {
-		fmt.Fprintf(bw, "read %d\nkept %d\ndenied %d\nerrors %d\n", read, c.Kept, c.Denied, bad)
-	} else if _, err := bw.Write(buf); err != nil {
-		return err
+	_, err = bw.Write(buf)
+	return exp.Counts(), tooLong, err
+}
+
+// filterChunk is a run of consecutive lines of one file, exported by one
+// worker; chunks are written out in the order they were read.
+type filterChunk struct {
+	data []byte // the lines, back to back
+	ends []int  // where each line ends in data
+	nums []int  // each line's number in its file
+	name string
+	// Lines the reader skipped (over-long), by number, and what the worker
+	// made of the others.
+	skipped []lineErr
+	out     []byte
+	errs    []lineErr
+	done    chan struct{}
+}
+
+type lineErr struct {
+	num int
+	msg string
+}
+
+// filterChunkBytes is the input a worker takes at a time.
+const filterChunkBytes = 1 << 20
+
+// filterParallel is runFilter's loop with o.parallel exporters: the reader
+// cuts the input into chunks of lines, workers export them, and the writer
+// writes each chunk's lines and errors in input order, so the output is the
+// sequential one byte for byte. Memory is bounded by the chunks in flight
+// (three per worker).
+func filterParallel(cfg exporter.Config, o filterOpts, args []string, bw *bufio.Writer, stderr io.Writer) (exporter.Counts, uint64, error) {
+	n := o.parallel
+	work := make(chan *filterChunk, n)
+	ordered := make(chan *filterChunk, 2*n)
+	free := make(chan *filterChunk, 3*n)
+	for range 3 * n {
+		free <- &filterChunk{done: make(chan struct{}, 1)}
 	}
-	if err := bw.Flush(); err != nil {
-		return err
+	counts := make([]exporter.Counts, n)
+	var workers sync.WaitGroup
+	for i := range n {
+		exp, err := exporter.New(cfg)
+		if err != nil {
+			return exporter.Counts{}, 0, err
+		}
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for ch := range work {
+				start := 0
+				for k, end := range ch.ends {
+					var err error
+					if ch.out, err = exp.Line(ch.out, ch.data[start:end]); err != nil {
+						ch.errs = append(ch.errs, lineErr{ch.nums[k], err.Error()})
+					}
+					start = end
+				}
+				if o.count {
+					ch.out = ch.out[:0]
+				}
+				ch.done <- struct{}{}
+			}
+			counts[i] = exp.Counts()
+		}()
 	}
-	if bad > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("%d of %d lines could not be parsed or encoded", bad, read)}
+	// The writer: chunks in order, each once its worker is done.
+	var writeErr error
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for ch := range ordered {
+			<-ch.done
+			errs := append(ch.skipped, ch.errs...)
+			slices.SortStableFunc(errs, func(a, b lineErr) int { return a.num - b.num })
+			for _, e := range errs {
+				fmt.Fprintf(stderr, "%s:%d: %s\n", ch.name, e.num, e.msg) // as lineReader.where
+			}
+			if writeErr == nil && len(ch.out) > 0 {
+				_, writeErr = bw.Write(ch.out)
+			}
+			ch.data, ch.ends, ch.nums, ch.skipped, ch.out, ch.errs = ch.data[:0], ch.ends[:0], ch.nums[:0], ch.skipped[:0], ch.out[:0], ch.errs[:0]
+			free <- ch
+		}
+	}()
+	var tooLong uint64
+	readErr := func() error {
+		var ch *filterChunk
+		send := func() {
+			if ch != nil && (len(ch.ends) > 0 || len(ch.skipped) > 0) {
+				ordered <- ch
+				work <- ch
+				ch = nil
+			}
+		}
+		defer send()
+		for _, path := range args {
+			lr, err := openLines(path)
+			if err != nil {
+				return err
+			}
+			if ch != nil {
+				ch.name = lr.name // empty: the last file's lines went
+			}
+			for {
+				if ch == nil {
+					ch = <-free
+					ch.name = lr.name
+				}
+				b, err := lr.next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if errors.Is(err, errLineTooLong) {
+					tooLong++
+					ch.skipped = append(ch.skipped, lineErr{lr.line, err.Error()})
+					continue
+				}
+				if err != nil {
+					lr.Close()
+					return fmt.Errorf("%s: %w", lr.where(), err)
+				}
+				if len(b) == 0 {
+					continue
+				}
+				ch.data = append(ch.data, b...)
+				ch.ends = append(ch.ends, len(ch.data))
+				ch.nums = append(ch.nums, lr.line)
+				if len(ch.data) >= filterChunkBytes {
+					send()
+				}
+			}
+			lr.Close()
+			send() // a chunk's lines are of one file
+		}
+		return nil
+	}()
+	close(work)
+	close(ordered)
+	workers.Wait()
+	<-written
+	var total exporter.Counts
+	for _, c := range counts {
+		total.Read += c.Read
+		total.Kept += c.Kept
+		total.Denied += c.Denied
+		total.Errors += c.Errors
+		total.NonFlow += c.NonFlow
 	}
-	return nil
+	if readErr != nil {
+		return total, tooLong, readErr
+	}
+	return total, tooLong, writeErr
 }

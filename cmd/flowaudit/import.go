@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flowaudit/flowaudit/internal/buildinfo"
+	"github.com/flowaudit/flowaudit/internal/daemon"
 	"github.com/flowaudit/flowaudit/pkg/archive"
 	"github.com/flowaudit/flowaudit/pkg/fieldmask"
 	"github.com/flowaudit/flowaudit/pkg/flow"
@@ -28,11 +29,12 @@ import (
 func init() { subcommands = append(subcommands, newImportCmd) }
 
 type importOpts struct {
-	archive   string
-	allowlist string
-	denylist  string
-	fieldmask string
-	progress  string
+	archive    string
+	allowlist  string
+	denylist   string
+	fieldmask  string
+	progress   string
+	signingKey string
 }
 
 func newImportCmd() *cobra.Command {
@@ -62,6 +64,7 @@ live events.log last).`,
 	f.StringVar(&o.denylist, "denylist", "", "hubble-export-denylist syntax: drop matching flows")
 	f.StringVar(&o.fieldmask, "fieldmask", "", "hubble-export-fieldmask paths: archive only these fields (time and node_name are always kept)")
 	f.StringVar(&o.progress, "progress", "auto", "progress on stderr: auto (when stderr is a terminal), always, never")
+	f.StringVar(&o.signingKey, "signing-key", "", "ed25519 private key file (PEM, or a raw/hex/base64 seed): sign the manifest entries, as the daemon's archive.signingKeyFile")
 	_ = cmd.MarkFlagRequired("archive")
 	return cmd
 }
@@ -179,6 +182,11 @@ func runImport(cmd *cobra.Command, o importOpts, args []string) error {
 	acfg.Root = o.archive
 	acfg.CollectorVersion = buildinfo.Version
 	acfg.ConfigHash = compiled.Hash
+	if o.signingKey != "" {
+		if acfg.SigningKey, err = daemon.LoadSigningKey(o.signingKey); err != nil {
+			return fmt.Errorf("--signing-key: %w", err)
+		}
+	}
 	w, err := archive.Open(acfg, log, nil)
 	if err != nil {
 		return err

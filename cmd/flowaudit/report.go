@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -41,6 +42,13 @@ reproduces it. --month previous is the month before the current one in --tz.`,
   flowaudit report --month previous --archive /var/lib/flowaudit --format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// The scan allocates fast (pages, a row group's strings) while
+			// what it keeps is small and mostly pointer-free (the counts'
+			// maps): collecting at 50% growth instead of 100% costs little
+			// CPU and keeps the peak at 1.5x the live heap, not 2x.
+			if os.Getenv("GOGC") == "" {
+				debug.SetGCPercent(50)
+			}
 			loc, err := time.LoadLocation(tz)
 			if err != nil {
 				return fmt.Errorf("--tz: %w", err)

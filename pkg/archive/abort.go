@@ -29,6 +29,7 @@ func (w *Writer) Abort() error {
 	}
 	clear(w.files)
 	w.m.openFiles.Set(0)
+	w.unlock()
 	return errors.Join(errs...)
 }
 

@@ -317,3 +317,38 @@ func TestArchiveChild(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOneWriterPerRoot: a second writer on a root fails with who holds it,
+// until the first is closed or aborted.
+func TestOneWriterPerRoot(t *testing.T) {
+	root := t.TempDir()
+	w1, err := Open(Config{Root: root}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Config{Root: root}, nil, nil); err == nil || !strings.Contains(err.Error(), "in use by another writer (pid ") {
+		t.Fatalf("second writer: %v, want in use by another writer", err)
+	}
+	if err := w1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w2, err := Open(Config{Root: root}, nil, nil)
+	if err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	if err := w2.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	w3, err := Open(Config{Root: root}, nil, nil)
+	if err != nil {
+		t.Fatalf("after Abort: %v", err)
+	}
+	if err := w3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Readers need no lock, and verify does not count the lock file.
+	res, err := Verify(root, time.Time{}, time.Time{}, nil)
+	if err != nil || !res.OK() {
+		t.Fatalf("verify: %+v, %v", res, err)
+	}
+}

@@ -23,6 +23,7 @@ import (
 
 const (
 	commitsDir        = "_commits"
+	lockFile          = "_writer.lock"
 	tmpPrefix         = ".tmp-"
 	keepCommitRecords = 16
 )
@@ -467,5 +468,6 @@ func (w *Writer) Close() error {
 	}
 	err := w.Flush()
 	w.closed = true
+	w.unlock()
 	return err
 }

@@ -88,6 +88,7 @@ type openFile struct {
 // the daemon serialises batches from its sources.
 type Writer struct {
 	cfg     Config
+	lock    *os.File // the root's writer lock (see lockRoot)
 	log     *zap.Logger
 	m       *metrics
 	files   map[partKey]*openFile
@@ -178,15 +179,36 @@ func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Writer, erro
 		committed: map[string]flow.Checkpoint{}, first: map[string]flow.Checkpoint{}, last: map[string]flow.Checkpoint{},
 		heads: map[string]chainHead{},
 	}
+	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
+		return nil, fmt.Errorf("archive: open %s: %w", cfg.Root, err)
+	}
+	lock, locked, err := lockRoot(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	if lock != nil && !locked {
+		w.log.Warn("the archive's file system does not support locks: make sure nothing else writes to this archive root", zap.String("root", cfg.Root))
+	}
+	w.lock = lock
 	for _, d := range []string{"flows", "stats", "manifests", commitsDir} {
 		if err := os.MkdirAll(filepath.Join(cfg.Root, d), 0o755); err != nil {
+			w.unlock()
 			return nil, fmt.Errorf("archive: open %s: %w", cfg.Root, err)
 		}
 	}
 	if err := w.recover(); err != nil {
+		w.unlock()
 		return nil, fmt.Errorf("archive: recover %s: %w", cfg.Root, err)
 	}
 	return w, nil
+}
+
+// unlock releases the root's writer lock.
+func (w *Writer) unlock() {
+	if w.lock != nil {
+		_ = w.lock.Close()
+		w.lock = nil
+	}
 }
 
 // Checkpoints returns the last committed checkpoint of every source.

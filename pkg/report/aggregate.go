@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -45,17 +46,60 @@ func worldDest(r *flowRow) bool {
 const worldDestSQL = "(coalesce(destination_identity IN (2, 9, 10), false) OR coalesce(list_has_any(destination_labels, ['reserved:world', 'reserved:world-ipv4', 'reserved:world-ipv6']), false))"
 
 // epKey identifies one endpoint of a flow by the fields the report groups on.
-// Its strings point into the scanned row until the key is stored in a map for
-// the first time (see own).
+// Its strings point into the scanned row until symbols.ep stores it.
 type epKey struct {
 	ns, name, ip string
 	id           uint32
 	hasID        bool
 }
 
-func (k epKey) own() epKey {
-	k.ns, k.name, k.ip = strings.Clone(k.ns), strings.Clone(k.name), strings.Clone(k.ip)
-	return k
+// symbols numbers the strings and endpoints the aggregator's groups hold, so
+// that a group's key is a few integers (a month's 750k denied pairs of 36
+// bytes, not of 200 and their strings' copies), compared and hashed as
+// integers, and each string is kept once however many groups hold it.
+// Symbol 0 is "" (and NULL where the report does not tell them apart).
+type symbols struct {
+	strIDs map[string]uint32
+	strs   []string
+	epIDs  map[epKey]uint32
+	eps    []epKey
+}
+
+func newSymbols() *symbols {
+	return &symbols{strIDs: map[string]uint32{"": 0}, strs: []string{""}, epIDs: map[epKey]uint32{}}
+}
+
+// str returns the symbol of s (which may point into a scanned row).
+func (t *symbols) str(s string) uint32 {
+	if id, ok := t.strIDs[s]; ok {
+		return id
+	}
+	s = strings.Clone(s)
+	id := uint32(len(t.strs))
+	t.strs = append(t.strs, s)
+	t.strIDs[s] = id
+	return id
+}
+
+// ptr is str of a field that may be NULL.
+func (t *symbols) ptr(p *string) uint32 {
+	if p == nil {
+		return 0
+	}
+	return t.str(*p)
+}
+
+// ep returns the symbol of the endpoint k (whose strings may point into a
+// scanned row).
+func (t *symbols) ep(k epKey) uint32 {
+	if id, ok := t.epIDs[k]; ok {
+		return id
+	}
+	k.ns, k.name, k.ip = t.strs[t.str(k.ns)], t.strs[t.str(k.name)], t.strs[t.str(k.ip)]
+	id := uint32(len(t.eps))
+	t.eps = append(t.eps, k)
+	t.epIDs[k] = id
+	return id
 }
 
 // String renders the endpoint as the report shows it: namespace/workload
@@ -98,46 +142,35 @@ func endpointKey(ns *string, wl []archive.Workload, pod *string, id *uint32, nam
 	return k
 }
 
+// The groups' keys: endpoints and strings are symbols.
 type pairKey struct {
-	src, dst                      epKey
-	port                          uint32
-	hasPort                       bool
-	proto, reason, polNs, polName string
-	verdict                       string
+	src, dst                               uint32
+	port                                   uint32
+	hasPort                                bool
+	proto, reason, polNs, polName, verdict uint32
 }
 
-type httpKey struct {
-	code   uint32
-	method string
-	dst    epKey
-}
+type httpKey struct{ code, method, dst uint32 }
 
-type dnsKey struct {
-	rcode uint32
-	query string
-}
+type dnsKey struct{ rcode, query uint32 }
 
-type egressKey struct {
-	src  epKey
-	name string
-}
+type egressKey struct{ src, name uint32 }
 
 type privKey struct {
-	src, dst epKey
-	port     uint32
-	hasPort  bool
-	proto    string
-	verdict  string
+	src, dst, port uint32
+	hasPort        bool
+	proto, verdict uint32
 }
 
 // aggregator folds flow rows into exact counts. Its maps are keyed by the
 // groups the report shows, so memory grows with the number of distinct
 // workloads, pairs and ports, never with the number of flows; a key's strings
-// are copied once, when the key is first seen, so adding a row of an existing
-// group allocates nothing.
+// and endpoints are symbols, stored once when first seen, so adding a row of
+// an existing group allocates nothing.
 type aggregator struct {
 	loc        *time.Location
 	privileged map[uint32]bool
+	sym        *symbols
 
 	total, denied, worldTotal int64
 	verdicts                  map[string]int64
@@ -145,7 +178,7 @@ type aggregator struct {
 	nodes                     map[string]bool
 	namespaces                map[string]bool
 	pairs                     map[pairKey]int64
-	talkers                   map[[2]epKey]int64
+	talkers                   map[[2]uint32]int64
 	httpErr                   map[httpKey]int64
 	dnsFail                   map[dnsKey]int64
 	world                     map[egressKey]int64
@@ -159,11 +192,13 @@ type aggregator struct {
 
 type dayAgg struct{ total, dropped, audit, forwarded int64 }
 
-func newAggregator(loc *time.Location, privileged []uint32, zones []Zone) *aggregator {
+// newAggregator returns an aggregator whose symbols are sym (shared with the
+// previous month's pairs, whose keys are compared with this month's).
+func newAggregator(sym *symbols, loc *time.Location, privileged []uint32, zones []Zone) *aggregator {
 	a := &aggregator{
-		loc: loc, privileged: map[uint32]bool{},
+		loc: loc, privileged: map[uint32]bool{}, sym: sym,
 		verdicts: map[string]int64{}, days: map[int32]*dayAgg{}, nodes: map[string]bool{}, namespaces: map[string]bool{},
-		pairs: map[pairKey]int64{}, talkers: map[[2]epKey]int64{}, httpErr: map[httpKey]int64{}, dnsFail: map[dnsKey]int64{},
+		pairs: map[pairKey]int64{}, talkers: map[[2]uint32]int64{}, httpErr: map[httpKey]int64{}, dnsFail: map[dnsKey]int64{},
 		world: map[egressKey]int64{}, priv: map[privKey]int64{},
 	}
 	for _, p := range privileged {
@@ -202,16 +237,22 @@ func (a *aggregator) add(rows []flowRow) {
 	}
 }
 
-// deniedKey is the group of a denied flow (strings not yet owned).
-func deniedKey(r *flowRow, src, dst epKey, port uint32, verdict string) pairKey {
-	k := pairKey{src: src, dst: dst, port: port, hasPort: r.L4DestPort != nil, proto: deref(r.L4Protocol, ""), reason: deref(r.DropReasonDesc, ""), verdict: verdict}
+// deniedKey is the group of a denied flow.
+func deniedKey(t *symbols, r *flowRow, src, dst, port uint32, verdict string) pairKey {
+	k := pairKey{src: src, dst: dst, port: port, hasPort: r.L4DestPort != nil, proto: t.ptr(r.L4Protocol), reason: t.ptr(r.DropReasonDesc), verdict: t.str(verdict)}
 	for _, l := range [2][]archive.Policy{r.IngressDeniedBy, r.EgressDeniedBy} {
 		if len(l) > 0 {
-			k.polNs, k.polName = l[0].Namespace, l[0].Name
+			k.polNs, k.polName = t.str(l[0].Namespace), t.str(l[0].Name)
 			break
 		}
 	}
 	return k
+}
+
+// endpoints returns the symbols of the flow's source and destination.
+func endpoints(t *symbols, r *flowRow) (src, dst uint32) {
+	return t.ep(endpointKey(r.SourceNamespace, r.SourceWorkloads, r.SourcePod, r.SourceIdentity, r.SourceNames, r.IPSource)),
+		t.ep(endpointKey(r.DestNamespace, r.DestWorkloads, r.DestPod, r.DestIdentity, r.DestinationNames, r.IPDestination))
 }
 
 // inScope reports whether the row passes the --namespace filter: its source
@@ -228,6 +269,7 @@ func inScope(r *flowRow, namespaces []string) bool {
 // the pairs denied for the first time. Memory: one entry per group.
 type previousPairs struct {
 	namespaces []string
+	sym        *symbols
 	seen       map[pairKey]bool
 }
 
@@ -242,14 +284,8 @@ func (p *previousPairs) add(rows []flowRow) {
 		if r.L4DestPort != nil {
 			port = *r.L4DestPort
 		}
-		src := endpointKey(r.SourceNamespace, r.SourceWorkloads, r.SourcePod, r.SourceIdentity, r.SourceNames, r.IPSource)
-		dst := endpointKey(r.DestNamespace, r.DestWorkloads, r.DestPod, r.DestIdentity, r.DestinationNames, r.IPDestination)
-		k := deniedKey(r, src, dst, port, v)
-		if !p.seen[k] {
-			k.src, k.dst = src.own(), dst.own()
-			k.proto, k.reason, k.polNs, k.polName, k.verdict = strings.Clone(k.proto), strings.Clone(k.reason), strings.Clone(k.polNs), strings.Clone(k.polName), strings.Clone(k.verdict)
-			p.seen[k] = true
-		}
+		src, dst := endpoints(p.sym, r)
+		p.seen[deniedKey(p.sym, r, src, dst, port, v)] = true
 	}
 }
 
@@ -280,67 +316,49 @@ func (a *aggregator) addRow(r *flowRow) {
 	markStr(a.namespaces, deref(r.SourceNamespace, ""))
 	markStr(a.namespaces, deref(r.DestNamespace, ""))
 
-	src := endpointKey(r.SourceNamespace, r.SourceWorkloads, r.SourcePod, r.SourceIdentity, r.SourceNames, r.IPSource)
-	dst := endpointKey(r.DestNamespace, r.DestWorkloads, r.DestPod, r.DestIdentity, r.DestinationNames, r.IPDestination)
+	t := a.sym
+	src, dst := endpoints(t, r)
 	if r.IsReply == nil || !*r.IsReply {
-		k := [2]epKey{src, dst}
-		if _, ok := a.talkers[k]; !ok {
-			k = [2]epKey{src.own(), dst.own()}
-		}
-		a.talkers[k]++
+		a.talkers[[2]uint32{src, dst}]++
 	}
 	var port uint32
 	if r.L4DestPort != nil {
 		port = *r.L4DestPort
 	}
 	for _, za := range a.zones {
-		za.addRow(r, src, dst, port)
+		za.addRow(t, r, src, dst, port)
 	}
 	if v == "DROPPED" || v == "AUDIT" {
 		a.denied++
-		k := deniedKey(r, src, dst, port, v)
-		if _, ok := a.pairs[k]; !ok {
-			k.src, k.dst = src.own(), dst.own()
-			k.proto, k.reason, k.polNs, k.polName, k.verdict = strings.Clone(k.proto), strings.Clone(k.reason), strings.Clone(k.polNs), strings.Clone(k.polName), strings.Clone(k.verdict)
-		}
-		a.pairs[k]++
+		a.pairs[deniedKey(t, r, src, dst, port, v)]++
 	}
 	if (r.L4DestPort != nil && a.privileged[port]) || (r.DestIdentity != nil && *r.DestIdentity == identityKubeAPIServer) {
-		k := privKey{src: src, dst: dst, port: port, hasPort: r.L4DestPort != nil, proto: deref(r.L4Protocol, ""), verdict: v}
-		if _, ok := a.priv[k]; !ok {
-			k.src, k.dst, k.proto, k.verdict = src.own(), dst.own(), strings.Clone(k.proto), strings.Clone(k.verdict)
-		}
-		a.priv[k]++
+		a.priv[privKey{src: src, dst: dst, port: port, hasPort: r.L4DestPort != nil, proto: t.ptr(r.L4Protocol), verdict: t.str(v)}]++
 	}
 	if c := r.L7HTTPCode; c != nil && *c >= 400 {
-		k := httpKey{code: *c, method: deref(r.L7HTTPMethod, ""), dst: dst}
-		if _, ok := a.httpErr[k]; !ok {
-			k.method, k.dst = strings.Clone(k.method), dst.own()
-		}
-		a.httpErr[k]++
+		a.httpErr[httpKey{code: *c, method: t.ptr(r.L7HTTPMethod), dst: dst}]++
 	}
 	if rc := r.L7DNSRcode; rc != nil && *rc != 0 {
-		k := dnsKey{rcode: *rc, query: deref(r.L7DNSQuery, "")}
-		if _, ok := a.dnsFail[k]; !ok {
-			k.query = strings.Clone(k.query)
-		}
-		a.dnsFail[k]++
+		a.dnsFail[dnsKey{rcode: *rc, query: t.ptr(r.L7DNSQuery)}]++
 	}
 	if worldDest(r) {
 		a.worldTotal++
-		k := egressKey{src: src, name: deref(r.IPDestination, "")}
-		if len(r.DestinationNames) > 0 {
-			k.name = r.DestinationNames[0]
-		}
-		if _, ok := a.world[k]; !ok {
-			k.src, k.name = src.own(), strings.Clone(k.name)
-		}
-		a.world[k]++
+		a.world[egressKey{src: src, name: worldName(t, r)}]++
 	}
+}
+
+// worldName is the symbol of the name a flow to the world is shown by: its
+// first DNS name, else its destination IP.
+func worldName(t *symbols, r *flowRow) uint32 {
+	if len(r.DestinationNames) > 0 {
+		return t.str(r.DestinationNames[0])
+	}
+	return t.ptr(r.IPDestination)
 }
 
 // finish writes the aggregates into rep, keeping topN rows of each top list.
 func (a *aggregator) finish(rep *Report, topN int) {
+	t := a.sym
 	rep.TotalFlows, rep.DeniedTotal = a.total, a.denied
 	rep.Verdicts = sortedCounts(a.verdicts, 0)
 	keys := make([]int32, 0, len(a.days))
@@ -355,82 +373,123 @@ func (a *aggregator) finish(rep *Report, topN int) {
 			Total: d.total, Dropped: d.dropped, Audit: d.audit, Forwarded: d.forwarded,
 		})
 	}
-	for k, c := range a.pairs {
-		p := Pair{Source: k.src.String(), Destination: k.dst.String(), Protocol: k.proto, Reason: k.reason, Verdict: k.verdict, Count: c}
-		if k.hasPort {
-			p.Port = strconv.FormatUint(uint64(k.port), 10)
-		}
-		if k.polName != "" {
-			p.Policy = k.polNs + "/" + k.polName
-		}
-		if a.previous != nil && !a.previous[k] {
-			p.NewThisMonth = true
-			rep.DeniedNewPairs++
-		}
-		rep.Denied = append(rep.Denied, p)
+	// Endpoints are rendered once; the groups are ranked on their counts
+	// first, so only the few that can enter a top list are rendered.
+	ep := make([]string, len(t.eps))
+	for i, e := range t.eps {
+		ep[i] = e.String()
 	}
-	rep.DeniedPairs = len(rep.Denied)
-	slices.SortFunc(rep.Denied, func(x, y Pair) int {
-		if x.Count != y.Count {
-			if x.Count > y.Count {
-				return -1
-			}
-			return 1
+	denied := ranking[Pair]{n: topN, cmp: func(x, y Pair) int {
+		if c := cmp.Compare(y.Count, x.Count); c != 0 {
+			return c
 		}
 		return strings.Compare(x.sortKey(), y.sortKey())
-	})
-	if topN > 0 && len(rep.Denied) > topN {
-		rep.Denied = rep.Denied[:topN]
-	}
-	perPort := map[string]int64{}
-	for k, c := range a.priv {
-		p := Privileged{Source: k.src.String(), Destination: k.dst.String(), Protocol: k.proto, Verdict: k.verdict, Count: c}
+	}}
+	for k, c := range a.pairs {
+		isNew := a.previous != nil && !a.previous[k]
+		if isNew {
+			rep.DeniedNewPairs++
+		}
+		rep.DeniedPairs++
+		if !denied.mayTake(c) {
+			continue
+		}
+		p := Pair{Source: ep[k.src], Destination: ep[k.dst], Protocol: t.strs[k.proto], Reason: t.strs[k.reason], Verdict: t.strs[k.verdict], Count: c, NewThisMonth: isNew}
 		if k.hasPort {
 			p.Port = strconv.FormatUint(uint64(k.port), 10)
 		}
-		perPort[p.Port] += c
-		rep.Privileged = append(rep.Privileged, p)
+		if k.polName != 0 {
+			p.Policy = t.strs[k.polNs] + "/" + t.strs[k.polName]
+		}
+		denied.add(p)
 	}
-	slices.SortFunc(rep.Privileged, func(x, y Privileged) int {
-		if x.Count != y.Count {
-			if x.Count > y.Count {
-				return -1
-			}
-			return 1
+	rep.Denied = denied.sorted()
+	perPort := map[string]int64{}
+	priv := ranking[Privileged]{n: topN, cmp: func(x, y Privileged) int {
+		if c := cmp.Compare(y.Count, x.Count); c != 0 {
+			return c
 		}
 		return strings.Compare(x.Source+"\x00"+x.Destination+"\x00"+x.Port+"\x00"+x.Verdict, y.Source+"\x00"+y.Destination+"\x00"+y.Port+"\x00"+y.Verdict)
-	})
-	if topN > 0 && len(rep.Privileged) > topN {
-		rep.Privileged = rep.Privileged[:topN]
+	}}
+	for k, c := range a.priv {
+		port := ""
+		if k.hasPort {
+			port = strconv.FormatUint(uint64(k.port), 10)
+		}
+		perPort[port] += c
+		if priv.mayTake(c) {
+			priv.add(Privileged{Source: ep[k.src], Destination: ep[k.dst], Port: port, Protocol: t.strs[k.proto], Verdict: t.strs[k.verdict], Count: c})
+		}
 	}
+	rep.Privileged = priv.sorted()
 	rep.PrivilegedByPort = sortedCounts(perPort, 0)
 
 	talkers := make(map[string]int64, len(a.talkers))
 	for k, c := range a.talkers {
-		talkers[k[0].String()+" -> "+k[1].String()] += c
+		talkers[ep[k[0]]+" -> "+ep[k[1]]] += c
 	}
 	rep.TopTalkers = sortedCounts(talkers, topN)
 	httpErr := map[string]int64{}
 	for k, c := range a.httpErr {
-		httpErr[fmt.Sprintf("%d %s %s", k.code, k.method, k.dst)] += c
+		httpErr[fmt.Sprintf("%d %s %s", k.code, t.strs[k.method], ep[k.dst])] += c
 	}
 	rep.HTTPErrors = sortedCounts(httpErr, topN)
 	dns := map[string]int64{}
 	for k, c := range a.dnsFail {
-		dns[fmt.Sprintf("rcode=%d %s", k.rcode, k.query)] += c
+		dns[fmt.Sprintf("rcode=%d %s", k.rcode, t.strs[k.query])] += c
 	}
 	rep.DNSFailures = sortedCounts(dns, topN)
 	world := map[string]int64{}
 	for k, c := range a.world {
-		world[k.src.String()+" -> "+k.name] += c
+		world[ep[k.src]+" -> "+t.strs[k.name]] += c
 	}
 	rep.WorldEgress = sortedCounts(world, topN)
 	rep.WorldEgressTotal = a.worldTotal
 	rep.Namespaces = len(a.namespaces)
 	for _, za := range a.zones {
-		rep.Zones = append(rep.Zones, za.result(topN))
+		rep.Zones = append(rep.Zones, za.result(t, topN))
 	}
 }
+
+// ranking keeps the first n items in the order cmp (n <= 0: every item),
+// which ranks a larger Count first.
+type ranking[T interface{ count() int64 }] struct {
+	n     int
+	cmp   func(x, y T) int
+	items []T
+}
+
+// mayTake reports whether an item of count c can be among the first n.
+func (r *ranking[T]) mayTake(c int64) bool {
+	return r.n <= 0 || len(r.items) < r.n || c >= r.items[len(r.items)-1].count()
+}
+
+func (r *ranking[T]) add(v T) {
+	if r.n <= 0 {
+		r.items = append(r.items, v)
+		return
+	}
+	i, _ := slices.BinarySearchFunc(r.items, v, r.cmp)
+	if i >= r.n {
+		return
+	}
+	if len(r.items) < r.n {
+		r.items = append(r.items, v)
+	}
+	copy(r.items[i+1:], r.items[i:len(r.items)-1])
+	r.items[i] = v
+}
+
+// sorted returns the items in order.
+func (r *ranking[T]) sorted() []T {
+	if r.n <= 0 {
+		slices.SortFunc(r.items, r.cmp)
+	}
+	return r.items
+}
+
+func (p Pair) count() int64       { return p.Count }
+func (p Privileged) count() int64 { return p.Count }
 
 func (p Pair) sortKey() string {
 	return strings.Join([]string{p.Source, p.Destination, p.Protocol, p.Port, p.Reason, p.Policy, p.Verdict}, "\x00")

@@ -55,7 +55,7 @@ func BenchmarkAggregate(b *testing.B) {
 		seoul = time.UTC
 	}
 	rows := benchRows(4096)
-	a := newAggregator(seoul, DefaultPrivilegedPorts, []Zone{{Name: "db", Namespaces: []string{"ns-3"}, InternalOnly: true, AllowedSources: Selector{Namespaces: []string{"ns-1"}}}})
+	a := newAggregator(newSymbols(), seoul, DefaultPrivilegedPorts, []Zone{{Name: "db", Namespaces: []string{"ns-3"}, InternalOnly: true, AllowedSources: Selector{Namespaces: []string{"ns-1"}}}})
 	a.add(rows) // every group exists: what follows is the steady state
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding"
 
 	"github.com/flowaudit/flowaudit/pkg/archive"
 )
@@ -17,13 +19,14 @@ import (
 // The report's reader decodes the columns it needs one at a time and fills
 // flowRow itself. parquet-go's row reader (ScanFlowsAs) reconstructs every
 // row through reflection and allocates a string per value: 80% of a
-// report's CPU. Here a string is looked up in a per-reader table without
-// allocating (the columns are dictionary-encoded and repeat), and list
+// report's CPU. Here pages are read as arrays (levels, dictionary indexes),
+// never as parquet.Value; a dictionary entry becomes a string once per row
+// group (a plain page's value goes through a per-row-group table), and list
 // elements and optional numbers live in slabs reused batch after batch.
 //
 // The strings handed to the aggregator must never change afterwards: a Go
 // map assignment (m[k]++) on an existing key stores the assigned key's
-// strings, so the aggregator's keys end up pointing at the rows' strings.
+// strings, so a map keyed by strings ends up pointing at the rows' strings.
 // Interned strings are immutable; a per-batch arena that is overwritten is
 // not (tried: it corrupted the report's keys).
 //
@@ -90,49 +93,45 @@ var cols = []colSpec{
 	{path: "ingress_denied_by.list.element.namespace", kind: kPolNs, pol: func(r *flowRow) *[]archive.Policy { return &r.IngressDeniedBy }},
 }
 
-// cursor reads one column chunk's values, page after page.
+// cursor reads one column chunk, page after page, a slot at a time: a slot
+// is one definition (and repetition) level, and the value of the slots whose
+// level is maxDef. Pages are read column-wise: their levels, and their
+// values as dictionary indexes or plain arrays, never as parquet.Value.
 type cursor struct {
-	pages  parquet.Pages
-	vr     parquet.ValueReader
-	page   parquet.Page
-	buf    []parquet.Value
-	i, n   int
-	eof    bool
-	maxDef int
-	absent bool // the file has no such column: every row NULL
+	pages      parquet.Pages
+	page       parquet.Page
+	defs, reps []byte // the page's levels (nil: every slot maxDef, or rep 0)
+	i, n       int    // the next slot of the page, and its slot count
+	vi         int    // the next non-NULL value of the page
+	eof        bool
+	maxDef     int
+	absent     bool // the file has no such column: every row NULL
 
-	// Strings are interned per column; consecutive rows often repeat the
-	// last one (a pod's flows, its labels).
-	strs map[string]*string
-	last *string
-}
+	// The page's values: idx indexes the dictionary's (plain pages: nil).
+	idx   []int32
+	bytes []byte // byte arrays: bytes[offs[j]:offs[j+1]]
+	offs  []uint32
+	u32s  []uint32
+	i64s  []int64
+	bits  []byte // booleans, LSB first
 
-// str returns the interned string of b.
-func (c *cursor) str(b []byte) *string {
-	if c.last != nil && *c.last == string(b) {
-		return c.last
-	}
-	p, ok := c.strs[string(b)]
-	if !ok {
-		s := string(b)
-		p = &s
-		c.strs[s] = p
-	}
-	c.last = p
-	return p
+	// Strings are interned: a dictionary entry once per row group (dict:
+	// the dictionary dictStr caches), a plain page's value through strs.
+	dict    parquet.Dictionary
+	dictStr []*string
+	strs    map[string]*string
 }
 
 func (c *cursor) open(cc parquet.ColumnChunk, maxDef int) {
 	c.close()
-	c.pages, c.vr, c.i, c.n, c.eof, c.maxDef, c.absent = cc.Pages(), nil, 0, 0, false, maxDef, false
-	if c.buf == nil {
-		c.buf = make([]parquet.Value, 1024)
+	c.pages, c.i, c.n, c.eof, c.maxDef, c.absent = cc.Pages(), 0, 0, false, maxDef, false
+	if c.strs == nil {
 		c.strs = map[string]*string{}
 	}
 	// Interned per row group (whose dictionaries bound the distinct values):
 	// over a month the table would hold every IP and name ever seen.
 	clear(c.strs)
-	c.last = nil
+	c.dict = nil
 }
 
 func (c *cursor) close() {
@@ -146,40 +145,165 @@ func (c *cursor) close() {
 	}
 }
 
-// peek returns the next value, nil at the end of the chunk. It is valid
-// until the next call.
-func (c *cursor) peek() (*parquet.Value, error) {
+// more makes c.i a slot of the current page; false at the end of the chunk.
+func (c *cursor) more() (bool, error) {
 	for c.i == c.n {
 		if c.eof {
-			return nil, nil
+			return false, nil
 		}
-		if c.vr == nil {
-			p, err := c.pages.ReadPage()
-			if errors.Is(err, io.EOF) {
-				c.eof = true
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			if c.page != nil {
-				parquet.Release(c.page) // every value of it was used
-			}
-			c.page, c.vr = p, p.Values()
-		}
-		n, err := c.vr.ReadValues(c.buf)
-		c.i, c.n = 0, n
+		p, err := c.pages.ReadPage()
 		if errors.Is(err, io.EOF) {
-			c.vr = nil
-		} else if err != nil {
-			return nil, err
+			c.eof = true
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if c.page != nil {
+			parquet.Release(c.page) // every slot of it was read
+		}
+		c.page = p
+		if err := c.load(p); err != nil {
+			return false, err
 		}
 	}
-	return &c.buf[c.i], nil
+	return true, nil
+}
+
+// load makes p the current page.
+func (c *cursor) load(p parquet.Page) error {
+	c.defs, c.reps = p.DefinitionLevels(), p.RepetitionLevels()
+	c.i, c.n, c.vi = 0, int(p.NumValues()), 0
+	if c.defs != nil && len(c.defs) != c.n || c.reps != nil && len(c.reps) != c.n {
+		return fmt.Errorf("page of %d values with %d definition and %d repetition levels", c.n, len(c.defs), len(c.reps))
+	}
+	vals := p.Data()
+	c.idx = nil
+	if d := p.Dictionary(); d != nil {
+		c.idx = vals.Int32()
+		if d != c.dict {
+			c.dict = d
+			c.dictStr = slices.Grow(c.dictStr[:0], d.Len())[:d.Len()]
+			clear(c.dictStr)
+		}
+		vals = d.Page().Data()
+	}
+	c.bytes, c.offs, c.u32s, c.i64s, c.bits = nil, nil, nil, nil, nil
+	switch vals.Kind() {
+	case encoding.ByteArray:
+		c.bytes, c.offs = vals.ByteArray()
+	case encoding.Int32:
+		c.u32s = vals.Uint32()
+	case encoding.Int64:
+		c.i64s = vals.Int64()
+	case encoding.Boolean:
+		c.bits = vals.Boolean()
+	default:
+		return fmt.Errorf("values of kind %v", vals.Kind())
+	}
+	return nil
+}
+
+// def and rep are the levels of the current slot.
+func (c *cursor) def() int {
+	if c.defs == nil {
+		return c.maxDef
+	}
+	return int(c.defs[c.i])
+}
+
+func (c *cursor) rep() int {
+	if c.reps == nil {
+		return 0
+	}
+	return int(c.reps[c.i])
+}
+
+// value returns the position of the current slot's value in the page's
+// value arrays and moves past it; the slot's level must be maxDef.
+func (c *cursor) value(n int) (int, error) {
+	j := c.vi
+	if c.idx != nil {
+		if j >= len(c.idx) {
+			return 0, errors.New("fewer dictionary indexes than values")
+		}
+		j = int(c.idx[j])
+	}
+	if j < 0 || j >= n {
+		return 0, fmt.Errorf("value %d of %d", j, n)
+	}
+	c.vi++
+	return j, nil
+}
+
+// str returns the interned string of the current slot's value.
+func (c *cursor) str() (*string, error) {
+	if c.offs == nil {
+		return nil, errors.New("not a byte array column")
+	}
+	j, err := c.value(len(c.offs) - 1)
+	if err != nil {
+		return nil, err
+	}
+	if c.idx != nil {
+		if p := c.dictStr[j]; p != nil {
+			return p, nil
+		}
+	}
+	b := c.bytes[c.offs[j]:c.offs[j+1]]
+	p, ok := c.strs[string(b)]
+	if !ok {
+		s := string(b)
+		p = &s
+		c.strs[s] = p
+	}
+	if c.idx != nil {
+		c.dictStr[j] = p
+	}
+	return p, nil
+}
+
+func (c *cursor) i64() (int64, error) {
+	if c.i64s == nil {
+		return 0, errors.New("not an int64 column")
+	}
+	j, err := c.value(len(c.i64s))
+	if err != nil {
+		return 0, err
+	}
+	return c.i64s[j], nil
+}
+
+func (c *cursor) boolean() (bool, error) {
+	if c.bits == nil {
+		return false, errors.New("not a boolean column")
+	}
+	j, err := c.value(len(c.bits) * 8)
+	if err != nil {
+		return false, err
+	}
+	return c.bits[j>>3]&(1<<(j&7)) != 0, nil
+}
+
+// columns is a set of the columns of cols, by index.
+type columns uint64
+
+// allColumns is every column of cols.
+var allColumns = columns(1)<<len(cols) - 1
+
+// without returns c without the columns at paths.
+func (c columns) without(paths ...string) columns {
+	for i, spec := range cols {
+		if slices.Contains(paths, spec.path) {
+			c &^= 1 << i
+		}
+	}
+	return c
 }
 
 // colScan turns row groups into flowRow batches. One per goroutine.
 type colScan struct {
+	read  columns // the columns filled; the others are NULL
 	cur   []cursor
 	rows  []flowRow
 	u32s  []uint32
@@ -188,7 +312,9 @@ type colScan struct {
 	pols  []archive.Policy
 }
 
-func newColScan() *colScan { return &colScan{cur: make([]cursor, len(cols))} }
+func newColScan(read columns) *colScan {
+	return &colScan{read: read, cur: make([]cursor, len(cols))}
+}
 
 // batchRows is the rows handed to the aggregator at a time.
 const batchRows = 4096
@@ -214,6 +340,11 @@ func (c *colScan) rowGroup(rg parquet.RowGroup, fn func([]flowRow) error) (err e
 	chunks := rg.ColumnChunks()
 	for i, spec := range cols {
 		leaf, ok := schema.Lookup(strings.Split(spec.path, ".")...)
+		if c.read&(1<<i) == 0 && spec.kind != kTime {
+			c.cur[i].close()
+			c.cur[i].absent = true
+			continue
+		}
 		if !ok {
 			if spec.kind == kTime {
 				return fmt.Errorf("column %s: not in the file", spec.path)
@@ -255,16 +386,13 @@ func (c *colScan) rowGroup(rg parquet.RowGroup, fn func([]flowRow) error) (err e
 	return nil
 }
 
-// next returns the next value of a column that must have one.
-func (cur *cursor) next() (*parquet.Value, error) {
-	v, err := cur.peek()
-	if err == nil && v == nil {
+// slot moves to the next slot of a column that must have one.
+func (c *cursor) slot() error {
+	ok, err := c.more()
+	if err == nil && !ok {
 		err = errors.New("fewer values than rows")
 	}
-	if err == nil {
-		cur.i++
-	}
-	return v, err
+	return err
 }
 
 // fill reads the values of len(rows) rows of one column into rows.
@@ -272,73 +400,145 @@ func (c *colScan) fill(cur *cursor, spec colSpec, rows []flowRow) error {
 	if cur.absent {
 		return nil // the rows were cleared: NULL
 	}
-	switch spec.kind {
-	case kTime:
-		for r := range rows {
-			v, err := cur.next()
-			if err != nil {
-				return err
-			}
-			rows[r].Time = v.Int64()
-		}
-	case kStr:
-		for r := range rows {
-			v, err := cur.next()
-			if err != nil {
-				return err
-			}
-			if int(v.DefinitionLevel()) == cur.maxDef {
-				*spec.str(&rows[r]) = cur.str(v.ByteArray())
-			}
-		}
-	case kU32:
-		for r := range rows {
-			v, err := cur.next()
-			if err != nil {
-				return err
-			}
-			if int(v.DefinitionLevel()) == cur.maxDef {
-				c.u32s = append(c.u32s, v.Uint32())
-				*spec.u32(&rows[r]) = &c.u32s[len(c.u32s)-1]
-			}
-		}
-	case kBool:
-		for r := range rows {
-			v, err := cur.next()
-			if err != nil {
-				return err
-			}
-			if int(v.DefinitionLevel()) == cur.maxDef {
-				b := &boolVals[0]
-				if v.Boolean() {
-					b = &boolVals[1]
-				}
-				*spec.bl(&rows[r]) = b
-			}
-		}
-	default:
+	if spec.kind >= kStrs {
 		for r := range rows {
 			if err := c.fillList(cur, spec, &rows[r]); err != nil {
 				return err
 			}
 		}
+		return nil
+	}
+	switch spec.kind {
+	case kStr:
+		return fillStr(cur, spec.str, rows)
+	case kU32:
+		return c.fillU32(cur, spec.u32, rows)
+	}
+	// time and is_reply
+	for r := range rows {
+		if err := cur.slot(); err != nil {
+			return err
+		}
+		if cur.rep() != 0 {
+			return errors.New("a repeated value in a column of one value per row")
+		}
+		if cur.def() == cur.maxDef {
+			switch spec.kind {
+			case kTime:
+				t, err := cur.i64()
+				if err != nil {
+					return err
+				}
+				rows[r].Time = t
+			case kBool:
+				v, err := cur.boolean()
+				if err != nil {
+					return err
+				}
+				b := &boolVals[0]
+				if v {
+					b = &boolVals[1]
+				}
+				*spec.bl(&rows[r]) = b
+			}
+		} else if spec.kind == kTime {
+			return errors.New("time is NULL")
+		}
+		cur.i++
 	}
 	return nil
 }
 
-// fillList reads one row of a list column: its values run until the next
+// fillStr is fill of a string column, a page's run of slots at a time; a
+// dictionary entry's string is looked up inline.
+func fillStr(cur *cursor, field func(*flowRow) **string, rows []flowRow) error {
+	for r := 0; r < len(rows); {
+		if err := cur.slot(); err != nil {
+			return err
+		}
+		if cur.reps != nil {
+			return errors.New("a repeated value in a column of one value per row")
+		}
+		end := cur.i + min(len(rows)-r, cur.n-cur.i)
+		for ; cur.i < end; cur.i, r = cur.i+1, r+1 {
+			if cur.defs != nil && int(cur.defs[cur.i]) != cur.maxDef {
+				continue
+			}
+			if cur.idx != nil && cur.vi < len(cur.idx) {
+				if j := cur.idx[cur.vi]; uint(j) < uint(len(cur.dictStr)) {
+					if p := cur.dictStr[j]; p != nil {
+						cur.vi++
+						*field(&rows[r]) = p
+						continue
+					}
+				}
+			}
+			p, err := cur.str()
+			if err != nil {
+				return err
+			}
+			*field(&rows[r]) = p
+		}
+	}
+	return nil
+}
+
+// fillU32 is fill of a uint32 column, a page's run of slots at a time.
+func (c *colScan) fillU32(cur *cursor, field func(*flowRow) **uint32, rows []flowRow) error {
+	for r := 0; r < len(rows); {
+		if err := cur.slot(); err != nil {
+			return err
+		}
+		if cur.reps != nil {
+			return errors.New("a repeated value in a column of one value per row")
+		}
+		if cur.u32s == nil {
+			return errors.New("not an int32 column")
+		}
+		end := cur.i + min(len(rows)-r, cur.n-cur.i)
+		for ; cur.i < end; cur.i, r = cur.i+1, r+1 {
+			if cur.defs != nil && int(cur.defs[cur.i]) != cur.maxDef {
+				continue
+			}
+			j, err := cur.value(len(cur.u32s))
+			if err != nil {
+				return err
+			}
+			c.u32s = append(c.u32s, cur.u32s[j])
+			*field(&rows[r]) = &c.u32s[len(c.u32s)-1]
+		}
+	}
+	return nil
+}
+
+// fillList reads one row of a list column: its slots run until the next
 // repetition level 0. Elements go to slabs that are only appended to until
 // the batch ends, so the rows' slices stay valid (a slab that grows leaves
 // the earlier slices on its old array, unchanged).
 func (c *colScan) fillList(cur *cursor, spec colSpec, row *flowRow) error {
-	v, err := cur.next()
-	if err != nil {
+	if err := cur.slot(); err != nil {
 		return err
+	}
+	if cur.rep() != 0 {
+		return errors.New("a row starts with repetition level > 0")
 	}
 	start, k := -1, 0
 	for {
-		if int(v.DefinitionLevel()) == cur.maxDef {
-			s := cur.str(v.ByteArray())
+		if cur.def() == cur.maxDef {
+			var s *string
+			if cur.idx != nil && cur.vi < len(cur.idx) {
+				if j := cur.idx[cur.vi]; uint(j) < uint(len(cur.dictStr)) {
+					if s = cur.dictStr[j]; s != nil {
+						cur.vi++
+					}
+				}
+			}
+			if s == nil {
+				var err error
+				if s, err = cur.str(); err != nil {
+					return err
+				}
+			}
 			switch spec.kind {
 			case kStrs:
 				if start < 0 {
@@ -364,13 +564,19 @@ func (c *colScan) fillList(cur *cursor, spec colSpec, row *flowRow) error {
 				k++
 			}
 		}
-		if v, err = cur.peek(); err != nil {
-			return err
+		cur.i++
+		if cur.i == cur.n { // the row may go on in the next page
+			ok, err := cur.more()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
 		}
-		if v == nil || v.RepetitionLevel() == 0 {
+		if cur.rep() == 0 {
 			break
 		}
-		cur.i++
 	}
 	if start >= 0 {
 		switch spec.kind {
@@ -386,9 +592,10 @@ func (c *colScan) fillList(cur *cursor, spec colSpec, row *flowRow) error {
 }
 
 // scanRows calls add with the flow rows in [o.From, o.To), decoded by
-// colScan on up to o.Parallel goroutines; add is never called
-// concurrently and must not keep the rows.
-func scanRows(ctx context.Context, sc *archive.Scanner, o archive.ScanOptions, add func([]flowRow)) error {
+// colScan on up to o.Parallel goroutines, with the columns read filled
+// (time always); add is never called concurrently and must not keep the
+// rows.
+func scanRows(ctx context.Context, sc *archive.Scanner, o archive.ScanOptions, read columns, add func([]flowRow)) error {
 	from, to := int64(math.MinInt64), int64(math.MaxInt64)
 	if !o.From.IsZero() {
 		from = o.From.UnixMicro()
@@ -397,12 +604,16 @@ func scanRows(ctx context.Context, sc *archive.Scanner, o archive.ScanOptions, a
 		to = o.To.UnixMicro()
 	}
 	var mu sync.Mutex
-	return archive.ScanFlowRowGroups(ctx, sc, o, newColScan, func(c *colScan, rg parquet.RowGroup) error {
+	newScan := func() *colScan { return newColScan(read) }
+	return archive.ScanFlowRowGroups(ctx, sc, o, newScan, func(c *colScan, rg parquet.RowGroup) error {
 		return c.rowGroup(rg, func(rows []flowRow) error {
 			sel := rows[:0]
 			for i := range rows {
 				if t := rows[i].Time; t >= from && t < to {
-					sel = append(sel, rows[i])
+					if len(sel) < i { // a row was left out: move this one up
+						rows[len(sel)] = rows[i]
+					}
+					sel = rows[:len(sel)+1]
 				}
 			}
 			if len(sel) > 0 {

@@ -141,7 +141,7 @@ func TestColumnScanMatchesRowScan(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := scanRows(context.Background(), sc, o, func(rows []flowRow) {
+	if err := scanRows(context.Background(), sc, o, allColumns, func(rows []flowRow) {
 		for _, r := range rows {
 			got = append(got, norm(r))
 		}
@@ -196,7 +196,7 @@ func TestColumnScanOfAnOlderSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []flowRow
-	if err := scanRows(context.Background(), sc, archive.ScanOptions{}, func(rows []flowRow) {
+	if err := scanRows(context.Background(), sc, archive.ScanOptions{}, allColumns, func(rows []flowRow) {
 		got = append(got, rows...)
 	}); err != nil {
 		t.Fatal(err)
@@ -204,5 +204,158 @@ func TestColumnScanOfAnOlderSchema(t *testing.T) {
 	if len(got) != 2 || got[0].Verdict == nil || *got[0].Verdict != "DROPPED" || *got[0].NodeName != "n1" ||
 		got[0].IPSource != nil || got[0].SourceLabels != nil || got[1].Verdict != nil || got[1].Time != t0.Add(time.Second).UnixMicro() {
 		t.Fatalf("rows of an older schema: %+v", got)
+	}
+}
+
+// TestColumnScanOfOtherWriters: files of other writers (another tool, an
+// older flowaudit) read the same: small pages (a dictionary shared by many
+// pages, lists on page boundaries) and plain-encoded strings.
+func TestColumnScanOfOtherWriters(t *testing.T) {
+	sc, err := archive.OpenScanner(variedArchive(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := archive.ScanOptions{From: jan.Add(-time.Minute), To: jan.Add(90 * time.Minute)}
+	var want []flowRow
+	if err := archive.ScanFlowsAs(context.Background(), sc, o, func(r *flowRow) int64 { return r.Time }, func(rows []flowRow) error {
+		for _, r := range rows {
+			b, err := json.Marshal(r) // a deep copy: rows are reused
+			if err != nil {
+				return err
+			}
+			var c flowRow
+			if err := json.Unmarshal(b, &c); err != nil {
+				return err
+			}
+			// What the column reader fills (see norm above).
+			for _, l := range []*[]archive.Workload{&c.SourceWorkloads, &c.DestWorkloads} {
+				for i := range *l {
+					(*l)[i] = archive.Workload{Name: (*l)[i].Name}
+				}
+			}
+			for _, l := range []*[]archive.Policy{&c.EgressDeniedBy, &c.IngressDeniedBy} {
+				for i := range *l {
+					(*l)[i] = archive.Policy{Name: (*l)[i].Name, Namespace: (*l)[i].Namespace}
+				}
+			}
+			for _, l := range []*[]string{&c.SourceLabels, &c.DestLabels, &c.SourceNames, &c.DestinationNames} {
+				if len(*l) == 0 {
+					*l = nil
+				}
+			}
+			want = append(want, c)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// plainRow is flowRow without dictionary encoding.
+	type plainWorkload struct {
+		Name string `parquet:"name"`
+	}
+	type plainPolicy struct {
+		Name      string `parquet:"name"`
+		Namespace string `parquet:"namespace"`
+	}
+	type plainRow struct {
+		Time             int64           `parquet:"time,timestamp(microsecond:utc)"`
+		Verdict          *string         `parquet:"verdict,optional"`
+		DropReasonDesc   *string         `parquet:"drop_reason_desc,optional"`
+		IPSource         *string         `parquet:"ip_source,optional"`
+		IPDestination    *string         `parquet:"ip_destination,optional"`
+		L4Protocol       *string         `parquet:"l4_protocol,optional"`
+		L4DestPort       *uint32         `parquet:"l4_destination_port,optional"`
+		SourceIdentity   *uint32         `parquet:"source_identity,optional"`
+		SourceNamespace  *string         `parquet:"source_namespace,optional"`
+		SourcePod        *string         `parquet:"source_pod_name,optional"`
+		SourceLabels     []string        `parquet:"source_labels,optional,list"`
+		SourceWorkloads  []plainWorkload `parquet:"source_workloads,optional,list"`
+		DestIdentity     *uint32         `parquet:"destination_identity,optional,dict"` // a dictionary of numbers
+		DestNamespace    *string         `parquet:"destination_namespace,optional"`
+		DestPod          *string         `parquet:"destination_pod_name,optional"`
+		DestLabels       []string        `parquet:"destination_labels,optional,list"`
+		DestWorkloads    []plainWorkload `parquet:"destination_workloads,optional,list"`
+		NodeName         *string         `parquet:"node_name,optional"`
+		SourceNames      []string        `parquet:"source_names,optional,list"`
+		DestinationNames []string        `parquet:"destination_names,optional,list"`
+		L7DNSQuery       *string         `parquet:"l7_dns_query,optional"`
+		L7DNSRcode       *uint32         `parquet:"l7_dns_rcode,optional"`
+		L7HTTPCode       *uint32         `parquet:"l7_http_code,optional"`
+		L7HTTPMethod     *string         `parquet:"l7_http_method,optional"`
+		IsReply          *bool           `parquet:"is_reply,optional"`
+		EgressDeniedBy   []plainPolicy   `parquet:"egress_denied_by,optional,list"`
+		IngressDeniedBy  []plainPolicy   `parquet:"ingress_denied_by,optional,list"`
+	}
+	plain := make([]plainRow, len(want))
+	for i, r := range want {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &plain[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		write func(f *os.File) error
+	}{
+		{"dictionary, small pages", func(f *os.File) error {
+			w := parquet.NewGenericWriter[flowRow](f, parquet.PageBufferSize(256))
+			if _, err := w.Write(want); err != nil {
+				return err
+			}
+			return w.Close()
+		}},
+		{"plain, small pages", func(f *os.File) error {
+			w := parquet.NewGenericWriter[plainRow](f, parquet.PageBufferSize(512))
+			if _, err := w.Write(plain); err != nil {
+				return err
+			}
+			return w.Close()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			dir := filepath.Join(root, "flows", "date=2026-01-01", "node=n1")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Join(root, "stats"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Create(filepath.Join(dir, "part-00000000000000000001-000001-x.parquet"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.write(f); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			sc, err := archive.OpenScanner(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			if err := scanRows(context.Background(), sc, o, allColumns, func(rows []flowRow) {
+				for _, r := range rows {
+					b, _ := json.Marshal(r)
+					got = append(got, string(b))
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d rows, want %d", len(got), len(want))
+			}
+			for i := range want {
+				b, _ := json.Marshal(want[i])
+				if got[i] != string(b) {
+					t.Fatalf("row %d:\n got %s\nwant %s", i, got[i], b)
+				}
+			}
+		})
 	}
 }

@@ -203,17 +203,26 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 		priv = DefaultPrivilegedPorts
 	}
 	rep.PrivilegedPorts = slices.Clone(priv)
-	agg := newAggregator(o.Location, priv, o.Zones)
+	sym := newSymbols()
+	agg := newAggregator(sym, o.Location, priv, o.Zones)
 	agg.namespaceFilter = o.Namespaces
 	prevFrom, _ := Bounds(from.In(o.Location).AddDate(0, -1, 0), o.Location)
-	prev := &previousPairs{namespaces: o.Namespaces, seen: map[pairKey]bool{}}
+	prev := &previousPairs{namespaces: o.Namespaces, sym: sym, seen: map[pairKey]bool{}}
 	prevOpts := opts
 	prevOpts.From, prevOpts.To = prevFrom, from
-	if err := scanRows(ctx, sc, prevOpts, prev.add); err != nil {
+	// The previous month's denied groups need neither labels nor L7 nor the
+	// node; this month's need the source labels only for zones.
+	prevCols := allColumns.without("source_labels.list.element", "destination_labels.list.element", "node_name",
+		"l7_dns_query", "l7_dns_rcode", "l7_http_code", "l7_http_method", "is_reply")
+	if err := scanRows(ctx, sc, prevOpts, prevCols, prev.add); err != nil {
 		return nil, err
 	}
 	agg.previous = prev.seen
-	if err := scanRows(ctx, sc, opts, agg.add); err != nil {
+	read := allColumns
+	if len(o.Zones) == 0 {
+		read = read.without("source_labels.list.element")
+	}
+	if err := scanRows(ctx, sc, opts, read, agg.add); err != nil {
 		return nil, err
 	}
 	agg.finish(rep, o.TopN)

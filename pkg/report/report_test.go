@@ -2,11 +2,14 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -346,5 +349,38 @@ func TestMarkdownAndCSVCells(t *testing.T) {
 	}
 	if csvCell("ok") != "ok" {
 		t.Errorf("csvCell changed a harmless value")
+	}
+}
+
+// TestRankingKeepsTheFirstN: a ranking of n is the first n of a full sort,
+// ties on the count included.
+func TestRankingKeepsTheFirstN(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	var all []Pair
+	for i := 0; i < 5000; i++ {
+		all = append(all, Pair{Source: strconv.Itoa(r.IntN(50)), Destination: strconv.Itoa(r.IntN(50)), Count: int64(r.IntN(30))})
+	}
+	cmpPair := func(x, y Pair) int {
+		if x.Count != y.Count {
+			return cmp.Compare(y.Count, x.Count)
+		}
+		return strings.Compare(x.sortKey(), y.sortKey())
+	}
+	want := slices.Clone(all)
+	slices.SortStableFunc(want, cmpPair)
+	for _, n := range []int{-1, 1, 20, 4999, 5000, 6000} {
+		rk := ranking[Pair]{n: n, cmp: cmpPair}
+		for _, p := range all {
+			if rk.mayTake(p.Count) {
+				rk.add(p)
+			}
+		}
+		got, w := rk.sorted(), want
+		if n > 0 && n < len(w) {
+			w = w[:n]
+		}
+		if !slices.EqualFunc(got, w, func(x, y Pair) bool { return cmpPair(x, y) == 0 }) {
+			t.Fatalf("n=%d: %d items, want %d (first differences: %v vs %v)", n, len(got), len(w), got[:min(3, len(got))], w[:min(3, len(w))])
+		}
 	}
 }

@@ -110,48 +110,37 @@ type zoneAgg struct {
 	world                             map[egressKey]int64
 }
 
-func (za *zoneAgg) addRow(r *flowRow, src, dst epKey, port uint32) {
+func (za *zoneAgg) addRow(t *symbols, r *flowRow, src, dst, port uint32) {
 	m := za.z.members()
 	srcIn, dstIn := m.match(r.SourceNamespace, r.SourceLabels), m.match(r.DestNamespace, r.DestLabels)
 	if dstIn && !srcIn && (r.IsReply == nil || !*r.IsReply) {
 		za.inbound++
 		if !za.z.AllowedSources.match(r.SourceNamespace, r.SourceLabels) {
 			za.unauthorized++
-			k := privKey{src: src, dst: dst, port: port, hasPort: r.L4DestPort != nil, proto: deref(r.L4Protocol, ""), verdict: deref(r.Verdict, "VERDICT_UNKNOWN")}
-			if _, ok := za.violations[k]; !ok {
-				k.src, k.dst, k.proto, k.verdict = src.own(), dst.own(), strings.Clone(k.proto), strings.Clone(k.verdict)
-			}
-			za.violations[k]++
+			za.violations[privKey{src: src, dst: dst, port: port, hasPort: r.L4DestPort != nil, proto: t.ptr(r.L4Protocol), verdict: t.str(deref(r.Verdict, "VERDICT_UNKNOWN"))}]++
 		}
 	}
 	if srcIn && worldDest(r) {
 		za.worldFlows++
-		k := egressKey{src: src, name: deref(r.IPDestination, "")}
-		if len(r.DestinationNames) > 0 {
-			k.name = r.DestinationNames[0]
-		}
-		if _, ok := za.world[k]; !ok {
-			k.src, k.name = src.own(), strings.Clone(k.name)
-		}
-		za.world[k]++
+		za.world[egressKey{src: src, name: worldName(t, r)}]++
 	}
 }
 
-func (za *zoneAgg) result(topN int) ZoneResult {
+func (za *zoneAgg) result(t *symbols, topN int) ZoneResult {
 	res := ZoneResult{Name: za.z.Name, InternalOnly: za.z.InternalOnly, Inbound: za.inbound, Unauthorized: za.unauthorized, WorldEgress: za.worldFlows}
 	res.AssertionHolds = !za.z.InternalOnly || za.worldFlows == 0
 	v := map[string]int64{}
 	for k, c := range za.violations {
-		key := fmt.Sprintf("%s -> %s %s/", k.src, k.dst, k.proto)
+		key := fmt.Sprintf("%s -> %s %s/", t.eps[k.src], t.eps[k.dst], t.strs[k.proto])
 		if k.hasPort {
 			key += fmt.Sprint(k.port)
 		}
-		v[key+" "+k.verdict] += c
+		v[key+" "+t.strs[k.verdict]] += c
 	}
 	res.Violations = sortedCounts(v, topN)
 	w := map[string]int64{}
 	for k, c := range za.world {
-		w[k.src.String()+" -> "+k.name] += c
+		w[t.eps[k.src].String()+" -> "+t.strs[k.name]] += c
 	}
 	res.WorldEgressTop = sortedCounts(w, topN)
 	return res

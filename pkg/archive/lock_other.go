@@ -1,0 +1,8 @@
+//go:build !unix
+
+package archive
+
+import "os"
+
+// lockRoot does not lock on this platform: the root must have one writer.
+func lockRoot(root string) (*os.File, bool, error) { return nil, false, nil }
