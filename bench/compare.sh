@@ -7,6 +7,8 @@
 #   bench/compare.sh            # 1M generated lines, 5 runs
 #   LINES=200000 RUNS=3 bench/compare.sh
 #   JOBS=import bench/compare.sh   # only one part: filter or import
+#   JOBS=parallel bench/compare.sh # filter --parallel 1 vs 2 on 2 CPUs (the
+#                                  # one job that is not GOMAXPROCS=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${LINES:-1000000}
@@ -69,4 +71,22 @@ measure "duckdb read_json -> parquet, docs-example mask" "$WORK/duckdb-sql" -thr
   "COPY (SELECT flow.time, flow.source.namespace, flow.source.pod_name, flow.destination.namespace, flow.destination.pod_name, flow.l4, flow.IP, flow.node_name, flow.is_reply, flow.verdict, flow.drop_reason_desc FROM read_json('$IN', format='newline_delimited') WHERE flow IS NOT NULL) TO '$WORK/duck2.parquet' (FORMAT parquet, COMPRESSION zstd)"; d=$(cat "$WORK/last_median")
 dk_bytes=$(stat -c %s "$WORK/duck2.parquet")
 echo "  => speed-up $(ratio "$d" "$f")x; bytes/flow flowaudit $((fa_bytes / LINES)), duckdb $((dk_bytes / LINES))"
+fi
+
+if [[ ,$JOBS, == *,parallel,* ]]; then
+echo
+echo "## flowaudit filter on 2 CPUs (GOMAXPROCS=2): one exporter vs two on consecutive chunks"
+for job in "docmask|--fieldmask $DOCMASK" "allow DROPPED,ERROR|--allowlist {\"verdict\":[\"DROPPED\",\"ERROR\"]}" "nomask|--output -"; do
+  IFS='|' read -r name fa <<<"$job"
+  # shellcheck disable=SC2086
+  GOMAXPROCS=2 $FA filter $fa --parallel 1 -o "$WORK/p1.out" "$IN" 2>/dev/null || true
+  # shellcheck disable=SC2086
+  GOMAXPROCS=2 $FA filter $fa --parallel 2 -o "$WORK/p2.out" "$IN" 2>/dev/null || true
+  if cmp -s "$WORK/p1.out" "$WORK/p2.out"; then same="byte-identical"; else same="OUTPUT DIFFERS"; fi
+  # shellcheck disable=SC2086
+  measure "flowaudit filter --parallel 1, $name" env GOMAXPROCS=2 $FA filter $fa --parallel 1 -o /dev/null "$IN"; a=$(cat "$WORK/last_median")
+  # shellcheck disable=SC2086
+  measure "flowaudit filter --parallel 2, $name" env GOMAXPROCS=2 $FA filter $fa --parallel 2 -o /dev/null "$IN"; b=$(cat "$WORK/last_median")
+  echo "  => speed-up $(ratio "$a" "$b")x, output $same"
+done
 fi
