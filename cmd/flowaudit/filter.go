@@ -223,14 +223,14 @@ const filterChunkBytes = 1 << 20
 // cuts the input into chunks of lines, workers export them, and the writer
 // writes each chunk's lines and errors in input order, so the output is the
 // sequential one byte for byte. Memory is bounded by the chunks in flight
-// (three per worker).
+// (three per worker, each at most 1 MiB of input, or one longer line).
 func filterParallel(cfg exporter.Config, o filterOpts, args []string, bw *bufio.Writer, stderr io.Writer) (exporter.Counts, uint64, error) {
 	n := o.parallel
 	work := make(chan *filterChunk, n)
 	ordered := make(chan *filterChunk, 2*n)
 	free := make(chan *filterChunk, 3*n)
 	for range 3 * n {
-		free <- &filterChunk{done: make(chan struct{}, 1)}
+		free <- &filterChunk{data: make([]byte, 0, filterChunkBytes), out: make([]byte, 0, filterChunkBytes), done: make(chan struct{}, 1)}
 	}
 	counts := make([]exporter.Counts, n)
 	var workers sync.WaitGroup
@@ -318,12 +318,15 @@ func filterParallel(cfg exporter.Config, o filterOpts, args []string, bw *bufio.
 				if len(b) == 0 {
 					continue
 				}
+				if len(ch.data) > 0 && len(ch.data)+len(b) > filterChunkBytes {
+					name := ch.name
+					send()
+					ch = <-free
+					ch.name = name
+				}
 				ch.data = append(ch.data, b...)
 				ch.ends = append(ch.ends, len(ch.data))
 				ch.nums = append(ch.nums, lr.line)
-				if len(ch.data) >= filterChunkBytes {
-					send()
-				}
 			}
 			lr.Close()
 			send() // a chunk's lines are of one file
