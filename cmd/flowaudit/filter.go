@@ -156,44 +156,66 @@ func filterSequential(cfg exporter.Config, o filterOpts, args []string, bw *bufi
 	}
 	var buf []byte
 	var tooLong uint64
-	for _, path := range args {
+	err = eachLine(args, func(_ int, lr *lineReader, b []byte, skipped error) error {
+		if skipped != nil {
+			tooLong++
+			fmt.Fprintf(stderr, "%s: %v\n", lr.where(), skipped)
+			return nil
+		}
+		var err error
+		if buf, err = exp.Line(buf, b); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", lr.where(), err)
+		}
+		if o.count {
+			buf = buf[:0]
+		} else if len(buf) >= 512<<10 {
+			if _, err := bw.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		return nil
+	})
+	if err == nil {
+		_, err = bw.Write(buf)
+	}
+	return exp.Counts(), tooLong, err
+}
+
+// eachLine calls fn with every non-empty line of the files in args, in
+// order, with the file's index and its reader (which says where); a line
+// over maxLineBytes comes as a nil line and errLineTooLong. An error from
+// fn or from reading ends it.
+func eachLine(args []string, fn func(file int, lr *lineReader, line []byte, skipped error) error) error {
+	for i, path := range args {
 		lr, err := openLines(path)
 		if err != nil {
-			return exp.Counts(), tooLong, err
+			return err
 		}
-		for {
-			b, err := lr.next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if errors.Is(err, errLineTooLong) {
-				tooLong++
-				fmt.Fprintf(stderr, "%s: %v\n", lr.where(), err)
-				continue
-			}
-			if err != nil {
-				lr.Close()
-				return exp.Counts(), tooLong, fmt.Errorf("%s: %w", lr.where(), err)
-			}
-			if len(b) == 0 {
-				continue
-			}
-			if buf, err = exp.Line(buf, b); err != nil {
-				fmt.Fprintf(stderr, "%s: %v\n", lr.where(), err)
-			}
-			if o.count {
-				buf = buf[:0]
-			} else if len(buf) >= 512<<10 {
-				if _, err := bw.Write(buf); err != nil {
-					return exp.Counts(), tooLong, err
+		err = func() error {
+			defer lr.Close()
+			for {
+				b, err := lr.next()
+				switch {
+				case errors.Is(err, io.EOF):
+					return nil
+				case errors.Is(err, errLineTooLong):
+					err = fn(i, lr, nil, err)
+				case err != nil:
+					return fmt.Errorf("%s: %w", lr.where(), err)
+				case len(b) > 0:
+					err = fn(i, lr, b, nil)
 				}
-				buf = buf[:0]
+				if err != nil {
+					return err
+				}
 			}
+		}()
+		if err != nil {
+			return err
 		}
-		lr.Close()
 	}
-	_, err = bw.Write(buf)
-	return exp.Counts(), tooLong, err
+	return nil
 }
 
 // filterChunk is a run of consecutive lines of one file, exported by one
@@ -202,6 +224,7 @@ type filterChunk struct {
 	data []byte // the lines, back to back
 	ends []int  // where each line ends in data
 	nums []int  // each line's number in its file
+	file int    // the file's index in the arguments
 	name string
 	// Lines the reader skipped (over-long), by number, and what the worker
 	// made of the others.
@@ -279,60 +302,42 @@ func filterParallel(cfg exporter.Config, o filterOpts, args []string, bw *bufio.
 		}
 	}()
 	var tooLong uint64
-	readErr := func() error {
-		var ch *filterChunk
-		send := func() {
-			if ch != nil && (len(ch.ends) > 0 || len(ch.skipped) > 0) {
-				ordered <- ch
-				work <- ch
-				ch = nil
-			}
+	var ch *filterChunk // being filled
+	send := func() {
+		if ch != nil && (len(ch.ends) > 0 || len(ch.skipped) > 0) {
+			ordered <- ch
+			work <- ch
+			ch = nil
 		}
-		defer send()
-		for _, path := range args {
-			lr, err := openLines(path)
-			if err != nil {
-				return err
-			}
-			if ch != nil {
-				ch.name = lr.name // empty: the last file's lines went
-			}
-			for {
-				if ch == nil {
-					ch = <-free
-					ch.name = lr.name
-				}
-				b, err := lr.next()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if errors.Is(err, errLineTooLong) {
-					tooLong++
-					ch.skipped = append(ch.skipped, lineErr{lr.line, err.Error()})
-					continue
-				}
-				if err != nil {
-					lr.Close()
-					return fmt.Errorf("%s: %w", lr.where(), err)
-				}
-				if len(b) == 0 {
-					continue
-				}
-				if len(ch.data) > 0 && len(ch.data)+len(b) > filterChunkBytes {
-					name := ch.name
-					send()
-					ch = <-free
-					ch.name = name
-				}
-				ch.data = append(ch.data, b...)
-				ch.ends = append(ch.ends, len(ch.data))
-				ch.nums = append(ch.nums, lr.line)
-			}
-			lr.Close()
-			send() // a chunk's lines are of one file
+	}
+	// into makes ch a chunk of the file's lines: a chunk's lines are of one
+	// file (their errors are reported by file and line number).
+	into := func(file int, name string) {
+		if ch != nil && ch.file != file {
+			send()
 		}
+		if ch == nil {
+			ch = <-free
+		}
+		ch.file, ch.name = file, name
+	}
+	readErr := eachLine(args, func(file int, lr *lineReader, b []byte, skipped error) error {
+		into(file, lr.name)
+		if skipped != nil {
+			tooLong++
+			ch.skipped = append(ch.skipped, lineErr{lr.line, skipped.Error()})
+			return nil
+		}
+		if len(ch.data) > 0 && len(ch.data)+len(b) > filterChunkBytes {
+			send()
+			into(file, lr.name)
+		}
+		ch.data = append(ch.data, b...)
+		ch.ends = append(ch.ends, len(ch.data))
+		ch.nums = append(ch.nums, lr.line)
 		return nil
-	}()
+	})
+	send()
 	close(work)
 	close(ordered)
 	workers.Wait()

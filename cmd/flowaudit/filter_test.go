@@ -12,8 +12,8 @@ import (
 
 // TestFilterParallelIsSequential: with --parallel the output, the errors on
 // stderr (file:line, in input order), the counts and the exit status are
-// those of one exporter, over several files, chunks of many lines, bad and
-// over-long lines.
+// those of one exporter, over several files (one of them twice), chunks of
+// many lines, bad and over-long lines.
 func TestFilterParallelIsSequential(t *testing.T) {
 	dir := t.TempDir()
 	g, err := gen.New(gen.Config{Seed: 4, Nodes: 3, Rate: 100})
@@ -64,12 +64,12 @@ func TestFilterParallelIsSequential(t *testing.T) {
 		{"--denylist", `{"source_pod":["kube-system/"]}`, "--count"},
 	} {
 		args := append([]string{"filter"}, flags...)
-		seqOut, seqErr, seqRes := run(append(append(args, "--parallel", "1"), fa, fb)...)
+		seqOut, seqErr, seqRes := run(append(append(args, "--parallel", "1"), fa, fb, fa)...)
 		if !strings.Contains(seqErr, "a.log:12: ") || !strings.Contains(seqErr, "a.log:1503: line longer than 1 MiB") || seqRes == "" {
 			t.Fatalf("%v: the sequential run did not see the bad lines: %q, %q", flags, seqErr, seqRes)
 		}
 		for _, n := range []string{"2", "3"} {
-			out, errOut, res := run(append(append(args, "--parallel", n), fa, fb)...)
+			out, errOut, res := run(append(append(args, "--parallel", n), fa, fb, fa)...)
 			if out != seqOut {
 				t.Errorf("%v --parallel %s: %d bytes of output, sequential %d, or different bytes", flags, n, len(out), len(seqOut))
 			}

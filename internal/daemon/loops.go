@@ -126,16 +126,14 @@ func (d *Daemon) retentionOnce() {
 	if r.Flows <= 0 && r.Stats <= 0 {
 		return
 	}
-	sink := d.sink.Load()
-	if sink == nil {
-		return // the archive is being reopened: next time
-	}
 	var res archive.RetentionResult
-	err := sink.withArchive(func(w *archive.Writer) error {
-		var err error
+	open, err := d.onArchive(func(w *archive.Writer) (err error) {
 		res, err = w.ApplyRetention(d.opts.Now(), r)
 		return err
 	})
+	if !open {
+		return
+	}
 	if err != nil {
 		d.log.Error("archive retention failed; retrying in an hour", zap.Error(err),
 			zap.Int("partitions_deleted", res.Partitions))
@@ -148,6 +146,17 @@ func (d *Daemon) retentionOnce() {
 	}
 }
 
+// onArchive runs fn with the open archive's writer, no batch being written
+// meanwhile; open is false when the archive is being reopened (the hourly
+// caller tries again next time).
+func (d *Daemon) onArchive(fn func(*archive.Writer) error) (open bool, err error) {
+	sink := d.sink.Load()
+	if sink == nil {
+		return false, nil
+	}
+	return true, sink.withArchive(fn)
+}
+
 func (d *Daemon) compactOnce() {
 	d.mu.Lock()
 	on := d.cfg.Archive.Compaction
@@ -155,16 +164,14 @@ func (d *Daemon) compactOnce() {
 	if !on {
 		return
 	}
-	sink := d.sink.Load()
-	if sink == nil {
-		return // the archive is being reopened: next time
-	}
 	var res archive.CompactResult
-	err := sink.withArchive(func(w *archive.Writer) error {
-		var err error
+	open, err := d.onArchive(func(w *archive.Writer) (err error) {
 		res, err = w.Compact(d.opts.Now())
 		return err
 	})
+	if !open {
+		return
+	}
 	if err != nil {
 		d.log.Error("archive compaction failed; retrying in an hour", zap.Error(err),
 			zap.Int("files_written", res.Outputs), zap.Int("files_merged", res.Inputs))

@@ -68,32 +68,23 @@ func (w *Writer) Compact(now time.Time) (res CompactResult, err error) {
 		w.pending = nil
 	}
 	for _, table := range []string{"flows", "stats"} {
-		dates, err := os.ReadDir(filepath.Join(w.cfg.Root, table))
+		dates, err := dateDirs(filepath.Join(w.cfg.Root, table))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return res, fmt.Errorf("archive: compact: %w", err)
 		}
-		for _, de := range dates {
-			ds, ok := strings.CutPrefix(de.Name(), "date=")
-			if !ok || !de.IsDir() {
+		for _, d := range dates {
+			if d.day.Add(24*time.Hour + compactSettle).After(now) {
 				continue
 			}
-			day, err := time.Parse("2006-01-02", ds)
-			if err != nil || day.Add(24*time.Hour+compactSettle).After(now) {
-				continue
-			}
-			nodes, err := os.ReadDir(filepath.Join(w.cfg.Root, table, de.Name()))
+			_, nodes, err := nodeDirs(filepath.Join(w.cfg.Root, table, d.name))
 			if err != nil {
 				return res, fmt.Errorf("archive: compact: %w", err)
 			}
-			for _, ne := range nodes {
-				part, ok := strings.CutPrefix(ne.Name(), "node=")
-				if !ok || !ne.IsDir() {
-					continue
-				}
-				key := partKey{table: table, date: ds, node: part}
+			for _, part := range nodes {
+				key := partKey{table: table, date: d.date, node: part}
 				if _, open := w.files[key]; open {
 					continue // a backfill is writing into it right now
 				}
@@ -216,16 +207,13 @@ func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res
 		}
 		replaces = append(replaces, ReplacedFile{Path: e.Path, SHA256: e.SHA256, Bytes: e.Bytes, Rows: e.Rows})
 	}
-	all := windowOf(time.Time{}, time.Time{})
+	all := windowOf(time.Time{}, time.Time{}) // every row of the inputs
 	var closeErr error
 	if key.table == "flows" {
 		of.flows = parquet.NewGenericWriter[FlowRow](of.buf, opts...)
 		buf := make([]FlowRow, 4096)
 		for _, e := range run {
 			err := scanFile(filepath.Join(w.cfg.Root, filepath.FromSlash(e.Path)), buf, "time", all, func(rows []FlowRow) error {
-				for i := range rows {
-					of.labels = of.labels || len(rows[i].SourceLabels) > 0 || len(rows[i].DestLabels) > 0
-				}
 				got += int64(len(rows))
 				of.rowBuf = rows
 				return of.flushRows()

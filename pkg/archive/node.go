@@ -2,7 +2,9 @@ package archive
 
 import (
 	"net/url"
+	"os"
 	"strings"
+	"time"
 )
 
 // SanitizeNode turns a node name ("cluster/node") into a Hive partition value
@@ -47,4 +49,48 @@ func UnsanitizeNode(part string) string {
 		return part
 	}
 	return s
+}
+
+// dateDir is a table's date=YYYY-MM-DD directory.
+type dateDir struct {
+	name string    // "date=YYYY-MM-DD"
+	date string    // "YYYY-MM-DD"
+	day  time.Time // its start, UTC
+}
+
+// dateDirs lists the date directories of dir (a table's), in name order,
+// which is date order; other entries are ignored.
+func dateDirs(dir string) ([]dateDir, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dateDir, 0, len(entries))
+	for _, e := range entries {
+		date, ok := strings.CutPrefix(e.Name(), "date=")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		day, err := time.Parse("2006-01-02", date)
+		if err != nil {
+			continue
+		}
+		out = append(out, dateDir{name: e.Name(), date: date, day: day})
+	}
+	return out, nil
+}
+
+// nodeDirs lists the node=… directories of dir (a date directory): their
+// entry names and their node parts as sanitized (SanitizeNode).
+func nodeDirs(dir string) (names, nodes []string, err error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range entries {
+		if node, ok := strings.CutPrefix(e.Name(), "node="); ok && e.IsDir() {
+			names, nodes = append(names, e.Name()), append(nodes, node)
+		}
+	}
+	return names, nodes, nil
 }

@@ -48,36 +48,27 @@ func (w *Writer) ApplyRetention(now time.Time, r Retention) (res RetentionResult
 			continue
 		}
 		cutoff := now.UTC().Add(-t.keep)
-		dates, err := os.ReadDir(filepath.Join(w.cfg.Root, t.table))
+		dates, err := dateDirs(filepath.Join(w.cfg.Root, t.table))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return res, fmt.Errorf("archive: retention: %w", err)
 		}
-		for _, de := range dates {
-			ds, ok := strings.CutPrefix(de.Name(), "date=")
-			if !ok || !de.IsDir() {
+		for _, d := range dates {
+			if d.day.Add(24 * time.Hour).After(cutoff) {
 				continue
 			}
-			day, err := time.Parse("2006-01-02", ds)
-			if err != nil || day.Add(24*time.Hour).After(cutoff) {
-				continue
-			}
-			dateDir := filepath.Join(w.cfg.Root, t.table, de.Name())
-			nodes, err := os.ReadDir(dateDir)
+			dateDir := filepath.Join(w.cfg.Root, t.table, d.name)
+			names, nodes, err := nodeDirs(dateDir)
 			if err != nil {
 				return res, fmt.Errorf("archive: retention: %w", err)
 			}
-			for _, ne := range nodes {
-				part, ok := strings.CutPrefix(ne.Name(), "node=")
-				if !ok || !ne.IsDir() {
-					continue
-				}
-				if _, open := w.files[partKey{table: t.table, date: ds, node: part}]; open {
+			for i, part := range nodes {
+				if _, open := w.files[partKey{table: t.table, date: d.date, node: part}]; open {
 					continue // a backfill is writing into it right now
 				}
-				if err := w.retire(t.table, ds, UnsanitizeNode(part), filepath.Join(dateDir, ne.Name()), &res); err != nil {
+				if err := w.retire(t.table, d.date, UnsanitizeNode(part), filepath.Join(dateDir, names[i]), &res); err != nil {
 					return res, err
 				}
 			}

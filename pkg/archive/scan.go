@@ -123,46 +123,34 @@ func (s *Scanner) Files(table string, from, to time.Time) ([]FileInfo, error) {
 
 func rootFiles(root, table string, from, to time.Time) ([]FileInfo, error) {
 	dir := filepath.Join(root, table)
-	dates, err := os.ReadDir(dir)
+	dates, err := dateDirs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
 	var out []FileInfo
 	for _, d := range dates {
-		date, ok := strings.CutPrefix(d.Name(), "date=")
-		if !ok || !d.IsDir() {
+		if (!from.IsZero() && !d.day.Add(24*time.Hour).After(from)) || (!to.IsZero() && !d.day.Before(to)) {
 			continue
 		}
-		day, err := time.Parse("2006-01-02", date)
-		if err != nil {
-			continue
-		}
-		if (!from.IsZero() && !day.Add(24*time.Hour).After(from)) || (!to.IsZero() && !day.Before(to)) {
-			continue
-		}
-		nodes, err := os.ReadDir(filepath.Join(dir, d.Name()))
+		names, nodes, err := nodeDirs(filepath.Join(dir, d.name))
 		if err != nil {
 			return nil, fmt.Errorf("archive: %w", err)
 		}
-		for _, n := range nodes {
-			node, ok := strings.CutPrefix(n.Name(), "node=")
-			if !ok || !n.IsDir() {
-				continue
-			}
-			files, err := os.ReadDir(filepath.Join(dir, d.Name(), n.Name()))
+		for i, node := range nodes {
+			files, err := os.ReadDir(filepath.Join(dir, d.name, names[i]))
 			if err != nil {
 				return nil, fmt.Errorf("archive: %w", err)
 			}
 			// Inputs of a compaction that a crash kept from deleting them
 			// are in its output already.
-			replaced, err := replacedFiles(manifestPath(root, UnsanitizeNode(node), date))
+			replaced, err := replacedFiles(manifestPath(root, UnsanitizeNode(node), d.date))
 			if err != nil {
 				return nil, err
 			}
 			for _, f := range files {
-				rel := filepath.ToSlash(filepath.Join(table, d.Name(), n.Name(), f.Name()))
+				rel := filepath.ToSlash(filepath.Join(table, d.name, names[i], f.Name()))
 				if strings.HasPrefix(f.Name(), "part-") && strings.HasSuffix(f.Name(), ".parquet") && !replaced[rel] {
-					out = append(out, FileInfo{Root: root, Path: rel, Table: table, Date: date, Node: UnsanitizeNode(node)})
+					out = append(out, FileInfo{Root: root, Path: rel, Table: table, Date: d.date, Node: UnsanitizeNode(node)})
 				}
 			}
 		}
@@ -356,6 +344,14 @@ func windowOf(from, to time.Time) window {
 }
 
 func (w window) has(t int64) bool { return t >= w.from && t < w.to }
+
+// Micros returns [o.From, o.To) in microseconds since the epoch, the unit of
+// the time and minute columns, for readers that check rows themselves
+// (ScanFlowRowGroups); a zero bound is math.MinInt64 or math.MaxInt64.
+func (o ScanOptions) Micros() (from, to int64) {
+	w := windowOf(o.From, o.To)
+	return w.from, w.to
+}
 
 // overlaps reports whether a row group whose time column has the footer
 // statistics st can hold a row in w. Without usable statistics it can.

@@ -316,7 +316,6 @@ func (w *Writer) addFlows(b *flow.Batch) error {
 			return err
 		}
 		of.rowBuf = append(of.rowBuf, row)
-		of.labels = of.labels || len(row.SourceLabels) > 0 || len(row.DestLabels) > 0
 		if of.rows == 0 || row.Time < of.minT {
 			of.minT = row.Time
 		}
@@ -348,6 +347,9 @@ func (w *Writer) addFlows(b *flow.Batch) error {
 func (of *openFile) flushRows() error {
 	if len(of.rowBuf) == 0 {
 		return nil
+	}
+	for i := 0; i < len(of.rowBuf) && !of.labels; i++ {
+		of.labels = len(of.rowBuf[i].SourceLabels) > 0 || len(of.rowBuf[i].DestLabels) > 0
 	}
 	n, err := of.flows.Write(of.rowBuf)
 	if err != nil {

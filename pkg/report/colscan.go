@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -291,12 +290,14 @@ type columns uint64
 // allColumns is every column of cols.
 var allColumns = columns(1)<<len(cols) - 1
 
-// without returns c without the columns at paths.
+// without returns c without the columns at paths, which must be in cols.
 func (c columns) without(paths ...string) columns {
-	for i, spec := range cols {
-		if slices.Contains(paths, spec.path) {
-			c &^= 1 << i
+	for _, p := range paths {
+		i := slices.IndexFunc(cols, func(s colSpec) bool { return s.path == p })
+		if i < 0 {
+			panic("report: no column " + p)
 		}
+		c &^= 1 << i
 	}
 	return c
 }
@@ -596,13 +597,7 @@ func (c *colScan) fillList(cur *cursor, spec colSpec, row *flowRow) error {
 // (time always); add is never called concurrently and must not keep the
 // rows.
 func scanRows(ctx context.Context, sc *archive.Scanner, o archive.ScanOptions, read columns, add func([]flowRow)) error {
-	from, to := int64(math.MinInt64), int64(math.MaxInt64)
-	if !o.From.IsZero() {
-		from = o.From.UnixMicro()
-	}
-	if !o.To.IsZero() {
-		to = o.To.UnixMicro()
-	}
+	from, to := o.Micros()
 	var mu sync.Mutex
 	newScan := func() *colScan { return newColScan(read) }
 	return archive.ScanFlowRowGroups(ctx, sc, o, newScan, func(c *colScan, rg parquet.RowGroup) error {

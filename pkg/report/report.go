@@ -35,7 +35,7 @@ type Options struct {
 	Now      time.Time // generation time (tests)
 }
 
-// DefaultParallel reads a file per CPU, at most 4: parquet-go's decoding is
+// DefaultParallel reads a file per CPU, at most 4: decoding the columns is
 // most of a report's time, and each reader adds its buffers to the memory.
 func DefaultParallel() int { return min(runtime.GOMAXPROCS(0), 4) }
 
@@ -191,8 +191,8 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Files are read in parallel (parquet-go's decoding is most of the
-	// time); the aggregation is serialised and independent of row order.
+	// Files are read and decoded in parallel; the aggregation is
+	// serialised and independent of row order.
 	par := o.Parallel
 	if par <= 0 {
 		par = DefaultParallel()
