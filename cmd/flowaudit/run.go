@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -270,6 +271,13 @@ func newDaemonLogger(cfg daemon.Config) (*zap.Logger, zap.AtomicLevel, error) {
 }
 
 func runDaemon(cmd *cobra.Command, o *runFlags) error {
+	// The daemon's live heap is small (~30 MB at 20k flows/s: column
+	// buffers, the zstd encoder) and it allocates little (~2.5 MB/s), so
+	// collecting at 50% growth instead of 100% costs almost no CPU and keeps
+	// the node's RSS near 1.5x the live heap instead of 2x (bench/README.md).
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	cfg, rot, err := loadRunConfig(cmd, o)
 	if o.printConfig {
 		out, merr := cfg.Redacted()

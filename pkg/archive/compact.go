@@ -210,7 +210,9 @@ func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res
 	all := windowOf(time.Time{}, time.Time{}) // every row of the inputs
 	var closeErr error
 	if key.table == "flows" {
-		of.flows = parquet.NewGenericWriter[FlowRow](of.buf, opts...)
+		if of.flows, err = newFlowWriter(of.buf, w.cfg.RowGroupRows, fileMetadata(key, run[0].CollectorVersion, run[0].ConfigHash)); err != nil {
+			return fmt.Errorf("archive: compact: %w", err)
+		}
 		buf := make([]FlowRow, 4096)
 		for _, e := range run {
 			err := scanFile(filepath.Join(w.cfg.Root, filepath.FromSlash(e.Path)), buf, "time", all, func(rows []FlowRow) error {

@@ -76,12 +76,10 @@ type openFile struct {
 	f          writableFile
 	hash       *hashingWriter
 	buf        *bufio.Writer
-	flows      *parquet.GenericWriter[FlowRow] // nil for a stats file (written whole)
+	flows      *flowWriter // nil for a stats file (written whole)
 	rows       int64
 	minT, maxT int64
 	rowBuf     []FlowRow
-	pageRows   int  // rows written since the columns' pages were last flushed
-	labels     bool // a row since then had labels (see longPageColumns)
 }
 
 // Writer writes batches into the archive. It is not safe for concurrent use;
@@ -339,7 +337,7 @@ func (w *Writer) addFlows(b *flow.Batch) error {
 			return err
 		}
 	}
-	w.slab.reset() // every row is in parquet-go's buffers now
+	w.slab.reset() // every row is in the files' column buffers now
 	w.m.rows.Add(float64(len(b.Flows)))
 	return nil
 }
@@ -348,44 +346,21 @@ func (of *openFile) flushRows() error {
 	if len(of.rowBuf) == 0 {
 		return nil
 	}
-	for i := 0; i < len(of.rowBuf) && !of.labels; i++ {
-		of.labels = len(of.rowBuf[i].SourceLabels) > 0 || len(of.rowBuf[i].DestLabels) > 0
-	}
-	n, err := of.flows.Write(of.rowBuf)
-	if err != nil {
+	if err := of.flows.Write(of.rowBuf); err != nil {
 		return fmt.Errorf("archive: write %s: %w", of.tmp, err)
 	}
 	clear(of.rowBuf)
 	of.rowBuf = of.rowBuf[:0]
-	if of.pageRows += n; of.pageRows >= pageRows {
-		labels := of.labels
-		of.pageRows, of.labels = 0, false
-		long := longPageColumns()
-		for i, c := range of.flows.ColumnWriters() {
-			if long[i] && labels {
-				continue
-			}
-			if err := c.Flush(); err != nil {
-				return fmt.Errorf("archive: write %s: %w", of.tmp, err)
-			}
-		}
-	}
 	return nil
 }
 
-// pageRows bounds the rows a column buffers before its page is compressed.
-// parquet-go flushes a column's page only when its buffer reaches the page
-// buffer size; an optional column that is mostly NULL (most of the schema
-// under a field mask) grows 5 bytes per row (definition level and row index)
-// and never gets there, so every such column would hold the whole row group
-// uncompressed: ~115 MB live at 128k rows in the daemon (heap profile in
-// bench/README.md). Flushing every column after pageRows rows keeps a row
-// group's uncompressed state to a few MiB whatever the mask.
+// pageRows bounds the rows a column's page holds before it is encoded and
+// compressed: whatever the mask, a row group's uncompressed state is a few
+// MiB (a mostly NULL column costs a definition level per row until its page
+// is cut; heap profiles in bench/README.md).
 const pageRows = 16 << 10
 
-// flowPageBytes is the flows table's page buffer size: pages are cut at
-// pageRows or at this many bytes, whichever comes first. parquet-go also
-// sizes each required column's buffer to it up front.
+// flowPageBytes also cuts a page: at this many bytes before encoding.
 const flowPageBytes = 4 << 20
 
 // longPageColumns marks the flows columns whose pages are cut by size only:
@@ -429,7 +404,11 @@ func (w *Writer) file(key partKey) (*openFile, error) {
 		return nil, err
 	}
 	of.buf = bufio.NewWriterSize(of.hash, 1<<20)
-	of.flows = parquet.NewGenericWriter[FlowRow](of.buf, w.newFileOptions(key)...)
+	if of.flows, err = newFlowWriter(of.buf, w.cfg.RowGroupRows, fileMetadata(key, w.cfg.CollectorVersion, w.cfg.ConfigHash)); err != nil {
+		of.f.Close()
+		os.Remove(of.tmp)
+		return nil, fmt.Errorf("archive: write %s: %w", of.tmp, err)
+	}
 	w.files[key] = of
 	w.m.openFiles.Set(float64(len(w.files)))
 	return of, nil
@@ -451,17 +430,13 @@ func (w *Writer) createTmp(key partKey) (*openFile, error) {
 }
 
 func (w *Writer) writerOptions(key partKey) []parquet.WriterOption {
-	// parquet-go sizes a required column's buffer to the page buffer size
-	// up front: the stats table (a row per node and minute, ~20 required
-	// columns) needs little.
-	pageBytes := flowPageBytes
-	if key.table == "stats" {
-		pageBytes = 64 << 10
-	}
+	// The stats table (parquet-go writes it; the flows table is
+	// flowWriter's): parquet-go sizes a required column's buffer to the page
+	// buffer size up front, and a row per node and minute needs little.
 	return []parquet.WriterOption{
 		parquet.Compression(pageCodec),
 		parquet.MaxRowsPerRowGroup(int64(w.cfg.RowGroupRows)),
-		parquet.PageBufferSize(pageBytes),
+		parquet.PageBufferSize(64 << 10),
 	}
 }
 

@@ -57,3 +57,8 @@ func (*zstdCodec) Encode(dst, src []byte) ([]byte, error) {
 }
 
 func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error) { return c.dec.Decode(dst, src) }
+
+// encode compresses src onto dst[:0].
+func (*zstdCodec) encode(dst, src []byte) []byte {
+	return pageEncoder().EncodeAll(src, dst[:0])
+}

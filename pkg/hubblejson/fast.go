@@ -161,14 +161,8 @@ func (d *fastDec) key(i int) ([]byte, int, error) {
 	if i >= len(d.b) || d.b[i] != '"' {
 		return nil, i, errFallback
 	}
-	j := i + 1
-	for j < len(d.b) && d.b[j] != '"' {
-		if c := d.b[j]; c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
-			return nil, j, errFallback
-		}
-		j++
-	}
-	if j >= len(d.b) {
+	j := scanPlain(d.b, i+1)
+	if j >= len(d.b) || d.b[j] != '"' { // an escape, a control or non-ASCII byte: protojson's
 		return nil, j, errFallback
 	}
 	key := d.b[i+1 : j]
@@ -577,9 +571,9 @@ const (
 	msb = 0x8080808080808080
 )
 
-// scanPlain returns the offset of the first byte at or after j that is not
-// plainByte, eight bytes at a time.
-func scanPlain(b []byte, j int) int {
+// scanPlainSWAR returns the offset of the first byte at or after j that is
+// not plainByte, eight bytes at a time.
+func scanPlainSWAR(b []byte, j int) int {
 	for j+8 <= len(b) {
 		w := binary.LittleEndian.Uint64(b[j:])
 		ctl := (w - lsb*0x20) &^ w & msb

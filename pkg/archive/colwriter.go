@@ -1,0 +1,750 @@
+package archive
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/bits"
+	"strings"
+	"sync"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding/delta"
+	"github.com/parquet-go/parquet-go/encoding/rle"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+//go:generate go run ./internal/shredgen -o shred_gen.go
+
+// flowWriter writes the flows table's Parquet files column by column.
+//
+// parquet-go's GenericWriter shreds rows through reflection-compiled
+// functions that make an indirect call per row for every optional and every
+// list column, and keeps each column's state in growing buffers; it was most
+// of the daemon's and of import's CPU (bench/README.md). Here shredRows
+// (generated from FlowRow by internal/shredgen) appends each row's levels and
+// values to typed per-column slices with direct calls; a column's page is
+// encoded and compressed when it holds pageRows rows (or flowPageBytes
+// bytes), and its compressed pages wait in memory until the row group ends.
+//
+// The file is what parquet-go wrote for the same rows: the same schema (taken
+// from parquet-go's schema of FlowRow), encodings (dictionary where the
+// struct tag says dict, PLAIN where it says plain, DELTA_LENGTH_BYTE_ARRAY
+// for other strings, PLAIN numbers), zstd, and column chunk statistics (min,
+// max, null count) by which readers prune row groups. Unlike parquet-go it
+// writes v1 data pages, whose levels are compressed with the values, and of
+// the page index only the offset index (page locations; the column index of
+// per-page statistics is optional).
+type flowWriter struct {
+	out       io.Writer
+	off       int64
+	layout    *flowLayout
+	leaves    *[shredLeaves]leaf
+	rgRows    int // rows per row group
+	rows      int // rows in the current row group
+	total     int64
+	rowGroups []format.RowGroup
+	offsets   [][]format.OffsetIndex // per row group, per column
+	kv        []format.KeyValue
+	scratch   pageScratch
+	err       error // sticky: a failed write leaves the file unusable
+}
+
+// pageScratch is reused by every page a writer encodes.
+type pageScratch struct {
+	vals, comp, reps, defs, page []byte
+	hdr                          bytes.Buffer
+	proto                        thrift.CompactProtocol
+}
+
+type leafKind uint8
+
+const (
+	leafDict       leafKind = iota // BYTE_ARRAY, RLE_DICTIONARY
+	leafPlainBytes                 // BYTE_ARRAY, PLAIN
+	leafDeltaBytes                 // BYTE_ARRAY, DELTA_LENGTH_BYTE_ARRAY
+	leafInt32                      // INT32 (signed or unsigned: both fit an int64 in order)
+	leafInt64                      // INT64, signed
+	leafUint64                     // INT64, unsigned
+	leafBool                       // BOOLEAN
+)
+
+// leafSpec is what the schema says of one leaf column.
+type leafSpec struct {
+	kind           leafKind
+	typ            format.Type
+	maxDef, maxRep uint8
+	path           []string
+	long           bool // pages cut by size only while it has values (see longPageColumns)
+}
+
+// flowLayout is the flows table's Parquet schema as parquet-go writes it.
+type flowLayout struct {
+	schema []format.SchemaElement
+	orders []format.ColumnOrder
+	leaves [shredLeaves]leafSpec
+}
+
+var flowSchema = sync.OnceValues(func() (*flowLayout, error) {
+	var buf bytes.Buffer
+	pw := parquet.NewGenericWriter[FlowRow](&buf)
+	if err := pw.Close(); err != nil {
+		return nil, err
+	}
+	pf, err := parquet.OpenFile(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		return nil, err
+	}
+	lay := &flowLayout{schema: pf.Metadata().Schema, orders: pf.Metadata().ColumnOrders}
+	s := parquet.SchemaOf(FlowRow{}) // with the encodings of the struct tags (a file's schema has none)
+	cols := s.Columns()
+	if len(cols) != shredLeaves {
+		return nil, fmt.Errorf("%d leaf columns in the schema, %d in shred_gen.go (run go generate ./pkg/archive)", len(cols), shredLeaves)
+	}
+	var elems []*format.SchemaElement // the leaves', in the same depth-first order
+	for i := range lay.schema {
+		if lay.schema[i].Type.Valid {
+			elems = append(elems, &lay.schema[i])
+		}
+	}
+	if len(elems) != len(cols) {
+		return nil, fmt.Errorf("%d leaf schema elements for %d columns", len(elems), len(cols))
+	}
+	long := longPageColumns()
+	for i, path := range cols {
+		if p := strings.Join(path, "."); p != shredPaths[i] {
+			return nil, fmt.Errorf("leaf %d is %s in the schema, %s in shred_gen.go (run go generate ./pkg/archive)", i, p, shredPaths[i])
+		}
+		lc, _ := s.Lookup(path...)
+		sp := leafSpec{maxDef: uint8(lc.MaxDefinitionLevel), maxRep: uint8(lc.MaxRepetitionLevel), path: path, long: long[i]}
+		el := elems[i]
+		if el.Name != path[len(path)-1] {
+			return nil, fmt.Errorf("leaf %d: schema element %s for column %s", i, el.Name, shredPaths[i])
+		}
+		sp.typ = el.Type.V
+		switch sp.typ {
+		case format.ByteArray:
+			sp.kind = leafDeltaBytes
+			if e := lc.Node.Encoding(); e != nil {
+				switch e.Encoding() {
+				case format.RLEDictionary, format.PlainDictionary:
+					sp.kind = leafDict
+				case format.Plain:
+					sp.kind = leafPlainBytes
+				}
+			}
+		case format.Int32:
+			sp.kind = leafInt32
+		case format.Int64:
+			sp.kind = leafInt64
+			if it, ok := el.LogicalType.Value.(*format.IntType); ok && !it.IsSigned {
+				sp.kind = leafUint64
+			}
+		case format.Boolean:
+			sp.kind = leafBool
+		default:
+			return nil, fmt.Errorf("leaf %s: unsupported type %s", shredPaths[i], sp.typ)
+		}
+		lay.leaves[i] = sp
+	}
+	return lay, nil
+})
+
+var parquetMagic = []byte("PAR1")
+
+// shredPart is the number of rows shredRows takes column by column: a few
+// hundred KiB of FlowRows, which stay in the CPU's cache across the columns.
+const shredPart = 256
+
+// newFlowWriter starts a flows file on out.
+func newFlowWriter(out io.Writer, rowGroupRows int, kv [5][2]string) (*flowWriter, error) {
+	lay, err := flowSchema()
+	if err != nil {
+		return nil, fmt.Errorf("archive: flows schema: %w", err)
+	}
+	w := &flowWriter{out: out, layout: lay, rgRows: rowGroupRows, leaves: spareLeaves.get()}
+	for _, p := range kv {
+		w.kv = append(w.kv, format.KeyValue{Key: p[0], Value: p[1]})
+	}
+	for i := range w.leaves {
+		w.leaves[i].init(&lay.leaves[i])
+	}
+	if _, err := out.Write(parquetMagic); err != nil {
+		return nil, err
+	}
+	w.off = int64(len(parquetMagic))
+	return w, nil
+}
+
+// Write appends rows to the file.
+func (w *flowWriter) Write(rows []FlowRow) error {
+	if w.err != nil {
+		return w.err
+	}
+	for len(rows) > 0 {
+		n := min(len(rows), w.rgRows-w.rows)
+		shredRows(w.leaves, rows[:n])
+		rows = rows[n:]
+		w.rows += n
+		w.total += int64(n)
+		if w.rows >= w.rgRows {
+			if w.err = w.flushRowGroup(); w.err != nil {
+				return w.err
+			}
+			continue
+		}
+		for i := range w.leaves {
+			l := &w.leaves[i]
+			if l.pageFull() {
+				if w.err = l.cutPage(&w.scratch); w.err != nil {
+					return w.err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Close ends the last row group and writes the footer.
+func (w *flowWriter) Close() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.rows > 0 {
+		if w.err = w.flushRowGroup(); w.err != nil {
+			return w.err
+		}
+	}
+	// The offset index (page locations) of every column chunk, after the
+	// row groups as the format specifies. The column index (per-page
+	// statistics) is optional and not written.
+	for g := range w.rowGroups {
+		for c := range w.rowGroups[g].Columns {
+			b, err := thrift.Marshal(&w.scratch.proto, &w.offsets[g][c])
+			if err != nil {
+				w.err = fmt.Errorf("offset index: %w", err)
+				return w.err
+			}
+			if _, err := w.out.Write(b); err != nil {
+				w.err = err
+				return err
+			}
+			cc := &w.rowGroups[g].Columns[c]
+			cc.OffsetIndexOffset, cc.OffsetIndexLength = w.off, int32(len(b))
+			w.off += int64(len(b))
+		}
+	}
+	md := format.FileMetaData{
+		Version:          2,
+		Schema:           w.layout.schema,
+		NumRows:          w.total,
+		RowGroups:        w.rowGroups,
+		KeyValueMetadata: w.kv,
+		CreatedBy:        "flowaudit (schema " + SchemaVersion + ")",
+		ColumnOrders:     w.layout.orders,
+	}
+	footer, err := thrift.Marshal(&w.scratch.proto, &md)
+	if err != nil {
+		w.err = fmt.Errorf("footer: %w", err)
+		return w.err
+	}
+	footer = binary.LittleEndian.AppendUint32(footer, uint32(len(footer)))
+	footer = append(footer, parquetMagic...)
+	if _, err := w.out.Write(footer); err != nil {
+		w.err = err
+		return err
+	}
+	w.err = errWriterClosed
+	spareLeaves.put(w.leaves)
+	w.leaves = nil
+	return nil
+}
+
+// spareLeaves keeps the column buffers of closed files for the next ones:
+// grown anew for every file they were most of an import's allocations
+// (640 MB for 1M flows) and a tenth of its CPU.
+var spareLeaves leafPool
+
+type leafPool struct {
+	mu   sync.Mutex
+	free []*[shredLeaves]leaf
+}
+
+// maxSpareLeaves bounds the buffers kept: as many as files a writer has
+// open at once in the usual case (one node; an import of a few).
+const maxSpareLeaves = 3
+
+func (p *leafPool) get() *[shredLeaves]leaf {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		l := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		return l
+	}
+	return new([shredLeaves]leaf)
+}
+
+func (p *leafPool) put(l *[shredLeaves]leaf) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < maxSpareLeaves {
+		p.free = append(p.free, l)
+	}
+}
+
+var errWriterClosed = fmt.Errorf("flows file already closed")
+
+func (w *flowWriter) flushRowGroup() error {
+	rg := format.RowGroup{NumRows: int64(w.rows), FileOffset: w.off, Ordinal: int16(len(w.rowGroups))}
+	rg.Columns = make([]format.ColumnChunk, len(w.leaves))
+	oi := make([]format.OffsetIndex, len(w.leaves))
+	for i := range w.leaves {
+		l := &w.leaves[i]
+		if err := l.cutPage(&w.scratch); err != nil {
+			return err
+		}
+		cc, locs, err := l.writeChunk(w.out, w.off, &w.scratch)
+		if err != nil {
+			return err
+		}
+		rg.Columns[i], oi[i].PageLocations = cc, locs
+		w.off += cc.MetaData.TotalCompressedSize
+		rg.TotalByteSize += cc.MetaData.TotalUncompressedSize
+		rg.TotalCompressedSize += cc.MetaData.TotalCompressedSize
+	}
+	w.rowGroups = append(w.rowGroups, rg)
+	w.offsets = append(w.offsets, oi)
+	w.rows = 0
+	return nil
+}
+
+// leaf is one leaf column: the page being built and the column chunk's
+// dictionary, statistics and compressed pages.
+type leaf struct {
+	leafSpec
+
+	// The page being built.
+	defs, reps []uint8
+	rows       int     // rows of a repeated column (entries at repetition level 0)
+	nPlain     int     // values of a leafPlainBytes column
+	idx        []int32 // leafDict
+	ints       []int64 // leafInt32, leafInt64, leafUint64
+	bytes      []byte  // leafPlainBytes (length-prefixed), leafDeltaBytes (concatenated)
+	offs       []uint32
+	bools      []bool
+
+	// The column chunk.
+	dict     map[string]int32
+	dictVals []string
+	lastIdx  int32 // the last value's dictionary index, or -1
+	values   int64 // level entries
+	nullsAll int64
+	hasMM    bool
+	minI     int64
+	maxI     int64
+	minS     string
+	maxS     string
+	pages    []byte // headers and compressed bodies of the chunk's data pages
+	rawSize  int64  // the same, uncompressed
+	nPages   int
+	chunkRow int64                 // rows of the chunk before the page being built
+	locs     []format.PageLocation // offsets relative to the first data page
+}
+
+// init readies a leaf for a new file, keeping the buffers a previous file
+// grew.
+func (l *leaf) init(sp *leafSpec) {
+	l.leafSpec = *sp
+	l.defs, l.reps, l.idx, l.ints, l.bytes, l.bools = l.defs[:0], l.reps[:0], l.idx[:0], l.ints[:0], l.bytes[:0], l.bools[:0]
+	l.offs = append(l.offs[:0], 0)
+	l.rows, l.nPlain = 0, 0
+	if l.dict == nil {
+		l.dict = map[string]int32{}
+	}
+	clear(l.dict)
+	clear(l.dictVals)
+	l.dictVals = l.dictVals[:0]
+	l.lastIdx = -1
+	l.values, l.nullsAll, l.nPages, l.rawSize, l.chunkRow = 0, 0, 0, 0, 0
+	l.hasMM, l.minI, l.maxI, l.minS, l.maxS = false, 0, 0, "", ""
+	l.pages, l.locs = l.pages[:0], l.locs[:0]
+}
+
+// The generated shredRows calls, per value, one of opt (an optional
+// top-level column's value follows), none (its NULL) or lvl (the levels of
+// a list's entry), then the value's method unless it is NULL. Required
+// top-level columns have no levels.
+
+func (l *leaf) opt()  { l.defs = append(l.defs, 1) }
+func (l *leaf) none() { l.defs = append(l.defs, 0) }
+
+func (l *leaf) lvl(def, rep uint8) {
+	l.defs = append(l.defs, def)
+	l.reps = append(l.reps, rep)
+	if rep == 0 {
+		l.rows++
+	}
+}
+
+// rep is the repetition level of a list's element i: the enclosing level
+// for the first, the list's own for the others.
+func rep(i int, first, next uint8) uint8 {
+	if i == 0 {
+		return first
+	}
+	return next
+}
+
+func (l *leaf) str(s string) {
+	switch l.kind {
+	case leafDict:
+		id := l.lastIdx
+		if id < 0 || l.dictVals[id] != s {
+			var ok bool
+			if id, ok = l.dict[s]; !ok {
+				c := strings.Clone(s)
+				id = int32(len(l.dictVals))
+				l.dict[c] = id
+				l.dictVals = append(l.dictVals, c)
+			}
+			l.lastIdx = id
+		}
+		l.idx = append(l.idx, id)
+		return
+	case leafPlainBytes:
+		l.bytes = binary.LittleEndian.AppendUint32(l.bytes, uint32(len(s)))
+		l.bytes = append(l.bytes, s...)
+		l.nPlain++
+	default:
+		l.bytes = append(l.bytes, s...)
+		l.offs = append(l.offs, uint32(len(l.bytes)))
+	}
+	switch {
+	case !l.hasMM:
+		l.minS, l.maxS, l.hasMM = strings.Clone(s), strings.Clone(s), true
+	case s < l.minS:
+		l.minS = strings.Clone(s)
+	case s > l.maxS:
+		l.maxS = strings.Clone(s)
+	}
+}
+
+func (l *leaf) i64(v int64) {
+	l.ints = append(l.ints, v)
+	switch {
+	case !l.hasMM:
+		l.minI, l.maxI, l.hasMM = v, v, true
+	case v < l.minI:
+		l.minI = v
+	case v > l.maxI:
+		l.maxI = v
+	}
+}
+
+func (l *leaf) u64(v uint64) {
+	l.ints = append(l.ints, int64(v))
+	switch {
+	case !l.hasMM:
+		l.minI, l.maxI, l.hasMM = int64(v), int64(v), true
+	case v < uint64(l.minI):
+		l.minI = int64(v)
+	case v > uint64(l.maxI):
+		l.maxI = int64(v)
+	}
+}
+
+func (l *leaf) boolean(v bool) {
+	l.bools = append(l.bools, v)
+	b := int64(0)
+	if v {
+		b = 1
+	}
+	switch {
+	case !l.hasMM:
+		l.minI, l.maxI, l.hasMM = b, b, true
+	case b < l.minI:
+		l.minI = b
+	case b > l.maxI:
+		l.maxI = b
+	}
+}
+
+// pageBytes is the page's size before encoding, roughly.
+func (l *leaf) pageBytes() int {
+	return len(l.defs) + len(l.reps) + 4*len(l.idx) + 8*len(l.ints) + len(l.bytes) + len(l.bools)
+}
+
+// valueCount is the number of non-NULL values in the page.
+func (l *leaf) valueCount() int {
+	switch l.kind {
+	case leafDict:
+		return len(l.idx)
+	case leafPlainBytes:
+		return l.nPlain
+	case leafDeltaBytes:
+		return len(l.offs) - 1
+	case leafBool:
+		return len(l.bools)
+	}
+	return len(l.ints)
+}
+
+// pageRows is the number of rows in the page.
+func (l *leaf) pageRows() int {
+	switch {
+	case l.maxRep > 0:
+		return l.rows
+	case l.maxDef > 0:
+		return len(l.defs)
+	}
+	return l.valueCount()
+}
+
+func (l *leaf) pageFull() bool {
+	if l.pageBytes() >= flowPageBytes {
+		return true
+	}
+	if l.pageRows() < pageRows {
+		return false
+	}
+	return !l.long || l.valueCount() == 0
+}
+
+// cutPage encodes, compresses and appends the page being built to the
+// chunk's pages.
+func (l *leaf) cutPage(s *pageScratch) error {
+	n := len(l.defs) // level entries
+	if l.maxDef == 0 {
+		n = l.valueCount()
+	}
+	if n == 0 {
+		return nil
+	}
+	rows := l.pageRows()
+	nulls := n - l.valueCount()
+	enc := format.Plain
+	vals := s.vals[:0]
+	switch l.kind {
+	case leafDict:
+		enc = format.RLEDictionary
+		var de rle.DictionaryEncoding
+		var err error
+		if vals, err = de.EncodeInt32(vals, l.idx); err != nil {
+			return err
+		}
+	case leafPlainBytes:
+		vals = append(vals, l.bytes...)
+	case leafDeltaBytes:
+		enc = format.DeltaLengthByteArray
+		var de delta.LengthByteArrayEncoding
+		var err error
+		if vals, err = de.EncodeByteArray(vals, l.bytes, l.offs); err != nil {
+			return err
+		}
+	case leafInt32:
+		for _, v := range l.ints {
+			vals = binary.LittleEndian.AppendUint32(vals, uint32(v))
+		}
+	case leafInt64, leafUint64:
+		for _, v := range l.ints {
+			vals = binary.LittleEndian.AppendUint64(vals, uint64(v))
+		}
+	case leafBool:
+		var b byte
+		for i, v := range l.bools {
+			if v {
+				b |= 1 << (i & 7)
+			}
+			if i&7 == 7 {
+				vals = append(vals, b)
+				b = 0
+			}
+		}
+		if len(l.bools)&7 != 0 {
+			vals = append(vals, b)
+		}
+	}
+	var err error
+	s.reps = s.reps[:0]
+	if l.maxRep > 0 {
+		e := rle.Encoding{BitWidth: bits.Len8(l.maxRep)}
+		if s.reps, err = e.EncodeLevels(s.reps, l.reps); err != nil {
+			return err
+		}
+	}
+	s.defs = s.defs[:0]
+	if l.maxDef > 0 {
+		e := rle.Encoding{BitWidth: bits.Len8(l.maxDef)}
+		if s.defs, err = e.EncodeLevels(s.defs, l.defs); err != nil {
+			return err
+		}
+	}
+	// A v1 page: the levels (each after its 4-byte length) and the values,
+	// compressed together. (v2 pages leave the levels uncompressed: the
+	// label lists' alternating repetition levels cost ~4 B/flow.)
+	body := s.page[:0]
+	if l.maxRep > 0 {
+		body = binary.LittleEndian.AppendUint32(body, uint32(len(s.reps)))
+		body = append(body, s.reps...)
+	}
+	if l.maxDef > 0 {
+		body = binary.LittleEndian.AppendUint32(body, uint32(len(s.defs)))
+		body = append(body, s.defs...)
+	}
+	body = append(body, vals...)
+	s.vals, s.page = vals, body
+	s.comp = pageCodec.encode(s.comp[:0], body)
+	h := format.PageHeader{
+		Type:                 format.DataPage,
+		UncompressedPageSize: int32(len(body)),
+		CompressedPageSize:   int32(len(s.comp)),
+		DataPageHeader: thrift.New(format.DataPageHeader{
+			NumValues:               int32(n),
+			Encoding:                enc,
+			DefinitionLevelEncoding: format.RLE,
+			RepetitionLevelEncoding: format.RLE,
+		}),
+	}
+	hdr, err := s.header(&h)
+	if err != nil {
+		return err
+	}
+	l.locs = append(l.locs, format.PageLocation{
+		Offset:             int64(len(l.pages)),
+		CompressedPageSize: int32(len(hdr)) + h.CompressedPageSize,
+		FirstRowIndex:      l.chunkRow,
+	})
+	l.chunkRow += int64(rows)
+	l.pages = append(l.pages, hdr...)
+	l.pages = append(l.pages, s.comp...)
+	l.rawSize += int64(len(hdr)) + int64(h.UncompressedPageSize)
+	l.nPages++
+	l.values += int64(n)
+	l.nullsAll += int64(nulls)
+
+	l.defs, l.reps = l.defs[:0], l.reps[:0]
+	l.rows, l.nPlain = 0, 0
+	l.idx, l.ints, l.bytes, l.bools, l.offs = l.idx[:0], l.ints[:0], l.bytes[:0], l.bools[:0], l.offs[:1]
+	return nil
+}
+
+func (s *pageScratch) header(h *format.PageHeader) ([]byte, error) {
+	s.hdr.Reset()
+	if err := thrift.NewEncoder(s.proto.NewWriter(&s.hdr)).Encode(h); err != nil {
+		return nil, fmt.Errorf("page header: %w", err)
+	}
+	return s.hdr.Bytes(), nil
+}
+
+// writeChunk writes the column chunk (its dictionary page first) at offset
+// off of out, and resets the chunk's state for the next row group.
+func (l *leaf) writeChunk(out io.Writer, off int64, s *pageScratch) (format.ColumnChunk, []format.PageLocation, error) {
+	md := format.ColumnMetaData{
+		Type:         l.typ,
+		PathInSchema: l.path,
+		Codec:        format.Zstd,
+		NumValues:    l.values,
+	}
+	var size, raw int64
+	switch l.kind {
+	case leafDict:
+		md.Encoding = []format.Encoding{format.Plain, format.RLE, format.RLEDictionary}
+		md.EncodingStats = []format.PageEncodingStats{
+			{PageType: format.DictionaryPage, Encoding: format.Plain, Count: 1},
+			{PageType: format.DataPageV2, Encoding: format.RLEDictionary, Count: int32(l.nPages)},
+		}
+		vals := s.vals[:0]
+		for _, v := range l.dictVals {
+			vals = binary.LittleEndian.AppendUint32(vals, uint32(len(v)))
+			vals = append(vals, v...)
+		}
+		s.vals = vals
+		s.comp = pageCodec.encode(s.comp[:0], vals)
+		h := format.PageHeader{
+			Type:                 format.DictionaryPage,
+			UncompressedPageSize: int32(len(vals)),
+			CompressedPageSize:   int32(len(s.comp)),
+			DictionaryPageHeader: thrift.New(format.DictionaryPageHeader{NumValues: int32(len(l.dictVals)), Encoding: format.Plain}),
+		}
+		hdr, err := s.header(&h)
+		if err != nil {
+			return format.ColumnChunk{}, nil, err
+		}
+		if _, err := out.Write(hdr); err != nil {
+			return format.ColumnChunk{}, nil, err
+		}
+		if _, err := out.Write(s.comp); err != nil {
+			return format.ColumnChunk{}, nil, err
+		}
+		md.DictionaryPageOffset = off
+		size = int64(len(hdr) + len(s.comp))
+		raw = int64(len(hdr) + len(vals))
+		for _, v := range l.dictVals {
+			if !l.hasMM {
+				l.minS, l.maxS, l.hasMM = v, v, true
+			} else if v < l.minS {
+				l.minS = v
+			} else if v > l.maxS {
+				l.maxS = v
+			}
+		}
+	case leafDeltaBytes:
+		md.Encoding = []format.Encoding{format.RLE, format.DeltaLengthByteArray}
+		md.EncodingStats = []format.PageEncodingStats{{PageType: format.DataPageV2, Encoding: format.DeltaLengthByteArray, Count: int32(l.nPages)}}
+	default:
+		md.Encoding = []format.Encoding{format.RLE, format.Plain}
+		md.EncodingStats = []format.PageEncodingStats{{PageType: format.DataPageV2, Encoding: format.Plain, Count: int32(l.nPages)}}
+	}
+	md.DataPageOffset = off + size
+	if _, err := out.Write(l.pages); err != nil {
+		return format.ColumnChunk{}, nil, err
+	}
+	md.TotalCompressedSize = size + int64(len(l.pages))
+	md.TotalUncompressedSize = raw + l.rawSize
+	md.Statistics = l.statistics()
+
+	locs := make([]format.PageLocation, len(l.locs))
+	for i, loc := range l.locs {
+		loc.Offset += md.DataPageOffset
+		locs[i] = loc
+	}
+	l.locs, l.chunkRow = l.locs[:0], 0
+	clear(l.dict)
+	clear(l.dictVals)
+	l.dictVals = l.dictVals[:0]
+	l.lastIdx = -1
+	l.values, l.nullsAll, l.nPages, l.rawSize = 0, 0, 0, 0
+	l.hasMM, l.minS, l.maxS = false, "", ""
+	l.pages = l.pages[:0]
+	return format.ColumnChunk{MetaData: md}, locs, nil
+}
+
+// maxStatBytes bounds a string statistic: a longer minimum or maximum (a URL,
+// an extension's JSON) is left out rather than truncated.
+const maxStatBytes = 1 << 10
+
+func (l *leaf) statistics() format.Statistics {
+	st := format.Statistics{NullCount: l.nullsAll}
+	if !l.hasMM {
+		return st
+	}
+	switch l.kind {
+	case leafDict, leafPlainBytes, leafDeltaBytes:
+		if len(l.minS) <= maxStatBytes && len(l.maxS) <= maxStatBytes {
+			st.MinValue, st.MaxValue = []byte(l.minS), []byte(l.maxS)
+		}
+	case leafInt32:
+		st.MinValue = binary.LittleEndian.AppendUint32(nil, uint32(l.minI))
+		st.MaxValue = binary.LittleEndian.AppendUint32(nil, uint32(l.maxI))
+	case leafInt64, leafUint64:
+		st.MinValue = binary.LittleEndian.AppendUint64(nil, uint64(l.minI))
+		st.MaxValue = binary.LittleEndian.AppendUint64(nil, uint64(l.maxI))
+	case leafBool:
+		st.MinValue, st.MaxValue = []byte{byte(l.minI)}, []byte{byte(l.maxI)}
+	}
+	return st
+}

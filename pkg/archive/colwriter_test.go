@@ -1,0 +1,352 @@
+package archive
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// randomRows fills every field of FlowRow through reflection: NULLs, empty
+// and long lists, values from small pools (dictionaries) and unique ones,
+// extremes of every integer type, strings past the statistics bound.
+// With long, some strings are past maxStatBytes (and are the maximum).
+func randomRows(seed uint64, n int, long bool) []FlowRow {
+	f := filler{rand.New(rand.NewPCG(seed, 1)), long}
+	rows := make([]FlowRow, n)
+	for i := range rows {
+		f.fill(reflect.ValueOf(&rows[i]).Elem(), i)
+	}
+	return rows
+}
+
+type filler struct {
+	r    *rand.Rand
+	long bool
+}
+
+func (f filler) fill(v reflect.Value, i int) {
+	r, fill := f.r, func(_ *rand.Rand, v reflect.Value, i int) { f.fill(v, i) }
+	switch v.Kind() {
+	case reflect.Struct:
+		for k := 0; k < v.NumField(); k++ {
+			fill(r, v.Field(k), i)
+		}
+	case reflect.Pointer:
+		if r.IntN(3) == 0 {
+			return
+		}
+		p := reflect.New(v.Type().Elem())
+		fill(r, p.Elem(), i)
+		v.Set(p)
+	case reflect.Slice:
+		switch r.IntN(6) {
+		case 0, 1:
+			return // nil
+		case 2:
+			v.Set(reflect.MakeSlice(v.Type(), 0, 0))
+			return
+		}
+		k := 1 + r.IntN(5)
+		s := reflect.MakeSlice(v.Type(), k, k)
+		for k := 0; k < s.Len(); k++ {
+			fill(r, s.Index(k), i)
+		}
+		v.Set(s)
+	case reflect.String:
+		switch r.IntN(100) {
+		case 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11:
+			v.SetString(fmt.Sprintf("unique-%d-%d", i, r.Uint32()))
+		case 12, 13, 14, 15:
+			v.SetString("")
+		case 16:
+			if !f.long {
+				v.SetString("zz")
+				return
+			}
+			v.SetString(strings.Repeat("~", 1000+r.IntN(100))) // past maxStatBytes, sometimes
+		default:
+			v.SetString([]string{"a", "bb", "zz", "k8s:app=api", "10.0.0.1", "ünï"}[r.IntN(6)])
+		}
+	case reflect.Int64, reflect.Int32:
+		x := []int64{0, 1, -1, math.MinInt32, math.MaxInt32, int64(r.Int32())}
+		if v.Kind() == reflect.Int64 {
+			x = append(x, math.MinInt64, math.MaxInt64, r.Int64())
+		}
+		v.SetInt(x[r.IntN(len(x))])
+	case reflect.Uint32, reflect.Uint64:
+		x := []uint64{0, 1, math.MaxUint32, uint64(r.Uint32())}
+		if v.Kind() == reflect.Uint64 {
+			x = append(x, math.MaxUint64, 1<<63, r.Uint64())
+		}
+		v.SetUint(x[r.IntN(len(x))])
+	case reflect.Bool:
+		v.SetBool(r.IntN(2) == 0)
+	default:
+		panic("fill: " + v.Kind().String())
+	}
+}
+
+// readRows reads every row of a file with parquet-go, levels included.
+func readRows(t *testing.T, b []byte) ([]parquet.Row, *parquet.File) {
+	t.Helper()
+	pf, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []parquet.Row
+	for _, rg := range pf.RowGroups() {
+		rr := rg.Rows()
+		buf := make([]parquet.Row, 100)
+		for {
+			n, err := rr.ReadRows(buf)
+			for _, row := range buf[:n] {
+				out = append(out, row.Clone())
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		rr.Close()
+	}
+	return out, pf
+}
+
+// TestFlowWriterMatchesParquetGo writes the same rows with flowWriter and
+// with parquet-go's GenericWriter and compares what parquet-go reads back
+// from both, value by value with repetition and definition levels, and the
+// column chunks' statistics.
+func TestFlowWriterMatchesParquetGo(t *testing.T) {
+	for _, tc := range []struct {
+		rows, rgRows int
+		seed         uint64
+		long         bool
+	}{{1, 10, 1, false}, {37, 10, 2, true}, {9_000, 4_000, 3, true}, {17_000, 1 << 17, 4, false}} {
+		t.Run(fmt.Sprint(tc.rows, "/", tc.rgRows), func(t *testing.T) {
+			rows := randomRows(tc.seed, tc.rows, tc.long)
+			var ours, theirs bytes.Buffer
+			fw, err := newFlowWriter(&ours, tc.rgRows, fileMetadata(partKey{table: "flows", date: "2026-01-01", node: "n"}, "v", "h"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < len(rows); i += 4096 {
+				if err := fw.Write(rows[i:min(i+4096, len(rows))]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := fw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			pw := parquet.NewGenericWriter[FlowRow](&theirs, parquet.MaxRowsPerRowGroup(int64(tc.rgRows)))
+			if _, err := pw.Write(rows); err != nil {
+				t.Fatal(err)
+			}
+			if err := pw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got, gf := readRows(t, ours.Bytes())
+			want, wf := readRows(t, theirs.Bytes())
+			if len(got) != len(want) || len(got) != len(rows) {
+				t.Fatalf("rows: ours %d, parquet-go %d, written %d", len(got), len(want), len(rows))
+			}
+			for i := range got {
+				if !got[i].Equal(want[i]) {
+					t.Fatalf("row %d differs:\nours      %v\nparquet-go %v", i, got[i], want[i])
+				}
+			}
+			back := make([]FlowRow, len(rows))
+			gr := parquet.NewGenericReader[FlowRow](bytes.NewReader(ours.Bytes()))
+			if n, err := gr.Read(back); n != len(rows) || (err != nil && err != io.EOF) {
+				t.Fatalf("read %d rows: %v", n, err)
+			}
+			for i := range rows {
+				if !reflect.DeepEqual(norm(rows[i]), norm(back[i])) {
+					t.Fatalf("row %d read back as a FlowRow differs:\n%+v\n%+v", i, rows[i], back[i])
+				}
+			}
+			if g, w := gf.Metadata().KeyValueMetadata, wf.Metadata().KeyValueMetadata; len(g) != 5 || len(w) != 0 {
+				t.Fatalf("key-value metadata: %v", g)
+			}
+			if !reflect.DeepEqual(gf.Metadata().Schema, wf.Metadata().Schema) {
+				t.Fatal("schemas differ")
+			}
+			for c, cc := range gf.Metadata().RowGroups[0].Columns {
+				if g, w := pageEncodings(cc.MetaData), pageEncodings(wf.Metadata().RowGroups[0].Columns[c].MetaData); g != w {
+					t.Errorf("%s: pages %s, parquet-go's %s", shredPaths[c], g, w)
+				}
+			}
+			checkStats(t, rows, gf, tc.rgRows)
+		})
+	}
+}
+
+// pageEncodings lists a column chunk's page types and encodings.
+func pageEncodings(md format.ColumnMetaData) string {
+	var b strings.Builder
+	for _, e := range md.EncodingStats {
+		fmt.Fprintf(&b, "%s:%s ", e.PageType, e.Encoding)
+	}
+	return b.String()
+}
+
+// norm makes empty lists nil: a NULL list and an empty one read back the
+// same way through parquet-go's row reader.
+func norm(r FlowRow) FlowRow {
+	v := reflect.ValueOf(&r).Elem()
+	for k := 0; k < v.NumField(); k++ {
+		f := v.Field(k)
+		if f.Kind() == reflect.Slice && f.Len() == 0 {
+			f.Set(reflect.Zero(f.Type()))
+		}
+		if f.Kind() == reflect.Slice {
+			for j := 0; j < f.Len(); j++ {
+				if e := f.Index(j); e.Kind() == reflect.Struct {
+					for q := 0; q < e.NumField(); q++ {
+						if g := e.Field(q); g.Kind() == reflect.Slice && g.Len() == 0 {
+							g.Set(reflect.Zero(g.Type()))
+						}
+					}
+				}
+			}
+		}
+	}
+	return r
+}
+
+// checkStats compares each column chunk's min, max and null count with the
+// ones computed here from the rows, in the order the column's logical type
+// defines (unsigned for UINT columns).
+func checkStats(t *testing.T, rows []FlowRow, pf *parquet.File, rgRows int) {
+	t.Helper()
+	lay, err := flowSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for g, rg := range pf.Metadata().RowGroups {
+		part := rows[g*rgRows : min((g+1)*rgRows, len(rows))]
+		if rg.NumRows != int64(len(part)) {
+			t.Fatalf("row group %d: %d rows, want %d", g, rg.NumRows, len(part))
+		}
+		for c, cc := range rg.Columns {
+			sp := lay.leaves[c]
+			var vals []parquet.Value
+			nulls := int64(0)
+			col := pf.RowGroups()[g].ColumnChunks()[c]
+			pages := col.Pages()
+			for {
+				p, err := pages.ReadPage()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", shredPaths[c], err)
+				}
+				vs := make([]parquet.Value, p.NumValues())
+				n, _ := p.Values().ReadValues(vs)
+				for _, v := range vs[:n] {
+					if v.IsNull() {
+						nulls++
+					} else {
+						vals = append(vals, v.Clone())
+					}
+				}
+			}
+			pages.Close()
+			st := cc.MetaData.Statistics
+			if st.NullCount != nulls {
+				t.Errorf("rg %d %s: null count %d, want %d", g, shredPaths[c], st.NullCount, nulls)
+			}
+			if len(vals) == 0 {
+				if st.MinValue != nil || st.MaxValue != nil {
+					t.Errorf("rg %d %s: min/max without values", g, shredPaths[c])
+				}
+				continue
+			}
+			cmp := func(a, b parquet.Value) int {
+				switch sp.kind {
+				case leafUint64:
+					return compareU(a.Uint64(), b.Uint64())
+				case leafInt32:
+					if isUnsigned32(lay, c) {
+						return compareU(uint64(a.Uint32()), uint64(b.Uint32()))
+					}
+					return compareI(int64(a.Int32()), int64(b.Int32()))
+				case leafInt64:
+					return compareI(a.Int64(), b.Int64())
+				case leafBool:
+					return compareI(b2i(a.Boolean()), b2i(b.Boolean()))
+				}
+				return bytes.Compare(a.ByteArray(), b.ByteArray())
+			}
+			lo, hi := vals[0], vals[0]
+			for _, v := range vals[1:] {
+				if cmp(v, lo) < 0 {
+					lo = v
+				}
+				if cmp(v, hi) > 0 {
+					hi = v
+				}
+			}
+			if sp.typ == format.ByteArray && (len(lo.ByteArray()) > maxStatBytes || len(hi.ByteArray()) > maxStatBytes) {
+				if st.MinValue != nil {
+					t.Errorf("rg %d %s: a min/max past %d bytes was written", g, shredPaths[c], maxStatBytes)
+				}
+				continue
+			}
+			if !bytes.Equal(st.MinValue, lo.Bytes()) || !bytes.Equal(st.MaxValue, hi.Bytes()) {
+				t.Errorf("rg %d %s: min/max %x/%x, want %x/%x", g, shredPaths[c], st.MinValue, st.MaxValue, lo.Bytes(), hi.Bytes())
+			}
+		}
+	}
+}
+
+func isUnsigned32(lay *flowLayout, c int) bool {
+	n := -1
+	for _, el := range lay.schema {
+		if !el.Type.Valid {
+			continue
+		}
+		if n++; n == c {
+			it, ok := el.LogicalType.Value.(*format.IntType)
+			return ok && !it.IsSigned
+		}
+	}
+	return false
+}
+
+func compareU(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func compareI(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
