@@ -254,24 +254,10 @@ func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
 		}
 		return flow.KindUnknown, fmt.Errorf("hubblejson: offset %d: invalid UTF-8", off)
 	}
+	// The whole line first, not just the plan's fields: protojson rejects a
+	// line for a wrong type or a duplicate in any field, kept or not (the
+	// fast path's failures are rare: an Any, exponents, escapes in names).
 	d.ev.Reset()
-	if !d.plan.filterSel.all {
-		start, end, isFlow, err := flowMember(line)
-		if err != nil {
-			return flow.KindUnknown, fmt.Errorf("hubblejson: %w", err)
-		}
-		if isFlow {
-			d.flowJSON = line[start:end]
-			if d.buf, _, err = filterObject(d.buf[:0], d.flowJSON, d.plan.filterSel); err != nil {
-				return flow.KindUnknown, fmt.Errorf("hubblejson: flow: %w", err)
-			}
-			if err := d.opts.Unmarshal(d.buf, f); err != nil {
-				return flow.KindUnknown, fmt.Errorf("hubblejson: %w", err)
-			}
-			d.partial = !d.plan.oneStep
-			return flow.KindFlow, nil
-		}
-	}
 	if err := d.opts.Unmarshal(line, &d.ev); err != nil {
 		// The legacy `hubble observe -o json` form is a bare Flow object.
 		f.Reset()
@@ -279,6 +265,23 @@ func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
 			return flow.KindFlow, nil
 		}
 		return flow.KindUnknown, fmt.Errorf("hubblejson: %w", err)
+	}
+	if _, isFlow := d.ev.GetResponseTypes().(*observerpb.ExportEvent_Flow); isFlow && !d.plan.filterSel.all {
+		// The plan's fields only, as the fast path decodes them (Finish
+		// decodes the kept ones).
+		start, end, _, err := flowMember(line)
+		if err != nil {
+			return flow.KindUnknown, fmt.Errorf("hubblejson: %w", err)
+		}
+		d.flowJSON = line[start:end]
+		if d.buf, _, err = filterObject(d.buf[:0], d.flowJSON, d.plan.filterSel); err != nil {
+			return flow.KindUnknown, fmt.Errorf("hubblejson: flow: %w", err)
+		}
+		if err := d.opts.Unmarshal(d.buf, f); err != nil {
+			return flow.KindUnknown, fmt.Errorf("hubblejson: %w", err)
+		}
+		d.partial = !d.plan.oneStep
+		return flow.KindFlow, nil
 	}
 	switch x := d.ev.GetResponseTypes().(type) {
 	case *observerpb.ExportEvent_Flow:
@@ -303,9 +306,55 @@ func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
 }
 
 // isBareFlow reports whether a line that is not an ExportEvent looks like a
-// bare Flow (legacy JSON output): an object with a "time" or "verdict" key.
+// bare Flow (legacy JSON output): an object with a "time" or "verdict" key
+// and none of ExportEvent's event members. A corrupt ExportEvent line (a
+// "flow" member protojson rejects) also parses as a Flow, whose fields
+// include the envelope's "time" and "node_name": without the second check
+// it became a flow of just those two fields instead of a decode error.
 func isBareFlow(line []byte) bool {
-	return bytes.Contains(line, []byte(`"verdict"`)) || bytes.Contains(line, []byte(`"time"`))
+	if !bytes.Contains(line, []byte(`"verdict"`)) && !bytes.Contains(line, []byte(`"time"`)) {
+		return false
+	}
+	return !hasEventMember(line)
+}
+
+// eventMembers are ExportEvent's oneof members, by JSON and proto name.
+var eventMembers = map[string]bool{
+	"flow": true, "node_status": true, "nodeStatus": true, "lost_events": true, "lostEvents": true,
+	"agent_event": true, "agentEvent": true, "debug_event": true, "debugEvent": true,
+}
+
+// hasEventMember reports whether the top-level object of line has one of
+// ExportEvent's event members (or is not an object whose members can be
+// listed, which is no bare Flow either).
+func hasEventMember(line []byte) bool {
+	i := skipWS(line, 0)
+	if i >= len(line) || line[i] != '{' {
+		return true
+	}
+	i = skipWS(line, i+1)
+	for i < len(line) && line[i] != '}' {
+		kEnd, err := skipString(line, i)
+		if err != nil {
+			return true
+		}
+		if eventMembers[string(line[i+1:kEnd-1])] {
+			return true
+		}
+		i = skipWS(line, kEnd)
+		if i >= len(line) || line[i] != ':' {
+			return true
+		}
+		vEnd, err := skipValue(line, skipWS(line, i+1), 0)
+		if err != nil {
+			return true
+		}
+		i = skipWS(line, vEnd)
+		if i < len(line) && line[i] == ',' {
+			i = skipWS(line, i+1)
+		}
+	}
+	return false
 }
 
 // Finish completes the kept fields of the flow last decoded (the line given

@@ -49,6 +49,37 @@ type fastPools struct {
 	freeBoolValue        []*wrapperspb.BoolValue
 }
 
+// fastScratch holds, per message type, the message that fields outside the
+// plan's selection are decoded into (strings not copied) to be checked as
+// strictly as protojson checks them, then forgotten.
+type fastScratch struct {
+	scrFlow             *flowpb.Flow
+	scrEthernet         *flowpb.Ethernet
+	scrIP               *flowpb.IP
+	scrLayer4           *flowpb.Layer4
+	scrTCP              *flowpb.TCP
+	scrTCPFlags         *flowpb.TCPFlags
+	scrUDP              *flowpb.UDP
+	scrICMPv4           *flowpb.ICMPv4
+	scrICMPv6           *flowpb.ICMPv6
+	scrSCTP             *flowpb.SCTP
+	scrTunnel           *flowpb.Tunnel
+	scrEndpoint         *flowpb.Endpoint
+	scrWorkload         *flowpb.Workload
+	scrLayer7           *flowpb.Layer7
+	scrDNS              *flowpb.DNS
+	scrHTTP             *flowpb.HTTP
+	scrHTTPHeader       *flowpb.HTTPHeader
+	scrKafka            *flowpb.Kafka
+	scrCiliumEventType  *flowpb.CiliumEventType
+	scrService          *flowpb.Service
+	scrFileInfo         *flowpb.FileInfo
+	scrNetworkInterface *flowpb.NetworkInterface
+	scrTraceContext     *flowpb.TraceContext
+	scrTraceParent      *flowpb.TraceParent
+	scrPolicy           *flowpb.Policy
+}
+
 func (p *fastPools) newEthernet() *flowpb.Ethernet {
 	if n := len(p.freeEthernet); n > 0 {
 		x := p.freeEthernet[n-1]
@@ -846,7 +877,7 @@ func (d *fastDec) decFlow(i int, m *flowpb.Flow, sel *fsel) (int, error) {
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkFlowField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -1366,6 +1397,362 @@ func (d *fastDec) decFlow(i int, m *flowpb.Flow, sel *fsel) (int, error) {
 	return i, nil
 }
 
+// checkFlowField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkFlowField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkFlowFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkFlowFieldIn(i int, k uint) (int, error) {
+	m := d.scrFlow
+	if m == nil {
+		m = new(flowpb.Flow)
+		d.scrFlow = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // time
+			if m.Time == nil {
+				m.Time = d.newTimestamp()
+			}
+			i, err = d.timestamp(i, m.Time)
+		case 1: // uuid
+			m.Uuid, i, err = d.str(i)
+		case 2: // verdict
+			var name []byte
+			var num int32
+			if name, num, i, err = d.enum(i); err != nil {
+				return i, err
+			}
+			if name == nil {
+				m.Verdict = flowpb.Verdict(num)
+			} else if v, ok := enumVerdict(name); ok {
+				m.Verdict = v
+			} else {
+				continue // an unknown name leaves the field unset (DiscardUnknown)
+			}
+		case 3: // drop_reason
+			m.DropReason, i, err = d.u32(i)
+		case 4: // auth_type
+			var name []byte
+			var num int32
+			if name, num, i, err = d.enum(i); err != nil {
+				return i, err
+			}
+			if name == nil {
+				m.AuthType = flowpb.AuthType(num)
+			} else if v, ok := enumAuthType(name); ok {
+				m.AuthType = v
+			} else {
+				continue // an unknown name leaves the field unset (DiscardUnknown)
+			}
+		case 5: // ethernet
+			if m.Ethernet == nil {
+				m.Ethernet = d.newEthernet()
+			}
+			i, err = d.decEthernet(i, m.Ethernet, sel.sub(k))
+		case 6: // IP
+			if m.IP == nil {
+				m.IP = d.newIP()
+			}
+			i, err = d.decIP(i, m.IP, sel.sub(k))
+		case 7: // l4
+			if m.L4 == nil {
+				m.L4 = d.newLayer4()
+			}
+			i, err = d.decLayer4(i, m.L4, sel.sub(k))
+		case 8: // tunnel
+			if m.Tunnel == nil {
+				m.Tunnel = d.newTunnel()
+			}
+			i, err = d.decTunnel(i, m.Tunnel, sel.sub(k))
+		case 9: // source
+			if m.Source == nil {
+				m.Source = d.newEndpoint()
+			}
+			i, err = d.decEndpoint(i, m.Source, sel.sub(k))
+		case 10: // destination
+			if m.Destination == nil {
+				m.Destination = d.newEndpoint()
+			}
+			i, err = d.decEndpoint(i, m.Destination, sel.sub(k))
+		case 11: // Type
+			var name []byte
+			var num int32
+			if name, num, i, err = d.enum(i); err != nil {
+				return i, err
+			}
+			if name == nil {
+				m.Type = flowpb.FlowType(num)
+			} else if v, ok := enumFlowType(name); ok {
+				m.Type = v
+			} else {
+				continue // an unknown name leaves the field unset (DiscardUnknown)
+			}
+		case 12: // node_name
+			m.NodeName, i, err = d.str(i)
+		case 13: // node_labels
+			m.NodeLabels, i, err = d.strList(i, m.NodeLabels[:0])
+		case 14: // source_names
+			m.SourceNames, i, err = d.strList(i, m.SourceNames[:0])
+		case 15: // destination_names
+			m.DestinationNames, i, err = d.strList(i, m.DestinationNames[:0])
+		case 16: // l7
+			if m.L7 == nil {
+				m.L7 = d.newLayer7()
+			}
+			i, err = d.decLayer7(i, m.L7, sel.sub(k))
+		case 17: // reply
+			m.Reply, i, err = d.boolean(i)
+		case 18: // event_type
+			if m.EventType == nil {
+				m.EventType = d.newCiliumEventType()
+			}
+			i, err = d.decCiliumEventType(i, m.EventType, sel.sub(k))
+		case 19: // source_service
+			if m.SourceService == nil {
+				m.SourceService = d.newService()
+			}
+			i, err = d.decService(i, m.SourceService, sel.sub(k))
+		case 20: // destination_service
+			if m.DestinationService == nil {
+				m.DestinationService = d.newService()
+			}
+			i, err = d.decService(i, m.DestinationService, sel.sub(k))
+		case 21: // traffic_direction
+			var name []byte
+			var num int32
+			if name, num, i, err = d.enum(i); err != nil {
+				return i, err
+			}
+			if name == nil {
+				m.TrafficDirection = flowpb.TrafficDirection(num)
+			} else if v, ok := enumTrafficDirection(name); ok {
+				m.TrafficDirection = v
+			} else {
+				continue // an unknown name leaves the field unset (DiscardUnknown)
+			}
+		case 22: // policy_match_type
+			m.PolicyMatchType, i, err = d.u32(i)
+		case 23: // trace_observation_point
+			var name []byte
+			var num int32
+			if name, num, i, err = d.enum(i); err != nil {
+				return i, err
+			}
+			if name == nil {
+				m.TraceObservationPoint = flowpb.TraceObservationPoint(num)
+			} else if v, ok := enumTraceObservationPoint(name); ok {
+				m.TraceObservationPoint = v
+			} else {
+				continue // an unknown name leaves the field unset (DiscardUnknown)
+			}
+		case 24: // trace_reason
+			var name []byte
+			var num int32
+			if name, num, i, err = d.enum(i); err != nil {
+				return i, err
+			}
+			if name == nil {
+				m.TraceReason = flowpb.TraceReason(num)
+			} else if v, ok := enumTraceReason(name); ok {
+				m.TraceReason = v
+			} else {
+				continue // an unknown name leaves the field unset (DiscardUnknown)
+			}
+		case 25: // file
+			if m.File == nil {
+				m.File = d.newFileInfo()
+			}
+			i, err = d.decFileInfo(i, m.File, sel.sub(k))
+		case 26: // drop_reason_desc
+			var name []byte
+			var num int32
+			if name, num, i, err = d.enum(i); err != nil {
+				return i, err
+			}
+			if name == nil {
+				m.DropReasonDesc = flowpb.DropReason(num)
+			} else if v, ok := enumDropReason(name); ok {
+				m.DropReasonDesc = v
+			} else {
+				continue // an unknown name leaves the field unset (DiscardUnknown)
+			}
+		case 27: // is_reply
+			if m.IsReply == nil {
+				m.IsReply = d.newBoolValue()
+			}
+			m.IsReply.Value, i, err = d.boolean(i)
+		case 28: // debug_capture_point
+			var name []byte
+			var num int32
+			if name, num, i, err = d.enum(i); err != nil {
+				return i, err
+			}
+			if name == nil {
+				m.DebugCapturePoint = flowpb.DebugCapturePoint(num)
+			} else if v, ok := enumDebugCapturePoint(name); ok {
+				m.DebugCapturePoint = v
+			} else {
+				continue // an unknown name leaves the field unset (DiscardUnknown)
+			}
+		case 29: // interface
+			if m.Interface == nil {
+				m.Interface = d.newNetworkInterface()
+			}
+			i, err = d.decNetworkInterface(i, m.Interface, sel.sub(k))
+		case 30: // proxy_port
+			m.ProxyPort, i, err = d.u32(i)
+		case 31: // trace_context
+			if m.TraceContext == nil {
+				m.TraceContext = d.newTraceContext()
+			}
+			i, err = d.decTraceContext(i, m.TraceContext, sel.sub(k))
+		case 32: // sock_xlate_point
+			var name []byte
+			var num int32
+			if name, num, i, err = d.enum(i); err != nil {
+				return i, err
+			}
+			if name == nil {
+				m.SockXlatePoint = flowpb.SocketTranslationPoint(num)
+			} else if v, ok := enumSocketTranslationPoint(name); ok {
+				m.SockXlatePoint = v
+			} else {
+				continue // an unknown name leaves the field unset (DiscardUnknown)
+			}
+		case 33: // socket_cookie
+			m.SocketCookie, i, err = d.u64(i)
+		case 34: // cgroup_id
+			m.CgroupId, i, err = d.u64(i)
+		case 35: // Summary
+			m.Summary, i, err = d.str(i)
+		case 36: // extensions
+			return i, errFallback
+		case 37: // egress_allowed_by
+			if i, err = d.listOpen(i); err != nil {
+				return i, err
+			}
+			m.EgressAllowedBy = m.EgressAllowedBy[:0]
+			for lfirst := true; ; lfirst = false {
+				var ldone bool
+				if i, ldone, err = d.listMore(i, lfirst); err != nil {
+					return i, err
+				}
+				if ldone {
+					break
+				}
+				var e *flowpb.Policy
+				if n := len(m.EgressAllowedBy); n < cap(m.EgressAllowedBy) {
+					m.EgressAllowedBy = m.EgressAllowedBy[:n+1]
+					if e = m.EgressAllowedBy[n]; e == nil {
+						e = d.newPolicy()
+						m.EgressAllowedBy[n] = e
+					}
+				} else {
+					e = d.newPolicy()
+					m.EgressAllowedBy = append(m.EgressAllowedBy, e)
+				}
+				if i, err = d.decPolicy(i, e, sel.sub(k)); err != nil {
+					return i, err
+				}
+			}
+		case 38: // ingress_allowed_by
+			if i, err = d.listOpen(i); err != nil {
+				return i, err
+			}
+			m.IngressAllowedBy = m.IngressAllowedBy[:0]
+			for lfirst := true; ; lfirst = false {
+				var ldone bool
+				if i, ldone, err = d.listMore(i, lfirst); err != nil {
+					return i, err
+				}
+				if ldone {
+					break
+				}
+				var e *flowpb.Policy
+				if n := len(m.IngressAllowedBy); n < cap(m.IngressAllowedBy) {
+					m.IngressAllowedBy = m.IngressAllowedBy[:n+1]
+					if e = m.IngressAllowedBy[n]; e == nil {
+						e = d.newPolicy()
+						m.IngressAllowedBy[n] = e
+					}
+				} else {
+					e = d.newPolicy()
+					m.IngressAllowedBy = append(m.IngressAllowedBy, e)
+				}
+				if i, err = d.decPolicy(i, e, sel.sub(k)); err != nil {
+					return i, err
+				}
+			}
+		case 39: // egress_denied_by
+			if i, err = d.listOpen(i); err != nil {
+				return i, err
+			}
+			m.EgressDeniedBy = m.EgressDeniedBy[:0]
+			for lfirst := true; ; lfirst = false {
+				var ldone bool
+				if i, ldone, err = d.listMore(i, lfirst); err != nil {
+					return i, err
+				}
+				if ldone {
+					break
+				}
+				var e *flowpb.Policy
+				if n := len(m.EgressDeniedBy); n < cap(m.EgressDeniedBy) {
+					m.EgressDeniedBy = m.EgressDeniedBy[:n+1]
+					if e = m.EgressDeniedBy[n]; e == nil {
+						e = d.newPolicy()
+						m.EgressDeniedBy[n] = e
+					}
+				} else {
+					e = d.newPolicy()
+					m.EgressDeniedBy = append(m.EgressDeniedBy, e)
+				}
+				if i, err = d.decPolicy(i, e, sel.sub(k)); err != nil {
+					return i, err
+				}
+			}
+		case 40: // ingress_denied_by
+			if i, err = d.listOpen(i); err != nil {
+				return i, err
+			}
+			m.IngressDeniedBy = m.IngressDeniedBy[:0]
+			for lfirst := true; ; lfirst = false {
+				var ldone bool
+				if i, ldone, err = d.listMore(i, lfirst); err != nil {
+					return i, err
+				}
+				if ldone {
+					break
+				}
+				var e *flowpb.Policy
+				if n := len(m.IngressDeniedBy); n < cap(m.IngressDeniedBy) {
+					m.IngressDeniedBy = m.IngressDeniedBy[:n+1]
+					if e = m.IngressDeniedBy[n]; e == nil {
+						e = d.newPolicy()
+						m.IngressDeniedBy[n] = e
+					}
+				} else {
+					e = d.newPolicy()
+					m.IngressDeniedBy = append(m.IngressDeniedBy, e)
+				}
+				if i, err = d.decPolicy(i, e, sel.sub(k)); err != nil {
+					return i, err
+				}
+			}
+		case 41: // policy_log
+			m.PolicyLog, i, err = d.strList(i, m.PolicyLog[:0])
+		}
+	}
+	_ = sel
+	return i, err
+}
+
 // decEthernet decodes the JSON object at d.b[i:] into m (every field m had is
 // overwritten or cleared), keeping only the fields sel selects.
 func (d *fastDec) decEthernet(i int, m *flowpb.Ethernet, sel *fsel) (int, error) {
@@ -1409,7 +1796,7 @@ func (d *fastDec) decEthernet(i int, m *flowpb.Ethernet, sel *fsel) (int, error)
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkEthernetField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -1434,6 +1821,34 @@ func (d *fastDec) decEthernet(i int, m *flowpb.Ethernet, sel *fsel) (int, error)
 		}
 	}
 	return i, nil
+}
+
+// checkEthernetField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkEthernetField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkEthernetFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkEthernetFieldIn(i int, k uint) (int, error) {
+	m := d.scrEthernet
+	if m == nil {
+		m = new(flowpb.Ethernet)
+		d.scrEthernet = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // source
+			m.Source, i, err = d.str(i)
+		case 1: // destination
+			m.Destination, i, err = d.str(i)
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decIP decodes the JSON object at d.b[i:] into m (every field m had is
@@ -1485,7 +1900,7 @@ func (d *fastDec) decIP(i int, m *flowpb.IP, sel *fsel) (int, error) {
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkIPField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -1536,6 +1951,51 @@ func (d *fastDec) decIP(i int, m *flowpb.IP, sel *fsel) (int, error) {
 		}
 	}
 	return i, nil
+}
+
+// checkIPField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkIPField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkIPFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkIPFieldIn(i int, k uint) (int, error) {
+	m := d.scrIP
+	if m == nil {
+		m = new(flowpb.IP)
+		d.scrIP = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // source
+			m.Source, i, err = d.str(i)
+		case 1: // source_xlated
+			m.SourceXlated, i, err = d.str(i)
+		case 2: // destination
+			m.Destination, i, err = d.str(i)
+		case 3: // ipVersion
+			var name []byte
+			var num int32
+			if name, num, i, err = d.enum(i); err != nil {
+				return i, err
+			}
+			if name == nil {
+				m.IpVersion = flowpb.IPVersion(num)
+			} else if v, ok := enumIPVersion(name); ok {
+				m.IpVersion = v
+			} else {
+				continue // an unknown name leaves the field unset (DiscardUnknown)
+			}
+		case 4: // encrypted
+			m.Encrypted, i, err = d.boolean(i)
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decLayer4 decodes the JSON object at d.b[i:] into m (every field m had is
@@ -1594,7 +2054,7 @@ func (d *fastDec) decLayer4(i int, m *flowpb.Layer4, sel *fsel) (int, error) {
 			oneofs |= 1 << 0
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkLayer4Field(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -1715,6 +2175,95 @@ func (d *fastDec) releaseLayer4Protocol(x any) {
 	}
 }
 
+// checkLayer4Field checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkLayer4Field(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkLayer4FieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkLayer4FieldIn(i int, k uint) (int, error) {
+	m := d.scrLayer4
+	if m == nil {
+		m = new(flowpb.Layer4)
+		d.scrLayer4 = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // TCP
+			w, ok := m.Protocol.(*flowpb.Layer4_TCP)
+			if !ok {
+				if m.Protocol != nil {
+					d.releaseLayer4Protocol(m.Protocol)
+				}
+				w = d.newLayer4_TCP()
+				m.Protocol = w
+			}
+			if w.TCP == nil {
+				w.TCP = d.newTCP()
+			}
+			i, err = d.decTCP(i, w.TCP, sel.sub(k))
+		case 1: // UDP
+			w, ok := m.Protocol.(*flowpb.Layer4_UDP)
+			if !ok {
+				if m.Protocol != nil {
+					d.releaseLayer4Protocol(m.Protocol)
+				}
+				w = d.newLayer4_UDP()
+				m.Protocol = w
+			}
+			if w.UDP == nil {
+				w.UDP = d.newUDP()
+			}
+			i, err = d.decUDP(i, w.UDP, sel.sub(k))
+		case 2: // ICMPv4
+			w, ok := m.Protocol.(*flowpb.Layer4_ICMPv4)
+			if !ok {
+				if m.Protocol != nil {
+					d.releaseLayer4Protocol(m.Protocol)
+				}
+				w = d.newLayer4_ICMPv4()
+				m.Protocol = w
+			}
+			if w.ICMPv4 == nil {
+				w.ICMPv4 = d.newICMPv4()
+			}
+			i, err = d.decICMPv4(i, w.ICMPv4, sel.sub(k))
+		case 3: // ICMPv6
+			w, ok := m.Protocol.(*flowpb.Layer4_ICMPv6)
+			if !ok {
+				if m.Protocol != nil {
+					d.releaseLayer4Protocol(m.Protocol)
+				}
+				w = d.newLayer4_ICMPv6()
+				m.Protocol = w
+			}
+			if w.ICMPv6 == nil {
+				w.ICMPv6 = d.newICMPv6()
+			}
+			i, err = d.decICMPv6(i, w.ICMPv6, sel.sub(k))
+		case 4: // SCTP
+			w, ok := m.Protocol.(*flowpb.Layer4_SCTP)
+			if !ok {
+				if m.Protocol != nil {
+					d.releaseLayer4Protocol(m.Protocol)
+				}
+				w = d.newLayer4_SCTP()
+				m.Protocol = w
+			}
+			if w.SCTP == nil {
+				w.SCTP = d.newSCTP()
+			}
+			i, err = d.decSCTP(i, w.SCTP, sel.sub(k))
+		}
+	}
+	_ = sel
+	return i, err
+}
+
 // decTCP decodes the JSON object at d.b[i:] into m (every field m had is
 // overwritten or cleared), keeping only the fields sel selects.
 func (d *fastDec) decTCP(i int, m *flowpb.TCP, sel *fsel) (int, error) {
@@ -1760,7 +2309,7 @@ func (d *fastDec) decTCP(i int, m *flowpb.TCP, sel *fsel) (int, error) {
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkTCPField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -1796,6 +2345,39 @@ func (d *fastDec) decTCP(i int, m *flowpb.TCP, sel *fsel) (int, error) {
 		}
 	}
 	return i, nil
+}
+
+// checkTCPField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkTCPField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkTCPFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkTCPFieldIn(i int, k uint) (int, error) {
+	m := d.scrTCP
+	if m == nil {
+		m = new(flowpb.TCP)
+		d.scrTCP = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // source_port
+			m.SourcePort, i, err = d.u32(i)
+		case 1: // destination_port
+			m.DestinationPort, i, err = d.u32(i)
+		case 2: // flags
+			if m.Flags == nil {
+				m.Flags = d.newTCPFlags()
+			}
+			i, err = d.decTCPFlags(i, m.Flags, sel.sub(k))
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decTCPFlags decodes the JSON object at d.b[i:] into m (every field m had is
@@ -1855,7 +2437,7 @@ func (d *fastDec) decTCPFlags(i int, m *flowpb.TCPFlags, sel *fsel) (int, error)
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkTCPFlagsField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -1917,6 +2499,48 @@ func (d *fastDec) decTCPFlags(i int, m *flowpb.TCPFlags, sel *fsel) (int, error)
 	return i, nil
 }
 
+// checkTCPFlagsField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkTCPFlagsField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkTCPFlagsFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkTCPFlagsFieldIn(i int, k uint) (int, error) {
+	m := d.scrTCPFlags
+	if m == nil {
+		m = new(flowpb.TCPFlags)
+		d.scrTCPFlags = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // FIN
+			m.FIN, i, err = d.boolean(i)
+		case 1: // SYN
+			m.SYN, i, err = d.boolean(i)
+		case 2: // RST
+			m.RST, i, err = d.boolean(i)
+		case 3: // PSH
+			m.PSH, i, err = d.boolean(i)
+		case 4: // ACK
+			m.ACK, i, err = d.boolean(i)
+		case 5: // URG
+			m.URG, i, err = d.boolean(i)
+		case 6: // ECE
+			m.ECE, i, err = d.boolean(i)
+		case 7: // CWR
+			m.CWR, i, err = d.boolean(i)
+		case 8: // NS
+			m.NS, i, err = d.boolean(i)
+		}
+	}
+	_ = sel
+	return i, err
+}
+
 // decUDP decodes the JSON object at d.b[i:] into m (every field m had is
 // overwritten or cleared), keeping only the fields sel selects.
 func (d *fastDec) decUDP(i int, m *flowpb.UDP, sel *fsel) (int, error) {
@@ -1960,7 +2584,7 @@ func (d *fastDec) decUDP(i int, m *flowpb.UDP, sel *fsel) (int, error) {
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkUDPField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -1985,6 +2609,34 @@ func (d *fastDec) decUDP(i int, m *flowpb.UDP, sel *fsel) (int, error) {
 		}
 	}
 	return i, nil
+}
+
+// checkUDPField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkUDPField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkUDPFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkUDPFieldIn(i int, k uint) (int, error) {
+	m := d.scrUDP
+	if m == nil {
+		m = new(flowpb.UDP)
+		d.scrUDP = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // source_port
+			m.SourcePort, i, err = d.u32(i)
+		case 1: // destination_port
+			m.DestinationPort, i, err = d.u32(i)
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decICMPv4 decodes the JSON object at d.b[i:] into m (every field m had is
@@ -2030,7 +2682,7 @@ func (d *fastDec) decICMPv4(i int, m *flowpb.ICMPv4, sel *fsel) (int, error) {
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkICMPv4Field(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -2055,6 +2707,34 @@ func (d *fastDec) decICMPv4(i int, m *flowpb.ICMPv4, sel *fsel) (int, error) {
 		}
 	}
 	return i, nil
+}
+
+// checkICMPv4Field checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkICMPv4Field(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkICMPv4FieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkICMPv4FieldIn(i int, k uint) (int, error) {
+	m := d.scrICMPv4
+	if m == nil {
+		m = new(flowpb.ICMPv4)
+		d.scrICMPv4 = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // type
+			m.Type, i, err = d.u32(i)
+		case 1: // code
+			m.Code, i, err = d.u32(i)
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decICMPv6 decodes the JSON object at d.b[i:] into m (every field m had is
@@ -2100,7 +2780,7 @@ func (d *fastDec) decICMPv6(i int, m *flowpb.ICMPv6, sel *fsel) (int, error) {
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkICMPv6Field(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -2125,6 +2805,34 @@ func (d *fastDec) decICMPv6(i int, m *flowpb.ICMPv6, sel *fsel) (int, error) {
 		}
 	}
 	return i, nil
+}
+
+// checkICMPv6Field checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkICMPv6Field(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkICMPv6FieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkICMPv6FieldIn(i int, k uint) (int, error) {
+	m := d.scrICMPv6
+	if m == nil {
+		m = new(flowpb.ICMPv6)
+		d.scrICMPv6 = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // type
+			m.Type, i, err = d.u32(i)
+		case 1: // code
+			m.Code, i, err = d.u32(i)
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decSCTP decodes the JSON object at d.b[i:] into m (every field m had is
@@ -2170,7 +2878,7 @@ func (d *fastDec) decSCTP(i int, m *flowpb.SCTP, sel *fsel) (int, error) {
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkSCTPField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -2195,6 +2903,34 @@ func (d *fastDec) decSCTP(i int, m *flowpb.SCTP, sel *fsel) (int, error) {
 		}
 	}
 	return i, nil
+}
+
+// checkSCTPField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkSCTPField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkSCTPFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkSCTPFieldIn(i int, k uint) (int, error) {
+	m := d.scrSCTP
+	if m == nil {
+		m = new(flowpb.SCTP)
+		d.scrSCTP = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // source_port
+			m.SourcePort, i, err = d.u32(i)
+		case 1: // destination_port
+			m.DestinationPort, i, err = d.u32(i)
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decTunnel decodes the JSON object at d.b[i:] into m (every field m had is
@@ -2242,7 +2978,7 @@ func (d *fastDec) decTunnel(i int, m *flowpb.Tunnel, sel *fsel) (int, error) {
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkTunnelField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -2295,6 +3031,53 @@ func (d *fastDec) decTunnel(i int, m *flowpb.Tunnel, sel *fsel) (int, error) {
 		}
 	}
 	return i, nil
+}
+
+// checkTunnelField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkTunnelField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkTunnelFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkTunnelFieldIn(i int, k uint) (int, error) {
+	m := d.scrTunnel
+	if m == nil {
+		m = new(flowpb.Tunnel)
+		d.scrTunnel = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // protocol
+			var name []byte
+			var num int32
+			if name, num, i, err = d.enum(i); err != nil {
+				return i, err
+			}
+			if name == nil {
+				m.Protocol = flowpb.Tunnel_Protocol(num)
+			} else if v, ok := enumTunnel_Protocol(name); ok {
+				m.Protocol = v
+			} else {
+				continue // an unknown name leaves the field unset (DiscardUnknown)
+			}
+		case 1: // IP
+			if m.IP == nil {
+				m.IP = d.newIP()
+			}
+			i, err = d.decIP(i, m.IP, sel.sub(k))
+		case 2: // l4
+			if m.L4 == nil {
+				m.L4 = d.newLayer4()
+			}
+			i, err = d.decLayer4(i, m.L4, sel.sub(k))
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decEndpoint decodes the JSON object at d.b[i:] into m (every field m had is
@@ -2350,7 +3133,7 @@ func (d *fastDec) decEndpoint(i int, m *flowpb.Endpoint, sel *fsel) (int, error)
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkEndpointField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -2428,6 +3211,70 @@ func (d *fastDec) decEndpoint(i int, m *flowpb.Endpoint, sel *fsel) (int, error)
 	return i, nil
 }
 
+// checkEndpointField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkEndpointField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkEndpointFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkEndpointFieldIn(i int, k uint) (int, error) {
+	m := d.scrEndpoint
+	if m == nil {
+		m = new(flowpb.Endpoint)
+		d.scrEndpoint = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // ID
+			m.ID, i, err = d.u32(i)
+		case 1: // identity
+			m.Identity, i, err = d.u32(i)
+		case 2: // cluster_name
+			m.ClusterName, i, err = d.str(i)
+		case 3: // namespace
+			m.Namespace, i, err = d.str(i)
+		case 4: // labels
+			m.Labels, i, err = d.strList(i, m.Labels[:0])
+		case 5: // pod_name
+			m.PodName, i, err = d.str(i)
+		case 6: // workloads
+			if i, err = d.listOpen(i); err != nil {
+				return i, err
+			}
+			m.Workloads = m.Workloads[:0]
+			for lfirst := true; ; lfirst = false {
+				var ldone bool
+				if i, ldone, err = d.listMore(i, lfirst); err != nil {
+					return i, err
+				}
+				if ldone {
+					break
+				}
+				var e *flowpb.Workload
+				if n := len(m.Workloads); n < cap(m.Workloads) {
+					m.Workloads = m.Workloads[:n+1]
+					if e = m.Workloads[n]; e == nil {
+						e = d.newWorkload()
+						m.Workloads[n] = e
+					}
+				} else {
+					e = d.newWorkload()
+					m.Workloads = append(m.Workloads, e)
+				}
+				if i, err = d.decWorkload(i, e, sel.sub(k)); err != nil {
+					return i, err
+				}
+			}
+		}
+	}
+	_ = sel
+	return i, err
+}
+
 // decWorkload decodes the JSON object at d.b[i:] into m (every field m had is
 // overwritten or cleared), keeping only the fields sel selects.
 func (d *fastDec) decWorkload(i int, m *flowpb.Workload, sel *fsel) (int, error) {
@@ -2471,7 +3318,7 @@ func (d *fastDec) decWorkload(i int, m *flowpb.Workload, sel *fsel) (int, error)
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkWorkloadField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -2496,6 +3343,34 @@ func (d *fastDec) decWorkload(i int, m *flowpb.Workload, sel *fsel) (int, error)
 		}
 	}
 	return i, nil
+}
+
+// checkWorkloadField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkWorkloadField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkWorkloadFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkWorkloadFieldIn(i int, k uint) (int, error) {
+	m := d.scrWorkload
+	if m == nil {
+		m = new(flowpb.Workload)
+		d.scrWorkload = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // name
+			m.Name, i, err = d.str(i)
+		case 1: // kind
+			m.Kind, i, err = d.str(i)
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decLayer7 decodes the JSON object at d.b[i:] into m (every field m had is
@@ -2554,7 +3429,7 @@ func (d *fastDec) decLayer7(i int, m *flowpb.Layer7, sel *fsel) (int, error) {
 			oneofs |= 1 << 0
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkLayer7Field(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -2658,6 +3533,84 @@ func (d *fastDec) releaseLayer7Record(x any) {
 	}
 }
 
+// checkLayer7Field checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkLayer7Field(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkLayer7FieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkLayer7FieldIn(i int, k uint) (int, error) {
+	m := d.scrLayer7
+	if m == nil {
+		m = new(flowpb.Layer7)
+		d.scrLayer7 = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // type
+			var name []byte
+			var num int32
+			if name, num, i, err = d.enum(i); err != nil {
+				return i, err
+			}
+			if name == nil {
+				m.Type = flowpb.L7FlowType(num)
+			} else if v, ok := enumL7FlowType(name); ok {
+				m.Type = v
+			} else {
+				continue // an unknown name leaves the field unset (DiscardUnknown)
+			}
+		case 1: // latency_ns
+			m.LatencyNs, i, err = d.u64(i)
+		case 2: // dns
+			w, ok := m.Record.(*flowpb.Layer7_Dns)
+			if !ok {
+				if m.Record != nil {
+					d.releaseLayer7Record(m.Record)
+				}
+				w = d.newLayer7_Dns()
+				m.Record = w
+			}
+			if w.Dns == nil {
+				w.Dns = d.newDNS()
+			}
+			i, err = d.decDNS(i, w.Dns, sel.sub(k))
+		case 3: // http
+			w, ok := m.Record.(*flowpb.Layer7_Http)
+			if !ok {
+				if m.Record != nil {
+					d.releaseLayer7Record(m.Record)
+				}
+				w = d.newLayer7_Http()
+				m.Record = w
+			}
+			if w.Http == nil {
+				w.Http = d.newHTTP()
+			}
+			i, err = d.decHTTP(i, w.Http, sel.sub(k))
+		case 4: // kafka
+			w, ok := m.Record.(*flowpb.Layer7_Kafka)
+			if !ok {
+				if m.Record != nil {
+					d.releaseLayer7Record(m.Record)
+				}
+				w = d.newLayer7_Kafka()
+				m.Record = w
+			}
+			if w.Kafka == nil {
+				w.Kafka = d.newKafka()
+			}
+			i, err = d.decKafka(i, w.Kafka, sel.sub(k))
+		}
+	}
+	_ = sel
+	return i, err
+}
+
 // decDNS decodes the JSON object at d.b[i:] into m (every field m had is
 // overwritten or cleared), keeping only the fields sel selects.
 func (d *fastDec) decDNS(i int, m *flowpb.DNS, sel *fsel) (int, error) {
@@ -2713,7 +3666,7 @@ func (d *fastDec) decDNS(i int, m *flowpb.DNS, sel *fsel) (int, error) {
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkDNSField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -2770,6 +3723,46 @@ func (d *fastDec) decDNS(i int, m *flowpb.DNS, sel *fsel) (int, error) {
 	return i, nil
 }
 
+// checkDNSField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkDNSField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkDNSFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkDNSFieldIn(i int, k uint) (int, error) {
+	m := d.scrDNS
+	if m == nil {
+		m = new(flowpb.DNS)
+		d.scrDNS = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // query
+			m.Query, i, err = d.str(i)
+		case 1: // ips
+			m.Ips, i, err = d.strList(i, m.Ips[:0])
+		case 2: // ttl
+			m.Ttl, i, err = d.u32(i)
+		case 3: // cnames
+			m.Cnames, i, err = d.strList(i, m.Cnames[:0])
+		case 4: // observation_source
+			m.ObservationSource, i, err = d.str(i)
+		case 5: // rcode
+			m.Rcode, i, err = d.u32(i)
+		case 6: // qtypes
+			m.Qtypes, i, err = d.strList(i, m.Qtypes[:0])
+		case 7: // rrtypes
+			m.Rrtypes, i, err = d.strList(i, m.Rrtypes[:0])
+		}
+	}
+	_ = sel
+	return i, err
+}
+
 // decHTTP decodes the JSON object at d.b[i:] into m (every field m had is
 // overwritten or cleared), keeping only the fields sel selects.
 func (d *fastDec) decHTTP(i int, m *flowpb.HTTP, sel *fsel) (int, error) {
@@ -2819,7 +3812,7 @@ func (d *fastDec) decHTTP(i int, m *flowpb.HTTP, sel *fsel) (int, error) {
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkHTTPField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -2887,6 +3880,66 @@ func (d *fastDec) decHTTP(i int, m *flowpb.HTTP, sel *fsel) (int, error) {
 	return i, nil
 }
 
+// checkHTTPField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkHTTPField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkHTTPFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkHTTPFieldIn(i int, k uint) (int, error) {
+	m := d.scrHTTP
+	if m == nil {
+		m = new(flowpb.HTTP)
+		d.scrHTTP = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // code
+			m.Code, i, err = d.u32(i)
+		case 1: // method
+			m.Method, i, err = d.str(i)
+		case 2: // url
+			m.Url, i, err = d.str(i)
+		case 3: // protocol
+			m.Protocol, i, err = d.str(i)
+		case 4: // headers
+			if i, err = d.listOpen(i); err != nil {
+				return i, err
+			}
+			m.Headers = m.Headers[:0]
+			for lfirst := true; ; lfirst = false {
+				var ldone bool
+				if i, ldone, err = d.listMore(i, lfirst); err != nil {
+					return i, err
+				}
+				if ldone {
+					break
+				}
+				var e *flowpb.HTTPHeader
+				if n := len(m.Headers); n < cap(m.Headers) {
+					m.Headers = m.Headers[:n+1]
+					if e = m.Headers[n]; e == nil {
+						e = d.newHTTPHeader()
+						m.Headers[n] = e
+					}
+				} else {
+					e = d.newHTTPHeader()
+					m.Headers = append(m.Headers, e)
+				}
+				if i, err = d.decHTTPHeader(i, e, sel.sub(k)); err != nil {
+					return i, err
+				}
+			}
+		}
+	}
+	_ = sel
+	return i, err
+}
+
 // decHTTPHeader decodes the JSON object at d.b[i:] into m (every field m had is
 // overwritten or cleared), keeping only the fields sel selects.
 func (d *fastDec) decHTTPHeader(i int, m *flowpb.HTTPHeader, sel *fsel) (int, error) {
@@ -2930,7 +3983,7 @@ func (d *fastDec) decHTTPHeader(i int, m *flowpb.HTTPHeader, sel *fsel) (int, er
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkHTTPHeaderField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -2955,6 +4008,34 @@ func (d *fastDec) decHTTPHeader(i int, m *flowpb.HTTPHeader, sel *fsel) (int, er
 		}
 	}
 	return i, nil
+}
+
+// checkHTTPHeaderField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkHTTPHeaderField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkHTTPHeaderFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkHTTPHeaderFieldIn(i int, k uint) (int, error) {
+	m := d.scrHTTPHeader
+	if m == nil {
+		m = new(flowpb.HTTPHeader)
+		d.scrHTTPHeader = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // key
+			m.Key, i, err = d.str(i)
+		case 1: // value
+			m.Value, i, err = d.str(i)
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decKafka decodes the JSON object at d.b[i:] into m (every field m had is
@@ -3006,7 +4087,7 @@ func (d *fastDec) decKafka(i int, m *flowpb.Kafka, sel *fsel) (int, error) {
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkKafkaField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -3046,6 +4127,40 @@ func (d *fastDec) decKafka(i int, m *flowpb.Kafka, sel *fsel) (int, error) {
 		}
 	}
 	return i, nil
+}
+
+// checkKafkaField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkKafkaField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkKafkaFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkKafkaFieldIn(i int, k uint) (int, error) {
+	m := d.scrKafka
+	if m == nil {
+		m = new(flowpb.Kafka)
+		d.scrKafka = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // error_code
+			m.ErrorCode, i, err = d.i32(i)
+		case 1: // api_version
+			m.ApiVersion, i, err = d.i32(i)
+		case 2: // api_key
+			m.ApiKey, i, err = d.str(i)
+		case 3: // correlation_id
+			m.CorrelationId, i, err = d.i32(i)
+		case 4: // topic
+			m.Topic, i, err = d.str(i)
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decCiliumEventType decodes the JSON object at d.b[i:] into m (every field m had is
@@ -3091,7 +4206,7 @@ func (d *fastDec) decCiliumEventType(i int, m *flowpb.CiliumEventType, sel *fsel
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkCiliumEventTypeField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -3116,6 +4231,34 @@ func (d *fastDec) decCiliumEventType(i int, m *flowpb.CiliumEventType, sel *fsel
 		}
 	}
 	return i, nil
+}
+
+// checkCiliumEventTypeField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkCiliumEventTypeField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkCiliumEventTypeFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkCiliumEventTypeFieldIn(i int, k uint) (int, error) {
+	m := d.scrCiliumEventType
+	if m == nil {
+		m = new(flowpb.CiliumEventType)
+		d.scrCiliumEventType = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // type
+			m.Type, i, err = d.i32(i)
+		case 1: // sub_type
+			m.SubType, i, err = d.i32(i)
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decService decodes the JSON object at d.b[i:] into m (every field m had is
@@ -3161,7 +4304,7 @@ func (d *fastDec) decService(i int, m *flowpb.Service, sel *fsel) (int, error) {
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkServiceField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -3186,6 +4329,34 @@ func (d *fastDec) decService(i int, m *flowpb.Service, sel *fsel) (int, error) {
 		}
 	}
 	return i, nil
+}
+
+// checkServiceField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkServiceField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkServiceFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkServiceFieldIn(i int, k uint) (int, error) {
+	m := d.scrService
+	if m == nil {
+		m = new(flowpb.Service)
+		d.scrService = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // name
+			m.Name, i, err = d.str(i)
+		case 1: // namespace
+			m.Namespace, i, err = d.str(i)
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decFileInfo decodes the JSON object at d.b[i:] into m (every field m had is
@@ -3231,7 +4402,7 @@ func (d *fastDec) decFileInfo(i int, m *flowpb.FileInfo, sel *fsel) (int, error)
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkFileInfoField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -3256,6 +4427,34 @@ func (d *fastDec) decFileInfo(i int, m *flowpb.FileInfo, sel *fsel) (int, error)
 		}
 	}
 	return i, nil
+}
+
+// checkFileInfoField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkFileInfoField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkFileInfoFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkFileInfoFieldIn(i int, k uint) (int, error) {
+	m := d.scrFileInfo
+	if m == nil {
+		m = new(flowpb.FileInfo)
+		d.scrFileInfo = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // name
+			m.Name, i, err = d.str(i)
+		case 1: // line
+			m.Line, i, err = d.u32(i)
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decNetworkInterface decodes the JSON object at d.b[i:] into m (every field m had is
@@ -3301,7 +4500,7 @@ func (d *fastDec) decNetworkInterface(i int, m *flowpb.NetworkInterface, sel *fs
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkNetworkInterfaceField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -3326,6 +4525,34 @@ func (d *fastDec) decNetworkInterface(i int, m *flowpb.NetworkInterface, sel *fs
 		}
 	}
 	return i, nil
+}
+
+// checkNetworkInterfaceField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkNetworkInterfaceField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkNetworkInterfaceFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkNetworkInterfaceFieldIn(i int, k uint) (int, error) {
+	m := d.scrNetworkInterface
+	if m == nil {
+		m = new(flowpb.NetworkInterface)
+		d.scrNetworkInterface = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // index
+			m.Index, i, err = d.u32(i)
+		case 1: // name
+			m.Name, i, err = d.str(i)
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decTraceContext decodes the JSON object at d.b[i:] into m (every field m had is
@@ -3369,7 +4596,7 @@ func (d *fastDec) decTraceContext(i int, m *flowpb.TraceContext, sel *fsel) (int
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkTraceContextField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -3395,6 +4622,35 @@ func (d *fastDec) decTraceContext(i int, m *flowpb.TraceContext, sel *fsel) (int
 		}
 	}
 	return i, nil
+}
+
+// checkTraceContextField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkTraceContextField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkTraceContextFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkTraceContextFieldIn(i int, k uint) (int, error) {
+	m := d.scrTraceContext
+	if m == nil {
+		m = new(flowpb.TraceContext)
+		d.scrTraceContext = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // parent
+			if m.Parent == nil {
+				m.Parent = d.newTraceParent()
+			}
+			i, err = d.decTraceParent(i, m.Parent, sel.sub(k))
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decTraceParent decodes the JSON object at d.b[i:] into m (every field m had is
@@ -3438,7 +4694,7 @@ func (d *fastDec) decTraceParent(i int, m *flowpb.TraceParent, sel *fsel) (int, 
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkTraceParentField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -3458,6 +4714,32 @@ func (d *fastDec) decTraceParent(i int, m *flowpb.TraceParent, sel *fsel) (int, 
 		}
 	}
 	return i, nil
+}
+
+// checkTraceParentField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkTraceParentField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkTraceParentFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkTraceParentFieldIn(i int, k uint) (int, error) {
+	m := d.scrTraceParent
+	if m == nil {
+		m = new(flowpb.TraceParent)
+		d.scrTraceParent = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // trace_id
+			m.TraceId, i, err = d.str(i)
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // decPolicy decodes the JSON object at d.b[i:] into m (every field m had is
@@ -3509,7 +4791,7 @@ func (d *fastDec) decPolicy(i int, m *flowpb.Policy, sel *fsel) (int, error) {
 			continue
 		}
 		if !sel.has(k) {
-			if i, err = d.skip(i, 0); err != nil {
+			if i, err = d.checkPolicyField(i, k); err != nil {
 				return i, err
 			}
 			continue
@@ -3549,6 +4831,40 @@ func (d *fastDec) decPolicy(i int, m *flowpb.Policy, sel *fsel) (int, error) {
 		}
 	}
 	return i, nil
+}
+
+// checkPolicyField checks the value of field k at d.b[i:] without keeping it.
+func (d *fastDec) checkPolicyField(i int, k uint) (int, error) {
+	d.noStore++
+	i, err := d.checkPolicyFieldIn(i, k)
+	d.noStore--
+	return i, err
+}
+
+func (d *fastDec) checkPolicyFieldIn(i int, k uint) (int, error) {
+	m := d.scrPolicy
+	if m == nil {
+		m = new(flowpb.Policy)
+		d.scrPolicy = m
+	}
+	var sel *fsel // everything below is checked
+	var err error
+	for range 1 { // the fields' code may continue (an unknown enum name)
+		switch k {
+		case 0: // name
+			m.Name, i, err = d.str(i)
+		case 1: // namespace
+			m.Namespace, i, err = d.str(i)
+		case 2: // labels
+			m.Labels, i, err = d.strList(i, m.Labels[:0])
+		case 3: // revision
+			m.Revision, i, err = d.u64(i)
+		case 4: // kind
+			m.Kind, i, err = d.str(i)
+		}
+	}
+	_ = sel
+	return i, err
 }
 
 // nameAuthType is the name of a flow.AuthType number (false: not a known value).

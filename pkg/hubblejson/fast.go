@@ -80,9 +80,11 @@ func (s *fsel) add(parts []string, md protoreflect.MessageDescriptor) {
 // fastDec is the state of the fast decoder over one line.
 type fastDec struct {
 	fastPools
+	fastScratch
 	b       []byte
 	arena   *flow.Arena
 	scratch []byte
+	noStore int // > 0 while checking a field outside the selection: strings are not copied
 }
 
 func (d *fastDec) ws(i int) int {
@@ -95,7 +97,7 @@ func (d *fastDec) ws(i int) int {
 var isSpace = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
 
 func (d *fastDec) string(b []byte) string {
-	if len(b) == 0 {
+	if len(b) == 0 || d.noStore > 0 {
 		return ""
 	}
 	if d.arena != nil {

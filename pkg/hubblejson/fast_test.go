@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
+	observerpb "github.com/cilium/cilium/api/v1/observer"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/flowaudit/flowaudit/pkg/flow"
@@ -95,6 +97,16 @@ func variants(line []byte) [][]byte {
 		r(`"node_name":"`, `"node_name":"\ud83d\ude00`).Replace(s),                                    // surrogate pair
 		r(`{"flow":{`, `{"flow":{"extensions":{"@type":"type.googleapis.com/flow.Flow"},`).Replace(s), // Any
 		r(`"is_reply":false`, `"is_reply":null`, `"is_reply":true`, `"is_reply":"true"`).Replace(s),
+		// Wrong types, duplicates and bad values in fields a plan does not
+		// keep (deep inside skipped messages too): still protojson's errors.
+		r(`"identity":`, `"identity":1,"identity":`).Replace(s),
+		r(`"destination_port":`, `"destination_port":true,"zz":`).Replace(s),
+		r(`"identity":`, `"identity":4294967296,"zz":`).Replace(s),
+		r(`"traffic_direction":`, `"traffic_direction":{},"zz":`).Replace(s),
+		r(`"kind":`, `"kind":7,"zz":`).Replace(s),
+		r(`"node_labels":[`, `"node_labels":[1,`).Replace(s),
+		r(`"Summary":`, `"Summary":["x"],"zz":`).Replace(s),
+		r(`"event_type":{`, `"event_type":{"type":"x","zz":`).Replace(s),
 		s + " x",
 		s[:len(s)/2],
 	}
@@ -137,6 +149,14 @@ func compare(t testing.TB, lines [][]byte, p plan) (fallbacks uint64) {
 		sk, serr := slow.Decode(line, sf)
 		if (ferr == nil) != (serr == nil) || fk != sk {
 			t.Fatalf("%s: line %d: fast (%v, %v) vs protojson (%v, %v)\n%s", p.name, n, fk, ferr, sk, serr, line)
+		}
+		// What Cilium's exporter decodes is the whole line: whatever the
+		// plan keeps, a line protojson rejects is an error (a wrong type,
+		// a duplicate or an unknown enum number anywhere in it).
+		if ferr == nil && bytes.Contains(line, []byte(`"flow"`)) {
+			if perr := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(line, &observerpb.ExportEvent{}); perr != nil {
+				t.Fatalf("%s: line %d: accepted, but protojson rejects it: %v\n%s", p.name, n, perr, line)
+			}
 		}
 		if ferr != nil {
 			continue

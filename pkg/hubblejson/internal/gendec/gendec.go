@@ -219,6 +219,16 @@ func (g *generator) emit() {
 	g.p("freeBoolValue []*wrapperspb.BoolValue")
 	g.p("}")
 	g.p("")
+	// Scratch messages for checking fields that are not kept.
+	g.p("// fastScratch holds, per message type, the message that fields outside the")
+	g.p("// plan's selection are decoded into (strings not copied) to be checked as")
+	g.p("// strictly as protojson checks them, then forgotten.")
+	g.p("type fastScratch struct {")
+	for _, m := range g.order {
+		g.p("scr%s *flowpb.%s", m.goName, m.goName)
+	}
+	g.p("}")
+	g.p("")
 	types := []string{}
 	for _, m := range g.order[1:] {
 		types = append(types, "flowpb."+m.goName)
@@ -266,6 +276,7 @@ func (g *generator) emit() {
 	}
 	for _, m := range g.order {
 		g.emitMessage(m)
+		g.emitCheck(m)
 	}
 	// Encoder: enum names, then one function per message.
 	for _, n := range enumNames {
@@ -398,6 +409,40 @@ func (g *generator) emitEncoder(m *message) {
 	g.p("")
 }
 
+// emitCheck writes check<Msg>Field: the value of field k decoded as
+// dec<Msg> decodes it, into a scratch message and without copying strings,
+// so that a field outside the plan's selection is still checked for its
+// type, range, enum names and duplicates (protojson rejects the whole line
+// for any of them, kept field or not) without being kept.
+func (g *generator) emitCheck(m *message) {
+	t := "flowpb." + m.goName
+	g.p("// check%sField checks the value of field k at d.b[i:] without keeping it.", m.goName)
+	g.p("func (d *fastDec) check%sField(i int, k uint) (int, error) {", m.goName)
+	g.p("d.noStore++")
+	g.p("i, err := d.check%sFieldIn(i, k)", m.goName)
+	g.p("d.noStore--")
+	g.p("return i, err")
+	g.p("}")
+	g.p("")
+	g.p("func (d *fastDec) check%sFieldIn(i int, k uint) (int, error) {", m.goName)
+	g.p("m := d.scr%s", m.goName)
+	g.p("if m == nil { m = new(%s); d.scr%s = m }", t, m.goName)
+	g.p("var sel *fsel // everything below is checked")
+	g.p("var err error")
+	g.p("for range 1 { // the fields' code may continue (an unknown enum name)")
+	g.p("switch k {")
+	for _, f := range m.fields {
+		g.p("case %d: // %s", f.idx, f.fd.Name())
+		g.emitField(m, f)
+	}
+	g.p("}")
+	g.p("}")
+	g.p("_ = sel")
+	g.p("return i, err")
+	g.p("}")
+	g.p("")
+}
+
 func (g *generator) emitMessage(m *message) {
 	t := "flowpb." + m.goName
 	g.p("// dec%s decodes the JSON object at d.b[i:] into m (every field m had is", m.goName)
@@ -448,7 +493,7 @@ func (g *generator) emitMessage(m *message) {
 		g.p("}")
 	}
 	g.p("if !sel.has(k) {")
-	g.p("if i, err = d.skip(i, 0); err != nil { return i, err }")
+	g.p("if i, err = d.check%sField(i, k); err != nil { return i, err }", m.goName)
 	g.p("continue")
 	g.p("}")
 	g.p("switch k {")
