@@ -160,6 +160,9 @@ const shredPart = 256
 
 // newFlowWriter starts a flows file on out.
 func newFlowWriter(out io.Writer, rowGroupRows int, kv [5][2]string) (*flowWriter, error) {
+	if rowGroupRows <= 0 {
+		return nil, fmt.Errorf("archive: %d rows per row group", rowGroupRows)
+	}
 	lay, err := flowSchema()
 	if err != nil {
 		return nil, fmt.Errorf("archive: flows schema: %w", err)

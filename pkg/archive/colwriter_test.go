@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"math"
@@ -275,16 +276,16 @@ func checkStats(t *testing.T, rows []FlowRow, pf *parquet.File, rgRows int) {
 			cmp := func(a, b parquet.Value) int {
 				switch sp.kind {
 				case leafUint64:
-					return compareU(a.Uint64(), b.Uint64())
+					return cmp.Compare(a.Uint64(), b.Uint64())
 				case leafInt32:
 					if isUnsigned32(lay, c) {
-						return compareU(uint64(a.Uint32()), uint64(b.Uint32()))
+						return cmp.Compare(uint64(a.Uint32()), uint64(b.Uint32()))
 					}
-					return compareI(int64(a.Int32()), int64(b.Int32()))
+					return cmp.Compare(int64(a.Int32()), int64(b.Int32()))
 				case leafInt64:
-					return compareI(a.Int64(), b.Int64())
+					return cmp.Compare(a.Int64(), b.Int64())
 				case leafBool:
-					return compareI(b2i(a.Boolean()), b2i(b.Boolean()))
+					return cmp.Compare(b2i(a.Boolean()), b2i(b.Boolean()))
 				}
 				return bytes.Compare(a.ByteArray(), b.ByteArray())
 			}
@@ -322,26 +323,6 @@ func isUnsigned32(lay *flowLayout, c int) bool {
 		}
 	}
 	return false
-}
-
-func compareU(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func compareI(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func b2i(b bool) int64 {

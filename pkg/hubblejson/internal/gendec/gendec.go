@@ -430,17 +430,22 @@ func (g *generator) emitCheck(m *message) {
 	g.p("var sel *fsel // everything below is checked")
 	g.p("var err error")
 	g.p("for range 1 { // the fields' code may continue (an unknown enum name)")
+	g.emitFieldSwitch(m)
+	g.p("}")
+	g.p("_ = sel")
+	g.p("return i, err")
+	g.p("}")
+	g.p("")
+}
+
+// emitFieldSwitch writes the switch that decodes field k's value into m.
+func (g *generator) emitFieldSwitch(m *message) {
 	g.p("switch k {")
 	for _, f := range m.fields {
 		g.p("case %d: // %s", f.idx, f.fd.Name())
 		g.emitField(m, f)
 	}
 	g.p("}")
-	g.p("}")
-	g.p("_ = sel")
-	g.p("return i, err")
-	g.p("}")
-	g.p("")
 }
 
 func (g *generator) emitMessage(m *message) {
@@ -496,12 +501,7 @@ func (g *generator) emitMessage(m *message) {
 	g.p("if i, err = d.check%sField(i, k); err != nil { return i, err }", m.goName)
 	g.p("continue")
 	g.p("}")
-	g.p("switch k {")
-	for _, f := range m.fields {
-		g.p("case %d: // %s", f.idx, f.fd.Name())
-		g.emitField(m, f)
-	}
-	g.p("}")
+	g.emitFieldSwitch(m)
 	g.p("if err != nil { return i, err }")
 	g.p("set |= 1 << k")
 	g.p("}")
