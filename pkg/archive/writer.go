@@ -367,8 +367,8 @@ const flowPageBytes = 4 << 20
 // the label lists, a dozen dictionary indexes per row that zstd compresses
 // better across many rows (source_labels and destination_labels at 100k
 // flows: 1.26 MB in 4 MiB pages, 1.42 MB in 2 MiB pages, 1.69 MB in pages
-// of 16k rows). When masked away they are two columns of NULL lists, 10
-// bytes per row until the row group ends.
+// of 16k rows). A page of theirs without a label (masked away) is cut at
+// pageRows like any other.
 var longPageColumns = sync.OnceValue(func() []bool {
 	cols := parquet.SchemaOf(FlowRow{}).Columns()
 	long := make([]bool, len(cols))
