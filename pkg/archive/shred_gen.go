@@ -564,7 +564,7 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 		r := &rows[i]
 		if v := r.L7LatencyNs; v != nil {
 			l[46].opt()
-			l[46].u64(*v)
+			l[46].i64(int64(*v))
 		} else {
 			l[46].none()
 		}
@@ -941,7 +941,7 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 		r := &rows[i]
 		if v := r.SocketCookie; v != nil {
 			l[86].opt()
-			l[86].u64(*v)
+			l[86].i64(int64(*v))
 		} else {
 			l[86].none()
 		}
@@ -950,7 +950,7 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 		r := &rows[i]
 		if v := r.CgroupID; v != nil {
 			l[87].opt()
-			l[87].u64(*v)
+			l[87].i64(int64(*v))
 		} else {
 			l[87].none()
 		}
@@ -1004,7 +1004,7 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 					}
 				}
 				l[93].lvl(2, rp)
-				l[93].u64(e.Revision)
+				l[93].i64(int64(e.Revision))
 				l[94].lvl(2, rp)
 				l[94].str(e.Kind)
 			}
@@ -1041,7 +1041,7 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 					}
 				}
 				l[98].lvl(2, rp)
-				l[98].u64(e.Revision)
+				l[98].i64(int64(e.Revision))
 				l[99].lvl(2, rp)
 				l[99].str(e.Kind)
 			}
@@ -1078,7 +1078,7 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 					}
 				}
 				l[103].lvl(2, rp)
-				l[103].u64(e.Revision)
+				l[103].i64(int64(e.Revision))
 				l[104].lvl(2, rp)
 				l[104].str(e.Kind)
 			}
@@ -1115,7 +1115,7 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 					}
 				}
 				l[108].lvl(2, rp)
-				l[108].u64(e.Revision)
+				l[108].i64(int64(e.Revision))
 				l[109].lvl(2, rp)
 				l[109].str(e.Kind)
 			}

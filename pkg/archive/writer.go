@@ -14,7 +14,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -353,30 +352,6 @@ func (of *openFile) flushRows() error {
 	of.rowBuf = of.rowBuf[:0]
 	return nil
 }
-
-// pageRows bounds the rows a column's page holds before it is encoded and
-// compressed: whatever the mask, a row group's uncompressed state is a few
-// MiB (a mostly NULL column costs a definition level per row until its page
-// is cut; heap profiles in bench/README.md).
-const pageRows = 16 << 10
-
-// flowPageBytes also cuts a page: at this many bytes before encoding.
-const flowPageBytes = 4 << 20
-
-// longPageColumns marks the flows columns whose pages are cut by size only:
-// the label lists, a dozen dictionary indexes per row that zstd compresses
-// better across many rows (source_labels and destination_labels at 100k
-// flows: 1.26 MB in 4 MiB pages, 1.42 MB in 2 MiB pages, 1.69 MB in pages
-// of 16k rows). A page of theirs without a label (masked away) is cut at
-// pageRows like any other.
-var longPageColumns = sync.OnceValue(func() []bool {
-	cols := parquet.SchemaOf(FlowRow{}).Columns()
-	long := make([]bool, len(cols))
-	for i, path := range cols {
-		long[i] = path[0] == "source_labels" || path[0] == "destination_labels"
-	}
-	return long
-})
 
 // hashingWriter hashes and counts what is written to the file.
 type hashingWriter struct {

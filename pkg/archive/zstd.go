@@ -52,9 +52,7 @@ var _ compress.Codec = (*zstdCodec)(nil)
 func (*zstdCodec) String() string                            { return "ZSTD" }
 func (*zstdCodec) CompressionCodec() format.CompressionCodec { return format.Zstd }
 
-func (*zstdCodec) Encode(dst, src []byte) ([]byte, error) {
-	return pageEncoder().EncodeAll(src, dst[:0]), nil
-}
+func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) { return c.encode(dst, src), nil }
 
 func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error) { return c.dec.Decode(dst, src) }
 

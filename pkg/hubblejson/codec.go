@@ -325,36 +325,14 @@ var eventMembers = map[string]bool{
 }
 
 // hasEventMember reports whether the top-level object of line has one of
-// ExportEvent's event members (or is not an object whose members can be
-// listed, which is no bare Flow either).
+// ExportEvent's event members (or cannot be listed, which no bare Flow is).
 func hasEventMember(line []byte) bool {
-	i := skipWS(line, 0)
-	if i >= len(line) || line[i] != '{' {
-		return true
-	}
-	i = skipWS(line, i+1)
-	for i < len(line) && line[i] != '}' {
-		kEnd, err := skipString(line, i)
-		if err != nil {
-			return true
-		}
-		if eventMembers[string(line[i+1:kEnd-1])] {
-			return true
-		}
-		i = skipWS(line, kEnd)
-		if i >= len(line) || line[i] != ':' {
-			return true
-		}
-		vEnd, err := skipValue(line, skipWS(line, i+1), 0)
-		if err != nil {
-			return true
-		}
-		i = skipWS(line, vEnd)
-		if i < len(line) && line[i] == ',' {
-			i = skipWS(line, i+1)
-		}
-	}
-	return false
+	found := false
+	err := members(line, func(key []byte, _, _ int) bool {
+		found = eventMembers[string(key)]
+		return !found
+	})
+	return found || err != nil
 }
 
 // Finish completes the kept fields of the flow last decoded (the line given

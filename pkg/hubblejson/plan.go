@@ -203,38 +203,54 @@ func skipValue(b []byte, i, depth int) (int, error) {
 	}
 }
 
-// flowMember finds the value of the top-level "flow" member of an event line
-// and reports whether the line has one (other kinds take the full path).
-func flowMember(line []byte) (start, end int, ok bool, err error) {
+// members calls fn with each member of the top-level object of line (its
+// raw key and its value's offsets) until fn returns false. A line that is
+// not an object has no members.
+func members(line []byte, fn func(key []byte, vStart, vEnd int) bool) error {
 	i := skipWS(line, 0)
 	if i >= len(line) || line[i] != '{' {
-		return 0, 0, false, nil
+		return nil
 	}
 	i = skipWS(line, i+1)
 	for i < len(line) && line[i] != '}' {
 		kEnd, err := skipString(line, i)
 		if err != nil {
-			return 0, 0, false, err
+			return err
 		}
-		key := string(line[i+1 : kEnd-1])
+		key := line[i+1 : kEnd-1]
 		i = skipWS(line, kEnd)
 		if i >= len(line) || line[i] != ':' {
-			return 0, 0, false, fmt.Errorf("offset %d: expected ':'", i)
+			return fmt.Errorf("offset %d: expected ':'", i)
 		}
 		i = skipWS(line, i+1)
 		vEnd, err := skipValue(line, i, 0)
 		if err != nil {
-			return 0, 0, false, err
+			return err
 		}
-		if key == "flow" && line[i] == '{' {
-			return i, vEnd, true, nil
+		if !fn(key, i, vEnd) {
+			return nil
 		}
 		i = skipWS(line, vEnd)
 		if i < len(line) && line[i] == ',' {
 			i = skipWS(line, i+1)
 		}
 	}
-	return 0, 0, false, nil
+	return nil
+}
+
+// flowMember returns the offsets of the "flow" object of an event line.
+func flowMember(line []byte) (start, end int, ok bool, err error) {
+	err = members(line, func(key []byte, vStart, vEnd int) bool {
+		if string(key) == "flow" && line[vStart] == '{' {
+			start, end, ok = vStart, vEnd, true
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return 0, 0, false, err
+	}
+	return start, end, ok, nil
 }
 
 var flowDesc = (&flowpb.Flow{}).ProtoReflect().Descriptor()

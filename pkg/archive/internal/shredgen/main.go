@@ -102,7 +102,7 @@ func scalar(t reflect.Type) (method, conv string, err error) {
 	case reflect.Uint32:
 		return "i64", "int64", nil
 	case reflect.Uint64:
-		return "u64", "", nil
+		return "i64", "int64", nil // its bits; the leaf orders them unsigned
 	case reflect.Bool:
 		return "boolean", "", nil
 	}
