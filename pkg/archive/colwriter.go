@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"slices"
 	"strings"
 	"sync"
 
@@ -33,10 +34,11 @@ import (
 // from parquet-go's schema of FlowRow), encodings (dictionary where the
 // struct tag says dict, PLAIN where it says plain, DELTA_LENGTH_BYTE_ARRAY
 // for other strings, PLAIN numbers), zstd, and column chunk statistics (min,
-// max, null count) by which readers prune row groups. Unlike parquet-go it
-// writes v1 data pages, whose levels are compressed with the values, and of
-// the page index only the offset index (page locations; the column index of
-// per-page statistics is optional).
+// max, null count) by which readers prune row groups, and the page index:
+// the offset index (page locations) and the column index (each page's
+// bounds and null count, by which Trino, Spark and Arrow skip pages).
+// Unlike parquet-go it writes v1 data pages, whose levels are compressed
+// with the values.
 type flowWriter struct {
 	out       io.Writer
 	off       int64
@@ -46,7 +48,8 @@ type flowWriter struct {
 	rows      int // rows in the current row group
 	total     int64
 	rowGroups []format.RowGroup
-	offsets   [][]format.OffsetIndex // per row group, per column
+	offsets   [][]format.OffsetIndex  // per row group, per column
+	colIdx    [][]*format.ColumnIndex // per row group, per column (nil: none)
 	kv        []format.KeyValue
 	scratch   pageScratch
 	err       error // sticky: a failed write leaves the file unusable
@@ -234,9 +237,28 @@ func (w *flowWriter) Close() error {
 			return w.err
 		}
 	}
-	// The offset index (page locations) of every column chunk, after the
-	// row groups as the format specifies. The column index (per-page
-	// statistics) is optional and not written.
+	// The page index after the row groups, as the format specifies: every
+	// chunk's column index, then every chunk's offset index.
+	for g := range w.rowGroups {
+		for c := range w.rowGroups[g].Columns {
+			ci := w.colIdx[g][c]
+			if ci == nil {
+				continue
+			}
+			b, err := thrift.Marshal(&w.scratch.proto, ci)
+			if err != nil {
+				w.err = fmt.Errorf("column index: %w", err)
+				return w.err
+			}
+			if _, err := w.out.Write(b); err != nil {
+				w.err = err
+				return err
+			}
+			cc := &w.rowGroups[g].Columns[c]
+			cc.ColumnIndexOffset, cc.ColumnIndexLength = w.off, int32(len(b))
+			w.off += int64(len(b))
+		}
+	}
 	for g := range w.rowGroups {
 		for c := range w.rowGroups[g].Columns {
 			b, err := thrift.Marshal(&w.scratch.proto, &w.offsets[g][c])
@@ -319,11 +341,13 @@ func (w *flowWriter) flushRowGroup() error {
 	rg := format.RowGroup{NumRows: int64(w.rows), FileOffset: w.off, Ordinal: int16(len(w.rowGroups))}
 	rg.Columns = make([]format.ColumnChunk, len(w.leaves))
 	oi := make([]format.OffsetIndex, len(w.leaves))
+	ci := make([]*format.ColumnIndex, len(w.leaves))
 	for i := range w.leaves {
 		l := &w.leaves[i]
 		if err := l.cutPage(&w.scratch); err != nil {
 			return err
 		}
+		ci[i] = l.columnIndex()
 		cc, locs, err := l.writeChunk(w.out, w.off, &w.scratch)
 		if err != nil {
 			return err
@@ -335,6 +359,7 @@ func (w *flowWriter) flushRowGroup() error {
 	}
 	w.rowGroups = append(w.rowGroups, rg)
 	w.offsets = append(w.offsets, oi)
+	w.colIdx = append(w.colIdx, ci)
 	w.rows = 0
 	return nil
 }
@@ -369,6 +394,22 @@ type leaf struct {
 	nPages   int
 	chunkRow int64                 // rows of the chunk before the page being built
 	locs     []format.PageLocation // offsets relative to the first data page
+
+	// The chunk's column index, a page at a time: page i's encoded minimum
+	// is ciVals[ciOffs[2i]:ciOffs[2i+1]] and its maximum runs to
+	// ciOffs[2i+2] (both empty for a page of nulls).
+	ciVals       []byte
+	ciOffs       []uint32
+	ciNull       []bool
+	ciNulls      []int64
+	ciOmit       bool // a bound past maxStatBytes: no column index for this chunk
+	ciAsc, ciDsc bool // the pages' bounds so far never fall / never rise
+	ciPrev       int  // the last page with values, or -1
+	ciPrevI      [2]int64
+	// leafDict: the page in which each dictionary value was last taken into
+	// a page's bounds (pageNo counts the leaf's pages, never reset).
+	stamp  []uint32
+	pageNo uint32
 }
 
 // init readies a leaf for a new file, keeping the buffers a previous file
@@ -396,6 +437,9 @@ func (l *leaf) resetChunk() {
 	l.values, l.nulls, l.nPages, l.rawSize, l.chunkRow = 0, 0, 0, 0, 0
 	l.hasMM, l.minS, l.maxS = false, "", ""
 	l.pages, l.locs = l.pages[:0], l.locs[:0]
+	l.ciVals, l.ciOffs = l.ciVals[:0], append(l.ciOffs[:0], 0)
+	l.ciNull, l.ciNulls = l.ciNull[:0], l.ciNulls[:0]
+	l.ciOmit, l.ciAsc, l.ciDsc, l.ciPrev = false, true, true, -1
 }
 
 // The generated shredRows calls, per value, one of opt (an optional
@@ -490,14 +534,41 @@ func (l *leaf) pageFull() bool {
 	return !l.long || l.valueCount() == 0
 }
 
-// pageBounds widens the chunk's bounds by the page's values. (A dictionary
-// column's bounds are its dictionary's, taken when the chunk is written.)
-func (l *leaf) pageBounds() {
+// pageBounds widens the chunk's bounds by the page's values and records
+// the page in the column index. (A dictionary column's chunk bounds are its
+// dictionary's, taken when the chunk is written.)
+func (l *leaf) pageBounds(nulls int) {
 	switch l.kind {
+	case leafDict:
+		if len(l.idx) == 0 {
+			break
+		}
+		// Each distinct value of the page is compared once.
+		if len(l.stamp) < len(l.dictVals) {
+			l.stamp = append(l.stamp, make([]uint32, len(l.dictVals)-len(l.stamp))...)
+		}
+		if l.pageNo++; l.pageNo == 0 {
+			clear(l.stamp)
+			l.pageNo = 1
+		}
+		lo, hi := l.dictVals[l.idx[0]], l.dictVals[l.idx[0]]
+		for _, id := range l.idx {
+			if l.stamp[id] == l.pageNo {
+				continue
+			}
+			l.stamp[id] = l.pageNo
+			if v := l.dictVals[id]; v < lo {
+				lo = v
+			} else if v > hi {
+				hi = v
+			}
+		}
+		l.pageIndexBytes(nulls, []byte(lo), []byte(hi))
+		return
 	case leafPlainBytes, leafDeltaBytes:
 		n := len(l.offs) - 1
 		if n == 0 {
-			return
+			break
 		}
 		lo := l.bytes[l.offs[0]:l.offs[1]]
 		hi := lo
@@ -510,17 +581,23 @@ func (l *leaf) pageBounds() {
 			}
 		}
 		l.boundStrings(lo, hi)
+		l.pageIndexBytes(nulls, lo, hi)
+		return
 	case leafBool:
-		for _, v := range l.bools {
-			b := int64(0)
-			if v {
-				b = 1
-			}
-			l.boundInts(b, b, false)
+		if len(l.bools) == 0 {
+			break
 		}
+		lo, hi := int64(1), int64(0)
+		for _, v := range l.bools {
+			b := b2i(v)
+			lo, hi = min(lo, b), max(hi, b)
+		}
+		l.boundInts(lo, hi, false)
+		l.pageIndexInts(nulls, lo, hi, false)
+		return
 	case leafInt32, leafInt64, leafUint64:
 		if len(l.ints) == 0 {
-			return
+			break
 		}
 		unsigned := l.kind == leafUint64
 		lo, hi := l.ints[0], l.ints[0]
@@ -532,7 +609,98 @@ func (l *leaf) pageBounds() {
 			}
 		}
 		l.boundInts(lo, hi, unsigned)
+		l.pageIndexInts(nulls, lo, hi, unsigned)
+		return
 	}
+	// A page of nulls: empty bounds.
+	l.ciOffs = append(l.ciOffs, uint32(len(l.ciVals)), uint32(len(l.ciVals)))
+	l.ciNull = append(l.ciNull, true)
+	l.ciNulls = append(l.ciNulls, int64(nulls))
+}
+
+// pageIndexBytes records a page's string bounds in the column index.
+func (l *leaf) pageIndexBytes(nulls int, lo, hi []byte) {
+	if len(lo) > maxStatBytes || len(hi) > maxStatBytes {
+		l.ciOmit = true
+	}
+	page := len(l.ciNull)
+	if l.ciPrev >= 0 && !l.ciOmit {
+		plo := l.ciVals[l.ciOffs[2*l.ciPrev]:l.ciOffs[2*l.ciPrev+1]]
+		phi := l.ciVals[l.ciOffs[2*l.ciPrev+1]:l.ciOffs[2*l.ciPrev+2]]
+		cl, ch := bytes.Compare(plo, lo), bytes.Compare(phi, hi)
+		l.ciAsc = l.ciAsc && cl <= 0 && ch <= 0
+		l.ciDsc = l.ciDsc && cl >= 0 && ch >= 0
+	}
+	if !l.ciOmit {
+		l.ciVals = append(l.ciVals, lo...)
+		l.ciOffs = append(l.ciOffs, uint32(len(l.ciVals)))
+		l.ciVals = append(l.ciVals, hi...)
+		l.ciOffs = append(l.ciOffs, uint32(len(l.ciVals)))
+	} else {
+		l.ciOffs = append(l.ciOffs, uint32(len(l.ciVals)), uint32(len(l.ciVals)))
+	}
+	l.ciNull = append(l.ciNull, false)
+	l.ciNulls = append(l.ciNulls, int64(nulls))
+	l.ciPrev = page
+}
+
+// pageIndexInts records a page's numeric bounds in the column index,
+// encoded as the column's physical type.
+func (l *leaf) pageIndexInts(nulls int, lo, hi int64, unsigned bool) {
+	if l.ciPrev >= 0 {
+		p := l.ciPrevI
+		l.ciAsc = l.ciAsc && !less(lo, p[0], unsigned) && !less(hi, p[1], unsigned)
+		l.ciDsc = l.ciDsc && !less(p[0], lo, unsigned) && !less(p[1], hi, unsigned)
+	}
+	l.ciPrevI = [2]int64{lo, hi}
+	for _, v := range [2]int64{lo, hi} {
+		switch l.kind {
+		case leafInt32:
+			l.ciVals = binary.LittleEndian.AppendUint32(l.ciVals, uint32(v))
+		case leafBool:
+			l.ciVals = append(l.ciVals, byte(v))
+		default:
+			l.ciVals = binary.LittleEndian.AppendUint64(l.ciVals, uint64(v))
+		}
+		l.ciOffs = append(l.ciOffs, uint32(len(l.ciVals)))
+	}
+	l.ciNull = append(l.ciNull, false)
+	l.ciNulls = append(l.ciNulls, int64(nulls))
+	l.ciPrev = len(l.ciNull) - 1
+}
+
+// columnIndex is the chunk's column index (nil: none), before writeChunk
+// resets the chunk.
+func (l *leaf) columnIndex() *format.ColumnIndex {
+	n := len(l.ciNull)
+	if n == 0 || l.ciOmit {
+		return nil
+	}
+	vals := bytes.Clone(l.ciVals)
+	ci := &format.ColumnIndex{
+		NullPages:  slices.Clone(l.ciNull),
+		MinValues:  make([][]byte, n),
+		MaxValues:  make([][]byte, n),
+		NullCounts: slices.Clone(l.ciNulls),
+	}
+	for i := range n {
+		ci.MinValues[i] = vals[l.ciOffs[2*i]:l.ciOffs[2*i+1]:l.ciOffs[2*i+1]]
+		ci.MaxValues[i] = vals[l.ciOffs[2*i+1]:l.ciOffs[2*i+2]:l.ciOffs[2*i+2]]
+	}
+	switch {
+	case l.ciAsc:
+		ci.BoundaryOrder = format.Ascending
+	case l.ciDsc:
+		ci.BoundaryOrder = format.Descending
+	}
+	return ci
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // less orders int64s, or their bits as uint64s.
@@ -579,7 +747,7 @@ func (l *leaf) cutPage(s *pageScratch) error {
 	}
 	rows := l.rowsInPage()
 	nulls := n - l.valueCount()
-	l.pageBounds()
+	l.pageBounds(nulls)
 	enc := format.Plain
 	vals := s.vals[:0]
 	switch l.kind {

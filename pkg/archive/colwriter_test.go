@@ -3,11 +3,13 @@ package archive
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -188,7 +190,7 @@ func TestFlowWriterMatchesParquetGo(t *testing.T) {
 				}
 			}
 			checkPageTypes(t, ours.Bytes(), gf)
-			checkStats(t, rows, gf, tc.rgRows)
+			checkStats(t, rows, ours.Bytes(), gf, tc.rgRows)
 		})
 	}
 }
@@ -266,7 +268,7 @@ func norm(r FlowRow) FlowRow {
 // checkStats compares each column chunk's min, max and null count with the
 // ones computed here from the rows, in the order the column's logical type
 // defines (unsigned for UINT columns).
-func checkStats(t *testing.T, rows []FlowRow, pf *parquet.File, rgRows int) {
+func checkStats(t *testing.T, rows []FlowRow, file []byte, pf *parquet.File, rgRows int) {
 	t.Helper()
 	lay, err := flowSchema()
 	if err != nil {
@@ -281,6 +283,11 @@ func checkStats(t *testing.T, rows []FlowRow, pf *parquet.File, rgRows int) {
 			sp := lay.leaves[c]
 			var vals []parquet.Value
 			nulls := int64(0)
+			type pageStat struct {
+				vals  []parquet.Value
+				nulls int64
+			}
+			var perPage []pageStat
 			col := pf.RowGroups()[g].ColumnChunks()[c]
 			pages := col.Pages()
 			for {
@@ -293,26 +300,20 @@ func checkStats(t *testing.T, rows []FlowRow, pf *parquet.File, rgRows int) {
 				}
 				vs := make([]parquet.Value, p.NumValues())
 				n, _ := p.Values().ReadValues(vs)
+				var ps pageStat
 				for _, v := range vs[:n] {
 					if v.IsNull() {
 						nulls++
+						ps.nulls++
 					} else {
 						vals = append(vals, v.Clone())
+						ps.vals = append(ps.vals, v.Clone())
 					}
 				}
+				perPage = append(perPage, ps)
 			}
 			pages.Close()
-			st := cc.MetaData.Statistics
-			if st.NullCount != nulls {
-				t.Errorf("rg %d %s: null count %d, want %d", g, shredPaths[c], st.NullCount, nulls)
-			}
-			if len(vals) == 0 {
-				if st.MinValue != nil || st.MaxValue != nil {
-					t.Errorf("rg %d %s: min/max without values", g, shredPaths[c])
-				}
-				continue
-			}
-			cmp := func(a, b parquet.Value) int {
+			cmpV := func(a, b parquet.Value) int {
 				switch sp.kind {
 				case leafUint64:
 					return cmp.Compare(a.Uint64(), b.Uint64())
@@ -328,15 +329,66 @@ func checkStats(t *testing.T, rows []FlowRow, pf *parquet.File, rgRows int) {
 				}
 				return bytes.Compare(a.ByteArray(), b.ByteArray())
 			}
-			lo, hi := vals[0], vals[0]
-			for _, v := range vals[1:] {
-				if cmp(v, lo) < 0 {
-					lo = v
+			bounds := func(vals []parquet.Value) (lo, hi parquet.Value) {
+				lo, hi = vals[0], vals[0]
+				for _, v := range vals[1:] {
+					if cmpV(v, lo) < 0 {
+						lo = v
+					}
+					if cmpV(v, hi) > 0 {
+						hi = v
+					}
 				}
-				if cmp(v, hi) > 0 {
-					hi = v
+				return lo, hi
+			}
+			checkColumnIndex(t, fmt.Sprintf("rg %d %s", g, shredPaths[c]), file, cc, len(perPage), func(i int) (lo, hi []byte, nulls int64, ok bool) {
+				ps := perPage[i]
+				if len(ps.vals) == 0 {
+					return nil, nil, ps.nulls, true
+				}
+				l, h := bounds(ps.vals)
+				if sp.typ == format.ByteArray && (len(l.ByteArray()) > maxStatBytes || len(h.ByteArray()) > maxStatBytes) {
+					return nil, nil, 0, false
+				}
+				return l.Bytes(), h.Bytes(), ps.nulls, true
+			}, func(a, b []byte) int {
+				switch sp.kind {
+				case leafUint64:
+					return cmp.Compare(binary.LittleEndian.Uint64(a), binary.LittleEndian.Uint64(b))
+				case leafInt64:
+					return cmp.Compare(int64(binary.LittleEndian.Uint64(a)), int64(binary.LittleEndian.Uint64(b)))
+				case leafInt32:
+					if isUnsigned32(lay, c) {
+						return cmp.Compare(binary.LittleEndian.Uint32(a), binary.LittleEndian.Uint32(b))
+					}
+					return cmp.Compare(int32(binary.LittleEndian.Uint32(a)), int32(binary.LittleEndian.Uint32(b)))
+				}
+				return bytes.Compare(a, b)
+			})
+			if cc.ColumnIndexLength > 0 {
+				// As a reader sees it.
+				idx, err := col.ColumnIndex()
+				if err != nil || idx.NumPages() != len(perPage) {
+					t.Errorf("rg %d %s: parquet-go reads the column index: %v", g, shredPaths[c], err)
+				} else {
+					for i, ps := range perPage {
+						if idx.NullCount(i) != ps.nulls || idx.NullPage(i) != (len(ps.vals) == 0) {
+							t.Errorf("rg %d %s page %d: parquet-go reads %d nulls", g, shredPaths[c], i, idx.NullCount(i))
+						}
+					}
 				}
 			}
+			st := cc.MetaData.Statistics
+			if st.NullCount != nulls {
+				t.Errorf("rg %d %s: null count %d, want %d", g, shredPaths[c], st.NullCount, nulls)
+			}
+			if len(vals) == 0 {
+				if st.MinValue != nil || st.MaxValue != nil {
+					t.Errorf("rg %d %s: min/max without values", g, shredPaths[c])
+				}
+				continue
+			}
+			lo, hi := bounds(vals)
 			if sp.typ == format.ByteArray && (len(lo.ByteArray()) > maxStatBytes || len(hi.ByteArray()) > maxStatBytes) {
 				if st.MinValue != nil {
 					t.Errorf("rg %d %s: a min/max past %d bytes was written", g, shredPaths[c], maxStatBytes)
@@ -347,6 +399,74 @@ func checkStats(t *testing.T, rows []FlowRow, pf *parquet.File, rgRows int) {
 				t.Errorf("rg %d %s: min/max %x/%x, want %x/%x", g, shredPaths[c], st.MinValue, st.MaxValue, lo.Bytes(), hi.Bytes())
 			}
 		}
+	}
+}
+
+// checkColumnIndex reads a chunk's column index from the file and compares
+// it with the pages' bounds and null counts (want: ok false when a bound is
+// too long for the statistics, and then no column index may be written),
+// and its boundary order with the order of those bounds (cmp compares two
+// encoded values of the column).
+func checkColumnIndex(t *testing.T, what string, file []byte, cc format.ColumnChunk, pages int, want func(int) (lo, hi []byte, nulls int64, ok bool), cmp func(a, b []byte) int) {
+	t.Helper()
+	omit := false
+	for i := range pages {
+		if _, _, _, ok := want(i); !ok {
+			omit = true
+		}
+	}
+	if omit || pages == 0 {
+		if cc.ColumnIndexOffset != 0 || cc.ColumnIndexLength != 0 {
+			t.Errorf("%s: a column index with a bound past %d bytes", what, maxStatBytes)
+		}
+		return
+	}
+	if cc.ColumnIndexLength <= 0 {
+		t.Errorf("%s: no column index", what)
+		return
+	}
+	var ci format.ColumnIndex
+	var proto thrift.CompactProtocol
+	if err := thrift.Unmarshal(&proto, file[cc.ColumnIndexOffset:cc.ColumnIndexOffset+int64(cc.ColumnIndexLength)], &ci); err != nil {
+		t.Fatalf("%s: column index: %v", what, err)
+	}
+	if len(ci.NullPages) != pages || len(ci.MinValues) != pages || len(ci.MaxValues) != pages || len(ci.NullCounts) != pages {
+		t.Fatalf("%s: column index of %d/%d/%d/%d pages, want %d", what, len(ci.NullPages), len(ci.MinValues), len(ci.MaxValues), len(ci.NullCounts), pages)
+	}
+	asc, dsc := true, true
+	prev := -1
+	for i := range pages {
+		lo, hi, nulls, _ := want(i)
+		if ci.NullCounts[i] != nulls {
+			t.Errorf("%s page %d: null count %d, want %d", what, i, ci.NullCounts[i], nulls)
+		}
+		if ci.NullPages[i] != (lo == nil) {
+			t.Errorf("%s page %d: null page %v, want %v", what, i, ci.NullPages[i], lo == nil)
+		}
+		if lo == nil {
+			if len(ci.MinValues[i]) != 0 || len(ci.MaxValues[i]) != 0 {
+				t.Errorf("%s page %d: bounds of a null page", what, i)
+			}
+			continue
+		}
+		if !bytes.Equal(ci.MinValues[i], lo) || !bytes.Equal(ci.MaxValues[i], hi) {
+			t.Errorf("%s page %d: bounds %x/%x, want %x/%x", what, i, ci.MinValues[i], ci.MaxValues[i], lo, hi)
+		}
+		if prev >= 0 {
+			plo, phi, _, _ := want(prev)
+			asc = asc && cmp(plo, lo) <= 0 && cmp(phi, hi) <= 0
+			dsc = dsc && cmp(plo, lo) >= 0 && cmp(phi, hi) >= 0
+		}
+		prev = i
+	}
+	order := format.Unordered
+	if asc {
+		order = format.Ascending
+	} else if dsc {
+		order = format.Descending
+	}
+	if ci.BoundaryOrder != order {
+		t.Errorf("%s: boundary order %v, want %v", what, ci.BoundaryOrder, order)
 	}
 }
 
@@ -364,9 +484,76 @@ func isUnsigned32(lay *flowLayout, c int) bool {
 	return false
 }
 
-func b2i(b bool) int64 {
-	if b {
-		return 1
+// TestColumnIndexBoundaryOrder cuts pages of chosen values directly and
+// checks each chunk's boundary order and bounds: pages of nulls do not
+// count, equal bounds are ascending, a page below or above its predecessor
+// on either bound makes the order descending or unordered.
+func TestColumnIndexBoundaryOrder(t *testing.T) {
+	type page []int64 // nil: a page of one null
+	for _, tc := range []struct {
+		name  string
+		pages []page
+		want  format.BoundaryOrder
+	}{
+		{"one page", []page{{3, 1, 2}}, format.Ascending},
+		{"ascending", []page{{1, 2}, {2, 5}, nil, {5, 9}}, format.Ascending},
+		{"equal", []page{{4}, {4}, {4}}, format.Ascending},
+		{"descending", []page{{9, 7}, nil, {7, 6}, {-3, 1}}, format.Descending},
+		{"unordered min", []page{{1, 9}, {0, 9}, {2, 9}}, format.Unordered},
+		{"unordered max", []page{{1, 5}, {1, 9}, {1, 2}}, format.Unordered},
+		{"nested", []page{{1, 9}, {2, 8}}, format.Unordered},
+	} {
+		for _, kind := range []leafKind{leafInt64, leafDict, leafDeltaBytes} {
+			t.Run(fmt.Sprint(tc.name, "/", kind), func(t *testing.T) {
+				sp := leafSpec{kind: kind, typ: format.Int64, maxDef: 1}
+				if kind != leafInt64 {
+					sp.typ = format.ByteArray
+				}
+				var l leaf
+				l.init(&sp)
+				var scratch pageScratch
+				enc := func(v int64) []byte {
+					if kind == leafInt64 {
+						return binary.LittleEndian.AppendUint64(nil, uint64(v))
+					}
+					return fmt.Appendf(nil, "%03d", v+100) // sorts as the numbers do
+				}
+				for _, p := range tc.pages {
+					if p == nil {
+						l.none()
+					}
+					for _, v := range p {
+						l.opt()
+						if kind == leafInt64 {
+							l.i64(v)
+						} else {
+							l.str(string(enc(v)))
+						}
+					}
+					if err := l.cutPage(&scratch); err != nil {
+						t.Fatal(err)
+					}
+				}
+				ci := l.columnIndex()
+				if ci == nil {
+					t.Fatal("no column index")
+				}
+				if ci.BoundaryOrder != tc.want {
+					t.Errorf("boundary order %v, want %v", ci.BoundaryOrder, tc.want)
+				}
+				for i, p := range tc.pages {
+					if p == nil {
+						if !ci.NullPages[i] || ci.NullCounts[i] != 1 {
+							t.Errorf("page %d: null page %v, %d nulls", i, ci.NullPages[i], ci.NullCounts[i])
+						}
+						continue
+					}
+					lo, hi := slices.Min(p), slices.Max(p)
+					if ci.NullPages[i] || !bytes.Equal(ci.MinValues[i], enc(lo)) || !bytes.Equal(ci.MaxValues[i], enc(hi)) {
+						t.Errorf("page %d: %v %x %x, want %x %x", i, ci.NullPages[i], ci.MinValues[i], ci.MaxValues[i], enc(lo), enc(hi))
+					}
+				}
+			})
+		}
 	}
-	return 0
 }
