@@ -49,6 +49,39 @@ type fastPools struct {
 	freeBoolValue        []*wrapperspb.BoolValue
 }
 
+// fastSucc holds, per message type, the field that followed each field
+// (and, at index len(fields), the first field) in the last object decoded:
+// Hubble writes an object's members in one order, so the next member is
+// tried as that field's exact "name": bytes before the name is scanned
+// and looked up.
+type fastSucc struct {
+	succFlow             [43]uint8
+	succEthernet         [3]uint8
+	succIP               [6]uint8
+	succLayer4           [6]uint8
+	succTCP              [4]uint8
+	succTCPFlags         [10]uint8
+	succUDP              [3]uint8
+	succICMPv4           [3]uint8
+	succICMPv6           [3]uint8
+	succSCTP             [3]uint8
+	succTunnel           [4]uint8
+	succEndpoint         [8]uint8
+	succWorkload         [3]uint8
+	succLayer7           [6]uint8
+	succDNS              [9]uint8
+	succHTTP             [6]uint8
+	succHTTPHeader       [3]uint8
+	succKafka            [6]uint8
+	succCiliumEventType  [3]uint8
+	succService          [3]uint8
+	succFileInfo         [3]uint8
+	succNetworkInterface [3]uint8
+	succTraceContext     [2]uint8
+	succTraceParent      [2]uint8
+	succPolicy           [6]uint8
+}
+
 // fastScratch holds, per message type, the message that fields outside the
 // plan's selection are decoded into (strings not copied) to be checked as
 // strictly as protojson checks them, then forgotten.
@@ -762,6 +795,7 @@ func (d *fastDec) decFlow(i int, m *flowpb.Flow, sel *fsel) (int, error) {
 	if err != nil {
 		return i, err
 	}
+	prev := uint(42) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -770,102 +804,111 @@ func (d *fastDec) decFlow(i int, m *flowpb.Flow, sel *fsel) (int, error) {
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "time":
-			k = 0
-		case "uuid":
-			k = 1
-		case "verdict":
-			k = 2
-		case "drop_reason", "dropReason":
-			k = 3
-		case "auth_type", "authType":
-			k = 4
-		case "ethernet":
-			k = 5
-		case "IP":
-			k = 6
-		case "l4":
-			k = 7
-		case "tunnel":
-			k = 8
-		case "source":
-			k = 9
-		case "destination":
-			k = 10
-		case "Type":
-			k = 11
-		case "node_name", "nodeName":
-			k = 12
-		case "node_labels", "nodeLabels":
-			k = 13
-		case "source_names", "sourceNames":
-			k = 14
-		case "destination_names", "destinationNames":
-			k = 15
-		case "l7":
-			k = 16
-		case "reply":
-			k = 17
-		case "event_type", "eventType":
-			k = 18
-		case "source_service", "sourceService":
-			k = 19
-		case "destination_service", "destinationService":
-			k = 20
-		case "traffic_direction", "trafficDirection":
-			k = 21
-		case "policy_match_type", "policyMatchType":
-			k = 22
-		case "trace_observation_point", "traceObservationPoint":
-			k = 23
-		case "trace_reason", "traceReason":
-			k = 24
-		case "file":
-			k = 25
-		case "drop_reason_desc", "dropReasonDesc":
-			k = 26
-		case "is_reply", "isReply":
-			k = 27
-		case "debug_capture_point", "debugCapturePoint":
-			k = 28
-		case "interface":
-			k = 29
-		case "proxy_port", "proxyPort":
-			k = 30
-		case "trace_context", "traceContext":
-			k = 31
-		case "sock_xlate_point", "sockXlatePoint":
-			k = 32
-		case "socket_cookie", "socketCookie":
-			k = 33
-		case "cgroup_id", "cgroupId":
-			k = 34
-		case "Summary":
-			k = 35
-		case "extensions":
-			k = 36
-		case "egress_allowed_by", "egressAllowedBy":
-			k = 37
-		case "ingress_allowed_by", "ingressAllowedBy":
-			k = 38
-		case "egress_denied_by", "egressDeniedBy":
-			k = 39
-		case "ingress_denied_by", "ingressDeniedBy":
-			k = 40
-		case "policy_log", "policyLog":
-			k = 41
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberFlow(i, d.succFlow[prev]); j > 0 {
+			k = uint(d.succFlow[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "time":
+				k = 0
+			case "uuid":
+				k = 1
+			case "verdict":
+				k = 2
+			case "drop_reason", "dropReason":
+				k = 3
+			case "auth_type", "authType":
+				k = 4
+			case "ethernet":
+				k = 5
+			case "IP":
+				k = 6
+			case "l4":
+				k = 7
+			case "tunnel":
+				k = 8
+			case "source":
+				k = 9
+			case "destination":
+				k = 10
+			case "Type":
+				k = 11
+			case "node_name", "nodeName":
+				k = 12
+			case "node_labels", "nodeLabels":
+				k = 13
+			case "source_names", "sourceNames":
+				k = 14
+			case "destination_names", "destinationNames":
+				k = 15
+			case "l7":
+				k = 16
+			case "reply":
+				k = 17
+			case "event_type", "eventType":
+				k = 18
+			case "source_service", "sourceService":
+				k = 19
+			case "destination_service", "destinationService":
+				k = 20
+			case "traffic_direction", "trafficDirection":
+				k = 21
+			case "policy_match_type", "policyMatchType":
+				k = 22
+			case "trace_observation_point", "traceObservationPoint":
+				k = 23
+			case "trace_reason", "traceReason":
+				k = 24
+			case "file":
+				k = 25
+			case "drop_reason_desc", "dropReasonDesc":
+				k = 26
+			case "is_reply", "isReply":
+				k = 27
+			case "debug_capture_point", "debugCapturePoint":
+				k = 28
+			case "interface":
+				k = 29
+			case "proxy_port", "proxyPort":
+				k = 30
+			case "trace_context", "traceContext":
+				k = 31
+			case "sock_xlate_point", "sockXlatePoint":
+				k = 32
+			case "socket_cookie", "socketCookie":
+				k = 33
+			case "cgroup_id", "cgroupId":
+				k = 34
+			case "Summary":
+				k = 35
+			case "extensions":
+				k = 36
+			case "egress_allowed_by", "egressAllowedBy":
+				k = 37
+			case "ingress_allowed_by", "ingressAllowedBy":
+				k = 38
+			case "egress_denied_by", "egressDeniedBy":
+				k = 39
+			case "ingress_denied_by", "ingressDeniedBy":
+				k = 40
+			case "policy_log", "policyLog":
+				k = 41
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succFlow[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -1397,6 +1440,186 @@ func (d *fastDec) decFlow(i int, m *flowpb.Flow, sel *fsel) (int, error) {
 	return i, nil
 }
 
+// memberFlow returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberFlow(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 7 && string(b[:7]) == "\"time\":" {
+			return i + 7
+		}
+	case 1:
+		if len(b) >= 7 && string(b[:7]) == "\"uuid\":" {
+			return i + 7
+		}
+	case 2:
+		if len(b) >= 10 && string(b[:10]) == "\"verdict\":" {
+			return i + 10
+		}
+	case 3:
+		if len(b) >= 14 && string(b[:14]) == "\"drop_reason\":" {
+			return i + 14
+		}
+	case 4:
+		if len(b) >= 12 && string(b[:12]) == "\"auth_type\":" {
+			return i + 12
+		}
+	case 5:
+		if len(b) >= 11 && string(b[:11]) == "\"ethernet\":" {
+			return i + 11
+		}
+	case 6:
+		if len(b) >= 5 && string(b[:5]) == "\"IP\":" {
+			return i + 5
+		}
+	case 7:
+		if len(b) >= 5 && string(b[:5]) == "\"l4\":" {
+			return i + 5
+		}
+	case 8:
+		if len(b) >= 9 && string(b[:9]) == "\"tunnel\":" {
+			return i + 9
+		}
+	case 9:
+		if len(b) >= 9 && string(b[:9]) == "\"source\":" {
+			return i + 9
+		}
+	case 10:
+		if len(b) >= 14 && string(b[:14]) == "\"destination\":" {
+			return i + 14
+		}
+	case 11:
+		if len(b) >= 7 && string(b[:7]) == "\"Type\":" {
+			return i + 7
+		}
+	case 12:
+		if len(b) >= 12 && string(b[:12]) == "\"node_name\":" {
+			return i + 12
+		}
+	case 13:
+		if len(b) >= 14 && string(b[:14]) == "\"node_labels\":" {
+			return i + 14
+		}
+	case 14:
+		if len(b) >= 15 && string(b[:15]) == "\"source_names\":" {
+			return i + 15
+		}
+	case 15:
+		if len(b) >= 20 && string(b[:20]) == "\"destination_names\":" {
+			return i + 20
+		}
+	case 16:
+		if len(b) >= 5 && string(b[:5]) == "\"l7\":" {
+			return i + 5
+		}
+	case 17:
+		if len(b) >= 8 && string(b[:8]) == "\"reply\":" {
+			return i + 8
+		}
+	case 18:
+		if len(b) >= 13 && string(b[:13]) == "\"event_type\":" {
+			return i + 13
+		}
+	case 19:
+		if len(b) >= 17 && string(b[:17]) == "\"source_service\":" {
+			return i + 17
+		}
+	case 20:
+		if len(b) >= 22 && string(b[:22]) == "\"destination_service\":" {
+			return i + 22
+		}
+	case 21:
+		if len(b) >= 20 && string(b[:20]) == "\"traffic_direction\":" {
+			return i + 20
+		}
+	case 22:
+		if len(b) >= 20 && string(b[:20]) == "\"policy_match_type\":" {
+			return i + 20
+		}
+	case 23:
+		if len(b) >= 26 && string(b[:26]) == "\"trace_observation_point\":" {
+			return i + 26
+		}
+	case 24:
+		if len(b) >= 15 && string(b[:15]) == "\"trace_reason\":" {
+			return i + 15
+		}
+	case 25:
+		if len(b) >= 7 && string(b[:7]) == "\"file\":" {
+			return i + 7
+		}
+	case 26:
+		if len(b) >= 19 && string(b[:19]) == "\"drop_reason_desc\":" {
+			return i + 19
+		}
+	case 27:
+		if len(b) >= 11 && string(b[:11]) == "\"is_reply\":" {
+			return i + 11
+		}
+	case 28:
+		if len(b) >= 22 && string(b[:22]) == "\"debug_capture_point\":" {
+			return i + 22
+		}
+	case 29:
+		if len(b) >= 12 && string(b[:12]) == "\"interface\":" {
+			return i + 12
+		}
+	case 30:
+		if len(b) >= 13 && string(b[:13]) == "\"proxy_port\":" {
+			return i + 13
+		}
+	case 31:
+		if len(b) >= 16 && string(b[:16]) == "\"trace_context\":" {
+			return i + 16
+		}
+	case 32:
+		if len(b) >= 19 && string(b[:19]) == "\"sock_xlate_point\":" {
+			return i + 19
+		}
+	case 33:
+		if len(b) >= 16 && string(b[:16]) == "\"socket_cookie\":" {
+			return i + 16
+		}
+	case 34:
+		if len(b) >= 12 && string(b[:12]) == "\"cgroup_id\":" {
+			return i + 12
+		}
+	case 35:
+		if len(b) >= 10 && string(b[:10]) == "\"Summary\":" {
+			return i + 10
+		}
+	case 36:
+		if len(b) >= 13 && string(b[:13]) == "\"extensions\":" {
+			return i + 13
+		}
+	case 37:
+		if len(b) >= 20 && string(b[:20]) == "\"egress_allowed_by\":" {
+			return i + 20
+		}
+	case 38:
+		if len(b) >= 21 && string(b[:21]) == "\"ingress_allowed_by\":" {
+			return i + 21
+		}
+	case 39:
+		if len(b) >= 19 && string(b[:19]) == "\"egress_denied_by\":" {
+			return i + 19
+		}
+	case 40:
+		if len(b) >= 20 && string(b[:20]) == "\"ingress_denied_by\":" {
+			return i + 20
+		}
+	case 41:
+		if len(b) >= 13 && string(b[:13]) == "\"policy_log\":" {
+			return i + 13
+		}
+	}
+	return 0
+}
+
 // checkFlowField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkFlowField(i int, k uint) (int, error) {
 	d.noStore++
@@ -1761,6 +1984,7 @@ func (d *fastDec) decEthernet(i int, m *flowpb.Ethernet, sel *fsel) (int, error)
 	if err != nil {
 		return i, err
 	}
+	prev := uint(2) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -1769,22 +1993,31 @@ func (d *fastDec) decEthernet(i int, m *flowpb.Ethernet, sel *fsel) (int, error)
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "source":
-			k = 0
-		case "destination":
-			k = 1
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberEthernet(i, d.succEthernet[prev]); j > 0 {
+			k = uint(d.succEthernet[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "source":
+				k = 0
+			case "destination":
+				k = 1
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succEthernet[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -1823,6 +2056,26 @@ func (d *fastDec) decEthernet(i int, m *flowpb.Ethernet, sel *fsel) (int, error)
 	return i, nil
 }
 
+// memberEthernet returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberEthernet(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 9 && string(b[:9]) == "\"source\":" {
+			return i + 9
+		}
+	case 1:
+		if len(b) >= 14 && string(b[:14]) == "\"destination\":" {
+			return i + 14
+		}
+	}
+	return 0
+}
+
 // checkEthernetField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkEthernetField(i int, k uint) (int, error) {
 	d.noStore++
@@ -1859,6 +2112,7 @@ func (d *fastDec) decIP(i int, m *flowpb.IP, sel *fsel) (int, error) {
 	if err != nil {
 		return i, err
 	}
+	prev := uint(5) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -1867,28 +2121,37 @@ func (d *fastDec) decIP(i int, m *flowpb.IP, sel *fsel) (int, error) {
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "source":
-			k = 0
-		case "source_xlated", "sourceXlated":
-			k = 1
-		case "destination":
-			k = 2
-		case "ipVersion":
-			k = 3
-		case "encrypted":
-			k = 4
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberIP(i, d.succIP[prev]); j > 0 {
+			k = uint(d.succIP[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "source":
+				k = 0
+			case "source_xlated", "sourceXlated":
+				k = 1
+			case "destination":
+				k = 2
+			case "ipVersion":
+				k = 3
+			case "encrypted":
+				k = 4
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succIP[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -1953,6 +2216,38 @@ func (d *fastDec) decIP(i int, m *flowpb.IP, sel *fsel) (int, error) {
 	return i, nil
 }
 
+// memberIP returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberIP(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 9 && string(b[:9]) == "\"source\":" {
+			return i + 9
+		}
+	case 1:
+		if len(b) >= 16 && string(b[:16]) == "\"source_xlated\":" {
+			return i + 16
+		}
+	case 2:
+		if len(b) >= 14 && string(b[:14]) == "\"destination\":" {
+			return i + 14
+		}
+	case 3:
+		if len(b) >= 12 && string(b[:12]) == "\"ipVersion\":" {
+			return i + 12
+		}
+	case 4:
+		if len(b) >= 12 && string(b[:12]) == "\"encrypted\":" {
+			return i + 12
+		}
+	}
+	return 0
+}
+
 // checkIPField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkIPField(i int, k uint) (int, error) {
 	d.noStore++
@@ -2007,6 +2302,7 @@ func (d *fastDec) decLayer4(i int, m *flowpb.Layer4, sel *fsel) (int, error) {
 	if err != nil {
 		return i, err
 	}
+	prev := uint(5) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -2015,28 +2311,37 @@ func (d *fastDec) decLayer4(i int, m *flowpb.Layer4, sel *fsel) (int, error) {
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "TCP":
-			k = 0
-		case "UDP":
-			k = 1
-		case "ICMPv4":
-			k = 2
-		case "ICMPv6":
-			k = 3
-		case "SCTP":
-			k = 4
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberLayer4(i, d.succLayer4[prev]); j > 0 {
+			k = uint(d.succLayer4[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "TCP":
+				k = 0
+			case "UDP":
+				k = 1
+			case "ICMPv4":
+				k = 2
+			case "ICMPv6":
+				k = 3
+			case "SCTP":
+				k = 4
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succLayer4[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -2138,6 +2443,38 @@ func (d *fastDec) decLayer4(i int, m *flowpb.Layer4, sel *fsel) (int, error) {
 		}
 	}
 	return i, nil
+}
+
+// memberLayer4 returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberLayer4(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 6 && string(b[:6]) == "\"TCP\":" {
+			return i + 6
+		}
+	case 1:
+		if len(b) >= 6 && string(b[:6]) == "\"UDP\":" {
+			return i + 6
+		}
+	case 2:
+		if len(b) >= 9 && string(b[:9]) == "\"ICMPv4\":" {
+			return i + 9
+		}
+	case 3:
+		if len(b) >= 9 && string(b[:9]) == "\"ICMPv6\":" {
+			return i + 9
+		}
+	case 4:
+		if len(b) >= 7 && string(b[:7]) == "\"SCTP\":" {
+			return i + 7
+		}
+	}
+	return 0
 }
 
 func (d *fastDec) releaseLayer4Protocol(x any) {
@@ -2272,6 +2609,7 @@ func (d *fastDec) decTCP(i int, m *flowpb.TCP, sel *fsel) (int, error) {
 	if err != nil {
 		return i, err
 	}
+	prev := uint(3) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -2280,24 +2618,33 @@ func (d *fastDec) decTCP(i int, m *flowpb.TCP, sel *fsel) (int, error) {
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "source_port", "sourcePort":
-			k = 0
-		case "destination_port", "destinationPort":
-			k = 1
-		case "flags":
-			k = 2
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberTCP(i, d.succTCP[prev]); j > 0 {
+			k = uint(d.succTCP[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "source_port", "sourcePort":
+				k = 0
+			case "destination_port", "destinationPort":
+				k = 1
+			case "flags":
+				k = 2
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succTCP[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -2347,6 +2694,30 @@ func (d *fastDec) decTCP(i int, m *flowpb.TCP, sel *fsel) (int, error) {
 	return i, nil
 }
 
+// memberTCP returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberTCP(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 14 && string(b[:14]) == "\"source_port\":" {
+			return i + 14
+		}
+	case 1:
+		if len(b) >= 19 && string(b[:19]) == "\"destination_port\":" {
+			return i + 19
+		}
+	case 2:
+		if len(b) >= 8 && string(b[:8]) == "\"flags\":" {
+			return i + 8
+		}
+	}
+	return 0
+}
+
 // checkTCPField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkTCPField(i int, k uint) (int, error) {
 	d.noStore++
@@ -2388,6 +2759,7 @@ func (d *fastDec) decTCPFlags(i int, m *flowpb.TCPFlags, sel *fsel) (int, error)
 	if err != nil {
 		return i, err
 	}
+	prev := uint(9) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -2396,36 +2768,45 @@ func (d *fastDec) decTCPFlags(i int, m *flowpb.TCPFlags, sel *fsel) (int, error)
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "FIN":
-			k = 0
-		case "SYN":
-			k = 1
-		case "RST":
-			k = 2
-		case "PSH":
-			k = 3
-		case "ACK":
-			k = 4
-		case "URG":
-			k = 5
-		case "ECE":
-			k = 6
-		case "CWR":
-			k = 7
-		case "NS":
-			k = 8
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberTCPFlags(i, d.succTCPFlags[prev]); j > 0 {
+			k = uint(d.succTCPFlags[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "FIN":
+				k = 0
+			case "SYN":
+				k = 1
+			case "RST":
+				k = 2
+			case "PSH":
+				k = 3
+			case "ACK":
+				k = 4
+			case "URG":
+				k = 5
+			case "ECE":
+				k = 6
+			case "CWR":
+				k = 7
+			case "NS":
+				k = 8
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succTCPFlags[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -2499,6 +2880,54 @@ func (d *fastDec) decTCPFlags(i int, m *flowpb.TCPFlags, sel *fsel) (int, error)
 	return i, nil
 }
 
+// memberTCPFlags returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberTCPFlags(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 6 && string(b[:6]) == "\"FIN\":" {
+			return i + 6
+		}
+	case 1:
+		if len(b) >= 6 && string(b[:6]) == "\"SYN\":" {
+			return i + 6
+		}
+	case 2:
+		if len(b) >= 6 && string(b[:6]) == "\"RST\":" {
+			return i + 6
+		}
+	case 3:
+		if len(b) >= 6 && string(b[:6]) == "\"PSH\":" {
+			return i + 6
+		}
+	case 4:
+		if len(b) >= 6 && string(b[:6]) == "\"ACK\":" {
+			return i + 6
+		}
+	case 5:
+		if len(b) >= 6 && string(b[:6]) == "\"URG\":" {
+			return i + 6
+		}
+	case 6:
+		if len(b) >= 6 && string(b[:6]) == "\"ECE\":" {
+			return i + 6
+		}
+	case 7:
+		if len(b) >= 6 && string(b[:6]) == "\"CWR\":" {
+			return i + 6
+		}
+	case 8:
+		if len(b) >= 5 && string(b[:5]) == "\"NS\":" {
+			return i + 5
+		}
+	}
+	return 0
+}
+
 // checkTCPFlagsField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkTCPFlagsField(i int, k uint) (int, error) {
 	d.noStore++
@@ -2549,6 +2978,7 @@ func (d *fastDec) decUDP(i int, m *flowpb.UDP, sel *fsel) (int, error) {
 	if err != nil {
 		return i, err
 	}
+	prev := uint(2) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -2557,22 +2987,31 @@ func (d *fastDec) decUDP(i int, m *flowpb.UDP, sel *fsel) (int, error) {
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "source_port", "sourcePort":
-			k = 0
-		case "destination_port", "destinationPort":
-			k = 1
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberUDP(i, d.succUDP[prev]); j > 0 {
+			k = uint(d.succUDP[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "source_port", "sourcePort":
+				k = 0
+			case "destination_port", "destinationPort":
+				k = 1
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succUDP[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -2611,6 +3050,26 @@ func (d *fastDec) decUDP(i int, m *flowpb.UDP, sel *fsel) (int, error) {
 	return i, nil
 }
 
+// memberUDP returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberUDP(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 14 && string(b[:14]) == "\"source_port\":" {
+			return i + 14
+		}
+	case 1:
+		if len(b) >= 19 && string(b[:19]) == "\"destination_port\":" {
+			return i + 19
+		}
+	}
+	return 0
+}
+
 // checkUDPField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkUDPField(i int, k uint) (int, error) {
 	d.noStore++
@@ -2647,6 +3106,7 @@ func (d *fastDec) decICMPv4(i int, m *flowpb.ICMPv4, sel *fsel) (int, error) {
 	if err != nil {
 		return i, err
 	}
+	prev := uint(2) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -2655,22 +3115,31 @@ func (d *fastDec) decICMPv4(i int, m *flowpb.ICMPv4, sel *fsel) (int, error) {
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "type":
-			k = 0
-		case "code":
-			k = 1
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberICMPv4(i, d.succICMPv4[prev]); j > 0 {
+			k = uint(d.succICMPv4[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "type":
+				k = 0
+			case "code":
+				k = 1
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succICMPv4[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -2709,6 +3178,26 @@ func (d *fastDec) decICMPv4(i int, m *flowpb.ICMPv4, sel *fsel) (int, error) {
 	return i, nil
 }
 
+// memberICMPv4 returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberICMPv4(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 7 && string(b[:7]) == "\"type\":" {
+			return i + 7
+		}
+	case 1:
+		if len(b) >= 7 && string(b[:7]) == "\"code\":" {
+			return i + 7
+		}
+	}
+	return 0
+}
+
 // checkICMPv4Field checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkICMPv4Field(i int, k uint) (int, error) {
 	d.noStore++
@@ -2745,6 +3234,7 @@ func (d *fastDec) decICMPv6(i int, m *flowpb.ICMPv6, sel *fsel) (int, error) {
 	if err != nil {
 		return i, err
 	}
+	prev := uint(2) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -2753,22 +3243,31 @@ func (d *fastDec) decICMPv6(i int, m *flowpb.ICMPv6, sel *fsel) (int, error) {
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "type":
-			k = 0
-		case "code":
-			k = 1
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberICMPv6(i, d.succICMPv6[prev]); j > 0 {
+			k = uint(d.succICMPv6[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "type":
+				k = 0
+			case "code":
+				k = 1
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succICMPv6[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -2807,6 +3306,26 @@ func (d *fastDec) decICMPv6(i int, m *flowpb.ICMPv6, sel *fsel) (int, error) {
 	return i, nil
 }
 
+// memberICMPv6 returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberICMPv6(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 7 && string(b[:7]) == "\"type\":" {
+			return i + 7
+		}
+	case 1:
+		if len(b) >= 7 && string(b[:7]) == "\"code\":" {
+			return i + 7
+		}
+	}
+	return 0
+}
+
 // checkICMPv6Field checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkICMPv6Field(i int, k uint) (int, error) {
 	d.noStore++
@@ -2843,6 +3362,7 @@ func (d *fastDec) decSCTP(i int, m *flowpb.SCTP, sel *fsel) (int, error) {
 	if err != nil {
 		return i, err
 	}
+	prev := uint(2) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -2851,22 +3371,31 @@ func (d *fastDec) decSCTP(i int, m *flowpb.SCTP, sel *fsel) (int, error) {
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "source_port", "sourcePort":
-			k = 0
-		case "destination_port", "destinationPort":
-			k = 1
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberSCTP(i, d.succSCTP[prev]); j > 0 {
+			k = uint(d.succSCTP[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "source_port", "sourcePort":
+				k = 0
+			case "destination_port", "destinationPort":
+				k = 1
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succSCTP[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -2905,6 +3434,26 @@ func (d *fastDec) decSCTP(i int, m *flowpb.SCTP, sel *fsel) (int, error) {
 	return i, nil
 }
 
+// memberSCTP returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberSCTP(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 14 && string(b[:14]) == "\"source_port\":" {
+			return i + 14
+		}
+	case 1:
+		if len(b) >= 19 && string(b[:19]) == "\"destination_port\":" {
+			return i + 19
+		}
+	}
+	return 0
+}
+
 // checkSCTPField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkSCTPField(i int, k uint) (int, error) {
 	d.noStore++
@@ -2941,6 +3490,7 @@ func (d *fastDec) decTunnel(i int, m *flowpb.Tunnel, sel *fsel) (int, error) {
 	if err != nil {
 		return i, err
 	}
+	prev := uint(3) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -2949,24 +3499,33 @@ func (d *fastDec) decTunnel(i int, m *flowpb.Tunnel, sel *fsel) (int, error) {
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "protocol":
-			k = 0
-		case "IP":
-			k = 1
-		case "l4":
-			k = 2
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberTunnel(i, d.succTunnel[prev]); j > 0 {
+			k = uint(d.succTunnel[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "protocol":
+				k = 0
+			case "IP":
+				k = 1
+			case "l4":
+				k = 2
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succTunnel[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -3033,6 +3592,30 @@ func (d *fastDec) decTunnel(i int, m *flowpb.Tunnel, sel *fsel) (int, error) {
 	return i, nil
 }
 
+// memberTunnel returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberTunnel(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 11 && string(b[:11]) == "\"protocol\":" {
+			return i + 11
+		}
+	case 1:
+		if len(b) >= 5 && string(b[:5]) == "\"IP\":" {
+			return i + 5
+		}
+	case 2:
+		if len(b) >= 5 && string(b[:5]) == "\"l4\":" {
+			return i + 5
+		}
+	}
+	return 0
+}
+
 // checkTunnelField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkTunnelField(i int, k uint) (int, error) {
 	d.noStore++
@@ -3088,6 +3671,7 @@ func (d *fastDec) decEndpoint(i int, m *flowpb.Endpoint, sel *fsel) (int, error)
 	if err != nil {
 		return i, err
 	}
+	prev := uint(7) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -3096,32 +3680,41 @@ func (d *fastDec) decEndpoint(i int, m *flowpb.Endpoint, sel *fsel) (int, error)
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "ID":
-			k = 0
-		case "identity":
-			k = 1
-		case "cluster_name", "clusterName":
-			k = 2
-		case "namespace":
-			k = 3
-		case "labels":
-			k = 4
-		case "pod_name", "podName":
-			k = 5
-		case "workloads":
-			k = 6
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberEndpoint(i, d.succEndpoint[prev]); j > 0 {
+			k = uint(d.succEndpoint[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "ID":
+				k = 0
+			case "identity":
+				k = 1
+			case "cluster_name", "clusterName":
+				k = 2
+			case "namespace":
+				k = 3
+			case "labels":
+				k = 4
+			case "pod_name", "podName":
+				k = 5
+			case "workloads":
+				k = 6
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succEndpoint[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -3211,6 +3804,46 @@ func (d *fastDec) decEndpoint(i int, m *flowpb.Endpoint, sel *fsel) (int, error)
 	return i, nil
 }
 
+// memberEndpoint returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberEndpoint(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 5 && string(b[:5]) == "\"ID\":" {
+			return i + 5
+		}
+	case 1:
+		if len(b) >= 11 && string(b[:11]) == "\"identity\":" {
+			return i + 11
+		}
+	case 2:
+		if len(b) >= 15 && string(b[:15]) == "\"cluster_name\":" {
+			return i + 15
+		}
+	case 3:
+		if len(b) >= 12 && string(b[:12]) == "\"namespace\":" {
+			return i + 12
+		}
+	case 4:
+		if len(b) >= 9 && string(b[:9]) == "\"labels\":" {
+			return i + 9
+		}
+	case 5:
+		if len(b) >= 11 && string(b[:11]) == "\"pod_name\":" {
+			return i + 11
+		}
+	case 6:
+		if len(b) >= 12 && string(b[:12]) == "\"workloads\":" {
+			return i + 12
+		}
+	}
+	return 0
+}
+
 // checkEndpointField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkEndpointField(i int, k uint) (int, error) {
 	d.noStore++
@@ -3283,6 +3916,7 @@ func (d *fastDec) decWorkload(i int, m *flowpb.Workload, sel *fsel) (int, error)
 	if err != nil {
 		return i, err
 	}
+	prev := uint(2) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -3291,22 +3925,31 @@ func (d *fastDec) decWorkload(i int, m *flowpb.Workload, sel *fsel) (int, error)
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "name":
-			k = 0
-		case "kind":
-			k = 1
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberWorkload(i, d.succWorkload[prev]); j > 0 {
+			k = uint(d.succWorkload[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "name":
+				k = 0
+			case "kind":
+				k = 1
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succWorkload[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -3343,6 +3986,26 @@ func (d *fastDec) decWorkload(i int, m *flowpb.Workload, sel *fsel) (int, error)
 		}
 	}
 	return i, nil
+}
+
+// memberWorkload returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberWorkload(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 7 && string(b[:7]) == "\"name\":" {
+			return i + 7
+		}
+	case 1:
+		if len(b) >= 7 && string(b[:7]) == "\"kind\":" {
+			return i + 7
+		}
+	}
+	return 0
 }
 
 // checkWorkloadField checks the value of field k at d.b[i:] without keeping it.
@@ -3382,6 +4045,7 @@ func (d *fastDec) decLayer7(i int, m *flowpb.Layer7, sel *fsel) (int, error) {
 	if err != nil {
 		return i, err
 	}
+	prev := uint(5) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -3390,28 +4054,37 @@ func (d *fastDec) decLayer7(i int, m *flowpb.Layer7, sel *fsel) (int, error) {
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "type":
-			k = 0
-		case "latency_ns", "latencyNs":
-			k = 1
-		case "dns":
-			k = 2
-		case "http":
-			k = 3
-		case "kafka":
-			k = 4
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberLayer7(i, d.succLayer7[prev]); j > 0 {
+			k = uint(d.succLayer7[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "type":
+				k = 0
+			case "latency_ns", "latencyNs":
+				k = 1
+			case "dns":
+				k = 2
+			case "http":
+				k = 3
+			case "kafka":
+				k = 4
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succLayer7[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -3508,6 +4181,38 @@ func (d *fastDec) decLayer7(i int, m *flowpb.Layer7, sel *fsel) (int, error) {
 		}
 	}
 	return i, nil
+}
+
+// memberLayer7 returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberLayer7(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 7 && string(b[:7]) == "\"type\":" {
+			return i + 7
+		}
+	case 1:
+		if len(b) >= 13 && string(b[:13]) == "\"latency_ns\":" {
+			return i + 13
+		}
+	case 2:
+		if len(b) >= 6 && string(b[:6]) == "\"dns\":" {
+			return i + 6
+		}
+	case 3:
+		if len(b) >= 7 && string(b[:7]) == "\"http\":" {
+			return i + 7
+		}
+	case 4:
+		if len(b) >= 8 && string(b[:8]) == "\"kafka\":" {
+			return i + 8
+		}
+	}
+	return 0
 }
 
 func (d *fastDec) releaseLayer7Record(x any) {
@@ -3619,6 +4324,7 @@ func (d *fastDec) decDNS(i int, m *flowpb.DNS, sel *fsel) (int, error) {
 	if err != nil {
 		return i, err
 	}
+	prev := uint(8) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -3627,34 +4333,43 @@ func (d *fastDec) decDNS(i int, m *flowpb.DNS, sel *fsel) (int, error) {
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "query":
-			k = 0
-		case "ips":
-			k = 1
-		case "ttl":
-			k = 2
-		case "cnames":
-			k = 3
-		case "observation_source", "observationSource":
-			k = 4
-		case "rcode":
-			k = 5
-		case "qtypes":
-			k = 6
-		case "rrtypes":
-			k = 7
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberDNS(i, d.succDNS[prev]); j > 0 {
+			k = uint(d.succDNS[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "query":
+				k = 0
+			case "ips":
+				k = 1
+			case "ttl":
+				k = 2
+			case "cnames":
+				k = 3
+			case "observation_source", "observationSource":
+				k = 4
+			case "rcode":
+				k = 5
+			case "qtypes":
+				k = 6
+			case "rrtypes":
+				k = 7
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succDNS[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -3723,6 +4438,50 @@ func (d *fastDec) decDNS(i int, m *flowpb.DNS, sel *fsel) (int, error) {
 	return i, nil
 }
 
+// memberDNS returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberDNS(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 8 && string(b[:8]) == "\"query\":" {
+			return i + 8
+		}
+	case 1:
+		if len(b) >= 6 && string(b[:6]) == "\"ips\":" {
+			return i + 6
+		}
+	case 2:
+		if len(b) >= 6 && string(b[:6]) == "\"ttl\":" {
+			return i + 6
+		}
+	case 3:
+		if len(b) >= 9 && string(b[:9]) == "\"cnames\":" {
+			return i + 9
+		}
+	case 4:
+		if len(b) >= 21 && string(b[:21]) == "\"observation_source\":" {
+			return i + 21
+		}
+	case 5:
+		if len(b) >= 8 && string(b[:8]) == "\"rcode\":" {
+			return i + 8
+		}
+	case 6:
+		if len(b) >= 9 && string(b[:9]) == "\"qtypes\":" {
+			return i + 9
+		}
+	case 7:
+		if len(b) >= 10 && string(b[:10]) == "\"rrtypes\":" {
+			return i + 10
+		}
+	}
+	return 0
+}
+
 // checkDNSField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkDNSField(i int, k uint) (int, error) {
 	d.noStore++
@@ -3771,6 +4530,7 @@ func (d *fastDec) decHTTP(i int, m *flowpb.HTTP, sel *fsel) (int, error) {
 	if err != nil {
 		return i, err
 	}
+	prev := uint(5) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -3779,28 +4539,37 @@ func (d *fastDec) decHTTP(i int, m *flowpb.HTTP, sel *fsel) (int, error) {
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "code":
-			k = 0
-		case "method":
-			k = 1
-		case "url":
-			k = 2
-		case "protocol":
-			k = 3
-		case "headers":
-			k = 4
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberHTTP(i, d.succHTTP[prev]); j > 0 {
+			k = uint(d.succHTTP[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "code":
+				k = 0
+			case "method":
+				k = 1
+			case "url":
+				k = 2
+			case "protocol":
+				k = 3
+			case "headers":
+				k = 4
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succHTTP[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -3880,6 +4649,38 @@ func (d *fastDec) decHTTP(i int, m *flowpb.HTTP, sel *fsel) (int, error) {
 	return i, nil
 }
 
+// memberHTTP returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberHTTP(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 7 && string(b[:7]) == "\"code\":" {
+			return i + 7
+		}
+	case 1:
+		if len(b) >= 9 && string(b[:9]) == "\"method\":" {
+			return i + 9
+		}
+	case 2:
+		if len(b) >= 6 && string(b[:6]) == "\"url\":" {
+			return i + 6
+		}
+	case 3:
+		if len(b) >= 11 && string(b[:11]) == "\"protocol\":" {
+			return i + 11
+		}
+	case 4:
+		if len(b) >= 10 && string(b[:10]) == "\"headers\":" {
+			return i + 10
+		}
+	}
+	return 0
+}
+
 // checkHTTPField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkHTTPField(i int, k uint) (int, error) {
 	d.noStore++
@@ -3948,6 +4749,7 @@ func (d *fastDec) decHTTPHeader(i int, m *flowpb.HTTPHeader, sel *fsel) (int, er
 	if err != nil {
 		return i, err
 	}
+	prev := uint(2) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -3956,22 +4758,31 @@ func (d *fastDec) decHTTPHeader(i int, m *flowpb.HTTPHeader, sel *fsel) (int, er
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "key":
-			k = 0
-		case "value":
-			k = 1
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberHTTPHeader(i, d.succHTTPHeader[prev]); j > 0 {
+			k = uint(d.succHTTPHeader[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "key":
+				k = 0
+			case "value":
+				k = 1
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succHTTPHeader[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -4010,6 +4821,26 @@ func (d *fastDec) decHTTPHeader(i int, m *flowpb.HTTPHeader, sel *fsel) (int, er
 	return i, nil
 }
 
+// memberHTTPHeader returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberHTTPHeader(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 6 && string(b[:6]) == "\"key\":" {
+			return i + 6
+		}
+	case 1:
+		if len(b) >= 8 && string(b[:8]) == "\"value\":" {
+			return i + 8
+		}
+	}
+	return 0
+}
+
 // checkHTTPHeaderField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkHTTPHeaderField(i int, k uint) (int, error) {
 	d.noStore++
@@ -4046,6 +4877,7 @@ func (d *fastDec) decKafka(i int, m *flowpb.Kafka, sel *fsel) (int, error) {
 	if err != nil {
 		return i, err
 	}
+	prev := uint(5) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -4054,28 +4886,37 @@ func (d *fastDec) decKafka(i int, m *flowpb.Kafka, sel *fsel) (int, error) {
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "error_code", "errorCode":
-			k = 0
-		case "api_version", "apiVersion":
-			k = 1
-		case "api_key", "apiKey":
-			k = 2
-		case "correlation_id", "correlationId":
-			k = 3
-		case "topic":
-			k = 4
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberKafka(i, d.succKafka[prev]); j > 0 {
+			k = uint(d.succKafka[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "error_code", "errorCode":
+				k = 0
+			case "api_version", "apiVersion":
+				k = 1
+			case "api_key", "apiKey":
+				k = 2
+			case "correlation_id", "correlationId":
+				k = 3
+			case "topic":
+				k = 4
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succKafka[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -4129,6 +4970,38 @@ func (d *fastDec) decKafka(i int, m *flowpb.Kafka, sel *fsel) (int, error) {
 	return i, nil
 }
 
+// memberKafka returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberKafka(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 13 && string(b[:13]) == "\"error_code\":" {
+			return i + 13
+		}
+	case 1:
+		if len(b) >= 14 && string(b[:14]) == "\"api_version\":" {
+			return i + 14
+		}
+	case 2:
+		if len(b) >= 10 && string(b[:10]) == "\"api_key\":" {
+			return i + 10
+		}
+	case 3:
+		if len(b) >= 17 && string(b[:17]) == "\"correlation_id\":" {
+			return i + 17
+		}
+	case 4:
+		if len(b) >= 8 && string(b[:8]) == "\"topic\":" {
+			return i + 8
+		}
+	}
+	return 0
+}
+
 // checkKafkaField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkKafkaField(i int, k uint) (int, error) {
 	d.noStore++
@@ -4171,6 +5044,7 @@ func (d *fastDec) decCiliumEventType(i int, m *flowpb.CiliumEventType, sel *fsel
 	if err != nil {
 		return i, err
 	}
+	prev := uint(2) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -4179,22 +5053,31 @@ func (d *fastDec) decCiliumEventType(i int, m *flowpb.CiliumEventType, sel *fsel
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "type":
-			k = 0
-		case "sub_type", "subType":
-			k = 1
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberCiliumEventType(i, d.succCiliumEventType[prev]); j > 0 {
+			k = uint(d.succCiliumEventType[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "type":
+				k = 0
+			case "sub_type", "subType":
+				k = 1
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succCiliumEventType[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -4233,6 +5116,26 @@ func (d *fastDec) decCiliumEventType(i int, m *flowpb.CiliumEventType, sel *fsel
 	return i, nil
 }
 
+// memberCiliumEventType returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberCiliumEventType(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 7 && string(b[:7]) == "\"type\":" {
+			return i + 7
+		}
+	case 1:
+		if len(b) >= 11 && string(b[:11]) == "\"sub_type\":" {
+			return i + 11
+		}
+	}
+	return 0
+}
+
 // checkCiliumEventTypeField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkCiliumEventTypeField(i int, k uint) (int, error) {
 	d.noStore++
@@ -4269,6 +5172,7 @@ func (d *fastDec) decService(i int, m *flowpb.Service, sel *fsel) (int, error) {
 	if err != nil {
 		return i, err
 	}
+	prev := uint(2) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -4277,22 +5181,31 @@ func (d *fastDec) decService(i int, m *flowpb.Service, sel *fsel) (int, error) {
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "name":
-			k = 0
-		case "namespace":
-			k = 1
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberService(i, d.succService[prev]); j > 0 {
+			k = uint(d.succService[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "name":
+				k = 0
+			case "namespace":
+				k = 1
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succService[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -4331,6 +5244,26 @@ func (d *fastDec) decService(i int, m *flowpb.Service, sel *fsel) (int, error) {
 	return i, nil
 }
 
+// memberService returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberService(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 7 && string(b[:7]) == "\"name\":" {
+			return i + 7
+		}
+	case 1:
+		if len(b) >= 12 && string(b[:12]) == "\"namespace\":" {
+			return i + 12
+		}
+	}
+	return 0
+}
+
 // checkServiceField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkServiceField(i int, k uint) (int, error) {
 	d.noStore++
@@ -4367,6 +5300,7 @@ func (d *fastDec) decFileInfo(i int, m *flowpb.FileInfo, sel *fsel) (int, error)
 	if err != nil {
 		return i, err
 	}
+	prev := uint(2) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -4375,22 +5309,31 @@ func (d *fastDec) decFileInfo(i int, m *flowpb.FileInfo, sel *fsel) (int, error)
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "name":
-			k = 0
-		case "line":
-			k = 1
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberFileInfo(i, d.succFileInfo[prev]); j > 0 {
+			k = uint(d.succFileInfo[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "name":
+				k = 0
+			case "line":
+				k = 1
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succFileInfo[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -4429,6 +5372,26 @@ func (d *fastDec) decFileInfo(i int, m *flowpb.FileInfo, sel *fsel) (int, error)
 	return i, nil
 }
 
+// memberFileInfo returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberFileInfo(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 7 && string(b[:7]) == "\"name\":" {
+			return i + 7
+		}
+	case 1:
+		if len(b) >= 7 && string(b[:7]) == "\"line\":" {
+			return i + 7
+		}
+	}
+	return 0
+}
+
 // checkFileInfoField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkFileInfoField(i int, k uint) (int, error) {
 	d.noStore++
@@ -4465,6 +5428,7 @@ func (d *fastDec) decNetworkInterface(i int, m *flowpb.NetworkInterface, sel *fs
 	if err != nil {
 		return i, err
 	}
+	prev := uint(2) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -4473,22 +5437,31 @@ func (d *fastDec) decNetworkInterface(i int, m *flowpb.NetworkInterface, sel *fs
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "index":
-			k = 0
-		case "name":
-			k = 1
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberNetworkInterface(i, d.succNetworkInterface[prev]); j > 0 {
+			k = uint(d.succNetworkInterface[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "index":
+				k = 0
+			case "name":
+				k = 1
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succNetworkInterface[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -4527,6 +5500,26 @@ func (d *fastDec) decNetworkInterface(i int, m *flowpb.NetworkInterface, sel *fs
 	return i, nil
 }
 
+// memberNetworkInterface returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberNetworkInterface(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 8 && string(b[:8]) == "\"index\":" {
+			return i + 8
+		}
+	case 1:
+		if len(b) >= 7 && string(b[:7]) == "\"name\":" {
+			return i + 7
+		}
+	}
+	return 0
+}
+
 // checkNetworkInterfaceField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkNetworkInterfaceField(i int, k uint) (int, error) {
 	d.noStore++
@@ -4563,6 +5556,7 @@ func (d *fastDec) decTraceContext(i int, m *flowpb.TraceContext, sel *fsel) (int
 	if err != nil {
 		return i, err
 	}
+	prev := uint(1) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -4571,20 +5565,29 @@ func (d *fastDec) decTraceContext(i int, m *flowpb.TraceContext, sel *fsel) (int
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "parent":
-			k = 0
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberTraceContext(i, d.succTraceContext[prev]); j > 0 {
+			k = uint(d.succTraceContext[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "parent":
+				k = 0
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succTraceContext[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -4624,6 +5627,22 @@ func (d *fastDec) decTraceContext(i int, m *flowpb.TraceContext, sel *fsel) (int
 	return i, nil
 }
 
+// memberTraceContext returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberTraceContext(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 9 && string(b[:9]) == "\"parent\":" {
+			return i + 9
+		}
+	}
+	return 0
+}
+
 // checkTraceContextField checks the value of field k at d.b[i:] without keeping it.
 func (d *fastDec) checkTraceContextField(i int, k uint) (int, error) {
 	d.noStore++
@@ -4661,6 +5680,7 @@ func (d *fastDec) decTraceParent(i int, m *flowpb.TraceParent, sel *fsel) (int, 
 	if err != nil {
 		return i, err
 	}
+	prev := uint(1) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -4669,20 +5689,29 @@ func (d *fastDec) decTraceParent(i int, m *flowpb.TraceParent, sel *fsel) (int, 
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "trace_id", "traceId":
-			k = 0
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberTraceParent(i, d.succTraceParent[prev]); j > 0 {
+			k = uint(d.succTraceParent[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "trace_id", "traceId":
+				k = 0
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succTraceParent[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -4714,6 +5743,22 @@ func (d *fastDec) decTraceParent(i int, m *flowpb.TraceParent, sel *fsel) (int, 
 		}
 	}
 	return i, nil
+}
+
+// memberTraceParent returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberTraceParent(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 11 && string(b[:11]) == "\"trace_id\":" {
+			return i + 11
+		}
+	}
+	return 0
 }
 
 // checkTraceParentField checks the value of field k at d.b[i:] without keeping it.
@@ -4750,6 +5795,7 @@ func (d *fastDec) decPolicy(i int, m *flowpb.Policy, sel *fsel) (int, error) {
 	if err != nil {
 		return i, err
 	}
+	prev := uint(5) // before the first member
 	for first := true; ; first = false {
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
@@ -4758,28 +5804,37 @@ func (d *fastDec) decPolicy(i int, m *flowpb.Policy, sel *fsel) (int, error) {
 		if done {
 			break
 		}
-		var key []byte
-		if key, i, err = d.key(i); err != nil {
-			return i, err
-		}
 		var k uint
-		switch string(key) {
-		case "name":
-			k = 0
-		case "namespace":
-			k = 1
-		case "labels":
-			k = 2
-		case "revision":
-			k = 3
-		case "kind":
-			k = 4
-		default:
-			if i, err = d.skip(i, 0); err != nil {
+		if j := d.memberPolicy(i, d.succPolicy[prev]); j > 0 {
+			k = uint(d.succPolicy[prev])
+			if i = d.ws(j); i >= len(d.b) {
+				return i, errFallback
+			}
+		} else {
+			var key []byte
+			if key, i, err = d.key(i); err != nil {
 				return i, err
 			}
-			continue
+			switch string(key) {
+			case "name":
+				k = 0
+			case "namespace":
+				k = 1
+			case "labels":
+				k = 2
+			case "revision":
+				k = 3
+			case "kind":
+				k = 4
+			default:
+				if i, err = d.skip(i, 0); err != nil {
+					return i, err
+				}
+				continue
+			}
+			d.succPolicy[prev] = uint8(k)
 		}
+		prev = k
 		if seen&(1<<k) != 0 {
 			return i, errFallback
 		} // duplicate field: protojson's error
@@ -4831,6 +5886,38 @@ func (d *fastDec) decPolicy(i int, m *flowpb.Policy, sel *fsel) (int, error) {
 		}
 	}
 	return i, nil
+}
+
+// memberPolicy returns the offset after `"<name>":` at d.b[i:] when field p's
+// name is there, else 0.
+func (d *fastDec) memberPolicy(i int, p uint8) int {
+	if i >= len(d.b) {
+		return 0
+	}
+	b := d.b[i:]
+	switch p {
+	case 0:
+		if len(b) >= 7 && string(b[:7]) == "\"name\":" {
+			return i + 7
+		}
+	case 1:
+		if len(b) >= 12 && string(b[:12]) == "\"namespace\":" {
+			return i + 12
+		}
+	case 2:
+		if len(b) >= 9 && string(b[:9]) == "\"labels\":" {
+			return i + 9
+		}
+	case 3:
+		if len(b) >= 11 && string(b[:11]) == "\"revision\":" {
+			return i + 11
+		}
+	case 4:
+		if len(b) >= 7 && string(b[:7]) == "\"kind\":" {
+			return i + 7
+		}
+	}
+	return 0
 }
 
 // checkPolicyField checks the value of field k at d.b[i:] without keeping it.

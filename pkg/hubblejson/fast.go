@@ -81,6 +81,7 @@ func (s *fsel) add(parts []string, md protoreflect.MessageDescriptor) {
 type fastDec struct {
 	fastPools
 	fastScratch
+	fastSucc
 	b       []byte
 	arena   *flow.Arena
 	scratch []byte

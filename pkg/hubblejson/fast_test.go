@@ -2,11 +2,13 @@ package hubblejson_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -110,11 +112,75 @@ func variants(line []byte) [][]byte {
 		s + " x",
 		s[:len(s)/2],
 	}
+	// Every object's members in reverse order: the decoder's learned member
+	// order misses on each, before and after lines in Hubble's order.
+	if rev, err := reverseMembers(line); err == nil {
+		out = append(out, string(rev), s)
+	}
 	res := make([][]byte, len(out))
 	for i, v := range out {
 		res[i] = []byte(v)
 	}
 	return res
+}
+
+// reverseMembers rewrites a JSON text with every object's members in
+// reverse order (values as they were).
+func reverseMembers(b []byte) ([]byte, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var out bytes.Buffer
+	if err := reverseValue(d, &out); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+func reverseValue(d *json.Decoder, out *bytes.Buffer) error {
+	tok, err := d.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		var members [][]byte
+		for d.More() {
+			k, err := d.Token()
+			if err != nil {
+				return err
+			}
+			m, _ := json.Marshal(k)
+			var v bytes.Buffer
+			if err := reverseValue(d, &v); err != nil {
+				return err
+			}
+			members = append(members, append(append(m, ':'), v.Bytes()...))
+		}
+		slices.Reverse(members)
+		out.WriteByte('{')
+		out.Write(bytes.Join(members, []byte{','}))
+		out.WriteByte('}')
+	case json.Delim('['):
+		out.WriteByte('[')
+		for first := true; d.More(); first = false {
+			if !first {
+				out.WriteByte(',')
+			}
+			if err := reverseValue(d, out); err != nil {
+				return err
+			}
+		}
+		out.WriteByte(']')
+	default:
+		v, err := json.Marshal(tok)
+		if err != nil {
+			return err
+		}
+		out.Write(v)
+		return nil
+	}
+	_, err = d.Token() // the closing delimiter
+	return err
 }
 
 type plan struct {

@@ -219,6 +219,18 @@ func (g *generator) emit() {
 	g.p("freeBoolValue []*wrapperspb.BoolValue")
 	g.p("}")
 	g.p("")
+	// Learned member order.
+	g.p("// fastSucc holds, per message type, the field that followed each field")
+	g.p("// (and, at index len(fields), the first field) in the last object decoded:")
+	g.p("// Hubble writes an object's members in one order, so the next member is")
+	g.p("// tried as that field's exact \"name\": bytes before the name is scanned")
+	g.p("// and looked up.")
+	g.p("type fastSucc struct {")
+	for _, m := range g.order {
+		g.p("succ%s [%d]uint8", m.goName, len(m.fields)+1)
+	}
+	g.p("}")
+	g.p("")
 	// Scratch messages for checking fields that are not kept.
 	g.p("// fastScratch holds, per message type, the message that fields outside the")
 	g.p("// plan's selection are decoded into (strings not copied) to be checked as")
@@ -459,13 +471,18 @@ func (g *generator) emitMessage(m *message) {
 	}
 	g.p("i, err := d.objOpen(i)")
 	g.p("if err != nil { return i, err }")
+	g.p("prev := uint(%d) // before the first member", len(m.fields))
 	g.p("for first := true; ; first = false {")
 	g.p("var done bool")
 	g.p("if i, done, err = d.objMore(i, first); err != nil { return i, err }")
 	g.p("if done { break }")
+	g.p("var k uint")
+	g.p("if j := d.member%s(i, d.succ%s[prev]); j > 0 {", m.goName, m.goName)
+	g.p("k = uint(d.succ%s[prev])", m.goName)
+	g.p("if i = d.ws(j); i >= len(d.b) { return i, errFallback }")
+	g.p("} else {")
 	g.p("var key []byte")
 	g.p("if key, i, err = d.key(i); err != nil { return i, err }")
-	g.p("var k uint")
 	g.p("switch string(key) {")
 	for _, f := range m.fields {
 		quoted := make([]string, len(f.names))
@@ -478,6 +495,9 @@ func (g *generator) emitMessage(m *message) {
 	g.p("if i, err = d.skip(i, 0); err != nil { return i, err }")
 	g.p("continue")
 	g.p("}")
+	g.p("d.succ%s[prev] = uint8(k)", m.goName)
+	g.p("}")
+	g.p("prev = k")
 	g.p("if seen&(1<<k) != 0 { return i, errFallback } // duplicate field: protojson's error")
 	g.p("seen |= 1 << k")
 	g.p("if d.b[i] == 'n' {")
@@ -536,6 +556,22 @@ func (g *generator) emitMessage(m *message) {
 	}
 	g.p("}")
 	g.p("return i, nil")
+	g.p("}")
+	g.p("")
+	// The predicted member's name.
+	g.p("// member%s returns the offset after `\"<name>\":` at d.b[i:] when field p's", m.goName)
+	g.p("// name is there, else 0.")
+	g.p("func (d *fastDec) member%s(i int, p uint8) int {", m.goName)
+	g.p("if i >= len(d.b) { return 0 }")
+	g.p("b := d.b[i:]")
+	g.p("switch p {")
+	for _, f := range m.fields {
+		lit := fmt.Sprintf("%q:", f.names[0])
+		g.p("case %d:", f.idx)
+		g.p("if len(b) >= %d && string(b[:%d]) == %q { return i + %d }", len(lit), len(lit), lit, len(lit))
+	}
+	g.p("}")
+	g.p("return 0")
 	g.p("}")
 	g.p("")
 	// Oneof release helpers.
