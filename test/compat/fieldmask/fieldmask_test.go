@@ -17,59 +17,8 @@ import (
 
 	"github.com/flowaudit/flowaudit/pkg/fieldmask"
 	"github.com/flowaudit/flowaudit/pkg/gen"
+	"github.com/flowaudit/flowaudit/test/compat/internal/random"
 )
-
-// allPaths lists every valid field-mask path of flow.Flow down to depth 4:
-// descent through singular messages only, repeated/map fields as leaves.
-func allPaths() []string {
-	var out []string
-	var walk func(md protoreflect.MessageDescriptor, prefix string, depth int)
-	walk = func(md protoreflect.MessageDescriptor, prefix string, depth int) {
-		fds := md.Fields()
-		for i := 0; i < fds.Len(); i++ {
-			fd := fds.Get(i)
-			p := prefix + string(fd.Name())
-			out = append(out, p)
-			if fd.Message() != nil && !fd.IsList() && !fd.IsMap() && depth < 4 {
-				walk(fd.Message(), p+".", depth+1)
-			}
-		}
-	}
-	walk((&flowpb.Flow{}).ProtoReflect().Descriptor(), "", 1)
-	return out
-}
-
-// crossesOneof reports whether the normalised paths go nested into two
-// different members of one oneof (the case Cilium 1.18 gets wrong).
-func crossesOneof(paths []string) bool {
-	fm := &fieldmaskpb.FieldMask{Paths: append([]string(nil), paths...)}
-	fm.Normalize()
-	md := (&flowpb.Flow{}).ProtoReflect().Descriptor()
-	members := map[string]map[string]bool{} // parent path + oneof name -> members with nested paths
-	for _, p := range fm.GetPaths() {
-		parts := strings.Split(p, ".")
-		cur := md
-		for i, part := range parts {
-			fd := cur.Fields().ByName(protoreflect.Name(part))
-			if oo := fd.ContainingOneof(); oo != nil && !oo.IsSynthetic() {
-				k := strings.Join(parts[:i], ".") + "/" + string(oo.Name())
-				if members[k] == nil {
-					members[k] = map[string]bool{}
-				}
-				members[k][part] = true
-			}
-			if i < len(parts)-1 {
-				cur = fd.Message()
-			}
-		}
-	}
-	for _, m := range members {
-		if len(m) > 1 {
-			return true
-		}
-	}
-	return false
-}
 
 // randomFill sets a random subset of m's fields (recursively) to random values,
 // so every field of Flow, absent parents and every oneof member occur.
@@ -152,20 +101,11 @@ func export(t testing.TB, m *flowpb.Flow) string {
 	return string(b)
 }
 
-func randomMask(r *rand.Rand, paths []string) []string {
-	n := 1 + r.IntN(12)
-	out := make([]string, n)
-	for i := range out {
-		out[i] = paths[r.IntN(len(paths))]
-	}
-	return out
-}
-
 // TestCopyMatchesCilium applies random masks to random and generated flows
 // with both implementations and compares the exported bytes.
 func TestCopyMatchesCilium(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	paths := allPaths()
+	paths := random.AllPaths()
 	g, err := gen.New(gen.Config{Seed: 7})
 	if err != nil {
 		t.Fatal(err)
@@ -173,14 +113,14 @@ func TestCopyMatchesCilium(t *testing.T) {
 	const masks, flowsPerMask = 500, 220 // 110k flows
 	total, cross, crossFlows := 0, 0, 0
 	for mi := 0; mi < masks; mi++ {
-		mp := randomMask(r, paths)
+		mp := random.Mask(r, paths)
 		if mi == 0 {
 			mp = strings.Split(docMask, ",")
 		}
-		for crossesOneof(mp) {
+		for random.CrossesOneof(mp) {
 			cross++
 			crossFlows += checkCrossing(t, r, g, mp)
-			mp = randomMask(r, paths)
+			mp = random.Mask(r, paths)
 		}
 		ours, err := fieldmask.Compile(mp)
 		if err != nil {
@@ -266,7 +206,7 @@ func TestOneofCrossingDiffersFrom118(t *testing.T) {
 // on every valid path plus mutations of them.
 func TestCompileErrorsLikeFieldmaskpb(t *testing.T) {
 	var cands []string
-	for _, p := range allPaths() {
+	for _, p := range random.AllPaths() {
 		cands = append(cands, p, strings.ToLower(p), p+".x", p+".value", "."+p, p+".", strings.ToUpper(p))
 	}
 	cands = append(cands, "", "ip", "sourcePod", "egress_allowed_by.name", "source.labels.x")

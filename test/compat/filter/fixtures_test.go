@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/flowaudit/flowaudit/pkg/filter"
+	"github.com/flowaudit/flowaudit/test/compat/internal/random"
 )
 
 const fixtureDir = "../../../../shared/fixtures"
@@ -116,7 +117,7 @@ func TestFixturesMatchCilium(t *testing.T) {
 		}
 		check(allow, deny)
 	}
-	// newPool samples every 37th flow; repeat each fixture flow so that
+	// random.NewPool samples every 37th flow; repeat each fixture flow so that
 	// all of them contribute values.
 	var spread []*flowpb.Flow
 	for _, f := range flows {
@@ -124,15 +125,15 @@ func TestFixturesMatchCilium(t *testing.T) {
 			spread = append(spread, f)
 		}
 	}
-	p := newPool(spread)
+	p := random.NewPool(spread)
 	r := rand.New(rand.NewPCG(11, 13))
 	for range 2000 {
 		var allow, deny []*flowpb.FlowFilter
 		for i := 1 + r.IntN(2); i > 0; i-- {
-			allow = append(allow, randomFilter(r, p))
+			allow = append(allow, random.Filter(r, p))
 		}
 		for i := r.IntN(2); i > 0; i-- {
-			deny = append(deny, randomFilter(r, p))
+			deny = append(deny, random.Filter(r, p))
 		}
 		check(allow, deny)
 	}
@@ -146,7 +147,7 @@ func TestManyFlowsMatchCilium(t *testing.T) {
 		t.Skip("200k flows")
 	}
 	flows, other := events(t, 200000)
-	p := newPool(flows)
+	p := random.NewPool(flows)
 	r := rand.New(rand.NewPCG(5, 17))
 	var sets [][2][]*flowpb.FlowFilter
 	for _, s := range benchSets {
@@ -155,7 +156,7 @@ func TestManyFlowsMatchCilium(t *testing.T) {
 		sets = append(sets, [2][]*flowpb.FlowFilter{a, d})
 	}
 	for range 12 {
-		sets = append(sets, [2][]*flowpb.FlowFilter{{randomFilter(r, p), randomFilter(r, p)}, {randomFilter(r, p)}})
+		sets = append(sets, [2][]*flowpb.FlowFilter{{random.Filter(r, p), random.Filter(r, p)}, {random.Filter(r, p)}})
 	}
 	for i, s := range sets {
 		ca, cd, cerr := cilium(t, s[0], s[1])
