@@ -32,4 +32,4 @@ lost=$(awk '/^flowaudit_pipeline_lost_events_total/ {s+=$2} END {print s+0}' "$W
 echo "rate ${RATE}/s for ${SECS}s: lines read $lines, flows kept $kept, lost $lost"
 awk -v u="$user" -v s="$sys" -v r="$rss" -v secs="$SECS" -v l="$lines" 'BEGIN {
   printf "daemon CPU %.1f s user + %.1f s sys = %.0f%% of one core; %.1f us CPU per line; peak RSS %.0f MiB\n", u, s, 100*(u+s)/secs, 1e6*(u+s)/(l>0?l:1), r/1024 }'
-du -sh "$WORK/archive" | awk '{print "archive " $1}'
+du -sh "$WORK/archive" | awk '{print "archive " $1}'; echo "flows files committed: $(find "$WORK/archive/flows" -name "*.parquet" | wc -l)"

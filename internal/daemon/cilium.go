@@ -99,7 +99,7 @@ func CiliumSources(dir string) ([]SourceConfig, map[string]Rotation, error) {
 			errs = append(errs, fmt.Errorf("ciliumConfigDir %s: hubble-export-file-path=stdout: the exporter writes to the agent's stdout, which flowaudit cannot follow; export to a file", dir))
 		} else {
 			out = append(out, s)
-			rot[path] = Rotation{MaxSizeMB: atoi("hubble-export-file-max-size-mb", 10), MaxBackups: atoi("hubble-export-file-max-backups", 5)}
+			rot[path] = Rotation{MaxSizeMB: atoi("hubble-export-file-max-size-mb", 10), MaxBackups: atoi("hubble-export-file-max-backups", ciliumDefaultMaxBackups)}
 		}
 	}
 

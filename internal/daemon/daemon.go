@@ -132,7 +132,8 @@ func New(cfg Config, o Options) (*Daemon, error) {
 			errs = append(errs, fmt.Errorf("sources[%d]: %w", i, err))
 			continue
 		}
-		in, err := newInput(sc, cfg, d.log, im)
+		rot, known := o.Rotations[sc.File]
+		in, err := newInput(sc, cfg, commitEvery(rot, known), d.log, im)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("sources[%d]: %w", i, err))
 			continue

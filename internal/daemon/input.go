@@ -12,17 +12,39 @@ import (
 	"github.com/flowaudit/flowaudit/pkg/ingest"
 )
 
-// newInput builds the ingest source of a configured source.
-func newInput(sc SourceConfig, cfg Config, log *zap.Logger, m *ingest.Metrics) (ingest.Source, error) {
+// newInput builds the ingest source of a configured source; a file source
+// asks for a commit every commitEvery rotations.
+func newInput(sc SourceConfig, cfg Config, commitEvery int, log *zap.Logger, m *ingest.Metrics) (ingest.Source, error) {
 	switch {
 	case sc.File != "":
-		return ingest.NewFileSource(ingest.FileConfig{Path: sc.File, Follow: true}, log, m)
+		return ingest.NewFileSource(ingest.FileConfig{Path: sc.File, Follow: true, CommitEvery: commitEvery}, log, m)
 	case sc.Synthetic != nil:
 		return &syntheticInput{id: "synthetic:" + sc.Label(), cfg: *sc.Synthetic, cluster: cfg.Cluster}, nil
 	default:
 		return nil, fmt.Errorf("%s: not supported", sc.Label())
 	}
 }
+
+// commitEvery is how many rotations of an exporter's file the archive may
+// go without a commit: after a crash the source re-reads everything since
+// the last commit, and lumberjack deletes a backup at every rotation once it
+// keeps max-backups of them. Half of them leaves the other half for the
+// restart. Cilium's default (5 backups) when the settings are not known
+// (a --source flag without --cilium-config-dir); none when lumberjack keeps
+// every backup.
+func commitEvery(r Rotation, known bool) int {
+	backups := r.MaxBackups
+	if !known {
+		backups = ciliumDefaultMaxBackups
+	}
+	if backups == 0 {
+		return 0
+	}
+	return max(1, backups/2)
+}
+
+// ciliumDefaultMaxBackups is hubble-export-file-max-backups' default.
+const ciliumDefaultMaxBackups = 5
 
 // syntheticInput generates realistic events in real time: the input of a
 // daemon with no cluster (demos, load tests). Its checkpoints carry no

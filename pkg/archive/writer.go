@@ -225,7 +225,8 @@ func (w *Writer) Imported(sourceID string) (flow.Checkpoint, bool) {
 }
 
 // Write adds a batch. It copies everything it keeps, so b may be reset when
-// Write returns. It commits the open files when a rotation limit is reached.
+// Write returns. It commits the open files when a rotation limit is reached
+// or the batch asks for it (b.Commit).
 func (w *Writer) Write(b *flow.Batch) error {
 	if w.closed {
 		return errors.New("archive: write after close")
@@ -276,7 +277,7 @@ func (w *Writer) Write(b *flow.Batch) error {
 		}
 		w.last[cp.Source] = cp
 	}
-	if w.rows >= w.cfg.MaxFileRows || w.estSize >= w.cfg.MaxFileBytes || now.Sub(w.opened) >= w.cfg.MaxFileAge {
+	if b.Commit || w.rows >= w.cfg.MaxFileRows || w.estSize >= w.cfg.MaxFileBytes || now.Sub(w.opened) >= w.cfg.MaxFileAge {
 		return w.Flush()
 	}
 	return nil

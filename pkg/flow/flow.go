@@ -111,6 +111,9 @@ type Batch struct {
 	// Bytes is the size of the event lines the batch was decoded from, which
 	// bounds the memory the batch holds (the daemon's queue is bounded by it).
 	Bytes int64
+	// Commit asks the archive to commit its open files with this batch: the
+	// source's unread input is about to be deleted (see ingest.FileConfig).
+	Commit bool
 }
 
 // Next returns a cleared Flow slot appended to b.Flows, reusing an old slot
@@ -158,6 +161,7 @@ func (b *Batch) Reset() {
 	b.Checkpoint = Checkpoint{}
 	b.Arena.Reset()
 	b.Bytes = 0
+	b.Commit = false
 }
 
 // FieldSet is a set of proto field paths into flowpb.Flow ("verdict",

@@ -45,6 +45,16 @@ type FileConfig struct {
 	// BatchLines caps the lines of one batch (default 4096). A batch also
 	// never spans more than one read buffer (1 MiB, or MaxLineBytes+1).
 	BatchLines int
+	// CommitEvery marks the first batch after every CommitEvery-th finished
+	// file (a backup read to its end, or the live file after its rotation)
+	// with Commit, so that the archive commits at least that often in
+	// rotations: after a crash the source re-reads from the last commit, and
+	// lumberjack deletes the oldest backup at every rotation once
+	// max-backups are kept. The first batch of a Run from no checkpoint is
+	// marked too: until a checkpoint names a file, a file deleted during a
+	// crash leaves no trace to report as a gap. 0: never (the archive
+	// commits by its own limits).
+	CommitEvery int
 }
 
 // FileSource follows a lumberjack-rotated events.log. It reads every backup
@@ -344,6 +354,10 @@ type fileRun struct {
 	live  bool   // rd is the live file
 	after string // backups named after this are unread
 	woke  time.Time
+	// Files finished since the last Commit batch, and whether the next
+	// batch carries Commit.
+	finished   int
+	commitNext bool
 }
 
 // coalesceWait is the least time between two reads of a growing live file.
@@ -366,8 +380,15 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 		return fmt.Errorf("ingest: %s: bad checkpoint %q: %w", s.id, from.Position, err)
 	}
 	run := &fileRun{
-		s: s, ctx: ctx, emit: emit, sp: newSplitter(s.maxLine),
+		s: s, ctx: ctx, sp: newSplitter(s.maxLine),
 		obs: &observer{s: s, seen: map[string]seenBackup{}, wake: make(chan struct{}, 1)},
+	}
+	run.commitNext = from.IsZero() && s.cfg.CommitEvery > 0
+	run.emit = func(lb *LineBatch) error {
+		if run.commitNext {
+			lb.Commit, run.commitNext = true, false
+		}
+		return emit(lb)
 	}
 	defer run.closeCur()
 	if s.cfg.Follow {
@@ -411,6 +432,7 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 		}
 		if !run.live {
 			run.after = run.rd.backupTS
+			run.fileDone()
 			run.closeCur()
 			continue
 		}
@@ -461,6 +483,16 @@ func (run *fileRun) wait() error {
 	}
 	run.woke = time.Now()
 	return nil
+}
+
+// fileDone counts a file read to its end (CommitEvery).
+func (run *fileRun) fileDone() {
+	if run.s.cfg.CommitEvery <= 0 {
+		return
+	}
+	if run.finished++; run.finished >= run.s.cfg.CommitEvery {
+		run.finished, run.commitNext = 0, true
+	}
 }
 
 func (run *fileRun) closeCur() {
@@ -866,6 +898,7 @@ func (run *fileRun) checkLive() (moved bool, err error) {
 	if err := run.read(true); err != nil {
 		return false, err
 	}
+	run.fileDone()
 	if ts := run.findRotated(); ts != "" {
 		// Backups between the previous one and this file's own (none
 		// should exist: only this file was renamed) would be read first.

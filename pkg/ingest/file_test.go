@@ -650,3 +650,50 @@ func FuzzTailChunks(f *testing.F) {
 		}
 	})
 }
+
+// TestFileCommitEvery: from no checkpoint the first batch asks for a
+// commit, then the first batch after every CommitEvery-th finished file
+// (backups read to their end, the live file once rotated); resuming from a
+// checkpoint does not ask at once.
+func TestFileCommitEvery(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.log")
+	for i, content := range []string{"1\n2\n", "3\n", "4\n5\n", "6\n"} {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("events-2026-01-01T00-00-0%d.000.log", i)), []byte(content), 0o644)
+	}
+	os.WriteFile(path, []byte("7\n"), 0o644)
+	run := func(from flow.Checkpoint, every int) (got []string, last flow.Checkpoint) {
+		src, err := NewFileSource(FileConfig{Path: path, CommitEvery: every}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Run(context.Background(), from, func(lb *LineBatch) error {
+			s := strings.TrimSpace(string(bytes.Join(lb.Lines, []byte(" "))))
+			if lb.Commit {
+				s += "!"
+			}
+			got, last = append(got, s), lb.Checkpoint
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got, last
+	}
+	got, _ := run(flow.Checkpoint{}, 2)
+	if want := "1 2!,3,4 5!,6,7!"; strings.Join(got, ",") != want {
+		t.Fatalf("CommitEvery 2: batches %q, want %q", strings.Join(got, ","), want)
+	}
+	got, _ = run(flow.Checkpoint{}, 0)
+	if want := "1 2,3,4 5,6,7"; strings.Join(got, ",") != want {
+		t.Fatalf("CommitEvery 0: batches %q, want %q", strings.Join(got, ","), want)
+	}
+	// The live file rotates and a new one appears: resuming from the last
+	// checkpoint, the rotated file is the first finished one.
+	_, last := run(flow.Checkpoint{}, 1)
+	os.Rename(path, filepath.Join(dir, "events-2026-01-01T00-00-09.000.log"))
+	os.WriteFile(path, []byte("8\n"), 0o644)
+	got, _ = run(last, 1)
+	if want := "8!"; strings.Join(got, ",") != want {
+		t.Fatalf("after the rotation: batches %q, want %q", strings.Join(got, ","), want)
+	}
+}

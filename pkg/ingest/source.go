@@ -42,12 +42,16 @@ type LineBatch struct {
 	Where      []LineRef
 	Checkpoint flow.Checkpoint
 	Losses     []flow.Loss
+	// Commit asks for the batch to be committed with everything before it
+	// (flow.Batch.Commit).
+	Commit bool
 }
 
 func (lb *LineBatch) reset() {
 	lb.Lines = lb.Lines[:0]
 	lb.Where = lb.Where[:0]
 	lb.Losses = lb.Losses[:0]
+	lb.Commit = false
 }
 
 // Source produces line batches.

@@ -393,6 +393,7 @@ func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
 		p.m.lost.WithLabelValues(l.Reason).Add(float64(l.Events))
 	}
 	b.Checkpoint = lb.Checkpoint
+	b.Commit = b.Commit || lb.Commit
 	p.setStatus(b)
 	p.m.flows.Add(float64(seen))
 	p.m.nonFlow.Add(float64(nonFlow))
