@@ -33,12 +33,7 @@ func TestRunProcessSurvivesKillsReloadsAndDrains(t *testing.T) {
 		t.Skip("builds and runs the binary for ~40s")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "flowaudit")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	events := filepath.Join(dir, "hubble", "events.log")
 	arch := filepath.Join(dir, "archive")
 	addr := freeAddr(t)
@@ -56,15 +51,8 @@ func TestRunProcessSurvivesKillsReloadsAndDrains(t *testing.T) {
 	writeConfig("")
 
 	const genSeconds = 20
-	gen := exec.Command(bin, "gen", "--realtime", "--rate", "1500", "--nodes", "1", "--duration", strconv.Itoa(genSeconds)+"s",
+	genDone := startGen(t, bin, "--realtime", "--rate", "1500", "--nodes", "1", "--duration", strconv.Itoa(genSeconds)+"s",
 		"--out", events, "--max-size-mb", "1", "--max-backups", "0", "--compress", "--seed", "7")
-	gen.Stderr = os.Stderr
-	if err := gen.Start(); err != nil {
-		t.Fatal(err)
-	}
-	genDone := make(chan error, 1)
-	go func() { genDone <- gen.Wait() }()
-	defer func() { _ = gen.Process.Kill() }()
 
 	logs := &bytes.Buffer{}
 	startRun := func() *exec.Cmd {
@@ -205,6 +193,33 @@ func TestRunProcessSurvivesKillsReloadsAndDrains(t *testing.T) {
 		t.Fatalf("second run changed the archive: %d flows, was %d", len(got), before)
 	}
 	checkArchive()
+}
+
+// startGen starts `flowaudit gen` with args; it is killed when the test
+// ends. The channel reports its exit.
+func startGen(t *testing.T, bin string, args ...string) <-chan error {
+	t.Helper()
+	gen := exec.Command(bin, append([]string{"gen"}, args...)...)
+	gen.Stderr = os.Stderr
+	if err := gen.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- gen.Wait() }()
+	t.Cleanup(func() { _ = gen.Process.Kill() })
+	return done
+}
+
+// buildBinary builds flowaudit into dir.
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "flowaudit")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 func freeAddr(t *testing.T) string {
@@ -354,24 +369,12 @@ func TestRunProcessOutrunsBackupDeletion(t *testing.T) {
 		t.Skip("builds and runs the binary for ~25s")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "flowaudit")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	events := filepath.Join(dir, "hubble", "events.log")
 	arch := filepath.Join(dir, "archive")
 	const rate, seconds = "500", 16
-	gen := exec.Command(bin, "gen", "--realtime", "--rate", rate, "--nodes", "1", "--duration", strconv.Itoa(seconds)+"s",
+	genDone := startGen(t, bin, "--realtime", "--rate", rate, "--nodes", "1", "--duration", strconv.Itoa(seconds)+"s",
 		"--out", events, "--max-size-mb", "1", "--max-backups", "4", "--compress", "--seed", "11")
-	gen.Stderr = os.Stderr
-	if err := gen.Start(); err != nil {
-		t.Fatal(err)
-	}
-	genDone := make(chan error, 1)
-	go func() { genDone <- gen.Wait() }()
-	defer func() { _ = gen.Process.Kill() }()
 
 	logs := &bytes.Buffer{}
 	startRun := func() *exec.Cmd {

@@ -239,41 +239,17 @@ func (w *flowWriter) Close() error {
 	}
 	// The page index after the row groups, as the format specifies: every
 	// chunk's column index, then every chunk's offset index.
-	for g := range w.rowGroups {
-		for c := range w.rowGroups[g].Columns {
-			ci := w.colIdx[g][c]
-			if ci == nil {
-				continue
-			}
-			b, err := thrift.Marshal(&w.scratch.proto, ci)
-			if err != nil {
-				w.err = fmt.Errorf("column index: %w", err)
-				return w.err
-			}
-			if _, err := w.out.Write(b); err != nil {
-				w.err = err
-				return err
-			}
-			cc := &w.rowGroups[g].Columns[c]
-			cc.ColumnIndexOffset, cc.ColumnIndexLength = w.off, int32(len(b))
-			w.off += int64(len(b))
+	if err := w.writeIndexes("column index", func(g, c int) any {
+		if ci := w.colIdx[g][c]; ci != nil {
+			return ci
 		}
+		return nil
+	}, func(cc *format.ColumnChunk, off int64, n int32) { cc.ColumnIndexOffset, cc.ColumnIndexLength = off, n }); err != nil {
+		return err
 	}
-	for g := range w.rowGroups {
-		for c := range w.rowGroups[g].Columns {
-			b, err := thrift.Marshal(&w.scratch.proto, &w.offsets[g][c])
-			if err != nil {
-				w.err = fmt.Errorf("offset index: %w", err)
-				return w.err
-			}
-			if _, err := w.out.Write(b); err != nil {
-				w.err = err
-				return err
-			}
-			cc := &w.rowGroups[g].Columns[c]
-			cc.OffsetIndexOffset, cc.OffsetIndexLength = w.off, int32(len(b))
-			w.off += int64(len(b))
-		}
+	if err := w.writeIndexes("offset index", func(g, c int) any { return &w.offsets[g][c] },
+		func(cc *format.ColumnChunk, off int64, n int32) { cc.OffsetIndexOffset, cc.OffsetIndexLength = off, n }); err != nil {
+		return err
 	}
 	md := format.FileMetaData{
 		Version:          2,
@@ -298,6 +274,31 @@ func (w *flowWriter) Close() error {
 	w.err = errWriterClosed
 	spareLeaves.put(w.leaves)
 	w.leaves = nil
+	return nil
+}
+
+// writeIndexes writes, for every column chunk, the index that index returns
+// (nil: none) and records its place with set.
+func (w *flowWriter) writeIndexes(what string, index func(g, c int) any, set func(cc *format.ColumnChunk, off int64, n int32)) error {
+	for g := range w.rowGroups {
+		for c := range w.rowGroups[g].Columns {
+			v := index(g, c)
+			if v == nil {
+				continue
+			}
+			b, err := thrift.Marshal(&w.scratch.proto, v)
+			if err != nil {
+				w.err = fmt.Errorf("%s: %w", what, err)
+				return w.err
+			}
+			if _, err := w.out.Write(b); err != nil {
+				w.err = err
+				return err
+			}
+			set(&w.rowGroups[g].Columns[c], w.off, int32(len(b)))
+			w.off += int64(len(b))
+		}
+	}
 	return nil
 }
 

@@ -5,11 +5,8 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	observerpb "github.com/cilium/cilium/api/v1/observer"
@@ -30,12 +27,7 @@ import (
 // and its mask keeps are decoded, the rest only checked), so this is also
 // the randomised test of the plans.
 func TestRandomConfigsMatchCiliumExporter(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("FLOWAUDIT_EXPORTER_SEED"); s != "" {
-		seed, _ = strconv.ParseUint(s, 10, 64)
-	}
-	t.Logf("seed %d (FLOWAUDIT_EXPORTER_SEED to repeat)", seed)
-	r := rand.New(rand.NewPCG(seed, 3))
+	r := random.Source(t, "FLOWAUDIT_EXPORTER_SEED", 3)
 	n, configs := 1500, 120
 	if testing.Short() {
 		n, configs = 500, 30

@@ -6,11 +6,7 @@ package filter_test
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
-	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"github.com/cilium/cilium/pkg/hubble"
@@ -72,12 +68,7 @@ func cilium(t testing.TB, allow, deny []*flowpb.FlowFilter) (filters.FilterFuncs
 }
 
 func TestRandomFiltersMatchCilium(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("FLOWAUDIT_FILTER_SEED"); s != "" {
-		seed, _ = strconv.ParseUint(s, 10, 64)
-	}
-	t.Logf("seed %d (FLOWAUDIT_FILTER_SEED to repeat)", seed)
-	r := rand.New(rand.NewPCG(seed, 1))
+	r := random.Source(t, "FLOWAUDIT_FILTER_SEED", 1)
 	nflows, nsets := 4000, 600
 	if testing.Short() {
 		nflows, nsets = 1000, 100

@@ -5,13 +5,27 @@ package random
 
 import (
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
+	"testing"
+	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
+
+// Source returns a random source seeded from the environment variable env,
+// or from the clock (logged, so that a failure can be repeated).
+func Source(t testing.TB, env string, stream uint64) *rand.Rand {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv(env); s != "" {
+		seed, _ = strconv.ParseUint(s, 10, 64)
+	}
+	t.Logf("seed %d (%s to repeat)", seed, env)
+	return rand.New(rand.NewPCG(seed, stream))
+}
 
 // pick returns a random element of the values seen in flows, or a miss.
 func pick[T any](r *rand.Rand, vals []T, miss T) T {
