@@ -52,6 +52,12 @@ type SourceConfig struct {
 	Name string `json:"name"`
 	// File is the path of an exporter file (static exporter or a flowLogs entry).
 	File string `json:"file,omitempty"`
+	// MaxBackups is the exporter's hubble-export-file-max-backups for File
+	// (0: it keeps every backup), for a file whose settings are not read
+	// from ciliumConfigDir; unset: Cilium's default, 5. The source commits
+	// every max(1, MaxBackups/2) rotations, so that a restart finds what it
+	// must re-read.
+	MaxBackups *int `json:"maxBackups,omitempty"`
 	// Address is a Hubble gRPC endpoint (unix://, grpc://, relay://): not
 	// implemented yet, rejected by Validate.
 	Address string `json:"address,omitempty"`
@@ -272,6 +278,9 @@ func (c *Config) Validate() error {
 		}
 		if s.Address != "" {
 			bad(key+".address", "%q: the gRPC sources (unix://, grpc://, relay://) are not implemented yet; follow the exporter's file instead", s.Address)
+		}
+		if s.MaxBackups != nil && (*s.MaxBackups < 0 || s.File == "") {
+			bad(key+".maxBackups", "%d: must be >= 0, for a file source", *s.MaxBackups)
 		}
 		if s.Synthetic != nil && s.Synthetic.Rate <= 0 {
 			bad(key+".synthetic.rate", "%g: must be > 0", s.Synthetic.Rate)

@@ -133,6 +133,9 @@ func New(cfg Config, o Options) (*Daemon, error) {
 			continue
 		}
 		rot, known := o.Rotations[sc.File]
+		if sc.MaxBackups != nil {
+			rot.MaxBackups, known = *sc.MaxBackups, true
+		}
 		in, err := newInput(sc, cfg, commitEvery(rot, known), d.log, im)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("sources[%d]: %w", i, err))

@@ -435,12 +435,14 @@ func TestNewReportsEveryProblem(t *testing.T) {
 		{Address: "unix:///var/run/cilium/hubble.sock"},
 		{File: "/x/events.log", FieldMask: "no_such_field"},
 		{File: "/x/events.log", Synthetic: &SyntheticConfig{Rate: 1}},
+		{File: "/y/events.log", MaxBackups: ptr(-1)},
+		{Synthetic: &SyntheticConfig{Rate: 1}, MaxBackups: ptr(3)},
 	}
 	_, err := New(cfg, Options{})
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, want := range []string{"node: required", "listen:", "archive.dir: required", "sources[0].file", "sources[1].address", "not implemented yet", "sources[2]: fieldmask", "sources[3]: exactly one of", "sources[3].file"} {
+	for _, want := range []string{"node: required", "listen:", "archive.dir: required", "sources[0].file", "sources[1].address", "not implemented yet", "sources[2]: fieldmask", "sources[3]: exactly one of", "sources[3].file", "sources[4].maxBackups: -1", "sources[5].maxBackups: 3"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
@@ -448,6 +450,28 @@ func TestNewReportsEveryProblem(t *testing.T) {
 	if errors.Unwrap(err) != nil {
 		// errors.Join: one error per problem
 		t.Log(err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestCommitEvery: the rotations between commits a file source asks for.
+func TestCommitEvery(t *testing.T) {
+	for _, tc := range []struct {
+		rot   Rotation
+		known bool
+		want  int
+	}{
+		{Rotation{}, false, 2},                // unknown: Cilium's default 5 backups
+		{Rotation{MaxBackups: 0}, true, 0},    // every backup kept: nothing to outrun
+		{Rotation{MaxBackups: 1}, true, 1},    // every rotation
+		{Rotation{MaxBackups: 5}, true, 2},    // Cilium's default
+		{Rotation{MaxBackups: 100}, true, 50}, // raised as the slack warning advises
+		{Rotation{MaxSizeMB: 10, MaxBackups: 3}, true, 1},
+	} {
+		if got := commitEvery(tc.rot, tc.known); got != tc.want {
+			t.Errorf("commitEvery(%+v, %v) = %d, want %d", tc.rot, tc.known, got, tc.want)
+		}
 	}
 }
 
