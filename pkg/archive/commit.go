@@ -201,27 +201,42 @@ func (w *Writer) apply(rec *commitRecord) error {
 
 // appendManifest appends an entry to the node's manifest of the day, chained
 // to the node's previous entry, unless an entry for the same path and seq is
-// already there (recovery).
-func (w *Writer) appendManifest(e ManifestEntry, node, date string) error {
+// already there (recovery). The manifest is read whole (for that check and
+// to cut a line torn by a crash) the first time this writer appends to it,
+// and again only for an entry whose seq is not above every seq it held
+// then (the entries of new commit groups are): reading it for every commit
+// made a day of commits quadratic.
+func (w *Writer) appendManifest(e ManifestEntry, node, date string) (err error) {
 	path := manifestPath(w.cfg.Root, node, date)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("archive: manifest %s: %w", path, err)
-	}
-	existing, err := parseManifest(path, old)
-	if err != nil {
-		return err
-	}
-	for _, x := range existing {
-		if x.Seq == e.Seq && x.Path == e.Path && x.Op == e.Op {
-			return nil
+	defer func() {
+		if err != nil {
+			delete(w.manifestSeq, path) // a torn line may be left: read it whole next time
 		}
-	}
-	if err := cutTornTail(path, old); err != nil {
-		return err
+	}()
+	if last, ok := w.manifestSeq[path]; !ok || e.Seq <= last {
+		w.manifestReads++
+		old, err := os.ReadFile(path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("archive: manifest %s: %w", path, err)
+		}
+		existing, err := parseManifest(path, old)
+		if err != nil {
+			return err
+		}
+		last = 0
+		for _, x := range existing {
+			if x.Seq == e.Seq && x.Path == e.Path && x.Op == e.Op {
+				return nil
+			}
+			last = max(last, x.Seq)
+		}
+		if err := cutTornTail(path, old); err != nil {
+			return err
+		}
+		w.manifestSeq[path] = last
 	}
 	head, err := w.head(node)
 	if err != nil {

@@ -100,6 +100,11 @@ type Writer struct {
 	last      map[string]flow.Checkpoint // latest checkpoint per source, not yet committed
 	seq       uint64
 	heads     map[string]chainHead // manifest chain head per node
+	// manifestSeq is, per manifest file this writer has read whole, the
+	// highest commit seq it held then (appendManifest); manifestReads counts
+	// those reads.
+	manifestSeq   map[string]uint64
+	manifestReads int
 	closed    bool
 	slab      rowSlab       // what the rows of one Write point to
 	pending   *commitRecord // a compaction whose apply failed
@@ -174,7 +179,7 @@ func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Writer, erro
 		cfg: cfg, log: log.Named("archive"), m: newMetrics(reg),
 		files: map[partKey]*openFile{}, stats: map[statKey]*StatRow{}, details: map[statKey][]string{},
 		committed: map[string]flow.Checkpoint{}, first: map[string]flow.Checkpoint{}, last: map[string]flow.Checkpoint{},
-		heads: map[string]chainHead{},
+		heads: map[string]chainHead{}, manifestSeq: map[string]uint64{},
 	}
 	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
 		return nil, fmt.Errorf("archive: open %s: %w", cfg.Root, err)
