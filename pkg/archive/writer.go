@@ -105,10 +105,10 @@ type Writer struct {
 	// those reads.
 	manifestSeq   map[string]uint64
 	manifestReads int
-	closed    bool
-	slab      rowSlab       // what the rows of one Write point to
-	pending   *commitRecord // a compaction whose apply failed
-	part      partCache
+	closed        bool
+	slab          rowSlab       // what the rows of one Write point to
+	pending       *commitRecord // a compaction whose apply failed
+	part          partCache
 }
 
 // partCache remembers the last day's partition value and every node name's:
