@@ -382,31 +382,24 @@ type leaf struct {
 	// The column chunk.
 	dict     map[string]int32
 	dictVals []string
-	lastIdx  int32 // the last value's dictionary index, or -1
-	values   int64 // level entries
-	nulls    int64
-	hasMM    bool // minI/maxI or minS/maxS hold the chunk's bounds
-	minI     int64
-	maxI     int64
-	minS     string
-	maxS     string
+	lastIdx  int32  // the last value's dictionary index, or -1
+	values   int64  // level entries
 	pages    []byte // headers and compressed bodies of the chunk's data pages
 	rawSize  int64  // the same, uncompressed
 	nPages   int
 	chunkRow int64                 // rows of the chunk before the page being built
 	locs     []format.PageLocation // offsets relative to the first data page
 
-	// The chunk's column index, a page at a time: page i's encoded minimum
-	// is ciVals[ciOffs[2i]:ciOffs[2i+1]] and its maximum runs to
-	// ciOffs[2i+2] (both empty for a page of nulls).
-	ciVals       []byte
-	ciOffs       []uint32
-	ciNull       []bool
-	ciNulls      []int64
-	ciOmit       bool // a bound past maxStatBytes: no column index for this chunk
-	ciAsc, ciDsc bool // the pages' bounds so far never fall / never rise
-	ciPrev       int  // the last page with values, or -1
-	ciPrevI      [2]int64
+	// Per page of the chunk: its NULL count, whether it holds only NULLs,
+	// and its bounds, from which the chunk's statistics and its column index
+	// are made. Numbers (bools as 0 and 1) in pageLo/pageHi; strings in
+	// bounds, page i's minimum bounds[boundOffs[2i]:boundOffs[2i+1]] and its
+	// maximum up to boundOffs[2i+2] (both empty for a page of NULLs).
+	pageNulls      []int64
+	pageNull       []bool
+	pageLo, pageHi []int64
+	bounds         []byte
+	boundOffs      []uint32
 	// leafDict: the page in which each dictionary value was last taken into
 	// a page's bounds (pageNo counts the leaf's pages, never reset).
 	stamp  []uint32
@@ -435,12 +428,10 @@ func (l *leaf) resetChunk() {
 	clear(l.dictVals)
 	l.dictVals = l.dictVals[:0]
 	l.lastIdx = -1
-	l.values, l.nulls, l.nPages, l.rawSize, l.chunkRow = 0, 0, 0, 0, 0
-	l.hasMM, l.minS, l.maxS = false, "", ""
+	l.values, l.nPages, l.rawSize, l.chunkRow = 0, 0, 0, 0
 	l.pages, l.locs = l.pages[:0], l.locs[:0]
-	l.ciVals, l.ciOffs = l.ciVals[:0], append(l.ciOffs[:0], 0)
-	l.ciNull, l.ciNulls = l.ciNull[:0], l.ciNulls[:0]
-	l.ciOmit, l.ciAsc, l.ciDsc, l.ciPrev = false, true, true, -1
+	l.pageNulls, l.pageNull, l.pageLo, l.pageHi = l.pageNulls[:0], l.pageNull[:0], l.pageLo[:0], l.pageHi[:0]
+	l.bounds, l.boundOffs = l.bounds[:0], append(l.boundOffs[:0], 0)
 }
 
 // The generated shredRows calls, per value, one of opt (an optional
@@ -535,163 +526,190 @@ func (l *leaf) pageFull() bool {
 	return !l.long || l.valueCount() == 0
 }
 
-// pageBounds widens the chunk's bounds by the page's values and records
-// the page in the column index. (A dictionary column's chunk bounds are its
-// dictionary's, taken when the chunk is written.)
+// pageBounds records the page's NULL count and bounds (pageNulls and the
+// rest).
 func (l *leaf) pageBounds(nulls int) {
-	switch l.kind {
-	case leafDict:
-		if len(l.idx) == 0 {
-			break
+	l.pageNulls = append(l.pageNulls, int64(nulls))
+	null := l.valueCount() == 0
+	l.pageNull = append(l.pageNull, null)
+	if !l.isString() {
+		var lo, hi int64
+		if !null {
+			lo, hi = l.intBounds()
 		}
-		// Each distinct value of the page is compared once.
-		if len(l.stamp) < len(l.dictVals) {
-			l.stamp = append(l.stamp, make([]uint32, len(l.dictVals)-len(l.stamp))...)
-		}
-		if l.pageNo++; l.pageNo == 0 {
-			clear(l.stamp)
-			l.pageNo = 1
-		}
-		lo, hi := l.dictVals[l.idx[0]], l.dictVals[l.idx[0]]
-		for _, id := range l.idx {
-			if l.stamp[id] == l.pageNo {
-				continue
-			}
-			l.stamp[id] = l.pageNo
-			if v := l.dictVals[id]; v < lo {
-				lo = v
-			} else if v > hi {
-				hi = v
-			}
-		}
-		l.pageIndexBytes(nulls, []byte(lo), []byte(hi))
+		l.pageLo, l.pageHi = append(l.pageLo, lo), append(l.pageHi, hi)
 		return
-	case leafPlainBytes, leafDeltaBytes:
-		n := len(l.offs) - 1
-		if n == 0 {
-			break
+	}
+	switch {
+	case null:
+		l.boundOffs = append(l.boundOffs, uint32(len(l.bounds)))
+	case l.kind == leafDict:
+		lo, hi := l.dictBounds()
+		l.bounds = append(l.bounds, lo...)
+		l.boundOffs = append(l.boundOffs, uint32(len(l.bounds)))
+		l.bounds = append(l.bounds, hi...)
+	default:
+		lo, hi := l.bytesBounds()
+		l.bounds = append(l.bounds, lo...)
+		l.boundOffs = append(l.boundOffs, uint32(len(l.bounds)))
+		l.bounds = append(l.bounds, hi...)
+	}
+	l.boundOffs = append(l.boundOffs, uint32(len(l.bounds)))
+}
+
+// dictBounds are the page's least and greatest dictionary value, each
+// distinct value compared once.
+func (l *leaf) dictBounds() (lo, hi string) {
+	if len(l.stamp) < len(l.dictVals) {
+		l.stamp = append(l.stamp, make([]uint32, len(l.dictVals)-len(l.stamp))...)
+	}
+	if l.pageNo++; l.pageNo == 0 {
+		clear(l.stamp)
+		l.pageNo = 1
+	}
+	lo, hi = l.dictVals[l.idx[0]], l.dictVals[l.idx[0]]
+	for _, id := range l.idx {
+		if l.stamp[id] == l.pageNo {
+			continue
 		}
-		lo := l.bytes[l.offs[0]:l.offs[1]]
-		hi := lo
-		for i := 1; i < n; i++ {
-			v := l.bytes[l.offs[i]:l.offs[i+1]]
-			if bytes.Compare(v, lo) < 0 {
-				lo = v
-			} else if bytes.Compare(v, hi) > 0 {
-				hi = v
-			}
+		l.stamp[id] = l.pageNo
+		if v := l.dictVals[id]; v < lo {
+			lo = v
+		} else if v > hi {
+			hi = v
 		}
-		l.boundStrings(lo, hi)
-		l.pageIndexBytes(nulls, lo, hi)
-		return
-	case leafBool:
-		if len(l.bools) == 0 {
-			break
+	}
+	return lo, hi
+}
+
+// bytesBounds are the page's least and greatest string.
+func (l *leaf) bytesBounds() (lo, hi []byte) {
+	lo = l.bytes[l.offs[0]:l.offs[1]]
+	hi = lo
+	for i := 1; i+1 < len(l.offs); i++ {
+		if v := l.bytes[l.offs[i]:l.offs[i+1]]; bytes.Compare(v, lo) < 0 {
+			lo = v
+		} else if bytes.Compare(v, hi) > 0 {
+			hi = v
 		}
-		lo, hi := int64(1), int64(0)
+	}
+	return lo, hi
+}
+
+// intBounds are the page's least and greatest number in the column's order.
+func (l *leaf) intBounds() (lo, hi int64) {
+	if l.kind == leafBool {
+		lo, hi = 1, 0
 		for _, v := range l.bools {
 			b := b2i(v)
 			lo, hi = min(lo, b), max(hi, b)
 		}
-		l.boundInts(lo, hi, false)
-		l.pageIndexInts(nulls, lo, hi, false)
-		return
-	case leafInt32, leafInt64, leafUint64:
-		if len(l.ints) == 0 {
-			break
-		}
-		unsigned := l.kind == leafUint64
-		lo, hi := l.ints[0], l.ints[0]
-		for _, v := range l.ints[1:] {
-			if less(v, lo, unsigned) {
-				lo = v
-			} else if less(hi, v, unsigned) {
-				hi = v
-			}
-		}
-		l.boundInts(lo, hi, unsigned)
-		l.pageIndexInts(nulls, lo, hi, unsigned)
-		return
+		return lo, hi
 	}
-	// A page of nulls: empty bounds.
-	l.ciOffs = append(l.ciOffs, uint32(len(l.ciVals)), uint32(len(l.ciVals)))
-	l.ciNull = append(l.ciNull, true)
-	l.ciNulls = append(l.ciNulls, int64(nulls))
+	unsigned := l.kind == leafUint64
+	lo, hi = l.ints[0], l.ints[0]
+	for _, v := range l.ints[1:] {
+		if less(v, lo, unsigned) {
+			lo = v
+		} else if less(hi, v, unsigned) {
+			hi = v
+		}
+	}
+	return lo, hi
 }
 
-// pageIndexBytes records a page's string bounds in the column index.
-func (l *leaf) pageIndexBytes(nulls int, lo, hi []byte) {
-	if len(lo) > maxStatBytes || len(hi) > maxStatBytes {
-		l.ciOmit = true
-	}
-	page := len(l.ciNull)
-	if l.ciPrev >= 0 && !l.ciOmit {
-		plo := l.ciVals[l.ciOffs[2*l.ciPrev]:l.ciOffs[2*l.ciPrev+1]]
-		phi := l.ciVals[l.ciOffs[2*l.ciPrev+1]:l.ciOffs[2*l.ciPrev+2]]
-		cl, ch := bytes.Compare(plo, lo), bytes.Compare(phi, hi)
-		l.ciAsc = l.ciAsc && cl <= 0 && ch <= 0
-		l.ciDsc = l.ciDsc && cl >= 0 && ch >= 0
-	}
-	if !l.ciOmit {
-		l.ciVals = append(l.ciVals, lo...)
-		l.ciOffs = append(l.ciOffs, uint32(len(l.ciVals)))
-		l.ciVals = append(l.ciVals, hi...)
-		l.ciOffs = append(l.ciOffs, uint32(len(l.ciVals)))
-	} else {
-		l.ciOffs = append(l.ciOffs, uint32(len(l.ciVals)), uint32(len(l.ciVals)))
-	}
-	l.ciNull = append(l.ciNull, false)
-	l.ciNulls = append(l.ciNulls, int64(nulls))
-	l.ciPrev = page
+// isString reports whether the leaf's bounds are strings (bounds) rather
+// than numbers (pageLo, pageHi).
+func (l *leaf) isString() bool {
+	return l.kind == leafDict || l.kind == leafPlainBytes || l.kind == leafDeltaBytes
 }
 
-// pageIndexInts records a page's numeric bounds in the column index,
-// encoded as the column's physical type.
-func (l *leaf) pageIndexInts(nulls int, lo, hi int64, unsigned bool) {
-	if l.ciPrev >= 0 {
-		p := l.ciPrevI
-		l.ciAsc = l.ciAsc && !less(lo, p[0], unsigned) && !less(hi, p[1], unsigned)
-		l.ciDsc = l.ciDsc && !less(p[0], lo, unsigned) && !less(p[1], hi, unsigned)
+// pageBound returns page i's minimum (hi false) or maximum, encoded as the
+// column's physical type.
+func (l *leaf) pageBound(dst []byte, i int, hi bool) []byte {
+	if l.isString() {
+		return append(dst, l.stringBound(i, hi)...)
 	}
-	l.ciPrevI = [2]int64{lo, hi}
-	for _, v := range [2]int64{lo, hi} {
-		switch l.kind {
-		case leafInt32:
-			l.ciVals = binary.LittleEndian.AppendUint32(l.ciVals, uint32(v))
-		case leafBool:
-			l.ciVals = append(l.ciVals, byte(v))
-		default:
-			l.ciVals = binary.LittleEndian.AppendUint64(l.ciVals, uint64(v))
-		}
-		l.ciOffs = append(l.ciOffs, uint32(len(l.ciVals)))
+	v := l.pageLo[i]
+	if hi {
+		v = l.pageHi[i]
 	}
-	l.ciNull = append(l.ciNull, false)
-	l.ciNulls = append(l.ciNulls, int64(nulls))
-	l.ciPrev = len(l.ciNull) - 1
+	switch l.kind {
+	case leafInt32:
+		return binary.LittleEndian.AppendUint32(dst, uint32(v))
+	case leafBool:
+		return append(dst, byte(v))
+	}
+	return binary.LittleEndian.AppendUint64(dst, uint64(v))
 }
 
-// columnIndex is the chunk's column index (nil: none), before writeChunk
-// resets the chunk.
+// stringBound is page i's minimum (hi false) or maximum in bounds.
+func (l *leaf) stringBound(i int, hi bool) []byte {
+	j := 2 * i
+	if hi {
+		j++
+	}
+	return l.bounds[l.boundOffs[j]:l.boundOffs[j+1]]
+}
+
+// comparePages compares page a's bound with page b's (both with values):
+// their minimums, or with hi their maximums.
+func (l *leaf) comparePages(a, b int, hi bool) int {
+	if l.isString() {
+		return bytes.Compare(l.stringBound(a, hi), l.stringBound(b, hi))
+	}
+	x, y := l.pageLo[a], l.pageLo[b]
+	if hi {
+		x, y = l.pageHi[a], l.pageHi[b]
+	}
+	switch unsigned := l.kind == leafUint64; {
+	case less(x, y, unsigned):
+		return -1
+	case less(y, x, unsigned):
+		return 1
+	}
+	return 0
+}
+
+// tooLong reports whether page i has a string bound past maxStatBytes.
+func (l *leaf) tooLong(i int) bool {
+	return l.isString() && (len(l.stringBound(i, false)) > maxStatBytes || len(l.stringBound(i, true)) > maxStatBytes)
+}
+
+// columnIndex is the chunk's column index (nil: none, when a page has a
+// string bound past maxStatBytes), made before writeChunk resets the chunk.
 func (l *leaf) columnIndex() *format.ColumnIndex {
-	n := len(l.ciNull)
-	if n == 0 || l.ciOmit {
+	n := len(l.pageNull)
+	if n == 0 {
 		return nil
 	}
-	vals := bytes.Clone(l.ciVals)
 	ci := &format.ColumnIndex{
-		NullPages:  slices.Clone(l.ciNull),
+		NullPages:  slices.Clone(l.pageNull),
 		MinValues:  make([][]byte, n),
 		MaxValues:  make([][]byte, n),
-		NullCounts: slices.Clone(l.ciNulls),
+		NullCounts: slices.Clone(l.pageNulls),
 	}
-	for i := range n {
-		ci.MinValues[i] = vals[l.ciOffs[2*i]:l.ciOffs[2*i+1]:l.ciOffs[2*i+1]]
-		ci.MaxValues[i] = vals[l.ciOffs[2*i+1]:l.ciOffs[2*i+2]:l.ciOffs[2*i+2]]
+	asc, dsc, prev := true, true, -1
+	for i, null := range l.pageNull {
+		if null { // empty bounds, as the format asks
+			ci.MinValues[i], ci.MaxValues[i] = []byte{}, []byte{}
+			continue
+		}
+		if l.tooLong(i) {
+			return nil
+		}
+		if prev >= 0 {
+			lo, hi := l.comparePages(prev, i, false), l.comparePages(prev, i, true)
+			asc = asc && lo <= 0 && hi <= 0
+			dsc = dsc && lo >= 0 && hi >= 0
+		}
+		prev = i
+		ci.MinValues[i], ci.MaxValues[i] = l.pageBound(nil, i, false), l.pageBound(nil, i, true)
 	}
 	switch {
-	case l.ciAsc:
+	case asc:
 		ci.BoundaryOrder = format.Ascending
-	case l.ciDsc:
+	case dsc:
 		ci.BoundaryOrder = format.Descending
 	}
 	return ci
@@ -710,30 +728,6 @@ func less(a, b int64, unsigned bool) bool {
 		return uint64(a) < uint64(b)
 	}
 	return a < b
-}
-
-func (l *leaf) boundInts(lo, hi int64, unsigned bool) {
-	if !l.hasMM {
-		l.minI, l.maxI, l.hasMM = lo, hi, true
-		return
-	}
-	if less(lo, l.minI, unsigned) {
-		l.minI = lo
-	}
-	if less(l.maxI, hi, unsigned) {
-		l.maxI = hi
-	}
-}
-
-// boundStrings copies a bound only when it moves (once per page at most).
-func (l *leaf) boundStrings(lo, hi []byte) {
-	if !l.hasMM || string(lo) < l.minS {
-		l.minS = string(lo)
-	}
-	if !l.hasMM || string(hi) > l.maxS {
-		l.maxS = string(hi)
-	}
-	l.hasMM = true
 }
 
 // cutPage encodes, compresses and appends the page being built to the
@@ -851,7 +845,6 @@ func (l *leaf) cutPage(s *pageScratch) error {
 	l.rawSize += int64(len(hdr)) + int64(h.UncompressedPageSize)
 	l.nPages++
 	l.values += int64(n)
-	l.nulls += int64(nulls)
 	l.resetPage()
 	return nil
 }
@@ -907,13 +900,6 @@ func (l *leaf) writeChunk(out io.Writer, off int64, s *pageScratch) (format.Colu
 		md.DictionaryPageOffset = off
 		size = int64(len(hdr) + len(s.comp))
 		raw = int64(len(hdr) + len(vals))
-		if len(l.dictVals) > 0 {
-			lo, hi := l.dictVals[0], l.dictVals[0]
-			for _, v := range l.dictVals[1:] {
-				lo, hi = min(lo, v), max(hi, v)
-			}
-			l.minS, l.maxS, l.hasMM = lo, hi, true
-		}
 	case leafDeltaBytes:
 		md.Encoding = []format.Encoding{format.RLE, format.DeltaLengthByteArray}
 		md.EncodingStats = []format.PageEncodingStats{{PageType: format.DataPage, Encoding: format.DeltaLengthByteArray, Count: int32(l.nPages)}}
@@ -942,24 +928,29 @@ func (l *leaf) writeChunk(out io.Writer, off int64, s *pageScratch) (format.Colu
 // an extension's JSON) is left out rather than truncated.
 const maxStatBytes = 1 << 10
 
+// statistics are the chunk's NULL count and bounds: its pages' least
+// minimum and greatest maximum (a string bound past maxStatBytes left out).
 func (l *leaf) statistics() format.Statistics {
-	st := format.Statistics{NullCount: l.nulls}
-	if !l.hasMM {
+	var st format.Statistics
+	lo, hi := -1, -1 // the pages that hold them
+	for i, null := range l.pageNull {
+		st.NullCount += l.pageNulls[i]
+		if null {
+			continue
+		}
+		if lo < 0 || l.comparePages(i, lo, false) < 0 {
+			lo = i
+		}
+		if hi < 0 || l.comparePages(i, hi, true) > 0 {
+			hi = i
+		}
+	}
+	if lo < 0 {
 		return st
 	}
-	switch l.kind {
-	case leafDict, leafPlainBytes, leafDeltaBytes:
-		if len(l.minS) <= maxStatBytes && len(l.maxS) <= maxStatBytes {
-			st.MinValue, st.MaxValue = []byte(l.minS), []byte(l.maxS)
-		}
-	case leafInt32:
-		st.MinValue = binary.LittleEndian.AppendUint32(nil, uint32(l.minI))
-		st.MaxValue = binary.LittleEndian.AppendUint32(nil, uint32(l.maxI))
-	case leafInt64, leafUint64:
-		st.MinValue = binary.LittleEndian.AppendUint64(nil, uint64(l.minI))
-		st.MaxValue = binary.LittleEndian.AppendUint64(nil, uint64(l.maxI))
-	case leafBool:
-		st.MinValue, st.MaxValue = []byte{byte(l.minI)}, []byte{byte(l.maxI)}
+	st.MinValue, st.MaxValue = l.pageBound(nil, lo, false), l.pageBound(nil, hi, true)
+	if len(st.MinValue) > maxStatBytes || len(st.MaxValue) > maxStatBytes {
+		st.MinValue, st.MaxValue = nil, nil
 	}
 	return st
 }

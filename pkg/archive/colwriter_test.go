@@ -487,7 +487,8 @@ func isUnsigned32(lay *flowLayout, c int) bool {
 // TestColumnIndexBoundaryOrder cuts pages of chosen values directly and
 // checks each chunk's boundary order and bounds: pages of nulls do not
 // count, equal bounds are ascending, a page below or above its predecessor
-// on either bound makes the order descending or unordered.
+// on either bound makes the order descending or unordered; and the chunk's
+// statistics, the least and greatest of all pages.
 func TestColumnIndexBoundaryOrder(t *testing.T) {
 	type page []int64 // nil: a page of one null
 	for _, tc := range []struct {
@@ -533,6 +534,18 @@ func TestColumnIndexBoundaryOrder(t *testing.T) {
 					if err := l.cutPage(&scratch); err != nil {
 						t.Fatal(err)
 					}
+				}
+				// The chunk's statistics come from the same page bounds.
+				var all []int64
+				nulls := int64(0)
+				for _, p := range tc.pages {
+					all = append(all, p...)
+					if p == nil {
+						nulls++
+					}
+				}
+				if st := l.statistics(); st.NullCount != nulls || !bytes.Equal(st.MinValue, enc(slices.Min(all))) || !bytes.Equal(st.MaxValue, enc(slices.Max(all))) {
+					t.Errorf("chunk statistics %d nulls, %x/%x; want %d, %x/%x", st.NullCount, st.MinValue, st.MaxValue, nulls, enc(slices.Min(all)), enc(slices.Max(all)))
 				}
 				ci := l.columnIndex()
 				if ci == nil {

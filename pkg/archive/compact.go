@@ -190,10 +190,6 @@ func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res
 		}
 	}()
 	of.buf = bufio.NewWriterSize(of.hash, 1<<20)
-	opts := w.writerOptions(key)
-	for _, kv := range fileMetadata(key, run[0].CollectorVersion, run[0].ConfigHash) {
-		opts = append(opts, parquet.KeyValueMetadata(kv[0], kv[1]))
-	}
 	var want, got int64
 	minT, maxT := run[0].MinTime, run[0].MaxTime
 	replaces := make([]ReplacedFile, 0, len(run))
@@ -226,7 +222,7 @@ func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res
 		}
 		closeErr = of.flows.Close()
 	} else {
-		pw := parquet.NewGenericWriter[StatRow](of.buf, opts...)
+		pw := parquet.NewGenericWriter[StatRow](of.buf, w.statsOptions(key, run[0].CollectorVersion, run[0].ConfigHash)...)
 		buf := make([]StatRow, 4096)
 		for _, e := range run {
 			err := scanFile(filepath.Join(w.cfg.Root, filepath.FromSlash(e.Path)), buf, "minute", all, func(rows []StatRow) error {

@@ -410,22 +410,17 @@ func (w *Writer) createTmp(key partKey) (*openFile, error) {
 	return &openFile{key: key, tmp: tmp, f: f, hash: &hashingWriter{w: f, h: sha256.New()}}, nil
 }
 
-func (w *Writer) writerOptions(key partKey) []parquet.WriterOption {
-	// The stats table (parquet-go writes it; the flows table is
-	// flowWriter's): parquet-go sizes a required column's buffer to the page
-	// buffer size up front, and a row per node and minute needs little.
-	return []parquet.WriterOption{
+// statsOptions are parquet-go's options for a stats file (the flows table
+// is flowWriter's) with the key-value metadata of the given collector and
+// configuration. parquet-go sizes a required column's buffer to the page
+// buffer size up front, and a row per node and minute needs little.
+func (w *Writer) statsOptions(key partKey, collectorVersion, configHash string) []parquet.WriterOption {
+	opts := []parquet.WriterOption{
 		parquet.Compression(pageCodec),
 		parquet.MaxRowsPerRowGroup(int64(w.cfg.RowGroupRows)),
 		parquet.PageBufferSize(64 << 10),
 	}
-}
-
-// newFileOptions are the options of a file the writer opens now: the layout
-// and the key-value metadata of the current configuration.
-func (w *Writer) newFileOptions(key partKey) []parquet.WriterOption {
-	opts := w.writerOptions(key)
-	for _, kv := range fileMetadata(key, w.cfg.CollectorVersion, w.cfg.ConfigHash) {
+	for _, kv := range fileMetadata(key, collectorVersion, configHash) {
 		opts = append(opts, parquet.KeyValueMetadata(kv[0], kv[1]))
 	}
 	return opts
@@ -558,7 +553,7 @@ func (w *Writer) writeStats() error {
 		if err != nil {
 			return err
 		}
-		pw := parquet.NewGenericWriter[StatRow](of.hash, w.newFileOptions(key)...)
+		pw := parquet.NewGenericWriter[StatRow](of.hash, w.statsOptions(key, w.cfg.CollectorVersion, w.cfg.ConfigHash)...)
 		if _, err := pw.Write(rows); err != nil {
 			of.f.Close()
 			return fmt.Errorf("archive: write %s: %w", of.tmp, err)

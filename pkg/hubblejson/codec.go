@@ -269,7 +269,7 @@ func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
 	if _, isFlow := d.ev.GetResponseTypes().(*observerpb.ExportEvent_Flow); isFlow && !d.plan.filterSel.all {
 		// The plan's fields only, as the fast path decodes them (Finish
 		// decodes the kept ones).
-		start, end, _, err := flowMember(line)
+		start, end, err := flowMember(line)
 		if err != nil {
 			return flow.KindUnknown, fmt.Errorf("hubblejson: %w", err)
 		}

@@ -805,8 +805,9 @@ func (d *fastDec) decFlow(i int, m *flowpb.Flow, sel *fsel) (int, error) {
 			break
 		}
 		var k uint
-		if j := d.memberFlow(i, d.succFlow[prev]); j > 0 {
-			k = uint(d.succFlow[prev])
+		p := d.succFlow[prev]
+		if j := d.memberFlow(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -1994,8 +1995,9 @@ func (d *fastDec) decEthernet(i int, m *flowpb.Ethernet, sel *fsel) (int, error)
 			break
 		}
 		var k uint
-		if j := d.memberEthernet(i, d.succEthernet[prev]); j > 0 {
-			k = uint(d.succEthernet[prev])
+		p := d.succEthernet[prev]
+		if j := d.memberEthernet(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -2122,8 +2124,9 @@ func (d *fastDec) decIP(i int, m *flowpb.IP, sel *fsel) (int, error) {
 			break
 		}
 		var k uint
-		if j := d.memberIP(i, d.succIP[prev]); j > 0 {
-			k = uint(d.succIP[prev])
+		p := d.succIP[prev]
+		if j := d.memberIP(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -2312,8 +2315,9 @@ func (d *fastDec) decLayer4(i int, m *flowpb.Layer4, sel *fsel) (int, error) {
 			break
 		}
 		var k uint
-		if j := d.memberLayer4(i, d.succLayer4[prev]); j > 0 {
-			k = uint(d.succLayer4[prev])
+		p := d.succLayer4[prev]
+		if j := d.memberLayer4(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -2619,8 +2623,9 @@ func (d *fastDec) decTCP(i int, m *flowpb.TCP, sel *fsel) (int, error) {
 			break
 		}
 		var k uint
-		if j := d.memberTCP(i, d.succTCP[prev]); j > 0 {
-			k = uint(d.succTCP[prev])
+		p := d.succTCP[prev]
+		if j := d.memberTCP(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -2769,8 +2774,9 @@ func (d *fastDec) decTCPFlags(i int, m *flowpb.TCPFlags, sel *fsel) (int, error)
 			break
 		}
 		var k uint
-		if j := d.memberTCPFlags(i, d.succTCPFlags[prev]); j > 0 {
-			k = uint(d.succTCPFlags[prev])
+		p := d.succTCPFlags[prev]
+		if j := d.memberTCPFlags(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -2988,8 +2994,9 @@ func (d *fastDec) decUDP(i int, m *flowpb.UDP, sel *fsel) (int, error) {
 			break
 		}
 		var k uint
-		if j := d.memberUDP(i, d.succUDP[prev]); j > 0 {
-			k = uint(d.succUDP[prev])
+		p := d.succUDP[prev]
+		if j := d.memberUDP(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -3116,8 +3123,9 @@ func (d *fastDec) decICMPv4(i int, m *flowpb.ICMPv4, sel *fsel) (int, error) {
 			break
 		}
 		var k uint
-		if j := d.memberICMPv4(i, d.succICMPv4[prev]); j > 0 {
-			k = uint(d.succICMPv4[prev])
+		p := d.succICMPv4[prev]
+		if j := d.memberICMPv4(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -3244,8 +3252,9 @@ func (d *fastDec) decICMPv6(i int, m *flowpb.ICMPv6, sel *fsel) (int, error) {
 			break
 		}
 		var k uint
-		if j := d.memberICMPv6(i, d.succICMPv6[prev]); j > 0 {
-			k = uint(d.succICMPv6[prev])
+		p := d.succICMPv6[prev]
+		if j := d.memberICMPv6(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -3372,8 +3381,9 @@ func (d *fastDec) decSCTP(i int, m *flowpb.SCTP, sel *fsel) (int, error) {
 			break
 		}
 		var k uint
-		if j := d.memberSCTP(i, d.succSCTP[prev]); j > 0 {
-			k = uint(d.succSCTP[prev])
+		p := d.succSCTP[prev]
+		if j := d.memberSCTP(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -3500,8 +3510,9 @@ func (d *fastDec) decTunnel(i int, m *flowpb.Tunnel, sel *fsel) (int, error) {
 			break
 		}
 		var k uint
-		if j := d.memberTunnel(i, d.succTunnel[prev]); j > 0 {
-			k = uint(d.succTunnel[prev])
+		p := d.succTunnel[prev]
+		if j := d.memberTunnel(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -3681,8 +3692,9 @@ func (d *fastDec) decEndpoint(i int, m *flowpb.Endpoint, sel *fsel) (int, error)
 			break
 		}
 		var k uint
-		if j := d.memberEndpoint(i, d.succEndpoint[prev]); j > 0 {
-			k = uint(d.succEndpoint[prev])
+		p := d.succEndpoint[prev]
+		if j := d.memberEndpoint(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -3926,8 +3938,9 @@ func (d *fastDec) decWorkload(i int, m *flowpb.Workload, sel *fsel) (int, error)
 			break
 		}
 		var k uint
-		if j := d.memberWorkload(i, d.succWorkload[prev]); j > 0 {
-			k = uint(d.succWorkload[prev])
+		p := d.succWorkload[prev]
+		if j := d.memberWorkload(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -4055,8 +4068,9 @@ func (d *fastDec) decLayer7(i int, m *flowpb.Layer7, sel *fsel) (int, error) {
 			break
 		}
 		var k uint
-		if j := d.memberLayer7(i, d.succLayer7[prev]); j > 0 {
-			k = uint(d.succLayer7[prev])
+		p := d.succLayer7[prev]
+		if j := d.memberLayer7(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -4334,8 +4348,9 @@ func (d *fastDec) decDNS(i int, m *flowpb.DNS, sel *fsel) (int, error) {
 			break
 		}
 		var k uint
-		if j := d.memberDNS(i, d.succDNS[prev]); j > 0 {
-			k = uint(d.succDNS[prev])
+		p := d.succDNS[prev]
+		if j := d.memberDNS(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -4540,8 +4555,9 @@ func (d *fastDec) decHTTP(i int, m *flowpb.HTTP, sel *fsel) (int, error) {
 			break
 		}
 		var k uint
-		if j := d.memberHTTP(i, d.succHTTP[prev]); j > 0 {
-			k = uint(d.succHTTP[prev])
+		p := d.succHTTP[prev]
+		if j := d.memberHTTP(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -4759,8 +4775,9 @@ func (d *fastDec) decHTTPHeader(i int, m *flowpb.HTTPHeader, sel *fsel) (int, er
 			break
 		}
 		var k uint
-		if j := d.memberHTTPHeader(i, d.succHTTPHeader[prev]); j > 0 {
-			k = uint(d.succHTTPHeader[prev])
+		p := d.succHTTPHeader[prev]
+		if j := d.memberHTTPHeader(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -4887,8 +4904,9 @@ func (d *fastDec) decKafka(i int, m *flowpb.Kafka, sel *fsel) (int, error) {
 			break
 		}
 		var k uint
-		if j := d.memberKafka(i, d.succKafka[prev]); j > 0 {
-			k = uint(d.succKafka[prev])
+		p := d.succKafka[prev]
+		if j := d.memberKafka(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -5054,8 +5072,9 @@ func (d *fastDec) decCiliumEventType(i int, m *flowpb.CiliumEventType, sel *fsel
 			break
 		}
 		var k uint
-		if j := d.memberCiliumEventType(i, d.succCiliumEventType[prev]); j > 0 {
-			k = uint(d.succCiliumEventType[prev])
+		p := d.succCiliumEventType[prev]
+		if j := d.memberCiliumEventType(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -5182,8 +5201,9 @@ func (d *fastDec) decService(i int, m *flowpb.Service, sel *fsel) (int, error) {
 			break
 		}
 		var k uint
-		if j := d.memberService(i, d.succService[prev]); j > 0 {
-			k = uint(d.succService[prev])
+		p := d.succService[prev]
+		if j := d.memberService(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -5310,8 +5330,9 @@ func (d *fastDec) decFileInfo(i int, m *flowpb.FileInfo, sel *fsel) (int, error)
 			break
 		}
 		var k uint
-		if j := d.memberFileInfo(i, d.succFileInfo[prev]); j > 0 {
-			k = uint(d.succFileInfo[prev])
+		p := d.succFileInfo[prev]
+		if j := d.memberFileInfo(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -5438,8 +5459,9 @@ func (d *fastDec) decNetworkInterface(i int, m *flowpb.NetworkInterface, sel *fs
 			break
 		}
 		var k uint
-		if j := d.memberNetworkInterface(i, d.succNetworkInterface[prev]); j > 0 {
-			k = uint(d.succNetworkInterface[prev])
+		p := d.succNetworkInterface[prev]
+		if j := d.memberNetworkInterface(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -5566,8 +5588,9 @@ func (d *fastDec) decTraceContext(i int, m *flowpb.TraceContext, sel *fsel) (int
 			break
 		}
 		var k uint
-		if j := d.memberTraceContext(i, d.succTraceContext[prev]); j > 0 {
-			k = uint(d.succTraceContext[prev])
+		p := d.succTraceContext[prev]
+		if j := d.memberTraceContext(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -5690,8 +5713,9 @@ func (d *fastDec) decTraceParent(i int, m *flowpb.TraceParent, sel *fsel) (int, 
 			break
 		}
 		var k uint
-		if j := d.memberTraceParent(i, d.succTraceParent[prev]); j > 0 {
-			k = uint(d.succTraceParent[prev])
+		p := d.succTraceParent[prev]
+		if j := d.memberTraceParent(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}
@@ -5805,8 +5829,9 @@ func (d *fastDec) decPolicy(i int, m *flowpb.Policy, sel *fsel) (int, error) {
 			break
 		}
 		var k uint
-		if j := d.memberPolicy(i, d.succPolicy[prev]); j > 0 {
-			k = uint(d.succPolicy[prev])
+		p := d.succPolicy[prev]
+		if j := d.memberPolicy(i, p); j > 0 {
+			k = uint(p)
 			if i = d.ws(j); i >= len(d.b) {
 				return i, errFallback
 			}

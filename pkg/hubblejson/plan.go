@@ -239,7 +239,8 @@ func members(line []byte, fn func(key []byte, vStart, vEnd int) bool) error {
 }
 
 // flowMember returns the offsets of the "flow" object of an event line.
-func flowMember(line []byte) (start, end int, ok bool, err error) {
+func flowMember(line []byte) (start, end int, err error) {
+	ok := false
 	err = members(line, func(key []byte, vStart, vEnd int) bool {
 		if string(key) == "flow" && line[vStart] == '{' {
 			start, end, ok = vStart, vEnd, true
@@ -247,10 +248,10 @@ func flowMember(line []byte) (start, end int, ok bool, err error) {
 		}
 		return true
 	})
-	if err != nil {
-		return 0, 0, false, err
+	if err == nil && !ok {
+		err = errors.New("no flow object")
 	}
-	return start, end, ok, nil
+	return start, end, err
 }
 
 var flowDesc = (&flowpb.Flow{}).ProtoReflect().Descriptor()
