@@ -434,14 +434,27 @@ func (l *leaf) resetChunk() {
 	l.bounds, l.boundOffs = l.bounds[:0], append(l.boundOffs[:0], 0)
 }
 
-// The generated shredRows calls, per value, one of opt (an optional
-// top-level column's value follows), none (its NULL) or lvl (the levels of
-// a list's entry), then the value's method unless it is NULL. Required
-// top-level columns have no levels. Values are only appended here; their
-// bounds are taken once per page (pageBounds).
+// The generated shredRows appends the levels of an optional top-level
+// column per value (opt) or per run of NULLs (nones), those of a list per
+// entry (lvl) or per run of NULL lists (nullLists), and each value with its
+// type's method. Required top-level columns have no levels.
+// Values are only appended here; their bounds are taken once per page
+// (pageBounds).
 
-func (l *leaf) opt()  { l.defs = append(l.defs, 1) }
-func (l *leaf) none() { l.defs = append(l.defs, 0) }
+func (l *leaf) opt() { l.defs = append(l.defs, 1) }
+
+// zeroLevels are the levels of up to shredPart NULL rows.
+var zeroLevels [shredPart]uint8
+
+// nones appends n NULLs of an optional top-level column (n <= shredPart).
+func (l *leaf) nones(n int) { l.defs = append(l.defs, zeroLevels[:n]...) }
+
+// nullLists appends n NULL lists (n <= shredPart).
+func (l *leaf) nullLists(n int) {
+	l.defs = append(l.defs, zeroLevels[:n]...)
+	l.reps = append(l.reps, zeroLevels[:n]...)
+	l.rows += n
+}
 
 func (l *leaf) lvl(def, rep uint8) {
 	l.defs = append(l.defs, def)

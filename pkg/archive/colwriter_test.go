@@ -521,7 +521,7 @@ func TestColumnIndexBoundaryOrder(t *testing.T) {
 				}
 				for _, p := range tc.pages {
 					if p == nil {
-						l.none()
+						l.nones(1)
 					}
 					for _, v := range p {
 						l.opt()

@@ -152,6 +152,7 @@ type rowSlab struct {
 	bools     chunks[bool]
 	workloads chunks[Workload]
 	policies  chunks[Policy]
+	headers   chunks[Header]
 }
 
 // reset makes every slot reusable: no row may point into the slab any more.
@@ -163,6 +164,7 @@ func (s *rowSlab) reset() {
 	s.bools.reset()
 	s.workloads.reset()
 	s.policies.reset()
+	s.headers.reset()
 }
 
 // chunks hands out slots from fixed-size chunks that are kept for reuse
@@ -278,28 +280,52 @@ func (s *rowSlab) policyList(ps []*flowpb.Policy) []Policy {
 	return out
 }
 
-func tcpFlags(f *flowpb.TCPFlags) *string {
+// tcpFlagNames holds the value of the l4_tcp_flags column for every
+// combination of the nine flags (bit i: tcpFlagOrder[i]), made once so that
+// a TCP flow costs no allocation.
+var tcpFlagNames = func() (t [1 << len(tcpFlagOrder)]string) {
+	for bits := range t {
+		var parts []string
+		for i, name := range tcpFlagOrder {
+			if bits&(1<<i) != 0 {
+				parts = append(parts, name)
+			}
+		}
+		t[bits] = strings.Join(parts, ",")
+	}
+	return t
+}()
+
+var tcpFlagOrder = [...]string{"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS"}
+
+// tcpFlags is the l4_tcp_flags value: the flags that are set, comma
+// separated in tcpFlagOrder ("" when none is).
+func (s *rowSlab) tcpFlags(f *flowpb.TCPFlags) *string {
 	if f == nil {
 		return nil
 	}
-	var parts []string
-	for _, x := range []struct {
-		on   bool
-		name string
-	}{{f.FIN, "FIN"}, {f.SYN, "SYN"}, {f.RST, "RST"}, {f.PSH, "PSH"}, {f.ACK, "ACK"}, {f.URG, "URG"}, {f.ECE, "ECE"}, {f.CWR, "CWR"}, {f.NS, "NS"}} {
-		if x.on {
-			parts = append(parts, x.name)
+	bits := 0
+	for i, on := range [...]bool{f.FIN, f.SYN, f.RST, f.PSH, f.ACK, f.URG, f.ECE, f.CWR, f.NS} {
+		if on {
+			bits |= 1 << i
 		}
 	}
-	s := strings.Join(parts, ",")
-	return &s
+	return s.strs.ptr(tcpFlagNames[bits])
 }
 
 var jsonOpts = protojson.MarshalOptions{UseProtoNames: true}
 
 // toRow maps a flow to its row. Every field of v1.18.4's Flow has a column.
 func toRow(f *flowpb.Flow, sl *rowSlab) FlowRow {
-	r := FlowRow{
+	var r FlowRow
+	fillRow(&r, f, sl)
+	return r
+}
+
+// fillRow sets the row of f in place (r zeroed), into the batch's row buffer
+// rather than through a copy of the kilobyte of a FlowRow.
+func fillRow(r *FlowRow, f *flowpb.Flow, sl *rowSlab) {
+	*r = FlowRow{
 		UUID:                  sl.str(f.GetUuid()),
 		Verdict:               enum(sl, f.GetVerdict()),
 		DropReason:            sl.u32(f.GetDropReason()),
@@ -327,8 +353,8 @@ func toRow(f *flowpb.Flow, sl *rowSlab) FlowRow {
 		IngressDeniedBy:       sl.policyList(f.GetIngressDeniedBy()),
 		PolicyLog:             strs(f.GetPolicyLog()),
 	}
-	if t := f.GetTime(); t != nil {
-		ns := t.GetSeconds()*1e9 + int64(t.GetNanos())
+	if f.GetTime() != nil {
+		ns := flowTimeNs(f)
 		r.TimeNs = ns
 		r.Time = ns / 1000
 	}
@@ -353,7 +379,7 @@ func toRow(f *flowpb.Flow, sl *rowSlab) FlowRow {
 		switch {
 		case l4.GetTCP() != nil:
 			t := l4.GetTCP()
-			r.L4Protocol, r.L4SourcePort, r.L4DestPort, r.L4TCPFlags = proto("TCP"), sl.u32(t.GetSourcePort()), sl.u32(t.GetDestinationPort()), tcpFlags(t.GetFlags())
+			r.L4Protocol, r.L4SourcePort, r.L4DestPort, r.L4TCPFlags = proto("TCP"), sl.u32(t.GetSourcePort()), sl.u32(t.GetDestinationPort()), sl.tcpFlags(t.GetFlags())
 		case l4.GetUDP() != nil:
 			u := l4.GetUDP()
 			r.L4Protocol, r.L4SourcePort, r.L4DestPort = proto("UDP"), sl.u32(u.GetSourcePort()), sl.u32(u.GetDestinationPort())
@@ -396,8 +422,11 @@ func toRow(f *flowpb.Flow, sl *rowSlab) FlowRow {
 		}
 		if h := l7.GetHttp(); h != nil {
 			r.L7HTTPCode, r.L7HTTPMethod, r.L7HTTPURL, r.L7HTTPProtocol = sl.u32(h.GetCode()), sl.str(h.GetMethod()), sl.str(h.GetUrl()), sl.str(h.GetProtocol())
-			for _, hd := range h.GetHeaders() {
-				r.L7HTTPHeaders = append(r.L7HTTPHeaders, Header{Key: hd.GetKey(), Value: hd.GetValue()})
+			if hs := h.GetHeaders(); len(hs) > 0 {
+				r.L7HTTPHeaders = sl.headers.take(len(hs))
+				for i, hd := range hs {
+					r.L7HTTPHeaders[i] = Header{Key: hd.GetKey(), Value: hd.GetValue()}
+				}
 			}
 		}
 		if k := l7.GetKafka(); k != nil {
@@ -406,8 +435,7 @@ func toRow(f *flowpb.Flow, sl *rowSlab) FlowRow {
 		}
 	}
 	if et := f.GetEventType(); et != nil {
-		t, s := et.GetType(), et.GetSubType()
-		r.EventTypeType, r.EventTypeSubType = &t, &s
+		r.EventTypeType, r.EventTypeSubType = sl.i32s.ptr(et.GetType()), sl.i32s.ptr(et.GetSubType())
 	}
 	if s := f.GetSourceService(); s != nil {
 		r.SourceServiceName, r.SourceServiceNs = sl.str(s.GetName()), sl.str(s.GetNamespace())
@@ -426,7 +454,16 @@ func toRow(f *flowpb.Flow, sl *rowSlab) FlowRow {
 			r.Extensions = sl.str(string(b))
 		}
 	}
-	return r
+}
+
+// flowTimeNs is the flow's time in nanoseconds since the epoch (the
+// time_ns column), 0 without one.
+func flowTimeNs(f *flowpb.Flow) int64 {
+	t := f.GetTime()
+	if t == nil {
+		return 0
+	}
+	return t.GetSeconds()*1e9 + int64(t.GetNanos())
 }
 
 // StatRow is one row of the stats table: the counters of one node for one

@@ -134,261 +134,429 @@ func shredRows(l *[shredLeaves]leaf, rows []FlowRow) {
 }
 
 func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		l[0].i64(r.Time)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		l[1].i64(r.TimeNs)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.UUID; v != nil {
-			l[2].opt()
-			l[2].str(*v)
-		} else {
-			l[2].none()
+		v := r.UUID
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].UUID == nil {
+				j++
+			}
+			l[2].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[2].opt()
+		l[2].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.Verdict; v != nil {
-			l[3].opt()
-			l[3].str(*v)
-		} else {
-			l[3].none()
+		v := r.Verdict
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].Verdict == nil {
+				j++
+			}
+			l[3].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[3].opt()
+		l[3].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.DropReason; v != nil {
-			l[4].opt()
-			l[4].i64(int64(*v))
-		} else {
-			l[4].none()
+		v := r.DropReason
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].DropReason == nil {
+				j++
+			}
+			l[4].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[4].opt()
+		l[4].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.DropReasonDesc; v != nil {
-			l[5].opt()
-			l[5].str(*v)
-		} else {
-			l[5].none()
+		v := r.DropReasonDesc
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].DropReasonDesc == nil {
+				j++
+			}
+			l[5].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[5].opt()
+		l[5].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.AuthType; v != nil {
-			l[6].opt()
-			l[6].str(*v)
-		} else {
-			l[6].none()
+		v := r.AuthType
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].AuthType == nil {
+				j++
+			}
+			l[6].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[6].opt()
+		l[6].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.EthernetSource; v != nil {
-			l[7].opt()
-			l[7].str(*v)
-		} else {
-			l[7].none()
+		v := r.EthernetSource
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].EthernetSource == nil {
+				j++
+			}
+			l[7].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[7].opt()
+		l[7].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.EthernetDestination; v != nil {
-			l[8].opt()
-			l[8].str(*v)
-		} else {
-			l[8].none()
+		v := r.EthernetDestination
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].EthernetDestination == nil {
+				j++
+			}
+			l[8].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[8].opt()
+		l[8].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.IPSource; v != nil {
-			l[9].opt()
-			l[9].str(*v)
-		} else {
-			l[9].none()
+		v := r.IPSource
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].IPSource == nil {
+				j++
+			}
+			l[9].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[9].opt()
+		l[9].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.IPSourceXlated; v != nil {
-			l[10].opt()
-			l[10].str(*v)
-		} else {
-			l[10].none()
+		v := r.IPSourceXlated
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].IPSourceXlated == nil {
+				j++
+			}
+			l[10].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[10].opt()
+		l[10].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.IPDestination; v != nil {
-			l[11].opt()
-			l[11].str(*v)
-		} else {
-			l[11].none()
+		v := r.IPDestination
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].IPDestination == nil {
+				j++
+			}
+			l[11].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[11].opt()
+		l[11].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.IPVersion; v != nil {
-			l[12].opt()
-			l[12].str(*v)
-		} else {
-			l[12].none()
+		v := r.IPVersion
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].IPVersion == nil {
+				j++
+			}
+			l[12].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[12].opt()
+		l[12].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.IPEncrypted; v != nil {
-			l[13].opt()
-			l[13].boolean(*v)
-		} else {
-			l[13].none()
+		v := r.IPEncrypted
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].IPEncrypted == nil {
+				j++
+			}
+			l[13].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[13].opt()
+		l[13].boolean(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L4Protocol; v != nil {
-			l[14].opt()
-			l[14].str(*v)
-		} else {
-			l[14].none()
+		v := r.L4Protocol
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L4Protocol == nil {
+				j++
+			}
+			l[14].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[14].opt()
+		l[14].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L4SourcePort; v != nil {
-			l[15].opt()
-			l[15].i64(int64(*v))
-		} else {
-			l[15].none()
+		v := r.L4SourcePort
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L4SourcePort == nil {
+				j++
+			}
+			l[15].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[15].opt()
+		l[15].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L4DestPort; v != nil {
-			l[16].opt()
-			l[16].i64(int64(*v))
-		} else {
-			l[16].none()
+		v := r.L4DestPort
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L4DestPort == nil {
+				j++
+			}
+			l[16].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[16].opt()
+		l[16].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L4TCPFlags; v != nil {
-			l[17].opt()
-			l[17].str(*v)
-		} else {
-			l[17].none()
+		v := r.L4TCPFlags
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L4TCPFlags == nil {
+				j++
+			}
+			l[17].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[17].opt()
+		l[17].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L4ICMPType; v != nil {
-			l[18].opt()
-			l[18].i64(int64(*v))
-		} else {
-			l[18].none()
+		v := r.L4ICMPType
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L4ICMPType == nil {
+				j++
+			}
+			l[18].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[18].opt()
+		l[18].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L4ICMPCode; v != nil {
-			l[19].opt()
-			l[19].i64(int64(*v))
-		} else {
-			l[19].none()
+		v := r.L4ICMPCode
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L4ICMPCode == nil {
+				j++
+			}
+			l[19].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[19].opt()
+		l[19].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.TunnelProtocol; v != nil {
-			l[20].opt()
-			l[20].str(*v)
-		} else {
-			l[20].none()
+		v := r.TunnelProtocol
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].TunnelProtocol == nil {
+				j++
+			}
+			l[20].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[20].opt()
+		l[20].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.TunnelIPSource; v != nil {
-			l[21].opt()
-			l[21].str(*v)
-		} else {
-			l[21].none()
+		v := r.TunnelIPSource
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].TunnelIPSource == nil {
+				j++
+			}
+			l[21].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[21].opt()
+		l[21].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.TunnelIPDest; v != nil {
-			l[22].opt()
-			l[22].str(*v)
-		} else {
-			l[22].none()
+		v := r.TunnelIPDest
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].TunnelIPDest == nil {
+				j++
+			}
+			l[22].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[22].opt()
+		l[22].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.TunnelL4; v != nil {
-			l[23].opt()
-			l[23].str(*v)
-		} else {
-			l[23].none()
+		v := r.TunnelL4
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].TunnelL4 == nil {
+				j++
+			}
+			l[23].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[23].opt()
+		l[23].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.SourceID; v != nil {
-			l[24].opt()
-			l[24].i64(int64(*v))
-		} else {
-			l[24].none()
+		v := r.SourceID
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].SourceID == nil {
+				j++
+			}
+			l[24].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[24].opt()
+		l[24].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.SourceIdentity; v != nil {
-			l[25].opt()
-			l[25].i64(int64(*v))
-		} else {
-			l[25].none()
+		v := r.SourceIdentity
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].SourceIdentity == nil {
+				j++
+			}
+			l[25].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[25].opt()
+		l[25].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.SourceCluster; v != nil {
-			l[26].opt()
-			l[26].str(*v)
-		} else {
-			l[26].none()
+		v := r.SourceCluster
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].SourceCluster == nil {
+				j++
+			}
+			l[26].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[26].opt()
+		l[26].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.SourceNamespace; v != nil {
-			l[27].opt()
-			l[27].str(*v)
-		} else {
-			l[27].none()
+		v := r.SourceNamespace
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].SourceNamespace == nil {
+				j++
+			}
+			l[27].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[27].opt()
+		l[27].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.SourcePod; v != nil {
-			l[28].opt()
-			l[28].str(*v)
-		} else {
-			l[28].none()
+		v := r.SourcePod
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].SourcePod == nil {
+				j++
+			}
+			l[28].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[28].opt()
+		l[28].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.SourceLabels; v == nil {
-			l[29].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].SourceLabels == nil {
+				j++
+			}
+			l[29].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[29].lvl(1, 0)
 		} else {
@@ -398,11 +566,17 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.SourceWorkloads; v == nil {
-			l[30].lvl(0, 0)
-			l[31].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].SourceWorkloads == nil {
+				j++
+			}
+			l[30].nullLists(j - i)
+			l[31].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[30].lvl(1, 0)
 			l[31].lvl(1, 0)
@@ -417,55 +591,91 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.DestID; v != nil {
-			l[32].opt()
-			l[32].i64(int64(*v))
-		} else {
-			l[32].none()
+		v := r.DestID
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].DestID == nil {
+				j++
+			}
+			l[32].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[32].opt()
+		l[32].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.DestIdentity; v != nil {
-			l[33].opt()
-			l[33].i64(int64(*v))
-		} else {
-			l[33].none()
+		v := r.DestIdentity
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].DestIdentity == nil {
+				j++
+			}
+			l[33].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[33].opt()
+		l[33].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.DestCluster; v != nil {
-			l[34].opt()
-			l[34].str(*v)
-		} else {
-			l[34].none()
+		v := r.DestCluster
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].DestCluster == nil {
+				j++
+			}
+			l[34].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[34].opt()
+		l[34].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.DestNamespace; v != nil {
-			l[35].opt()
-			l[35].str(*v)
-		} else {
-			l[35].none()
+		v := r.DestNamespace
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].DestNamespace == nil {
+				j++
+			}
+			l[35].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[35].opt()
+		l[35].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.DestPod; v != nil {
-			l[36].opt()
-			l[36].str(*v)
-		} else {
-			l[36].none()
+		v := r.DestPod
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].DestPod == nil {
+				j++
+			}
+			l[36].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[36].opt()
+		l[36].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.DestLabels; v == nil {
-			l[37].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].DestLabels == nil {
+				j++
+			}
+			l[37].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[37].lvl(1, 0)
 		} else {
@@ -475,11 +685,17 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.DestWorkloads; v == nil {
-			l[38].lvl(0, 0)
-			l[39].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].DestWorkloads == nil {
+				j++
+			}
+			l[38].nullLists(j - i)
+			l[39].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[38].lvl(1, 0)
 			l[39].lvl(1, 0)
@@ -494,28 +710,46 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.Type; v != nil {
-			l[40].opt()
-			l[40].str(*v)
-		} else {
-			l[40].none()
+		v := r.Type
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].Type == nil {
+				j++
+			}
+			l[40].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[40].opt()
+		l[40].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.NodeName; v != nil {
-			l[41].opt()
-			l[41].str(*v)
-		} else {
-			l[41].none()
+		v := r.NodeName
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].NodeName == nil {
+				j++
+			}
+			l[41].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[41].opt()
+		l[41].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.NodeLabels; v == nil {
-			l[42].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].NodeLabels == nil {
+				j++
+			}
+			l[42].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[42].lvl(1, 0)
 		} else {
@@ -525,10 +759,16 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.SourceNames; v == nil {
-			l[43].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].SourceNames == nil {
+				j++
+			}
+			l[43].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[43].lvl(1, 0)
 		} else {
@@ -538,10 +778,16 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.DestinationNames; v == nil {
-			l[44].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].DestinationNames == nil {
+				j++
+			}
+			l[44].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[44].lvl(1, 0)
 		} else {
@@ -551,37 +797,61 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L7Type; v != nil {
-			l[45].opt()
-			l[45].str(*v)
-		} else {
-			l[45].none()
+		v := r.L7Type
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L7Type == nil {
+				j++
+			}
+			l[45].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[45].opt()
+		l[45].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L7LatencyNs; v != nil {
-			l[46].opt()
-			l[46].i64(int64(*v))
-		} else {
-			l[46].none()
+		v := r.L7LatencyNs
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L7LatencyNs == nil {
+				j++
+			}
+			l[46].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[46].opt()
+		l[46].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L7DNSQuery; v != nil {
-			l[47].opt()
-			l[47].str(*v)
-		} else {
-			l[47].none()
+		v := r.L7DNSQuery
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L7DNSQuery == nil {
+				j++
+			}
+			l[47].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[47].opt()
+		l[47].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.L7DNSIPs; v == nil {
-			l[48].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].L7DNSIPs == nil {
+				j++
+			}
+			l[48].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[48].lvl(1, 0)
 		} else {
@@ -591,19 +861,31 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L7DNSTTL; v != nil {
-			l[49].opt()
-			l[49].i64(int64(*v))
-		} else {
-			l[49].none()
+		v := r.L7DNSTTL
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L7DNSTTL == nil {
+				j++
+			}
+			l[49].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[49].opt()
+		l[49].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.L7DNSCnames; v == nil {
-			l[50].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].L7DNSCnames == nil {
+				j++
+			}
+			l[50].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[50].lvl(1, 0)
 		} else {
@@ -613,28 +895,46 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L7DNSObsSource; v != nil {
-			l[51].opt()
-			l[51].str(*v)
-		} else {
-			l[51].none()
+		v := r.L7DNSObsSource
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L7DNSObsSource == nil {
+				j++
+			}
+			l[51].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[51].opt()
+		l[51].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L7DNSRcode; v != nil {
-			l[52].opt()
-			l[52].i64(int64(*v))
-		} else {
-			l[52].none()
+		v := r.L7DNSRcode
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L7DNSRcode == nil {
+				j++
+			}
+			l[52].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[52].opt()
+		l[52].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.L7DNSQtypes; v == nil {
-			l[53].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].L7DNSQtypes == nil {
+				j++
+			}
+			l[53].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[53].lvl(1, 0)
 		} else {
@@ -644,10 +944,16 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.L7DNSRrtypes; v == nil {
-			l[54].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].L7DNSRrtypes == nil {
+				j++
+			}
+			l[54].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[54].lvl(1, 0)
 		} else {
@@ -657,47 +963,77 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L7HTTPCode; v != nil {
-			l[55].opt()
-			l[55].i64(int64(*v))
-		} else {
-			l[55].none()
+		v := r.L7HTTPCode
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L7HTTPCode == nil {
+				j++
+			}
+			l[55].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[55].opt()
+		l[55].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L7HTTPMethod; v != nil {
-			l[56].opt()
-			l[56].str(*v)
-		} else {
-			l[56].none()
+		v := r.L7HTTPMethod
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L7HTTPMethod == nil {
+				j++
+			}
+			l[56].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[56].opt()
+		l[56].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L7HTTPURL; v != nil {
-			l[57].opt()
-			l[57].str(*v)
-		} else {
-			l[57].none()
+		v := r.L7HTTPURL
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L7HTTPURL == nil {
+				j++
+			}
+			l[57].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[57].opt()
+		l[57].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L7HTTPProtocol; v != nil {
-			l[58].opt()
-			l[58].str(*v)
-		} else {
-			l[58].none()
+		v := r.L7HTTPProtocol
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L7HTTPProtocol == nil {
+				j++
+			}
+			l[58].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[58].opt()
+		l[58].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.L7HTTPHeaders; v == nil {
-			l[59].lvl(0, 0)
-			l[60].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].L7HTTPHeaders == nil {
+				j++
+			}
+			l[59].nullLists(j - i)
+			l[60].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[59].lvl(1, 0)
 			l[60].lvl(1, 0)
@@ -712,275 +1048,455 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L7KafkaErrorCode; v != nil {
-			l[61].opt()
-			l[61].i64(int64(*v))
-		} else {
-			l[61].none()
+		v := r.L7KafkaErrorCode
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L7KafkaErrorCode == nil {
+				j++
+			}
+			l[61].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[61].opt()
+		l[61].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L7KafkaAPIVersion; v != nil {
-			l[62].opt()
-			l[62].i64(int64(*v))
-		} else {
-			l[62].none()
+		v := r.L7KafkaAPIVersion
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L7KafkaAPIVersion == nil {
+				j++
+			}
+			l[62].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[62].opt()
+		l[62].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L7KafkaAPIKey; v != nil {
-			l[63].opt()
-			l[63].str(*v)
-		} else {
-			l[63].none()
+		v := r.L7KafkaAPIKey
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L7KafkaAPIKey == nil {
+				j++
+			}
+			l[63].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[63].opt()
+		l[63].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L7KafkaCorrelation; v != nil {
-			l[64].opt()
-			l[64].i64(int64(*v))
-		} else {
-			l[64].none()
+		v := r.L7KafkaCorrelation
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L7KafkaCorrelation == nil {
+				j++
+			}
+			l[64].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[64].opt()
+		l[64].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.L7KafkaTopic; v != nil {
-			l[65].opt()
-			l[65].str(*v)
-		} else {
-			l[65].none()
+		v := r.L7KafkaTopic
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].L7KafkaTopic == nil {
+				j++
+			}
+			l[65].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[65].opt()
+		l[65].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.Reply; v != nil {
-			l[66].opt()
-			l[66].boolean(*v)
-		} else {
-			l[66].none()
+		v := r.Reply
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].Reply == nil {
+				j++
+			}
+			l[66].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[66].opt()
+		l[66].boolean(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.EventTypeType; v != nil {
-			l[67].opt()
-			l[67].i64(int64(*v))
-		} else {
-			l[67].none()
+		v := r.EventTypeType
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].EventTypeType == nil {
+				j++
+			}
+			l[67].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[67].opt()
+		l[67].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.EventTypeSubType; v != nil {
-			l[68].opt()
-			l[68].i64(int64(*v))
-		} else {
-			l[68].none()
+		v := r.EventTypeSubType
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].EventTypeSubType == nil {
+				j++
+			}
+			l[68].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[68].opt()
+		l[68].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.SourceServiceName; v != nil {
-			l[69].opt()
-			l[69].str(*v)
-		} else {
-			l[69].none()
+		v := r.SourceServiceName
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].SourceServiceName == nil {
+				j++
+			}
+			l[69].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[69].opt()
+		l[69].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.SourceServiceNs; v != nil {
-			l[70].opt()
-			l[70].str(*v)
-		} else {
-			l[70].none()
+		v := r.SourceServiceNs
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].SourceServiceNs == nil {
+				j++
+			}
+			l[70].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[70].opt()
+		l[70].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.DestServiceName; v != nil {
-			l[71].opt()
-			l[71].str(*v)
-		} else {
-			l[71].none()
+		v := r.DestServiceName
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].DestServiceName == nil {
+				j++
+			}
+			l[71].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[71].opt()
+		l[71].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.DestServiceNs; v != nil {
-			l[72].opt()
-			l[72].str(*v)
-		} else {
-			l[72].none()
+		v := r.DestServiceNs
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].DestServiceNs == nil {
+				j++
+			}
+			l[72].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[72].opt()
+		l[72].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.TrafficDirection; v != nil {
-			l[73].opt()
-			l[73].str(*v)
-		} else {
-			l[73].none()
+		v := r.TrafficDirection
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].TrafficDirection == nil {
+				j++
+			}
+			l[73].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[73].opt()
+		l[73].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.PolicyMatchType; v != nil {
-			l[74].opt()
-			l[74].i64(int64(*v))
-		} else {
-			l[74].none()
+		v := r.PolicyMatchType
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].PolicyMatchType == nil {
+				j++
+			}
+			l[74].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[74].opt()
+		l[74].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.TraceObservationPoint; v != nil {
-			l[75].opt()
-			l[75].str(*v)
-		} else {
-			l[75].none()
+		v := r.TraceObservationPoint
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].TraceObservationPoint == nil {
+				j++
+			}
+			l[75].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[75].opt()
+		l[75].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.TraceReason; v != nil {
-			l[76].opt()
-			l[76].str(*v)
-		} else {
-			l[76].none()
+		v := r.TraceReason
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].TraceReason == nil {
+				j++
+			}
+			l[76].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[76].opt()
+		l[76].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.FileName; v != nil {
-			l[77].opt()
-			l[77].str(*v)
-		} else {
-			l[77].none()
+		v := r.FileName
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].FileName == nil {
+				j++
+			}
+			l[77].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[77].opt()
+		l[77].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.FileLine; v != nil {
-			l[78].opt()
-			l[78].i64(int64(*v))
-		} else {
-			l[78].none()
+		v := r.FileLine
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].FileLine == nil {
+				j++
+			}
+			l[78].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[78].opt()
+		l[78].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.IsReply; v != nil {
-			l[79].opt()
-			l[79].boolean(*v)
-		} else {
-			l[79].none()
+		v := r.IsReply
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].IsReply == nil {
+				j++
+			}
+			l[79].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[79].opt()
+		l[79].boolean(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.DebugCapturePoint; v != nil {
-			l[80].opt()
-			l[80].str(*v)
-		} else {
-			l[80].none()
+		v := r.DebugCapturePoint
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].DebugCapturePoint == nil {
+				j++
+			}
+			l[80].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[80].opt()
+		l[80].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.InterfaceIndex; v != nil {
-			l[81].opt()
-			l[81].i64(int64(*v))
-		} else {
-			l[81].none()
+		v := r.InterfaceIndex
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].InterfaceIndex == nil {
+				j++
+			}
+			l[81].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[81].opt()
+		l[81].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.InterfaceName; v != nil {
-			l[82].opt()
-			l[82].str(*v)
-		} else {
-			l[82].none()
+		v := r.InterfaceName
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].InterfaceName == nil {
+				j++
+			}
+			l[82].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[82].opt()
+		l[82].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.ProxyPort; v != nil {
-			l[83].opt()
-			l[83].i64(int64(*v))
-		} else {
-			l[83].none()
+		v := r.ProxyPort
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].ProxyPort == nil {
+				j++
+			}
+			l[83].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[83].opt()
+		l[83].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.TraceID; v != nil {
-			l[84].opt()
-			l[84].str(*v)
-		} else {
-			l[84].none()
+		v := r.TraceID
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].TraceID == nil {
+				j++
+			}
+			l[84].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[84].opt()
+		l[84].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.SockXlatePoint; v != nil {
-			l[85].opt()
-			l[85].str(*v)
-		} else {
-			l[85].none()
+		v := r.SockXlatePoint
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].SockXlatePoint == nil {
+				j++
+			}
+			l[85].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[85].opt()
+		l[85].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.SocketCookie; v != nil {
-			l[86].opt()
-			l[86].i64(int64(*v))
-		} else {
-			l[86].none()
+		v := r.SocketCookie
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].SocketCookie == nil {
+				j++
+			}
+			l[86].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[86].opt()
+		l[86].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.CgroupID; v != nil {
-			l[87].opt()
-			l[87].i64(int64(*v))
-		} else {
-			l[87].none()
+		v := r.CgroupID
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].CgroupID == nil {
+				j++
+			}
+			l[87].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[87].opt()
+		l[87].i64(int64(*v))
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.Summary; v != nil {
-			l[88].opt()
-			l[88].str(*v)
-		} else {
-			l[88].none()
+		v := r.Summary
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].Summary == nil {
+				j++
+			}
+			l[88].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[88].opt()
+		l[88].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
-		if v := r.Extensions; v != nil {
-			l[89].opt()
-			l[89].str(*v)
-		} else {
-			l[89].none()
+		v := r.Extensions
+		if v == nil {
+			j := i + 1
+			for j < len(rows) && rows[j].Extensions == nil {
+				j++
+			}
+			l[89].nones(j - i)
+			i = j - 1
+			continue
 		}
+		l[89].opt()
+		l[89].str(*v)
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.EgressAllowedBy; v == nil {
-			l[90].lvl(0, 0)
-			l[91].lvl(0, 0)
-			l[92].lvl(0, 0)
-			l[93].lvl(0, 0)
-			l[94].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].EgressAllowedBy == nil {
+				j++
+			}
+			l[90].nullLists(j - i)
+			l[91].nullLists(j - i)
+			l[92].nullLists(j - i)
+			l[93].nullLists(j - i)
+			l[94].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[90].lvl(1, 0)
 			l[91].lvl(1, 0)
@@ -1010,14 +1526,20 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.IngressAllowedBy; v == nil {
-			l[95].lvl(0, 0)
-			l[96].lvl(0, 0)
-			l[97].lvl(0, 0)
-			l[98].lvl(0, 0)
-			l[99].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].IngressAllowedBy == nil {
+				j++
+			}
+			l[95].nullLists(j - i)
+			l[96].nullLists(j - i)
+			l[97].nullLists(j - i)
+			l[98].nullLists(j - i)
+			l[99].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[95].lvl(1, 0)
 			l[96].lvl(1, 0)
@@ -1047,14 +1569,20 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.EgressDeniedBy; v == nil {
-			l[100].lvl(0, 0)
-			l[101].lvl(0, 0)
-			l[102].lvl(0, 0)
-			l[103].lvl(0, 0)
-			l[104].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].EgressDeniedBy == nil {
+				j++
+			}
+			l[100].nullLists(j - i)
+			l[101].nullLists(j - i)
+			l[102].nullLists(j - i)
+			l[103].nullLists(j - i)
+			l[104].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[100].lvl(1, 0)
 			l[101].lvl(1, 0)
@@ -1084,14 +1612,20 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.IngressDeniedBy; v == nil {
-			l[105].lvl(0, 0)
-			l[106].lvl(0, 0)
-			l[107].lvl(0, 0)
-			l[108].lvl(0, 0)
-			l[109].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].IngressDeniedBy == nil {
+				j++
+			}
+			l[105].nullLists(j - i)
+			l[106].nullLists(j - i)
+			l[107].nullLists(j - i)
+			l[108].nullLists(j - i)
+			l[109].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[105].lvl(1, 0)
 			l[106].lvl(1, 0)
@@ -1121,10 +1655,16 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 			}
 		}
 	}
-	for i := range rows {
+	for i := 0; i < len(rows); i++ {
 		r := &rows[i]
 		if v := r.PolicyLog; v == nil {
-			l[110].lvl(0, 0)
+			j := i + 1
+			for j < len(rows) && rows[j].PolicyLog == nil {
+				j++
+			}
+			l[110].nullLists(j - i)
+			i = j - 1
+			continue
 		} else if len(v) == 0 {
 			l[110].lvl(1, 0)
 		} else {

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -107,6 +108,7 @@ type Writer struct {
 	manifestReads int
 	closed        bool
 	slab          rowSlab       // what the rows of one Write point to
+	order         []int         // the order in which Write takes the batch's flows (by time)
 	pending       *commitRecord // a compaction whose apply failed
 	part          partCache
 }
@@ -302,23 +304,25 @@ func (w *Writer) addStat(node string, minute int64, fn func(*StatRow)) statKey {
 func (w *Writer) addFlows(b *flow.Batch) error {
 	// Rows are written in time order within each batch (a file source's
 	// batches are themselves in Hubble's time order).
-	idx := make([]int, len(b.Flows))
-	for i := range idx {
-		idx[i] = i
+	w.order = w.order[:0]
+	sorted := true
+	for i := range b.Flows {
+		w.order = append(w.order, i)
+		sorted = sorted && (i == 0 || !timeLess(b.Flows[i], b.Flows[i-1]))
 	}
-	sort.SliceStable(idx, func(i, j int) bool {
-		ti, tj := b.Flows[idx[i]].GetTime(), b.Flows[idx[j]].GetTime()
-		return ti.GetSeconds() < tj.GetSeconds() || (ti.GetSeconds() == tj.GetSeconds() && ti.GetNanos() < tj.GetNanos())
-	})
-	for _, i := range idx {
+	if !sorted {
+		sort.SliceStable(w.order, func(i, j int) bool { return timeLess(b.Flows[w.order[i]], b.Flows[w.order[j]]) })
+	}
+	for _, i := range w.order {
 		f := b.Flows[i]
-		row := toRow(f, &w.slab)
-		key := partKey{table: "flows", date: w.part.date(row.TimeNs), node: w.part.node(f.GetNodeName())}
+		key := partKey{table: "flows", date: w.part.date(flowTimeNs(f)), node: w.part.node(f.GetNodeName())}
 		of, err := w.file(key)
 		if err != nil {
 			return err
 		}
-		of.rowBuf = append(of.rowBuf, row)
+		of.rowBuf = append(of.rowBuf, FlowRow{})
+		row := &of.rowBuf[len(of.rowBuf)-1]
+		fillRow(row, f, &w.slab)
 		if of.rows == 0 || row.Time < of.minT {
 			of.minT = row.Time
 		}
@@ -345,6 +349,12 @@ func (w *Writer) addFlows(b *flow.Batch) error {
 	w.slab.reset() // every row is in the files' column buffers now
 	w.m.rows.Add(float64(len(b.Flows)))
 	return nil
+}
+
+// timeLess orders flows by time.
+func timeLess(a, b *flowpb.Flow) bool {
+	ta, tb := a.GetTime(), b.GetTime()
+	return ta.GetSeconds() < tb.GetSeconds() || (ta.GetSeconds() == tb.GetSeconds() && ta.GetNanos() < tb.GetNanos())
 }
 
 func (of *openFile) flushRows() error {

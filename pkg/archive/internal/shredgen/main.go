@@ -126,13 +126,21 @@ func call(leaf int, method, conv, def, rep, expr string) string {
 	return fmt.Sprintf("l[%d].lvl(%s, %s)\n", leaf, def, rep) + v
 }
 
+// nullRun is the code for a NULL in field of rows[i]: the run of NULLs it
+// starts (rows i to j-1) appended at once by then, and the loop continued
+// after it. Masked-away columns are NULL in every row, and levels
+// appended per row and column were most of the shredding of a masked flow.
+func nullRun(field, then string) string {
+	return fmt.Sprintf("j := i + 1\nfor j < len(rows) && rows[j].%s == nil {\nj++\n}\n%s\ni = j - 1\ncontinue", field, then)
+}
+
 func (g *gen) leaf(path string) int {
 	g.paths = append(g.paths, path)
 	return len(g.paths) - 1
 }
 
 func (g *gen) field(f reflect.StructField) error {
-	g.body.WriteString("for i := range rows {\nr := &rows[i]\n")
+	g.body.WriteString("for i := 0; i < len(rows); i++ {\nr := &rows[i]\n")
 	defer g.body.WriteString("}\n")
 	name, opts := tagName(f)
 	b := &g.body
@@ -147,7 +155,7 @@ func (g *gen) field(f reflect.StructField) error {
 			return fmt.Errorf("%s: %w", f.Name, err)
 		}
 		k := g.leaf(name)
-		fmt.Fprintf(b, "if v := r.%s; v != nil {\n%s} else {\nl[%d].none()\n}\n", f.Name, call(k, m, conv, "opt", "", "*v"), k)
+		fmt.Fprintf(b, "v := r.%s\nif v == nil {\n%s\n}\n%s", f.Name, nullRun(f.Name, fmt.Sprintf("l[%d].nones(j - i)", k)), call(k, m, conv, "opt", "", "*v"))
 	case t.Kind() == reflect.Slice:
 		if !has(opts, "optional") || !has(opts, "list") {
 			return fmt.Errorf("shredgen: %s: a list must be optional", f.Name)
@@ -177,7 +185,7 @@ func (g *gen) list(field, name string, elem reflect.Type) error {
 			return fmt.Errorf("%s: %w", field, err)
 		}
 		k := g.leaf(prefix)
-		fmt.Fprintf(b, "if v := r.%s; v == nil {\nl[%d].lvl(0, 0)\n} else if len(v) == 0 {\nl[%d].lvl(1, 0)\n} else {\n", field, k, k)
+		fmt.Fprintf(b, "if v := r.%s; v == nil {\n%s\n} else if len(v) == 0 {\nl[%d].lvl(1, 0)\n} else {\n", field, nullRun(field, fmt.Sprintf("l[%d].nullLists(j - i)", k)), k)
 		fmt.Fprintf(b, "for j, e := range v {\n%s}\n}\n", call(k, m, conv, "2", "rep(j, 0, 1)", "e"))
 		return nil
 	}
@@ -208,10 +216,14 @@ func (g *gen) list(field, name string, elem reflect.Type) error {
 		}
 		subs = append(subs, sub{f: sf, leaf: g.leaf(prefix + "." + sname), m: m, conv: conv})
 	}
-	fmt.Fprintf(b, "if v := r.%s; v == nil {\n", field)
-	for _, s := range subs {
-		fmt.Fprintf(b, "l[%d].lvl(0, 0)\n", s.leaf)
+	var nulls strings.Builder
+	for i, s := range subs {
+		if i > 0 {
+			nulls.WriteString("\n")
+		}
+		fmt.Fprintf(&nulls, "l[%d].nullLists(j - i)", s.leaf)
 	}
+	fmt.Fprintf(b, "if v := r.%s; v == nil {\n%s\n", field, nullRun(field, nulls.String()))
 	b.WriteString("} else if len(v) == 0 {\n")
 	for _, s := range subs {
 		fmt.Fprintf(b, "l[%d].lvl(1, 0)\n", s.leaf)
