@@ -15,6 +15,8 @@ import (
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/prometheus/promql/parser"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -568,6 +570,104 @@ func TestAlertsAndDashboard(t *testing.T) {
 		}
 		for _, tg := range p.Targets {
 			checkPromQL(t, "panel "+p.Title, vars.Replace(tg.Expr), known)
+		}
+	}
+}
+
+// TestDockerBuildContext builds the binary the way the Dockerfile's build
+// stage does, from the build context its .dockerignore leaves (matched
+// with moby/patternmatcher, Docker's own matcher), with the Dockerfile's
+// own go build command: the image builds without a Docker engine being
+// needed to find out, and the context holds no local binaries or tools.
+func TestDockerBuildContext(t *testing.T) {
+	df, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patterns, err := ignorefile.ReadAll(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxDir := t.TempDir()
+	var ctxBytes int64
+	err = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		excluded, err := pm.MatchesOrParentMatches(filepath.ToSlash(rel))
+		if err != nil {
+			return err
+		}
+		if excluded {
+			if d.IsDir() && !pm.Exclusions() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		dst := filepath.Join(ctxDir, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(dst, 0o755)
+		case d.Type().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			ctxBytes += int64(len(b))
+			return os.WriteFile(dst, b, 0o644)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctxBytes > 32<<20 {
+		t.Errorf("the build context is %d MiB: .dockerignore lets local builds or data in", ctxBytes>>20)
+	}
+	// The build stage's go build, continuation lines joined.
+	var run string
+	lines := strings.Split(string(df), "\n")
+	for i := 0; i < len(lines); i++ {
+		if !strings.HasPrefix(lines[i], "RUN ") || !strings.Contains(lines[i], "go build") {
+			continue
+		}
+		cmd := lines[i]
+		for strings.HasSuffix(cmd, "\\") && i+1 < len(lines) {
+			i++
+			cmd = strings.TrimSuffix(cmd, "\\") + " " + strings.TrimSpace(lines[i])
+		}
+		run = strings.TrimPrefix(cmd, "RUN ")
+	}
+	if run == "" || !strings.Contains(run, "-o /out/flowaudit") {
+		t.Fatalf("no go build into /out/flowaudit in the Dockerfile: %q", run)
+	}
+	bin := filepath.Join(t.TempDir(), "flowaudit")
+	for _, c := range []*exec.Cmd{
+		exec.Command("go", "mod", "download"),
+		exec.Command("sh", "-c", strings.Replace(run, "/out/flowaudit", bin, 1)),
+		exec.Command(bin, "version"),
+	} {
+		c.Dir = ctxDir
+		c.Env = append(os.Environ(), "VERSION=v0.0.0-docker-test", "COMMIT=0123abc")
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", c, err, out)
+		}
+		if c.Path == bin && !bytes.Contains(out, []byte("v0.0.0-docker-test (commit 0123abc")) {
+			t.Errorf("the image's binary reports %q: the version flags were not applied", out)
 		}
 	}
 }

@@ -7,6 +7,7 @@ replace github.com/flowaudit/flowaudit => ../..
 require (
 	github.com/cilium/cilium v1.18.4
 	github.com/flowaudit/flowaudit v0.0.0-00010101000000-000000000000
+	github.com/moby/patternmatcher v0.6.1
 	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring v0.86.0
 	github.com/prometheus/prometheus v0.308.0
 	google.golang.org/protobuf v1.36.12
