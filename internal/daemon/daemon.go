@@ -510,12 +510,20 @@ func (s *lockedSink) abort() error {
 
 // withArchive runs fn with the writer locked (no batch is written meanwhile).
 func (s *lockedSink) withArchive(fn func(*archive.Writer) error) error {
+	return s.locked(func() error { return fn(s.w) })
+}
+
+// errSinkClosed: the session's archive was closed (shutdown or reopening).
+var errSinkClosed = errors.New("archive: closed")
+
+// locked runs fn with the archive to itself.
+func (s *lockedSink) locked(fn func() error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errors.New("archive: closed")
+		return errSinkClosed
 	}
-	return fn(s.w)
+	return fn()
 }
 
 // countingInput wraps a source to report whether it runs and what it read.

@@ -534,7 +534,7 @@ func TestCompactionMergesClosedDays(t *testing.T) {
 	cfg.Archive.Compaction = false
 	r = start(t, cfg, later)
 	waitFor(t, "archive open", func() bool { return r.d.sink.Load() != nil })
-	r.d.compactOnce()
+	r.d.compactOnce(context.Background())
 	r.shutdown(t)
 	if n := files(); n != before {
 		t.Fatalf("compaction off: %d files, want %d", n, before)
@@ -542,7 +542,7 @@ func TestCompactionMergesClosedDays(t *testing.T) {
 	cfg.Archive.Compaction = true
 	r = start(t, cfg, later)
 	waitFor(t, "archive open", func() bool { return r.d.sink.Load() != nil })
-	r.d.compactOnce()
+	r.d.compactOnce(context.Background())
 	merged := metricValue(t, r.d.Registry(), "flowaudit_archive_compaction_files_merged_total", nil)
 	r.shutdown(t)
 	if n := files(); n >= before || merged < float64(before-n) {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.uber.org/zap"
@@ -100,9 +101,10 @@ func (d *Daemon) slackCheck(ctx context.Context) {
 	}
 }
 
-// retentionLoop applies the archive retention of the current configuration,
-// then compacts closed days, every hour (the first time shortly after
-// start), under the writer's lock.
+// retentionLoop applies the archive retention of the current configuration
+// (under the writer's lock), then compacts closed days (the lock taken per
+// run, see archive.Writer.CompactEach), every hour (the first time shortly
+// after start).
 func (d *Daemon) retentionLoop(ctx context.Context) {
 	timer := time.NewTimer(2 * time.Minute)
 	defer timer.Stop()
@@ -113,7 +115,7 @@ func (d *Daemon) retentionLoop(ctx context.Context) {
 		case <-timer.C:
 		}
 		d.retentionOnce()
-		d.compactOnce()
+		d.compactOnce(ctx)
 		timer.Reset(time.Hour)
 	}
 }
@@ -157,20 +159,22 @@ func (d *Daemon) onArchive(fn func(*archive.Writer) error) (open bool, err error
 	return true, sink.withArchive(fn)
 }
 
-func (d *Daemon) compactOnce() {
+func (d *Daemon) compactOnce(ctx context.Context) {
 	d.mu.Lock()
 	on := d.cfg.Archive.Compaction
 	d.mu.Unlock()
 	if !on {
 		return
 	}
-	var res archive.CompactResult
-	open, err := d.onArchive(func(w *archive.Writer) (err error) {
-		res, err = w.Compact(d.opts.Now())
-		return err
-	})
-	if !open {
-		return
+	sink := d.sink.Load()
+	if sink == nil {
+		return // the archive is being reopened: next hour
+	}
+	// Run by run, the sink's lock taken for each only: the sources' batches
+	// are written between two runs, not after the whole compaction.
+	res, err := sink.w.CompactEach(ctx, d.opts.Now(), sink.locked)
+	if errors.Is(err, errSinkClosed) || ctx.Err() != nil {
+		return // shutting down or reopening: next time
 	}
 	if err != nil {
 		d.log.Error("archive compaction failed; retrying in an hour", zap.Error(err),

@@ -1,11 +1,17 @@
 package archive
 
 import (
+	"context"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+	"github.com/flowaudit/flowaudit/pkg/gen"
 )
 
 // BenchmarkWrite measures Write of 4096-flow batches (two nodes) including
@@ -67,4 +73,67 @@ func BenchmarkCommitDay(b *testing.B) {
 		b.ReportMetric(float64(first.Microseconds())/300, "µs/commit-first300")
 		b.ReportMetric(float64(last.Microseconds())/300, "µs/commit-last300")
 	}
+}
+
+// BenchmarkCompactEachLockHold merges a closed day of 200k generated flows
+// (every field) committed as 25 files, with CompactEach, and reports the
+// longest time it held the writer (max-hold-ms: what the daemon's batches
+// wait for at most) and the merge rate (rows/s).
+func BenchmarkCompactEachLockHold(b *testing.B) {
+	var longest time.Duration
+	var rows int64
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		w := closedDayOfGeneratedFlows(b, 200_000, 8192)
+		b.StartTimer()
+		res, err := w.CompactEach(context.Background(), compactNow, func(fn func() error) error {
+			start := time.Now()
+			defer func() { longest = max(longest, time.Since(start)) }()
+			return fn()
+		})
+		if err != nil || res.Outputs == 0 {
+			b.Fatalf("compaction %+v: %v", res, err)
+		}
+		rows += res.Rows
+		b.StopTimer()
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(longest.Microseconds())/1000, "max-hold-ms")
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// closedDayOfGeneratedFlows commits n generated flows on compactDay, in
+// files of perFile flows, into a new archive.
+func closedDayOfGeneratedFlows(tb testing.TB, n, perFile int) *Writer {
+	tb.Helper()
+	w, err := Open(Config{Root: tb.TempDir()}, nil, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	g, err := gen.New(gen.Config{Seed: 1, Nodes: 1, Start: compactDay})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for done := 0; done < n; {
+		bt := &flow.Batch{}
+		for bt.Len() < perFile && done < n {
+			if f := g.Next().GetFlow(); f != nil {
+				x := bt.Next()
+				x.Reset()
+				proto.Merge(x, f)
+				done++
+			}
+		}
+		bt.Checkpoint = flow.Checkpoint{Source: "bench", Position: strconv.Itoa(done)}
+		if err := w.Write(bt); err != nil {
+			tb.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return w
 }

@@ -3,6 +3,7 @@ package archive
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -52,60 +53,139 @@ type CompactResult struct {
 // last group, and the next Compact deletes inputs a compaction entry names
 // that are still there; until then scanners skip them, and verify counts
 // them as compacted, not missing.
-func (w *Writer) Compact(now time.Time) (res CompactResult, err error) {
+func (w *Writer) Compact(now time.Time) (CompactResult, error) {
+	return w.CompactEach(context.Background(), now, func(fn func() error) error { return fn() })
+}
+
+// CompactEach is Compact for a writer that other goroutines write to: it
+// calls lock around each piece of work that touches the writer (finding
+// the partitions' runs of files; each run's commit) and reads and writes
+// the files of a run without it, so that a daemon's batches keep being
+// written while a day is compacted (hours on a busy node, while the
+// exporter's rotation deletes what the sources could not read) and wait
+// at most for one commit. lock must not hold anything but the writer.
+// Cancelling ctx stops the run being merged (its output is discarded).
+func (w *Writer) CompactEach(ctx context.Context, now time.Time, lock func(func() error) error) (res CompactResult, err error) {
 	defer func() {
 		if err != nil {
 			w.m.writeErrors.WithLabelValues("compaction").Inc()
 		}
 	}()
-	if w.closed {
-		return res, errors.New("archive: compact: writer is closed")
+	type job struct {
+		key partKey
+		run []ManifestEntry
 	}
-	if w.pending != nil {
-		if err := w.apply(w.pending); err != nil {
-			return res, err
+	var jobs []job
+	err = lock(func() error {
+		if w.closed {
+			return errors.New("archive: compact: writer is closed")
 		}
-		w.pending = nil
-	}
-	for _, table := range []string{"flows", "stats"} {
-		dates, err := dateDirs(filepath.Join(w.cfg.Root, table))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
+		if w.pending != nil {
+			if err := w.apply(w.pending); err != nil {
+				return err
+			}
+			w.pending = nil
 		}
-		if err != nil {
-			return res, fmt.Errorf("archive: compact: %w", err)
-		}
-		for _, d := range dates {
-			if d.day.Add(24*time.Hour + compactSettle).After(now) {
+		for _, table := range []string{"flows", "stats"} {
+			dates, err := dateDirs(filepath.Join(w.cfg.Root, table))
+			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
-			_, nodes, err := nodeDirs(filepath.Join(w.cfg.Root, table, d.name))
 			if err != nil {
-				return res, fmt.Errorf("archive: compact: %w", err)
+				return fmt.Errorf("archive: compact: %w", err)
 			}
-			for _, part := range nodes {
-				key := partKey{table: table, date: d.date, node: part}
-				if _, open := w.files[key]; open {
-					continue // a backfill is writing into it right now
+			for _, d := range dates {
+				if d.day.Add(24*time.Hour + compactSettle).After(now) {
+					continue
 				}
-				if err := w.compactPartition(key, now, &res); err != nil {
-					return res, err
+				_, nodes, err := nodeDirs(filepath.Join(w.cfg.Root, table, d.name))
+				if err != nil {
+					return fmt.Errorf("archive: compact: %w", err)
+				}
+				for _, part := range nodes {
+					key := partKey{table: table, date: d.date, node: part}
+					if _, open := w.files[key]; open {
+						continue // a backfill is writing into it right now
+					}
+					runs, err := w.compactRuns(key)
+					if err != nil {
+						return err
+					}
+					for _, r := range runs {
+						jobs = append(jobs, job{key, r})
+					}
 				}
 			}
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	parts := map[partKey]bool{}
+	for _, j := range jobs {
+		var tmpSeq uint64
+		skip := false
+		err := lock(func() error {
+			if w.closed {
+				return errors.New("archive: compact: writer is closed")
+			}
+			_, skip = w.files[j.key] // a backfill started writing into it: next time
+			tmpSeq = w.seq + 1
+			return nil
+		})
+		if err != nil {
+			return res, err
+		}
+		if skip {
+			continue
+		}
+		// Reading the inputs and writing the output, the bulk of the work
+		// (seconds per million rows), needs no lock: they are committed
+		// files and a temporary one no one else knows of.
+		m, err := w.mergeRun(ctx, j.key, j.run, tmpSeq)
+		if err != nil {
+			return res, err
+		}
+		ran := false
+		err = lock(func() error {
+			ran = true
+			if w.closed {
+				m.discard()
+				return errors.New("archive: compact: writer is closed")
+			}
+			before := res.Outputs
+			if err := w.commitMerged(m, now, &res); err != nil {
+				return err
+			}
+			if res.Outputs > before && !parts[j.key] {
+				parts[j.key] = true
+				res.Partitions++
+			}
+			return nil
+		})
+		if !ran {
+			m.discard()
+		}
+		if err != nil {
+			return res, err
 		}
 	}
 	return res, nil
 }
 
-// compactPartition compacts one (table, date, node) partition.
-func (w *Writer) compactPartition(key partKey, now time.Time, res *CompactResult) error {
+// compactRuns returns the runs of files of one (table, date, node)
+// partition to merge: consecutive committed files of one configuration,
+// within the file limits. It removes the inputs of a compaction whose
+// deletions a crash interrupted.
+func (w *Writer) compactRuns(key partKey) ([][]ManifestEntry, error) {
 	node := UnsanitizeNode(key.node)
 	entries, err := readManifest(manifestPath(w.cfg.Root, node, key.date))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil // nothing committed here
+		return nil, nil // nothing committed here
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dirRel := path.Join(key.table, "date="+key.date, "node="+key.node)
 	committed := map[string]ManifestEntry{}
@@ -124,7 +204,7 @@ func (w *Writer) compactPartition(key partKey, now time.Time, res *CompactResult
 	}
 	names, err := os.ReadDir(filepath.Join(w.cfg.Root, filepath.FromSlash(dirRel)))
 	if err != nil {
-		return fmt.Errorf("archive: compact: %w", err)
+		return nil, fmt.Errorf("archive: compact: %w", err)
 	}
 	var inputs []ManifestEntry
 	for _, n := range names {
@@ -132,7 +212,7 @@ func (w *Writer) compactPartition(key partKey, now time.Time, res *CompactResult
 		if replaced[rel] {
 			// A compaction whose deletions a crash interrupted.
 			if err := os.Remove(filepath.Join(w.cfg.Root, filepath.FromSlash(rel))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("archive: compact: %w", err)
+				return nil, fmt.Errorf("archive: compact: %w", err)
 			}
 			continue
 		}
@@ -142,57 +222,79 @@ func (w *Writer) compactPartition(key partKey, now time.Time, res *CompactResult
 		}
 	}
 	slices.SortFunc(inputs, func(a, b ManifestEntry) int { return strings.Compare(a.Path, b.Path) })
-	// Runs of consecutive files of one configuration, within the file limits.
 	maxRows := w.cfg.CompactMaxRows
 	if maxRows <= 0 {
 		maxRows = w.cfg.MaxFileRows
 	}
+	var runs [][]ManifestEntry
 	var run []ManifestEntry
 	var rows, size int64
-	flush := func() error {
-		defer func() { run, rows, size = nil, 0, 0 }()
-		if len(run) < 2 {
-			return nil
+	flush := func() {
+		if len(run) >= 2 {
+			runs = append(runs, run)
 		}
-		return w.compactRun(key, run, now, res)
+		run, rows, size = nil, 0, 0
 	}
 	for _, e := range inputs {
 		if len(run) > 0 && (rows+e.Rows > int64(maxRows) || size+e.Bytes > w.cfg.MaxFileBytes ||
 			e.CollectorVersion != run[0].CollectorVersion || e.ConfigHash != run[0].ConfigHash) {
-			if err := flush(); err != nil {
-				return err
-			}
+			flush()
 		}
 		run = append(run, e)
 		rows += e.Rows
 		size += e.Bytes
 	}
-	return flush()
+	flush()
+	return runs, nil
 }
 
 // compactRun merges run (files of one partition, in time order) into one
 // file and commits it.
-func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res *CompactResult) (err error) {
+func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res *CompactResult) error {
+	m, err := w.mergeRun(context.Background(), key, run, w.seq+1)
+	if err != nil {
+		return err
+	}
+	return w.commitMerged(m, now, res)
+}
+
+// merged is a compaction's output, written and not yet committed.
+type merged struct {
+	of       *openFile
+	run      []ManifestEntry
+	replaces []ReplacedFile
+}
+
+// discard removes an output that will not be committed.
+func (m *merged) discard() {
+	_ = m.of.f.Close()
+	_ = os.Remove(m.of.tmp)
+}
+
+// mergeRun checks run's files against their manifest entries and writes
+// their rows into a new temporary file of the partition. It uses none of
+// the writer's mutable state (tmpSeq only names the file), so CompactEach
+// runs it while the writer takes batches.
+func (w *Writer) mergeRun(ctx context.Context, key partKey, run []ManifestEntry, tmpSeq uint64) (_ *merged, err error) {
 	for _, e := range run {
 		if err := checkCommitted(w.cfg.Root, e); err != nil {
-			return fmt.Errorf("archive: compact: %w", err)
+			return nil, fmt.Errorf("archive: compact: %w", err)
 		}
 	}
-	of, err := w.createTmp(key)
+	of, err := w.createTmpSeq(key, tmpSeq)
 	if err != nil {
-		return fmt.Errorf("archive: compact: %w", err)
+		return nil, fmt.Errorf("archive: compact: %w", err)
 	}
-	recorded := false // from its commit record on, the file is recovery's
+	m := &merged{of: of, run: run}
 	defer func() {
-		if err != nil && !recorded {
-			_ = of.f.Close()
-			_ = os.Remove(of.tmp)
+		if err != nil {
+			m.discard()
 		}
 	}()
 	of.buf = bufio.NewWriterSize(of.hash, 1<<20)
 	var want, got int64
 	minT, maxT := run[0].MinTime, run[0].MaxTime
-	replaces := make([]ReplacedFile, 0, len(run))
+	m.replaces = make([]ReplacedFile, 0, len(run))
 	for _, e := range run {
 		want += e.Rows
 		if e.MinTime.Before(minT) {
@@ -201,23 +303,26 @@ func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res
 		if e.MaxTime.After(maxT) {
 			maxT = e.MaxTime
 		}
-		replaces = append(replaces, ReplacedFile{Path: e.Path, SHA256: e.SHA256, Bytes: e.Bytes, Rows: e.Rows})
+		m.replaces = append(m.replaces, ReplacedFile{Path: e.Path, SHA256: e.SHA256, Bytes: e.Bytes, Rows: e.Rows})
 	}
 	all := windowOf(time.Time{}, time.Time{}) // every row of the inputs
 	var closeErr error
 	if key.table == "flows" {
 		if of.flows, err = newFlowWriter(of.buf, w.cfg.RowGroupRows, fileMetadata(key, run[0].CollectorVersion, run[0].ConfigHash)); err != nil {
-			return fmt.Errorf("archive: compact: %w", err)
+			return nil, fmt.Errorf("archive: compact: %w", err)
 		}
 		buf := make([]FlowRow, 4096)
 		for _, e := range run {
 			err := scanFile(filepath.Join(w.cfg.Root, filepath.FromSlash(e.Path)), buf, "time", all, func(rows []FlowRow) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 				got += int64(len(rows))
 				of.rowBuf = rows
 				return of.flushRows()
 			})
 			if err != nil {
-				return fmt.Errorf("archive: compact: read %s: %w", e.Path, err)
+				return nil, fmt.Errorf("archive: compact: read %s: %w", e.Path, err)
 			}
 		}
 		closeErr = of.flows.Close()
@@ -226,31 +331,61 @@ func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res
 		buf := make([]StatRow, 4096)
 		for _, e := range run {
 			err := scanFile(filepath.Join(w.cfg.Root, filepath.FromSlash(e.Path)), buf, "minute", all, func(rows []StatRow) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 				got += int64(len(rows))
 				_, err := pw.Write(rows)
 				return err
 			})
 			if err != nil {
-				return fmt.Errorf("archive: compact: read %s: %w", e.Path, err)
+				return nil, fmt.Errorf("archive: compact: read %s: %w", e.Path, err)
 			}
 		}
 		closeErr = pw.Close()
 	}
 	if closeErr != nil {
-		return fmt.Errorf("archive: compact: close %s: %w", of.tmp, closeErr)
+		return nil, fmt.Errorf("archive: compact: close %s: %w", of.tmp, closeErr)
 	}
 	if got != want {
-		return fmt.Errorf("archive: compact: %d rows read from %d files whose manifest entries say %d", got, len(run), want)
+		return nil, fmt.Errorf("archive: compact: %d rows read from %d files whose manifest entries say %d", got, len(run), want)
 	}
 	if err := of.buf.Flush(); err != nil {
-		return fmt.Errorf("archive: compact: write %s: %w", of.tmp, err)
+		return nil, fmt.Errorf("archive: compact: write %s: %w", of.tmp, err)
 	}
 	of.rows, of.minT, of.maxT = got, minT.UnixMicro(), maxT.UnixMicro()
+	return m, nil
+}
+
+// commitMerged commits a compaction's output: its commit record names the
+// files it replaces, which are then deleted. Its inputs must still be there
+// (retention may have deleted the day since mergeRun); if they are not, the
+// output is discarded.
+func (w *Writer) commitMerged(m *merged, now time.Time, res *CompactResult) (err error) {
+	of, run := m.of, m.run
+	recorded := false // from its commit record on, the file is recovery's
+	defer func() {
+		if !recorded {
+			m.discard()
+		}
+	}()
+	for _, e := range run {
+		fi, err := os.Stat(filepath.Join(w.cfg.Root, filepath.FromSlash(e.Path)))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // deleted meanwhile: nothing to replace
+		}
+		if err != nil {
+			return fmt.Errorf("archive: compact: %w", err)
+		}
+		if fi.Size() != e.Bytes {
+			return fmt.Errorf("archive: compact: %s: %d bytes, manifest says %d: not replacing a file that changed since it was committed (run flowaudit verify)", e.Path, fi.Size(), e.Bytes)
+		}
+	}
 	rec := commitRecord{Seq: w.seq + 1, Time: now.UTC(), Checkpoints: w.committed}
 	if err := w.finishFile(of, &rec); err != nil {
 		return err
 	}
-	rec.Files[0].Op, rec.Files[0].Replaces = "compaction", replaces
+	rec.Files[0].Op, rec.Files[0].Replaces = "compaction", m.replaces
 	rec.Files[0].CollectorVersion, rec.Files[0].ConfigHash = run[0].CollectorVersion, run[0].ConfigHash
 	if err := w.writeCommitRecord(&rec); err != nil {
 		return err
@@ -261,10 +396,9 @@ func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res
 		return err
 	}
 	w.pruneCommitRecords()
-	res.Partitions++
 	res.Inputs += len(run)
 	res.Outputs++
-	res.Rows += got
+	res.Rows += of.rows
 	w.m.compactedFiles.Add(float64(len(run)))
 	return nil
 }

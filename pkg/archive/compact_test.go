@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -313,6 +314,198 @@ func TestCompactionWhoseManifestAppendFails(t *testing.T) {
 		if n != 1 {
 			t.Fatalf("uuid %s read %d times", u, n)
 		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	verifyClean(t, root)
+}
+
+// TestCompactEachLetsWritesThrough: CompactEach takes the caller's lock to
+// find the runs, then for each run twice (to start it, to commit its
+// output) but not while it reads and writes the files, so batches written
+// in between (the daemon's sources, while a day is compacted) are committed
+// at once, even while a run is being merged; every flow is there once and
+// verify is clean afterwards.
+func TestCompactEachLetsWritesThrough(t *testing.T) {
+	root := t.TempDir()
+	w, err := Open(Config{Root: root, CompactMaxRows: 40}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 6; i++ { // 6 commits of 20 flows per node: 3 runs of 2 files per table and node
+		commitFlows(t, w, compactDay, i*40, (i+1)*40)
+	}
+	today := compactNow.Truncate(24 * time.Hour)
+	var held bool
+	locks, written := 0, 0
+	lock := func(fn func() error) error {
+		if held {
+			t.Fatal("lock taken twice")
+		}
+		if locks > 1 { // between two runs: the sources' batch
+			commitFlows(t, w, today, 1000+written*10, 1010+written*10)
+			written++
+		}
+		locks++
+		held = true
+		defer func() { held = false }()
+		return fn()
+	}
+	res, err := w.CompactEach(context.Background(), compactNow, lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 nodes x 2 tables x 3 runs, each started and committed under its own
+	// locks, after the one that found them.
+	if res.Outputs != 12 || res.Inputs != 24 || res.Partitions != 4 || locks != 25 || written != 23 {
+		t.Fatalf("compaction %+v with %d locks and %d batches written in between; want 12 outputs of 24 inputs in 4 partitions, 25 locks, 23 batches", res, locks, written)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := scanUUIDs(t, root)
+	if len(got) != 240+written*10 {
+		t.Fatalf("%d flows after compaction, want %d", len(got), 240+written*10)
+	}
+	for u, n := range got {
+		if n != 1 {
+			t.Fatalf("uuid %s %d times", u, n)
+		}
+	}
+	if rep := verifyClean(t, root); rep.Compacted != 24 {
+		t.Fatalf("verify counted %d compacted files, want 24", rep.Compacted)
+	}
+}
+
+// TestCompactEachWriterClosedWhileMerging: a writer closed (daemon shutdown)
+// while a run is merged outside the lock discards the run's output; no
+// temporary file is left and the inputs stay committed.
+func TestCompactEachWriterClosedWhileMerging(t *testing.T) {
+	root, w := closedDay(t, 4, 40)
+	before := scanUUIDs(t, root)
+	locks := 0
+	_, err := w.CompactEach(context.Background(), compactNow, func(fn func() error) error {
+		locks++
+		if locks == 3 { // the first run is merged: its commit is next
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return fn()
+	})
+	if err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("compaction of a closed writer: %v", err)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(root, "*", "*", "*", tmpPrefix+"*"))
+	if len(leftovers) > 0 {
+		t.Fatalf("temporary files left: %v", leftovers)
+	}
+	if got := scanUUIDs(t, root); !equalCounts(got, before) {
+		t.Fatalf("%d flows after the interrupted compaction, want %d", len(got), len(before))
+	}
+	verifyClean(t, root)
+}
+
+// TestCompactEachConcurrentWrites: batches written and committed from
+// another goroutine, under the same lock, for as long as CompactEach runs
+// (the race detector checks that merging touches no state they change).
+func TestCompactEachConcurrentWrites(t *testing.T) {
+	root := t.TempDir()
+	w, err := Open(Config{Root: root, CompactMaxRows: 40}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 8; i++ {
+		commitFlows(t, w, compactDay, i*40, (i+1)*40)
+	}
+	var mu sync.Mutex
+	lock := func(fn func() error) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return fn()
+	}
+	today := compactNow.Truncate(24 * time.Hour)
+	done := make(chan error, 1)
+	compacted := make(chan struct{})
+	batches := 0
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-compacted:
+				batches = i
+				done <- nil
+				return
+			default:
+			}
+			b := &flow.Batch{}
+			for j := 0; j < 10; j++ {
+				f := b.Next()
+				f.Reset()
+				f.Uuid, f.NodeName = strconv.Itoa(1000+i*10+j), "c/n1"
+				f.Time = timestamppb.New(today.Add(time.Duration(i*10+j) * time.Second))
+			}
+			b.Checkpoint = flow.Checkpoint{Source: "t", Position: strconv.Itoa(i)}
+			if err := lock(func() error {
+				if err := w.Write(b); err != nil {
+					return err
+				}
+				return w.Flush()
+			}); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	res, err := w.CompactEach(context.Background(), compactNow, lock)
+	close(compacted)
+	if werr := <-done; werr != nil {
+		t.Fatal("write:", werr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outputs != 16 || res.Inputs != 32 {
+		t.Fatalf("compaction %+v, want 16 outputs of 32 inputs", res)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := scanUUIDs(t, root)
+	if len(got) != 320+10*batches || batches == 0 {
+		t.Fatalf("%d flows, want %d (%d batches written during the compaction)", len(got), 320+10*batches, batches)
+	}
+	for u, n := range got {
+		if n != 1 {
+			t.Fatalf("uuid %s %d times", u, n)
+		}
+	}
+	verifyClean(t, root)
+}
+
+// TestCompactEachCancelled: a compaction cancelled (daemon shutdown) stops
+// in the middle of merging a run: no temporary file is left, and the inputs
+// stay committed.
+func TestCompactEachCancelled(t *testing.T) {
+	root, w := closedDay(t, 4, 40)
+	before := scanUUIDs(t, root)
+	ctx, cancel := context.WithCancel(context.Background())
+	locks := 0
+	_, err := w.CompactEach(ctx, compactNow, func(fn func() error) error {
+		if locks++; locks == 2 { // the first run is started: cancel its merge
+			defer cancel()
+		}
+		return fn()
+	})
+	if !errors.Is(err, context.Canceled) || locks != 2 {
+		t.Fatalf("cancelled compaction: %v after %d locks, want context.Canceled after 2", err, locks)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(root, "*", "*", "*", tmpPrefix+"*"))
+	if len(leftovers) > 0 {
+		t.Fatalf("temporary files left: %v", leftovers)
+	}
+	if got := scanUUIDs(t, root); !equalCounts(got, before) {
+		t.Fatalf("%d flows after the cancelled compaction, want %d", len(got), len(before))
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)

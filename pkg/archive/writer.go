@@ -408,11 +408,17 @@ func (w *Writer) file(key partKey) (*openFile, error) {
 // createTmp creates, under its temporary name, a new data file of the
 // partition key, hashed as it is written.
 func (w *Writer) createTmp(key partKey) (*openFile, error) {
+	return w.createTmpSeq(key, w.seq+1)
+}
+
+// createTmpSeq is createTmp with the sequence number its name carries given
+// (compaction creates its output without the writer's state).
+func (w *Writer) createTmpSeq(key partKey, seq uint64) (*openFile, error) {
 	dir := filepath.Join(w.cfg.Root, key.table, "date="+key.date, "node="+key.node)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
-	tmp := filepath.Join(dir, fmt.Sprintf("%s%d-%s.parquet", tmpPrefix, w.seq+1, randHex(6)))
+	tmp := filepath.Join(dir, fmt.Sprintf("%s%d-%s.parquet", tmpPrefix, seq, randHex(6)))
 	f, err := createFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
