@@ -248,16 +248,6 @@ func (w *Writer) compactRuns(key partKey) ([][]ManifestEntry, error) {
 	return runs, nil
 }
 
-// compactRun merges run (files of one partition, in time order) into one
-// file and commits it.
-func (w *Writer) compactRun(key partKey, run []ManifestEntry, now time.Time, res *CompactResult) error {
-	m, err := w.mergeRun(context.Background(), key, run, w.seq+1)
-	if err != nil {
-		return err
-	}
-	return w.commitMerged(m, now, res)
-}
-
 // merged is a compaction's output, written and not yet committed.
 type merged struct {
 	of       *openFile
