@@ -66,20 +66,33 @@ func (w *Writer) Compact(now time.Time) (CompactResult, error) {
 // at most for one commit. lock must not hold anything but the writer.
 // Cancelling ctx stops the run being merged (its output is discarded).
 func (w *Writer) CompactEach(ctx context.Context, now time.Time, lock func(func() error) error) (res CompactResult, err error) {
+	interrupted := false // by the caller (its lock refused, ctx) or a closed writer: not a failure
 	defer func() {
-		if err != nil {
+		if err != nil && !interrupted && ctx.Err() == nil {
 			w.m.writeErrors.WithLabelValues("compaction").Inc()
 		}
 	}()
+	locked := func(fn func() error) error {
+		ran := false
+		err := lock(func() error {
+			ran = true
+			if w.closed {
+				interrupted = true
+				return errors.New("archive: compact: writer is closed")
+			}
+			return fn()
+		})
+		if !ran && err != nil {
+			interrupted = true
+		}
+		return err
+	}
 	type job struct {
 		key partKey
 		run []ManifestEntry
 	}
 	var jobs []job
-	err = lock(func() error {
-		if w.closed {
-			return errors.New("archive: compact: writer is closed")
-		}
+	err = locked(func() error {
 		if w.pending != nil {
 			if err := w.apply(w.pending); err != nil {
 				return err
@@ -126,15 +139,11 @@ func (w *Writer) CompactEach(ctx context.Context, now time.Time, lock func(func(
 	for _, j := range jobs {
 		var tmpSeq uint64
 		skip := false
-		err := lock(func() error {
-			if w.closed {
-				return errors.New("archive: compact: writer is closed")
-			}
+		if err := locked(func() error {
 			_, skip = w.files[j.key] // a backfill started writing into it: next time
 			tmpSeq = w.seq + 1
 			return nil
-		})
-		if err != nil {
+		}); err != nil {
 			return res, err
 		}
 		if skip {
@@ -147,13 +156,9 @@ func (w *Writer) CompactEach(ctx context.Context, now time.Time, lock func(func(
 		if err != nil {
 			return res, err
 		}
-		ran := false
-		err = lock(func() error {
-			ran = true
-			if w.closed {
-				m.discard()
-				return errors.New("archive: compact: writer is closed")
-			}
+		tried := false
+		err = locked(func() error {
+			tried = true
 			before := res.Outputs
 			if err := w.commitMerged(m, now, &res); err != nil {
 				return err
@@ -164,8 +169,8 @@ func (w *Writer) CompactEach(ctx context.Context, now time.Time, lock func(func(
 			}
 			return nil
 		})
-		if !ran {
-			m.discard()
+		if !tried {
+			m.discard() // the writer closed meanwhile
 		}
 		if err != nil {
 			return res, err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flowaudit/flowaudit/pkg/flow"
@@ -228,6 +229,9 @@ func TestCompactRefusesAModifiedFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), filepath.Base(files[1])) || !strings.Contains(err.Error(), "changed since it was committed") {
 		t.Fatalf("compaction over a modified file: %v", err)
 	}
+	if n := testutil.ToFloat64(w.m.writeErrors.WithLabelValues("compaction")); n != 1 {
+		t.Fatalf("the refused compaction counted as %v errors, want 1", n)
+	}
 	if n := len(partFiles(t, root, "flows", compactDay, "c/n1")); n != 3 {
 		t.Fatalf("%d files left, want the 3 untouched", n)
 	}
@@ -397,10 +401,10 @@ func TestCompactEachWriterClosedWhileMerging(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Fatalf("compaction of a closed writer: %v", err)
 	}
-	leftovers, _ := filepath.Glob(filepath.Join(root, "*", "*", "*", tmpPrefix+"*"))
-	if len(leftovers) > 0 {
-		t.Fatalf("temporary files left: %v", leftovers)
+	if n := testutil.ToFloat64(w.m.writeErrors.WithLabelValues("compaction")); n != 0 {
+		t.Fatalf("an interrupted compaction counted as %v errors", n)
 	}
+	noTemporaryFiles(t, root)
 	if got := scanUUIDs(t, root); !equalCounts(got, before) {
 		t.Fatalf("%d flows after the interrupted compaction, want %d", len(got), len(before))
 	}
@@ -500,10 +504,10 @@ func TestCompactEachCancelled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || locks != 2 {
 		t.Fatalf("cancelled compaction: %v after %d locks, want context.Canceled after 2", err, locks)
 	}
-	leftovers, _ := filepath.Glob(filepath.Join(root, "*", "*", "*", tmpPrefix+"*"))
-	if len(leftovers) > 0 {
-		t.Fatalf("temporary files left: %v", leftovers)
+	if n := testutil.ToFloat64(w.m.writeErrors.WithLabelValues("compaction")); n != 0 {
+		t.Fatalf("a cancelled compaction counted as %v errors", n)
 	}
+	noTemporaryFiles(t, root)
 	if got := scanUUIDs(t, root); !equalCounts(got, before) {
 		t.Fatalf("%d flows after the cancelled compaction, want %d", len(got), len(before))
 	}
@@ -511,4 +515,16 @@ func TestCompactEachCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	verifyClean(t, root)
+}
+
+// noTemporaryFiles fails when a data file's temporary is left in root.
+func noTemporaryFiles(t *testing.T, root string) {
+	t.Helper()
+	leftovers, err := filepath.Glob(filepath.Join(root, "*", "*", "*", tmpPrefix+"*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leftovers) > 0 {
+		t.Fatalf("temporary files left: %v", leftovers)
+	}
 }
