@@ -59,8 +59,8 @@ func (w *Writer) Compact(now time.Time) (CompactResult, error) {
 
 // CompactEach is Compact for a writer that other goroutines write to: it
 // calls lock around each piece of work that touches the writer (finding
-// the partitions' runs of files; each run's commit) and reads and writes
-// the files of a run without it, so that a daemon's batches keep being
+// the closed days' partitions; starting and committing each run) and reads
+// manifests and the files of a run without it, so that a daemon's batches keep being
 // written while a day is compacted (hours on a busy node, while the
 // exporter's rotation deletes what the sources could not read) and wait
 // at most for one commit. lock must not hold anything but the writer.
@@ -87,11 +87,7 @@ func (w *Writer) CompactEach(ctx context.Context, now time.Time, lock func(func(
 		}
 		return err
 	}
-	type job struct {
-		key partKey
-		run []ManifestEntry
-	}
-	var jobs []job
+	var keys []partKey
 	err = locked(func() error {
 		if w.pending != nil {
 			if err := w.apply(w.pending); err != nil {
@@ -117,15 +113,8 @@ func (w *Writer) CompactEach(ctx context.Context, now time.Time, lock func(func(
 				}
 				for _, part := range nodes {
 					key := partKey{table: table, date: d.date, node: part}
-					if _, open := w.files[key]; open {
-						continue // a backfill is writing into it right now
-					}
-					runs, err := w.compactRuns(key)
-					if err != nil {
-						return err
-					}
-					for _, r := range runs {
-						jobs = append(jobs, job{key, r})
+					if _, open := w.files[key]; !open { // else a backfill is writing into it right now
+						keys = append(keys, key)
 					}
 				}
 			}
@@ -135,8 +124,27 @@ func (w *Writer) CompactEach(ctx context.Context, now time.Time, lock func(func(
 	if err != nil {
 		return res, err
 	}
+	type job struct {
+		key partKey
+		run []ManifestEntry
+	}
+	var jobs []job
+	for _, key := range keys {
+		// A closed day's manifest and files: read without the lock (a busy
+		// node's day has a manifest of ~100 MB).
+		runs, err := w.compactRuns(key)
+		if err != nil {
+			return res, err
+		}
+		for _, r := range runs {
+			jobs = append(jobs, job{key, r})
+		}
+	}
 	parts := map[partKey]bool{}
 	for _, j := range jobs {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
 		var tmpSeq uint64
 		skip := false
 		if err := locked(func() error {
