@@ -322,42 +322,38 @@ func toRow(f *flowpb.Flow, sl *rowSlab) FlowRow {
 	return r
 }
 
-// fillRow sets the row of f in place (r zeroed), into the batch's row buffer
-// rather than through a copy of the kilobyte of a FlowRow.
+// fillRow sets the row of f in r, which must be zeroed: field by field, in
+// place in the batch's row buffer (a composite literal is built in a
+// temporary and moved, a kilobyte per flow).
 func fillRow(r *FlowRow, f *flowpb.Flow, sl *rowSlab) {
-	*r = FlowRow{
-		UUID:                  sl.str(f.GetUuid()),
-		Verdict:               enum(sl, f.GetVerdict()),
-		DropReason:            sl.u32(f.GetDropReason()),
-		DropReasonDesc:        enum(sl, f.GetDropReasonDesc()),
-		AuthType:              enum(sl, f.GetAuthType()),
-		Type:                  enum(sl, f.GetType()),
-		NodeName:              sl.str(f.GetNodeName()),
-		NodeLabels:            strs(f.GetNodeLabels()),
-		SourceNames:           strs(f.GetSourceNames()),
-		DestinationNames:      strs(f.GetDestinationNames()),
-		TrafficDirection:      enum(sl, f.GetTrafficDirection()),
-		PolicyMatchType:       sl.u32(f.GetPolicyMatchType()),
-		TraceObservationPoint: enum(sl, f.GetTraceObservationPoint()),
-		TraceReason:           enum(sl, f.GetTraceReason()),
-		DebugCapturePoint:     enum(sl, f.GetDebugCapturePoint()),
-		ProxyPort:             sl.u32(f.GetProxyPort()),
-		TraceID:               sl.str(f.GetTraceContext().GetParent().GetTraceId()),
-		SockXlatePoint:        enum(sl, f.GetSockXlatePoint()),
-		SocketCookie:          sl.u64(f.GetSocketCookie()),
-		CgroupID:              sl.u64(f.GetCgroupId()),
-		Summary:               sl.str(f.GetSummary()),
-		EgressAllowedBy:       sl.policyList(f.GetEgressAllowedBy()),
-		IngressAllowedBy:      sl.policyList(f.GetIngressAllowedBy()),
-		EgressDeniedBy:        sl.policyList(f.GetEgressDeniedBy()),
-		IngressDeniedBy:       sl.policyList(f.GetIngressDeniedBy()),
-		PolicyLog:             strs(f.GetPolicyLog()),
-	}
-	if f.GetTime() != nil {
-		ns := flowTimeNs(f)
-		r.TimeNs = ns
-		r.Time = ns / 1000
-	}
+	r.UUID = sl.str(f.GetUuid())
+	r.Verdict = enum(sl, f.GetVerdict())
+	r.DropReason = sl.u32(f.GetDropReason())
+	r.DropReasonDesc = enum(sl, f.GetDropReasonDesc())
+	r.AuthType = enum(sl, f.GetAuthType())
+	r.Type = enum(sl, f.GetType())
+	r.NodeName = sl.str(f.GetNodeName())
+	r.NodeLabels = strs(f.GetNodeLabels())
+	r.SourceNames = strs(f.GetSourceNames())
+	r.DestinationNames = strs(f.GetDestinationNames())
+	r.TrafficDirection = enum(sl, f.GetTrafficDirection())
+	r.PolicyMatchType = sl.u32(f.GetPolicyMatchType())
+	r.TraceObservationPoint = enum(sl, f.GetTraceObservationPoint())
+	r.TraceReason = enum(sl, f.GetTraceReason())
+	r.DebugCapturePoint = enum(sl, f.GetDebugCapturePoint())
+	r.ProxyPort = sl.u32(f.GetProxyPort())
+	r.TraceID = sl.str(f.GetTraceContext().GetParent().GetTraceId())
+	r.SockXlatePoint = enum(sl, f.GetSockXlatePoint())
+	r.SocketCookie = sl.u64(f.GetSocketCookie())
+	r.CgroupID = sl.u64(f.GetCgroupId())
+	r.Summary = sl.str(f.GetSummary())
+	r.EgressAllowedBy = sl.policyList(f.GetEgressAllowedBy())
+	r.IngressAllowedBy = sl.policyList(f.GetIngressAllowedBy())
+	r.EgressDeniedBy = sl.policyList(f.GetEgressDeniedBy())
+	r.IngressDeniedBy = sl.policyList(f.GetIngressDeniedBy())
+	r.PolicyLog = strs(f.GetPolicyLog())
+	r.TimeNs = flowTimeNs(f) // 0 without a time
+	r.Time = r.TimeNs / 1000
 	if f.Reply {
 		r.Reply = sl.boolean(true)
 	}
@@ -375,23 +371,22 @@ func fillRow(r *FlowRow, f *flowpb.Flow, sl *rowSlab) {
 		}
 	}
 	if l4 := f.GetL4(); l4 != nil {
-		proto := sl.str
 		switch {
 		case l4.GetTCP() != nil:
 			t := l4.GetTCP()
-			r.L4Protocol, r.L4SourcePort, r.L4DestPort, r.L4TCPFlags = proto("TCP"), sl.u32(t.GetSourcePort()), sl.u32(t.GetDestinationPort()), sl.tcpFlags(t.GetFlags())
+			r.L4Protocol, r.L4SourcePort, r.L4DestPort, r.L4TCPFlags = sl.str("TCP"), sl.u32(t.GetSourcePort()), sl.u32(t.GetDestinationPort()), sl.tcpFlags(t.GetFlags())
 		case l4.GetUDP() != nil:
 			u := l4.GetUDP()
-			r.L4Protocol, r.L4SourcePort, r.L4DestPort = proto("UDP"), sl.u32(u.GetSourcePort()), sl.u32(u.GetDestinationPort())
+			r.L4Protocol, r.L4SourcePort, r.L4DestPort = sl.str("UDP"), sl.u32(u.GetSourcePort()), sl.u32(u.GetDestinationPort())
 		case l4.GetSCTP() != nil:
 			s := l4.GetSCTP()
-			r.L4Protocol, r.L4SourcePort, r.L4DestPort = proto("SCTP"), sl.u32(s.GetSourcePort()), sl.u32(s.GetDestinationPort())
+			r.L4Protocol, r.L4SourcePort, r.L4DestPort = sl.str("SCTP"), sl.u32(s.GetSourcePort()), sl.u32(s.GetDestinationPort())
 		case l4.GetICMPv4() != nil:
 			i := l4.GetICMPv4()
-			r.L4Protocol, r.L4ICMPType, r.L4ICMPCode = proto("ICMPv4"), sl.u32s.ptr(i.GetType()), sl.u32s.ptr(i.GetCode())
+			r.L4Protocol, r.L4ICMPType, r.L4ICMPCode = sl.str("ICMPv4"), sl.u32s.ptr(i.GetType()), sl.u32s.ptr(i.GetCode())
 		case l4.GetICMPv6() != nil:
 			i := l4.GetICMPv6()
-			r.L4Protocol, r.L4ICMPType, r.L4ICMPCode = proto("ICMPv6"), sl.u32s.ptr(i.GetType()), sl.u32s.ptr(i.GetCode())
+			r.L4Protocol, r.L4ICMPType, r.L4ICMPCode = sl.str("ICMPv6"), sl.u32s.ptr(i.GetType()), sl.u32s.ptr(i.GetCode())
 		}
 	}
 	if tn := f.GetTunnel(); tn != nil {

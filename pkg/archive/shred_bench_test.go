@@ -9,15 +9,11 @@ import (
 	"github.com/flowaudit/flowaudit/pkg/gen"
 )
 
-// docsMask is the field mask of Cilium's documentation example, which the
-// daemon's benchmarks use.
-const docsMask = "time,source.namespace,source.pod_name,destination.namespace,destination.pod_name,l4,IP,node_name,is_reply,verdict,drop_reason_desc"
-
 // BenchmarkShredRows measures shredRows on a 4096-row batch (the archive's
 // unit of work) of generated flows, whole and under the docs mask (most
 // columns NULL), without encoding or compression. ns/row is per flow.
 func BenchmarkShredRows(b *testing.B) {
-	for _, c := range []struct{ name, mask string }{{"docs-mask", docsMask}, {"all-fields", ""}} {
+	for _, c := range []struct{ name, mask string }{{"docs-mask", fieldmask.DocsExample}, {"all-fields", ""}} {
 		b.Run(c.name, func(b *testing.B) {
 			rows := generatedRows(b, 4096, c.mask)
 			lay, err := flowSchema()

@@ -4,3 +4,8 @@
 // Cilium >= 1.19). A Mask is immutable after Compile and safe for concurrent use;
 // applying it allocates nothing in steady state.
 package fieldmask
+
+// DocsExample is the hubble-export-fieldmask of Cilium's documentation
+// example, the mask flowaudit's benchmarks and tests use for "a typical
+// mask".
+const DocsExample = "time,source.namespace,source.pod_name,destination.namespace,destination.pod_name,l4,IP,node_name,is_reply,verdict,drop_reason_desc"
