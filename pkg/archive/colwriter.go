@@ -80,6 +80,8 @@ type leafSpec struct {
 	typ            format.Type
 	maxDef, maxRep uint8
 	path           []string
+	// u32: a leafInt32 of an unsigned Go field (its INT32 holds a uint32).
+	u32 bool
 	// long: pages cut by size only while they hold values. The label
 	// lists are a dozen dictionary indexes per row that zstd compresses
 	// better across many rows (source_labels and destination_labels at 100k
@@ -145,6 +147,9 @@ var flowSchema = sync.OnceValues(func() (*flowLayout, error) {
 			}
 		case format.Int32:
 			sp.kind = leafInt32
+			if it, ok := el.LogicalType.Value.(*format.IntType); ok && !it.IsSigned {
+				sp.u32 = true
+			}
 		case format.Int64:
 			sp.kind = leafInt64
 			if it, ok := el.LogicalType.Value.(*format.IntType); ok && !it.IsSigned {
@@ -383,6 +388,7 @@ type leaf struct {
 	dict     map[string]int32
 	dictVals []string
 	lastIdx  int32  // the last value's dictionary index, or -1
+	gen      uint64 // counts the chunks begun: a new one has a new dictionary
 	values   int64  // level entries
 	pages    []byte // headers and compressed bodies of the chunk's data pages
 	rawSize  int64  // the same, uncompressed
@@ -424,6 +430,7 @@ func (l *leaf) resetPage() {
 }
 
 func (l *leaf) resetChunk() {
+	l.gen++
 	clear(l.dict)
 	clear(l.dictVals)
 	l.dictVals = l.dictVals[:0]
@@ -491,6 +498,18 @@ func (l *leaf) str(s string) {
 		l.lastIdx = id
 	}
 	l.idx = append(l.idx, id)
+}
+
+// intern returns b's index in the chunk's dictionary, adding it if new.
+func (l *leaf) intern(b []byte) int32 {
+	if id, ok := l.dict[string(b)]; ok {
+		return id
+	}
+	c := string(b)
+	id := int32(len(l.dictVals))
+	l.dict[c] = id
+	l.dictVals = append(l.dictVals, c)
+	return id
 }
 
 func (l *leaf) i64(v int64)    { l.ints = append(l.ints, v) }
