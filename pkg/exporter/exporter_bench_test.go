@@ -24,13 +24,19 @@ func benchLines(b *testing.B) [][]byte {
 	return lines
 }
 
-func benchExport(b *testing.B, allow string, mask string) {
+func benchExport(b *testing.B, allow string, mask string) { benchExportDeny(b, allow, "", mask) }
+
+func benchExportDeny(b *testing.B, allow, deny string, mask string) {
 	lines := benchLines(b)
 	a, err := filter.ParseFilters(allow)
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := New(Config{Allow: a, FieldMask: fieldmask.ParsePaths(mask)})
+	d, err := filter.ParseFilters(deny)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := New(Config{Allow: a, Deny: d, FieldMask: fieldmask.ParsePaths(mask)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,3 +64,10 @@ func BenchmarkExportAllowDropped(b *testing.B) {
 
 // BenchmarkExportAll is `flowaudit filter` with no filter and no mask per line.
 func BenchmarkExportAll(b *testing.B) { benchExport(b, "", "") }
+
+// BenchmarkExportDenyDroppedDocMask is `flowaudit filter --denylist
+// {"verdict":["DROPPED"]} --fieldmask <docs example>` per line: a filter
+// that keeps most flows (decoded in one pass).
+func BenchmarkExportDenyDroppedDocMask(b *testing.B) {
+	benchExportDeny(b, "", `{"verdict":["DROPPED"]}`, fieldmask.DocsExample)
+}

@@ -179,6 +179,10 @@ func NewPlan(filterFields, keepFields flow.FieldSet) *Plan {
 	}
 }
 
+// OnePass reports whether Decode decodes the kept fields itself: the filter
+// reads no field, so every flow is kept (Finish has nothing to do).
+func (p *Plan) OnePass() bool { return p.oneStep }
+
 // Decoder decodes Hubble JSON event lines (events.log, `hubble observe -o
 // json`) into a reused *flowpb.Flow. It is not safe for concurrent use.
 type Decoder struct {
@@ -197,10 +201,26 @@ type Decoder struct {
 
 	fast   fastDec
 	evTime timestamppb.Timestamp
+	// With a filter, Decode decodes the filter's fields and Finish, for a
+	// kept flow, the kept ones in a second pass over the flow. When most
+	// flows are kept (a denylist) that pass costs more than decoding the
+	// kept fields of every flow at once: eager does that. It is chosen
+	// from the share of flows Finish was called for (kept), every
+	// adaptFlows flows; the result is the same either way.
+	eager, lastEager bool
+	flows, kept      int
 	// fastFallbacks counts lines the fast decoder left to protojson.
 	fastFallbacks uint64
 	slow          bool // protojson only (the tests' oracle)
 }
+
+// adaptFlows is how often (in flows) a Decoder with a filter chooses
+// between one pass and two; eagerAbove: one pass when more than one flow
+// in eagerAbove was kept.
+const (
+	adaptFlows = 1024
+	eagerAbove = 3
+)
 
 // NewDecoder returns a decoder following plan p.
 func NewDecoder(p *Plan) *Decoder {
@@ -228,18 +248,29 @@ func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
 	d.partial = false
 	err := errFallback
 	var start, end int
+	eager := false
+	defer func() { d.lastEager = eager }()
 	if !d.slow {
+		sel := d.plan.filterFast
+		if d.eager && !d.plan.oneStep {
+			sel, eager = d.plan.finishFast, true
+		}
 		d.fast.b, d.fast.arena = line, d.arena
-		start, end, err = d.fast.fastEvent(f, d.plan.filterFast, &d.ev, &d.evTime)
+		start, end, err = d.fast.fastEvent(f, sel, &d.ev, &d.evTime)
 		d.fast.b = nil
 	}
 	if err == nil {
-		if d.plan.filterFast != nil && !d.plan.oneStep { // Finish decodes the kept fields
+		if !d.plan.oneStep && !eager { // Finish decodes the kept fields
 			d.flowJSON = line[start:end]
 			d.partial = true
 		}
+		if d.flows++; d.flows == adaptFlows {
+			d.eager = d.kept*eagerAbove > d.flows
+			d.flows, d.kept = 0, 0
+		}
 		return flow.KindFlow, nil
 	}
+	eager = false // protojson below decodes the filter's fields; Finish the rest
 	d.fastFallbacks++
 	// The fast path validates UTF-8 in the strings it reads; protojson needs
 	// valid input, and the error names the offset.
@@ -338,15 +369,18 @@ func hasEventMember(line []byte) bool {
 // Finish completes the kept fields of the flow last decoded (the line given
 // to Decode must still be intact).
 func (d *Decoder) Finish(f *flowpb.Flow) error {
+	d.kept++
 	if !d.partial {
 		return nil
 	}
 	d.partial = false
 	err := errFallback
 	if !d.slow {
-		d.fast.b, d.fast.arena = d.flowJSON, d.arena
+		// Decode checked the whole line: what the plan does not keep is
+		// skipped.
+		d.fast.b, d.fast.arena, d.fast.checked = d.flowJSON, d.arena, true
 		_, err = d.fast.decFlow(0, f, d.plan.finishFast)
-		d.fast.b = nil
+		d.fast.b, d.fast.checked = nil, false
 	}
 	if err == nil {
 		return nil

@@ -1622,7 +1622,11 @@ func (d *fastDec) memberFlow(i int, p uint8) int {
 }
 
 // checkFlowField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkFlowField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkFlowFieldIn(i, k)
 	d.noStore--
@@ -2079,7 +2083,11 @@ func (d *fastDec) memberEthernet(i int, p uint8) int {
 }
 
 // checkEthernetField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkEthernetField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkEthernetFieldIn(i, k)
 	d.noStore--
@@ -2252,7 +2260,11 @@ func (d *fastDec) memberIP(i int, p uint8) int {
 }
 
 // checkIPField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkIPField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkIPFieldIn(i, k)
 	d.noStore--
@@ -2517,7 +2529,11 @@ func (d *fastDec) releaseLayer4Protocol(x any) {
 }
 
 // checkLayer4Field checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkLayer4Field(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkLayer4FieldIn(i, k)
 	d.noStore--
@@ -2724,7 +2740,11 @@ func (d *fastDec) memberTCP(i int, p uint8) int {
 }
 
 // checkTCPField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkTCPField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkTCPFieldIn(i, k)
 	d.noStore--
@@ -2935,7 +2955,11 @@ func (d *fastDec) memberTCPFlags(i int, p uint8) int {
 }
 
 // checkTCPFlagsField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkTCPFlagsField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkTCPFlagsFieldIn(i, k)
 	d.noStore--
@@ -3078,7 +3102,11 @@ func (d *fastDec) memberUDP(i int, p uint8) int {
 }
 
 // checkUDPField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkUDPField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkUDPFieldIn(i, k)
 	d.noStore--
@@ -3207,7 +3235,11 @@ func (d *fastDec) memberICMPv4(i int, p uint8) int {
 }
 
 // checkICMPv4Field checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkICMPv4Field(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkICMPv4FieldIn(i, k)
 	d.noStore--
@@ -3336,7 +3368,11 @@ func (d *fastDec) memberICMPv6(i int, p uint8) int {
 }
 
 // checkICMPv6Field checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkICMPv6Field(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkICMPv6FieldIn(i, k)
 	d.noStore--
@@ -3465,7 +3501,11 @@ func (d *fastDec) memberSCTP(i int, p uint8) int {
 }
 
 // checkSCTPField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkSCTPField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkSCTPFieldIn(i, k)
 	d.noStore--
@@ -3628,7 +3668,11 @@ func (d *fastDec) memberTunnel(i int, p uint8) int {
 }
 
 // checkTunnelField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkTunnelField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkTunnelFieldIn(i, k)
 	d.noStore--
@@ -3857,7 +3901,11 @@ func (d *fastDec) memberEndpoint(i int, p uint8) int {
 }
 
 // checkEndpointField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkEndpointField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkEndpointFieldIn(i, k)
 	d.noStore--
@@ -4022,7 +4070,11 @@ func (d *fastDec) memberWorkload(i int, p uint8) int {
 }
 
 // checkWorkloadField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkWorkloadField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkWorkloadFieldIn(i, k)
 	d.noStore--
@@ -4253,7 +4305,11 @@ func (d *fastDec) releaseLayer7Record(x any) {
 }
 
 // checkLayer7Field checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkLayer7Field(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkLayer7FieldIn(i, k)
 	d.noStore--
@@ -4498,7 +4554,11 @@ func (d *fastDec) memberDNS(i int, p uint8) int {
 }
 
 // checkDNSField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkDNSField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkDNSFieldIn(i, k)
 	d.noStore--
@@ -4698,7 +4758,11 @@ func (d *fastDec) memberHTTP(i int, p uint8) int {
 }
 
 // checkHTTPField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkHTTPField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkHTTPFieldIn(i, k)
 	d.noStore--
@@ -4859,7 +4923,11 @@ func (d *fastDec) memberHTTPHeader(i int, p uint8) int {
 }
 
 // checkHTTPHeaderField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkHTTPHeaderField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkHTTPHeaderFieldIn(i, k)
 	d.noStore--
@@ -5021,7 +5089,11 @@ func (d *fastDec) memberKafka(i int, p uint8) int {
 }
 
 // checkKafkaField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkKafkaField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkKafkaFieldIn(i, k)
 	d.noStore--
@@ -5156,7 +5228,11 @@ func (d *fastDec) memberCiliumEventType(i int, p uint8) int {
 }
 
 // checkCiliumEventTypeField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkCiliumEventTypeField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkCiliumEventTypeFieldIn(i, k)
 	d.noStore--
@@ -5285,7 +5361,11 @@ func (d *fastDec) memberService(i int, p uint8) int {
 }
 
 // checkServiceField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkServiceField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkServiceFieldIn(i, k)
 	d.noStore--
@@ -5414,7 +5494,11 @@ func (d *fastDec) memberFileInfo(i int, p uint8) int {
 }
 
 // checkFileInfoField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkFileInfoField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkFileInfoFieldIn(i, k)
 	d.noStore--
@@ -5543,7 +5627,11 @@ func (d *fastDec) memberNetworkInterface(i int, p uint8) int {
 }
 
 // checkNetworkInterfaceField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkNetworkInterfaceField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkNetworkInterfaceFieldIn(i, k)
 	d.noStore--
@@ -5667,7 +5755,11 @@ func (d *fastDec) memberTraceContext(i int, p uint8) int {
 }
 
 // checkTraceContextField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkTraceContextField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkTraceContextFieldIn(i, k)
 	d.noStore--
@@ -5786,7 +5878,11 @@ func (d *fastDec) memberTraceParent(i int, p uint8) int {
 }
 
 // checkTraceParentField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkTraceParentField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkTraceParentFieldIn(i, k)
 	d.noStore--
@@ -5946,7 +6042,11 @@ func (d *fastDec) memberPolicy(i int, p uint8) int {
 }
 
 // checkPolicyField checks the value of field k at d.b[i:] without keeping it.
+// (A line Decode has checked whole is only skipped: see fastDec.checked.)
 func (d *fastDec) checkPolicyField(i int, k uint) (int, error) {
+	if d.checked {
+		return d.skip(i, 0)
+	}
 	d.noStore++
 	i, err := d.checkPolicyFieldIn(i, k)
 	d.noStore--

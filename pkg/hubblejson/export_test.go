@@ -24,3 +24,7 @@ func AppendFlowLineProtojson(dst []byte, f *flowpb.Flow) ([]byte, error) {
 		ResponseTypes: &observerpb.ExportEvent_Flow{Flow: f},
 	})
 }
+
+// LastEager reports whether the last Decode decoded the kept fields too
+// (one pass: Finish had nothing left to do).
+func (d *Decoder) LastEager() bool { return d.lastEager }

@@ -86,6 +86,9 @@ type fastDec struct {
 	arena   *flow.Arena
 	scratch []byte
 	noStore int // > 0 while checking a field outside the selection: strings are not copied
+	// checked: the line was checked whole by an earlier pass (Finish after
+	// Decode), so fields outside the selection are skipped, not checked again.
+	checked bool
 }
 
 func (d *fastDec) ws(i int) int {

@@ -71,7 +71,14 @@ func Compile(s Spec) (*Compiled, error) {
 			return nil, fmt.Errorf("fieldmask: %w", err)
 		}
 	}
-	filterFields := prog.Fields().Union(flow.Fields(alwaysKept...))
+	// The pipeline reads time and node_name of every flow, also of those the
+	// filter drops (stats). Without a filter every flow is kept: the plan
+	// then decodes the kept fields in one pass (with the two fields among
+	// them), instead of a pass for these two and another for the rest.
+	filterFields := prog.Fields()
+	if !filterFields.IsEmpty() {
+		filterFields = filterFields.Union(flow.Fields(alwaysKept...))
+	}
 	h := sha256.New()
 	fmt.Fprintf(h, "allow=%s\x00deny=%s\x00mask=%s", s.Allowlist, s.Denylist, strings.Join(s.FieldMask, ","))
 	return &Compiled{

@@ -258,3 +258,27 @@ func (s *tickingSource) Run(ctx context.Context, _ flow.Checkpoint, emit func(*i
 	}
 	return nil
 }
+
+// TestCompileOnePassWithoutFilter: without a filter every flow is kept, so
+// the plan decodes the archived fields (time and node_name among them,
+// whatever the mask) in one pass over the line, not one for the fields
+// the pipeline reads and another for the rest.
+func TestCompileOnePassWithoutFilter(t *testing.T) {
+	for _, tc := range []struct {
+		spec Spec
+		one  bool
+	}{
+		{Spec{}, true},
+		{Spec{FieldMask: []string{"source.namespace", "verdict"}}, true},
+		{Spec{Allowlist: `{"verdict":["DROPPED"]}`}, false},
+		{Spec{Denylist: `{"source_pod":["kube-system/"]}`, FieldMask: []string{"verdict"}}, false},
+	} {
+		c, err := Compile(tc.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Plan.OnePass(); got != tc.one {
+			t.Errorf("%+v: one pass %v, want %v", tc.spec, got, tc.one)
+		}
+	}
+}

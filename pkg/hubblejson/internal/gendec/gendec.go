@@ -429,7 +429,11 @@ func (g *generator) emitEncoder(m *message) {
 func (g *generator) emitCheck(m *message) {
 	t := "flowpb." + m.goName
 	g.p("// check%sField checks the value of field k at d.b[i:] without keeping it.", m.goName)
+	g.p("// (A line Decode has checked whole is only skipped: see fastDec.checked.)")
 	g.p("func (d *fastDec) check%sField(i int, k uint) (int, error) {", m.goName)
+	g.p("if d.checked {")
+	g.p("return d.skip(i, 0)")
+	g.p("}")
 	g.p("d.noStore++")
 	g.p("i, err := d.check%sFieldIn(i, k)", m.goName)
 	g.p("d.noStore--")
