@@ -327,12 +327,15 @@ func (s *colStream) take(l *leaf, k int) error {
 	a, b := s.i, s.i+k
 	m := k // values: the slots at the column's maximum definition level
 	if l.maxDef > 0 {
-		if s.defs == nil {
-			return errors.New("optional column without definition levels")
+		if s.defs == nil { // a page without levels: every slot defined
+			for range k {
+				l.defs = append(l.defs, l.maxDef)
+			}
+		} else {
+			d := s.defs[a:b]
+			l.defs = append(l.defs, d...)
+			m = bytes.Count(d, []byte{l.maxDef})
 		}
-		d := s.defs[a:b]
-		l.defs = append(l.defs, d...)
-		m = bytes.Count(d, []byte{l.maxDef})
 	}
 	if l.maxRep > 0 {
 		r := s.reps[a:b]
