@@ -8,9 +8,12 @@ import (
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/flowaudit/flowaudit/pkg/flow"
+	"github.com/flowaudit/flowaudit/pkg/hubblejson"
 )
 
 // TestTCPFlagsColumn checks l4_tcp_flags for every combination of the nine
@@ -53,6 +56,8 @@ func TestToRowAllocatesNothing(t *testing.T) {
 		L7: &flowpb.Layer7{Record: &flowpb.Layer7_Http{Http: &flowpb.HTTP{Code: 200, Method: "GET",
 			Headers: []*flowpb.HTTPHeader{{Key: "a", Value: "b"}, {Key: "c", Value: "d"}}}}},
 		EgressAllowedBy: []*flowpb.Policy{{Name: "p", Namespace: "ns", Labels: []string{"l"}}},
+		Tunnel: &flowpb.Tunnel{Protocol: flowpb.Tunnel_VXLAN, IP: &flowpb.IP{Source: "192.0.2.1", Destination: "192.0.2.2"},
+			L4: &flowpb.Layer4{Protocol: &flowpb.Layer4_UDP{UDP: &flowpb.UDP{SourcePort: 51234, DestinationPort: 8472}}}},
 	}
 	var sl rowSlab
 	row := func() {
@@ -66,6 +71,9 @@ func TestToRowAllocatesNothing(t *testing.T) {
 		t.Fatalf("%.1f allocations per 100 rows, want 0", a)
 	}
 	r := toRow(f, &sl)
+	if *r.TunnelL4 != `{"UDP":{"source_port":51234,"destination_port":8472}}` {
+		t.Fatalf("tunnel_l4 %q", *r.TunnelL4)
+	}
 	if *r.L4TCPFlags != "SYN,ACK" || *r.EventTypeType != 4 || *r.EventTypeSubType != 3 || len(r.L7HTTPHeaders) != 2 || r.L7HTTPHeaders[1] != (Header{Key: "c", Value: "d"}) {
 		t.Fatalf("row: flags %q, event type %d/%d, headers %v", *r.L4TCPFlags, *r.EventTypeType, *r.EventTypeSubType, r.L7HTTPHeaders)
 	}
@@ -121,5 +129,46 @@ func TestRowsInTimeOrder(t *testing.T) {
 	want := []string{"3", "2", "4", "1", "6", "5", "0", "100", "101", "102", "103", "104", "105", "106", "107", "108", "109"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("rows in order %v, want %v", got, want)
+	}
+}
+
+// TestJSONColumnsAsHubbleWritesThem: tunnel_l4 and extensions hold the
+// member's JSON exactly as it stands in the line Hubble's exporter writes
+// for the flow (compact, proto names), so the same value is the same string
+// whichever build archived it (protojson's own output has spaces inserted
+// at random, differently from one binary to another).
+func TestJSONColumnsAsHubbleWritesThem(t *testing.T) {
+	ext, err := anypb.New(wrapperspb.String("audit: x, y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &flowpb.Flow{
+		Tunnel: &flowpb.Tunnel{Protocol: flowpb.Tunnel_GENEVE,
+			L4: &flowpb.Layer4{Protocol: &flowpb.Layer4_TCP{TCP: &flowpb.TCP{SourcePort: 1, DestinationPort: 6081, Flags: &flowpb.TCPFlags{SYN: true}}}}},
+		Extensions: ext,
+	}
+	line, err := hubblejson.AppendFlow(nil, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sl rowSlab
+	r := toRow(f, &sl)
+	for _, c := range []struct {
+		col  string
+		v    *string
+		want string
+	}{
+		{"tunnel_l4", r.TunnelL4, `"l4":`},
+		{"extensions", r.Extensions, `"extensions":`},
+	} {
+		if c.v == nil {
+			t.Fatalf("%s is NULL", c.col)
+		}
+		if !strings.Contains(string(line), c.want+*c.v) {
+			t.Errorf("%s = %s, not as in Hubble's line %s", c.col, *c.v, line)
+		}
+	}
+	if want := `{"@type":"type.googleapis.com/google.protobuf.StringValue","value":"audit: x, y"}`; *r.Extensions != want {
+		t.Errorf("extensions = %s, want %s", *r.Extensions, want)
 	}
 }

@@ -4,7 +4,10 @@ import (
 	"strings"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
-	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+	"github.com/flowaudit/flowaudit/pkg/hubblejson"
 )
 
 // SchemaVersion is the version of the flow and stats schemas (docs/format.md).
@@ -153,6 +156,10 @@ type rowSlab struct {
 	workloads chunks[Workload]
 	policies  chunks[Policy]
 	headers   chunks[Header]
+	// The JSON text of tunnel.l4 and extensions: encoded into json, kept in
+	// text until reset.
+	json []byte
+	text flow.Arena
 }
 
 // reset makes every slot reusable: no row may point into the slab any more.
@@ -165,6 +172,18 @@ func (s *rowSlab) reset() {
 	s.workloads.reset()
 	s.policies.reset()
 	s.headers.reset()
+	s.text.Reset()
+}
+
+// jsonOf is m as Hubble JSON (hubblejson.AppendJSON: deterministic), or nil
+// if it cannot be encoded.
+func (s *rowSlab) jsonOf(m proto.Message) *string {
+	b, err := hubblejson.AppendJSON(s.json[:0], m)
+	if err != nil {
+		return nil
+	}
+	s.json = b
+	return s.str(s.text.String(b))
 }
 
 // chunks hands out slots from fixed-size chunks that are kept for reuse
@@ -313,8 +332,6 @@ func (s *rowSlab) tcpFlags(f *flowpb.TCPFlags) *string {
 	return s.strs.ptr(tcpFlagNames[bits])
 }
 
-var jsonOpts = protojson.MarshalOptions{UseProtoNames: true}
-
 // toRow maps a flow to its row. Every field of v1.18.4's Flow has a column.
 func toRow(f *flowpb.Flow, sl *rowSlab) FlowRow {
 	var r FlowRow
@@ -393,9 +410,7 @@ func fillRow(r *FlowRow, f *flowpb.Flow, sl *rowSlab) {
 		r.TunnelProtocol = enum(sl, tn.GetProtocol())
 		r.TunnelIPSource, r.TunnelIPDest = sl.str(tn.GetIP().GetSource()), sl.str(tn.GetIP().GetDestination())
 		if tn.GetL4() != nil {
-			if b, err := jsonOpts.Marshal(tn.GetL4()); err == nil {
-				r.TunnelL4 = sl.str(string(b))
-			}
+			r.TunnelL4 = sl.jsonOf(tn.GetL4())
 		}
 	}
 	if ep := f.GetSource(); ep != nil {
@@ -445,9 +460,7 @@ func fillRow(r *FlowRow, f *flowpb.Flow, sl *rowSlab) {
 		r.InterfaceIndex, r.InterfaceName = sl.u32(it.GetIndex()), sl.str(it.GetName())
 	}
 	if x := f.GetExtensions(); x != nil {
-		if b, err := jsonOpts.Marshal(x); err == nil {
-			r.Extensions = sl.str(string(b))
-		}
+		r.Extensions = sl.jsonOf(x)
 	}
 }
 

@@ -140,6 +140,28 @@ func AppendFlow(dst []byte, f *flowpb.Flow) ([]byte, error) {
 	return dst, nil
 }
 
+// AppendJSON appends m's JSON as Hubble writes it (proto field names,
+// compact): the same bytes for the same message, whichever build wrote them
+// (protojson's own output has spaces inserted at random). A Layer4 (the
+// tunnel's) takes the generated encoder and allocates nothing.
+func AppendJSON(dst []byte, m proto.Message) ([]byte, error) {
+	n := len(dst)
+	if l4, ok := m.(*flowpb.Layer4); ok {
+		if out, ok := encLayer4(dst, l4); ok {
+			return out, nil
+		}
+		dst = dst[:n]
+	}
+	raw, err := marshalOpts.Marshal(m)
+	if err != nil {
+		return dst, fmt.Errorf("hubblejson: encode: %w", err)
+	}
+	if dst, err = appendCompact(dst, raw); err != nil {
+		return dst[:n], fmt.Errorf("hubblejson: encode: %w", err)
+	}
+	return dst, nil
+}
+
 // MaxLineBytes is the longest line the decoder accepts.
 const MaxLineBytes = 1 << 20
 
