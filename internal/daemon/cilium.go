@@ -9,11 +9,10 @@ import (
 	"strconv"
 	"strings"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 
 	"github.com/flowaudit/flowaudit/pkg/filter"
+	"github.com/flowaudit/flowaudit/pkg/hubblejson"
 )
 
 // Rotation is an exporter file's lumberjack settings, used to warn when the
@@ -143,16 +142,17 @@ func CiliumSources(dir string) ([]SourceConfig, map[string]Rotation, error) {
 }
 
 // filtersString writes FlowFilters in the allowlist syntax (concatenated
-// protojson objects), which pipeline.Compile parses back to the same filters.
+// JSON objects), which pipeline.Compile parses back to the same filters:
+// compact and the same for every build (the configuration hash is taken
+// from it; protojson's own output has spaces inserted at random).
 func filtersString(fs []*flowpb.FlowFilter) (string, error) {
-	var b strings.Builder
+	var b []byte
 	for _, f := range fs {
-		j, err := protojson.Marshal(f)
-		if err != nil {
+		var err error
+		if b, err = hubblejson.AppendJSON(b, f); err != nil {
 			return "", err
 		}
-		b.Write(j)
-		b.WriteByte('\n')
+		b = append(b, '\n')
 	}
-	return b.String(), nil
+	return string(b), nil
 }
