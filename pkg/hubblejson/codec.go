@@ -271,7 +271,7 @@ func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
 	err := errFallback
 	var start, end int
 	eager := false
-	defer func() { d.lastEager = eager }()
+	d.lastEager = false
 	if !d.slow {
 		sel := d.plan.filterFast
 		if d.eager && !d.plan.oneStep {
@@ -290,9 +290,10 @@ func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
 			d.eager = d.kept*eagerAbove > d.flows
 			d.flows, d.kept = 0, 0
 		}
+		d.lastEager = eager
 		return flow.KindFlow, nil
 	}
-	eager = false // protojson below decodes the filter's fields; Finish the rest
+	// protojson below decodes the filter's fields, Finish the rest.
 	d.fastFallbacks++
 	// The fast path validates UTF-8 in the strings it reads; protojson needs
 	// valid input, and the error names the offset.
