@@ -129,15 +129,7 @@ func AppendFlow(dst []byte, f *flowpb.Flow) ([]byte, error) {
 	if out, ok := encFlow(dst, f); ok {
 		return out, nil
 	}
-	dst = dst[:n]
-	raw, err := marshalOpts.Marshal(f)
-	if err != nil {
-		return dst, fmt.Errorf("hubblejson: encode: %w", err)
-	}
-	if dst, err = appendCompact(dst, raw); err != nil {
-		return dst[:n], fmt.Errorf("hubblejson: encode: %w", err)
-	}
-	return dst, nil
+	return appendProtojson(dst[:n], f)
 }
 
 // AppendJSON appends m's JSON as Hubble writes it (proto field names,
@@ -145,13 +137,19 @@ func AppendFlow(dst []byte, f *flowpb.Flow) ([]byte, error) {
 // (protojson's own output has spaces inserted at random). A Layer4 (the
 // tunnel's) takes the generated encoder and allocates nothing.
 func AppendJSON(dst []byte, m proto.Message) ([]byte, error) {
-	n := len(dst)
 	if l4, ok := m.(*flowpb.Layer4); ok {
+		n := len(dst)
 		if out, ok := encLayer4(dst, l4); ok {
 			return out, nil
 		}
 		dst = dst[:n]
 	}
+	return appendProtojson(dst, m)
+}
+
+// appendProtojson appends protojson's encoding of m, compacted.
+func appendProtojson(dst []byte, m proto.Message) ([]byte, error) {
+	n := len(dst)
 	raw, err := marshalOpts.Marshal(m)
 	if err != nil {
 		return dst, fmt.Errorf("hubblejson: encode: %w", err)
