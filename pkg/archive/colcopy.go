@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"slices"
 
@@ -73,20 +72,12 @@ func (w *flowWriter) copyFlowFile(ctx context.Context, path string, cp *copier) 
 	if w.err != nil {
 		return 0, w.err
 	}
-	f, err := os.Open(path)
+	f, pf, err := openParquet(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	pf, err := parquet.OpenFile(f, info.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
-	if err != nil {
-		return 0, err
-	}
-	if !sameSchema(pf.Metadata().Schema, w.layout.schema) {
+	if !slices.EqualFunc(pf.Metadata().Schema, w.layout.schema, func(a, b format.SchemaElement) bool { return reflect.DeepEqual(a, b) }) {
 		return 0, errNotCopyable
 	}
 	groups := pf.RowGroups()
@@ -108,9 +99,7 @@ func (w *flowWriter) copyFlowFile(ctx context.Context, path string, cp *copier) 
 	}
 	// From here on a failure leaves w with part of the file: it is sticky.
 	if err := w.copyRows(ctx, cp, rows); err != nil {
-		if w.err == nil {
-			w.err = err
-		}
+		w.err = err
 		return 0, err
 	}
 	for c := range cp.cols {
@@ -122,21 +111,8 @@ func (w *flowWriter) copyFlowFile(ctx context.Context, path string, cp *copier) 
 	return rows, nil
 }
 
-// sameSchema reports whether a file's schema elements are the writer's.
-func sameSchema(file []format.SchemaElement, ours []format.SchemaElement) bool {
-	if len(file) != len(ours) {
-		return false
-	}
-	for i := range file {
-		if !reflect.DeepEqual(file[i], ours[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// copyRows appends the next rows rows of cp's columns, as Write appends
-// rows: row groups of rgRows, pages cut when full between batches.
+// copyRows appends the next rows rows of cp's columns in the batches the
+// row path writes (copyBatch), so that both cut pages at the same rows.
 func (w *flowWriter) copyRows(ctx context.Context, cp *copier, rows int64) error {
 	for rows > 0 {
 		if err := ctx.Err(); err != nil {
@@ -144,30 +120,16 @@ func (w *flowWriter) copyRows(ctx context.Context, cp *copier, rows int64) error
 		}
 		n := int(min(copyBatch, rows))
 		rows -= int64(n)
-		for n > 0 {
-			k := min(n, w.rgRows-w.rows)
+		err := w.add(n, func(k int) error {
 			for c := range w.leaves {
 				if err := cp.cols[c].copyRows(&w.leaves[c], k); err != nil {
 					return fmt.Errorf("column %s: %w", shredPaths[c], err)
 				}
 			}
-			n -= k
-			w.rows += k
-			w.total += int64(k)
-			if w.rows >= w.rgRows {
-				if err := w.flushRowGroup(); err != nil {
-					return err
-				}
-				continue
-			}
-			for c := range w.leaves {
-				l := &w.leaves[c]
-				if l.pageFull() {
-					if err := l.cutPage(&w.scratch); err != nil {
-						return err
-					}
-				}
-			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil

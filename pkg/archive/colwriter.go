@@ -205,15 +205,28 @@ func newFlowWriter(out io.Writer, rowGroupRows int, kv [5][2]string) (*flowWrite
 
 // Write appends rows to the file.
 func (w *flowWriter) Write(rows []FlowRow) error {
+	return w.add(len(rows), func(k int) error {
+		shredRows(w.leaves, rows[:k])
+		rows = rows[k:]
+		return nil
+	})
+}
+
+// add appends n rows, fill appending the next k of them to every leaf:
+// row groups end at rgRows, and pages that are full are cut after each
+// fill (Write's batch, or compaction's). A failure is sticky.
+func (w *flowWriter) add(n int, fill func(k int) error) error {
 	if w.err != nil {
 		return w.err
 	}
-	for len(rows) > 0 {
-		n := min(len(rows), w.rgRows-w.rows)
-		shredRows(w.leaves, rows[:n])
-		rows = rows[n:]
-		w.rows += n
-		w.total += int64(n)
+	for n > 0 {
+		k := min(n, w.rgRows-w.rows)
+		if w.err = fill(k); w.err != nil {
+			return w.err
+		}
+		n -= k
+		w.rows += k
+		w.total += int64(k)
 		if w.rows >= w.rgRows {
 			if w.err = w.flushRowGroup(); w.err != nil {
 				return w.err

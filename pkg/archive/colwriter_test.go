@@ -318,7 +318,7 @@ func checkStats(t *testing.T, rows []FlowRow, file []byte, pf *parquet.File, rgR
 				case leafUint64:
 					return cmp.Compare(a.Uint64(), b.Uint64())
 				case leafInt32:
-					if isUnsigned32(lay, c) {
+					if sp.u32 {
 						return cmp.Compare(uint64(a.Uint32()), uint64(b.Uint32()))
 					}
 					return cmp.Compare(int64(a.Int32()), int64(b.Int32()))
@@ -358,7 +358,7 @@ func checkStats(t *testing.T, rows []FlowRow, file []byte, pf *parquet.File, rgR
 				case leafInt64:
 					return cmp.Compare(int64(binary.LittleEndian.Uint64(a)), int64(binary.LittleEndian.Uint64(b)))
 				case leafInt32:
-					if isUnsigned32(lay, c) {
+					if sp.u32 {
 						return cmp.Compare(binary.LittleEndian.Uint32(a), binary.LittleEndian.Uint32(b))
 					}
 					return cmp.Compare(int32(binary.LittleEndian.Uint32(a)), int32(binary.LittleEndian.Uint32(b)))
@@ -468,20 +468,6 @@ func checkColumnIndex(t *testing.T, what string, file []byte, cc format.ColumnCh
 	if ci.BoundaryOrder != order {
 		t.Errorf("%s: boundary order %v, want %v", what, ci.BoundaryOrder, order)
 	}
-}
-
-func isUnsigned32(lay *flowLayout, c int) bool {
-	n := -1
-	for _, el := range lay.schema {
-		if !el.Type.Valid {
-			continue
-		}
-		if n++; n == c {
-			it, ok := el.LogicalType.Value.(*format.IntType)
-			return ok && !it.IsSigned
-		}
-	}
-	return false
 }
 
 // TestColumnIndexBoundaryOrder cuts pages of chosen values directly and

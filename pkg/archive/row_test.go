@@ -16,6 +16,13 @@ import (
 	"github.com/flowaudit/flowaudit/pkg/hubblejson"
 )
 
+// toRow is the row of f (fillRow into a new row).
+func toRow(f *flowpb.Flow, sl *rowSlab) FlowRow {
+	var r FlowRow
+	fillRow(&r, f, sl)
+	return r
+}
+
 // TestTCPFlagsColumn checks l4_tcp_flags for every combination of the nine
 // flags: the set ones, comma separated in Hubble's field order, and "" (not
 // NULL) for a TCP header with none set.

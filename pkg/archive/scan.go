@@ -367,28 +367,33 @@ func (w window) overlaps(st format.Statistics) bool {
 // (tests read it).
 var rowGroupsSkipped atomic.Int64
 
-// openRowGroups opens the Parquet file at path and returns its row groups
-// whose timeCol statistics overlap w. The caller closes f.
-func openRowGroups(path, timeCol string, w window) (f *os.File, keep []parquet.RowGroup, err error) {
+// openParquet opens the Parquet file at path for reading its row groups
+// (without the page index and bloom filters); the caller closes f.
+func openParquet(path string) (f *os.File, pf *parquet.File, err error) {
 	f, err = os.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-		}
-	}()
 	info, err := f.Stat()
+	if err == nil {
+		pf, err = parquet.OpenFile(f, info.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	}
 	if err != nil {
+		f.Close()
 		return nil, nil, err
 	}
-	pf, err := parquet.OpenFile(f, info.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	return f, pf, nil
+}
+
+// openRowGroups opens the Parquet file at path and returns its row groups
+// whose timeCol statistics overlap w. The caller closes f.
+func openRowGroups(path, timeCol string, w window) (*os.File, []parquet.RowGroup, error) {
+	f, pf, err := openParquet(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	groups := pf.RowGroups()
-	keep = make([]parquet.RowGroup, 0, len(groups))
+	keep := make([]parquet.RowGroup, 0, len(groups))
 	col, hasTime := pf.Schema().Lookup(timeCol)
 	for i, rg := range groups {
 		if hasTime && !w.overlaps(pf.Metadata().RowGroups[i].Columns[col.ColumnIndex].MetaData.Statistics) {

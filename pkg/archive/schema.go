@@ -332,14 +332,8 @@ func (s *rowSlab) tcpFlags(f *flowpb.TCPFlags) *string {
 	return s.strs.ptr(tcpFlagNames[bits])
 }
 
-// toRow maps a flow to its row. Every field of v1.18.4's Flow has a column.
-func toRow(f *flowpb.Flow, sl *rowSlab) FlowRow {
-	var r FlowRow
-	fillRow(&r, f, sl)
-	return r
-}
-
-// fillRow sets the row of f in r, which must be zeroed: field by field, in
+// fillRow sets the row of f in r, which must be zeroed (every field of
+// v1.18.4's Flow has a column): field by field, in
 // place in the batch's row buffer (a composite literal is built in a
 // temporary and moved, a kilobyte per flow).
 func fillRow(r *FlowRow, f *flowpb.Flow, sl *rowSlab) {

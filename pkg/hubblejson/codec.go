@@ -227,8 +227,8 @@ type Decoder struct {
 	// kept fields of every flow at once: eager does that. It is chosen
 	// from the share of flows Finish was called for (kept), every
 	// adaptFlows flows; the result is the same either way.
-	eager, lastEager bool
-	flows, kept      int
+	eager       bool
+	flows, kept int
 	// fastFallbacks counts lines the fast decoder left to protojson.
 	fastFallbacks uint64
 	slow          bool // protojson only (the tests' oracle)
@@ -271,7 +271,6 @@ func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
 	err := errFallback
 	var start, end int
 	eager := false
-	d.lastEager = false
 	if !d.slow {
 		sel := d.plan.filterFast
 		if d.eager && !d.plan.oneStep {
@@ -290,7 +289,6 @@ func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
 			d.eager = d.kept*eagerAbove > d.flows
 			d.flows, d.kept = 0, 0
 		}
-		d.lastEager = eager
 		return flow.KindFlow, nil
 	}
 	// protojson below decodes the filter's fields, Finish the rest.

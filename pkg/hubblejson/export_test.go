@@ -25,9 +25,9 @@ func AppendFlowLineProtojson(dst []byte, f *flowpb.Flow) ([]byte, error) {
 	})
 }
 
-// LastEager reports whether the last Decode decoded the kept fields too
-// (one pass: Finish had nothing left to do).
-func (d *Decoder) LastEager() bool { return d.lastEager }
+// LastEager reports whether the flow the last Decode returned has its kept
+// fields too (one pass: Finish has nothing left to do).
+func (d *Decoder) LastEager() bool { return !d.partial && !d.plan.oneStep }
 
 // PinEager sets the decoder's mode for the next Decode (benchmarks of the
 // two modes call it before every line; the adaptation never comes due).
