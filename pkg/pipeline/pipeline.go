@@ -39,6 +39,11 @@ type Compiled struct {
 	Mask        *fieldmask.Mask
 	ArchiveMask *fieldmask.Mask
 	Plan        *hubblejson.Plan
+	// prune: a kept flow may hold fields ArchiveMask does not keep, because
+	// the filter reads fields outside it (the plan decodes them too), so the
+	// hot path must clear them. Without it the plan decodes the mask's
+	// fields only, and pruning would find nothing to clear.
+	prune bool
 	// Hash identifies the configuration in the archive (stats rows, file metadata).
 	Hash string
 }
@@ -79,6 +84,7 @@ func Compile(s Spec) (*Compiled, error) {
 	if !filterFields.IsEmpty() {
 		filterFields = filterFields.Union(flow.Fields(alwaysKept...))
 	}
+	keep := archiveMask.Fields()
 	h := sha256.New()
 	fmt.Fprintf(h, "allow=%s\x00deny=%s\x00mask=%s", s.Allowlist, s.Denylist, strings.Join(s.FieldMask, ","))
 	return &Compiled{
@@ -86,7 +92,8 @@ func Compile(s Spec) (*Compiled, error) {
 		Program:     prog,
 		Mask:        mask,
 		ArchiveMask: archiveMask,
-		Plan:        hubblejson.NewPlan(filterFields, archiveMask.Fields()),
+		Plan:        hubblejson.NewPlan(filterFields, keep),
+		prune:       archiveMask.Active() && keep.Union(filterFields).String() != keep.String(),
 		Hash:        hex.EncodeToString(h.Sum(nil))[:16],
 	}, nil
 }
@@ -151,7 +158,11 @@ type Pipeline struct {
 	// absolute maps a plain node name to the "cluster/node" name its flows
 	// carry: events.log's lost/agent/debug events use the plain name.
 	absolute map[string]string
-	errLog   throttle
+	// nodes interns the node names seen: the flows of a cluster-wide log
+	// (an import, Relay) change node from one line to the next, and each
+	// change took a copy of the name out of the batch arena.
+	nodes  map[string]string
+	errLog throttle
 
 	// progress, read by the daemon's readiness check
 	lastFlowNs  atomic.Int64 // time of the last flow the sink accepted
@@ -315,6 +326,33 @@ func (p *Pipeline) setStatus(b *flow.Batch) {
 	}
 }
 
+// maxNodes bounds the node names interned (a cluster's nodes; a hostile
+// input of ever new names only costs a copy per change beyond it).
+const maxNodes = 1 << 14
+
+// switchNode makes node, the node of the flow just decoded, the last node:
+// a copy of it that outlives the batch arena (the flow's string lives
+// there), the same copy every time. A "cluster/node" name also becomes the
+// one its plain name stands for.
+func (p *Pipeline) switchNode(node string) string {
+	n, ok := p.nodes[node]
+	if !ok {
+		n = strings.Clone(node)
+		if p.nodes == nil || len(p.nodes) >= maxNodes {
+			p.nodes, p.absolute = map[string]string{}, nil
+		}
+		p.nodes[n] = n
+	}
+	if _, plain, ok := strings.Cut(n, "/"); ok {
+		if p.absolute == nil {
+			p.absolute = map[string]string{}
+		}
+		p.absolute[plain] = n
+	}
+	p.lastNode = n
+	return n
+}
+
 // process decodes, filters and masks one line batch into b. It runs on the
 // source's goroutine; it allocates nothing per event in steady state.
 func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
@@ -326,6 +364,9 @@ func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
 	dec := p.dec
 	dec.SetArena(&b.Arena)
 	prog, mask := c.Program, c.ArchiveMask
+	if !c.prune {
+		mask = nil
+	}
 
 	var seen, kept, denied, decodeErrs, nonFlow uint64
 	for i, line := range lb.Lines {
@@ -338,15 +379,7 @@ func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
 				node = p.lastNode
 			}
 			if node != p.lastNode {
-				// The flow's string lives in the batch arena; lastNode outlives it.
-				p.lastNode = strings.Clone(node)
-				node = p.lastNode
-				if _, plain, ok := strings.Cut(node, "/"); ok {
-					if p.absolute == nil {
-						p.absolute = map[string]string{}
-					}
-					p.absolute[plain] = node
-				}
+				node = p.switchNode(node)
 			}
 			p.lastMin = min
 			seen++

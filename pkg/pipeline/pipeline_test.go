@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -11,9 +12,13 @@ import (
 	"testing"
 	"time"
 
+	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/flowaudit/flowaudit/pkg/flow"
+	"github.com/flowaudit/flowaudit/pkg/gen"
+	"github.com/flowaudit/flowaudit/pkg/hubblejson"
 	"github.com/flowaudit/flowaudit/pkg/ingest"
 )
 
@@ -280,5 +285,116 @@ func TestCompileOnePassWithoutFilter(t *testing.T) {
 		if got := c.Plan.OnePass(); got != tc.one {
 			t.Errorf("%+v: one pass %v, want %v", tc.spec, got, tc.one)
 		}
+	}
+}
+
+// TestPruneOnlyWhenTheFilterReadsMore: the hot path skips the archive mask's
+// Prune when the plan decodes nothing but the mask's fields; then pruning
+// a decoded flow must change nothing, whatever the line (generated flows,
+// the golden fixtures, and lines only protojson decodes). With a filter
+// reading fields outside the mask, pruning is needed and does change flows.
+func TestPruneOnlyWhenTheFilterReadsMore(t *testing.T) {
+	g, err := gen.New(gen.Config{Seed: 11, Nodes: 2, Rate: 1000, DropRatio: 0.3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines [][]byte
+	for range 3000 {
+		l, err := g.AppendLine(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, bytes.TrimSuffix(l, []byte{'\n'}))
+	}
+	lines = append(lines, fixtureLines(t)...)
+	// protojson's share: an escaped member name and an exponent.
+	lines = append(lines,
+		[]byte(`{"flow":{"time":"2026-01-01T00:00:00Z","verdict":"DROPPED","\u0073ource":{"namespace":"a","labels":["k8s:x=y"]},"l4":{"TCP":{"source_port":1e1}},"node_name":"c/n"},"node_name":"c/n","time":"2026-01-01T00:00:00Z"}`))
+	for _, tc := range []struct {
+		spec  Spec
+		prune bool
+	}{
+		{Spec{FieldMask: []string{"time", "source.namespace", "source.pod_name", "destination.namespace", "destination.pod_name", "l4", "IP", "node_name", "is_reply", "verdict", "drop_reason_desc"}}, false},
+		{Spec{FieldMask: []string{"source"}}, false},
+		{Spec{FieldMask: []string{"l4.TCP", "source.labels"}}, false},
+		{Spec{Allowlist: `{"verdict":["DROPPED"]}`, FieldMask: []string{"verdict", "source.namespace"}}, false},
+		{Spec{Denylist: `{"source_pod":["kube-system/"]}`, FieldMask: []string{"source", "destination"}}, false},
+		{Spec{Allowlist: `{"verdict":["DROPPED","FORWARDED"]}`, FieldMask: []string{"source.namespace"}}, true},
+		{Spec{Denylist: `{"source_label":["k8s:app=none"]}`, FieldMask: []string{"destination", "l4"}}, true},
+		{Spec{Allowlist: `{"verdict":["DROPPED"]}`}, false},
+	} {
+		c, err := Compile(tc.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.prune != tc.prune {
+			t.Errorf("%+v: prune %v, want %v", tc.spec, c.prune, tc.prune)
+		}
+		dec := hubblejson.NewDecoder(c.Plan)
+		changed, kept := 0, 0
+		for _, line := range lines {
+			f := &flowpb.Flow{}
+			kind, err := dec.Decode(line, f)
+			if err != nil {
+				t.Fatalf("%+v: decode %.80s: %v", tc.spec, line, err)
+			}
+			if kind != flow.KindFlow || !c.Program.MatchFlow(f) {
+				continue
+			}
+			if err := dec.Finish(f); err != nil {
+				t.Fatalf("%+v: finish: %v", tc.spec, err)
+			}
+			kept++
+			pruned := proto.Clone(f).(*flowpb.Flow)
+			c.ArchiveMask.Prune(pruned)
+			if !proto.Equal(pruned, f) {
+				changed++
+				if !c.prune {
+					t.Fatalf("%+v: pruning changed a flow the plan decoded:\n%v\n%v", tc.spec, f, pruned)
+				}
+			}
+		}
+		if kept == 0 {
+			t.Errorf("%+v: no flow kept", tc.spec)
+		}
+		if tc.prune && changed == 0 {
+			t.Errorf("%+v: pruning changed nothing in %d flows: the case does not test it", tc.spec, kept)
+		}
+	}
+}
+
+// TestProcessAllocatesNothingPerFlow: a batch of a cluster-wide log, whose
+// node changes from one line to the next, costs no allocation per flow
+// once the pipeline is warm (each change of node copied the name out of
+// the batch arena: 2,183 allocations per 4,096 lines of 3 nodes).
+func TestProcessAllocatesNothingPerFlow(t *testing.T) {
+	g, err := gen.New(gen.Config{Seed: 4, Nodes: 5, Rate: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data []byte
+	for range 2048 {
+		if data, err = g.AppendLine(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := bytes.Split(bytes.TrimSuffix(data, []byte{'\n'}), []byte{'\n'})
+	for _, spec := range []Spec{{}, {FieldMask: []string{"source", "verdict"}}, {Allowlist: `{"verdict":["FORWARDED"]}`}} {
+		c, err := Compile(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := New(Config{Node: "test"}, &sliceSource{}, c, &recordSink{}, nil, nil)
+		lb := &ingest.LineBatch{Lines: lines}
+		batch := &flow.Batch{}
+		p.process(lb, batch)
+		allocs := testing.AllocsPerRun(5, func() {
+			batch.Reset()
+			p.process(lb, batch)
+		})
+		if allocs > 16 {
+			t.Errorf("%+v: %.0f allocations per batch of %d lines", spec, allocs, len(lines))
+		}
+		t.Logf("%+v: %.0f allocations per batch of %d lines", spec, allocs, len(lines))
 	}
 }

@@ -1,0 +1,53 @@
+package pipeline
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+	"github.com/flowaudit/flowaudit/pkg/gen"
+	"github.com/flowaudit/flowaudit/pkg/ingest"
+)
+
+// docsMask is the field mask of Cilium's export documentation.
+var docsMask = []string{"time", "source.namespace", "source.pod_name", "destination.namespace", "destination.pod_name", "l4", "IP", "node_name", "is_reply", "verdict", "drop_reason_desc"}
+
+// BenchmarkProcess is the hot path of import and the daemon on one line
+// batch (decode, filter, mask, stats), the archive left out: generated
+// lines with the docs-example mask, the field mask's Prune run on every
+// kept flow ("prune", what every build before this one did) or skipped
+// because the plan decodes the mask's fields only ("plan").
+func BenchmarkProcess(b *testing.B) {
+	g, err := gen.New(gen.Config{Seed: 3, Nodes: 3, Rate: 1000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var data []byte
+	for range 4096 {
+		if data, err = g.AppendLine(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	lines := bytes.Split(bytes.TrimSuffix(data, []byte{'\n'}), []byte{'\n'})
+	for _, mode := range []string{"prune", "plan"} {
+		b.Run(mode, func(b *testing.B) {
+			c, err := Compile(Spec{FieldMask: docsMask})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.prune = mode == "prune"
+			p := New(Config{Node: "bench"}, &sliceSource{}, c, &recordSink{}, nil, nil)
+			lb := &ingest.LineBatch{Lines: lines}
+			batch := &flow.Batch{}
+			p.process(lb, batch) // the batch's messages, as a long-running pipeline has them
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				batch.Reset()
+				p.process(lb, batch)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(lines)), "ns/line")
+		})
+	}
+}
