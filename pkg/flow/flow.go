@@ -114,6 +114,10 @@ type Batch struct {
 	// Commit asks the archive to commit its open files with this batch: the
 	// source's unread input is about to be deleted (see ingest.FileConfig).
 	Commit bool
+
+	// statIdx indexes Stats[:indexed] by node and minute (AddStat).
+	statIdx map[statKey]int
+	indexed int
 }
 
 // Next returns a cleared Flow slot appended to b.Flows, reusing an old slot
@@ -141,21 +145,50 @@ func (b *Batch) Unnext() { b.Flows = b.Flows[:len(b.Flows)-1] }
 func (b *Batch) Len() int { return len(b.Flows) }
 
 // AddStat adds counts for (node, minute), merging with an existing entry.
+// The latest entries are looked at first (a node's flows come in runs);
+// a batch of many nodes' flows (Relay, the import of a cluster's log) finds
+// its entry through an index rather than a scan of every node's.
 func (b *Batch) AddStat(node string, minute int64, c Counts) {
-	for i := len(b.Stats) - 1; i >= 0; i-- {
-		s := &b.Stats[i]
-		if s.Minute == minute && s.Node == node {
+	n := len(b.Stats)
+	for i := n - 1; i >= 0 && i >= n-statScan; i-- {
+		if s := &b.Stats[i]; s.Minute == minute && s.Node == node {
 			s.Counts.Add(c)
 			return
 		}
 	}
+	if n > statScan {
+		if b.statIdx == nil || b.indexed > n { // Stats was truncated by hand
+			b.statIdx, b.indexed = make(map[statKey]int, n), 0
+		}
+		for ; b.indexed < n; b.indexed++ {
+			s := &b.Stats[b.indexed]
+			b.statIdx[statKey{s.Node, s.Minute}] = b.indexed
+		}
+		if i, ok := b.statIdx[statKey{node, minute}]; ok {
+			if s := &b.Stats[i]; s.Minute == minute && s.Node == node {
+				s.Counts.Add(c)
+				return
+			}
+		}
+	}
 	b.Stats = append(b.Stats, MinuteStat{Node: node, Minute: minute, Counts: c, Status: "up"})
+}
+
+// statScan is how many of a batch's latest stats AddStat compares before
+// it looks the entry up in the index.
+const statScan = 8
+
+type statKey struct {
+	node   string
+	minute int64
 }
 
 // Reset empties the batch, keeping its slots for reuse.
 func (b *Batch) Reset() {
 	b.Flows = b.Flows[:0]
 	b.Stats = b.Stats[:0]
+	clear(b.statIdx)
+	b.indexed = 0
 	clear(b.Losses)
 	b.Losses = b.Losses[:0]
 	b.Checkpoint = Checkpoint{}

@@ -1,6 +1,8 @@
 package flow
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -99,5 +101,52 @@ func TestBatchSlotsAreReused(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("%.0f allocations reusing slots", allocs)
+	}
+}
+
+// TestAddStatManyNodes: a batch of many nodes' flows (its stats past the
+// scanned tail, found through the index) has one entry per node and
+// minute, in the order first seen, with every count; across Resets, and
+// when Stats was truncated by hand between two calls.
+func TestAddStatManyNodes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var b Batch
+	for round := range 3 {
+		type key struct {
+			node   string
+			minute int64
+		}
+		want := map[key]uint64{}
+		var order []key
+		for range 5000 {
+			k := key{fmt.Sprintf("c/node-%03d", rng.IntN(200)), int64(60 * rng.IntN(3))}
+			if round == 2 && rng.IntN(10) == 0 {
+				k.node = "c/busy" // runs of one node, as a node's flows come
+			}
+			if _, ok := want[k]; !ok {
+				order = append(order, k)
+			}
+			want[k]++
+			b.AddStat(k.node, k.minute, Counts{Seen: 1})
+		}
+		if len(b.Stats) != len(order) {
+			t.Fatalf("round %d: %d stats for %d node minutes", round, len(b.Stats), len(order))
+		}
+		for i, s := range b.Stats {
+			if k := (key{s.Node, s.Minute}); k != order[i] || s.Counts.Seen != want[k] {
+				t.Fatalf("round %d: stat %d is %s/%d seen %d, want %v seen %d", round, i, s.Node, s.Minute, s.Counts.Seen, order[i], want[order[i]])
+			}
+		}
+		b.Reset()
+	}
+	for i := range 20 {
+		b.AddStat(fmt.Sprint(i), 0, Counts{Seen: 1})
+	}
+	b.Stats = b.Stats[:2] // by hand: the index holds positions past the end
+	for i := range 20 {
+		b.AddStat(fmt.Sprint(i), 0, Counts{Seen: 1})
+	}
+	if len(b.Stats) != 20 || b.Stats[0].Counts.Seen != 2 || b.Stats[19].Counts.Seen != 1 {
+		t.Fatalf("after truncation: %d stats, %+v", len(b.Stats), b.Stats[:2])
 	}
 }

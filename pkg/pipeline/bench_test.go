@@ -14,28 +14,34 @@ var docsMask = []string{"time", "source.namespace", "source.pod_name", "destinat
 
 // BenchmarkProcess is the hot path of import and the daemon on one line
 // batch (decode, filter, mask, stats), the archive left out: generated
-// lines with the docs-example mask, the field mask's Prune run on every
-// kept flow ("prune", what every build before this one did) or skipped
-// because the plan decodes the mask's fields only ("plan").
+// lines of 3 nodes with the docs-example mask, the field mask's Prune run
+// on every kept flow ("prune", what every build before a36a37d did) or
+// skipped because the plan decodes the mask's fields only ("plan"); and a
+// cluster-wide log of 300 nodes' flows ("nodes300": Relay, or the import of
+// a cluster's logs), whose stats entries per node and minute AddStat finds.
 func BenchmarkProcess(b *testing.B) {
-	g, err := gen.New(gen.Config{Seed: 3, Nodes: 3, Rate: 1000})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var data []byte
-	for range 4096 {
-		if data, err = g.AppendLine(data); err != nil {
-			b.Fatal(err)
-		}
-	}
-	lines := bytes.Split(bytes.TrimSuffix(data, []byte{'\n'}), []byte{'\n'})
-	for _, mode := range []string{"prune", "plan"} {
-		b.Run(mode, func(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		nodes int
+		prune bool
+	}{{"prune", 3, true}, {"plan", 3, false}, {"nodes300", 300, false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			g, err := gen.New(gen.Config{Seed: 3, Nodes: bc.nodes, Rate: 1000})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var data []byte
+			for range 4096 {
+				if data, err = g.AppendLine(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+			lines := bytes.Split(bytes.TrimSuffix(data, []byte{'\n'}), []byte{'\n'})
 			c, err := Compile(Spec{FieldMask: docsMask})
 			if err != nil {
 				b.Fatal(err)
 			}
-			c.prune = mode == "prune"
+			c.prune = bc.prune
 			p := New(Config{Node: "bench"}, &sliceSource{}, c, &recordSink{}, nil, nil)
 			lb := &ingest.LineBatch{Lines: lines}
 			batch := &flow.Batch{}
