@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side, whole-process comparisons in one run (bench/README.md records
-# the results). Every job runs with GOMAXPROCS=1 / DuckDB threads=1, RUNS times;
-# the script prints min/median/max wall time and max RSS, and checks that
-# flowaudit's output equals the baseline's byte for byte.
+# the results). Every job runs with GOMAXPROCS=1 / DuckDB threads=1, RUNS times,
+# the baseline and flowaudit alternately; the script prints min/median/max wall
+# time and max RSS, the ratio of the medians and the median of the ratios of
+# runs made one after the other, and checks that flowaudit's output equals the
+# baseline's byte for byte.
 #
 #   bench/compare.sh            # 1M generated lines, 5 runs
 #   LINES=200000 RUNS=3 bench/compare.sh
@@ -46,11 +48,11 @@ for job in "docmask|--fieldmask $DOCMASK|-fieldmask $DOCMASK" \
   # shellcheck disable=SC2086
   "$WORK/cilium-export" $ci -o "$WORK/ci.out" "$IN" 2>/dev/null
   if cmp -s "$WORK/fa.out" "$WORK/ci.out"; then same="byte-identical"; else same="OUTPUT DIFFERS"; fi
-  # shellcheck disable=SC2086
-  measure "cilium exporter code, $name" "$WORK/cilium-export" $ci -o /dev/null "$IN"; c=$(cat "$WORK/last_median")
-  # shellcheck disable=SC2086
-  measure "flowaudit filter, $name" $FA filter $fa -o /dev/null "$IN"; f=$(cat "$WORK/last_median")
-  echo "  => speed-up $(ratio "$c" "$f")x, output $same ($(wc -l < "$WORK/fa.out") lines)"
+  # shellcheck disable=SC2206
+  A=("$WORK/cilium-export" $ci -o /dev/null "$IN"); B=($FA filter $fa -o /dev/null "$IN")
+  measure_pair "cilium exporter code, $name" "flowaudit filter, $name"
+  c=$(cat "$WORK/last_median_a"); f=$(cat "$WORK/last_median")
+  echo "  => speed-up $(ratio "$c" "$f")x at the medians, $(ratio "$(cat "$WORK/last_ratio")" 1)x the median pair, output $same ($(wc -l < "$WORK/fa.out") lines)"
 done
 fi
 
@@ -58,19 +60,21 @@ if [[ ,$JOBS, == *,import,* ]]; then
 echo
 echo "## flowaudit import (committed, verified Parquet) vs DuckDB read_json -> Parquet (threads=1, zstd)"
 rm -rf "$WORK/arch"
-measure "flowaudit import, all fields" sh -c "rm -rf '$WORK/arch' && $FA import --progress never --archive '$WORK/arch' '$IN'"; f=$(cat "$WORK/last_median")
+A=("$WORK/duckdb-sql" -threads 1 "COPY (SELECT * FROM read_json('$IN', format='newline_delimited')) TO '$WORK/duck.parquet' (FORMAT parquet, COMPRESSION zstd)")
+B=(sh -c "rm -rf '$WORK/arch' && $FA import --progress never --archive '$WORK/arch' '$IN'")
+measure_pair "duckdb read_json -> parquet, all fields" "flowaudit import, all fields"
+d=$(cat "$WORK/last_median_a"); f=$(cat "$WORK/last_median")
 fa_bytes=$(du -cb "$WORK"/arch/flows/*/*/*.parquet | tail -1 | cut -f1)
-measure "duckdb read_json -> parquet, all fields" "$WORK/duckdb-sql" -threads 1 \
-  "COPY (SELECT * FROM read_json('$IN', format='newline_delimited')) TO '$WORK/duck.parquet' (FORMAT parquet, COMPRESSION zstd)"; d=$(cat "$WORK/last_median")
 dk_bytes=$(stat -c %s "$WORK/duck.parquet")
-echo "  => speed-up $(ratio "$d" "$f")x; bytes/flow flowaudit $((fa_bytes / LINES)), duckdb $((dk_bytes / LINES))"
+echo "  => speed-up $(ratio "$d" "$f")x at the medians, $(ratio "$(cat "$WORK/last_ratio")" 1)x the median pair; bytes/flow flowaudit $((fa_bytes / LINES)), duckdb $((dk_bytes / LINES))"
 
-measure "flowaudit import, docs-example mask" sh -c "rm -rf '$WORK/arch2' && $FA import --progress never --fieldmask $DOCMASK --archive '$WORK/arch2' '$IN'"; f=$(cat "$WORK/last_median")
+A=("$WORK/duckdb-sql" -threads 1 "COPY (SELECT flow.time, flow.source.namespace, flow.source.pod_name, flow.destination.namespace, flow.destination.pod_name, flow.l4, flow.IP, flow.node_name, flow.is_reply, flow.verdict, flow.drop_reason_desc FROM read_json('$IN', format='newline_delimited') WHERE flow IS NOT NULL) TO '$WORK/duck2.parquet' (FORMAT parquet, COMPRESSION zstd)")
+B=(sh -c "rm -rf '$WORK/arch2' && $FA import --progress never --fieldmask $DOCMASK --archive '$WORK/arch2' '$IN'")
+measure_pair "duckdb read_json -> parquet, docs-example mask" "flowaudit import, docs-example mask"
+d=$(cat "$WORK/last_median_a"); f=$(cat "$WORK/last_median")
 fa_bytes=$(du -cb "$WORK"/arch2/flows/*/*/*.parquet | tail -1 | cut -f1)
-measure "duckdb read_json -> parquet, docs-example mask" "$WORK/duckdb-sql" -threads 1 \
-  "COPY (SELECT flow.time, flow.source.namespace, flow.source.pod_name, flow.destination.namespace, flow.destination.pod_name, flow.l4, flow.IP, flow.node_name, flow.is_reply, flow.verdict, flow.drop_reason_desc FROM read_json('$IN', format='newline_delimited') WHERE flow IS NOT NULL) TO '$WORK/duck2.parquet' (FORMAT parquet, COMPRESSION zstd)"; d=$(cat "$WORK/last_median")
 dk_bytes=$(stat -c %s "$WORK/duck2.parquet")
-echo "  => speed-up $(ratio "$d" "$f")x; bytes/flow flowaudit $((fa_bytes / LINES)), duckdb $((dk_bytes / LINES))"
+echo "  => speed-up $(ratio "$d" "$f")x at the medians, $(ratio "$(cat "$WORK/last_ratio")" 1)x the median pair; bytes/flow flowaudit $((fa_bytes / LINES)), duckdb $((dk_bytes / LINES))"
 fi
 
 if [[ ,$JOBS, == *,parallel,* ]]; then
