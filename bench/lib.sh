@@ -6,21 +6,12 @@
 # $WORK/last_median.
 measure() {
   local name=$1; shift
-  local times=() rss=0 sorted min med max
+  local times=() rss=0
   for _ in $(seq "$RUNS"); do
-    /usr/bin/time -f '%e %M' -o "$WORK/time.txt" "$@" >/dev/null 2>"$WORK/stderr.txt" || { cat "$WORK/stderr.txt"; return 1; }
-    read -r t m < "$WORK/time.txt"
-    times+=("$t"); [ "$m" -gt "$rss" ] && rss=$m
+    timed "$@" || return 1
+    times+=("$T"); [ "$M" -gt "$rss" ] && rss=$M
   done
-  sorted=$(printf '%s\n' "${times[@]}" | sort -n)
-  min=$(echo "$sorted" | head -1); max=$(echo "$sorted" | tail -1)
-  med=$(echo "$sorted" | sed -n "$(( (RUNS + 1) / 2 ))p")
-  printf '%-44s min %7.2fs  median %7.2fs  max %7.2fs  maxRSS %5d MiB' "$name" "$min" "$med" "$max" $((rss / 1024))
-  if [ -n "${LINES:-}" ]; then
-    printf '  (%.0f lines/s at median)' "$(echo "$LINES / $med" | bc -l)"
-  fi
-  printf '\n'
-  echo "$med" > "$WORK/last_median"
+  summary "$name" "$rss" "${times[@]}"
 }
 
 # timed CMD...: runs CMD once; sets T (seconds) and M (max RSS, KiB).

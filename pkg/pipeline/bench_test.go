@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"testing"
 
 	"github.com/flowaudit/flowaudit/pkg/flow"
@@ -26,17 +25,7 @@ func BenchmarkProcess(b *testing.B) {
 		prune bool
 	}{{"prune", 3, true}, {"plan", 3, false}, {"nodes300", 300, false}} {
 		b.Run(bc.name, func(b *testing.B) {
-			g, err := gen.New(gen.Config{Seed: 3, Nodes: bc.nodes, Rate: 1000})
-			if err != nil {
-				b.Fatal(err)
-			}
-			var data []byte
-			for range 4096 {
-				if data, err = g.AppendLine(data); err != nil {
-					b.Fatal(err)
-				}
-			}
-			lines := bytes.Split(bytes.TrimSuffix(data, []byte{'\n'}), []byte{'\n'})
+			lines, size := genLines(b, gen.Config{Seed: 3, Nodes: bc.nodes, Rate: 1000}, 4096)
 			c, err := Compile(Spec{FieldMask: docsMask})
 			if err != nil {
 				b.Fatal(err)
@@ -46,7 +35,7 @@ func BenchmarkProcess(b *testing.B) {
 			lb := &ingest.LineBatch{Lines: lines}
 			batch := &flow.Batch{}
 			p.process(lb, batch) // the batch's messages, as a long-running pipeline has them
-			b.SetBytes(int64(len(data)))
+			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {

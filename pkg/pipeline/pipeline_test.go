@@ -294,18 +294,7 @@ func TestCompileOnePassWithoutFilter(t *testing.T) {
 // the golden fixtures, and lines only protojson decodes). With a filter
 // reading fields outside the mask, pruning is needed and does change flows.
 func TestPruneOnlyWhenTheFilterReadsMore(t *testing.T) {
-	g, err := gen.New(gen.Config{Seed: 11, Nodes: 2, Rate: 1000, DropRatio: 0.3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines [][]byte
-	for range 3000 {
-		l, err := g.AppendLine(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, bytes.TrimSuffix(l, []byte{'\n'}))
-	}
+	lines, _ := genLines(t, gen.Config{Seed: 11, Nodes: 2, Rate: 1000, DropRatio: 0.3}, 3000)
 	lines = append(lines, fixtureLines(t)...)
 	// protojson's share: an escaped member name and an exponent.
 	lines = append(lines,
@@ -368,17 +357,7 @@ func TestPruneOnlyWhenTheFilterReadsMore(t *testing.T) {
 // once the pipeline is warm (each change of node copied the name out of
 // the batch arena: 2,183 allocations per 4,096 lines of 3 nodes).
 func TestProcessAllocatesNothingPerFlow(t *testing.T) {
-	g, err := gen.New(gen.Config{Seed: 4, Nodes: 5, Rate: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var data []byte
-	for range 2048 {
-		if data, err = g.AppendLine(data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lines := bytes.Split(bytes.TrimSuffix(data, []byte{'\n'}), []byte{'\n'})
+	lines, _ := genLines(t, gen.Config{Seed: 4, Nodes: 5, Rate: 1000}, 2048)
 	for _, spec := range []Spec{{}, {FieldMask: []string{"source", "verdict"}}, {Allowlist: `{"verdict":["FORWARDED"]}`}} {
 		c, err := Compile(spec)
 		if err != nil {
@@ -397,4 +376,21 @@ func TestProcessAllocatesNothingPerFlow(t *testing.T) {
 		}
 		t.Logf("%+v: %.0f allocations per batch of %d lines", spec, allocs, len(lines))
 	}
+}
+
+// genLines returns n lines of flowaudit gen's events (without their
+// newlines) and the bytes they make with them.
+func genLines(tb testing.TB, cfg gen.Config, n int) ([][]byte, int) {
+	tb.Helper()
+	g, err := gen.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var data []byte
+	for range n {
+		if data, err = g.AppendLine(data); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return bytes.Split(bytes.TrimSuffix(data, []byte{'\n'}), []byte{'\n'}), len(data)
 }
