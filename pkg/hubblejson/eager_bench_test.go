@@ -2,11 +2,11 @@ package hubblejson_test
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 
+	"github.com/flowaudit/flowaudit/pkg/fieldmask"
 	"github.com/flowaudit/flowaudit/pkg/flow"
 	"github.com/flowaudit/flowaudit/pkg/hubblejson"
 )
@@ -20,11 +20,10 @@ import (
 // cheaper is the share above which Decoder chooses it (eagerAbove).
 func BenchmarkEagerVsLazy(b *testing.B) {
 	lines := genLines(b, 4096, 3)
-	docs := strings.Split("time,source.namespace,source.pod_name,destination.namespace,destination.pod_name,l4,IP,node_name,is_reply,verdict,drop_reason_desc", ",")
 	for _, mask := range []struct {
 		name string
 		keep flow.FieldSet
-	}{{"docs", flow.Fields(docs...)}, {"all", flow.AllFields()}} {
+	}{{"docs", flow.Fields(fieldmask.ParsePaths(fieldmask.DocsExample)...)}, {"all", flow.AllFields()}} {
 		plan := hubblejson.NewPlan(flow.Fields("verdict", "time", "node_name"), mask.keep)
 		benchModes(b, lines, mask.name, plan)
 	}

@@ -3,13 +3,11 @@ package pipeline
 import (
 	"testing"
 
+	"github.com/flowaudit/flowaudit/pkg/fieldmask"
 	"github.com/flowaudit/flowaudit/pkg/flow"
 	"github.com/flowaudit/flowaudit/pkg/gen"
 	"github.com/flowaudit/flowaudit/pkg/ingest"
 )
-
-// docsMask is the field mask of Cilium's export documentation.
-var docsMask = []string{"time", "source.namespace", "source.pod_name", "destination.namespace", "destination.pod_name", "l4", "IP", "node_name", "is_reply", "verdict", "drop_reason_desc"}
 
 // BenchmarkProcess is the hot path of import and the daemon on one line
 // batch (decode, filter, mask, stats), the archive left out: generated
@@ -26,7 +24,7 @@ func BenchmarkProcess(b *testing.B) {
 	}{{"prune", 3, true}, {"plan", 3, false}, {"nodes300", 300, false}} {
 		b.Run(bc.name, func(b *testing.B) {
 			lines, size := genLines(b, gen.Config{Seed: 3, Nodes: bc.nodes, Rate: 1000}, 4096)
-			c, err := Compile(Spec{FieldMask: docsMask})
+			c, err := Compile(Spec{FieldMask: fieldmask.ParsePaths(fieldmask.DocsExample)})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/flowaudit/flowaudit/pkg/fieldmask"
 	"github.com/flowaudit/flowaudit/pkg/flow"
 	"github.com/flowaudit/flowaudit/pkg/gen"
 	"github.com/flowaudit/flowaudit/pkg/hubblejson"
@@ -303,7 +304,7 @@ func TestPruneOnlyWhenTheFilterReadsMore(t *testing.T) {
 		spec  Spec
 		prune bool
 	}{
-		{Spec{FieldMask: []string{"time", "source.namespace", "source.pod_name", "destination.namespace", "destination.pod_name", "l4", "IP", "node_name", "is_reply", "verdict", "drop_reason_desc"}}, false},
+		{Spec{FieldMask: fieldmask.ParsePaths(fieldmask.DocsExample)}, false},
 		{Spec{FieldMask: []string{"source"}}, false},
 		{Spec{FieldMask: []string{"l4.TCP", "source.labels"}}, false},
 		{Spec{Allowlist: `{"verdict":["DROPPED"]}`, FieldMask: []string{"verdict", "source.namespace"}}, false},
