@@ -213,8 +213,13 @@ type observer struct {
 	s    *FileSource
 	mu   sync.Mutex
 	seen map[string]seenBackup
-	wake chan struct{}
-	n    atomic.Pointer[notifier] // nil: polling only
+	// The newest backup recorded and its time, and the interval between it
+	// and the one before (ns; 0: not known).
+	newest   string
+	newestAt time.Time
+	gap      atomic.Int64
+	wake     chan struct{}
+	n        atomic.Pointer[notifier] // nil: polling only
 }
 
 // sync handles every directory event already queued: after it, every
@@ -234,10 +239,32 @@ func (o *observer) poke() {
 
 func (o *observer) record(ts string, b seenBackup) {
 	o.mu.Lock()
-	if old, ok := o.seen[ts]; !ok || old.size < 0 {
+	old, ok := o.seen[ts]
+	if !ok || old.size < 0 {
 		o.seen[ts] = b
 	}
+	if !ok && ts > o.newest {
+		o.rotated(ts)
+	}
 	o.mu.Unlock()
+}
+
+// rotated takes the rotation interval from the names of the newest backup
+// and ts, newer (o.mu held).
+func (o *observer) rotated(ts string) {
+	t, err := time.Parse(backupTimeFormat, ts)
+	if err != nil {
+		return
+	}
+	if o.newest != "" && t.After(o.newestAt) {
+		o.gap.Store(int64(t.Sub(o.newestAt)))
+	}
+	o.newest, o.newestAt = ts, t
+}
+
+// coalesce is the source's coalescing wait at the rotation interval seen.
+func (o *observer) coalesce() time.Duration {
+	return o.s.coalesce(time.Duration(o.gap.Load()))
 }
 
 func (o *observer) recordList(bs []backupFile) {
@@ -325,7 +352,7 @@ func (o *observer) run(ctx context.Context) {
 			o.n.Store(nil)
 			n.close()
 			n = nil
-			if nn, err := startNotify(o.s.dir, o.s.coalesce(), o.onName); err == nil {
+			if nn, err := startNotify(o.s.dir, o.coalesce, o.onName); err == nil {
 				n = nn
 				o.n.Store(n)
 			}
@@ -360,14 +387,34 @@ type fileRun struct {
 	commitNext bool
 }
 
-// coalesceWait is the least time between two reads of a growing live file.
-// The exporter writes (and inotify reports) every event on its own: reading
-// on each would cost a read, a stat and a wake-up per flow. At Cilium's
-// default rotation (10 MiB x 5 backups) a node writing 20 MB/s leaves 2.5 s
-// of slack; 50 ms of it buys reads of up to 1 MiB. Capped by PollInterval.
-const coalesceWait = 50 * time.Millisecond
+// The least time between two reads of a growing live file (the coalescing
+// wait). The exporter writes (and inotify reports) every event on its own:
+// reading on each would cost a read, a stat and a wake-up per flow, and
+// every burst of work costs the Go runtime's scheduler and sysmon wake-ups
+// of their own (~1 µs per line at 20k flows/s and 50 ms; bench/README.md).
+// The wait is coalesceMax (capped by PollInterval) unless the exporter
+// rotates so fast that the backups would not outlast it: with a commit every
+// CommitEvery rotations (half of max-backups), reads are at most
+// CommitEvery/2 rotation intervals apart, the interval taken from the names
+// of the two newest backups. Until two have been seen, coalesceUnknown.
+const (
+	coalesceMax     = 250 * time.Millisecond
+	coalesceUnknown = 50 * time.Millisecond
+	coalesceMin     = 5 * time.Millisecond
+)
 
-func (s *FileSource) coalesce() time.Duration { return min(coalesceWait, s.cfg.PollInterval) }
+// coalesce is the coalescing wait when the exporter rotates every gap (0:
+// not known yet).
+func (s *FileSource) coalesce(gap time.Duration) time.Duration {
+	w := coalesceMax
+	if s.cfg.CommitEvery > 0 { // lumberjack deletes backups
+		w = coalesceUnknown
+		if gap > 0 {
+			w = min(coalesceMax, gap*time.Duration(s.cfg.CommitEvery)/2)
+		}
+	}
+	return min(max(w, coalesceMin), s.cfg.PollInterval)
+}
 
 // Run reads from the position after from (zero: from the oldest backup
 // present) and emits batches; see Source. Lines are valid until emit returns.
@@ -394,7 +441,7 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 	if s.cfg.Follow {
 		// Watch before the first listing, so that no backup created from
 		// now on goes unseen.
-		if n, err := startNotify(s.dir, s.coalesce(), run.obs.onName); err == nil {
+		if n, err := startNotify(s.dir, run.obs.coalesce, run.obs.onName); err == nil {
 			run.obs.n.Store(n)
 		}
 		octx, cancel := context.WithCancel(ctx)
@@ -466,7 +513,7 @@ func (run *fileRun) read(final bool) error {
 func (run *fileRun) wait() error {
 	t := time.NewTimer(run.s.cfg.PollInterval)
 	defer t.Stop()
-	if d := run.s.coalesce() - time.Since(run.woke); d > 0 {
+	if d := run.obs.coalesce() - time.Since(run.woke); d > 0 {
 		c := time.NewTimer(d)
 		select {
 		case <-run.ctx.Done():

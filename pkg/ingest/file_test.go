@@ -193,7 +193,7 @@ func TestFileFollowRotationExactlyOnce(t *testing.T) {
 
 // TestFileCoalescesReadsOfABusyFile: the exporter writes every event on its
 // own and inotify reports each write; the source reads a growing file at
-// most once per coalesceWait, not once per write (each read costs a read, a
+// most once per coalescing wait, not once per write (each read costs a read, a
 // stat and a wake-up).
 func TestFileCoalescesReadsOfABusyFile(t *testing.T) {
 	dir := ljTempDir(t)
@@ -224,11 +224,11 @@ func TestFileCoalescesReadsOfABusyFile(t *testing.T) {
 	exactly(t, d.seqs, n)
 	reads := d.cps - before
 	// Without coalescing there is a batch per burst (300); with it, about
-	// one per 50 ms of the run (~10 here). A read that meets a writer still
+	// one per 250 ms of the run (a few here). A read that meets a writer still
 	// writing may take another batch, so the bound is loose and independent
 	// of the machine's speed.
 	if most := n / 10 / 3; reads > most {
-		t.Fatalf("%d batches for %d bursts in %s: want at most %d (reads coalesced every %s)", reads, n/10, elapsed, most, coalesceWait)
+		t.Fatalf("%d batches for %d bursts in %s: want at most %d (reads coalesced every %s)", reads, n/10, elapsed, most, coalesceMax)
 	}
 	t.Logf("%d batches for %d bursts in %s", reads, n/10, elapsed)
 }
@@ -695,5 +695,62 @@ func TestFileCommitEvery(t *testing.T) {
 	got, _ = run(last, 1)
 	if want := "8!"; strings.Join(got, ",") != want {
 		t.Fatalf("after the rotation: batches %q, want %q", strings.Join(got, ","), want)
+	}
+}
+
+// TestCoalesceFollowsTheRotationInterval: a growing live file is read at
+// most every coalesceMax, but never so rarely that lumberjack could delete
+// backups between two reads: with a commit every CommitEvery rotations the
+// wait is at most CommitEvery/2 rotation intervals, the interval taken from
+// the names of the newest backups as the observer records them.
+func TestCoalesceFollowsTheRotationInterval(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct {
+		commitEvery int
+		poll, gap   time.Duration
+		want        time.Duration
+	}{
+		{commitEvery: 0, gap: 0, want: coalesceMax},                      // backups never deleted
+		{commitEvery: 0, gap: 10 * ms, want: coalesceMax},                // idem
+		{commitEvery: 2, gap: 0, want: coalesceUnknown},                  // interval not known yet
+		{commitEvery: 2, gap: 230 * ms, want: 230 * ms},                  // 20k flows/s, 10 MiB x 5
+		{commitEvery: 2, gap: 2 * time.Second, want: coalesceMax},        // a quiet node
+		{commitEvery: 1, gap: 230 * ms, want: 115 * ms},                  // max-backups 1-3
+		{commitEvery: 5, gap: 92 * ms, want: 230 * ms},                   // 50k flows/s, 10 MiB x 10
+		{commitEvery: 2, gap: 2 * ms, want: coalesceMin},                 // floor: no wake-up per write
+		{commitEvery: 2, poll: 20 * ms, gap: time.Second, want: 20 * ms}, // capped by the poll interval
+		{commitEvery: 0, poll: 2 * ms, want: 2 * ms},
+	} {
+		s, err := NewFileSource(FileConfig{Path: filepath.Join(t.TempDir(), "events.log"), CommitEvery: c.commitEvery, PollInterval: c.poll}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.coalesce(c.gap); got != c.want {
+			t.Errorf("CommitEvery %d, poll %s, rotation every %s: wait %s, want %s", c.commitEvery, c.poll, c.gap, got, c.want)
+		}
+	}
+
+	s, err := NewFileSource(FileConfig{Path: filepath.Join(t.TempDir(), "events.log"), CommitEvery: 2}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &observer{s: s, seen: map[string]seenBackup{}}
+	steps := []struct {
+		ts   string
+		want time.Duration // the wait after recording ts
+	}{
+		{"2026-12-02T15-34-38.119", coalesceUnknown}, // one backup: no interval yet
+		{"2026-12-02T15-34-38.351", 232 * time.Millisecond},
+		{"2026-12-02T15-34-38.119", 232 * time.Millisecond}, // seen again (a scan): no change
+		{"2026-12-02T15-34-38.200", 232 * time.Millisecond}, // older than the newest: no change
+		{"2026-12-02T15-34-38.401", 50 * time.Millisecond},  // the rate went up
+		{"not-a-timestamp", 50 * time.Millisecond},
+		{"2026-12-02T15-35-38.401", coalesceMax}, // a minute later: quiet
+	}
+	for _, st := range steps {
+		o.record(st.ts, seenBackup{size: 1})
+		if got := o.coalesce(); got != st.want {
+			t.Errorf("after backup %s: wait %s, want %s", st.ts, got, st.want)
+		}
 	}
 }

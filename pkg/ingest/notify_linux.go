@@ -27,19 +27,19 @@ type notifier struct {
 	fn   func(name []byte)
 	done chan struct{}
 	dead atomic.Bool // the directory went away (or the read failed): start anew
-	rest time.Duration
+	rest func() time.Duration
 }
 
 // startNotify watches dir and calls fn with each event's entry name (nil on
 // a queue overflow or when the directory goes away) until close. name is
 // only valid during the call; fn must not call sync.
 //
-// After handling what was queued the notifier rests for rest before it
+// After handling what was queued the notifier rests for rest() before it
 // waits again: the exporter writes every event on its own, and the kernel
 // merges a run of identical IN_MODIFY events that wait in the queue, so a
 // busy file costs one wake-up per rest instead of one per flow. Other
 // events queue meanwhile (and sync handles them at once).
-func startNotify(dir string, rest time.Duration, fn func(name []byte)) (*notifier, error) {
+func startNotify(dir string, rest func() time.Duration, fn func(name []byte)) (*notifier, error) {
 	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC | syscall.IN_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("inotify_init: %w", err)
@@ -70,7 +70,7 @@ func (n *notifier) loop() {
 		if n.drain(int(fd)) {
 			return true
 		}
-		time.Sleep(n.rest)
+		time.Sleep(n.rest())
 		return false
 	})
 }

@@ -10,7 +10,7 @@ import (
 // notifier is unavailable here: the file source polls.
 type notifier struct{}
 
-func startNotify(string, time.Duration, func([]byte)) (*notifier, error) {
+func startNotify(string, func() time.Duration, func([]byte)) (*notifier, error) {
 	return nil, errors.New("no directory notification on this platform")
 }
 
