@@ -218,6 +218,7 @@ type observer struct {
 	newest   string
 	newestAt time.Time
 	gap      atomic.Int64
+	listed   int // backups in the last directory listing
 	wake     chan struct{}
 	n        atomic.Pointer[notifier] // nil: polling only
 }
@@ -257,9 +258,23 @@ func (o *observer) rotated(ts string) {
 		return
 	}
 	if o.newest != "" && t.After(o.newestAt) {
-		o.gap.Store(int64(t.Sub(o.newestAt)))
+		gap := t.Sub(o.newestAt)
+		o.gap.Store(int64(gap))
+		o.s.m.rotEvery.WithLabelValues(o.s.id).Set(gap.Seconds())
+		o.reportSlack()
 	}
 	o.newest, o.newestAt = ts, t
+}
+
+// reportSlack sets the slack gauge from the rotation interval and the
+// backups of the last listing (o.mu held): a line written now is renamed
+// within an interval and deleted after as many more as backups are kept.
+// A count below the exporter's max-backups (it has not rotated that often
+// yet) understates the slack, never overstates it.
+func (o *observer) reportSlack() {
+	if gap := time.Duration(o.gap.Load()); gap > 0 && o.listed > 0 {
+		o.s.m.slack.WithLabelValues(o.s.id).Set((gap * time.Duration(o.listed+1)).Seconds())
+	}
 }
 
 // coalesce is the source's coalescing wait at the rotation interval seen.
@@ -321,6 +336,10 @@ func gzContentSize(path string) (int64, bool) {
 func (o *observer) scan() {
 	if bs, err := o.s.listBackups(); err == nil {
 		o.recordList(bs)
+		o.mu.Lock()
+		o.listed = len(bs)
+		o.reportSlack()
+		o.mu.Unlock()
 	}
 }
 

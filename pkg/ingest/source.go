@@ -72,6 +72,8 @@ type Metrics struct {
 	lostLines *prometheus.CounterVec
 	lostBytes *prometheus.CounterVec
 	lag       *prometheus.GaugeVec
+	rotEvery  *prometheus.GaugeVec
+	slack     *prometheus.GaugeVec
 }
 
 // NewMetrics creates the ingest metrics, registered with reg unless nil.
@@ -89,9 +91,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Bytes lost before they could be read, by source and reason (rotation_gap, truncated, line_too_long)."}, []string{"source", "reason"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "lag_bytes",
 			Help: "Bytes of the followed live file not yet read, when last checked."}, []string{"source"}),
+		rotEvery: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "file_rotation_interval_seconds",
+			Help: "Time between the exporter's two newest rotations of the followed file, from lumberjack's backup names (absent until two were seen)."}, []string{"source"}),
+		slack: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "file_slack_seconds",
+			Help: "The rotation interval times the backups on disk plus one: about how long a line outlives the exporter's rotation, so how long the source may stop (or fall behind) without losing flows."}, []string{"source"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.lines, m.bytes, m.rotations, m.lostLines, m.lostBytes, m.lag)
+		reg.MustRegister(m.lines, m.bytes, m.rotations, m.lostLines, m.lostBytes, m.lag, m.rotEvery, m.slack)
 	}
 	return m
 }
