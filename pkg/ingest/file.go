@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -218,7 +219,7 @@ type observer struct {
 	newest   string
 	newestAt time.Time
 	gap      atomic.Int64
-	listed   int // backups in the last directory listing
+	listed   atomic.Int32 // backups in the last directory listing
 	wake     chan struct{}
 	n        atomic.Pointer[notifier] // nil: polling only
 }
@@ -272,14 +273,14 @@ func (o *observer) rotated(ts string) {
 // A count below the exporter's max-backups (it has not rotated that often
 // yet) understates the slack, never overstates it.
 func (o *observer) reportSlack() {
-	if gap := time.Duration(o.gap.Load()); gap > 0 && o.listed > 0 {
-		o.s.m.slack.WithLabelValues(o.s.id).Set((gap * time.Duration(o.listed+1)).Seconds())
+	if gap, n := time.Duration(o.gap.Load()), o.listed.Load(); gap > 0 && n > 0 {
+		o.s.m.slack.WithLabelValues(o.s.id).Set((gap * time.Duration(n+1)).Seconds())
 	}
 }
 
 // coalesce is the source's coalescing wait at the rotation interval seen.
 func (o *observer) coalesce() time.Duration {
-	return o.s.coalesce(time.Duration(o.gap.Load()))
+	return o.s.coalesce(time.Duration(o.gap.Load()), int(o.listed.Load()))
 }
 
 func (o *observer) recordList(bs []backupFile) {
@@ -337,7 +338,7 @@ func (o *observer) scan() {
 	if bs, err := o.s.listBackups(); err == nil {
 		o.recordList(bs)
 		o.mu.Lock()
-		o.listed = len(bs)
+		o.listed.Store(int32(min(len(bs), math.MaxInt32)))
 		o.reportSlack()
 		o.mu.Unlock()
 	}
@@ -415,7 +416,9 @@ type fileRun struct {
 // rotates so fast that the backups would not outlast it: with a commit every
 // CommitEvery rotations (half of max-backups), reads are at most
 // CommitEvery/2 rotation intervals apart, the interval taken from the names
-// of the two newest backups. Until two have been seen, coalesceUnknown.
+// of the two newest backups; and with fewer backups on disk than the
+// configured (or assumed) max-backups, at most a quarter of them. Until two
+// backups have been seen, coalesceUnknown.
 const (
 	coalesceMax     = 250 * time.Millisecond
 	coalesceUnknown = 50 * time.Millisecond
@@ -423,13 +426,16 @@ const (
 )
 
 // coalesce is the coalescing wait when the exporter rotates every gap (0:
-// not known yet).
-func (s *FileSource) coalesce(gap time.Duration) time.Duration {
+// not known yet) and keeps listed backups (0: none seen).
+func (s *FileSource) coalesce(gap time.Duration, listed int) time.Duration {
 	w := coalesceMax
-	if s.cfg.CommitEvery > 0 { // lumberjack deletes backups
+	if k := s.cfg.CommitEvery; k > 0 { // lumberjack deletes backups
+		if listed > 0 {
+			k = min(k, max(1, listed/2))
+		}
 		w = coalesceUnknown
 		if gap > 0 {
-			w = min(coalesceMax, gap*time.Duration(s.cfg.CommitEvery)/2)
+			w = min(coalesceMax, gap*time.Duration(k)/2)
 		}
 	}
 	return min(max(w, coalesceMin), s.cfg.PollInterval)

@@ -711,12 +711,16 @@ func TestCoalesceFollowsTheRotationInterval(t *testing.T) {
 	for _, c := range []struct {
 		commitEvery int
 		poll, gap   time.Duration
+		listed      int // backups on disk
 		want        time.Duration
 	}{
 		{commitEvery: 0, gap: 0, want: coalesceMax},                      // backups never deleted
 		{commitEvery: 0, gap: 10 * ms, want: coalesceMax},                // idem
 		{commitEvery: 2, gap: 0, want: coalesceUnknown},                  // interval not known yet
 		{commitEvery: 2, gap: 230 * ms, want: 230 * ms},                  // 20k flows/s, 10 MiB x 5
+		{commitEvery: 2, gap: 230 * ms, listed: 5, want: 230 * ms},       // idem, the 5 backups on disk
+		{commitEvery: 2, gap: 230 * ms, listed: 1, want: 115 * ms},       // max-backups assumed 5, 1 on disk
+		{commitEvery: 2, gap: 230 * ms, listed: 40, want: 230 * ms},      // more on disk than configured
 		{commitEvery: 2, gap: 2 * time.Second, want: coalesceMax},        // a quiet node
 		{commitEvery: 1, gap: 230 * ms, want: 115 * ms},                  // max-backups 1-3
 		{commitEvery: 5, gap: 92 * ms, want: 230 * ms},                   // 50k flows/s, 10 MiB x 10
@@ -728,8 +732,8 @@ func TestCoalesceFollowsTheRotationInterval(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := s.coalesce(c.gap); got != c.want {
-			t.Errorf("CommitEvery %d, poll %s, rotation every %s: wait %s, want %s", c.commitEvery, c.poll, c.gap, got, c.want)
+		if got := s.coalesce(c.gap, c.listed); got != c.want {
+			t.Errorf("CommitEvery %d, poll %s, rotation every %s, %d backups: wait %s, want %s", c.commitEvery, c.poll, c.gap, c.listed, got, c.want)
 		}
 	}
 
@@ -797,7 +801,9 @@ func TestRotationIntervalAndSlackGauges(t *testing.T) {
 	if got, want := gauge(m.slack), 4*0.232; math.Abs(got-want) > 1e-9 {
 		t.Fatalf("slack %v, want %v (3 backups + the live file, every 232 ms)", got, want)
 	}
-	if got, want := o.coalesce(), 232*time.Millisecond; got != want {
+	// CommitEvery 2 assumes 5 backups; with 3 on disk the wait is half an
+	// interval (a quarter of the backups, rounded down, at least a half).
+	if got, want := o.coalesce(), 116*time.Millisecond; got != want {
 		t.Fatalf("coalescing wait %v, want %v", got, want)
 	}
 }
