@@ -47,7 +47,8 @@ restart (even after SIGKILL) resumes exactly where the archive stopped. The
 archive commits by --max-file-age/-rows/-bytes, and a file source also every
 max(1, max-backups/2) rotations of the exporter's file, so that what a
 restart re-reads is still on disk (max-backups from --cilium-config-dir or
-sources[].maxBackups; otherwise Cilium's default, 5).
+sources[].maxBackups; otherwise Cilium's default, 5; fewer backups on disk
+than that count instead).
 
 Configuration: --config FILE (YAML; see deploy/daemonset/config.yaml for every
 key), then FLOWAUDIT_* environment variables (the flag's name upper-cased,

@@ -54,7 +54,8 @@ type FileConfig struct {
 	// max-backups are kept. The first batch of a Run from no checkpoint is
 	// marked too: until a checkpoint names a file, a file deleted during a
 	// crash leaves no trace to report as a gap. 0: never (the archive
-	// commits by its own limits).
+	// commits by its own limits). A follower that sees fewer backups on disk
+	// than 2*CommitEvery commits every half of those instead.
 	CommitEvery int
 }
 
@@ -415,9 +416,9 @@ type fileRun struct {
 // The wait is coalesceMax (capped by PollInterval) unless the exporter
 // rotates so fast that the backups would not outlast it: with a commit every
 // CommitEvery rotations (half of max-backups), reads are at most
-// CommitEvery/2 rotation intervals apart, the interval taken from the names
-// of the two newest backups; and with fewer backups on disk than the
-// configured (or assumed) max-backups, at most a quarter of them. Until two
+// CommitEvery/2 rotation intervals apart (with fewer backups on disk than the
+// configured or assumed max-backups, a quarter of them: commitEvery), the
+// interval taken from the names of the two newest backups. Until two
 // backups have been seen, coalesceUnknown.
 const (
 	coalesceMax     = 250 * time.Millisecond
@@ -426,13 +427,11 @@ const (
 )
 
 // coalesce is the coalescing wait when the exporter rotates every gap (0:
-// not known yet) and keeps listed backups (0: none seen).
+// not known yet) and keeps listed backups (0: none seen): CommitEvery/2
+// rotation intervals at most, see commitEvery.
 func (s *FileSource) coalesce(gap time.Duration, listed int) time.Duration {
 	w := coalesceMax
-	if k := s.cfg.CommitEvery; k > 0 { // lumberjack deletes backups
-		if listed > 0 {
-			k = min(k, max(1, listed/2))
-		}
+	if k := s.commitEvery(listed); k > 0 { // lumberjack deletes backups
 		w = coalesceUnknown
 		if gap > 0 {
 			w = min(coalesceMax, gap*time.Duration(k)/2)
@@ -472,6 +471,7 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 		octx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Add(1)
+		run.obs.scan() // the backups on disk before the first file is finished (commitEvery)
 		go func() { defer wg.Done(); run.obs.run(octx) }()
 		defer func() { cancel(); wg.Wait() }()
 	}
@@ -562,9 +562,26 @@ func (run *fileRun) fileDone() {
 	if run.s.cfg.CommitEvery <= 0 {
 		return
 	}
-	if run.finished++; run.finished >= run.s.cfg.CommitEvery {
+	if run.finished++; run.finished >= run.commitEvery() {
 		run.finished, run.commitNext = 0, true
 	}
+}
+
+// commitEvery is CommitEvery, or half the backups on disk when a follower
+// sees fewer (at least 1): the exporter may keep fewer than configured or
+// assumed (a --source flag without its settings assumes Cilium's 5), and
+// what was read since the last commit must outlive a restart. An exporter
+// that has not rotated max-backups times yet gets commits more often than
+// needed until it has.
+func (run *fileRun) commitEvery() int { return run.s.commitEvery(int(run.obs.listed.Load())) }
+
+// commitEvery is CommitEvery with listed backups on disk (0: not known).
+func (s *FileSource) commitEvery(listed int) int {
+	k := s.cfg.CommitEvery
+	if k > 0 && listed > 0 {
+		k = min(k, max(1, listed/2))
+	}
+	return k
 }
 
 func (run *fileRun) closeCur() {

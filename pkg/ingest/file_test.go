@@ -865,3 +865,43 @@ func gaugeValue(t *testing.T, g *prometheus.GaugeVec, id string) float64 {
 	}
 	return out.GetGauge().GetValue()
 }
+
+// TestFollowCommitsByTheBackupsOnDisk: with fewer backups on disk than
+// CommitEvery assumes (2: 5 backups), a follower asks for a commit after
+// every half of them (here 1), so that what was read since the last commit
+// outlives a restart of an exporter that really keeps 1.
+func TestFollowCommitsByTheBackupsOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.log")
+	if err := os.WriteFile(filepath.Join(dir, "events-2026-01-01T00-00-00.000.log"), []byte("1\n2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []string
+	stop := startSource(t, FileConfig{Path: path, Follow: true, PollInterval: 10 * time.Millisecond, CommitEvery: 2},
+		flow.Checkpoint{}, func(lb *LineBatch) error {
+			s := strings.TrimSpace(string(bytes.Join(lb.Lines, []byte(" "))))
+			if lb.Commit {
+				s += "!"
+			}
+			mu.Lock()
+			got = append(got, s)
+			mu.Unlock()
+			return nil
+		})
+	batches := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(got, ",")
+	}
+	waitFor(t, "line 3", func() bool { return strings.Contains(batches(), "3") })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "1 2!,3!"; batches() != want {
+		t.Fatalf("batches %q, want %q (a commit after each finished file: 1 backup on disk)", batches(), want)
+	}
+}
