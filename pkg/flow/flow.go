@@ -259,6 +259,22 @@ func (s FieldSet) Has(path string) bool {
 	return false
 }
 
+// Covers reports whether every field of o is in s.
+func (s FieldSet) Covers(o FieldSet) bool {
+	if s.all {
+		return true
+	}
+	if o.all {
+		return false
+	}
+	for _, p := range o.paths {
+		if !s.Has(p) {
+			return false
+		}
+	}
+	return true
+}
+
 // Touches reports whether path or any field below it is in the set (so the
 // decoder must descend into path).
 func (s FieldSet) Touches(path string) bool {

@@ -150,3 +150,25 @@ func TestAddStatManyNodes(t *testing.T) {
 		t.Fatalf("after truncation: %d stats, %+v", len(b.Stats), b.Stats[:2])
 	}
 }
+
+// TestFieldSetCovers: a set covers another when each of its fields is in
+// the set itself or through a parent.
+func TestFieldSetCovers(t *testing.T) {
+	for _, c := range []struct {
+		s, o FieldSet
+		want bool
+	}{
+		{Fields("source", "verdict"), Fields("source.pod_name", "verdict"), true},
+		{Fields("source.pod_name"), Fields("source"), false},
+		{Fields("source.pod_name"), Fields("source.namespace"), false},
+		{Fields("verdict"), FieldSet{}, true},
+		{FieldSet{}, Fields("verdict"), false},
+		{AllFields(), Fields("l7.http.url"), true},
+		{Fields("l7"), AllFields(), false},
+		{AllFields(), AllFields(), true},
+	} {
+		if got := c.s.Covers(c.o); got != c.want {
+			t.Errorf("%q covers %q: %v, want %v", c.s, c.o, got, c.want)
+		}
+	}
+}

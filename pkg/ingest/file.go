@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -220,7 +219,7 @@ type observer struct {
 	newest   string
 	newestAt time.Time
 	gap      atomic.Int64
-	listed   atomic.Int32 // backups in the last directory listing
+	listed   atomic.Int64 // backups in the last directory listing
 	wake     chan struct{}
 	n        atomic.Pointer[notifier] // nil: polling only
 }
@@ -339,7 +338,7 @@ func (o *observer) scan() {
 	if bs, err := o.s.listBackups(); err == nil {
 		o.recordList(bs)
 		o.mu.Lock()
-		o.listed.Store(int32(min(len(bs), math.MaxInt32)))
+		o.listed.Store(int64(len(bs)))
 		o.reportSlack()
 		o.mu.Unlock()
 	}
@@ -362,13 +361,18 @@ func (o *observer) onName(name []byte) {
 
 // run watches the directory until ctx is done: inotify where available
 // (re-armed when the directory comes back), a directory scan every poll
-// interval regardless.
+// interval regardless (Run makes the first before it starts run).
 func (o *observer) run(ctx context.Context) {
 	n := o.n.Load() // armed by Run before it read anything
 	defer func() { o.n.Store(nil); n.close() }()
 	t := time.NewTicker(o.s.cfg.PollInterval)
 	defer t.Stop()
 	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 		if n.isDead() {
 			o.n.Store(nil)
 			n.close()
@@ -380,11 +384,6 @@ func (o *observer) run(ctx context.Context) {
 		}
 		o.scan()
 		o.poke()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
 }
 
@@ -471,7 +470,7 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 		octx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Add(1)
-		run.obs.scan() // the backups on disk before the first file is finished (commitEvery)
+		run.obs.scan() // the first listing: the backups on disk before the first file is finished (commitEvery)
 		go func() { defer wg.Done(); run.obs.run(octx) }()
 		defer func() { cancel(); wg.Wait() }()
 	}

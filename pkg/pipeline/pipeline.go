@@ -93,7 +93,7 @@ func Compile(s Spec) (*Compiled, error) {
 		Mask:        mask,
 		ArchiveMask: archiveMask,
 		Plan:        hubblejson.NewPlan(filterFields, keep),
-		prune:       archiveMask.Active() && keep.Union(filterFields).String() != keep.String(),
+		prune:       archiveMask.Active() && !keep.Covers(filterFields),
 		Hash:        hex.EncodeToString(h.Sum(nil))[:16],
 	}, nil
 }
