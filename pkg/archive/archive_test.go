@@ -391,3 +391,50 @@ func TestManifestReadOncePerWriter(t *testing.T) {
 		t.Fatalf("%d flows, want 800", n)
 	}
 }
+
+// TestCommitKeepsBuffersForItsPartitions: a commit that closes the files of
+// many partitions keeps their column buffers for the next files (all of
+// them, not three), and a later commit of fewer files lets the extra go.
+func TestCommitKeepsBuffersForItsPartitions(t *testing.T) {
+	spareLeaves.keep(0)
+	defer spareLeaves.keep(0)
+	free := func() int {
+		spareLeaves.mu.Lock()
+		defer spareLeaves.mu.Unlock()
+		return len(spareLeaves.free)
+	}
+	w, err := Open(Config{Root: t.TempDir()}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	write := func(nodes int) {
+		t.Helper()
+		b := &flow.Batch{}
+		for i := range 4 * nodes {
+			f := b.Next()
+			f.Reset()
+			f.Uuid = strconv.Itoa(i)
+			f.Time = timestamppb.New(t0.Add(-time.Hour + time.Duration(i)*time.Millisecond))
+			f.NodeName = fmt.Sprintf("node-%d", i%nodes)
+		}
+		if err := w.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(8)
+	if n := free(); n != 8 {
+		t.Fatalf("after a commit of 8 files %d buffers kept, want 8", n)
+	}
+	write(8) // takes all 8, then gives them back
+	if n := free(); n != 8 {
+		t.Fatalf("after a second commit of 8 files %d buffers kept, want 8", n)
+	}
+	write(1)
+	if n := free(); n != maxSpareLeaves {
+		t.Fatalf("after a commit of 1 file %d buffers kept, want %d", n, maxSpareLeaves)
+	}
+}

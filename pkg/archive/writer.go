@@ -494,6 +494,13 @@ func (w *Writer) Flush() error {
 	slices.SortFunc(keys, func(a, b partKey) int {
 		return strings.Compare(a.table+a.date+a.node, b.table+b.date+b.node)
 	})
+	flowsFiles := 0
+	for _, of := range w.files {
+		if of.flows != nil {
+			flowsFiles++
+		}
+	}
+	spareLeaves.keep(flowsFiles)
 	for _, k := range keys {
 		of := w.files[k]
 		if of.flows != nil {
