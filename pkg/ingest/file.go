@@ -449,8 +449,10 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 	if err != nil {
 		return fmt.Errorf("ingest: %s: bad checkpoint %q: %w", s.id, from.Position, err)
 	}
+	sp := getSplitter(s.maxLine)
+	defer putSplitter(sp) // lines are valid until emit returns: none outlives Run
 	run := &fileRun{
-		s: s, ctx: ctx, sp: newSplitter(s.maxLine),
+		s: s, ctx: ctx, sp: sp,
 		obs: &observer{s: s, seen: map[string]seenBackup{}, wake: make(chan struct{}, 1)},
 	}
 	run.commitNext = from.IsZero() && s.cfg.CommitEvery > 0

@@ -68,7 +68,9 @@ func (s *ImportSource) Run(ctx context.Context, from flow.Checkpoint, emit func(
 			return fmt.Errorf("ingest: %s: skip to offset %d: %w", s.path, pos.Offset, err)
 		}
 	}
-	r := &reader{src: s.id, name: s.path, fp: s.fp, fpLen: s.fpLen, off: pos.Offset, line: pos.Line, sp: newSplitter(s.max), m: s.m}
+	sp := getSplitter(s.max)
+	defer putSplitter(sp) // lines are valid until emit returns
+	r := &reader{src: s.id, name: s.path, fp: s.fp, fpLen: s.fpLen, off: pos.Offset, line: pos.Line, sp: sp, m: s.m}
 	_, err = r.readAll(ctx, rc, s.batch, emit, true)
 	return err
 }

@@ -194,3 +194,42 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 }
 
 func (c *chunkReader) done() bool { return len(c.data) == 0 }
+
+// TestSpareSplitters: a line buffer goes back to the next read empty, and
+// only to a read of the same line limit; files imported one after the other
+// with the same buffer keep their own lines.
+func TestSpareSplitters(t *testing.T) {
+	spareSplitters.mu.Lock()
+	spareSplitters.free = nil
+	spareSplitters.mu.Unlock()
+	sp := getSplitter(8)
+	sp.fill(strings.NewReader("0123456789abc")) // over-long, no newline yet
+	if l, _ := sp.next(); l != nil || !sp.skipping {
+		t.Fatalf("setup: line %q, skipping %v", l, sp.skipping)
+	}
+	putSplitter(sp)
+	if other := getSplitter(16); other == sp {
+		t.Fatal("a buffer for 8-byte lines reused for 16-byte ones")
+	}
+	again := getSplitter(8)
+	if again != sp || again.skipping || again.pending() != 0 {
+		t.Fatalf("reused %v, skipping %v, pending %d", again == sp, again.skipping, again.pending())
+	}
+	putSplitter(again)
+
+	dir := t.TempDir()
+	for i, content := range []string{"a\nb\npartial", "c\nd\n"} {
+		p := filepath.Join(dir, fmt.Sprintf("events-%d.log", i))
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewImportSource(p, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"a,b,partial", "c,d"}[i]
+		if c := collect(t, s, flow.Checkpoint{}, 0); strings.Join(c.lines, ",") != want {
+			t.Fatalf("file %d: lines %v, want %s", i, c.lines, want)
+		}
+	}
+}

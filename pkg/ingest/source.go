@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -158,6 +159,46 @@ func newSplitter(max int) *splitter {
 		size = max + 1
 	}
 	return &splitter{buf: make([]byte, size), max: max}
+}
+
+// spareSplitters keeps the line buffers of finished reads for the next
+// ones: every file an import reads and every Run of a file source (each
+// session of the daemon) allocated a new 1 MiB buffer and faulted it in,
+// ~0.5-1.5 ms in this project's benchmark machine, half the file source's
+// cost over decoding from memory on a 50 MB file (bench/README.md).
+var spareSplitters struct {
+	mu   sync.Mutex
+	free []*splitter
+}
+
+// maxSpareSplitters bounds the buffers kept (sources that run at once).
+const maxSpareSplitters = 4
+
+// getSplitter returns a spare splitter for lines of at most max bytes, or
+// a new one.
+func getSplitter(max int) *splitter {
+	spareSplitters.mu.Lock()
+	defer spareSplitters.mu.Unlock()
+	for i, sp := range spareSplitters.free {
+		if sp.max == max {
+			last := len(spareSplitters.free) - 1
+			spareSplitters.free[i] = spareSplitters.free[last]
+			spareSplitters.free[last] = nil
+			spareSplitters.free = spareSplitters.free[:last]
+			sp.reset()
+			return sp
+		}
+	}
+	return newSplitter(max)
+}
+
+// putSplitter gives back a splitter no line of which is used any more.
+func putSplitter(sp *splitter) {
+	spareSplitters.mu.Lock()
+	defer spareSplitters.mu.Unlock()
+	if len(spareSplitters.free) < maxSpareSplitters {
+		spareSplitters.free = append(spareSplitters.free, sp)
+	}
 }
 
 // reset forgets all buffered data (a new file).
