@@ -438,3 +438,46 @@ func TestCommitKeepsBuffersForItsPartitions(t *testing.T) {
 		t.Fatalf("after a commit of 1 file %d buffers kept, want %d", n, maxSpareLeaves)
 	}
 }
+
+// TestSizeLimitUsesTheMeasuredRowSize: the size limit counts 256 bytes a
+// row until a commit has measured the rows' compressed size, then that.
+func TestSizeLimitUsesTheMeasuredRowSize(t *testing.T) {
+	const limit = 256 * 1000 // 1,000 rows at the initial estimate
+	w, err := Open(Config{Root: t.TempDir(), MaxFileBytes: limit}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var commits []int  // rows in each commit
+	var measured int64 // the estimate after the first commit
+	rows := 0
+	for i := 0; len(commits) < 2; i += 100 {
+		if i > 1_000_000 {
+			t.Fatalf("no second commit after %d rows (estimate %d B/row)", i, w.rowBytes)
+		}
+		b := batch(i, i+100)
+		b.Stats = nil
+		seq := w.seq
+		if err := w.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		rows += 100
+		if w.seq != seq {
+			commits = append(commits, rows)
+			rows = 0
+			if measured == 0 {
+				measured = w.rowBytes
+			}
+		}
+	}
+	if commits[0] != 1000 {
+		t.Fatalf("first commit after %d rows, want 1000 (256 B/row)", commits[0])
+	}
+	if measured >= initialRowBytes || measured < 8 {
+		t.Fatalf("measured %d B/row", measured)
+	}
+	want := (limit + int(measured) - 1) / int(measured)
+	if commits[1] < want || commits[1] >= want+100 {
+		t.Fatalf("second commit after %d rows, want the first 100-row batch past %d (%d B/row)", commits[1], want, measured)
+	}
+}

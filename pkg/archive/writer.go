@@ -95,6 +95,9 @@ type Writer struct {
 	opened  time.Time
 	rows    int
 	estSize int64
+	// rowBytes is the compressed size of a flows row that estSize counts:
+	// initialRowBytes until a commit has measured it (refineRowBytes).
+	rowBytes int64
 
 	committed map[string]flow.Checkpoint // per source, as of the last commit
 	first     map[string]flow.Checkpoint // first checkpoint per source since the last commit
@@ -178,7 +181,7 @@ func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Writer, erro
 		log = zap.NewNop()
 	}
 	w := &Writer{
-		cfg: cfg, log: log.Named("archive"), m: newMetrics(reg),
+		cfg: cfg, log: log.Named("archive"), m: newMetrics(reg), rowBytes: initialRowBytes,
 		files: map[partKey]*openFile{}, stats: map[statKey]*StatRow{}, details: map[statKey][]string{},
 		committed: map[string]flow.Checkpoint{}, first: map[string]flow.Checkpoint{}, last: map[string]flow.Checkpoint{},
 		heads: map[string]chainHead{}, manifestSeq: map[string]uint64{},
@@ -331,7 +334,7 @@ func (w *Writer) addFlows(b *flow.Batch) error {
 		}
 		of.rows++
 		w.rows++
-		w.estSize += 256 // a conservative compressed size per row, refined at commit
+		w.estSize += w.rowBytes
 		if len(of.rowBuf) >= 4096 {
 			if err := of.flushRows(); err != nil {
 				return err
@@ -536,10 +539,34 @@ func (w *Writer) Flush() error {
 	w.first = map[string]flow.Checkpoint{}
 	w.last = map[string]flow.Checkpoint{}
 	w.rows, w.estSize, w.opened = 0, 0, time.Time{}
+	w.refineRowBytes(rec.Files)
 	w.m.openFiles.Set(0)
 	w.m.commitSeconds.Observe(time.Since(start).Seconds())
 	w.pruneCommitRecords()
 	return nil
+}
+
+// initialRowBytes is the compressed size of a flows row assumed until a
+// commit measures it: a conservative one (every field of generated flows
+// takes ~85 bytes, the docs-example mask ~17).
+const initialRowBytes = 256
+
+// refineRowBytes takes the size of a flows row from the files a commit
+// wrote (footers and dictionaries included, so small commits overestimate
+// it, which errs on the safe side). With the fixed 256 bytes of before, the
+// size limit cut an import's files at 512k rows (128 MiB / 256 B) where
+// they hold ~45 MB at every field, and never when rows were larger than
+// that (long HTTP headers, many labels).
+func (w *Writer) refineRowBytes(files []committedFile) {
+	var n, rows int64
+	for _, f := range files {
+		if f.Table == "flows" {
+			n, rows = n+f.Bytes, rows+f.Rows
+		}
+	}
+	if rows > 0 {
+		w.rowBytes = min(max((n+rows-1)/rows, 8), 1<<20)
+	}
 }
 
 // finishFile flushes, fsyncs and closes a temporary data file and records it.
