@@ -481,3 +481,33 @@ func TestSizeLimitUsesTheMeasuredRowSize(t *testing.T) {
 		t.Fatalf("second commit after %d rows, want the first 100-row batch past %d (%d B/row)", commits[1], want, measured)
 	}
 }
+
+// TestSizeLimitMeasuredFromRowGroups: before any commit, the row groups the
+// open files have written measure the row size, so the first commit too
+// comes at the size limit rather than at 256 bytes a row.
+func TestSizeLimitMeasuredFromRowGroups(t *testing.T) {
+	const limit = 256 * 3000 // 3,000 rows at the initial estimate
+	w, err := Open(Config{Root: t.TempDir(), MaxFileBytes: limit, RowGroupRows: 500}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	rows := 0
+	for i := 0; w.seq == 0; i += 100 {
+		if i > 1_000_000 {
+			t.Fatalf("no commit after %d rows (estimate %d B/row)", i, w.rowBytes)
+		}
+		b := batch(i, i+100)
+		b.Stats = nil
+		if err := w.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		rows += 100
+	}
+	if !w.measured || w.rowBytes >= initialRowBytes {
+		t.Fatalf("measured %v, %d B/row", w.measured, w.rowBytes)
+	}
+	if rows <= 3000 {
+		t.Fatalf("first commit after %d rows: the 256 B/row estimate, not the measured one", rows)
+	}
+}

@@ -96,8 +96,10 @@ type Writer struct {
 	rows    int
 	estSize int64
 	// rowBytes is the compressed size of a flows row that estSize counts:
-	// initialRowBytes until a commit has measured it (refineRowBytes).
+	// initialRowBytes until a row group or a commit has measured it
+	// (measureOpenFiles, refineRowBytes).
 	rowBytes int64
+	measured bool
 
 	committed map[string]flow.Checkpoint // per source, as of the last commit
 	first     map[string]flow.Checkpoint // first checkpoint per source since the last commit
@@ -286,6 +288,9 @@ func (w *Writer) Write(b *flow.Batch) error {
 			w.first[cp.Source] = cp
 		}
 		w.last[cp.Source] = cp
+	}
+	if !w.measured {
+		w.measureOpenFiles()
 	}
 	if b.Commit || w.rows >= w.cfg.MaxFileRows || w.estSize >= w.cfg.MaxFileBytes || now.Sub(w.opened) >= w.cfg.MaxFileAge {
 		return w.Flush()
@@ -564,9 +569,35 @@ func (w *Writer) refineRowBytes(files []committedFile) {
 			n, rows = n+f.Bytes, rows+f.Rows
 		}
 	}
-	if rows > 0 {
-		w.rowBytes = min(max((n+rows-1)/rows, 8), 1<<20)
+	w.setRowBytes(n, rows)
+}
+
+// measureOpenFiles takes the size of a row from the row groups the open
+// flows files have written, until a commit has measured it: so an import's
+// first commit, too, comes at the configured limits (1M rows, 128 MiB:
+// one file per node for a 1M-line import) rather than at 512k rows.
+func (w *Writer) measureOpenFiles() {
+	var n, rows int64
+	for _, of := range w.files {
+		if fw := of.flows; fw != nil {
+			if r := fw.total - int64(fw.rows); r > 0 { // rows in written row groups
+				n, rows = n+fw.off, rows+r
+			}
+		}
 	}
+	if w.setRowBytes(n, rows) {
+		w.estSize = int64(w.rows) * w.rowBytes
+	}
+}
+
+// setRowBytes makes n bytes for rows rows the size of a row, if rows > 0.
+func (w *Writer) setRowBytes(n, rows int64) bool {
+	if rows <= 0 {
+		return false
+	}
+	w.rowBytes = min(max((n+rows-1)/rows, 8), 1<<20)
+	w.measured = true
+	return true
 }
 
 // finishFile flushes, fsyncs and closes a temporary data file and records it.
