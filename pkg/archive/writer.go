@@ -496,19 +496,17 @@ func (w *Writer) Flush() error {
 		rec.First[k] = v
 	}
 	keys := make([]partKey, 0, len(w.files))
-	for k := range w.files {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b partKey) int {
-		return strings.Compare(a.table+a.date+a.node, b.table+b.date+b.node)
-	})
 	flowsFiles := 0
-	for _, of := range w.files {
+	for k, of := range w.files {
+		keys = append(keys, k)
 		if of.flows != nil {
 			flowsFiles++
 		}
 	}
-	spareLeaves.keep(flowsFiles)
+	slices.SortFunc(keys, func(a, b partKey) int {
+		return strings.Compare(a.table+a.date+a.node, b.table+b.date+b.node)
+	})
+	spareLeaves.keep(flowsFiles) // before the files below give their buffers back
 	for _, k := range keys {
 		of := w.files[k]
 		if of.flows != nil {
@@ -552,16 +550,15 @@ func (w *Writer) Flush() error {
 }
 
 // initialRowBytes is the compressed size of a flows row assumed until a
-// commit measures it: a conservative one (every field of generated flows
-// takes ~85 bytes, the docs-example mask ~17).
+// written row group or a commit measures it: a conservative one (every
+// field of generated flows takes ~85 bytes, the docs-example mask ~17).
 const initialRowBytes = 256
 
 // refineRowBytes takes the size of a flows row from the files a commit
 // wrote (footers and dictionaries included, so small commits overestimate
-// it, which errs on the safe side). With the fixed 256 bytes of before, the
-// size limit cut an import's files at 512k rows (128 MiB / 256 B) where
-// they hold ~45 MB at every field, and never when rows were larger than
-// that (long HTTP headers, many labels).
+// it, which errs on the safe side). A fixed size would cut files far below
+// the size limit when rows are small, and past it when rows are larger
+// (long HTTP headers, many labels).
 func (w *Writer) refineRowBytes(files []committedFile) {
 	var n, rows int64
 	for _, f := range files {
