@@ -113,6 +113,13 @@ type fastScratch struct {
 	scrPolicy           *flowpb.Policy
 }
 
+// fastMemos holds a memo per memoized field of the values checked (see
+// memo), and one per endpoint field of the endpoints decoded.
+type fastMemos struct {
+	memos     [16]memo[struct{}]
+	endpoints [2]memo[endpointDecoded]
+}
+
 func (p *fastPools) newEthernet() *flowpb.Ethernet {
 	if n := len(p.freeEthernet); n > 0 {
 		x := p.freeEthernet[n-1]
@@ -986,12 +993,12 @@ func (d *fastDec) decFlow(i int, m *flowpb.Flow, sel *fsel) (int, error) {
 			if m.Source == nil {
 				m.Source = d.newEndpoint()
 			}
-			i, err = d.decEndpoint(i, m.Source, sel.sub(k))
+			i, err = d.decEndpointMemo(&d.endpoints[0], i, m.Source, sel.sub(k))
 		case 10: // destination
 			if m.Destination == nil {
 				m.Destination = d.newEndpoint()
 			}
-			i, err = d.decEndpoint(i, m.Destination, sel.sub(k))
+			i, err = d.decEndpointMemo(&d.endpoints[1], i, m.Destination, sel.sub(k))
 		case 11: // Type
 			var name []byte
 			var num int32
@@ -1627,10 +1634,43 @@ func (d *fastDec) checkFlowField(i int, k uint) (int, error) {
 	if d.checked {
 		return d.skip(i, 0)
 	}
+	var mo *memo[struct{}]
+	switch k {
+	case 9:
+		mo = &d.memos[0] // source
+	case 10:
+		mo = &d.memos[1] // destination
+	case 13:
+		mo = &d.memos[2] // node_labels
+	case 14:
+		mo = &d.memos[3] // source_names
+	case 15:
+		mo = &d.memos[4] // destination_names
+	case 37:
+		mo = &d.memos[5] // egress_allowed_by
+	case 38:
+		mo = &d.memos[6] // ingress_allowed_by
+	case 39:
+		mo = &d.memos[7] // egress_denied_by
+	case 40:
+		mo = &d.memos[8] // ingress_denied_by
+	case 41:
+		mo = &d.memos[9] // policy_log
+	}
+	set := -1
+	if mo != nil {
+		var e *memoEntry[struct{}]
+		if e, set = mo.find(d.b, i); e != nil {
+			return i + len(e.b), nil
+		}
+	}
 	d.noStore++
-	i, err := d.checkFlowFieldIn(i, k)
+	j, err := d.checkFlowFieldIn(i, k)
 	d.noStore--
-	return i, err
+	if set >= 0 && err == nil {
+		mo.add(d.b, set, i, j)
+	}
+	return j, err
 }
 
 func (d *fastDec) checkFlowFieldIn(i int, k uint) (int, error) {
@@ -1702,12 +1742,12 @@ func (d *fastDec) checkFlowFieldIn(i int, k uint) (int, error) {
 			if m.Source == nil {
 				m.Source = d.newEndpoint()
 			}
-			i, err = d.decEndpoint(i, m.Source, sel.sub(k))
+			i, err = d.decEndpointMemo(&d.endpoints[0], i, m.Source, sel.sub(k))
 		case 10: // destination
 			if m.Destination == nil {
 				m.Destination = d.newEndpoint()
 			}
-			i, err = d.decEndpoint(i, m.Destination, sel.sub(k))
+			i, err = d.decEndpointMemo(&d.endpoints[1], i, m.Destination, sel.sub(k))
 		case 11: // Type
 			var name []byte
 			var num int32
@@ -3906,10 +3946,25 @@ func (d *fastDec) checkEndpointField(i int, k uint) (int, error) {
 	if d.checked {
 		return d.skip(i, 0)
 	}
+	var mo *memo[struct{}]
+	switch k {
+	case 4:
+		mo = &d.memos[10] // labels
+	}
+	set := -1
+	if mo != nil {
+		var e *memoEntry[struct{}]
+		if e, set = mo.find(d.b, i); e != nil {
+			return i + len(e.b), nil
+		}
+	}
 	d.noStore++
-	i, err := d.checkEndpointFieldIn(i, k)
+	j, err := d.checkEndpointFieldIn(i, k)
 	d.noStore--
-	return i, err
+	if set >= 0 && err == nil {
+		mo.add(d.b, set, i, j)
+	}
+	return j, err
 }
 
 func (d *fastDec) checkEndpointFieldIn(i int, k uint) (int, error) {
@@ -4559,10 +4614,31 @@ func (d *fastDec) checkDNSField(i int, k uint) (int, error) {
 	if d.checked {
 		return d.skip(i, 0)
 	}
+	var mo *memo[struct{}]
+	switch k {
+	case 1:
+		mo = &d.memos[11] // ips
+	case 3:
+		mo = &d.memos[12] // cnames
+	case 6:
+		mo = &d.memos[13] // qtypes
+	case 7:
+		mo = &d.memos[14] // rrtypes
+	}
+	set := -1
+	if mo != nil {
+		var e *memoEntry[struct{}]
+		if e, set = mo.find(d.b, i); e != nil {
+			return i + len(e.b), nil
+		}
+	}
 	d.noStore++
-	i, err := d.checkDNSFieldIn(i, k)
+	j, err := d.checkDNSFieldIn(i, k)
 	d.noStore--
-	return i, err
+	if set >= 0 && err == nil {
+		mo.add(d.b, set, i, j)
+	}
+	return j, err
 }
 
 func (d *fastDec) checkDNSFieldIn(i int, k uint) (int, error) {
@@ -6047,10 +6123,25 @@ func (d *fastDec) checkPolicyField(i int, k uint) (int, error) {
 	if d.checked {
 		return d.skip(i, 0)
 	}
+	var mo *memo[struct{}]
+	switch k {
+	case 2:
+		mo = &d.memos[15] // labels
+	}
+	set := -1
+	if mo != nil {
+		var e *memoEntry[struct{}]
+		if e, set = mo.find(d.b, i); e != nil {
+			return i + len(e.b), nil
+		}
+	}
 	d.noStore++
-	i, err := d.checkPolicyFieldIn(i, k)
+	j, err := d.checkPolicyFieldIn(i, k)
 	d.noStore--
-	return i, err
+	if set >= 0 && err == nil {
+		mo.add(d.b, set, i, j)
+	}
+	return j, err
 }
 
 func (d *fastDec) checkPolicyFieldIn(i int, k uint) (int, error) {

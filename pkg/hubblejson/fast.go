@@ -89,6 +89,7 @@ type fastDec struct {
 	// checked: the line was checked whole by an earlier pass (Finish after
 	// Decode), so fields outside the selection are skipped, not checked again.
 	checked bool
+	fastMemos
 }
 
 func (d *fastDec) ws(i int) int {

@@ -368,9 +368,13 @@ func TestGeneratedDecoderUpToDate(t *testing.T) {
 	}
 }
 
+// memoBase is the line FuzzFastDecoder decodes before the fuzzed one.
+var memoBase []byte
+
 // FuzzFastDecoder: on any input the fast decoder agrees with protojson
 // (error or not, and the decoded fields) under a full and a partial plan.
 func FuzzFastDecoder(f *testing.F) {
+	memoBase = fixtureLines(f)[0]
 	for _, l := range fixtureLines(f) {
 		f.Add(l)
 		for _, v := range variants(l) {
@@ -383,6 +387,9 @@ func FuzzFastDecoder(f *testing.F) {
 		}
 		for _, p := range plans[:2] {
 			compare(t, [][]byte{line}, p)
+			// Again after a fixture line and the line itself: its values
+			// are then found in the decoder's memos (memo.go).
+			compare(t, [][]byte{memoBase, line, line}, p)
 		}
 	})
 }

@@ -43,7 +43,7 @@ type message struct {
 
 // Source returns the generated file.
 func Source() ([]byte, error) {
-	g := &generator{msgs: map[protoreflect.FullName]*message{}, enums: map[protoreflect.FullName]string{}}
+	g := &generator{msgs: map[protoreflect.FullName]*message{}, enums: map[protoreflect.FullName]string{}, endpointMemos: map[protoreflect.FullName]int{}}
 	if err := g.walk(&flowpb.Flow{}); err != nil {
 		return nil, err
 	}
@@ -62,6 +62,37 @@ type generator struct {
 	enums map[protoreflect.FullName]string // full name -> Go type
 	// wrappers are the oneof wrapper Go types.
 	wrappers []string
+	memos    int // memos emitted so far
+	// endpointMemos numbers the decodeMemoized fields.
+	endpointMemos map[protoreflect.FullName]int
+}
+
+// decodeMemoized reports whether the decoded values of field fd are
+// remembered (decEndpointMemo): the flow's endpoints.
+func decodeMemoized(fd protoreflect.FieldDescriptor) bool {
+	md := fd.Message()
+	return md != nil && md.FullName() == "flow.Endpoint" && !fd.IsList() && !fd.IsMap()
+}
+
+// memoized reports whether the checked values of field fd are remembered
+// (fastDec's memo): the fields that hold most of a flow's bytes and repeat
+// from flow to flow, because they describe the endpoints (pods) and the
+// policies of a node rather than one connection: the endpoints, their label
+// lists, node labels, DNS names and the policy lists.
+func memoized(fd protoreflect.FieldDescriptor) bool {
+	if fd.IsMap() {
+		return false
+	}
+	if md := fd.Message(); md != nil {
+		switch md.FullName() {
+		case "flow.Endpoint":
+			return !fd.IsList()
+		case "flow.Policy":
+			return fd.IsList()
+		}
+		return false
+	}
+	return fd.IsList() && fd.Kind() == protoreflect.StringKind
 }
 
 func (g *generator) p(format string, args ...any) { fmt.Fprintf(&g.buf, format+"\n", args...) }
@@ -239,6 +270,30 @@ func (g *generator) emit() {
 	for _, m := range g.order {
 		g.p("scr%s *flowpb.%s", m.goName, m.goName)
 	}
+	g.p("}")
+	g.p("")
+	// Memos of the fields whose checked values are remembered.
+	n := 0
+	for _, m := range g.order {
+		for _, f := range m.fields {
+			if memoized(f.fd) {
+				n++
+			}
+		}
+	}
+	ne := 0
+	for _, m := range g.order {
+		for _, f := range m.fields {
+			if decodeMemoized(f.fd) {
+				ne++
+			}
+		}
+	}
+	g.p("// fastMemos holds a memo per memoized field of the values checked (see")
+	g.p("// memo), and one per endpoint field of the endpoints decoded.")
+	g.p("type fastMemos struct {")
+	g.p("memos [%d]memo[struct{}]", n)
+	g.p("endpoints [%d]memo[endpointDecoded]", ne)
 	g.p("}")
 	g.p("")
 	types := []string{}
@@ -434,12 +489,44 @@ func (g *generator) emitCheck(m *message) {
 	g.p("if d.checked {")
 	g.p("return d.skip(i, 0)")
 	g.p("}")
-	g.p("d.noStore++")
-	g.p("i, err := d.check%sFieldIn(i, k)", m.goName)
-	g.p("d.noStore--")
-	g.p("return i, err")
-	g.p("}")
-	g.p("")
+	var cases []string
+	for _, f := range m.fields {
+		if memoized(f.fd) {
+			cases = append(cases, fmt.Sprintf("case %d: mo = &d.memos[%d] // %s", f.idx, g.memos, f.fd.Name()))
+			g.memos++
+		}
+	}
+	if len(cases) == 0 {
+		g.p("d.noStore++")
+		g.p("i, err := d.check%sFieldIn(i, k)", m.goName)
+		g.p("d.noStore--")
+		g.p("return i, err")
+		g.p("}")
+		g.p("")
+	} else {
+		g.p("var mo *memo[struct{}]")
+		g.p("switch k {")
+		for _, c := range cases {
+			g.p("%s", c)
+		}
+		g.p("}")
+		g.p("set := -1")
+		g.p("if mo != nil {")
+		g.p("var e *memoEntry[struct{}]")
+		g.p("if e, set = mo.find(d.b, i); e != nil {")
+		g.p("return i + len(e.b), nil")
+		g.p("}")
+		g.p("}")
+		g.p("d.noStore++")
+		g.p("j, err := d.check%sFieldIn(i, k)", m.goName)
+		g.p("d.noStore--")
+		g.p("if set >= 0 && err == nil {")
+		g.p("mo.add(d.b, set, i, j)")
+		g.p("}")
+		g.p("return j, err")
+		g.p("}")
+		g.p("")
+	}
 	g.p("func (d *fastDec) check%sFieldIn(i int, k uint) (int, error) {", m.goName)
 	g.p("m := d.scr%s", m.goName)
 	g.p("if m == nil { m = new(%s); d.scr%s = m }", t, m.goName)
@@ -676,6 +763,15 @@ func (g *generator) emitField(m *message, f field) {
 		case "":
 			sub := g.msgs[fd.Message().FullName()]
 			g.p("if %s == nil { %s = d.new%s() }", dst, dst, sub.goName)
+			if decodeMemoized(fd) {
+				n, ok := g.endpointMemos[fd.FullName()]
+				if !ok {
+					n = len(g.endpointMemos)
+					g.endpointMemos[fd.FullName()] = n
+				}
+				g.p("i, err = d.decEndpointMemo(&d.endpoints[%d], i, %s, sel.sub(k))", n, dst)
+				break
+			}
 			g.p("i, err = d.dec%s(i, %s, sel.sub(k))", sub.goName, dst)
 		default: // Any and other well-known types: protojson's business
 			g.p("return i, errFallback")
