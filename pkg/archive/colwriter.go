@@ -518,6 +518,9 @@ func (l *leaf) str(s string) {
 		l.offs = append(l.offs, uint32(len(l.bytes)))
 		return
 	}
+	if len(l.idx) == cap(l.idx) && l.long {
+		l.reserveLong()
+	}
 	id := l.lastIdx
 	if id < 0 || l.dictVals[id] != s {
 		var ok bool
@@ -530,6 +533,23 @@ func (l *leaf) str(s string) {
 		l.lastIdx = id
 	}
 	l.idx = append(l.idx, id)
+}
+
+// reserveLong sizes a label list's page buffers for a whole page at once
+// (flowPageBytes of levels and indexes, and a fill past it): append grows a
+// large slice by ~1.25x at a time, so the first page of each leaf set was
+// allocated, cleared, faulted in and copied ~35 times on its way, ~5 times
+// its final size. The pages that are not used are not touched.
+//
+//go:noinline
+func (l *leaf) reserveLong() {
+	const n = flowPageBytes/6 + 64<<10 // a level of each kind and an index per value
+	if cap(l.idx) >= n {
+		return
+	}
+	l.idx = append(make([]int32, 0, n), l.idx...)
+	l.defs = append(make([]uint8, 0, n), l.defs...)
+	l.reps = append(make([]uint8, 0, n), l.reps...)
 }
 
 // intern returns b's index in the chunk's dictionary, adding it if new.

@@ -556,3 +556,26 @@ func TestColumnIndexBoundaryOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestLabelPagesReservedOnce: a label list's page buffers are sized for a
+// whole page at its first value and are not moved while it fills.
+func TestLabelPagesReservedOnce(t *testing.T) {
+	l := &leaf{leafSpec: leafSpec{kind: leafDict, maxDef: 2, maxRep: 1, long: true}}
+	l.init(&l.leafSpec)
+	l.lvl(2, 0)
+	l.str("k8s:app=a")
+	if min(cap(l.idx), cap(l.defs), cap(l.reps)) < flowPageBytes/6 {
+		t.Fatalf("after the first value: capacities %d, %d, %d", cap(l.idx), cap(l.defs), cap(l.reps))
+	}
+	idx, defs, reps := &l.idx[0], &l.defs[0], &l.reps[0]
+	for i := 1; l.pageBytes() < flowPageBytes; i++ {
+		l.lvl(2, uint8(min(i%12, 1)))
+		l.str(fmt.Sprintf("k8s:app=%d", i%40))
+	}
+	if &l.idx[0] != idx || &l.defs[0] != defs || &l.reps[0] != reps {
+		t.Fatalf("a page of %d values moved its buffers", len(l.idx))
+	}
+	if l.valueCount() != len(l.defs) || l.valueCount() < flowPageBytes/6 {
+		t.Fatalf("%d values, %d levels", l.valueCount(), len(l.defs))
+	}
+}
