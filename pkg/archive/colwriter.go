@@ -514,7 +514,7 @@ func rep(i int, first, next uint8) uint8 {
 
 func (l *leaf) str(s string) {
 	if l.kind != leafDict {
-		l.bytes = append(l.bytes, s...)
+		l.bytes = append(grow(l.bytes, len(s)), s...)
 		l.offs = append(l.offs, uint32(len(l.bytes)))
 		return
 	}
@@ -533,6 +533,18 @@ func (l *leaf) str(s string) {
 		l.lastIdx = id
 	}
 	l.idx = append(l.idx, id)
+}
+
+// grow returns s with room for n more elements: when it has not, twice its
+// capacity (or what n needs). append grows a large slice by ~1.25x, which
+// allocates, clears and copies a buffer ~5 times its final size on its way
+// there, where doubling does twice; these buffers (a chunk's compressed
+// pages, a page of strings) are kept for the next chunk and page.
+func grow[E any](s []E, n int) []E {
+	if len(s)+n <= cap(s) {
+		return s
+	}
+	return slices.Grow(s, max(n, cap(s)))
 }
 
 // reserveLong sizes a label list's page buffers for a whole page at once
@@ -924,6 +936,7 @@ func (l *leaf) cutPage(s *pageScratch) error {
 		FirstRowIndex:      l.chunkRow,
 	})
 	l.chunkRow += int64(rows)
+	l.pages = grow(l.pages, len(hdr)+len(s.comp))
 	l.pages = append(l.pages, hdr...)
 	l.pages = append(l.pages, s.comp...)
 	l.rawSize += int64(len(hdr)) + int64(h.UncompressedPageSize)

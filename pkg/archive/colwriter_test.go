@@ -579,3 +579,19 @@ func TestLabelPagesReservedOnce(t *testing.T) {
 		t.Fatalf("%d values, %d levels", l.valueCount(), len(l.defs))
 	}
 }
+
+// TestGrowDoubles: grow leaves a slice with room alone and at least doubles
+// one without.
+func TestGrowDoubles(t *testing.T) {
+	s := make([]byte, 100, 150)
+	if g := grow(s, 50); &g[0] != &s[0] || cap(g) != 150 {
+		t.Fatalf("with room: cap %d, moved %v", cap(g), &g[0] != &s[0])
+	}
+	g := grow(s, 51)
+	if cap(g) < 300 || len(g) != 100 {
+		t.Fatalf("without room: len %d cap %d, want cap >= 300", len(g), cap(g))
+	}
+	if g = grow(make([]byte, 10), 1000); cap(g) < 1010 {
+		t.Fatalf("a larger need: cap %d", cap(g))
+	}
+}
