@@ -29,6 +29,7 @@ type memo[E any] struct {
 	sets        *[memoSets][2]memoEntry[E]
 	tries, hits int32
 	bypass      int32 // lookups left to skip
+	held        int   // bytes of the remembered values
 }
 
 type memoEntry[E any] struct {
@@ -40,7 +41,12 @@ const (
 	memoSets   = 256
 	memoHashed = 192     // bytes memoSet reads from the value's start (fewer at the line's end)
 	memoMaxLen = 8 << 10 // longer values are not remembered
-	memoWindow = 2048    // lookups between two looks at the hit rate
+	// memoBudget bounds the bytes of the values a memo holds (a decoded
+	// endpoint holds its strings once more): a few hundred endpoints of
+	// ~1 KB fit, and a field of many large values cannot grow a decoder
+	// (the daemon's RSS target is 64 MiB) past ~1 MiB per memoized field.
+	memoBudget = 1 << 20
+	memoWindow = 2048 // lookups between two looks at the hit rate
 	memoBypass = 32 * memoWindow
 )
 
@@ -79,10 +85,11 @@ func (m *memo[E]) find(b []byte, i int) (*memoEntry[E], int) {
 // of the set's two entries, whose buffers it reuses, and returns its entry
 // (nil for a value too long to remember).
 func (m *memo[E]) add(b []byte, set, i, j int) *memoEntry[E] {
-	if j-i > memoMaxLen || j <= i {
+	ws := &m.sets[set]
+	if j-i > memoMaxLen || j <= i || m.held-len(ws[1].b)+(j-i) > memoBudget/2 {
 		return nil
 	}
-	ws := &m.sets[set]
+	m.held += j - i - len(ws[1].b)
 	ws[0], ws[1] = ws[1], ws[0]
 	ws[0].b = append(ws[0].b[:0], b[i:j]...)
 	return &ws[0]

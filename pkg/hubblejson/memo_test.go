@@ -177,3 +177,32 @@ func TestMemoBypassesValuesThatDoNotRepeat(t *testing.T) {
 		t.Fatalf("after the bypass: %v", e)
 	}
 }
+
+// TestMemoHoldsAtMostItsBudget: however large and many the values, a memo
+// holds at most memoBudget/2 bytes of them (a decoded endpoint's strings
+// take about as much again), and counts them exactly.
+func TestMemoHoldsAtMostItsBudget(t *testing.T) {
+	var m memo[struct{}]
+	for n := 0; n < 2000; n++ {
+		v := fmt.Appendf(nil, `["%d%s"]`, n, strings.Repeat("x", 3000+n%1000))
+		e, set := m.find(v, 0)
+		if e != nil {
+			t.Fatalf("value %d found before it was added", n)
+		}
+		if set >= 0 {
+			m.add(v, set, 0, len(v))
+		}
+		held := 0
+		for s := range m.sets {
+			for w := range m.sets[s] {
+				held += len(m.sets[s][w].b)
+			}
+		}
+		if held != m.held || held > memoBudget/2 {
+			t.Fatalf("after %d values: %d bytes held, counted %d, budget %d", n+1, held, m.held, memoBudget/2)
+		}
+	}
+	if m.held < memoBudget/4 {
+		t.Fatalf("only %d bytes held: the budget is not used", m.held)
+	}
+}
