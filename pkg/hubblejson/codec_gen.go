@@ -2129,9 +2129,9 @@ func (d *fastDec) checkEthernetField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkEthernetFieldIn(i, k)
+	j, err := d.checkEthernetFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkEthernetFieldIn(i int, k uint) (int, error) {
@@ -2306,9 +2306,9 @@ func (d *fastDec) checkIPField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkIPFieldIn(i, k)
+	j, err := d.checkIPFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkIPFieldIn(i int, k uint) (int, error) {
@@ -2575,9 +2575,9 @@ func (d *fastDec) checkLayer4Field(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkLayer4FieldIn(i, k)
+	j, err := d.checkLayer4FieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkLayer4FieldIn(i int, k uint) (int, error) {
@@ -2786,9 +2786,9 @@ func (d *fastDec) checkTCPField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkTCPFieldIn(i, k)
+	j, err := d.checkTCPFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkTCPFieldIn(i int, k uint) (int, error) {
@@ -3001,9 +3001,9 @@ func (d *fastDec) checkTCPFlagsField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkTCPFlagsFieldIn(i, k)
+	j, err := d.checkTCPFlagsFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkTCPFlagsFieldIn(i int, k uint) (int, error) {
@@ -3148,9 +3148,9 @@ func (d *fastDec) checkUDPField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkUDPFieldIn(i, k)
+	j, err := d.checkUDPFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkUDPFieldIn(i int, k uint) (int, error) {
@@ -3281,9 +3281,9 @@ func (d *fastDec) checkICMPv4Field(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkICMPv4FieldIn(i, k)
+	j, err := d.checkICMPv4FieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkICMPv4FieldIn(i int, k uint) (int, error) {
@@ -3414,9 +3414,9 @@ func (d *fastDec) checkICMPv6Field(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkICMPv6FieldIn(i, k)
+	j, err := d.checkICMPv6FieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkICMPv6FieldIn(i int, k uint) (int, error) {
@@ -3547,9 +3547,9 @@ func (d *fastDec) checkSCTPField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkSCTPFieldIn(i, k)
+	j, err := d.checkSCTPFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkSCTPFieldIn(i int, k uint) (int, error) {
@@ -3714,9 +3714,9 @@ func (d *fastDec) checkTunnelField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkTunnelFieldIn(i, k)
+	j, err := d.checkTunnelFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkTunnelFieldIn(i int, k uint) (int, error) {
@@ -4131,9 +4131,9 @@ func (d *fastDec) checkWorkloadField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkWorkloadFieldIn(i, k)
+	j, err := d.checkWorkloadFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkWorkloadFieldIn(i int, k uint) (int, error) {
@@ -4366,9 +4366,9 @@ func (d *fastDec) checkLayer7Field(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkLayer7FieldIn(i, k)
+	j, err := d.checkLayer7FieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkLayer7FieldIn(i int, k uint) (int, error) {
@@ -4840,9 +4840,9 @@ func (d *fastDec) checkHTTPField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkHTTPFieldIn(i, k)
+	j, err := d.checkHTTPFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkHTTPFieldIn(i int, k uint) (int, error) {
@@ -5005,9 +5005,9 @@ func (d *fastDec) checkHTTPHeaderField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkHTTPHeaderFieldIn(i, k)
+	j, err := d.checkHTTPHeaderFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkHTTPHeaderFieldIn(i int, k uint) (int, error) {
@@ -5171,9 +5171,9 @@ func (d *fastDec) checkKafkaField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkKafkaFieldIn(i, k)
+	j, err := d.checkKafkaFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkKafkaFieldIn(i int, k uint) (int, error) {
@@ -5310,9 +5310,9 @@ func (d *fastDec) checkCiliumEventTypeField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkCiliumEventTypeFieldIn(i, k)
+	j, err := d.checkCiliumEventTypeFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkCiliumEventTypeFieldIn(i int, k uint) (int, error) {
@@ -5443,9 +5443,9 @@ func (d *fastDec) checkServiceField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkServiceFieldIn(i, k)
+	j, err := d.checkServiceFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkServiceFieldIn(i int, k uint) (int, error) {
@@ -5576,9 +5576,9 @@ func (d *fastDec) checkFileInfoField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkFileInfoFieldIn(i, k)
+	j, err := d.checkFileInfoFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkFileInfoFieldIn(i int, k uint) (int, error) {
@@ -5709,9 +5709,9 @@ func (d *fastDec) checkNetworkInterfaceField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkNetworkInterfaceFieldIn(i, k)
+	j, err := d.checkNetworkInterfaceFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkNetworkInterfaceFieldIn(i int, k uint) (int, error) {
@@ -5837,9 +5837,9 @@ func (d *fastDec) checkTraceContextField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkTraceContextFieldIn(i, k)
+	j, err := d.checkTraceContextFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkTraceContextFieldIn(i int, k uint) (int, error) {
@@ -5960,9 +5960,9 @@ func (d *fastDec) checkTraceParentField(i int, k uint) (int, error) {
 		return d.skip(i, 0)
 	}
 	d.noStore++
-	i, err := d.checkTraceParentFieldIn(i, k)
+	j, err := d.checkTraceParentFieldIn(i, k)
 	d.noStore--
-	return i, err
+	return j, err
 }
 
 func (d *fastDec) checkTraceParentFieldIn(i int, k uint) (int, error) {

@@ -374,8 +374,9 @@ var memoBase []byte
 // FuzzFastDecoder: on any input the fast decoder agrees with protojson
 // (error or not, and the decoded fields) under a full and a partial plan.
 func FuzzFastDecoder(f *testing.F) {
-	memoBase = fixtureLines(f)[0]
-	for _, l := range fixtureLines(f) {
+	lines := fixtureLines(f)
+	memoBase = lines[0]
+	for _, l := range lines {
 		f.Add(l)
 		for _, v := range variants(l) {
 			f.Add(v)

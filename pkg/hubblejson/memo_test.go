@@ -38,9 +38,10 @@ func protojsonFlow(t *testing.T, line []byte) *flowpb.Flow {
 }
 
 // TestMemoDecodesRepeatedEndpointsAsProtojson: endpoints that repeat, that
-// share their first bytes, and values that are a remembered value followed
-// by more (a longer label list), decoded under the plans that use the check
-// memo and the decode memo, equal protojson's; the memos were hit.
+// share their first bytes, and a label list that is a remembered one with a
+// label more (the same bytes up to its last label), decoded under the plans
+// that use the check memo and the decode memo, equal protojson's; the memos
+// were hit.
 func TestMemoDecodesRepeatedEndpointsAsProtojson(t *testing.T) {
 	var lines [][]byte
 	for r := 0; r < 4; r++ {

@@ -43,10 +43,11 @@ type message struct {
 
 // Source returns the generated file.
 func Source() ([]byte, error) {
-	g := &generator{msgs: map[protoreflect.FullName]*message{}, enums: map[protoreflect.FullName]string{}, endpointMemos: map[protoreflect.FullName]int{}}
+	g := &generator{msgs: map[protoreflect.FullName]*message{}, enums: map[protoreflect.FullName]string{}}
 	if err := g.walk(&flowpb.Flow{}); err != nil {
 		return nil, err
 	}
+	g.numberMemos()
 	g.emit()
 	out, err := format.Source(g.buf.Bytes())
 	if err != nil {
@@ -62,9 +63,24 @@ type generator struct {
 	enums map[protoreflect.FullName]string // full name -> Go type
 	// wrappers are the oneof wrapper Go types.
 	wrappers []string
-	memos    int // memos emitted so far
-	// endpointMemos numbers the decodeMemoized fields.
-	endpointMemos map[protoreflect.FullName]int
+	// checkMemos and endpointMemos number the memoized and the
+	// decodeMemoized fields: their memos in fastMemos.
+	checkMemos, endpointMemos map[protoreflect.FullName]int
+}
+
+// numberMemos numbers the memoized fields in the order of the messages.
+func (g *generator) numberMemos() {
+	g.checkMemos, g.endpointMemos = map[protoreflect.FullName]int{}, map[protoreflect.FullName]int{}
+	for _, m := range g.order {
+		for _, f := range m.fields {
+			if memoized(f.fd) {
+				g.checkMemos[f.fd.FullName()] = len(g.checkMemos)
+			}
+			if decodeMemoized(f.fd) {
+				g.endpointMemos[f.fd.FullName()] = len(g.endpointMemos)
+			}
+		}
+	}
 }
 
 // decodeMemoized reports whether the decoded values of field fd are
@@ -272,28 +288,11 @@ func (g *generator) emit() {
 	}
 	g.p("}")
 	g.p("")
-	// Memos of the fields whose checked values are remembered.
-	n := 0
-	for _, m := range g.order {
-		for _, f := range m.fields {
-			if memoized(f.fd) {
-				n++
-			}
-		}
-	}
-	ne := 0
-	for _, m := range g.order {
-		for _, f := range m.fields {
-			if decodeMemoized(f.fd) {
-				ne++
-			}
-		}
-	}
 	g.p("// fastMemos holds a memo per memoized field of the values checked (see")
 	g.p("// memo), and one per endpoint field of the endpoints decoded.")
 	g.p("type fastMemos struct {")
-	g.p("memos [%d]memo[struct{}]", n)
-	g.p("endpoints [%d]memo[endpointDecoded]", ne)
+	g.p("memos [%d]memo[struct{}]", len(g.checkMemos))
+	g.p("endpoints [%d]memo[endpointDecoded]", len(g.endpointMemos))
 	g.p("}")
 	g.p("")
 	types := []string{}
@@ -491,19 +490,11 @@ func (g *generator) emitCheck(m *message) {
 	g.p("}")
 	var cases []string
 	for _, f := range m.fields {
-		if memoized(f.fd) {
-			cases = append(cases, fmt.Sprintf("case %d: mo = &d.memos[%d] // %s", f.idx, g.memos, f.fd.Name()))
-			g.memos++
+		if n, ok := g.checkMemos[f.fd.FullName()]; ok {
+			cases = append(cases, fmt.Sprintf("case %d: mo = &d.memos[%d] // %s", f.idx, n, f.fd.Name()))
 		}
 	}
-	if len(cases) == 0 {
-		g.p("d.noStore++")
-		g.p("i, err := d.check%sFieldIn(i, k)", m.goName)
-		g.p("d.noStore--")
-		g.p("return i, err")
-		g.p("}")
-		g.p("")
-	} else {
+	if len(cases) > 0 {
 		g.p("var mo *memo[struct{}]")
 		g.p("switch k {")
 		for _, c := range cases {
@@ -517,16 +508,18 @@ func (g *generator) emitCheck(m *message) {
 		g.p("return i + len(e.b), nil")
 		g.p("}")
 		g.p("}")
-		g.p("d.noStore++")
-		g.p("j, err := d.check%sFieldIn(i, k)", m.goName)
-		g.p("d.noStore--")
+	}
+	g.p("d.noStore++")
+	g.p("j, err := d.check%sFieldIn(i, k)", m.goName)
+	g.p("d.noStore--")
+	if len(cases) > 0 {
 		g.p("if set >= 0 && err == nil {")
 		g.p("mo.add(d.b, set, i, j)")
 		g.p("}")
-		g.p("return j, err")
-		g.p("}")
-		g.p("")
 	}
+	g.p("return j, err")
+	g.p("}")
+	g.p("")
 	g.p("func (d *fastDec) check%sFieldIn(i int, k uint) (int, error) {", m.goName)
 	g.p("m := d.scr%s", m.goName)
 	g.p("if m == nil { m = new(%s); d.scr%s = m }", t, m.goName)
@@ -763,12 +756,7 @@ func (g *generator) emitField(m *message, f field) {
 		case "":
 			sub := g.msgs[fd.Message().FullName()]
 			g.p("if %s == nil { %s = d.new%s() }", dst, dst, sub.goName)
-			if decodeMemoized(fd) {
-				n, ok := g.endpointMemos[fd.FullName()]
-				if !ok {
-					n = len(g.endpointMemos)
-					g.endpointMemos[fd.FullName()] = n
-				}
+			if n, ok := g.endpointMemos[fd.FullName()]; ok {
 				g.p("i, err = d.decEndpointMemo(&d.endpoints[%d], i, %s, sel.sub(k))", n, dst)
 				break
 			}
