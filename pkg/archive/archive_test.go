@@ -511,3 +511,81 @@ func TestSizeLimitMeasuredFromRowGroups(t *testing.T) {
 		t.Fatalf("first commit after %d rows: the 256 B/row estimate, not the measured one", rows)
 	}
 }
+
+// TestRowBuffersKeptAcrossCommits: the next file of a partition takes the
+// row buffer the committed one grew (no rows of the old file in it), and a
+// commit of fewer files keeps no more buffers than it had files (at least
+// maxSpareLeaves).
+func TestRowBuffersKeptAcrossCommits(t *testing.T) {
+	w, err := Open(Config{Root: t.TempDir()}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Write(batch(0, 3000)); err != nil {
+		t.Fatal(err)
+	}
+	var grown []*FlowRow
+	for _, of := range w.files {
+		if of.flows != nil {
+			grown = append(grown, &of.rowBuf[:1][0])
+		}
+	}
+	if len(grown) != 2 {
+		t.Fatalf("%d flows files open, want 2 (two nodes)", len(grown))
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.spareRows) != 2 {
+		t.Fatalf("%d row buffers kept after the commit, want 2", len(w.spareRows))
+	}
+	if err := w.Write(batch(3000, 3100)); err != nil {
+		t.Fatal(err)
+	}
+	reused := 0
+	for _, of := range w.files {
+		if of.flows == nil || cap(of.rowBuf) == 0 {
+			continue
+		}
+		for _, g := range grown {
+			if &of.rowBuf[:1][0] == g {
+				reused++
+			}
+		}
+	}
+	if reused != 2 {
+		t.Fatalf("%d of 2 files reuse a committed file's row buffer", reused)
+	}
+	if got := scanUUIDs(t, w.cfg.Root); len(got) != 3000 {
+		t.Fatalf("%d committed flows, want 3000", len(got))
+	}
+	// Many nodes once, then one: the spare buffers shrink to maxSpareLeaves.
+	many := &flow.Batch{}
+	for i := range 10 {
+		f := many.Next()
+		f.Reset()
+		f.Uuid = "m" + strconv.Itoa(i)
+		f.Time = timestamppb.New(t0)
+		f.NodeName = "node-" + strconv.Itoa(i)
+	}
+	many.Checkpoint = flow.Checkpoint{Source: "test", Position: "m"}
+	if err := w.Write(many); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.spareRows) != 12 { // the two nodes' files of batch(3000, 3100) and ten more
+		t.Fatalf("%d row buffers kept after a commit of 12 files", len(w.spareRows))
+	}
+	if err := w.Write(batch(3100, 3101)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.spareRows) > maxSpareLeaves {
+		t.Fatalf("%d row buffers kept after a commit of one file", len(w.spareRows))
+	}
+}
