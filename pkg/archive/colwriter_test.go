@@ -595,3 +595,58 @@ func TestGrowDoubles(t *testing.T) {
 		t.Fatalf("a larger need: cap %d", cap(g))
 	}
 }
+
+// TestStrListAppendsAsPerElement: strList leaves a leaf exactly as
+// appending the list's elements one by one does, whether its hint finds the
+// same list, another list (a collision, a changed list, a longer or shorter
+// one) or a list of a previous chunk's dictionary.
+func TestStrListAppendsAsPerElement(t *testing.T) {
+	spec := leafSpec{kind: leafDict, maxDef: 2, maxRep: 1, long: true}
+	a, b := &leaf{}, &leaf{}
+	a.init(&spec)
+	b.init(&spec)
+	r := rand.New(rand.NewPCG(1, 2))
+	lists := [][]string{
+		{"k8s:app=a", "k8s:io.kubernetes.pod.namespace=ns"},
+		{"k8s:app=b", "k8s:io.kubernetes.pod.namespace=ns"},
+		{"k8s:app=a", "k8s:io.kubernetes.pod.namespace=ns", "k8s:tier=web"},
+		{"k8s:app=a"},
+		{"reserved:world"},
+		{"k8s:io.kubernetes.pod.namespace=ns", "k8s:app=a"},
+	}
+	check := func(step int) {
+		t.Helper()
+		if !slices.Equal(a.defs, b.defs) || !slices.Equal(a.reps, b.reps) || !slices.Equal(a.idx, b.idx) ||
+			!slices.Equal(a.dictVals, b.dictVals) || a.rows != b.rows {
+			t.Fatalf("step %d: strList leaf differs: defs %v / %v, reps %v / %v, idx %v / %v, dict %q / %q, rows %d / %d",
+				step, a.defs, b.defs, a.reps, b.reps, a.idx, b.idx, a.dictVals, b.dictVals, a.rows, b.rows)
+		}
+	}
+	hits := 0
+	for step := range 5000 {
+		v := lists[r.IntN(len(lists))]
+		hint := uint32(r.IntN(4)) // few hints: every list meets others under the same one
+		if step%7 == 0 {
+			hint = uint32(r.Uint32()) // and some rare ones
+		}
+		before := len(a.lists) > 0 && a.lists[(hint*0x9E3779B1)>>(32-9)%listSlots].gen == a.gen
+		a.strList(v, hint)
+		for j, e := range v {
+			b.lvl(2, rep(j, 0, 1))
+			b.str(e)
+		}
+		if before {
+			hits++
+		}
+		check(step)
+		if step%1000 == 999 { // a new chunk: a new dictionary
+			a.resetPage()
+			a.resetChunk()
+			b.resetPage()
+			b.resetChunk()
+		}
+	}
+	if hits < 1000 {
+		t.Fatalf("%d appends found a remembered list: the memo was not exercised", hits)
+	}
+}

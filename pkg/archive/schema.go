@@ -72,19 +72,19 @@ type FlowRow struct {
 	SourceCluster   *string    `parquet:"source_cluster_name,optional,dict"`
 	SourceNamespace *string    `parquet:"source_namespace,optional,dict"`
 	SourcePod       *string    `parquet:"source_pod_name,optional,dict"`
-	SourceLabels    []string   `parquet:"source_labels,optional,list" parquet-element:",dict"`
+	SourceLabels    []string   `parquet:"source_labels,optional,list" parquet-element:",dict" shred:"lists=SourceIdentity"`
 	SourceWorkloads []Workload `parquet:"source_workloads,optional,list"`
 	DestID          *uint32    `parquet:"destination_id,optional"`
 	DestIdentity    *uint32    `parquet:"destination_identity,optional"`
 	DestCluster     *string    `parquet:"destination_cluster_name,optional,dict"`
 	DestNamespace   *string    `parquet:"destination_namespace,optional,dict"`
 	DestPod         *string    `parquet:"destination_pod_name,optional,dict"`
-	DestLabels      []string   `parquet:"destination_labels,optional,list" parquet-element:",dict"`
+	DestLabels      []string   `parquet:"destination_labels,optional,list" parquet-element:",dict" shred:"lists=DestIdentity"`
 	DestWorkloads   []Workload `parquet:"destination_workloads,optional,list"`
 
 	Type             *string  `parquet:"Type,optional,dict"`
 	NodeName         *string  `parquet:"node_name,optional,dict"`
-	NodeLabels       []string `parquet:"node_labels,optional,list" parquet-element:",dict"`
+	NodeLabels       []string `parquet:"node_labels,optional,list" parquet-element:",dict" shred:"lists"`
 	SourceNames      []string `parquet:"source_names,optional,list" parquet-element:",dict"`
 	DestinationNames []string `parquet:"destination_names,optional,list" parquet-element:",dict"`
 

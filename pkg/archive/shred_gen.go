@@ -560,10 +560,7 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 		} else if len(v) == 0 {
 			l[29].lvl(1, 0)
 		} else {
-			for j, e := range v {
-				l[29].lvl(2, rep(j, 0, 1))
-				l[29].str(e)
-			}
+			l[29].strList(v, listHint(r.SourceIdentity))
 		}
 	}
 	for i := 0; i < len(rows); i++ {
@@ -679,10 +676,7 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 		} else if len(v) == 0 {
 			l[37].lvl(1, 0)
 		} else {
-			for j, e := range v {
-				l[37].lvl(2, rep(j, 0, 1))
-				l[37].str(e)
-			}
+			l[37].strList(v, listHint(r.DestIdentity))
 		}
 	}
 	for i := 0; i < len(rows); i++ {
@@ -753,10 +747,7 @@ func shredColumns(l *[shredLeaves]leaf, rows []FlowRow) {
 		} else if len(v) == 0 {
 			l[42].lvl(1, 0)
 		} else {
-			for j, e := range v {
-				l[42].lvl(2, rep(j, 0, 1))
-				l[42].str(e)
-			}
+			l[42].strList(v, 0)
 		}
 	}
 	for i := 0; i < len(rows); i++ {

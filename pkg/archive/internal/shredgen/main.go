@@ -160,7 +160,7 @@ func (g *gen) field(f reflect.StructField) error {
 		if !has(opts, "optional") || !has(opts, "list") {
 			return fmt.Errorf("shredgen: %s: a list must be optional", f.Name)
 		}
-		return g.list(f.Name, name, t.Elem())
+		return g.list(f, name, t.Elem())
 	default:
 		if has(opts, "optional") {
 			return fmt.Errorf("shredgen: %s: optional non-pointer", f.Name)
@@ -176,8 +176,14 @@ func (g *gen) field(f reflect.StructField) error {
 
 // list writes an optional list: NULL (def 0), empty (def 1), or elements
 // at def 2, the first of a row at rep 0 and the others at rep 1.
-func (g *gen) list(field, name string, elem reflect.Type) error {
+//
+// A list of strings tagged `shred:"lists"` or `shred:"lists=F"` is appended
+// whole by the leaf's strList, which remembers the dictionary indexes of the
+// lists it saw, found by F (an optional uint32 field of the row that tells
+// lists apart, such as an endpoint's identity; without it, one list).
+func (g *gen) list(f reflect.StructField, name string, elem reflect.Type) error {
 	b := &g.body
+	field := f.Name
 	prefix := name + ".list.element"
 	if elem.Kind() != reflect.Struct {
 		m, conv, err := scalar(elem)
@@ -186,6 +192,24 @@ func (g *gen) list(field, name string, elem reflect.Type) error {
 		}
 		k := g.leaf(prefix)
 		fmt.Fprintf(b, "if v := r.%s; v == nil {\n%s\n} else if len(v) == 0 {\nl[%d].lvl(1, 0)\n} else {\n", field, nullRun(field, fmt.Sprintf("l[%d].nullLists(j - i)", k)), k)
+		if tag, ok := f.Tag.Lookup("shred"); ok {
+			if m != "str" || conv != "" {
+				return fmt.Errorf("shredgen: %s: shred:\"lists\" on a list of %s", field, elem)
+			}
+			hint := "0"
+			switch by, found := strings.CutPrefix(tag, "lists="); {
+			case found:
+				hf, ok := reflect.TypeOf(archive.FlowRow{}).FieldByName(by)
+				if !ok || hf.Type != reflect.TypeOf((*uint32)(nil)) {
+					return fmt.Errorf("shredgen: %s: %s is not a *uint32 field of FlowRow", field, by)
+				}
+				hint = fmt.Sprintf("listHint(r.%s)", by)
+			case tag != "lists":
+				return fmt.Errorf("shredgen: %s: unknown shred tag %q", field, tag)
+			}
+			fmt.Fprintf(b, "l[%d].strList(v, %s)\n}\n", k, hint)
+			return nil
+		}
 		fmt.Fprintf(b, "for j, e := range v {\n%s}\n}\n", call(k, m, conv, "2", "rep(j, 0, 1)", "e"))
 		return nil
 	}
