@@ -367,9 +367,9 @@ func (w *Writer) addFlows(b *flow.Batch) error {
 // keepRows takes the row buffer of a file a commit closes (empty: its
 // rows are in its column chunks) for the next file, as spareLeaves does
 // the column buffers: up to 4,096 rows of ~1 KB each, grown anew by every
-// file, were 13% of the CPU of a daemon committing every ~8k rows
-// (bench/README.md). As many are kept as flows files were open (at least
-// maxSpareLeaves).
+// file, were ~11% of the CPU of a daemon's work committing every ~8k rows
+// (BenchmarkProcessAndCommit, bench/README.md). As many are kept as flows
+// files were open (at least maxSpareLeaves).
 func (w *Writer) keepRows(of *openFile, files int) {
 	if of.rowBuf != nil && len(w.spareRows) < max(files, maxSpareLeaves) {
 		w.spareRows = append(w.spareRows, of.rowBuf[:0])
