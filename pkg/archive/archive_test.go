@@ -396,12 +396,12 @@ func TestManifestReadOncePerWriter(t *testing.T) {
 // many partitions keeps their column buffers for the next files (all of
 // them, not three), and a later commit of fewer files lets the extra go.
 func TestCommitKeepsBuffersForItsPartitions(t *testing.T) {
-	spareLeaves.keep(0)
-	defer spareLeaves.keep(0)
+	spareBufs.keep(0)
+	defer spareBufs.keep(0)
 	free := func() int {
-		spareLeaves.mu.Lock()
-		defer spareLeaves.mu.Unlock()
-		return len(spareLeaves.free)
+		spareBufs.mu.Lock()
+		defer spareBufs.mu.Unlock()
+		return len(spareBufs.free)
 	}
 	w, err := Open(Config{Root: t.TempDir()}, nil, nil)
 	if err != nil {
@@ -434,8 +434,8 @@ func TestCommitKeepsBuffersForItsPartitions(t *testing.T) {
 		t.Fatalf("after a second commit of 8 files %d buffers kept, want 8", n)
 	}
 	write(1)
-	if n := free(); n != maxSpareLeaves {
-		t.Fatalf("after a commit of 1 file %d buffers kept, want %d", n, maxSpareLeaves)
+	if n := free(); n != maxSpareBufs {
+		t.Fatalf("after a commit of 1 file %d buffers kept, want %d", n, maxSpareBufs)
 	}
 }
 
@@ -513,10 +513,12 @@ func TestSizeLimitMeasuredFromRowGroups(t *testing.T) {
 }
 
 // TestRowBuffersKeptAcrossCommits: the next file of a partition takes the
-// row buffer the committed one grew (no rows of the old file in it), and a
-// commit of fewer files keeps no more buffers than it had files (at least
-// maxSpareLeaves).
+// row buffer the committed one grew, with the column buffers (spareBufs),
+// and none of the old file's rows are in it. How many buffers a commit keeps
+// is TestCommitKeepsBuffersForItsPartitions'.
 func TestRowBuffersKeptAcrossCommits(t *testing.T) {
+	spareBufs.keep(0)
+	defer spareBufs.keep(0)
 	w, err := Open(Config{Root: t.TempDir()}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -528,7 +530,7 @@ func TestRowBuffersKeptAcrossCommits(t *testing.T) {
 	var grown []*FlowRow
 	for _, of := range w.files {
 		if of.flows != nil {
-			grown = append(grown, &of.rowBuf[:1][0])
+			grown = append(grown, &of.flows.bufs.rows[:1][0])
 		}
 	}
 	if len(grown) != 2 {
@@ -537,19 +539,19 @@ func TestRowBuffersKeptAcrossCommits(t *testing.T) {
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if len(w.spareRows) != 2 {
-		t.Fatalf("%d row buffers kept after the commit, want 2", len(w.spareRows))
-	}
 	if err := w.Write(batch(3000, 3100)); err != nil {
 		t.Fatal(err)
 	}
 	reused := 0
 	for _, of := range w.files {
-		if of.flows == nil || cap(of.rowBuf) == 0 {
+		if of.flows == nil {
 			continue
 		}
+		if n := of.flows.pending(); n != 0 {
+			t.Fatalf("%d rows pending after a Write", n)
+		}
 		for _, g := range grown {
-			if &of.rowBuf[:1][0] == g {
+			if &of.flows.bufs.rows[:1][0] == g {
 				reused++
 			}
 		}
@@ -557,35 +559,10 @@ func TestRowBuffersKeptAcrossCommits(t *testing.T) {
 	if reused != 2 {
 		t.Fatalf("%d of 2 files reuse a committed file's row buffer", reused)
 	}
-	if got := scanUUIDs(t, w.cfg.Root); len(got) != 3000 {
-		t.Fatalf("%d committed flows, want 3000", len(got))
-	}
-	// Many nodes once, then one: the spare buffers shrink to maxSpareLeaves.
-	many := &flow.Batch{}
-	for i := range 10 {
-		f := many.Next()
-		f.Reset()
-		f.Uuid = "m" + strconv.Itoa(i)
-		f.Time = timestamppb.New(t0)
-		f.NodeName = "node-" + strconv.Itoa(i)
-	}
-	many.Checkpoint = flow.Checkpoint{Source: "test", Position: "m"}
-	if err := w.Write(many); err != nil {
-		t.Fatal(err)
-	}
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if len(w.spareRows) != 12 { // the two nodes' files of batch(3000, 3100) and ten more
-		t.Fatalf("%d row buffers kept after a commit of 12 files", len(w.spareRows))
-	}
-	if err := w.Write(batch(3100, 3101)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if len(w.spareRows) > maxSpareLeaves {
-		t.Fatalf("%d row buffers kept after a commit of one file", len(w.spareRows))
+	if got := scanUUIDs(t, w.cfg.Root); len(got) != 3100 {
+		t.Fatalf("%d committed flows, want 3100", len(got))
 	}
 }

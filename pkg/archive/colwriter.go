@@ -43,9 +43,10 @@ type flowWriter struct {
 	out       io.Writer
 	off       int64
 	layout    *flowLayout
-	leaves    *[shredLeaves]leaf
-	rgRows    int // rows per row group
-	rows      int // rows in the current row group
+	bufs      *fileBufs          // from spareBufs, given back by Close
+	leaves    *[shredLeaves]leaf // &bufs.leaves
+	rgRows    int                // rows per row group
+	rows      int                // rows in the current row group
 	total     int64
 	rowGroups []format.RowGroup
 	offsets   [][]format.OffsetIndex  // per row group, per column
@@ -189,7 +190,8 @@ func newFlowWriter(out io.Writer, rowGroupRows int, kv [5][2]string) (*flowWrite
 	if err != nil {
 		return nil, fmt.Errorf("archive: flows schema: %w", err)
 	}
-	w := &flowWriter{out: out, layout: lay, rgRows: rowGroupRows, leaves: spareLeaves.get()}
+	bufs := spareBufs.get()
+	w := &flowWriter{out: out, layout: lay, rgRows: rowGroupRows, bufs: bufs, leaves: &bufs.leaves}
 	for _, p := range kv {
 		w.kv = append(w.kv, format.KeyValue{Key: p[0], Value: p[1]})
 	}
@@ -201,6 +203,29 @@ func newFlowWriter(out io.Writer, rowGroupRows int, kv [5][2]string) (*flowWrite
 	}
 	w.off = int64(len(parquetMagic))
 	return w, nil
+}
+
+// next appends a zero row to the rows held before they are written
+// (writePending) and returns it.
+func (w *flowWriter) next() *FlowRow {
+	w.bufs.rows = append(w.bufs.rows, FlowRow{})
+	return &w.bufs.rows[len(w.bufs.rows)-1]
+}
+
+// pending is the number of rows next appended and not yet written.
+func (w *flowWriter) pending() int { return len(w.bufs.rows) }
+
+// writePending writes the rows next appended; they are cleared once written.
+func (w *flowWriter) writePending() error {
+	if len(w.bufs.rows) == 0 {
+		return nil
+	}
+	if err := w.Write(w.bufs.rows); err != nil {
+		return err
+	}
+	clear(w.bufs.rows)
+	w.bufs.rows = w.bufs.rows[:0]
+	return nil
 }
 
 // Write appends rows to the file.
@@ -290,8 +315,10 @@ func (w *flowWriter) Close() error {
 		return err
 	}
 	w.err = errWriterClosed
-	spareLeaves.put(w.leaves)
-	w.leaves = nil
+	clear(w.bufs.rows) // none, unless a failed write left them
+	w.bufs.rows = w.bufs.rows[:0]
+	spareBufs.put(w.bufs)
+	w.bufs, w.leaves = nil, nil
 	return nil
 }
 
@@ -320,40 +347,48 @@ func (w *flowWriter) writeIndexes(what string, index func(g, c int) any, set fun
 	return nil
 }
 
-// spareLeaves keeps the column buffers of closed files for the next ones:
-// grown anew for every file they were most of an import's allocations
-// (640 MB for 1M flows) and a tenth of its CPU.
-var spareLeaves leafPool
-
-type leafPool struct {
-	mu    sync.Mutex
-	free  []*[shredLeaves]leaf
-	limit int // the buffers kept: at least maxSpareLeaves (see keep)
+// fileBufs are a flows file's buffers: its column buffers and the rows it
+// holds before shredding them (up to the writer's rowBufRows of ~1 KB each).
+type fileBufs struct {
+	leaves [shredLeaves]leaf
+	rows   []FlowRow
 }
 
-// maxSpareLeaves is the least number of buffers kept: as many as files a
+// spareBufs keeps the buffers of closed files for the next ones: grown anew
+// for every file the column buffers were most of an import's allocations
+// (640 MB for 1M flows) and a tenth of its CPU, and the rows ~11% of the
+// CPU of a daemon committing every ~8k rows (BenchmarkProcessAndCommit).
+var spareBufs bufPool
+
+type bufPool struct {
+	mu    sync.Mutex
+	free  []*fileBufs
+	limit int // the buffers kept: at least maxSpareBufs (see keep)
+}
+
+// maxSpareBufs is the least number of buffers kept: as many as files a
 // writer has open at once in the usual case (one node; an import of a few).
-const maxSpareLeaves = 3
+const maxSpareBufs = 3
 
 // keep is told, before a commit closes them, how many flows files a writer
-// has open: that many buffers are kept (at least maxSpareLeaves), since the
+// has open: that many buffers are kept (at least maxSpareBufs), since the
 // next files of the same partitions take them again. A stream of many
 // nodes' flows (an import of a cluster's logs, a Relay) otherwise grew a
 // file's buffers anew for all but three of its partitions at every commit
 // (`growslice` ~20% of the CPU profile of an import of 30 nodes' flows; the
 // import is 8.5% faster with them kept: bench/README.md). A commit of fewer
 // files lets the extra buffers go.
-func (p *leafPool) keep(files int) {
+func (p *bufPool) keep(files int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.limit = max(files, maxSpareLeaves)
+	p.limit = max(files, maxSpareBufs)
 	if len(p.free) > p.limit {
 		clear(p.free[p.limit:])
 		p.free = p.free[:p.limit]
 	}
 }
 
-func (p *leafPool) get() *[shredLeaves]leaf {
+func (p *bufPool) get() *fileBufs {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if n := len(p.free); n > 0 {
@@ -362,13 +397,13 @@ func (p *leafPool) get() *[shredLeaves]leaf {
 		p.free = p.free[:n-1]
 		return l
 	}
-	return new([shredLeaves]leaf)
+	return new(fileBufs)
 }
 
-func (p *leafPool) put(l *[shredLeaves]leaf) {
+func (p *bufPool) put(l *fileBufs) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.free) < max(p.limit, maxSpareLeaves) {
+	if len(p.free) < max(p.limit, maxSpareBufs) {
 		p.free = append(p.free, l)
 	}
 }
@@ -536,8 +571,15 @@ func (l *leaf) str(s string) {
 	l.idx = append(l.idx, id)
 }
 
-// listSlots is the number of lists a strList leaf remembers.
-const listSlots = 512
+// listSlots is the number of lists a strList leaf remembers (1<<listBits).
+const (
+	listBits  = 9
+	listSlots = 1 << listBits
+)
+
+// listSlot is the slot of hint: a multiplicative hash, so that identities
+// allocated in sequence spread.
+func listSlot(hint uint32) int { return int((hint * 0x9E3779B1) >> (32 - listBits)) }
 
 // listMemo is a list of strings a leaf appended: its values' indexes in the
 // dictionary of chunk gen.
@@ -561,18 +603,12 @@ func listHint(v *uint32) uint32 {
 // list it appended, and a list whose strings equal them (compared, so that
 // a hint only chooses what to compare with) takes them without a
 // dictionary lookup per label, which was ~13% of an import of every field.
+// The leaf is a dictionary leaf (shredgen emits strList for those only).
 func (l *leaf) strList(v []string, hint uint32) {
-	if l.kind != leafDict {
-		for j, e := range v {
-			l.lvl(2, rep(j, 0, 1))
-			l.str(e)
-		}
-		return
-	}
 	if l.lists == nil {
 		l.lists = make([]listMemo, listSlots)
 	}
-	m := &l.lists[(hint*0x9E3779B1)>>(32-9)%listSlots]
+	m := &l.lists[listSlot(hint)]
 	if m.gen == l.gen && len(m.ids) == len(v) && l.sameStrs(m.ids, v) {
 		if len(l.idx)+len(v) > cap(l.idx) && l.long {
 			l.reserveLong()

@@ -629,7 +629,7 @@ func TestStrListAppendsAsPerElement(t *testing.T) {
 		if step%7 == 0 {
 			hint = uint32(r.Uint32()) // and some rare ones
 		}
-		before := len(a.lists) > 0 && a.lists[(hint*0x9E3779B1)>>(32-9)%listSlots].gen == a.gen
+		before := len(a.lists) > 0 && a.lists[listSlot(hint)].gen == a.gen
 		a.strList(v, hint)
 		for j, e := range v {
 			b.lvl(2, rep(j, 0, 1))

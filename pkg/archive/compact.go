@@ -342,8 +342,11 @@ func (w *Writer) mergeRun(ctx context.Context, key partKey, run []ManifestEntry,
 					return err
 				}
 				got += int64(len(rows))
-				of.rowBuf = rows
-				return of.flushRows()
+				if err := of.flows.Write(rows); err != nil {
+					return fmt.Errorf("archive: write %s: %w", of.tmp, err)
+				}
+				clear(rows) // scanFile reads into the buffer again
+				return nil
 			})
 			if err != nil {
 				return nil, fmt.Errorf("archive: compact: read %s: %w", e.Path, err)

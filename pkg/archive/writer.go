@@ -79,11 +79,10 @@ type openFile struct {
 	flows      *flowWriter // nil for a stats file (written whole)
 	rows       int64
 	minT, maxT int64
-	rowBuf     []FlowRow // rows not yet shredded (flushRows), up to rowBufRows
 }
 
-// rowBufRows is the most rows an open file holds before it shreds them into
-// its column buffers.
+// rowBufRows is the most rows an open flows file holds before it shreds
+// them into its column buffers (flushRows).
 const rowBufRows = 4096
 
 // Writer writes batches into the archive. It is not safe for concurrent use;
@@ -117,7 +116,6 @@ type Writer struct {
 	manifestReads int
 	closed        bool
 	slab          rowSlab       // what the rows of one Write point to
-	spareRows     [][]FlowRow   // row buffers of committed files, for the next ones (keepRows)
 	order         []int         // the order in which Write takes the batch's flows (by time)
 	pending       *commitRecord // a compaction whose apply failed
 	part          partCache
@@ -333,8 +331,7 @@ func (w *Writer) addFlows(b *flow.Batch) error {
 		if err != nil {
 			return err
 		}
-		of.rowBuf = append(of.rowBuf, FlowRow{})
-		row := &of.rowBuf[len(of.rowBuf)-1]
+		row := of.flows.next()
 		fillRow(row, f, &w.slab)
 		if of.rows == 0 || row.Time < of.minT {
 			of.minT = row.Time
@@ -345,7 +342,7 @@ func (w *Writer) addFlows(b *flow.Batch) error {
 		of.rows++
 		w.rows++
 		w.estSize += w.rowBytes
-		if len(of.rowBuf) >= rowBufRows {
+		if of.flows.pending() >= rowBufRows {
 			if err := of.flushRows(); err != nil {
 				return err
 			}
@@ -364,19 +361,6 @@ func (w *Writer) addFlows(b *flow.Batch) error {
 	return nil
 }
 
-// keepRows takes the row buffer of a file a commit closes (empty: its
-// rows are in its column chunks) for the next file, as spareLeaves does
-// the column buffers: up to 4,096 rows of ~1 KB each, grown anew by every
-// file, were ~11% of the CPU of a daemon's work committing every ~8k rows
-// (BenchmarkProcessAndCommit, bench/README.md). As many are kept as flows
-// files were open (at least maxSpareLeaves).
-func (w *Writer) keepRows(of *openFile, files int) {
-	if of.rowBuf != nil && len(w.spareRows) < max(files, maxSpareLeaves) {
-		w.spareRows = append(w.spareRows, of.rowBuf[:0])
-	}
-	of.rowBuf = nil
-}
-
 // timeLess orders flows by time.
 func timeLess(a, b *flowpb.Flow) bool {
 	ta, tb := a.GetTime(), b.GetTime()
@@ -384,14 +368,9 @@ func timeLess(a, b *flowpb.Flow) bool {
 }
 
 func (of *openFile) flushRows() error {
-	if len(of.rowBuf) == 0 {
-		return nil
-	}
-	if err := of.flows.Write(of.rowBuf); err != nil {
+	if err := of.flows.writePending(); err != nil {
 		return fmt.Errorf("archive: write %s: %w", of.tmp, err)
 	}
-	clear(of.rowBuf)
-	of.rowBuf = of.rowBuf[:0]
 	return nil
 }
 
@@ -432,9 +411,6 @@ func (w *Writer) file(key partKey) (*openFile, error) {
 		of.f.Close()
 		os.Remove(of.tmp)
 		return nil, fmt.Errorf("archive: write %s: %w", of.tmp, err)
-	}
-	if n := len(w.spareRows); n > 0 {
-		of.rowBuf, w.spareRows = w.spareRows[n-1], w.spareRows[:n-1]
 	}
 	w.files[key] = of
 	w.m.openFiles.Set(float64(len(w.files)))
@@ -527,11 +503,7 @@ func (w *Writer) Flush() error {
 	slices.SortFunc(keys, func(a, b partKey) int {
 		return strings.Compare(a.table+a.date+a.node, b.table+b.date+b.node)
 	})
-	spareLeaves.keep(flowsFiles) // before the files below give their buffers back
-	if n := max(flowsFiles, maxSpareLeaves); len(w.spareRows) > n {
-		clear(w.spareRows[n:])
-		w.spareRows = w.spareRows[:n]
-	}
+	spareBufs.keep(flowsFiles) // before the files below give their buffers back
 	for _, k := range keys {
 		of := w.files[k]
 		if of.flows != nil {
@@ -541,7 +513,6 @@ func (w *Writer) Flush() error {
 			if err := of.flows.Close(); err != nil {
 				return fmt.Errorf("archive: close %s: %w", of.tmp, err)
 			}
-			w.keepRows(of, flowsFiles)
 			if err := of.buf.Flush(); err != nil {
 				return fmt.Errorf("archive: write %s: %w", of.tmp, err)
 			}

@@ -193,8 +193,8 @@ func (g *gen) list(f reflect.StructField, name string, elem reflect.Type) error 
 		k := g.leaf(prefix)
 		fmt.Fprintf(b, "if v := r.%s; v == nil {\n%s\n} else if len(v) == 0 {\nl[%d].lvl(1, 0)\n} else {\n", field, nullRun(field, fmt.Sprintf("l[%d].nullLists(j - i)", k)), k)
 		if tag, ok := f.Tag.Lookup("shred"); ok {
-			if m != "str" || conv != "" {
-				return fmt.Errorf("shredgen: %s: shred:\"lists\" on a list of %s", field, elem)
+			if m != "str" || conv != "" || !strings.Contains(f.Tag.Get("parquet-element"), "dict") {
+				return fmt.Errorf("shredgen: %s: shred:\"lists\" on a list of %s that is not dictionary-encoded", field, elem)
 			}
 			hint := "0"
 			switch by, found := strings.CutPrefix(tag, "lists="); {
