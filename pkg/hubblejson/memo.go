@@ -1,6 +1,7 @@
 package hubblejson
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 	"slices"
@@ -24,9 +25,10 @@ import (
 // stops being looked up for a while (memoBypass), so that a memo costs
 // little where it does not help.
 type memo[E any] struct {
-	// sets: memoSets sets of two entries (the newer first), by a hash of
-	// the value's first bytes (memoSet). Nil until the first lookup.
-	sets        *[memoSets][2]memoEntry[E]
+	// sets: memoSets sets of memoWays entries (the most recently used
+	// first), by a hash of the value's first bytes (memoSet). Nil until the
+	// first lookup.
+	sets        *[memoSets][memoWays]memoEntry[E]
 	tries, hits int32
 	bypass      int32 // lookups left to skip
 	held        int   // bytes of the remembered values
@@ -39,6 +41,7 @@ type memoEntry[E any] struct {
 
 const (
 	memoSets   = 256
+	memoWays   = 4       // a node's few hundred endpoints spread over 256 sets: two ways thrashed (~15% misses)
 	memoHashed = 192     // bytes memoSet reads from the value's start (fewer at the line's end)
 	memoMaxLen = 8 << 10 // longer values are not remembered
 	// memoBudget bounds the bytes of the values a memo holds (a decoded
@@ -58,7 +61,7 @@ func (m *memo[E]) find(b []byte, i int) (*memoEntry[E], int) {
 		return nil, -1
 	}
 	if m.sets == nil {
-		m.sets = new([memoSets][2]memoEntry[E])
+		m.sets = new([memoSets][memoWays]memoEntry[E])
 	}
 	if m.tries++; m.tries >= memoWindow {
 		if m.hits < m.tries/8 {
@@ -71,8 +74,10 @@ func (m *memo[E]) find(b []byte, i int) (*memoEntry[E], int) {
 	ws := &m.sets[set]
 	for w := range ws {
 		if v := ws[w].b; len(v) > 0 && len(rest) >= len(v) && string(rest[:len(v)]) == string(v) {
-			if w == 1 {
-				ws[0], ws[1] = ws[1], ws[0]
+			if w > 0 { // the most recently used first
+				hit := ws[w]
+				copy(ws[1:w+1], ws[:w])
+				ws[0] = hit
 			}
 			m.hits++
 			return &ws[0], set
@@ -81,27 +86,53 @@ func (m *memo[E]) find(b []byte, i int) (*memoEntry[E], int) {
 	return nil, set
 }
 
-// add remembers the value b[i:j] in set (from find), in place of the older
-// of the set's two entries, whose buffers it reuses, and returns its entry
-// (nil for a value too long to remember).
+// add remembers the value b[i:j] in set (from find), in place of the least
+// recently used of the set's entries, whose buffers it reuses, and returns
+// its entry (nil for a value too long to remember).
 func (m *memo[E]) add(b []byte, set, i, j int) *memoEntry[E] {
 	ws := &m.sets[set]
-	if j-i > memoMaxLen || j <= i || m.held-len(ws[1].b)+(j-i) > memoBudget/2 {
+	const last = memoWays - 1
+	if j-i > memoMaxLen || j <= i || m.held-len(ws[last].b)+(j-i) > memoBudget/2 {
 		return nil
 	}
-	m.held += j - i - len(ws[1].b)
-	ws[0], ws[1] = ws[1], ws[0]
+	m.held += j - i - len(ws[last].b)
+	old := ws[last]
+	copy(ws[1:], ws[:last])
+	ws[0] = old
 	ws[0].b = append(ws[0].b[:0], b[i:j]...)
 	return &ws[0]
 }
 
-// memoSet hashes eight words of b's first memoHashed bytes (fewer if b is
-// shorter), denser at the start, to a set: an endpoint's ID and identity
-// come first, label lists differ a few labels in.
+// memoSet hashes up to eight words of b's first memoHashed bytes, denser at
+// the start, to a set: an endpoint's ID and identity come first, label
+// lists differ a few labels in. Only bytes of the value at b[0] are hashed,
+// so that a value lands in the same set whatever follows it on the line: a
+// value shorter than memoHashed (a node's labels, a list of DNS names)
+// would otherwise hash the next member's bytes too, which differ from flow
+// to flow, and miss. The hashed bytes end at the first byte that can close
+// the value ('}' for an object, ']' for a list, '"' after a string's
+// first), which lies inside it whatever it holds.
 func memoSet(b []byte) int {
+	n := min(len(b), memoHashed)
+	if n > 0 {
+		var c byte
+		switch b[0] {
+		case '{':
+			c = '}'
+		case '[':
+			c = ']'
+		case '"':
+			c = '"'
+		}
+		if c != 0 {
+			if k := bytes.IndexByte(b[1:n], c); k >= 0 {
+				n = k + 2
+			}
+		}
+	}
 	var h uint64
 	for _, off := range memoWords {
-		if off+8 > len(b) {
+		if off+8 > n {
 			break
 		}
 		h += bits.RotateLeft64(binary.LittleEndian.Uint64(b[off:]), off) * 0x9e3779b97f4a7c15

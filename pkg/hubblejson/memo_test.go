@@ -207,3 +207,58 @@ func TestMemoHoldsAtMostItsBudget(t *testing.T) {
 		t.Fatalf("only %d bytes held: the budget is not used", m.held)
 	}
 }
+
+// TestMemoFindsShortValuesWhateverFollows: a value shorter than the bytes
+// memoSet may hash (a node's few labels, one DNS name) is found again when
+// the line goes on differently after it, as the next member of a flow does;
+// and a set keeps its memoWays most recently used values.
+func TestMemoFindsShortValuesWhateverFollows(t *testing.T) {
+	values := []string{
+		`["kubernetes.io/hostname=node-01","topology.kubernetes.io/zone=ap-northeast-2a"]`,
+		`["api.example.com"]`,
+		`{"ID":7,"identity":2,"labels":["reserved:world"]}`,
+		`"TCP Flags: ACK"`,
+		`[]`,
+	}
+	for _, v := range values {
+		var m memo[struct{}]
+		for n := 0; n < 50; n++ {
+			line := fmt.Appendf(nil, `x%s,"l4":{"TCP":{"source_port":%d}},"uuid":"%08x-%d"}`, v, 40000+n, n*7919, n)
+			e, set := m.find(line, 1)
+			switch {
+			case n == 0 && e != nil:
+				t.Fatalf("%s: found before it was added", v)
+			case n > 0 && (e == nil || string(e.b) != v):
+				t.Fatalf("%s: not found after %d lookups with other bytes after it (set %d)", v, n, set)
+			}
+			if e == nil {
+				m.add(line, set, 1, 1+len(v))
+			}
+		}
+	}
+	// Values that share a set: the memoWays most recently used stay.
+	var m memo[struct{}]
+	bySet := map[int][][]byte{}
+	for n := 0; ; n++ {
+		v := fmt.Appendf(nil, `["pod-%d"]`, n)
+		s := memoSet(v)
+		if bySet[s] = append(bySet[s], v); len(bySet[s]) == memoWays+1 {
+			vs := bySet[s]
+			for _, v := range vs[:memoWays] {
+				_, set := m.find(v, 0)
+				m.add(v, set, 0, len(v))
+			}
+			if e, _ := m.find(vs[0], 0); e == nil { // vs[0] most recently used now
+				t.Fatalf("%s: evicted with %d values in its set", vs[0], memoWays)
+			}
+			_, set := m.find(vs[memoWays], 0)
+			m.add(vs[memoWays], set, 0, len(vs[memoWays])) // evicts vs[1], the least recently used
+			for k, v := range vs {
+				if e, _ := m.find(v, 0); (e != nil) != (k != 1) {
+					t.Fatalf("value %d of %d in one set: found %v", k, len(vs), e != nil)
+				}
+			}
+			return
+		}
+	}
+}
