@@ -255,6 +255,9 @@ func (d *Daemon) session(ctx context.Context, cfg Config) error {
 	acfg.CollectorVersion = buildinfo.Version
 	acfg.ConfigHash = d.configHash()
 	acfg.SigningKey = d.signKey
+	// Compaction rewrites the small files of closed days at the better
+	// level: until then they are written faster.
+	acfg.ProvisionalPages = cfg.Archive.Compaction
 	w, err := archive.Open(acfg, d.log, d.rec)
 	if err != nil {
 		return err

@@ -27,7 +27,7 @@ func writeFlows(t *testing.T, fw *flowWriter, rows []FlowRow) {
 func flowFile(t *testing.T, path string, rows []FlowRow, rgRows int) {
 	t.Helper()
 	var b bytes.Buffer
-	fw, err := newFlowWriter(&b, rgRows, copyKV)
+	fw, err := newFlowWriter(&b, rgRows, pagesBetter, copyKV)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestCopyColumnsMatchesRows(t *testing.T) {
 	for _, rgRows := range []int{1_000, 5_000, 1 << 17} {
 		t.Run(fmt.Sprint(rgRows), func(t *testing.T) {
 			var want, got bytes.Buffer
-			fw, err := newFlowWriter(&want, rgRows, copyKV)
+			fw, err := newFlowWriter(&want, rgRows, pagesBetter, copyKV)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +69,7 @@ func TestCopyColumnsMatchesRows(t *testing.T) {
 			if err := fw.Close(); err != nil {
 				t.Fatal(err)
 			}
-			cw, err := newFlowWriter(&got, rgRows, copyKV)
+			cw, err := newFlowWriter(&got, rgRows, pagesBetter, copyKV)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +121,7 @@ func TestCopyRefusesAnotherSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	fw, err := newFlowWriter(&out, 100, copyKV)
+	fw, err := newFlowWriter(&out, 100, pagesBetter, copyKV)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,7 @@ type flowWriter struct {
 
 // pageScratch is reused by every page a writer encodes.
 type pageScratch struct {
+	level                        pageLevel
 	vals, comp, reps, defs, page []byte
 	hdr                          bytes.Buffer
 	proto                        thrift.CompactProtocol
@@ -181,8 +182,9 @@ const flowPageBytes = 4 << 20
 // hundred KiB of FlowRows, which stay in the CPU's cache across the columns.
 const shredPart = 256
 
-// newFlowWriter starts a flows file on out.
-func newFlowWriter(out io.Writer, rowGroupRows int, kv [5][2]string) (*flowWriter, error) {
+// newFlowWriter starts a flows file on out whose pages are compressed at
+// level.
+func newFlowWriter(out io.Writer, rowGroupRows int, level pageLevel, kv [5][2]string) (*flowWriter, error) {
 	if rowGroupRows <= 0 {
 		return nil, fmt.Errorf("archive: %d rows per row group", rowGroupRows)
 	}
@@ -191,7 +193,7 @@ func newFlowWriter(out io.Writer, rowGroupRows int, kv [5][2]string) (*flowWrite
 		return nil, fmt.Errorf("archive: flows schema: %w", err)
 	}
 	bufs := spareBufs.get()
-	w := &flowWriter{out: out, layout: lay, rgRows: rowGroupRows, bufs: bufs, leaves: &bufs.leaves}
+	w := &flowWriter{out: out, layout: lay, rgRows: rowGroupRows, bufs: bufs, leaves: &bufs.leaves, scratch: pageScratch{level: level}}
 	for _, p := range kv {
 		w.kv = append(w.kv, format.KeyValue{Key: p[0], Value: p[1]})
 	}
@@ -1021,7 +1023,7 @@ func (l *leaf) cutPage(s *pageScratch) error {
 	}
 	body = append(body, vals...)
 	s.vals, s.page = vals, body
-	s.comp = pageCodec.encode(s.comp[:0], body)
+	s.comp = s.level.encode(s.comp, body)
 	h := format.PageHeader{
 		Type:                 format.DataPage,
 		UncompressedPageSize: int32(len(body)),
@@ -1084,7 +1086,7 @@ func (l *leaf) writeChunk(out io.Writer, off int64, s *pageScratch) (format.Colu
 			vals = append(vals, v...)
 		}
 		s.vals = vals
-		s.comp = pageCodec.encode(s.comp[:0], vals)
+		s.comp = s.level.encode(s.comp, vals)
 		h := format.PageHeader{
 			Type:                 format.DictionaryPage,
 			UncompressedPageSize: int32(len(vals)),

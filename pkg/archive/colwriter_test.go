@@ -139,7 +139,7 @@ func TestFlowWriterMatchesParquetGo(t *testing.T) {
 		t.Run(fmt.Sprint(tc.rows, "/", tc.rgRows), func(t *testing.T) {
 			rows := randomRows(tc.seed, tc.rows, tc.long)
 			var ours, theirs bytes.Buffer
-			fw, err := newFlowWriter(&ours, tc.rgRows, fileMetadata(partKey{table: "flows", date: "2026-01-01", node: "n"}, "v", "h"))
+			fw, err := newFlowWriter(&ours, tc.rgRows, pagesBetter, fileMetadata(partKey{table: "flows", date: "2026-01-01", node: "n"}, "v", "h"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -648,5 +648,37 @@ func TestStrListAppendsAsPerElement(t *testing.T) {
 	}
 	if hits < 1000 {
 		t.Fatalf("%d appends found a remembered list: the memo was not exercised", hits)
+	}
+}
+
+// TestPageLevelsReadTheSame: a file compressed at pagesDefault holds the rows
+// that pagesBetter's does, in other bytes.
+func TestPageLevelsReadTheSame(t *testing.T) {
+	rows := randomRows(11, 6_000, true)
+	var files [2][]byte
+	for i, level := range []pageLevel{pagesBetter, pagesDefault} {
+		var b bytes.Buffer
+		fw, err := newFlowWriter(&b, 4_000, level, copyKV)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFlows(t, fw, rows)
+		if err := fw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		files[i] = b.Bytes()
+	}
+	if bytes.Equal(files[0], files[1]) {
+		t.Fatal("the levels wrote the same bytes")
+	}
+	better, _ := readRows(t, files[0])
+	def, _ := readRows(t, files[1])
+	if len(better) != len(rows) || len(def) != len(rows) {
+		t.Fatalf("%d and %d rows read, %d written", len(better), len(def), len(rows))
+	}
+	for i := range better {
+		if !better[i].Equal(def[i]) {
+			t.Fatalf("row %d differs:\n%v\n%v", i, better[i], def[i])
+		}
 	}
 }

@@ -316,7 +316,7 @@ func (w *Writer) mergeRun(ctx context.Context, key partKey, run []ManifestEntry,
 	all := windowOf(time.Time{}, time.Time{}) // every row of the inputs
 	var closeErr error
 	if key.table == "flows" {
-		if of.flows, err = newFlowWriter(of.buf, w.cfg.RowGroupRows, fileMetadata(key, run[0].CollectorVersion, run[0].ConfigHash)); err != nil {
+		if of.flows, err = newFlowWriter(of.buf, w.cfg.RowGroupRows, pagesBetter, fileMetadata(key, run[0].CollectorVersion, run[0].ConfigHash)); err != nil {
 			return nil, fmt.Errorf("archive: compact: %w", err)
 		}
 		var buf []FlowRow
@@ -354,7 +354,7 @@ func (w *Writer) mergeRun(ctx context.Context, key partKey, run []ManifestEntry,
 		}
 		closeErr = of.flows.Close()
 	} else {
-		pw := parquet.NewGenericWriter[StatRow](of.buf, w.statsOptions(key, run[0].CollectorVersion, run[0].ConfigHash)...)
+		pw := parquet.NewGenericWriter[StatRow](of.buf, w.statsOptions(key, pagesBetter, run[0].CollectorVersion, run[0].ConfigHash)...)
 		buf := make([]StatRow, 4096)
 		for _, e := range run {
 			err := scanFile(filepath.Join(w.cfg.Root, filepath.FromSlash(e.Path)), buf, "minute", all, func(rows []StatRow) error {

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -526,5 +527,52 @@ func noTemporaryFiles(t *testing.T, root string) {
 	}
 	if len(leftovers) > 0 {
 		t.Fatalf("temporary files left: %v", leftovers)
+	}
+}
+
+// TestProvisionalPagesCompactedAtTheBetterLevel: the files a writer with
+// ProvisionalPages commits are compressed at zstd's default level, and
+// compaction rewrites them into byte for byte the file it makes of the same
+// files committed at the better level.
+func TestProvisionalPagesCompactedAtTheBetterLevel(t *testing.T) {
+	compacted := func(provisional bool) (inputs, output []byte) {
+		root := t.TempDir()
+		w, err := Open(Config{Root: root, ProvisionalPages: provisional}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		for i := 0; i < 3; i++ {
+			commitFlows(t, w, compactDay, i*400, (i+1)*400)
+		}
+		for _, p := range partFiles(t, root, "flows", compactDay, "c/n1") {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs = append(inputs, b...)
+		}
+		if _, err := w.Compact(compactNow); err != nil {
+			t.Fatal(err)
+		}
+		files := partFiles(t, root, "flows", compactDay, "c/n1")
+		if len(files) != 1 {
+			t.Fatalf("%d files after compaction", len(files))
+		}
+		if output, err = os.ReadFile(files[0]); err != nil {
+			t.Fatal(err)
+		}
+		if got := scanUUIDs(t, root); len(got) != 1200 {
+			t.Fatalf("%d flows after compaction", len(got))
+		}
+		return inputs, output
+	}
+	betterIn, betterOut := compacted(false)
+	provIn, provOut := compacted(true)
+	if bytes.Equal(betterIn, provIn) {
+		t.Error("the provisional files are the better level's")
+	}
+	if !bytes.Equal(betterOut, provOut) {
+		t.Errorf("compaction of provisional files: %d bytes, of the better level's: %d", len(provOut), len(betterOut))
 	}
 }

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"io/fs"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -20,7 +22,10 @@ import (
 // written, with a commit every 2 batches ("commit-8k": a file source
 // following a busy node's exporter, which rotates every ~0.23 s at 20k
 // flows/s and is committed every other rotation) or only at the end
-// ("one-file": an import). ns/line is per line, the commits included.
+// ("one-file": an import); "commit-8k-provisional" is commit-8k with the
+// daemon's archive setting when compaction is on (archive.Config's
+// ProvisionalPages). ns/line is per line, the commits included; file-B/line
+// the flows files' bytes per line.
 func BenchmarkProcessAndCommit(b *testing.B) {
 	const batches, per = 25, 4096
 	all, _ := genLines(b, gen.Config{Seed: 3, Nodes: 1, Rate: 20000}, batches*per)
@@ -29,12 +34,14 @@ func BenchmarkProcessAndCommit(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, bc := range []struct {
-		name  string
-		every int
-	}{{"commit-8k", 2}, {"one-file", 0}} {
+		name        string
+		every       int
+		provisional bool
+	}{{"commit-8k", 2, false}, {"commit-8k-provisional", 2, true}, {"one-file", 0, false}} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := archive.DefaultConfig()
 			cfg.Root = b.TempDir()
+			cfg.ProvisionalPages = bc.provisional
 			w, err := archive.Open(cfg, zap.NewNop(), prometheus.NewRegistry())
 			if err != nil {
 				b.Fatal(err)
@@ -61,6 +68,24 @@ func BenchmarkProcessAndCommit(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*per), "ns/line")
+			b.ReportMetric(float64(flowsBytes(b, cfg.Root))/float64(b.N*per), "file-B/line")
 		})
 	}
+}
+
+// flowsBytes is the size of the flows table's files under root.
+func flowsBytes(b *testing.B, root string) int64 {
+	var n int64
+	err := filepath.WalkDir(filepath.Join(root, "flows"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(path) != ".parquet" {
+			return err
+		}
+		fi, err := d.Info()
+		n += fi.Size()
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
