@@ -244,20 +244,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 }
 
+// archiveConfig is the archive writer's configuration for c (without the
+// configuration hash and the signing key, which are the daemon's).
+func archiveConfig(c ArchiveConfig) archive.Config {
+	acfg := archive.DefaultConfig()
+	acfg.Root = c.Dir
+	acfg.MaxFileBytes = int64(c.MaxFileBytes)
+	acfg.MaxFileRows = c.MaxFileRows
+	acfg.MaxFileAge = time.Duration(c.MaxFileAge)
+	acfg.CollectorVersion = buildinfo.Version
+	// Compaction rewrites the small files of closed days at the better
+	// level: until then they are written faster.
+	acfg.ProvisionalPages = c.Compaction
+	return acfg
+}
+
 // session opens the archive and runs every source until ctx is done (drain
 // and commit: returns the commit's error) or one fails (abort: returns why).
 func (d *Daemon) session(ctx context.Context, cfg Config) error {
-	acfg := archive.DefaultConfig()
-	acfg.Root = cfg.Archive.Dir
-	acfg.MaxFileBytes = int64(cfg.Archive.MaxFileBytes)
-	acfg.MaxFileRows = cfg.Archive.MaxFileRows
-	acfg.MaxFileAge = time.Duration(cfg.Archive.MaxFileAge)
-	acfg.CollectorVersion = buildinfo.Version
+	acfg := archiveConfig(cfg.Archive)
 	acfg.ConfigHash = d.configHash()
 	acfg.SigningKey = d.signKey
-	// Compaction rewrites the small files of closed days at the better
-	// level: until then they are written faster.
-	acfg.ProvisionalPages = cfg.Archive.Compaction
 	w, err := archive.Open(acfg, d.log, d.rec)
 	if err != nil {
 		return err

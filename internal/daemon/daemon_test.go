@@ -556,3 +556,25 @@ func TestCompactionMergesClosedDays(t *testing.T) {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
 }
+
+// TestArchiveConfigFollowsCompaction: the archive writes provisional pages
+// (zstd's default level) exactly when compaction will rewrite them, and
+// takes the archive settings as given.
+func TestArchiveConfigFollowsCompaction(t *testing.T) {
+	c := Default().Archive
+	c.Dir = "/var/lib/flowaudit"
+	for _, on := range []bool{true, false} {
+		c.Compaction = on
+		got := archiveConfig(c)
+		if got.ProvisionalPages != on {
+			t.Errorf("compaction %v: ProvisionalPages %v", on, got.ProvisionalPages)
+		}
+		if got.Root != c.Dir || got.MaxFileRows != c.MaxFileRows || got.MaxFileBytes != int64(c.MaxFileBytes) ||
+			got.MaxFileAge != time.Duration(c.MaxFileAge) {
+			t.Errorf("compaction %v: %+v from %+v", on, got, c)
+		}
+		if err := got.Validate(); err != nil {
+			t.Errorf("compaction %v: %v", on, err)
+		}
+	}
+}

@@ -37,8 +37,8 @@ type Config struct {
 	CollectorVersion string
 	ConfigHash       string
 	SigningKey       ed25519.PrivateKey // optional: signs every manifest entry
-	// ProvisionalPages compresses the pages of the flows files Write
-	// commits at zstd's default level instead of "better compression",
+	// ProvisionalPages compresses the pages of the flows and stats files
+	// Write commits at zstd's default level instead of "better compression",
 	// for a writer whose closed days compaction rewrites at the better
 	// level: about half the compression time of a commit, for ~0.3% more
 	// bytes on a busy node's small files until then (bench/README.md).
@@ -47,7 +47,8 @@ type Config struct {
 	Now              func() time.Time
 }
 
-// pageLevel is the compression level of the flows files Write starts.
+// pageLevel is the compression level of the flows and stats files Write
+// starts.
 func (c Config) pageLevel() pageLevel {
 	if c.ProvisionalPages {
 		return pagesDefault

@@ -87,9 +87,6 @@ var _ compress.Codec = (*zstdCodec)(nil)
 func (*zstdCodec) String() string                            { return "ZSTD" }
 func (*zstdCodec) CompressionCodec() format.CompressionCodec { return format.Zstd }
 
-func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) { return c.encode(dst, src), nil }
+func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) { return c.level.encode(dst, src), nil }
 
 func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error) { return c.dec.Decode(dst, src) }
-
-// encode compresses src onto dst[:0].
-func (c *zstdCodec) encode(dst, src []byte) []byte { return c.level.encode(dst, src) }

@@ -67,6 +67,7 @@ func BenchmarkProcessAndCommit(b *testing.B) {
 			if err := w.Close(); err != nil {
 				b.Fatal(err)
 			}
+			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*per), "ns/line")
 			b.ReportMetric(float64(flowsBytes(b, cfg.Root))/float64(b.N*per), "file-B/line")
 		})
@@ -81,8 +82,11 @@ func flowsBytes(b *testing.B, root string) int64 {
 			return err
 		}
 		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
 		n += fi.Size()
-		return err
+		return nil
 	})
 	if err != nil {
 		b.Fatal(err)
