@@ -122,7 +122,7 @@ func newRunCmd() *cobra.Command {
 	f.Var(&o.maxFileBytes, "max-file-bytes", "commit archive files at about this size, e.g. 128Mi (archive.maxFileBytes)")
 	f.Var(&o.maxFileAge, "max-file-age", "commit archive files at least this often, e.g. 5m (archive.maxFileAge)")
 	f.Var(&o.statsInterval, "stats-interval", "write a stats row at least this often, e.g. 1m (archive.statsInterval)")
-	f.Var(&o.queueBytes, "queue-max-bytes", "event bytes in flight per source before reading pauses, e.g. 16Mi (queue.maxBytes)")
+	f.Var(&o.queueBytes, "queue-max-bytes", "a queue between each source and the archive writer, bounded to this many event bytes, e.g. 16Mi; 0: none, each source writes its own batches (queue.maxBytes)")
 	f.Var(&o.maxLag, "readiness-max-lag", "not ready while archived flows are older than this, e.g. 5m (readiness.maxLag)")
 	f.Var(&o.drain, "drain-timeout", "how long SIGTERM may take to drain and commit, e.g. 20s (shutdown.drainTimeout)")
 	f.Var(&o.retention, "retention", "delete archive days older than this, both tables, e.g. 400d; 0: keep forever (archive.retention.flows and .stats)")

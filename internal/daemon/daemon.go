@@ -244,6 +244,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 }
 
+// pipelineConfig is a source's pipeline configuration for cfg: without a
+// queue (queue.maxBytes 0) the source writes its batches itself.
+func pipelineConfig(cfg *Config, now func() time.Time) pipeline.Config {
+	return pipeline.Config{
+		Node:       cfg.NodeName(),
+		Heartbeat:  time.Duration(cfg.Archive.StatsInterval),
+		Inline:     cfg.Queue.MaxBytes == 0,
+		QueueBytes: int64(cfg.Queue.MaxBytes),
+		Now:        now,
+	}
+}
+
 // archiveConfig is the archive writer's configuration for c (without the
 // configuration hash and the signing key, which are the daemon's).
 func archiveConfig(c ArchiveConfig) archive.Config {
@@ -282,12 +294,7 @@ func (d *Daemon) session(ctx context.Context, cfg Config) error {
 	}
 	results := make(chan result, len(d.sources))
 	for _, s := range d.sources {
-		p := pipeline.New(pipeline.Config{
-			Node:       cfg.NodeName(),
-			Heartbeat:  time.Duration(cfg.Archive.StatsInterval),
-			QueueBytes: int64(cfg.Queue.MaxBytes),
-			Now:        d.opts.Now,
-		}, &countingInput{s: s}, s.compiled.Load(), sink, d.log, d.pm)
+		p := pipeline.New(pipelineConfig(&cfg, d.opts.Now), &countingInput{s: s}, s.compiled.Load(), sink, d.log, d.pm)
 		s.pipe.Store(p)
 		from := checkpoints[s.in.ID()]
 		d.log.Info("source started", zap.String("source", s.in.ID()), zap.String("name", s.cfg.Label()), zap.String("checkpoint", from.Position))

@@ -557,6 +557,22 @@ func TestCompactionMergesClosedDays(t *testing.T) {
 	}
 }
 
+// TestPipelineInlineWithoutQueue: by default (queue.maxBytes 0) a source
+// writes its batches itself; a size puts a queue of that many bytes between.
+func TestPipelineInlineWithoutQueue(t *testing.T) {
+	cfg := Default()
+	if got := pipelineConfig(&cfg, nil); !got.Inline {
+		t.Errorf("default: %+v, want inline", got)
+	}
+	cfg.Queue.MaxBytes = 16 << 20
+	if got := pipelineConfig(&cfg, nil); got.Inline || got.QueueBytes != 16<<20 {
+		t.Errorf("queue.maxBytes 16Mi: %+v, want a queue of 16Mi", got)
+	}
+	if got := pipelineConfig(&cfg, nil); got.Heartbeat != time.Duration(cfg.Archive.StatsInterval) || got.Node != cfg.NodeName() {
+		t.Errorf("%+v: heartbeat and node not from the configuration", got)
+	}
+}
+
 // TestArchiveConfigFollowsCompaction: the archive writes provisional pages
 // (zstd's default level) exactly when compaction will rewrite them, and
 // takes the archive settings as given.

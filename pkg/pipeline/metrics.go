@@ -45,11 +45,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"source", "reason"}),
 		queueBatches: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "flowaudit", Subsystem: "pipeline", Name: "queue_batches",
-			Help: "Batches waiting for the archive writer.",
+			Help: "Batches waiting for the archive writer (0 without a queue: queue.maxBytes 0).",
 		}, src),
 		queueBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "flowaudit", Subsystem: "pipeline", Name: "queue_bytes",
-			Help: "Event bytes read but not yet accepted by the archive writer (bounded by queue.maxBytes).",
+			Help: "Event bytes read but not yet accepted by the archive writer (bounded by queue.maxBytes; 0 without a queue).",
 		}, src),
 		sinkSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "flowaudit", Subsystem: "pipeline", Name: "archive_write_duration_seconds",

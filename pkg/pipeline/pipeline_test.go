@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,47 +143,49 @@ func TestPipelineAccountsForEveryLine(t *testing.T) {
 			}
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c, err := Compile(tc.spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sink := &recordSink{}
-			p := New(Config{Node: "test/node"}, src, c, sink, nil, nil)
-			if err := p.Run(context.Background(), flow.Checkpoint{}); err != nil {
-				t.Fatal(err)
-			}
-			var total flow.Counts
-			for _, c := range sink.stats {
-				total.Add(c)
-			}
-			// Every line is a flow (seen), a non-flow event, or a decode error.
-			if got := total.Seen + total.NonFlow + total.DecodeErrors; got != uint64(len(lines)+1) {
-				t.Errorf("accounted %d lines (%+v), read %d", got, total, len(lines)+1)
-			}
-			if total.Seen != total.Kept+total.Denied {
-				t.Errorf("seen %d != kept %d + denied %d", total.Seen, total.Kept, total.Denied)
-			}
-			if int(total.Kept) != len(sink.uuids) {
-				t.Errorf("kept %d but archived %d", total.Kept, len(sink.uuids))
-			}
-			if total.DecodeErrors != 1 {
-				t.Errorf("decode errors %d, want 1", total.DecodeErrors)
-			}
-			var gap bool
-			for _, l := range sink.losses {
-				if l.Reason == flow.LossRotationGap && l.Bytes == 42 && l.Node != "" {
-					gap = true
+		for _, mode := range modes {
+			t.Run(tc.name+"/"+mode.name, func(t *testing.T) {
+				c, err := Compile(tc.spec)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			if !gap {
-				t.Errorf("source loss not passed on with a node: %+v", sink.losses)
-			}
-			if n := len(sink.checkpoints); n == 0 || sink.checkpoints[n-1].Position != "1" {
-				t.Errorf("last checkpoint %v, want position 1", sink.checkpoints)
-			}
-			tc.check(t, sink, total)
-		})
+				sink := &recordSink{}
+				p := New(Config{Node: "test/node", Inline: mode.inline}, src, c, sink, nil, nil)
+				if err := p.Run(context.Background(), flow.Checkpoint{}); err != nil {
+					t.Fatal(err)
+				}
+				var total flow.Counts
+				for _, c := range sink.stats {
+					total.Add(c)
+				}
+				// Every line is a flow (seen), a non-flow event, or a decode error.
+				if got := total.Seen + total.NonFlow + total.DecodeErrors; got != uint64(len(lines)+1) {
+					t.Errorf("accounted %d lines (%+v), read %d", got, total, len(lines)+1)
+				}
+				if total.Seen != total.Kept+total.Denied {
+					t.Errorf("seen %d != kept %d + denied %d", total.Seen, total.Kept, total.Denied)
+				}
+				if int(total.Kept) != len(sink.uuids) {
+					t.Errorf("kept %d but archived %d", total.Kept, len(sink.uuids))
+				}
+				if total.DecodeErrors != 1 {
+					t.Errorf("decode errors %d, want 1", total.DecodeErrors)
+				}
+				var gap bool
+				for _, l := range sink.losses {
+					if l.Reason == flow.LossRotationGap && l.Bytes == 42 && l.Node != "" {
+						gap = true
+					}
+				}
+				if !gap {
+					t.Errorf("source loss not passed on with a node: %+v", sink.losses)
+				}
+				if n := len(sink.checkpoints); n == 0 || sink.checkpoints[n-1].Position != "1" {
+					t.Errorf("last checkpoint %v, want position 1", sink.checkpoints)
+				}
+				tc.check(t, sink, total)
+			})
+		}
 	}
 }
 
@@ -195,18 +199,83 @@ func TestPipelineStopsAtSinkError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &recordSink{failAt: 3}
-	p := New(Config{}, &sliceSource{batches: batches}, c, sink, nil, nil)
-	err = p.Run(context.Background(), flow.Checkpoint{})
-	if err == nil {
-		t.Fatal("sink error not returned")
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			sink := &recordSink{failAt: 3}
+			p := New(Config{Inline: mode.inline}, &sliceSource{batches: batches}, c, sink, nil, nil)
+			err := p.Run(context.Background(), flow.Checkpoint{})
+			if err == nil || !strings.Contains(err.Error(), "disk full") {
+				t.Fatalf("sink error not returned: %v", err)
+			}
+			// Nothing after the failed batch may be acknowledged.
+			for _, cp := range sink.checkpoints {
+				if n, _ := strconv.Atoi(cp.Position); n >= 2 {
+					t.Errorf("checkpoint %s acknowledged after the failed batch", cp.Position)
+				}
+			}
+			if mode.inline && sink.writes != 3 {
+				t.Errorf("the sink was given %d batches; inline, the source stops at the failed third", sink.writes)
+			}
+		})
 	}
-	// Nothing after the failed batch may be acknowledged.
-	for _, cp := range sink.checkpoints {
-		if n, _ := strconv.Atoi(cp.Position); n >= 2 {
-			t.Errorf("checkpoint %s acknowledged after the failed batch", cp.Position)
+}
+
+// modes are the pipeline's two ways to reach the sink.
+var modes = []struct {
+	name   string
+	inline bool
+}{{"queue", false}, {"inline", true}}
+
+// TestInlineWritesBeforeEmitReturns: inline, a batch is in the sink when the
+// source's emit returns (the source may reuse or drop everything after it),
+// and the pipeline starts no goroutine for the sink.
+func TestInlineWritesBeforeEmitReturns(t *testing.T) {
+	lines := fixtureLines(t)
+	c, err := Compile(Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &recordSink{}
+	src := &checkingSource{lines: lines, n: 5, sink: sink}
+	if err := New(Config{Inline: true}, src, c, sink, nil, nil).Run(context.Background(), flow.Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if src.err != nil {
+		t.Error(src.err)
+	}
+	one := &recordSink{}
+	if err := New(Config{}, &sliceSource{batches: [][][]byte{lines}}, c, one, nil, nil).Run(context.Background(), flow.Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(one.uuids) == 0 || len(sink.uuids) != 5*len(one.uuids) {
+		t.Errorf("archived %d flows, want 5 x %d", len(sink.uuids), len(one.uuids))
+	}
+}
+
+// checkingSource emits n batches of lines and checks after each emit that
+// the sink holds its checkpoint and that the emitting goroutine wrote it.
+type checkingSource struct {
+	lines [][]byte
+	n     int
+	sink  *recordSink
+	err   error
+}
+
+func (s *checkingSource) ID() string { return "test:checking" }
+
+func (s *checkingSource) Run(ctx context.Context, _ flow.Checkpoint, emit func(*ingest.LineBatch) error) error {
+	for i := 0; i < s.n; i++ {
+		pos := strconv.Itoa(i)
+		if err := emit(&ingest.LineBatch{Lines: s.lines, Checkpoint: flow.Checkpoint{Source: s.ID(), Position: pos}}); err != nil {
+			return err
+		}
+		// No synchronisation here: the race detector reports a write by
+		// another goroutine.
+		if n := len(s.sink.checkpoints); n != i+1 || s.sink.checkpoints[n-1].Position != pos {
+			s.err = fmt.Errorf("after emit %d the sink holds checkpoints %v", i, s.sink.checkpoints)
 		}
 	}
+	return nil
 }
 
 func TestPipelineResumesFromCheckpoint(t *testing.T) {
@@ -216,20 +285,25 @@ func TestPipelineResumesFromCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := &sliceSource{batches: [][][]byte{lines[:4], lines[4:]}}
-	all := &recordSink{}
-	if err := New(Config{}, src, c, all, nil, nil).Run(context.Background(), flow.Checkpoint{}); err != nil {
-		t.Fatal(err)
-	}
-	rest := &recordSink{}
-	if err := New(Config{}, src, c, rest, nil, nil).Run(context.Background(), flow.Checkpoint{Source: src.ID(), Position: "0"}); err != nil {
-		t.Fatal(err)
-	}
-	first := &recordSink{}
-	if err := New(Config{}, &sliceSource{batches: [][][]byte{lines[:4]}}, c, first, nil, nil).Run(context.Background(), flow.Checkpoint{}); err != nil {
-		t.Fatal(err)
-	}
-	if len(first.uuids)+len(rest.uuids) != len(all.uuids) {
-		t.Errorf("resumed run archived %d + %d flows, a full run %d", len(first.uuids), len(rest.uuids), len(all.uuids))
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			cfg := Config{Inline: mode.inline}
+			all := &recordSink{}
+			if err := New(cfg, src, c, all, nil, nil).Run(context.Background(), flow.Checkpoint{}); err != nil {
+				t.Fatal(err)
+			}
+			rest := &recordSink{}
+			if err := New(cfg, src, c, rest, nil, nil).Run(context.Background(), flow.Checkpoint{Source: src.ID(), Position: "0"}); err != nil {
+				t.Fatal(err)
+			}
+			first := &recordSink{}
+			if err := New(cfg, &sliceSource{batches: [][][]byte{lines[:4]}}, c, first, nil, nil).Run(context.Background(), flow.Checkpoint{}); err != nil {
+				t.Fatal(err)
+			}
+			if len(first.uuids)+len(rest.uuids) != len(all.uuids) {
+				t.Errorf("resumed run archived %d + %d flows, a full run %d", len(first.uuids), len(rest.uuids), len(all.uuids))
+			}
+		})
 	}
 }
 
