@@ -3,7 +3,9 @@
 # through lumberjack (Cilium's default rotation, 10 MiB x 5) at RATE flows/s
 # for SECS seconds while `flowaudit run` follows it with the docs-example
 # mask; /usr/bin/time measures the daemon's CPU and peak RSS, /metrics its
-# counters. Usage: RATE=5000 SECS=60 bench/daemon.sh
+# counters, and, over the middle of the run, the daemon's own
+# process_cpu_seconds_total (the steady state, without start and shutdown).
+# Usage: RATE=5000 SECS=60 bench/daemon.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${RATE:-5000}
@@ -21,7 +23,16 @@ mkdir -p "$WORK/hubble"
 RUN=$!
 sleep 1
 FAPID=$(pgrep -P "$RUN") # /usr/bin/time does not forward SIGTERM: signal the daemon itself
-"$FA" gen --realtime --nodes 1 --rate "$RATE" --duration "${SECS}s" --out "$WORK/hubble/events.log" --max-size-mb 10 --max-backups 5
+"$FA" gen --realtime --nodes 1 --rate "$RATE" --duration "${SECS}s" --out "$WORK/hubble/events.log" --max-size-mb 10 --max-backups 5 &
+GEN=$!
+# The steady state: the daemon's own metrics (process_cpu_seconds_total and
+# the lines read) over the run's middle, 5 s after the generator starts to
+# 5 s before it ends (whole seconds; SECS >= 15).
+scrape() { curl -s 127.0.0.1:19967/metrics | awk -v t="$(date +%s.%N)" \
+  '/^process_cpu_seconds_total/ {c=$2} /^flowaudit_ingest_lines_total/ {l+=$2} END {print t, c+0, l+0}'; }
+sleep 5; read -r t0 c0 l0 < <(scrape)
+sleep $((SECS - 10)); read -r t1 c1 l1 < <(scrape)
+wait "$GEN"
 sleep 3 # the last lines
 curl -s 127.0.0.1:19967/metrics > "$WORK/metrics" || true
 kill -TERM "$FAPID"; wait "$RUN" || true
@@ -32,4 +43,6 @@ lost=$(awk '/^flowaudit_pipeline_lost_events_total/ {s+=$2} END {print s+0}' "$W
 echo "rate ${RATE}/s for ${SECS}s: lines read $lines, flows kept $kept, lost $lost"
 awk -v u="$user" -v s="$sys" -v r="$rss" -v secs="$SECS" -v l="$lines" 'BEGIN {
   printf "daemon CPU %.1f s user + %.1f s sys = %.0f%% of one core; %.1f us CPU per line; peak RSS %.0f MiB\n", u, s, 100*(u+s)/secs, 1e6*(u+s)/(l>0?l:1), r/1024 }'
+awk -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v l0="$l0" -v l1="$l1" 'BEGIN {
+  printf "steady state (%.0f s in the middle, /metrics): %.2f s CPU for %d lines = %.0f%% of one core; %.2f us CPU per line\n", t1-t0, c1-c0, l1-l0, 100*(c1-c0)/(t1-t0), 1e6*(c1-c0)/(l1>l0?l1-l0:1) }'
 du -sh "$WORK/archive" | awk '{print "archive " $1}'; echo "flows files committed: $(find "$WORK/archive/flows" -name "*.parquet" | wc -l)"
