@@ -40,7 +40,7 @@ read -r user sys rss < "$WORK/time"
 lines=$(awk '/^flowaudit_ingest_lines_total/ {s+=$2} END {print s+0}' "$WORK/metrics")
 kept=$(awk '/^flowaudit_pipeline_flows_kept_total/ {s+=$2} END {print s+0}' "$WORK/metrics")
 lost=$(awk '/^flowaudit_pipeline_lost_events_total/ {s+=$2} END {print s+0}' "$WORK/metrics")
-echo "rate ${RATE}/s for ${SECS}s: lines read $lines, flows kept $kept, lost $lost"
+echo "rate ${RATE}/s for ${SECS}s: lines read $lines, flows kept $kept, events the log reports lost $lost (the generator writes lost_events lines, as Hubble does)"
 awk -v u="$user" -v s="$sys" -v r="$rss" -v secs="$SECS" -v l="$lines" 'BEGIN {
   printf "daemon CPU %.1f s user + %.1f s sys = %.0f%% of one core; %.1f us CPU per line; peak RSS %.0f MiB\n", u, s, 100*(u+s)/secs, 1e6*(u+s)/(l>0?l:1), r/1024 }'
 awk -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v l0="$l0" -v l1="$l1" 'BEGIN {
