@@ -427,3 +427,29 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// TestTimestampsAsProtojson: timestamps in one minute, across minute, day,
+// month, year and leap-day boundaries, with every fraction width, and
+// invalid ones (a second of 60, a bad separator, a date that does not
+// exist, an offset instead of Z, ten fraction digits) decode as protojson
+// decodes them, in every plan.
+func TestTimestampsAsProtojson(t *testing.T) {
+	base := genLines(t, 1, 7)[0]
+	times := []string{
+		"2026-01-01T00:00:00Z", "2026-01-01T00:00:01.5Z", "2026-01-01T00:00:59.999999999Z",
+		"2026-01-01T00:01:00Z", "2026-01-01T00:01:60Z", "2026-01-01T00:01:6xZ", "2026-01-01T00:01:07Z",
+		"2026-01-01T00:01x07Z", "2026-01-01T00:01:07.Z", "2026-01-01T00:01:07.1234567890Z",
+		"2026-12-31T23:59:59.1Z", "2027-01-01T00:00:00.000001Z", "2024-02-29T12:00:00Z",
+		"2023-02-29T12:00:00Z", "2024-02-29T12:00:30Z", "2024-02-29T12:00:30+09:00",
+		"2024-13-01T00:00:00Z", "2024-12-01T24:00:00Z", "2024-12-01T23:60:00Z", "2024-12-01T23:59:00Z",
+		"2024-12-01T23:59:01Z", "1970-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z",
+	}
+	var lines [][]byte
+	timeRE := regexp.MustCompile(`"time":"[^"]*"`)
+	for _, ts := range times {
+		lines = append(lines, timeRE.ReplaceAll(bytes.Clone(base), []byte(`"time":"`+ts+`"`)))
+	}
+	for _, p := range plans {
+		compare(t, lines, p)
+	}
+}
