@@ -111,7 +111,7 @@ type QueueConfig struct {
 	// writer and bounds the event bytes in flight in it; when it is reached
 	// the source stops reading until the archive catches up. The source then
 	// reads on while the archive commits (a slow disk's stalls absorbed up to
-	// MaxBytes), at the cost of a thread wake-up per batch (~25% more CPU
+	// MaxBytes), at the cost of a thread wake-up per batch (12-25% more CPU
 	// per flow at 20k flows/s, bench/README.md). 0 (the default): each
 	// source writes its batches itself and pauses while the archive commits;
 	// the exporter's file is the buffer.
