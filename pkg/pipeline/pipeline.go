@@ -122,10 +122,11 @@ type Config struct {
 	// sink commits. Handing every batch to a sink goroutine instead wakes a
 	// thread per batch: measured on 2 cores (bench/README.md), inline costs
 	// 11% less CPU per line in BenchmarkFollowBursts, 20-25% less in a
-	// daemon following a file at 20k flows/s, and 25-40% less importing one. The queue's overlap of decoding and writing pays in
-	// wall time only where the sink does much per line (an every-field
-	// import: ~10% faster, so import keeps it), or for a source that cannot
-	// pause, or a sink whose commits stall longer than reading may.
+	// daemon following a file at 20k flows/s, and 20-40% less importing one.
+	// The queue's overlap of decoding and writing pays in wall time only
+	// where the sink does much per line (an every-field import: ~10% faster,
+	// so import keeps it), or for a source that cannot pause, or a sink
+	// whose commits stall longer than reading may.
 	Inline bool
 	// QueueBatches bounds the batches in flight between the source and the sink.
 	QueueBatches int

@@ -228,7 +228,8 @@ var modes = []struct {
 
 // TestInlineWritesBeforeEmitReturns: inline, a batch is in the sink when the
 // source's emit returns (the source may reuse or drop everything after it),
-// and the pipeline starts no goroutine for the sink.
+// written by the emitting goroutine (under -race, a write by another one is
+// reported). With the queue it fails.
 func TestInlineWritesBeforeEmitReturns(t *testing.T) {
 	lines := fixtureLines(t)
 	c, err := Compile(Spec{})
