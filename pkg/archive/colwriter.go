@@ -456,7 +456,12 @@ type leaf struct {
 	// The column chunk.
 	dict     map[string]int32
 	dictVals []string
-	lastIdx  int32      // the last value's dictionary index, or -1
+	lastIdx  int32 // the last value's dictionary index, or -1
+	// dslots caches str's dictionary lookups by strSlot: the index + 1 of
+	// the value last looked up in each slot (0: none), checked against
+	// dictVals, so that a value seen recently costs a string compare
+	// instead of the map's hash (made at the leaf's first str).
+	dslots   *[dictSlots]int32
 	lists    []listMemo // strList's lists, by hint (listSlots, made at its first list)
 	gen      uint64     // counts the chunks begun: a new one has a new dictionary
 	values   int64      // level entries
@@ -505,6 +510,9 @@ func (l *leaf) resetChunk() {
 	clear(l.dictVals)
 	l.dictVals = l.dictVals[:0]
 	l.lastIdx = -1
+	if l.dslots != nil {
+		clear(l.dslots[:])
+	}
 	l.values, l.nPages, l.rawSize, l.chunkRow = 0, 0, 0, 0
 	l.pages, l.locs = l.pages[:0], l.locs[:0]
 	l.pageNulls, l.pageNull, l.pageLo, l.pageHi = l.pageNulls[:0], l.pageNull[:0], l.pageLo[:0], l.pageHi[:0]
@@ -561,16 +569,52 @@ func (l *leaf) str(s string) {
 	}
 	id := l.lastIdx
 	if id < 0 || l.dictVals[id] != s {
-		var ok bool
-		if id, ok = l.dict[s]; !ok {
-			c := strings.Clone(s)
-			id = int32(len(l.dictVals))
-			l.dict[c] = id
-			l.dictVals = append(l.dictVals, c)
+		if l.dslots == nil {
+			l.dslots = new([dictSlots]int32)
+		}
+		slot := &l.dslots[strSlot(s)]
+		if id = *slot - 1; id < 0 || l.dictVals[id] != s {
+			var ok bool
+			if id, ok = l.dict[s]; !ok {
+				c := strings.Clone(s)
+				id = int32(len(l.dictVals))
+				l.dict[c] = id
+				l.dictVals = append(l.dictVals, c)
+			}
+			*slot = id + 1
 		}
 		l.lastIdx = id
 	}
 	l.idx = append(l.idx, id)
+}
+
+// dictSlots is the size of a leaf's cache of dictionary lookups.
+const (
+	dictSlotBits = 10
+	dictSlots    = 1 << dictSlotBits
+)
+
+// strSlot is s's slot in a leaf's cache of dictionary lookups: a hash of
+// its length and its first and last eight bytes (the whole of most IPs;
+// a pod name's deployment and its hash suffix).
+func strSlot(s string) uint32 {
+	n := len(s)
+	var x uint64
+	if n >= 8 {
+		x = le64(s[:8]) ^ bits.RotateLeft64(le64(s[n-8:]), 31)
+	} else {
+		for i := 0; i < n; i++ {
+			x = x<<8 | uint64(s[i])
+		}
+	}
+	x = (x ^ uint64(n)) * 0x9E3779B97F4A7C15
+	return uint32(x >> (64 - dictSlotBits))
+}
+
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // listSlots is the number of lists a strList leaf remembers (1<<listBits).

@@ -682,3 +682,48 @@ func TestPageLevelsReadTheSame(t *testing.T) {
 		}
 	}
 }
+
+// TestDictSlots: a leaf's cache of dictionary lookups never gives a value
+// another's index: values that share a slot, values seen again after the
+// slot went to another one, and values of the previous chunk (whose indexes
+// a new chunk's dictionary gives to other values) all get their own.
+func TestDictSlots(t *testing.T) {
+	// Two values in one slot, and a third in another.
+	a := "frontend-7d9f8b6c5d-x7k2p"
+	var b string
+	for i := 0; b == ""; i++ {
+		if c := fmt.Sprintf("10.0.%d.%d", i/256, i%256); strSlot(c) == strSlot(a) {
+			b = c
+		}
+	}
+	c := "kube-system"
+	var l leaf
+	l.init(&leafSpec{kind: leafDict})
+	check := func(vals []string) {
+		t.Helper()
+		for _, v := range vals {
+			l.str(v)
+		}
+		got := make([]string, len(l.idx))
+		for i, id := range l.idx {
+			got[i] = l.dictVals[id]
+		}
+		if !slices.Equal(got, vals) {
+			t.Fatalf("values %q, read back through the dictionary %q", vals, got)
+		}
+		if len(l.dict) != len(l.dictVals) {
+			t.Fatalf("dictionary of %d values, %d listed", len(l.dict), len(l.dictVals))
+		}
+	}
+	check([]string{a, b, a, c, b, b, a, c, c, a})
+	if len(l.dictVals) != 3 {
+		t.Fatalf("dictionary %q, want 3 values", l.dictVals)
+	}
+	// A new chunk: its dictionary starts empty, in another order.
+	l.resetPage()
+	l.resetChunk()
+	check([]string{c, b, a, b, c, a})
+	if !slices.Equal(l.dictVals, []string{c, b, a}) {
+		t.Fatalf("new chunk's dictionary %q", l.dictVals)
+	}
+}
