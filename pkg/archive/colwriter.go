@@ -460,8 +460,12 @@ type leaf struct {
 	// dslots caches str's dictionary lookups by strSlot: the index + 1 of
 	// the value last looked up in each slot (0: none), checked against
 	// dictVals, so that a value seen recently costs a string compare
-	// instead of the map's hash (made at the leaf's first str).
+	// instead of the map's hash. Made once the leaf has looked up
+	// dictSlotsAfter values (misses counts them), so that the leaves of
+	// small files (an import of many nodes holds one file per node) do
+	// not each hold 4 KiB for it.
 	dslots   *[dictSlots]int32
+	misses   int
 	lists    []listMemo // strList's lists, by hint (listSlots, made at its first list)
 	gen      uint64     // counts the chunks begun: a new one has a new dictionary
 	values   int64      // level entries
@@ -569,11 +573,14 @@ func (l *leaf) str(s string) {
 	}
 	id := l.lastIdx
 	if id < 0 || l.dictVals[id] != s {
-		if l.dslots == nil {
+		var slot *int32
+		if l.dslots != nil {
+			slot = &l.dslots[strSlot(s)]
+			id = *slot - 1
+		} else if l.misses++; l.misses >= dictSlotsAfter {
 			l.dslots = new([dictSlots]int32)
 		}
-		slot := &l.dslots[strSlot(s)]
-		if id = *slot - 1; id < 0 || l.dictVals[id] != s {
+		if slot == nil || id < 0 || l.dictVals[id] != s {
 			var ok bool
 			if id, ok = l.dict[s]; !ok {
 				c := strings.Clone(s)
@@ -581,17 +588,21 @@ func (l *leaf) str(s string) {
 				l.dict[c] = id
 				l.dictVals = append(l.dictVals, c)
 			}
-			*slot = id + 1
+			if slot != nil {
+				*slot = id + 1
+			}
 		}
 		l.lastIdx = id
 	}
 	l.idx = append(l.idx, id)
 }
 
-// dictSlots is the size of a leaf's cache of dictionary lookups.
+// dictSlots is the size of a leaf's cache of dictionary lookups, made
+// after dictSlotsAfter lookups.
 const (
-	dictSlotBits = 10
-	dictSlots    = 1 << dictSlotBits
+	dictSlotBits   = 10
+	dictSlots      = 1 << dictSlotBits
+	dictSlotsAfter = 4096
 )
 
 // strSlot is s's slot in a leaf's cache of dictionary lookups: a hash of

@@ -699,6 +699,7 @@ func TestDictSlots(t *testing.T) {
 	c := "kube-system"
 	var l leaf
 	l.init(&leafSpec{kind: leafDict})
+	l.dslots = new([dictSlots]int32) // made at once, not after dictSlotsAfter lookups
 	check := func(vals []string) {
 		t.Helper()
 		for _, v := range vals {
@@ -725,5 +726,36 @@ func TestDictSlots(t *testing.T) {
 	check([]string{c, b, a, b, c, a})
 	if !slices.Equal(l.dictVals, []string{c, b, a}) {
 		t.Fatalf("new chunk's dictionary %q", l.dictVals)
+	}
+}
+
+// TestDictSlotsMadeAfterLookups: a leaf holds no cache of dictionary
+// lookups until it has looked up dictSlotsAfter values (the leaves of the
+// small files of an import of many nodes never make one), and the values
+// read back the same before and after.
+func TestDictSlotsMadeAfterLookups(t *testing.T) {
+	var l leaf
+	l.init(&leafSpec{kind: leafDict})
+	vals := []string{"a-pod-1", "a-pod-2", "10.0.0.1", "10.0.0.2"}
+	n := 0
+	for ; n < dictSlotsAfter-1; n++ {
+		l.str(vals[n%len(vals)])
+	}
+	if l.dslots != nil {
+		t.Fatalf("cache made after %d lookups", n)
+	}
+	for ; n < dictSlotsAfter+100; n++ {
+		l.str(vals[n%len(vals)])
+	}
+	if l.dslots == nil {
+		t.Fatalf("no cache after %d lookups", n)
+	}
+	for i, id := range l.idx {
+		if got := l.dictVals[id]; got != vals[i%len(vals)] {
+			t.Fatalf("value %d reads back %q, want %q", i, got, vals[i%len(vals)])
+		}
+	}
+	if len(l.dictVals) != len(vals) {
+		t.Fatalf("dictionary %q", l.dictVals)
 	}
 }
