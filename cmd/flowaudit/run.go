@@ -45,10 +45,12 @@ events are decoded, filtered with Hubble's allow/deny filters, masked, and
 written to the archive, whose commits carry each source's checkpoint, so a
 restart (even after SIGKILL) resumes exactly where the archive stopped. The
 archive commits by --max-file-age/-rows/-bytes, and a file source also every
-max(1, max-backups/2) rotations of the exporter's file, so that what a
-restart re-reads is still on disk (max-backups from --cilium-config-dir or
-sources[].maxBackups; otherwise Cilium's default, 5; fewer backups on disk
-than that count instead).
+max(1, max-backups/2) rotations of the exporter's file, and after every read
+that finished a file when the exporter rotates so fast that the next read
+could otherwise come too late, so that what a restart re-reads is still on
+disk (max-backups from --cilium-config-dir or sources[].maxBackups;
+otherwise Cilium's default, 5; fewer backups on disk than that count
+instead).
 
 Configuration: --config FILE (YAML; see deploy/daemonset/config.yaml for every
 key), then FLOWAUDIT_* environment variables (the flag's name upper-cased,

@@ -37,7 +37,8 @@ type FileConfig struct {
 	// their current end, and returns.
 	Follow bool
 	// PollInterval is how often the directory and the live file are checked
-	// even without inotify events (default 250ms).
+	// even without inotify events (default 250ms); a growing live file is
+	// read at most every twice that (see coalesce).
 	PollInterval time.Duration
 	// MaxLineBytes is the longest line delivered (default 1 MiB); longer
 	// lines are skipped with bounded memory and reported as line_too_long.
@@ -55,6 +56,15 @@ type FileConfig struct {
 	// crash leaves no trace to report as a gap. 0: never (the archive
 	// commits by its own limits). A follower that sees fewer backups on disk
 	// than 2*CommitEvery commits every half of those instead.
+	//
+	// A follower reads a growing file at most 1.5*CommitEvery-1 rotation
+	// intervals apart (see coalesce) and, when the next read could
+	// otherwise come too late, ends a read burst that finished a file since
+	// the last commit with an empty batch marked Commit (its checkpoint the
+	// reader's position; settle): the resume point after a crash is at most
+	// 1.5*CommitEvery rotations old, as it was with commits every
+	// CommitEvery files alone and reads half as far apart, for half the read
+	// bursts.
 	CommitEvery int
 }
 
@@ -283,6 +293,26 @@ func (o *observer) coalesce() time.Duration {
 	return o.s.coalesce(time.Duration(o.gap.Load()), int(o.listed.Load()))
 }
 
+// settles reports whether a follower that finished f files since its last
+// commit must commit before its next wait: the resume point is then up to f
+// rotations old, and by the end of the next burst up to f + wait/gap + 1
+// (a partial interval at each end); above 1.5*k it commits now. When the
+// exporter rotates faster than coalesceMax allows for, any f does (the
+// wait is 1.5k-1 intervals); on a slower exporter commits stay every k
+// files, as a commit is also a flows file per partition. Until the interval
+// is known, any f does too.
+func (o *observer) settles(f int) bool {
+	gap := time.Duration(o.gap.Load())
+	k := o.s.commitEvery(int(o.listed.Load()))
+	if k <= 0 {
+		return false
+	}
+	if gap <= 0 {
+		return true
+	}
+	return 2*(time.Duration(f+1)*gap+o.coalesce()) > time.Duration(3*k)*gap
+}
+
 func (o *observer) recordList(bs []backupFile) {
 	for _, b := range bs {
 		if b.plain {
@@ -405,6 +435,7 @@ type fileRun struct {
 	// batch carries Commit.
 	finished   int
 	commitNext bool
+	settling   bool // settle's batch: commitNext is not deferred
 }
 
 // The least time between two reads of a growing live file (the coalescing
@@ -412,31 +443,34 @@ type fileRun struct {
 // reading on each would cost a read, a stat and a wake-up per flow, and
 // every burst of work costs the Go runtime's scheduler and sysmon wake-ups
 // of their own (~1 µs per line at 20k flows/s and 50 ms; bench/README.md).
-// The wait is coalesceMax (capped by PollInterval) unless the exporter
-// rotates so fast that the backups would not outlast it: with a commit every
-// CommitEvery rotations (half of max-backups), reads are at most
-// CommitEvery/2 rotation intervals apart (with fewer backups on disk than the
-// configured or assumed max-backups, a quarter of them: commitEvery), the
-// interval taken from the names of the two newest backups. Until two
-// backups have been seen, coalesceUnknown.
+// The wait is coalesceMax (capped by twice PollInterval) unless the exporter
+// rotates so fast that the backups would not outlast it: with k =
+// CommitEvery (half of max-backups; with fewer backups on disk than the
+// configured or assumed max-backups, half of those: commitEvery), reads are
+// at most 1.5k-1 rotation intervals apart, the interval taken from the names
+// of the two newest backups. A burst that finished a file ends with a commit
+// (settle), so the checkpoint a crash resumes from was the live file's
+// position at most 1 + 1.5k-1 rotations before: 3 of Cilium's 5 backups,
+// the other 2 left for the restart. Until two backups have been seen,
+// coalesceUnknown.
 const (
-	coalesceMax     = 250 * time.Millisecond
+	coalesceMax     = 500 * time.Millisecond
 	coalesceUnknown = 50 * time.Millisecond
 	coalesceMin     = 5 * time.Millisecond
 )
 
 // coalesce is the coalescing wait when the exporter rotates every gap (0:
-// not known yet) and keeps listed backups (0: none seen): CommitEvery/2
-// rotation intervals at most, see commitEvery.
+// not known yet) and keeps listed backups (0: none seen): 1.5k-1 rotation
+// intervals at most (half of one when k is 1), k from commitEvery.
 func (s *FileSource) coalesce(gap time.Duration, listed int) time.Duration {
 	w := coalesceMax
 	if k := s.commitEvery(listed); k > 0 { // lumberjack deletes backups
 		w = coalesceUnknown
 		if gap > 0 {
-			w = min(coalesceMax, gap*time.Duration(k)/2)
+			w = min(coalesceMax, gap*time.Duration(3*k-2)/2)
 		}
 	}
-	return min(max(w, coalesceMin), s.cfg.PollInterval)
+	return min(max(w, coalesceMin), 2*s.cfg.PollInterval)
 }
 
 // Run reads from the position after from (zero: from the oldest backup
@@ -457,8 +491,8 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 	}
 	run.commitNext = from.IsZero() && s.cfg.CommitEvery > 0
 	run.emit = func(lb *LineBatch) error {
-		if run.commitNext {
-			lb.Commit, run.commitNext = true, false
+		if run.commitNext && (run.settling || !run.deferCommit()) {
+			lb.Commit, run.commitNext, run.finished = true, false, 0
 		}
 		return emit(lb)
 	}
@@ -494,6 +528,9 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 				if !s.cfg.Follow {
 					return nil
 				}
+				if err := run.settle(); err != nil {
+					return err
+				}
 				if err := run.wait(); err != nil {
 					return err
 				}
@@ -518,6 +555,9 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 		}
 		if !s.cfg.Follow {
 			return nil
+		}
+		if err := run.settle(); err != nil {
+			return err
 		}
 		if err := run.wait(); err != nil {
 			return err
@@ -564,8 +604,39 @@ func (run *fileRun) fileDone() {
 		return
 	}
 	if run.finished++; run.finished >= run.commitEvery() {
-		run.finished, run.commitNext = 0, true
+		run.commitNext = true
 	}
+}
+
+// settle ends a read burst of a follower: when it finished a file since the
+// last commit and the next wait could otherwise take the resume point past
+// 1.5*k rotations (see coalesce), or a commit was deferred to it
+// (deferCommit), an empty batch marked Commit carries the reader's position
+// (or the position between files), so that the archive commits it before
+// the source sleeps.
+func (run *fileRun) settle() error {
+	if run.finished == 0 || !(run.commitNext || run.obs.settles(run.finished)) {
+		return nil
+	}
+	run.commitNext, run.settling = true, true
+	defer func() { run.settling = false }()
+	if run.rd != nil {
+		return run.rd.emitPosition(run.emit)
+	}
+	return run.emit(&LineBatch{Checkpoint: flow.Checkpoint{Source: run.s.id, Position: encodePos(filePos{After: run.after})}})
+}
+
+// deferCommit reports whether a follower may leave the commit that
+// CommitEvery asks for to the end of the current read burst (settle): when
+// the burst will end with one anyway and is young (under half a rotation
+// interval), so that a burst of two or three files costs one commit, not
+// two. A long burst (catching up on backups) commits every CommitEvery files.
+func (run *fileRun) deferCommit() bool {
+	if !run.s.cfg.Follow || run.finished == 0 {
+		return false
+	}
+	gap := time.Duration(run.obs.gap.Load())
+	return gap > 0 && !run.woke.IsZero() && time.Since(run.woke) < gap/2 && run.obs.settles(run.finished)
 }
 
 // commitEvery is CommitEvery, or half the backups on disk when a follower

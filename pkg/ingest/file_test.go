@@ -10,6 +10,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -227,7 +228,7 @@ func TestFileCoalescesReadsOfABusyFile(t *testing.T) {
 	exactly(t, d.seqs, n)
 	reads := d.cps - before
 	// Without coalescing there is a batch per burst (300); with it, about
-	// one per 250 ms of the run (a few here). A read that meets a writer still
+	// one per 500 ms of the run (a few here). A read that meets a writer still
 	// writing may take another batch, so the bound is loose and independent
 	// of the machine's speed.
 	if most := n / 10 / 3; reads > most {
@@ -708,9 +709,10 @@ func TestFileCommitEvery(t *testing.T) {
 
 // TestCoalesceFollowsTheRotationInterval: a growing live file is read at
 // most every coalesceMax, but never so rarely that lumberjack could delete
-// backups between two reads: with a commit every CommitEvery rotations the
-// wait is at most CommitEvery/2 rotation intervals, the interval taken from
-// the names of the newest backups as the observer records them.
+// backups between two reads: with a commit every CommitEvery (k) rotations
+// and at the end of every burst that finished a file, the wait is at most
+// 1.5k-1 rotation intervals, the interval taken from the names of the
+// newest backups as the observer records them.
 func TestCoalesceFollowsTheRotationInterval(t *testing.T) {
 	ms := time.Millisecond
 	for _, c := range []struct {
@@ -722,16 +724,17 @@ func TestCoalesceFollowsTheRotationInterval(t *testing.T) {
 		{commitEvery: 0, gap: 0, want: coalesceMax},                      // backups never deleted
 		{commitEvery: 0, gap: 10 * ms, want: coalesceMax},                // idem
 		{commitEvery: 2, gap: 0, want: coalesceUnknown},                  // interval not known yet
-		{commitEvery: 2, gap: 230 * ms, want: 230 * ms},                  // 20k flows/s, 10 MiB x 5
-		{commitEvery: 2, gap: 230 * ms, listed: 5, want: 230 * ms},       // idem, the 5 backups on disk
+		{commitEvery: 2, gap: 230 * ms, want: 460 * ms},                  // 20k flows/s, 10 MiB x 5
+		{commitEvery: 2, gap: 230 * ms, listed: 5, want: 460 * ms},       // idem, the 5 backups on disk
 		{commitEvery: 2, gap: 230 * ms, listed: 1, want: 115 * ms},       // max-backups assumed 5, 1 on disk
-		{commitEvery: 2, gap: 230 * ms, listed: 40, want: 230 * ms},      // more on disk than configured
+		{commitEvery: 2, gap: 230 * ms, listed: 40, want: 460 * ms},      // more on disk than configured
 		{commitEvery: 2, gap: 2 * time.Second, want: coalesceMax},        // a quiet node
-		{commitEvery: 1, gap: 230 * ms, want: 115 * ms},                  // max-backups 1-3
-		{commitEvery: 5, gap: 92 * ms, want: 230 * ms},                   // 50k flows/s, 10 MiB x 10
+		{commitEvery: 1, gap: 230 * ms, want: 115 * ms},                  // max-backups 2-3
+		{commitEvery: 3, gap: 100 * ms, want: 350 * ms},                  // max-backups 6-7
+		{commitEvery: 5, gap: 40 * ms, want: 260 * ms},                   // 125k flows/s, 10 MiB x 10
 		{commitEvery: 2, gap: 2 * ms, want: coalesceMin},                 // floor: no wake-up per write
-		{commitEvery: 2, poll: 20 * ms, gap: time.Second, want: 20 * ms}, // capped by the poll interval
-		{commitEvery: 0, poll: 2 * ms, want: 2 * ms},
+		{commitEvery: 2, poll: 20 * ms, gap: time.Second, want: 40 * ms}, // capped by twice the poll interval
+		{commitEvery: 0, poll: 2 * ms, want: 4 * ms},
 	} {
 		s, err := NewFileSource(FileConfig{Path: filepath.Join(t.TempDir(), "events.log"), CommitEvery: c.commitEvery, PollInterval: c.poll}, nil, nil)
 		if err != nil {
@@ -752,11 +755,11 @@ func TestCoalesceFollowsTheRotationInterval(t *testing.T) {
 		want time.Duration // the wait after recording ts
 	}{
 		{"2026-12-02T15-34-38.119", coalesceUnknown}, // one backup: no interval yet
-		{"2026-12-02T15-34-38.351", 232 * time.Millisecond},
-		{"2026-12-02T15-34-38.119", 232 * time.Millisecond}, // seen again (a scan): no change
-		{"2026-12-02T15-34-38.200", 232 * time.Millisecond}, // older than the newest: no change
-		{"2026-12-02T15-34-38.401", 50 * time.Millisecond},  // the rate went up
-		{"not-a-timestamp", 50 * time.Millisecond},
+		{"2026-12-02T15-34-38.351", 464 * time.Millisecond},
+		{"2026-12-02T15-34-38.119", 464 * time.Millisecond}, // seen again (a scan): no change
+		{"2026-12-02T15-34-38.200", 464 * time.Millisecond}, // older than the newest: no change
+		{"2026-12-02T15-34-38.401", 100 * time.Millisecond}, // the rate went up
+		{"not-a-timestamp", 100 * time.Millisecond},
 		{"2026-12-02T15-35-38.401", coalesceMax}, // a minute later: quiet
 	}
 	for _, st := range steps {
@@ -806,8 +809,9 @@ func TestRotationIntervalAndSlackGauges(t *testing.T) {
 	if got, want := gauge(m.slack), 4*0.232; math.Abs(got-want) > 1e-9 {
 		t.Fatalf("slack %v, want %v (3 backups + the live file, every 232 ms)", got, want)
 	}
-	// CommitEvery 2 assumes 5 backups; with 3 on disk the wait is half an
-	// interval (a quarter of the backups, rounded down, at least a half).
+	// CommitEvery 2 assumes 5 backups; with 3 on disk commits come every
+	// file (half of them, rounded down, at least 1) and the wait is half an
+	// interval (1.5*1-1).
 	if got, want := o.coalesce(), 116*time.Millisecond; got != want {
 		t.Fatalf("coalescing wait %v, want %v", got, want)
 	}
@@ -871,6 +875,38 @@ func gaugeValue(t *testing.T, g *prometheus.GaugeVec, id string) float64 {
 	return out.GetGauge().GetValue()
 }
 
+// commitLog records a source's batches as their lines joined by spaces,
+// with "!" when marked Commit, and their checkpoints.
+type commitLog struct {
+	mu  sync.Mutex
+	got []string
+	cps []flow.Checkpoint
+}
+
+func (c *commitLog) emit(lb *LineBatch) error {
+	s := strings.TrimSpace(string(bytes.Join(lb.Lines, []byte(" "))))
+	if lb.Commit {
+		s += "!"
+	}
+	c.mu.Lock()
+	c.got, c.cps = append(c.got, s), append(c.cps, lb.Checkpoint)
+	c.mu.Unlock()
+	return nil
+}
+
+// String is the batches so far, separated by commas.
+func (c *commitLog) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.got, ",")
+}
+
+func (c *commitLog) checkpoints() []flow.Checkpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.cps)
+}
+
 // TestFollowCommitsByTheBackupsOnDisk: with fewer backups on disk than
 // CommitEvery assumes (2: 5 backups), a follower asks for a commit after
 // every half of them (here 1), so that what was read since the last commit
@@ -884,29 +920,144 @@ func TestFollowCommitsByTheBackupsOnDisk(t *testing.T) {
 	if err := os.WriteFile(path, []byte("3\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var got []string
+	var log commitLog
 	stop := startSource(t, FileConfig{Path: path, Follow: true, PollInterval: 10 * time.Millisecond, CommitEvery: 2},
-		flow.Checkpoint{}, func(lb *LineBatch) error {
-			s := strings.TrimSpace(string(bytes.Join(lb.Lines, []byte(" "))))
-			if lb.Commit {
-				s += "!"
-			}
-			mu.Lock()
-			got = append(got, s)
-			mu.Unlock()
-			return nil
-		})
-	batches := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return strings.Join(got, ",")
-	}
+		flow.Checkpoint{}, log.emit)
+	batches := log.String
 	waitFor(t, "line 3", func() bool { return strings.Contains(batches(), "3") })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if want := "1 2!,3!"; batches() != want {
 		t.Fatalf("batches %q, want %q (a commit after each finished file: 1 backup on disk)", batches(), want)
+	}
+}
+
+// TestFollowCommitsAtTheEndOfABurst: a follower of an exporter that rotates
+// faster than the coalescing wait allows for (backups 10 ms apart) ends a
+// read burst that finished a file since its last commit with an empty batch
+// marked Commit at the reader's position, before it waits; a burst that
+// finished none asks for nothing. With backups a second apart commits stay
+// every CommitEvery files.
+func TestFollowCommitsAtTheEndOfABurst(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		stamp   func(i int) string // backup i's timestamp
+		settles bool
+	}{
+		{"fast", func(i int) string { return fmt.Sprintf("2026-01-01T00-00-00.%03d", 10*i) }, true},
+		{"slow", func(i int) string { return fmt.Sprintf("2026-01-01T00-00-%02d.000", i) }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) { testFollowCommitsAtTheEndOfABurst(t, c.stamp, c.settles) })
+	}
+}
+
+func testFollowCommitsAtTheEndOfABurst(t *testing.T, stamp func(int) string, settles bool) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.log")
+	// Five backups (CommitEvery 2 holds): a commit after every second one.
+	for i, content := range []string{"1\n", "2\n", "3\n", "4\n", "5\n"} {
+		if err := os.WriteFile(filepath.Join(dir, "events-"+stamp(i)+".log"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path, []byte("6\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log commitLog
+	stop := startSource(t, FileConfig{Path: path, Follow: true, PollInterval: 10 * time.Millisecond, CommitEvery: 2},
+		flow.Checkpoint{}, log.emit)
+	batches := log.String
+	settled := func(s string) string {
+		if settles {
+			return s + ",!"
+		}
+		return s
+	}
+	// The first batch from no checkpoint, and the first after every second
+	// finished file; the burst finished backup 5 after the last commit.
+	waitFor(t, "line 6", func() bool { return strings.HasSuffix(batches(), settled("6")) })
+	// Line 7: a burst that finishes no file asks for no commit.
+	appendFile(t, path, []byte("7\n"))
+	waitFor(t, "line 7", func() bool { return strings.HasSuffix(batches(), ",7") })
+	if want := settled("1!,2,3!,4,5!,6") + ",7"; batches() != want {
+		t.Fatalf("batches %q, want %q", batches(), want)
+	}
+	if cps := log.checkpoints(); settles && cps[6] != cps[5] {
+		t.Errorf("the commit's checkpoint %+v, want the reader's position after line 6 %+v", cps[6], cps[5])
+	}
+	// The live file rotates (a complete new one replaces it at once): the
+	// burst that reads the rotated file to its end and the new one ends with
+	// a commit at the new file's position.
+	if err := os.Rename(path, filepath.Join(dir, "events-"+stamp(5)+".log")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "next.tmp"), []byte("8\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "next.tmp"), path); err != nil {
+		t.Fatal(err)
+	}
+	// Slow: the rotated file is the second finished since "5!", and a burst
+	// this young leaves that commit to its end (deferCommit).
+	last8 := "8,!"
+	for deadline := time.Now().Add(10 * time.Second); !strings.HasSuffix(batches(), last8); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("batches %q, want them to end with %q", batches(), last8)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // more polls: nothing finished, nothing asked
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if want := settled("1!,2,3!,4,5!,6") + ",7," + last8; batches() != want {
+		t.Fatalf("batches %q, want %q", batches(), want)
+	}
+	if !settles {
+		return
+	}
+	cps := log.checkpoints()
+	last, prev := cps[len(cps)-1], cps[len(cps)-2]
+	if last != prev {
+		t.Errorf("the commit's checkpoint %+v, want the reader's position after line 8 %+v", last, prev)
+	}
+	p, err := decodePos(last.Position)
+	if err != nil || p.Name != path || p.Offset != 2 || p.After != stamp(5) {
+		t.Errorf("commit at %+v (%v), want offset 2 of the new live file after backup %s", p, err, stamp(5))
+	}
+}
+
+// TestSettles: a burst ends with a commit when the files finished since the
+// last one, the next wait and a partial interval at each end could exceed
+// 1.5*CommitEvery rotations.
+func TestSettles(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct {
+		commitEvery, listed, f int
+		gap                    time.Duration
+		want                   bool
+	}{
+		{commitEvery: 2, f: 1, gap: 0, want: true},                      // interval not known
+		{commitEvery: 2, f: 1, gap: 230 * ms, want: true},               // 20k flows/s, 10 MiB x 5: waits of 2 intervals
+		{commitEvery: 2, f: 1, gap: 300 * ms, want: true},               // the wait capped at 500 ms: 1.67 intervals
+		{commitEvery: 2, f: 1, gap: 600 * ms, want: false},              // 0.83 intervals: 1 + 0.83 + 1 <= 3
+		{commitEvery: 2, f: 1, gap: time.Second, want: false},           // a commit every 2 files is enough
+		{commitEvery: 2, f: 1, gap: 10 * time.Second, want: false},      // a quiet node
+		{commitEvery: 5, f: 4, gap: time.Second, want: false},           // 10 backups: 4 + 0.5 + 1 <= 7.5
+		{commitEvery: 5, f: 4, gap: 150 * ms, want: true},               // 4 + 3.3 + 1 > 7.5
+		{commitEvery: 2, listed: 2, f: 1, gap: time.Second, want: true}, // 2 backups on disk: k 1, 1 + 0.5 + 1 > 1.5
+		{commitEvery: 0, f: 1, gap: 230 * ms, want: false},              // backups never deleted
+	} {
+		s, err := NewFileSource(FileConfig{Path: filepath.Join(t.TempDir(), "events.log"), CommitEvery: c.commitEvery}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := &observer{s: s, seen: map[string]seenBackup{}}
+		o.gap.Store(int64(c.gap))
+		o.listed.Store(int64(c.listed))
+		if got := o.settles(c.f); got != c.want {
+			t.Errorf("CommitEvery %d, %d backups, %d files since the commit, rotation every %s (wait %s): settles %v, want %v",
+				c.commitEvery, c.listed, c.f, c.gap, o.coalesce(), got, c.want)
+		}
 	}
 }

@@ -186,6 +186,12 @@ func (r *reader) flush(emit func(*LineBatch) error) error {
 	if len(r.lb.Lines) == 0 && len(r.lb.Losses) == 0 {
 		return nil
 	}
+	return r.emitPosition(emit)
+}
+
+// emitPosition emits the current batch, even an empty one, with the
+// checkpoint of the position after its last line.
+func (r *reader) emitPosition(emit func(*LineBatch) error) error {
 	if r.fpFile != nil && r.fpLen < fingerprintLen && int64(r.fpLen) < r.off {
 		// The file was younger than the fingerprint when last hashed: the
 		// checkpoint must identify it by at least the bytes it has consumed.
