@@ -628,15 +628,17 @@ func (run *fileRun) settle() error {
 
 // deferCommit reports whether a follower may leave the commit that
 // CommitEvery asks for to the end of the current read burst (settle): when
-// the burst will end with one anyway and is young (under half a rotation
+// the burst will end with one anyway and is young (under a rotation
 // interval), so that a burst of two or three files costs one commit, not
-// two. A long burst (catching up on backups) commits every CommitEvery files.
+// two. Each batch asks again: a burst that grows long (catching up on
+// backups) commits every CommitEvery files, at most a rotation interval and
+// a batch late.
 func (run *fileRun) deferCommit() bool {
 	if !run.s.cfg.Follow || run.finished == 0 {
 		return false
 	}
 	gap := time.Duration(run.obs.gap.Load())
-	return gap > 0 && !run.woke.IsZero() && time.Since(run.woke) < gap/2 && run.obs.settles(run.finished)
+	return gap > 0 && !run.woke.IsZero() && time.Since(run.woke) < gap && run.obs.settles(run.finished)
 }
 
 // commitEvery is CommitEvery, or half the backups on disk when a follower

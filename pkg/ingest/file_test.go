@@ -1061,3 +1061,40 @@ func TestSettles(t *testing.T) {
 		}
 	}
 }
+
+// TestDeferCommit: a follower leaves CommitEvery's commit to the end of a
+// burst younger than a rotation interval that will end with one; never in
+// its first burst (catching up from a checkpoint), nor once the burst is
+// older, nor without a file finished, nor when only reading once.
+func TestDeferCommit(t *testing.T) {
+	ms := time.Millisecond
+	now := time.Now()
+	for _, c := range []struct {
+		name     string
+		follow   bool
+		finished int
+		gap      time.Duration
+		woke     time.Time
+		want     bool
+	}{
+		{"young burst", true, 2, 230 * ms, now.Add(-10 * ms), true},
+		{"old burst", true, 2, 230 * ms, now.Add(-300 * ms), false},
+		{"first burst", true, 2, 230 * ms, time.Time{}, false},
+		{"interval not known", true, 2, 0, now.Add(-10 * ms), false},
+		{"nothing finished", true, 0, 230 * ms, now.Add(-10 * ms), false},
+		{"no follower", false, 2, 230 * ms, now.Add(-10 * ms), false},
+		{"slow exporter, young burst", true, 2, 10 * time.Second, now.Add(-10 * ms), true},
+	} {
+		s, err := NewFileSource(FileConfig{Path: filepath.Join(t.TempDir(), "events.log"), Follow: c.follow, CommitEvery: 2}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := &observer{s: s, seen: map[string]seenBackup{}}
+		o.gap.Store(int64(c.gap))
+		o.listed.Store(5)
+		run := &fileRun{s: s, obs: o, finished: c.finished, woke: c.woke}
+		if got := run.deferCommit(); got != c.want {
+			t.Errorf("%s: deferCommit %v, want %v", c.name, got, c.want)
+		}
+	}
+}
