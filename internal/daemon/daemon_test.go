@@ -594,3 +594,36 @@ func TestArchiveConfigFollowsCompaction(t *testing.T) {
 		}
 	}
 }
+
+// TestQuietFileCommitsByAge: once the exporter stops writing, the flows read
+// since the last commit are committed by archive.maxFileAge while the daemon
+// runs (a quiet file source still hands the pipeline a batch every
+// fileIdleEvery), with the heartbeat's stats row, and the daemon stays ready.
+func TestQuietFileCommitsByAge(t *testing.T) {
+	dir := t.TempDir()
+	events := filepath.Join(dir, "events.log")
+	lines := genLines(t, 3, 1500)
+	appendLines(t, events, lines[:1000])
+	cfg := testConfig(dir, events)
+	cfg.Archive.MaxFileAge = Duration(200 * time.Millisecond)
+	cfg.Archive.StatsInterval = Duration(100 * time.Millisecond)
+
+	r := start(t, cfg, Options{})
+	defer r.shutdown(t)
+	committed := func() int {
+		if _, err := os.Stat(filepath.Join(cfg.Archive.Dir, "flows")); err != nil {
+			return 0
+		}
+		return len(archivedUUIDs(t, cfg.Archive.Dir))
+	}
+	// The first batch is committed at once (no checkpoint yet), the rest of
+	// the first 1000 by age.
+	waitFor(t, "the first 1000 flows committed", func() bool { return committed() == 1000 })
+	appendLines(t, events, lines[1000:])
+	waitFor(t, "1500 flows kept", func() bool { return r.kept(t) == 1500 })
+	// No more lines, no rotation, no shutdown: only the age commits them.
+	waitFor(t, "the other 500 committed without traffic", func() bool { return committed() == 1500 })
+	if why := r.d.notReady(); len(why) != 0 {
+		t.Fatalf("not ready on a quiet node: %v", why)
+	}
+}

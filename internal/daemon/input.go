@@ -17,13 +17,20 @@ import (
 func newInput(sc SourceConfig, cfg Config, commitEvery int, log *zap.Logger, m *ingest.Metrics) (ingest.Source, error) {
 	switch {
 	case sc.File != "":
-		return ingest.NewFileSource(ingest.FileConfig{Path: sc.File, Follow: true, CommitEvery: commitEvery}, log, m)
+		return ingest.NewFileSource(ingest.FileConfig{Path: sc.File, Follow: true, CommitEvery: commitEvery, IdleEvery: fileIdleEvery}, log, m)
 	case sc.Synthetic != nil:
 		return &syntheticInput{id: "synthetic:" + sc.Label(), cfg: *sc.Synthetic, cluster: cfg.Cluster}, nil
 	default:
 		return nil, fmt.Errorf("%s: not supported", sc.Label())
 	}
 }
+
+// fileIdleEvery is how often a quiet file source hands the pipeline an
+// empty batch: the heartbeat stats row (archive.statsInterval) and the
+// archive's commit by age (archive.maxFileAge) happen when a batch passes,
+// so without it a node with no traffic would archive nothing, not even that
+// it was up, and its last flows would wait for the next one to be committed.
+const fileIdleEvery = time.Second
 
 // commitEvery is how many rotations of an exporter's file the archive may
 // go without a commit: after a crash the source re-reads everything since

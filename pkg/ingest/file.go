@@ -40,6 +40,12 @@ type FileConfig struct {
 	// even without inotify events (default 250ms); a growing live file is
 	// read at most every twice that (see coalesce).
 	PollInterval time.Duration
+	// IdleEvery, when > 0, makes a follower that has emitted nothing for
+	// that long emit an empty batch with no checkpoint (and no Commit), and
+	// again every IdleEvery while the file stays quiet: the consumer's
+	// periodic work (the pipeline's heartbeat stats row, the archive's
+	// commit by age) otherwise waits for the next line.
+	IdleEvery time.Duration
 	// MaxLineBytes is the longest line delivered (default 1 MiB); longer
 	// lines are skipped with bounded memory and reported as line_too_long.
 	MaxLineBytes int
@@ -436,6 +442,12 @@ type fileRun struct {
 	finished   int
 	commitNext bool
 	settling   bool // settle's batch: commitNext is not deferred
+	// Whether a batch was emitted since the last idle check, when the last
+	// one was seen, the consumer's emit, and the batch for idle.
+	emitted  bool
+	lastEmit time.Time
+	outEmit  func(*LineBatch) error
+	idleLB   LineBatch
 }
 
 // The least time between two reads of a growing live file (the coalescing
@@ -494,8 +506,10 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 		if run.commitNext && (run.settling || !run.deferCommit()) {
 			lb.Commit, run.commitNext, run.finished = true, false, 0
 		}
+		run.emitted = true
 		return emit(lb)
 	}
+	run.outEmit = emit
 	defer run.closeCur()
 	if s.cfg.Follow {
 		// Watch before the first listing, so that no backup created from
@@ -531,6 +545,9 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 				if err := run.settle(); err != nil {
 					return err
 				}
+				if err := run.idle(); err != nil {
+					return err
+				}
 				if err := run.wait(); err != nil {
 					return err
 				}
@@ -557,6 +574,9 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 			return nil
 		}
 		if err := run.settle(); err != nil {
+			return err
+		}
+		if err := run.idle(); err != nil {
 			return err
 		}
 		if err := run.wait(); err != nil {
@@ -624,6 +644,28 @@ func (run *fileRun) settle() error {
 		return run.rd.emitPosition(run.emit)
 	}
 	return run.emit(&LineBatch{Checkpoint: flow.Checkpoint{Source: run.s.id, Position: encodePos(filePos{After: run.after})}})
+}
+
+// idle emits an empty batch with no checkpoint when nothing was emitted for
+// IdleEvery (see FileConfig.IdleEvery). It bypasses run.emit: the batch
+// carries no position, so it must not take a Commit meant for one.
+func (run *fileRun) idle() error {
+	every := run.s.cfg.IdleEvery
+	if every <= 0 {
+		return nil
+	}
+	now := time.Now()
+	if run.emitted || run.lastEmit.IsZero() {
+		run.emitted, run.lastEmit = false, now
+		return nil
+	}
+	if now.Sub(run.lastEmit) < every {
+		return nil
+	}
+	run.lastEmit = now
+	run.idleLB.reset()
+	run.idleLB.Checkpoint = flow.Checkpoint{}
+	return run.outEmit(&run.idleLB)
 }
 
 // deferCommit reports whether a follower may leave the commit that

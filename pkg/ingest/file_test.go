@@ -1098,3 +1098,53 @@ func TestDeferCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowEmitsWhenIdle: a follower with IdleEvery emits, while the file
+// stays quiet, an empty batch with no checkpoint and no Commit at that
+// interval; lines resume as usual; without IdleEvery a quiet file emits
+// nothing.
+func TestFollowEmitsWhenIdle(t *testing.T) {
+	for _, every := range []time.Duration{20 * time.Millisecond, 0} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "events.log")
+		if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var log commitLog
+		stop := startSource(t, FileConfig{Path: path, Follow: true, PollInterval: 5 * time.Millisecond, CommitEvery: 2, IdleEvery: every},
+			flow.Checkpoint{}, log.emit)
+		waitFor(t, "line 1", func() bool { return strings.HasPrefix(log.String(), "1!") })
+		start := time.Now()
+		time.Sleep(150 * time.Millisecond)
+		appendFile(t, path, []byte("2\n"))
+		waitFor(t, "line 2", func() bool { return strings.Contains(log.String(), "2") })
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		elapsed := time.Since(start)
+		got, cps := strings.Split(log.String(), ","), log.checkpoints()
+		idle := 0
+		for i, s := range got {
+			switch {
+			case s == "":
+				idle++
+				if cps[i] != (flow.Checkpoint{}) {
+					t.Errorf("IdleEvery %s: idle batch %d with checkpoint %+v, want none", every, i, cps[i])
+				}
+			case s == "1!" && i == 0, s == "2":
+			default:
+				t.Errorf("IdleEvery %s: batch %d %q (all: %q)", every, i, s, got)
+			}
+		}
+		// 150 ms quiet: about 7 at 20 ms; at most one per interval.
+		if every > 0 && (idle < 2 || idle > int(elapsed/every)+1) {
+			t.Errorf("IdleEvery %s: %d idle batches in %s (%q)", every, idle, elapsed, got)
+		}
+		if every == 0 && idle != 0 {
+			t.Errorf("IdleEvery 0: %d idle batches (%q)", idle, got)
+		}
+		if cp := cps[len(cps)-1]; cp.Source == "" {
+			t.Errorf("IdleEvery %s: the batch of line 2 has no checkpoint", every)
+		}
+	}
+}

@@ -61,7 +61,10 @@ type Source interface {
 	ID() string
 	// Run reads from the position after from (zero: the beginning) and calls
 	// emit per batch until ctx is done (following sources) or the input ends
-	// (one-shot sources). An error from emit stops Run and is returned.
+	// (one-shot sources). An error from emit stops Run and is returned. A
+	// following source may emit an empty batch with no checkpoint (Source
+	// "") while it has nothing to read, so that the consumer's periodic work
+	// (heartbeat stats, commits by age) runs on a quiet input.
 	Run(ctx context.Context, from flow.Checkpoint, emit func(*LineBatch) error) error
 }
 

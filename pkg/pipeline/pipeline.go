@@ -179,11 +179,11 @@ type Pipeline struct {
 
 	// progress, read by the daemon's readiness check
 	lastFlowNs  atomic.Int64 // time of the last flow the sink accepted
-	lastWriteNs atomic.Int64 // wall time of the last accepted batch
+	lastWriteNs atomic.Int64 // wall time when the sink accepted that flow's batch
 }
 
 // Progress returns the time of the last flow the sink accepted and the wall
-// time when it accepted its last batch (zero times: none yet).
+// time when it accepted the batch holding it (zero times: none yet).
 func (p *Pipeline) Progress() (lastFlow, lastWrite time.Time) {
 	if n := p.lastFlowNs.Load(); n != 0 {
 		lastFlow = time.Unix(0, n)
@@ -236,9 +236,12 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 			return
 		}
 		p.m.sinkSeconds.Observe(time.Since(start).Seconds())
-		p.lastWriteNs.Store(start.UnixNano())
+		// Progress moves with flows only: a batch of denied flows, or a quiet
+		// source's empty one, says nothing about how far behind the flows
+		// being archived are (readiness compares the two).
 		if n := len(b.Flows); n > 0 {
 			t := b.Flows[n-1].GetTime().AsTime().UnixNano()
+			p.lastWriteNs.Store(start.UnixNano())
 			p.lastFlowNs.Store(t)
 			p.m.lastWrittenFlowTime.Set(float64(t) / 1e9)
 		}

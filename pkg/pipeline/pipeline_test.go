@@ -536,3 +536,46 @@ func genLines(tb testing.TB, cfg gen.Config, n int) ([][]byte, int) {
 	}
 	return bytes.Split(bytes.TrimSuffix(data, []byte{'\n'}), []byte{'\n'}), len(data)
 }
+
+// TestProgressMovesWithFlowsOnly: readiness compares the wall time of the
+// last write holding flows with those flows' time; a batch whose flows were
+// all denied, or a quiet source's empty one, must not make the archive look
+// behind (a DROPPED-only allowlist on a node without drops, a node without
+// traffic).
+func TestProgressMovesWithFlowsOnly(t *testing.T) {
+	lines := fixtureLines(t)
+	c, err := Compile(Spec{Denylist: `{"verdict":["FORWARDED","DROPPED","ERROR","AUDIT","REDIRECTED","TRACED","TRANSLATED"]}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &sliceSource{batches: [][][]byte{lines, nil}}
+	sink := &recordSink{}
+	p := New(Config{Inline: true}, src, c, sink, nil, nil)
+	if err := p.Run(context.Background(), flow.Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if sink.writes != 2 || len(sink.uuids) != 0 {
+		t.Fatalf("%d writes, %d flows: want 2 writes of no flow", sink.writes, len(sink.uuids))
+	}
+	if lastFlow, lastWrite := p.Progress(); !lastFlow.IsZero() || !lastWrite.IsZero() {
+		t.Fatalf("progress %v / %v after batches without flows, want none", lastFlow, lastWrite)
+	}
+
+	c, err = Compile(Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = New(Config{Inline: true}, src, c, &recordSink{}, nil, nil)
+	if err := p.Run(context.Background(), flow.Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	lastFlow, lastWrite := p.Progress()
+	if lastFlow.IsZero() || lastWrite.IsZero() {
+		t.Fatalf("progress %v / %v after flows were written, want both", lastFlow, lastWrite)
+	}
+	// The empty second batch came after the flows: the write time stays
+	// that of the batch holding them.
+	if lag := lastWrite.Sub(lastFlow); lag <= 0 {
+		t.Fatalf("lag %v: the fixture's flows are older than the run", lag)
+	}
+}
