@@ -15,9 +15,10 @@ RUN CGO_ENABLED=0 go build -trimpath \
 # The image runs as the distroless "nonroot" user (65532). Cilium's exporter
 # (github.com/cilium/lumberjack/v2) creates events.log and its backups with mode
 # 0644, so a non-root reader can follow them. The DaemonSet overrides the user
-# to root only because the archive hostPath and the agent socket
-# (/var/run/cilium/hubble.sock, root-owned) need it; it drops every capability
-# and mounts the Hubble directory read-only (deploy/daemonset/README.md).
+# to root only because the archive hostPath (/var/lib/flowaudit, created by the
+# kubelet as root 0755) needs it (the agent socket, root-owned too, will when
+# the gRPC sources arrive); it drops every capability and mounts the Hubble
+# directory read-only (deploy/daemonset/README.md).
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/flowaudit /usr/local/bin/flowaudit
 USER 65532:65532

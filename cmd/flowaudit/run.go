@@ -52,9 +52,9 @@ disk (max-backups from --cilium-config-dir or sources[].maxBackups;
 otherwise Cilium's default, 5; fewer backups on disk than that count
 instead).
 
-Configuration: --config FILE (YAML; see deploy/daemonset/config.yaml for every
-key), then FLOWAUDIT_* environment variables (the flag's name upper-cased,
-"-" as "_": FLOWAUDIT_ARCHIVE, FLOWAUDIT_NODE, ...), then flags. The node name
+Configuration: --config FILE (YAML; see deploy/daemonset/base/config.yaml
+for every key), then FLOWAUDIT_* environment variables (the flag's name
+upper-cased, "-" as "_": FLOWAUDIT_ARCHIVE, FLOWAUDIT_NODE, ...), then flags. The node name
 defaults to $NODE_NAME, then the hostname; the cluster to $CLUSTER_NAME.
 --print-config prints the effective configuration. Every problem in it is
 reported at once, before anything starts.
@@ -133,6 +133,13 @@ func newRunCmd() *cobra.Command {
 	return cmd
 }
 
+// noConfigError is a failure before there is an effective configuration to
+// show (an environment variable or the file could not be read):
+// --print-config then prints nothing but the error.
+type noConfigError struct{ error }
+
+func (e noConfigError) Unwrap() error { return e.error }
+
 // loadRunConfig builds the effective configuration: defaults, the file, the
 // environment, the flags, then the Cilium ConfigMap's sources; and validates it.
 func loadRunConfig(cmd *cobra.Command, o *runFlags) (daemon.Config, map[string]daemon.Rotation, error) {
@@ -150,13 +157,13 @@ func loadRunConfig(cmd *cobra.Command, o *runFlags) (daemon.Config, map[string]d
 		}
 	})
 	if err := errors.Join(envErrs...); err != nil {
-		return daemon.Config{}, nil, err
+		return daemon.Config{}, nil, noConfigError{err}
 	}
 	cfg := daemon.Default()
 	if o.config != "" {
 		var err error
 		if cfg, err = daemon.Load(o.config); err != nil {
-			return cfg, nil, err
+			return cfg, nil, noConfigError{err}
 		}
 	}
 	changed := flags.Changed
@@ -286,7 +293,7 @@ func runDaemon(cmd *cobra.Command, o *runFlags) error {
 		debug.SetGCPercent(50)
 	}
 	cfg, rot, err := loadRunConfig(cmd, o)
-	if o.printConfig {
+	if o.printConfig && !errors.As(err, new(noConfigError)) {
 		out, merr := cfg.Redacted()
 		if merr != nil {
 			return merr

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPrintConfig: --print-config prints the effective configuration (file,
+// then FLOWAUDIT_* environment, then flags) and exits; with problems in it
+// it prints it and lists every problem; when an environment variable cannot
+// be parsed there is no configuration to show, only the error.
+func TestPrintConfig(t *testing.T) {
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		cmd := newRootCmd()
+		cmd.SetArgs(append([]string{"run", "--print-config"}, args...))
+		cmd.SetOut(&out)
+		cmd.SetErr(&bytes.Buffer{})
+		err := cmd.Execute()
+		return out.String(), err
+	}
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "archive")
+
+	t.Setenv("FLOWAUDIT_NODE", "node-env")
+	out, err := run("--source", "synthetic", "--archive", archive, "--node", "node-flag", "--max-file-rows", "5000")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{archive, "node-flag", "5000"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("effective configuration lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "node-env") {
+		t.Errorf("the flag did not override FLOWAUDIT_NODE:\n%s", out)
+	}
+
+	// Invalid values: the configuration is shown with every problem.
+	out, err = run("--source", "synthetic", "--archive", archive, "--max-file-age", "0s", "--stats-interval", "2h")
+	if err == nil || !strings.Contains(err.Error(), "archive.maxFileAge") || !strings.Contains(err.Error(), "archive.statsInterval") {
+		t.Fatalf("want both problems reported, got %v", err)
+	}
+	if !strings.Contains(out, archive) {
+		t.Errorf("the invalid configuration was not shown:\n%s", out)
+	}
+
+	// An environment variable that does not parse: no configuration exists.
+	t.Setenv("FLOWAUDIT_MAX_FILE_ROWS", "many")
+	out, err = run("--source", "synthetic", "--archive", archive)
+	if err == nil || !strings.Contains(err.Error(), "FLOWAUDIT_MAX_FILE_ROWS") {
+		t.Fatalf("want the environment variable named, got %v", err)
+	}
+	if out != "" {
+		t.Errorf("printed a configuration that does not exist:\n%s", out)
+	}
+}
