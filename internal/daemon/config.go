@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -165,6 +166,26 @@ func Load(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
+	}
+	return parseConfig(cfg, path, data)
+}
+
+// parseConfig decodes a config file's data (named path) over cfg.
+func parseConfig(cfg Config, path string, data []byte) (Config, error) {
+	// Every unknown key and bad value at once, each with its key, before the
+	// strict decoder, which stops at the first.
+	j, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	var tree any
+	if err := json.Unmarshal(j, &tree); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	var errs []error
+	checkTree("", tree, reflect.TypeFor[Config](), &errs)
+	if len(errs) > 0 {
+		return cfg, fmt.Errorf("config %s:\n%w", path, errors.Join(errs...))
 	}
 	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
