@@ -15,6 +15,8 @@ import (
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flowaudit/flowaudit/pkg/flow"
@@ -564,5 +566,40 @@ func TestRowBuffersKeptAcrossCommits(t *testing.T) {
 	}
 	if got := scanUUIDs(t, w.cfg.Root); len(got) != 3100 {
 		t.Fatalf("%d committed flows, want 3100", len(got))
+	}
+}
+
+// TestLastCommittedFlowTime: the gauge of a source's newest committed flow
+// moves at a commit, not at a write, to the newest flow time of that
+// source's batches (not the last row's, when a batch is out of order), and
+// not at all for a commit without its flows.
+func TestLastCommittedFlowTime(t *testing.T) {
+	w, err := Open(Config{Root: t.TempDir()}, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	gauge := func() float64 { return testutil.ToFloat64(w.m.lastCommittedFlow.WithLabelValues("test")) }
+	b := batch(0, 100)
+	b.Flows[0], b.Flows[99] = b.Flows[99], b.Flows[0] // the newest first
+	if err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if got := gauge(); got != 0 {
+		t.Fatalf("before the commit: %v, want 0", got)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := float64(t0.Add(99*10*time.Millisecond).UnixNano()) / 1e9
+	if got := gauge(); got != want {
+		t.Fatalf("after the commit: %v, want %v (flow 99's time)", got, want)
+	}
+	// A commit of another source's checkpoint leaves it alone.
+	if err := w.Write(&flow.Batch{Checkpoint: flow.Checkpoint{Source: "other", Position: "1"}, Commit: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := gauge(); got != want {
+		t.Fatalf("after a commit without its flows: %v, want %v", got, want)
 	}
 }

@@ -13,6 +13,8 @@ type metrics struct {
 	commitSeconds prometheus.Histogram
 	writeErrors   *prometheus.CounterVec
 	openFiles     prometheus.Gauge
+	// lastCommittedFlow is per source: the newest flow time committed.
+	lastCommittedFlow *prometheus.GaugeVec
 
 	retentionPartitions prometheus.Counter
 	retentionBytes      prometheus.Counter
@@ -37,6 +39,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Date partitions (table, date, node) deleted by retention, each recorded in the manifest first."}),
 		retentionBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "retention_bytes_deleted_total",
 			Help: "Bytes of archive files deleted by retention."}),
+		lastCommittedFlow: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "last_committed_flow_timestamp_seconds",
+			Help: "Time of the newest flow of each source that a commit made durable (Unix seconds): the archive holds that source's evidence up to here."}, []string{"source"}),
 		compactedFiles: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "compaction_files_merged_total",
 			Help: "Committed files of closed days merged into larger files by compaction, then deleted once the manifest chain recorded it."}),
 	}
@@ -49,6 +53,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.commitSeconds = register(reg, m.commitSeconds)
 		m.writeErrors = register(reg, m.writeErrors)
 		m.openFiles = register(reg, m.openFiles)
+		m.lastCommittedFlow = register(reg, m.lastCommittedFlow)
 		m.retentionPartitions = register(reg, m.retentionPartitions)
 		m.retentionBytes = register(reg, m.retentionBytes)
 		m.compactedFiles = register(reg, m.compactedFiles)

@@ -123,6 +123,7 @@ type Writer struct {
 	committed map[string]flow.Checkpoint // per source, as of the last commit
 	first     map[string]flow.Checkpoint // first checkpoint per source since the last commit
 	last      map[string]flow.Checkpoint // latest checkpoint per source, not yet committed
+	newest    map[string]int64           // newest flow time (ns) per source, not yet committed
 	seq       uint64
 	heads     map[string]chainHead // manifest chain head per node
 	// manifestSeq is, per manifest file this writer has read whole, the
@@ -205,7 +206,8 @@ func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Writer, erro
 		cfg: cfg, log: log.Named("archive"), m: newMetrics(reg), rowBytes: initialRowBytes,
 		files: map[partKey]*openFile{}, stats: map[statKey]*StatRow{}, details: map[statKey][]string{},
 		committed: map[string]flow.Checkpoint{}, first: map[string]flow.Checkpoint{}, last: map[string]flow.Checkpoint{},
-		heads: map[string]chainHead{}, manifestSeq: map[string]uint64{},
+		newest: map[string]int64{},
+		heads:  map[string]chainHead{}, manifestSeq: map[string]uint64{},
 	}
 	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
 		return nil, fmt.Errorf("archive: open %s: %w", cfg.Root, err)
@@ -307,6 +309,11 @@ func (w *Writer) Write(b *flow.Batch) error {
 			w.first[cp.Source] = cp
 		}
 		w.last[cp.Source] = cp
+		if n := len(w.order); n > 0 { // addFlows sorted the batch's flows by time
+			if t := flowTimeNs(b.Flows[w.order[n-1]]); t > w.newest[cp.Source] {
+				w.newest[cp.Source] = t
+			}
+		}
 	}
 	if !w.measured {
 		w.measureOpenFiles()
@@ -555,6 +562,10 @@ func (w *Writer) Flush() error {
 	w.details = map[statKey][]string{}
 	w.first = map[string]flow.Checkpoint{}
 	w.last = map[string]flow.Checkpoint{}
+	for src, t := range w.newest {
+		w.m.lastCommittedFlow.WithLabelValues(src).Set(float64(t) / 1e9)
+		delete(w.newest, src)
+	}
 	w.rows, w.estSize, w.opened = 0, 0, time.Time{}
 	w.refineRowBytes(rec.Files)
 	w.m.openFiles.Set(0)
