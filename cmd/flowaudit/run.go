@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -73,7 +74,8 @@ rejected.
 A stats row is written at least every --stats-interval while the daemon
 runs, so the report can tell "no traffic" from "collector down".
 
-Signals: SIGHUP (or a change of the config file, checked every 5s) reloads
+Signals: SIGHUP (or a change of the config file, of the --cilium-config-dir
+keys or of the flowlogs file they name, checked every 5s) reloads
 the filters and masks: each source switches at a batch boundary, so no flow
 is lost or handled twice; a bad configuration is rejected and the running
 one kept. SIGTERM or SIGINT stops reading, drains, commits the open files and
@@ -349,27 +351,23 @@ func runDaemon(cmd *cobra.Command, o *runFlags) error {
 			}
 		}
 	}()
-	if o.config != "" {
-		go watchConfig(ctx, o.config, d, log)
+	if o.config != "" || cfg.CiliumConfigDir != "" {
+		go watchConfig(ctx, o.config, cfg.CiliumConfigDir, 5*time.Second, d.Reload, log)
 	}
 	log.Info("flowaudit run starting", zap.String("node", cfg.NodeName()), zap.String("archive", cfg.Archive.Dir), zap.Int("sources", len(cfg.Sources)))
 	return d.Run(ctx)
 }
 
-// watchConfig reloads when the config file's content changes. A mounted
-// ConfigMap is replaced through a symlink swap, which content polling sees
-// whatever the mechanism, so it polls rather than relying on inotify.
-func watchConfig(ctx context.Context, path string, d *daemon.Daemon, log *zap.Logger) {
-	sum := func() []byte {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil
-		}
-		h := sha256.Sum256(b)
-		return h[:]
-	}
-	last := sum()
-	t := time.NewTicker(5 * time.Second)
+// watchConfig calls reload when the content of a configuration input
+// changes: the --config file, and the mounted cilium-config ConfigMap's keys
+// and the flowlogs file its hubble-flowlogs-config-path names (Cilium
+// reloads its dynamic exporter's filters from that file itself; flowaudit
+// follows). A mounted ConfigMap is replaced through a symlink swap, which
+// content polling sees whatever the mechanism, so it polls every interval
+// rather than relying on inotify.
+func watchConfig(ctx context.Context, file, ciliumDir string, interval time.Duration, reload func() error, log *zap.Logger) {
+	last := configSum(file, ciliumDir)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -377,10 +375,40 @@ func watchConfig(ctx context.Context, path string, d *daemon.Daemon, log *zap.Lo
 			return
 		case <-t.C:
 		}
-		if cur := sum(); cur != nil && !bytes.Equal(cur, last) {
+		if cur := configSum(file, ciliumDir); !bytes.Equal(cur, last) {
 			last = cur
-			log.Info("configuration file changed: reloading", zap.String("path", path))
-			_ = d.Reload()
+			log.Info("configuration changed: reloading", zap.String("config", file), zap.String("ciliumConfigDir", ciliumDir))
+			_ = reload()
 		}
 	}
+}
+
+// configSum hashes the names and contents of watchConfig's inputs (a
+// missing or unreadable one hashes as absent).
+func configSum(file, ciliumDir string) []byte {
+	h := sha256.New()
+	add := func(path string) {
+		b, err := os.ReadFile(path)
+		fmt.Fprintf(h, "%s\x00%d\x00", path, len(b))
+		if err == nil {
+			h.Write(b)
+		}
+	}
+	if file != "" {
+		add(file)
+	}
+	if ciliumDir != "" {
+		entries, _ := os.ReadDir(ciliumDir)
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), "..") { // the ConfigMap mount's own ..data links
+				add(filepath.Join(ciliumDir, e.Name()))
+			}
+		}
+		if fl, err := os.ReadFile(filepath.Join(ciliumDir, "hubble-flowlogs-config-path")); err == nil {
+			if p := strings.TrimSpace(string(fl)); p != "" {
+				add(p)
+			}
+		}
+	}
+	return h.Sum(nil)
 }
