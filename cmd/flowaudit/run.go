@@ -375,7 +375,7 @@ func watchConfig(ctx context.Context, file, ciliumDir string, interval time.Dura
 			return
 		case <-t.C:
 		}
-		if cur := configSum(file, ciliumDir); !bytes.Equal(cur, last) {
+		if cur := configSum(file, ciliumDir); cur != nil && !bytes.Equal(cur, last) {
 			last = cur
 			log.Info("configuration changed: reloading", zap.String("config", file), zap.String("ciliumConfigDir", ciliumDir))
 			_ = reload()
@@ -383,32 +383,39 @@ func watchConfig(ctx context.Context, file, ciliumDir string, interval time.Dura
 	}
 }
 
-// configSum hashes the names and contents of watchConfig's inputs (a
-// missing or unreadable one hashes as absent).
+// configSum hashes the names and contents of watchConfig's inputs; nil when
+// one of them cannot be read (a file being replaced): no change is seen
+// until it can, as a reload would only fail. The cilium-config keys are what
+// the directory lists, so a key that appears or goes away is a change.
 func configSum(file, ciliumDir string) []byte {
 	h := sha256.New()
-	add := func(path string) {
+	ok := true
+	add := func(path string) []byte {
 		b, err := os.ReadFile(path)
+		ok = ok && err == nil
 		fmt.Fprintf(h, "%s\x00%d\x00", path, len(b))
-		if err == nil {
-			h.Write(b)
-		}
+		h.Write(b)
+		return b
 	}
 	if file != "" {
 		add(file)
 	}
 	if ciliumDir != "" {
-		entries, _ := os.ReadDir(ciliumDir)
+		entries, err := os.ReadDir(ciliumDir)
+		ok = ok && err == nil
 		for _, e := range entries {
-			if !strings.HasPrefix(e.Name(), "..") { // the ConfigMap mount's own ..data links
-				add(filepath.Join(ciliumDir, e.Name()))
+			name := e.Name()
+			if strings.HasPrefix(name, "..") { // the ConfigMap mount's own ..data links
+				continue
 			}
-		}
-		if fl, err := os.ReadFile(filepath.Join(ciliumDir, "hubble-flowlogs-config-path")); err == nil {
-			if p := strings.TrimSpace(string(fl)); p != "" {
+			b := add(filepath.Join(ciliumDir, name))
+			if p := strings.TrimSpace(string(b)); name == "hubble-flowlogs-config-path" && p != "" {
 				add(p)
 			}
 		}
+	}
+	if !ok {
+		return nil
 	}
 	return h.Sum(nil)
 }

@@ -13,8 +13,8 @@ import (
 
 // TestWatchConfigSeesEveryInput: a change of the config file, of a key of
 // the mounted cilium-config directory, or of the flowlogs file that
-// directory names triggers one reload each; rewriting the same content
-// triggers none.
+// directory names triggers one reload each; rewriting the same content, or
+// an input missing for a while, triggers none.
 func TestWatchConfigSeesEveryInput(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "config.yaml")
@@ -61,8 +61,19 @@ func TestWatchConfigSeesEveryInput(t *testing.T) {
 	wait("cilium-config key", 2)
 	write(flowlogs, "flowLogs:\n- name: a\n  filePath: /x.log\n")
 	wait("flowlogs file", 3)
+	// A file being replaced (gone for a moment) is no change: a reload
+	// would only fail. Back with new content, it is one.
+	if err := os.Remove(flowlogs); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(50 * time.Millisecond)
 	if n := reloads.Load(); n != 3 {
-		t.Fatalf("%d reloads for 3 changes", n)
+		t.Fatalf("%d reloads while the flowlogs file was missing, want 3", n)
+	}
+	write(flowlogs, "flowLogs: []\n")
+	wait("flowlogs file back", 4)
+	time.Sleep(50 * time.Millisecond)
+	if n := reloads.Load(); n != 4 {
+		t.Fatalf("%d reloads for 4 changes", n)
 	}
 }

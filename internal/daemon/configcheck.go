@@ -37,6 +37,9 @@ func checkTree(path string, v any, t reflect.Type, errs *[]error) {
 	case reflect.Struct:
 		m, ok := v.(map[string]any)
 		if !ok {
+			if path == "" {
+				path = "the file"
+			}
 			*errs = append(*errs, fmt.Errorf("%s: want a mapping of keys", path))
 			return
 		}

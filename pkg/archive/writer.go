@@ -564,8 +564,8 @@ func (w *Writer) Flush() error {
 	w.last = map[string]flow.Checkpoint{}
 	for src, t := range w.newest {
 		w.m.lastCommittedFlow.WithLabelValues(src).Set(float64(t) / 1e9)
-		delete(w.newest, src)
 	}
+	clear(w.newest)
 	w.rows, w.estSize, w.opened = 0, 0, time.Time{}
 	w.refineRowBytes(rec.Files)
 	w.m.openFiles.Set(0)

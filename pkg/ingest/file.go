@@ -663,8 +663,7 @@ func (run *fileRun) idle() error {
 		return nil
 	}
 	run.lastEmit = now
-	run.idleLB.reset()
-	run.idleLB.Checkpoint = flow.Checkpoint{}
+	run.idleLB = LineBatch{}
 	return run.outEmit(&run.idleLB)
 }
 
