@@ -31,10 +31,14 @@ type Config struct {
 
 // Counts are what an Exporter has seen.
 type Counts struct {
-	Read    uint64 // lines given to Line
-	Kept    uint64 // lines written
-	Denied  uint64 // events the filters dropped
-	Errors  uint64 // lines that could not be decoded, or events that could not be encoded
+	Read   uint64 // lines given to Line
+	Kept   uint64 // lines written
+	Denied uint64 // events the filters dropped
+	// Errors: lines that could not be decoded, or events that could not be
+	// encoded. A line the filters drop is decoded only up to the fields they
+	// read (the rest checked to look complete): a wrong value after those is
+	// counted in Denied.
+	Errors  uint64
 	NonFlow uint64 // lost/agent/debug events among Read
 }
 

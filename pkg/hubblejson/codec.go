@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -11,6 +12,7 @@ import (
 	observerpb "github.com/cilium/cilium/api/v1/observer"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flowaudit/flowaudit/pkg/flow"
@@ -175,6 +177,10 @@ type Plan struct {
 	// oneStep: the filter reads no field, so every flow is kept and Decode
 	// decodes the kept fields at once (Finish has nothing to do).
 	oneStep bool
+	// stopAt: the Flow members the filter reads (bits by descriptor index);
+	// Decode stops reading a line once it has read them all. Zero: never
+	// (no filter, or one that reads every field).
+	stopAt uint64
 }
 
 // NewPlan returns the plan for a filter reading filterFields and a mask
@@ -192,11 +198,28 @@ func NewPlan(filterFields, keepFields flow.FieldSet) *Plan {
 	}
 	return &Plan{
 		filter: filterFields, keep: keepFields,
+		stopAt:     stopAt(filterFields),
 		filterSel:  compileSelection(filterFields, flowDesc),
 		finishSel:  compileSelection(filterFields.Union(keepFields), flowDesc),
 		filterFast: compileFsel(filterFields, flowDesc),
 		finishFast: compileFsel(filterFields.Union(keepFields), flowDesc),
 	}
+}
+
+// stopAt is the set of top-level Flow members fs reads, as descriptor index
+// bits (zero when fs is every field).
+func stopAt(fs flow.FieldSet) uint64 {
+	if fs.IsAll() {
+		return 0
+	}
+	var bits uint64
+	for _, p := range fs.Paths() {
+		name, _, _ := strings.Cut(p, ".")
+		if fd := flowDesc.Fields().ByName(protoreflect.Name(name)); fd != nil {
+			bits |= 1 << uint(fd.Index())
+		}
+	}
+	return bits
 }
 
 // OnePass reports whether Decode decodes the kept fields itself: the filter
@@ -218,6 +241,9 @@ type Decoder struct {
 	partial  bool
 	flowJSON []byte
 	buf      []byte
+	// stoppedLine is the line when Decode stopped reading it after the
+	// filter's fields (flowJSON then ends there); Finish reads it whole.
+	stoppedLine []byte
 
 	fast   fastDec
 	evTime timestamppb.Timestamp
@@ -262,7 +288,21 @@ var ErrLineTooLong = errors.New("hubblejson: line longer than 1 MiB")
 // filter fields; call Finish before using the kept fields) and KindFlow is
 // returned; for other events NonFlow returns the message. Errors say what is
 // wrong and where (byte offset).
+//
+// With a filter, Decode may stop reading a flow's line once it has decoded
+// every member the filter reads (see Plan): the rest of the line is then
+// only checked to be the complete end of a JSON object (restComplete), not
+// decoded. Finish, for a flow the filter keeps, reads the whole line as
+// protojson would, so a kept line is validated in full and any error is
+// reported there.
 func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
+	d.stoppedLine = nil
+	return d.decode(line, f, true)
+}
+
+// decode is Decode; first is false when Finish reads again a line Decode
+// stopped reading early (it is then read whole and not counted again).
+func (d *Decoder) decode(line []byte, f *flowpb.Flow, first bool) (flow.Kind, error) {
 	d.nonFlow = nil
 	if len(line) > MaxLineBytes {
 		return flow.KindUnknown, ErrLineTooLong
@@ -272,18 +312,33 @@ func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
 	var start, end int
 	eager := false
 	if !d.slow {
-		sel := d.plan.filterFast
+		sel, stop := d.plan.filterFast, d.plan.stopAt
 		if d.eager && !d.plan.oneStep {
-			sel, eager = d.plan.finishFast, true
+			sel, eager, stop = d.plan.finishFast, true, 0
 		}
-		d.fast.b, d.fast.arena = line, d.arena
+		if !first {
+			stop = 0
+		}
+		d.fast.b, d.fast.arena, d.fast.stopAt, d.fast.stopped = line, d.arena, stop, false
 		start, end, err = d.fast.fastEvent(f, sel, &d.ev, &d.evTime)
-		d.fast.b = nil
+		if err == nil && d.fast.stopped && !restComplete(line[end:]) {
+			// Damaged (or unusual: escapes, non-ASCII) after the filter's
+			// fields: read the whole line, for protojson's verdict.
+			d.fast.stopAt, d.fast.stopped = 0, false
+			start, end, err = d.fast.fastEvent(f, sel, &d.ev, &d.evTime)
+		}
+		d.fast.b, d.fast.stopAt = nil, 0
 	}
 	if err == nil {
 		if !d.plan.oneStep && !eager { // Finish decodes the kept fields
 			d.flowJSON = line[start:end]
 			d.partial = true
+			if d.fast.stopped {
+				d.stoppedLine = line
+			}
+		}
+		if !first {
+			return flow.KindFlow, nil
 		}
 		if d.flows++; d.flows == adaptFlows {
 			d.eager = d.kept*eagerAbove > d.flows
@@ -391,6 +446,14 @@ func hasEventMember(line []byte) bool {
 // to Decode must still be intact).
 func (d *Decoder) Finish(f *flowpb.Flow) error {
 	d.kept++
+	if line := d.stoppedLine; line != nil {
+		// Decode read the line only as far as the filter's fields: read it
+		// whole now, every member checked, before the kept fields.
+		d.stoppedLine = nil
+		if _, err := d.decode(line, f, false); err != nil {
+			return err
+		}
+	}
 	if !d.partial {
 		return nil
 	}

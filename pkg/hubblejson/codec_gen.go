@@ -804,6 +804,10 @@ func (d *fastDec) decFlow(i int, m *flowpb.Flow, sel *fsel) (int, error) {
 	}
 	prev := uint(42) // before the first member
 	for first := true; ; first = false {
+		if d.stopAt != 0 && seen&d.stopAt == d.stopAt { // the filter's fields are all decoded: see fastDec.stopAt
+			d.stopped = true
+			break
+		}
 		var done bool
 		if i, done, err = d.objMore(i, first); err != nil {
 			return i, err

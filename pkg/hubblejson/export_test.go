@@ -32,3 +32,7 @@ func (d *Decoder) LastEager() bool { return !d.partial && !d.plan.oneStep }
 // PinEager sets the decoder's mode for the next Decode (benchmarks of the
 // two modes call it before every line; the adaptation never comes due).
 func (d *Decoder) PinEager(eager bool) { d.eager, d.flows, d.kept = eager, 0, 0 }
+
+// LastStopped reports whether the last Decode stopped reading its line after
+// the filter's fields (Finish then reads it whole).
+func (d *Decoder) LastStopped() bool { return d.stoppedLine != nil }

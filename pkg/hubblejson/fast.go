@@ -89,6 +89,13 @@ type fastDec struct {
 	// checked: the line was checked whole by an earlier pass (Finish after
 	// Decode), so fields outside the selection are skipped, not checked again.
 	checked bool
+	// stopAt, when not zero, is the set of Flow fields (bits by descriptor
+	// index) after which decFlow stops: once it has read all of them, it
+	// clears the fields it has not read, sets stopped and returns the
+	// offset after the last member it read, leaving the rest of the line
+	// unread (Decoder.Decode for a filter: see Plan.stopAt).
+	stopAt  uint64
+	stopped bool
 	fastMemos
 }
 
@@ -744,6 +751,9 @@ func (d *fastDec) fastEvent(f *flowpb.Flow, sel *fsel, ev *observerpb.ExportEven
 			flowStart = i
 			i, err = d.decFlow(i, f, sel)
 			flowEnd = i
+			if err == nil && d.stopped {
+				return flowStart, flowEnd, nil // the rest is not read
+			}
 		case 2:
 			ev.NodeName, i, err = d.str(i)
 		case 4:

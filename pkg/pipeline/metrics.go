@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, src),
 		decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "flowaudit", Subsystem: "pipeline", Name: "decode_errors_total",
-			Help: "Event lines that could not be decoded (skipped, and counted in the stats table).",
+			Help: "Event lines that could not be decoded (skipped, and counted in the stats table); a line the filter denies is decoded only as far as the fields it reads (docs/architecture.md).",
 		}, src),
 		lostEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "flowaudit", Subsystem: "pipeline", Name: "lost_events_total",

@@ -557,6 +557,12 @@ func (g *generator) emitMessage(m *message) {
 	g.p("if err != nil { return i, err }")
 	g.p("prev := uint(%d) // before the first member", len(m.fields))
 	g.p("for first := true; ; first = false {")
+	if m.goName == "Flow" {
+		g.p("if d.stopAt != 0 && seen&d.stopAt == d.stopAt { // the filter's fields are all decoded: see fastDec.stopAt")
+		g.p("d.stopped = true")
+		g.p("break")
+		g.p("}")
+	}
 	g.p("var done bool")
 	g.p("if i, done, err = d.objMore(i, first); err != nil { return i, err }")
 	g.p("if done { break }")
