@@ -25,3 +25,10 @@ func fuzzVectorCounts(t *testing.T, b []byte) {
 		t.Fatalf("SSE2: %d bytes, %+v; want %d, %+v", n, c, len(b)&^15, countStructuralGeneric(b[:len(b)&^15]))
 	}
 }
+
+// BenchmarkCountStructuralSSE2 is BenchmarkCountStructural without AVX2.
+func BenchmarkCountStructuralSSE2(b *testing.B) {
+	defer func(was bool) { hasAVX2 = was }(hasAVX2)
+	hasAVX2 = false
+	BenchmarkCountStructural(b)
+}

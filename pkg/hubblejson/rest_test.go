@@ -200,3 +200,17 @@ func TestDecodeStopsAfterTheFilterFields(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkCountStructural: the check of what follows the verdict in a
+// fixture line (1,494 bytes), as restComplete makes it for a rejected line.
+func BenchmarkCountStructural(b *testing.B) {
+	line := readLines(b, filepath.Join(fixtures(b), "generated", "encoder-golden-nomask.jsonl"))[0]
+	rest := line[bytes.Index(line, []byte(`"verdict":"FORWARDED"`))+len(`"verdict":"FORWARDED"`):]
+	if !restComplete(rest) {
+		b.Fatal("the fixture's rest does not look complete")
+	}
+	b.SetBytes(int64(len(rest)))
+	for range b.N {
+		restComplete(rest)
+	}
+}

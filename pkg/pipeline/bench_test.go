@@ -15,16 +15,22 @@ import (
 // on every kept flow ("prune", what every build before a36a37d did) or
 // skipped because the plan decodes the mask's fields only ("plan"); and a
 // cluster-wide log of 300 nodes' flows ("nodes300": Relay, or the import of
-// a cluster's logs), whose stats entries per node and minute AddStat finds.
+// a cluster's logs), whose stats entries per node and minute AddStat finds;
+// and the DROPPED/ERROR allowlist of bench/compare.sh ("allow-dropped"), whose
+// denied lines are read up to node_name (the stats' fields).
 func BenchmarkProcess(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
 		nodes int
 		prune bool
-	}{{"prune", 3, true}, {"plan", 3, false}, {"nodes300", 300, false}} {
+		allow string
+	}{
+		{"prune", 3, true, ""}, {"plan", 3, false, ""}, {"nodes300", 300, false, ""},
+		{"allow-dropped", 3, false, `{"verdict":["DROPPED","ERROR"]}`},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
 			lines, size := genLines(b, gen.Config{Seed: 3, Nodes: bc.nodes, Rate: 1000}, 4096)
-			c, err := Compile(Spec{FieldMask: fieldmask.ParsePaths(fieldmask.DocsExample)})
+			c, err := Compile(Spec{Allowlist: bc.allow, FieldMask: fieldmask.ParsePaths(fieldmask.DocsExample)})
 			if err != nil {
 				b.Fatal(err)
 			}
