@@ -321,7 +321,7 @@ func (d *Decoder) decode(line []byte, f *flowpb.Flow, first bool) (flow.Kind, er
 		}
 		d.fast.b, d.fast.arena, d.fast.stopAt, d.fast.stopped = line, d.arena, stop, false
 		start, end, err = d.fast.fastEvent(f, sel, &d.ev, &d.evTime)
-		if err == nil && d.fast.stopped && !restComplete(line[end:]) {
+		if err == nil && d.fast.stopped && !restComplete(line, end) {
 			// Damaged (or unusual: escapes, non-ASCII) after the filter's
 			// fields: read the whole line, for protojson's verdict.
 			d.fast.stopAt, d.fast.stopped = 0, false

@@ -2,31 +2,33 @@ package hubblejson
 
 import "bytes"
 
-// restComplete reports whether rest, what follows the members decFlow read
-// before it stopped (inside the flow object, inside the event object), is
-// plausibly the complete end of the line: ASCII text without control
-// characters, ending with '}', its quotes (other than escaped ones) even in
-// number, and two more closing brackets ('}' or ']') than opening ones. It is
-// the check a line the filter rejects gets in place of decoding: a line cut
-// short, two lines run together or bytes that are not text fail it, and
-// Decode then reads the line whole. What it does not see: a wrong type,
-// value or escape in a member after the filter's fields.
-func restComplete(rest []byte) bool {
-	end := len(rest)
-	for end > 0 && rest[end-1] == ' ' {
+// restComplete reports whether line[from:], what follows the members decFlow
+// read before it stopped (inside the flow object, inside the event object;
+// from >= 1), is plausibly the complete end of the line: ASCII text without
+// control characters, ending with '}', its quotes (other than escaped ones)
+// even in number, two more closing brackets ('}' or ']') than opening ones,
+// and no closing bracket directly followed by an opening one (the seam of two
+// objects run together). It is the check a line the filter rejects gets in
+// place of decoding: a line cut short, two lines run together or bytes that
+// are not text fail it, and Decode then reads the line whole. What it does
+// not see: a wrong type, value or escape in a member after the filter's
+// fields.
+func restComplete(line []byte, from int) bool {
+	end := len(line)
+	for end > from && line[end-1] == ' ' {
 		end--
 	}
-	if end == 0 || rest[end-1] != '}' {
+	if end == from || line[end-1] != '}' {
 		return false
 	}
-	rest = rest[:end]
-	c := countStructural(rest)
+	line = line[:end]
+	c := countStructural(line, from)
 	if c.special {
 		return false
 	}
 	quotes := c.quotes
 	if c.backslash {
-		quotes -= escapedQuotes(rest)
+		quotes -= escapedQuotes(line[from:])
 	}
 	return quotes%2 == 0 && c.closes == c.opens+2
 }
@@ -54,18 +56,24 @@ type structural struct {
 	quotes int
 	opens  int // '{' and '['
 	closes int // '}' and ']'
-	// backslash: a '\\'; special: a control character or a byte >= 0x80.
+	// backslash: a '\\'; special: a control character, a byte >= 0x80, or
+	// a '}' or ']' directly followed by a '{' or '['.
 	backslash, special bool
 }
 
-func countStructuralGeneric(b []byte) structural {
+// countStructuralGeneric counts b[from:] byte by byte (from >= 1: b[from-1]
+// is the byte before the first, for the seam check).
+func countStructuralGeneric(b []byte, from int) structural {
 	var c structural
-	for _, x := range b {
-		switch {
+	for i := from; i < len(b); i++ {
+		switch x := b[i]; {
 		case x == '"':
 			c.quotes++
 		case x == '{' || x == '[':
 			c.opens++
+			if p := b[i-1]; p == '}' || p == ']' {
+				c.special = true
+			}
 		case x == '}' || x == ']':
 			c.closes++
 		case x == '\\':

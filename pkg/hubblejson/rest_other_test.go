@@ -6,4 +6,4 @@ import "testing"
 
 const hasVectorCount = false
 
-func fuzzVectorCounts(*testing.T, []byte) {}
+func fuzzVectorCounts(*testing.T, []byte, int) {}

@@ -24,41 +24,62 @@ func TestCountStructural(t *testing.T) { testCountStructural(t) }
 func testCountStructural(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	alphabet := []byte(`"{}[]\ az09:,.` + "\t\x00\x1f\x7f\x80\xc3\xff")
-	for n := 0; n < 9000; n += 1 + r.IntN(37) {
+	for n := 1; n < 9000; n += 1 + r.IntN(37) {
 		b := make([]byte, n)
 		for i := range b {
 			b[i] = alphabet[r.IntN(len(alphabet)-7)] // mostly plain
 		}
-		if n > 0 && r.IntN(3) == 0 {
+		if r.IntN(3) == 0 {
 			b[r.IntN(n)] = alphabet[r.IntN(len(alphabet))]
 		}
-		for _, off := range []int{0, 1, 15, 17} {
-			if off > n {
+		for _, from := range []int{1, 2, 16, 17, 33} {
+			if from > n {
 				continue
 			}
-			if got, want := countStructural(b[off:]), countStructuralGeneric(b[off:]); got != want {
-				t.Fatalf("%d bytes from %d: %+v, want %+v", n, off, got, want)
+			if got, want := countStructural(b, from), countStructuralGeneric(b, from); got != want {
+				t.Fatalf("%d bytes from %d: %+v, want %+v", n, from, got, want)
 			}
 		}
 	}
 	for c := 0; c < 256; c++ {
 		b := bytes.Repeat([]byte("a"), 4100)
 		b[4090] = byte(c)
-		if got, want := countStructural(b), countStructuralGeneric(b); got != want {
+		if got, want := countStructural(b, 1), countStructuralGeneric(b, 1); got != want {
 			t.Fatalf("byte %#x: %+v, want %+v", c, got, want)
+		}
+	}
+	// The seam of two objects or lists, at every position of a block and
+	// across blocks (the byte before from included).
+	for i := 1; i < 100; i++ {
+		for _, seam := range []string{"}{", "]{", "}[", "]["} {
+			b := bytes.Repeat([]byte("a"), 100)
+			copy(b[i-1:], seam)
+			for _, from := range []int{1, i, i + 1} {
+				if from > len(b) || from < 1 {
+					continue
+				}
+				got, want := countStructural(b, from), countStructuralGeneric(b, from)
+				if got != want || want.special != (from <= i) {
+					t.Fatalf("%q at %d, from %d: %+v, generic %+v", seam, i-1, from, got, want)
+				}
+			}
 		}
 	}
 }
 
 func FuzzCountStructural(f *testing.F) {
-	f.Add([]byte(`,"l4":{"TCP":{"destination_port":80}},"Summary":"a \"b\""}}`))
-	f.Add(bytes.Repeat([]byte(`{"a":["\u00e9"]}`), 300))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := countStructural(b), countStructuralGeneric(b); got != want {
-			t.Fatalf("%+v, want %+v", got, want)
+	f.Add([]byte(`,"l4":{"TCP":{"destination_port":80}},"Summary":"a \"b\""}}`), 1)
+	f.Add(bytes.Repeat([]byte(`{"a":["\u00e9"]}`), 300), 5)
+	f.Add([]byte(`"verdict":"FORWARDED"}}{"flow":{"verdict":"DROPPED"}}`), 22)
+	f.Fuzz(func(t *testing.T, b []byte, from int) {
+		if from < 1 || from > len(b) {
+			return
+		}
+		if got, want := countStructural(b, from), countStructuralGeneric(b, from); got != want {
+			t.Fatalf("from %d: %+v, want %+v", from, got, want)
 		}
 		if hasVectorCount {
-			fuzzVectorCounts(t, b)
+			fuzzVectorCounts(t, b, from)
 		}
 	})
 }
@@ -85,8 +106,11 @@ func TestRestComplete(t *testing.T) {
 		{`,"l4":{"TCP":{"destination_port":8{"flow":{"verdict":"DROPPED"}}`, false}, // two lines run together
 		{`}} x`, false},
 		{``, false},
+		{`}}{"flow":{"verdict":"DROPPED"}}`, false}, // two whole lines run together
+		{`},"a":[{"b":1},{"c":[[1],[2]]}]}`, true},
+		{`},"a":[{"b":1}{"c":2}]}`, false},
 	} {
-		if got := restComplete([]byte(c.rest)); got != c.want {
+		if got := restComplete([]byte(`"`+c.rest), 1); got != c.want {
 			t.Errorf("restComplete(%s) = %v, want %v", c.rest, got, c.want)
 		}
 	}
@@ -150,6 +174,7 @@ func TestDecodeStopsAfterTheFilterFields(t *testing.T) {
 	}{
 		{"cut short", line[:len(line)*2/3]},
 		{"run into the next line", append(append([]byte(nil), line[:len(line)/2]...), line...)},
+		{"two whole lines on one", append(append([]byte(nil), line...), line...)},
 		{"invalid UTF-8", edit(cut, `,"Summary":"`+"\xff"+`"`)},
 		{"a control character", edit(cut, `,"Summary":"`+"\x01"+`"`)},
 		{"trailing bytes", append(append([]byte(nil), line...), " x"...)},
@@ -205,12 +230,12 @@ func TestDecodeStopsAfterTheFilterFields(t *testing.T) {
 // fixture line (1,494 bytes), as restComplete makes it for a rejected line.
 func BenchmarkCountStructural(b *testing.B) {
 	line := readLines(b, filepath.Join(fixtures(b), "generated", "encoder-golden-nomask.jsonl"))[0]
-	rest := line[bytes.Index(line, []byte(`"verdict":"FORWARDED"`))+len(`"verdict":"FORWARDED"`):]
-	if !restComplete(rest) {
+	from := bytes.Index(line, []byte(`"verdict":"FORWARDED"`)) + len(`"verdict":"FORWARDED"`)
+	if !restComplete(line, from) {
 		b.Fatal("the fixture's rest does not look complete")
 	}
-	b.SetBytes(int64(len(rest)))
+	b.SetBytes(int64(len(line) - from))
 	for range b.N {
-		restComplete(rest)
+		restComplete(line, from)
 	}
 }

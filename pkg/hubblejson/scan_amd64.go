@@ -18,26 +18,28 @@ func scanPlain(b []byte, j int) int {
 	return scanPlainSWAR(b, j)
 }
 
-// countStructural16 and countStructural32 are in scan_amd64.s (SSE2, AVX2).
+// countStructural16 and countStructural32 are in scan_amd64.s (SSE2, AVX2):
+// they count b[from:] in whole blocks (from >= 1, b[from-1] being the byte
+// before the first, for the seam check) and return where they stopped.
 //
 //go:noescape
-func countStructural16(b []byte, c *structural) int
+func countStructural16(b []byte, from int, c *structural) int
 
 //go:noescape
-func countStructural32(b []byte, c *structural) int
+func countStructural32(b []byte, from int, c *structural) int
 
 var hasAVX2 = cpu.X86.HasAVX2
 
-// countStructural counts what restComplete looks at: 32 bytes at a time
-// with AVX2, then sixteen, the rest one by one.
-func countStructural(b []byte) structural {
+// countStructural counts b[from:] for restComplete (from >= 1): 32 bytes at
+// a time with AVX2, then sixteen, the rest one by one.
+func countStructural(b []byte, from int) structural {
 	var c structural
-	n := 0
+	n := from
 	if hasAVX2 {
-		n = countStructural32(b, &c)
+		n = countStructural32(b, n, &c)
 	}
-	n += countStructural16(b[n:], &c)
-	t := countStructuralGeneric(b[n:])
+	n = countStructural16(b, n, &c)
+	t := countStructuralGeneric(b, n)
 	c.quotes += t.quotes
 	c.opens += t.opens
 	c.closes += t.closes

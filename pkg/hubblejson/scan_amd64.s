@@ -47,21 +47,26 @@ done:
 	MOVQ AX, ret+32(FP)
 	RET
 
-// func countStructural16(b []byte, c *structural) int
+// func countStructural16(b []byte, from int, c *structural) int
 //
-// Adds to c the '"', '{' or '[', and '}' or ']' bytes of b's whole 16-byte
-// blocks, sets c.backslash if any of them holds a '\\' and c.special if any
-// holds a control character or a byte >= 0x80; returns how many bytes it
-// looked at (len(b) rounded down to 16). Each count is kept per byte lane
-// (PSUBB of the compare masks) for at most 255 blocks, then summed (PSADBW)
-// into c. x|0x20 is 0x7b for '{' and '[' only, 0x7d for '}' and ']' only.
-TEXT ·countStructural16(SB), NOSPLIT, $0-40
+// Adds to c the '"', '{' or '[', and '}' or ']' bytes of the whole 16-byte
+// blocks of b[from:], sets c.backslash if any of them holds a '\\' and
+// c.special if any holds a control character, a byte >= 0x80, or a '{' or
+// '[' right after a '}' or ']' (b[from-1] included: from >= 1); returns the
+// offset after the last block. Each count is kept per byte lane (PSUBB of
+// the compare masks) for at most 255 blocks, then summed (PSADBW) into c.
+// x|0x20 is 0x7b for '{' and '[' only, 0x7d for '}' and ']' only.
+TEXT ·countStructural16(SB), NOSPLIT, $0-48
 	MOVQ b_base+0(FP), SI
 	MOVQ b_len+8(FP), DX
-	MOVQ c+24(FP), DI
+	MOVQ from+24(FP), BX
+	MOVQ c+32(FP), DI
+	SUBQ BX, DX
 	ANDQ $-16, DX
-	MOVQ DX, ret+32(FP)
+	ADDQ BX, DX
+	MOVQ DX, ret+40(FP)
 	ADDQ SI, DX // the end of the last whole block
+	ADDQ BX, SI
 	MOVQ $0x2222222222222222, R8
 	MOVQ R8, X1
 	PUNPCKLQDQ X1, X1
@@ -91,16 +96,21 @@ outer:
 
 inner:
 	MOVOU (SI), X0
+	MOVOU -1(SI), X4 // each byte's predecessor
 	MOVO X0, X14
 	PCMPEQB X1, X14
 	PSUBB X14, X8
 	MOVO X0, X12
 	POR X7, X12
 	MOVO X12, X14
-	PCMPEQB X2, X14
+	PCMPEQB X2, X14 // opening brackets
 	PSUBB X14, X9
 	PCMPEQB X3, X12
 	PSUBB X12, X10
+	POR X7, X4
+	PCMPEQB X3, X4
+	PAND X14, X4 // an opening bracket after a closing one
+	POR X4, X13
 	MOVO X0, X14
 	PCMPEQB X6, X14
 	POR X14, X11
@@ -146,17 +156,21 @@ nobackslash:
 ret:
 	RET
 
-// func countStructural32(b []byte, c *structural) int
+// func countStructural32(b []byte, from int, c *structural) int
 //
 // countStructural16 with AVX2, 32 bytes at a time (the caller checks that
 // the CPU has AVX2).
-TEXT ·countStructural32(SB), NOSPLIT, $0-40
+TEXT ·countStructural32(SB), NOSPLIT, $0-48
 	MOVQ b_base+0(FP), SI
 	MOVQ b_len+8(FP), DX
-	MOVQ c+24(FP), DI
+	MOVQ from+24(FP), BX
+	MOVQ c+32(FP), DI
+	SUBQ BX, DX
 	ANDQ $-32, DX
-	MOVQ DX, ret+32(FP)
+	ADDQ BX, DX
+	MOVQ DX, ret+40(FP)
 	ADDQ SI, DX // the end of the last whole block
+	ADDQ BX, SI
 	MOVQ $0x22, R8
 	MOVQ R8, X1
 	VPBROADCASTB X1, Y1
@@ -186,13 +200,18 @@ outer32:
 
 inner32:
 	VMOVDQU (SI), Y0
+	VMOVDQU -1(SI), Y4 // each byte's predecessor
 	VPCMPEQB Y1, Y0, Y14
 	VPSUBB Y14, Y8, Y8
 	VPOR Y7, Y0, Y12
-	VPCMPEQB Y2, Y12, Y14
+	VPCMPEQB Y2, Y12, Y14 // opening brackets
 	VPSUBB Y14, Y9, Y9
 	VPCMPEQB Y3, Y12, Y12
 	VPSUBB Y12, Y10, Y10
+	VPOR Y7, Y4, Y4
+	VPCMPEQB Y3, Y4, Y4
+	VPAND Y14, Y4, Y4 // an opening bracket after a closing one
+	VPOR Y4, Y13, Y13
 	VPCMPEQB Y6, Y0, Y14
 	VPOR Y14, Y11, Y11
 	VPCMPGTB Y0, Y7, Y14

@@ -6,4 +6,5 @@ package hubblejson
 // plainByte.
 func scanPlain(b []byte, j int) int { return scanPlainSWAR(b, j) }
 
-func countStructural(b []byte) structural { return countStructuralGeneric(b) }
+// countStructural counts b[from:] for restComplete (from >= 1).
+func countStructural(b []byte, from int) structural { return countStructuralGeneric(b, from) }
