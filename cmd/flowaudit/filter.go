@@ -50,10 +50,10 @@ Masks that cross members of a oneof (l4.TCP.x with l4.UDP.y) are applied
 correctly, as Cilium >= 1.19 does, not with 1.18's bug (docs/fieldmask.md).
 
 Lines that cannot be parsed are reported on stderr with file:line, counted, and
-skipped; the exit status is 2 when there were any. A line the filters drop is
-read only as far as the fields they test; the rest is checked to look complete
-(text, quotes and brackets balanced), not decoded, so a wrong value after those
-fields is counted as denied, not as an error.`,
+skipped; the exit status is 2 when there were any. On amd64 a line the filters
+drop is read only as far as the fields they test; the rest is checked to look
+complete (text, quotes and brackets balanced), not decoded, so a wrong value
+after those fields is counted as denied, not as an error.`,
 		Example: `  flowaudit filter --allowlist '{"verdict":["DROPPED"]}' /var/run/cilium/hubble/events.log
   flowaudit filter --fieldmask time,source,destination,verdict --count events-*.log.gz
   kubectl exec ds/cilium -- cat /var/run/cilium/hubble/events.log | flowaudit filter --denylist '{"source_pod":["kube-system/"]}'`,

@@ -207,9 +207,10 @@ func NewPlan(filterFields, keepFields flow.FieldSet) *Plan {
 }
 
 // stopAt is the set of top-level Flow members fs reads, as descriptor index
-// bits (zero when fs is every field).
+// bits (zero when fs is every field, or where the check of the rest of a
+// line has no vector code: canStop).
 func stopAt(fs flow.FieldSet) uint64 {
-	if fs.IsAll() {
+	if fs.IsAll() || !canStop {
 		return 0
 	}
 	var bits uint64

@@ -12,7 +12,9 @@
 //     speed, still validated as strictly as protojson validates it. Decode
 //     stops reading a line once it has the filter's fields: the rest is only
 //     checked to look complete (balanced quotes and brackets, text, a final
-//     '}'; rest.go, 32 bytes at a time), and Finish reads it whole. A line the
+//     '}'; rest.go, 32 bytes at a time), and Finish reads it whole (on
+//     amd64; elsewhere, without vector code for the check, every line is
+//     read whole). A line the
 //     filter drops thus costs a few members and that check.
 //   - The encoder writes exactly what Cilium v1.18.4's exporter writes
 //     (protojson with proto names, compacted and HTML-escaped by

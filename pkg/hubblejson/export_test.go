@@ -33,6 +33,10 @@ func (d *Decoder) LastEager() bool { return !d.partial && !d.plan.oneStep }
 // two modes call it before every line; the adaptation never comes due).
 func (d *Decoder) PinEager(eager bool) { d.eager, d.flows, d.kept = eager, 0, 0 }
 
+// CanStop: Decode may stop reading a line after the filter's fields on this
+// architecture.
+const CanStop = canStop
+
 // LastStopped reports whether the last Decode stopped reading its line after
 // the filter's fields (Finish then reads it whole).
 func (d *Decoder) LastStopped() bool { return d.stoppedLine != nil }

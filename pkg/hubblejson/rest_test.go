@@ -121,6 +121,9 @@ func TestRestComplete(t *testing.T) {
 // Finish then reads it whole. Damage the check sees is Decode's error (as
 // protojson's); a wrong value it does not see is Finish's.
 func TestDecodeStopsAfterTheFilterFields(t *testing.T) {
+	if !canStop {
+		t.Skip("Decode reads every line whole on this architecture")
+	}
 	lines := readLines(t, filepath.Join(fixtures(t), "generated", "encoder-golden-nomask.jsonl"))
 	line := lines[0]
 	full := func(l []byte) (*flowpb.Flow, error) {

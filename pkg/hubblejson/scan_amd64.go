@@ -30,6 +30,10 @@ func countStructural32(b []byte, from int, c *structural) int
 
 var hasAVX2 = cpu.X86.HasAVX2
 
+// canStop: Decode may stop reading a line after the filter's fields, the
+// rest checked by countStructural (Plan.stopAt).
+const canStop = true
+
 // countStructural counts b[from:] for restComplete (from >= 1): 32 bytes at
 // a time with AVX2, then sixteen, the rest one by one.
 func countStructural(b []byte, from int) structural {
