@@ -221,6 +221,61 @@ func TestPipelineStopsAtSinkError(t *testing.T) {
 }
 
 // modes are the pipeline's two ways to reach the sink.
+// TestDeniedLinesReadUpToTheStatsAndFilterFields: with a filter, a line is
+// decoded up to the last member the filter or the stats read (node_name, the
+// 13th), the rest only checked to look complete (hubblejson.Decoder.Decode):
+// damage that leaves a line incomplete, or a wrong value before that member,
+// is a decode error; a wrong value after it in a line the filter drops is a
+// denial (on amd64; elsewhere lines are read whole); in a line it keeps, a
+// decode error.
+func TestDeniedLinesReadUpToTheStatsAndFilterFields(t *testing.T) {
+	var fwd, drop []byte
+	for _, l := range fixtureLines(t) {
+		switch {
+		case fwd == nil && bytes.Contains(l, []byte(`"verdict":"FORWARDED"`)) && bytes.Contains(l, []byte(`"destination_port":80`)):
+			fwd = l
+		case drop == nil && bytes.Contains(l, []byte(`"verdict":"DROPPED"`)):
+			drop = l
+		}
+	}
+	if fwd == nil || drop == nil || !bytes.Contains(fwd, []byte(`"Summary":"`)) || !bytes.Contains(drop, []byte(`"Summary":"`)) {
+		t.Fatal("fixture: want a FORWARDED flow to port 80 and a DROPPED flow, both with a Summary")
+	}
+	lateWrong := func(l []byte) []byte {
+		return bytes.Replace(l, []byte(`"Summary":"`), []byte(`"Summary":["x"],"zz":"`), 1)
+	}
+	lines := [][]byte{
+		fwd, drop,
+		lateWrong(fwd), // after node_name, dropped: denied
+		fwd[:len(fwd)*2/3],
+		bytes.Replace(fwd, []byte(`"destination_port":80`), []byte(`"destination_port":true`), 1), // before node_name
+		lateWrong(drop), // kept: read whole by Finish
+	}
+	c, err := Compile(Spec{Allowlist: `{"verdict":["DROPPED"]}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &recordSink{}
+	p := New(Config{Node: "test/node", Inline: true}, &sliceSource{batches: [][][]byte{lines}}, c, sink, nil, nil)
+	if err := p.Run(context.Background(), flow.Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	var total flow.Counts
+	for _, c := range sink.stats {
+		total.Add(c)
+	}
+	want := flow.Counts{Seen: 3, Kept: 1, Denied: 2, DecodeErrors: 3}
+	if runtime.GOARCH != "amd64" {
+		want = flow.Counts{Seen: 2, Kept: 1, Denied: 1, DecodeErrors: 4}
+	}
+	if total.Seen != want.Seen || total.Kept != want.Kept || total.Denied != want.Denied || total.DecodeErrors != want.DecodeErrors {
+		t.Fatalf("counts %+v, want seen %d, kept %d, denied %d, decode errors %d", total, want.Seen, want.Kept, want.Denied, want.DecodeErrors)
+	}
+	if len(sink.uuids) != 1 {
+		t.Fatalf("archived %d flows, want the valid DROPPED one", len(sink.uuids))
+	}
+}
+
 var modes = []struct {
 	name   string
 	inline bool
