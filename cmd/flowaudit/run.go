@@ -75,7 +75,8 @@ A stats row is written at least every --stats-interval while the daemon
 runs, so the report can tell "no traffic" from "collector down".
 
 Signals: SIGHUP (or a change of the config file, of the --cilium-config-dir
-keys or of the flowlogs file they name, checked every 5s) reloads
+keys or of the flowlogs file they name, checked every 5s and acted on when
+two checks agree) reloads
 the filters and masks: each source switches at a batch boundary, so no flow
 is lost or handled twice; a bad configuration is rejected and the running
 one kept. SIGTERM or SIGINT stops reading, drains, commits the open files and
@@ -352,21 +353,24 @@ func runDaemon(cmd *cobra.Command, o *runFlags) error {
 		}
 	}()
 	if o.config != "" || cfg.CiliumConfigDir != "" {
-		go watchConfig(ctx, o.config, cfg.CiliumConfigDir, 5*time.Second, d.Reload, log)
+		sum := configSum(o.config, cfg.CiliumConfigDir) // before the goroutine: the content now running
+		go watchConfig(ctx, o.config, cfg.CiliumConfigDir, sum, 5*time.Second, d.Reload, log)
 	}
 	log.Info("flowaudit run starting", zap.String("node", cfg.NodeName()), zap.String("archive", cfg.Archive.Dir), zap.Int("sources", len(cfg.Sources)))
 	return d.Run(ctx)
 }
 
 // watchConfig calls reload when the content of a configuration input
-// changes: the --config file, and the mounted cilium-config ConfigMap's keys
+// changes from last (configSum's): the --config file, and the mounted cilium-config ConfigMap's keys
 // and the flowlogs file its hubble-flowlogs-config-path names (Cilium
 // reloads its dynamic exporter's filters from that file itself; flowaudit
 // follows). A mounted ConfigMap is replaced through a symlink swap, which
 // content polling sees whatever the mechanism, so it polls every interval
-// rather than relying on inotify.
-func watchConfig(ctx context.Context, file, ciliumDir string, interval time.Duration, reload func() error, log *zap.Logger) {
-	last := configSum(file, ciliumDir)
+// rather than relying on inotify. A change is acted on when two polls in a
+// row see the same new content: a file caught while an editor or a script
+// rewrites it in place (truncated, half written) is never loaded.
+func watchConfig(ctx context.Context, file, ciliumDir string, last []byte, interval time.Duration, reload func() error, log *zap.Logger) {
+	var pending []byte // new content seen at the previous poll
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -375,8 +379,13 @@ func watchConfig(ctx context.Context, file, ciliumDir string, interval time.Dura
 			return
 		case <-t.C:
 		}
-		if cur := configSum(file, ciliumDir); cur != nil && !bytes.Equal(cur, last) {
-			last = cur
+		switch cur := configSum(file, ciliumDir); {
+		case cur == nil || bytes.Equal(cur, last):
+			pending = nil
+		case !bytes.Equal(cur, pending):
+			pending = cur // reloaded if the next poll sees it too
+		default:
+			last, pending = cur, nil
 			log.Info("configuration changed: reloading", zap.String("config", file), zap.String("ciliumConfigDir", ciliumDir))
 			_ = reload()
 		}

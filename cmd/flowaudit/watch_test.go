@@ -13,8 +13,9 @@ import (
 
 // TestWatchConfigSeesEveryInput: a change of the config file, of a key of
 // the mounted cilium-config directory, or of the flowlogs file that
-// directory names triggers one reload each; rewriting the same content, or
-// an input missing for a while, triggers none.
+// directory names triggers one reload each; rewriting the same content
+// (truncated, then written: a poll may see it empty), or an input missing
+// for a while, triggers none.
 func TestWatchConfigSeesEveryInput(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "config.yaml")
@@ -37,9 +38,10 @@ func TestWatchConfigSeesEveryInput(t *testing.T) {
 	var reloads atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	sum := configSum(file, cilium)
 	go func() {
 		defer close(done)
-		watchConfig(ctx, file, cilium, 5*time.Millisecond, func() error { reloads.Add(1); return nil }, zap.NewNop())
+		watchConfig(ctx, file, cilium, sum, 5*time.Millisecond, func() error { reloads.Add(1); return nil }, zap.NewNop())
 	}()
 	defer func() { cancel(); <-done }()
 	wait := func(what string, want int64) {

@@ -338,12 +338,11 @@ func (d *Decoder) decode(line []byte, f *flowpb.Flow, first bool) (flow.Kind, er
 				d.stoppedLine = line
 			}
 		}
-		if !first {
-			return flow.KindFlow, nil
-		}
-		if d.flows++; d.flows == adaptFlows {
-			d.eager = d.kept*eagerAbove > d.flows
-			d.flows, d.kept = 0, 0
+		if first { // Finish's second read is not a flow more
+			if d.flows++; d.flows == adaptFlows {
+				d.eager = d.kept*eagerAbove > d.flows
+				d.flows, d.kept = 0, 0
+			}
 		}
 		return flow.KindFlow, nil
 	}

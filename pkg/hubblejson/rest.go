@@ -65,6 +65,13 @@ type structural struct {
 // is the byte before the first, for the seam check).
 func countStructuralGeneric(b []byte, from int) structural {
 	var c structural
+	c.add(b, from)
+	return c
+}
+
+// add adds b[from:] to c byte by byte, as the vector routines add their
+// blocks.
+func (c *structural) add(b []byte, from int) {
 	for i := from; i < len(b); i++ {
 		switch x := b[i]; {
 		case x == '"':
@@ -82,5 +89,4 @@ func countStructuralGeneric(b []byte, from int) structural {
 			c.special = true
 		}
 	}
-	return c
 }

@@ -43,11 +43,6 @@ func countStructural(b []byte, from int) structural {
 		n = countStructural32(b, n, &c)
 	}
 	n = countStructural16(b, n, &c)
-	t := countStructuralGeneric(b, n)
-	c.quotes += t.quotes
-	c.opens += t.opens
-	c.closes += t.closes
-	c.backslash = c.backslash || t.backslash
-	c.special = c.special || t.special
+	c.add(b, n)
 	return c
 }

@@ -542,13 +542,7 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 				if !s.cfg.Follow {
 					return nil
 				}
-				if err := run.settle(); err != nil {
-					return err
-				}
-				if err := run.idle(); err != nil {
-					return err
-				}
-				if err := run.wait(); err != nil {
+				if err := run.pause(); err != nil {
 					return err
 				}
 				continue
@@ -573,16 +567,21 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 		if !s.cfg.Follow {
 			return nil
 		}
-		if err := run.settle(); err != nil {
-			return err
-		}
-		if err := run.idle(); err != nil {
-			return err
-		}
-		if err := run.wait(); err != nil {
+		if err := run.pause(); err != nil {
 			return err
 		}
 	}
+}
+
+// pause ends a follower's read burst (settle, idle) and waits for more.
+func (run *fileRun) pause() error {
+	if err := run.settle(); err != nil {
+		return err
+	}
+	if err := run.idle(); err != nil {
+		return err
+	}
+	return run.wait()
 }
 
 func (run *fileRun) read(final bool) error {
