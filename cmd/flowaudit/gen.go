@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"time"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/natefinch/lumberjack.v2"
@@ -26,6 +30,7 @@ func newGenCmd() *cobra.Command {
 		maxSizeMB  int
 		maxBackups int
 		compress   bool
+		record     string
 	)
 	cmd := &cobra.Command{
 		Use:   "gen",
@@ -77,9 +82,20 @@ settings, so the files rotate exactly as Hubble's do.`,
 				lj := &lumberjack.Logger{Filename: out, MaxSize: maxSizeMB, MaxBackups: maxBackups, Compress: compress}
 				w, closeFn = lj, lj.Close
 			}
-			err = generate(cmd, g, w, cfg, duration, count, realtime)
+			var rec *recorder
+			if record != "" {
+				if rec, err = newRecorder(record); err != nil {
+					return err
+				}
+			}
+			err = generate(cmd, g, w, rec, cfg, duration, count, realtime)
 			if cerr := closeFn(); err == nil {
 				err = cerr
+			}
+			if rec != nil {
+				if cerr := rec.close(); err == nil {
+					err = cerr
+				}
 			}
 			return err
 		},
@@ -99,13 +115,14 @@ settings, so the files rotate exactly as Hubble's do.`,
 	f.IntVar(&maxSizeMB, "max-size-mb", 10, "with --out: rotate when the file would exceed this many MiB (hubble-export-file-max-size-mb)")
 	f.IntVar(&maxBackups, "max-backups", 5, "with --out: rotated files to keep, 0 keeps all (hubble-export-file-max-backups)")
 	f.BoolVar(&compress, "compress", false, "with --out: gzip rotated files (hubble-export-file-compress)")
+	f.StringVar(&record, "record", "", "also write a line per flow to this file: its uuid, time (ns since the epoch) and node_name, written once the flow's line is (for checking an archive against what was generated)")
 	return cmd
 }
 
 // generate writes events until the duration or count is reached. Each line is
 // one Write call, as the exporter's json.Encoder does, so rotation never splits
 // a line.
-func generate(cmd *cobra.Command, g *gen.Generator, w io.Writer, cfg gen.Config, duration time.Duration, count int64, realtime bool) error {
+func generate(cmd *cobra.Command, g *gen.Generator, w io.Writer, rec *recorder, cfg gen.Config, duration time.Duration, count int64, realtime bool) error {
 	var line []byte
 	var err error
 	start := g.Now() // the configured start, or the generator's default
@@ -133,6 +150,51 @@ func generate(cmd *cobra.Command, g *gen.Generator, w io.Writer, cfg gen.Config,
 		if _, err := w.Write(line); err != nil {
 			return fmt.Errorf("gen: write: %w", err)
 		}
+		if f := g.LastFlow(); rec != nil && f != nil {
+			if err := rec.add(f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// recorder writes --record: a line per flow generated, "uuid time_ns node".
+type recorder struct {
+	f   *os.File
+	bw  *bufio.Writer
+	buf []byte
+}
+
+func newRecorder(path string) (*recorder, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("gen: --record: %w", err)
+	}
+	return &recorder{f: f, bw: bufio.NewWriterSize(f, 256<<10)}, nil
+}
+
+func (r *recorder) add(f *flowpb.Flow) error {
+	t := f.GetTime()
+	r.buf = append(r.buf[:0], f.GetUuid()...)
+	r.buf = append(r.buf, ' ')
+	r.buf = strconv.AppendInt(r.buf, t.GetSeconds()*1e9+int64(t.GetNanos()), 10)
+	r.buf = append(r.buf, ' ')
+	r.buf = append(r.buf, f.GetNodeName()...)
+	r.buf = append(r.buf, '\n')
+	if _, err := r.bw.Write(r.buf); err != nil {
+		return fmt.Errorf("gen: --record: %w", err)
+	}
+	return nil
+}
+
+func (r *recorder) close() error {
+	err := r.bw.Flush()
+	if cerr := r.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("gen: --record: %w", err)
 	}
 	return nil
 }

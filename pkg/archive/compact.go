@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -95,7 +96,7 @@ func (w *Writer) CompactEach(ctx context.Context, now time.Time, lock func(func(
 			}
 			w.pending = nil
 		}
-		for _, table := range []string{"flows", "stats"} {
+		for _, table := range tables {
 			dates, err := dateDirs(filepath.Join(w.cfg.Root, table))
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
@@ -354,22 +355,16 @@ func (w *Writer) mergeRun(ctx context.Context, key partKey, run []ManifestEntry,
 		}
 		closeErr = of.flows.Close()
 	} else {
-		pw := parquet.NewGenericWriter[StatRow](of.buf, w.statsOptions(key, pagesBetter, run[0].CollectorVersion, run[0].ConfigHash)...)
-		buf := make([]StatRow, 4096)
-		for _, e := range run {
-			err := scanFile(filepath.Join(w.cfg.Root, filepath.FromSlash(e.Path)), buf, "minute", all, func(rows []StatRow) error {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				got += int64(len(rows))
-				_, err := pw.Write(rows)
-				return err
-			})
-			if err != nil {
-				return nil, fmt.Errorf("archive: compact: read %s: %w", e.Path, err)
-			}
+		opts := w.statsOptions(key, pagesBetter, run[0].CollectorVersion, run[0].ConfigHash)
+		var err error
+		if key.table == "losses" {
+			got, err = copyRows[LossRow](ctx, w.cfg.Root, run, of.buf, opts, "detected")
+		} else {
+			got, err = copyRows[StatRow](ctx, w.cfg.Root, run, of.buf, opts, "minute")
 		}
-		closeErr = pw.Close()
+		if err != nil {
+			return nil, err
+		}
 	}
 	if closeErr != nil {
 		return nil, fmt.Errorf("archive: compact: close %s: %w", of.tmp, closeErr)
@@ -382,6 +377,32 @@ func (w *Writer) mergeRun(ctx context.Context, key partKey, run []ManifestEntry,
 	}
 	of.rows, of.minT, of.maxT = got, minT.UnixMicro(), maxT.UnixMicro()
 	return m, nil
+}
+
+// copyRows copies the rows of the run's files, in order, into a new
+// Parquet file of rows T written to out (a table written by parquet-go's
+// generic writer: stats, losses).
+func copyRows[T any](ctx context.Context, root string, run []ManifestEntry, out io.Writer, opts []parquet.WriterOption, timeCol string) (got int64, err error) {
+	pw := parquet.NewGenericWriter[T](out, opts...)
+	buf := make([]T, 4096)
+	all := windowOf(time.Time{}, time.Time{})
+	for _, e := range run {
+		err := scanFile(filepath.Join(root, filepath.FromSlash(e.Path)), buf, timeCol, all, func(rows []T) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			got += int64(len(rows))
+			_, err := pw.Write(rows)
+			return err
+		})
+		if err != nil {
+			return got, fmt.Errorf("archive: compact: read %s: %w", e.Path, err)
+		}
+	}
+	if err := pw.Close(); err != nil {
+		return got, fmt.Errorf("archive: compact: close: %w", err)
+	}
+	return got, nil
 }
 
 // commitMerged commits a compaction's output: its commit record names the

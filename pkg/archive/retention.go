@@ -43,7 +43,7 @@ func (w *Writer) ApplyRetention(now time.Time, r Retention) (res RetentionResult
 	for _, t := range []struct {
 		table string
 		keep  time.Duration
-	}{{"flows", r.Flows}, {"stats", r.Stats}} {
+	}{{"flows", r.Flows}, {"stats", r.Stats}, {"losses", r.Stats}} {
 		if t.keep <= 0 {
 			continue
 		}

@@ -106,6 +106,61 @@ func ExpandRoots(args []string) ([]string, error) {
 	return roots, nil
 }
 
+// NodeInfo is a node the archive knows: one with a manifest chain.
+type NodeInfo struct {
+	Name string
+	// First is the start of the earliest UTC day of its manifest files: the
+	// archive holds nothing of the node before it.
+	First time.Time
+}
+
+// Nodes lists every node that has a manifest chain in any root, by name:
+// manifests are never deleted (retention records its deletions in them), so
+// a node that stopped sending is still listed.
+func (s *Scanner) Nodes() ([]NodeInfo, error) {
+	first := map[string]time.Time{}
+	for _, root := range s.roots {
+		dir := filepath.Join(root, "manifests")
+		ents, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("archive: %w", err)
+		}
+		for _, e := range ents {
+			part, ok := strings.CutPrefix(e.Name(), "node=")
+			if !ok || !e.IsDir() {
+				continue
+			}
+			days, err := os.ReadDir(filepath.Join(dir, e.Name()))
+			if err != nil {
+				return nil, fmt.Errorf("archive: %w", err)
+			}
+			for _, d := range days {
+				date, ok := strings.CutPrefix(strings.TrimSuffix(d.Name(), ".jsonl"), "date=")
+				if !ok || !strings.HasSuffix(d.Name(), ".jsonl") {
+					continue
+				}
+				day, err := time.Parse("2006-01-02", date)
+				if err != nil {
+					continue
+				}
+				node := UnsanitizeNode(part)
+				if f, seen := first[node]; !seen || day.Before(f) {
+					first[node] = day
+				}
+			}
+		}
+	}
+	out := make([]NodeInfo, 0, len(first))
+	for n, f := range first {
+		out = append(out, NodeInfo{Name: n, First: f})
+	}
+	slices.SortFunc(out, func(a, b NodeInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
 // Files lists the committed files of a table whose date partition can hold
 // times in [from, to), pruning by the partition directories, across every
 // root.
@@ -124,6 +179,9 @@ func (s *Scanner) Files(table string, from, to time.Time) ([]FileInfo, error) {
 func rootFiles(root, table string, from, to time.Time) ([]FileInfo, error) {
 	dir := filepath.Join(root, table)
 	dates, err := dateDirs(dir)
+	if errors.Is(err, fs.ErrNotExist) && table != "flows" {
+		return nil, nil // an archive written before the table existed
+	}
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
@@ -313,6 +371,42 @@ func (s *Scanner) ScanStats(ctx context.Context, o ScanOptions, fn func([]StatRo
 			for _, r := range rows {
 				if win.has(r.Minute) {
 					sel = append(sel, r)
+				}
+			}
+			if len(sel) > 0 {
+				if err := fn(sel); err != nil {
+					return err
+				}
+			}
+			return ctx.Err()
+		}); err != nil {
+			return fmt.Errorf("archive: scan %s: %w", filepath.Join(fi.Root, fi.Path), err)
+		}
+	}
+	return nil
+}
+
+// ScanLosses calls fn with the rows of the losses table whose gap can hold
+// flows in [o.From, o.To) (LossRow.Range, an unknown start taken as the
+// detection): a gap that began before o.From and ended in it is there.
+func (s *Scanner) ScanLosses(ctx context.Context, o ScanOptions, fn func([]LossRow) error) error {
+	// A gap is filed under the date of its start: any earlier date can hold
+	// one that reaches into the window.
+	files, err := s.selected("losses", ScanOptions{To: o.To, Nodes: o.Nodes})
+	if err != nil {
+		return err
+	}
+	win := windowOf(o.From, o.To)
+	all := windowOf(time.Time{}, time.Time{})
+	buf := make([]LossRow, 1024)
+	var sel []LossRow
+	for _, fi := range files {
+		if err := scanFile(filepath.Join(fi.Root, fi.Path), buf, "detected", all, func(rows []LossRow) error {
+			sel = sel[:0]
+			for i := range rows {
+				lo, hi := rows[i].Range(rows[i].Detected)
+				if hi >= win.from && lo < win.to {
+					sel = append(sel, rows[i])
 				}
 			}
 			if len(sel) > 0 {
@@ -575,7 +669,7 @@ func Verify(root string, from, to time.Time, pub ed25519.PublicKey) (*VerifyRepo
 		rep.KeyIDs = append(rep.KeyIDs, k)
 	}
 	slices.Sort(rep.KeyIDs)
-	for _, table := range []string{"flows", "stats"} {
+	for _, table := range tables {
 		err := filepath.WalkDir(filepath.Join(root, table), func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), tmpPrefix) {
 				return err

@@ -489,3 +489,79 @@ type StatRow struct {
 	CollectorVersion string  `parquet:"collector_version,dict"`
 	ConfigHash       string  `parquet:"config_hash,dict"`
 }
+
+// LossRow is one row of the losses table: one gap in a node's evidence,
+// as a time range with its cause and, where it can be known, its amount.
+// The stats table counts the same losses per minute; this table says which
+// flows they are: those with a time between FromTime and ToTime.
+type LossRow struct {
+	Node string `parquet:"node,dict"`
+	// Detected is when the collector found the gap (wall clock), or for a
+	// Hubble lost_events line its event time.
+	Detected int64 `parquet:"detected,timestamp(microsecond:utc)"`
+	// FromTime is the time of the last flow read before the gap, ToTime of
+	// the first one after it; NULL when not known (a reader then takes the
+	// last evidence before Detected, and Detected).
+	FromTime *int64 `parquet:"from_time,optional,timestamp(microsecond:utc)"`
+	ToTime   *int64 `parquet:"to_time,optional,timestamp(microsecond:utc)"`
+	Reason   string `parquet:"reason,dict"` // flow.Loss* reasons
+	// Amount is "exact", "at_least" (more may be lost than LostEvents and
+	// LostBytes say) or "unknown" (only the time range is known).
+	Amount     string  `parquet:"amount,dict"`
+	LostEvents *uint64 `parquet:"lost_events,optional"` // NULL: not known
+	LostBytes  *uint64 `parquet:"lost_bytes,optional"`  // NULL: not known
+	// EstimatedEvents is an estimate of the events lost from the bytes and
+	// the source's mean line size, when only the bytes are known.
+	EstimatedEvents  *uint64 `parquet:"estimated_events,optional"`
+	Detail           string  `parquet:"detail"`
+	Source           string  `parquet:"source,dict"`
+	CollectorVersion string  `parquet:"collector_version,dict"`
+	ConfigHash       string  `parquet:"config_hash,dict"`
+}
+
+// Range returns the times (µs since the epoch) the gap can hold lost flows
+// in: FromTime (else from) to ToTime (else Detected).
+func (r *LossRow) Range(from int64) (int64, int64) {
+	lo, hi := from, r.Detected
+	if r.FromTime != nil {
+		lo = *r.FromTime
+	}
+	if r.ToTime != nil {
+		hi = *r.ToTime
+	}
+	if hi < lo {
+		hi = lo
+	}
+	return lo, hi
+}
+
+// lossRow makes the row of one loss.
+func lossRow(l *flow.Loss, collectorVersion, configHash string) LossRow {
+	r := LossRow{
+		Node: l.Node, Detected: l.Time.UnixMicro(), Reason: l.Reason, Amount: l.Amount.String(),
+		Detail: l.Detail, Source: l.Source, CollectorVersion: collectorVersion, ConfigHash: configHash,
+	}
+	if !l.From.IsZero() {
+		t := l.From.UnixMicro()
+		r.FromTime = &t
+	}
+	if !l.To.IsZero() {
+		t := l.To.UnixMicro()
+		r.ToTime = &t
+	}
+	if l.Amount != flow.AmountUnknown {
+		if l.Events > 0 || l.Bytes == 0 {
+			n := l.Events
+			r.LostEvents = &n
+		}
+		if l.Bytes > 0 {
+			n := l.Bytes
+			r.LostBytes = &n
+		}
+	}
+	if l.Estimated > 0 {
+		n := l.Estimated
+		r.EstimatedEvents = &n
+	}
+	return r
+}

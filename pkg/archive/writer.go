@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -97,6 +98,10 @@ type openFile struct {
 	minT, maxT int64
 }
 
+// tables are the archive's tables, each a directory of date and node
+// partitions (docs/format.md).
+var tables = []string{"flows", "stats", "losses"}
+
 // rowBufRows is the most rows an open flows file holds before it shreds
 // them into its column buffers (flushRows).
 const rowBufRows = 4096
@@ -111,6 +116,7 @@ type Writer struct {
 	files   map[partKey]*openFile
 	stats   map[statKey]*StatRow
 	details map[statKey][]string
+	losses  []LossRow // the losses table's rows of the next commit
 	opened  time.Time
 	rows    int
 	estSize int64
@@ -220,7 +226,7 @@ func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Writer, erro
 		w.log.Warn("the archive's file system does not support locks: make sure nothing else writes to this archive root", zap.String("root", cfg.Root))
 	}
 	w.lock = lock
-	for _, d := range []string{"flows", "stats", "manifests", commitsDir} {
+	for _, d := range append(tables[:len(tables):len(tables)], "manifests", commitsDir) {
 		if err := os.MkdirAll(filepath.Join(cfg.Root, d), 0o755); err != nil {
 			w.unlock()
 			return nil, fmt.Errorf("archive: open %s: %w", cfg.Root, err)
@@ -303,6 +309,7 @@ func (w *Writer) Write(b *flow.Batch) error {
 		if l.Detail != "" || l.Reason != flow.LossHubbleLostEvents {
 			w.details[k] = append(w.details[k], fmt.Sprintf("%s:%s=%d", l.Reason, l.Detail, max(l.Events, l.Bytes)))
 		}
+		w.losses = append(w.losses, lossRow(&l, w.cfg.CollectorVersion, w.cfg.ConfigHash))
 	}
 	if cp := b.Checkpoint; cp.Source != "" {
 		if _, ok := w.first[cp.Source]; !ok {
@@ -506,6 +513,10 @@ func (w *Writer) Flush() error {
 		w.m.writeErrors.WithLabelValues("io").Inc()
 		return err
 	}
+	if err := w.writeLosses(); err != nil {
+		w.m.writeErrors.WithLabelValues("io").Inc()
+		return err
+	}
 	rec := commitRecord{Seq: w.seq + 1, Time: w.cfg.Now().UTC(), Checkpoints: map[string]flow.Checkpoint{}, First: map[string]flow.Checkpoint{}}
 	for k, v := range w.committed {
 		rec.Checkpoints[k] = v
@@ -560,6 +571,7 @@ func (w *Writer) Flush() error {
 	w.files = map[partKey]*openFile{}
 	w.stats = map[statKey]*StatRow{}
 	w.details = map[statKey][]string{}
+	w.losses = w.losses[:0]
 	w.first = map[string]flow.Checkpoint{}
 	w.last = map[string]flow.Checkpoint{}
 	for src, t := range w.newest {
@@ -640,6 +652,43 @@ func (w *Writer) finishFile(of *openFile, rec *commitRecord) error {
 	})
 	w.m.bytes.Add(float64(of.hash.n))
 	w.m.files.WithLabelValues(of.key.table).Inc()
+	return nil
+}
+
+// writeLosses writes the gathered losses, one file per (date, node): the
+// date of the gap's start (the last flow before it), else of its detection,
+// so that a reader of a month finds every gap that starts in it there.
+func (w *Writer) writeLosses() error {
+	if len(w.losses) == 0 {
+		return nil
+	}
+	byPart := map[partKey][]LossRow{}
+	for _, r := range w.losses {
+		t := r.Detected
+		if r.FromTime != nil {
+			t = *r.FromTime
+		}
+		key := partKey{table: "losses", date: w.part.date(t * 1000), node: SanitizeNode(r.Node)}
+		byPart[key] = append(byPart[key], r)
+	}
+	for key, rows := range byPart {
+		slices.SortStableFunc(rows, func(a, b LossRow) int { return cmp.Compare(a.Detected, b.Detected) })
+		of, err := w.createTmp(key)
+		if err != nil {
+			return err
+		}
+		pw := parquet.NewGenericWriter[LossRow](of.hash, w.statsOptions(key, w.cfg.pageLevel(), w.cfg.CollectorVersion, w.cfg.ConfigHash)...)
+		if _, err := pw.Write(rows); err != nil {
+			of.f.Close()
+			return fmt.Errorf("archive: write %s: %w", of.tmp, err)
+		}
+		if err := pw.Close(); err != nil {
+			of.f.Close()
+			return fmt.Errorf("archive: close %s: %w", of.tmp, err)
+		}
+		of.rows, of.minT, of.maxT = int64(len(rows)), rows[0].Detected, rows[len(rows)-1].Detected
+		w.files[key] = of // committed with the flow files
+	}
 	return nil
 }
 

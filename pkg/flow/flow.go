@@ -40,30 +40,78 @@ type Checkpoint struct {
 	// Position is the source's own encoding of where to resume (JSON for file
 	// sources). Empty means "from the beginning".
 	Position string `json:"position,omitempty"`
+	// LastFlow is the latest time (ns since the epoch) of the flows read
+	// before the position, kept or denied, and Disorder the most a flow's
+	// time was seen to lag behind the latest one before it (a source's
+	// lines are only roughly in time order); both set by the pipeline, 0
+	// when unknown. A gap found on resume starts at LastFlow - Disorder.
+	LastFlow int64 `json:"last_flow_ns,omitempty"`
+	Disorder int64 `json:"disorder_ns,omitempty"`
 }
 
 // IsZero reports whether the checkpoint carries no position.
 func (c Checkpoint) IsZero() bool { return c.Position == "" }
 
-// Loss reasons recorded in the stats table.
+// Loss reasons recorded in the stats and losses tables.
 const (
 	LossHubbleLostEvents = "hubble_lost_events" // a lost_events line from Hubble (Detail = its source)
 	LossDecodeError      = "decode_error"       // a line that could not be decoded
 	LossLineTooLong      = "line_too_long"      // a line over the reader's limit, skipped
 	LossRotationGap      = "rotation_gap"       // a backup deleted or truncated before it was read
 	LossTruncated        = "truncated"          // the live file shrank under the reader
+	LossDamagedInput     = "damaged_input"      // an input file that could not be read to its end
 	LossStreamDown       = "stream_down"        // a gRPC stream was down
 )
 
+// Amount says how much of a Loss's Events and Bytes is known.
+type Amount uint8
+
+const (
+	// AmountExact: Events and Bytes (where non-zero) are what was lost.
+	AmountExact Amount = iota
+	// AtLeast: at least Events events and Bytes bytes were lost, maybe more.
+	AtLeast
+	// AmountUnknown: the amount cannot be known (Events and Bytes are 0);
+	// the time range still bounds what was lost.
+	AmountUnknown
+)
+
+var amountNames = [...]string{"exact", "at_least", "unknown"}
+
+// String returns "exact", "at_least" or "unknown".
+func (a Amount) String() string {
+	if int(a) < len(amountNames) {
+		return amountNames[a]
+	}
+	return "unknown"
+}
+
 // Loss is one accounted gap: events that were read (or should have been) but
-// cannot be archived. Every loss lands in the stats table and in a metric.
+// cannot be archived. Every loss lands in the stats table, the losses table
+// and a metric.
+//
+// From and To bound the event times of what was lost: From is the latest
+// time of the flows read before the loss and To the time of the first one
+// after it, each widened by the most the source's flow times were seen out
+// of order (zero: not known; a reader then takes Time). A loss at one
+// point (a Hubble lost_events line, an over-long line) has From and To
+// around that point.
 type Loss struct {
 	Node   string    // node the loss belongs to (sanitised by the archive)
-	Time   time.Time // when it happened (event time when known, else wall clock)
+	Time   time.Time // when it was detected (wall clock), or the event time of a Hubble lost_events line
+	From   time.Time // the last flow before the loss (zero: unknown)
+	To     time.Time // the first flow after the loss (zero: unknown)
 	Reason string    // one of the Loss* constants
 	Detail string    // Hubble lost-event source, file name, error class
-	Events uint64    // events lost, where known
-	Bytes  uint64    // bytes lost, where known
+	Events uint64    // events lost, where known (see Amount)
+	Bytes  uint64    // bytes lost, where known (see Amount)
+	Amount Amount
+	// Estimated is an estimate of the events lost when Amount is not
+	// exact in events (from the bytes lost and the source's mean line
+	// size); 0: none.
+	Estimated uint64
+	// Source is the ID of the source that detected the loss.
+	Source string
 }
 
 // Counts are the per-minute collection counters of one node.

@@ -94,6 +94,7 @@ type Generator struct {
 	n     uint64
 	// pending reply of the last request, emitted next (reply pairs)
 	pending *flowpb.Flow
+	last    *flowpb.Flow // the flow of the last line (LastFlow)
 }
 
 var namespaces = []string{
@@ -245,8 +246,14 @@ func (g *Generator) Now() time.Time { return g.now }
 
 // AppendLine appends the next event as an events.log line.
 func (g *Generator) AppendLine(dst []byte) ([]byte, error) {
-	return hubblejson.AppendEventLine(dst, g.Next())
+	ev := g.Next()
+	g.last = ev.GetFlow()
+	return hubblejson.AppendEventLine(dst, ev)
 }
+
+// LastFlow is the flow of the last line AppendLine appended (nil: that line
+// was another kind of event). It is valid until the next call.
+func (g *Generator) LastFlow() *flowpb.Flow { return g.last }
 
 // tick advances simulated time by an exponential gap, at nanosecond
 // precision, sometimes landing on whole milliseconds or microseconds so that

@@ -425,18 +425,21 @@ func (o *observer) run(ctx context.Context) {
 
 // fileRun is the state of one Run.
 type fileRun struct {
-	s     *FileSource
-	ctx   context.Context
-	emit  func(*LineBatch) error
-	obs   *observer
-	sp    *splitter
-	rd    *reader   // current file (nil: between files)
-	f     *os.File  // current file's descriptor
-	in    io.Reader // current content stream (f, or a gzip reader over it)
-	zr    *gzip.Reader
-	live  bool   // rd is the live file
-	after string // backups named after this are unread
-	woke  time.Time
+	s    *FileSource
+	ctx  context.Context
+	emit func(*LineBatch) error
+	obs  *observer
+	sp   *splitter
+	rd   *reader   // current file (nil: between files)
+	f    *os.File  // current file's descriptor
+	in   io.Reader // current content stream (f, or a gzip reader over it)
+	zr   *gzip.Reader
+	live bool // rd is the live file
+	// pending are gaps found between files, handed over with the next
+	// file's first batch (loss).
+	pending []flow.Loss
+	after   string // backups named after this are unread
+	woke    time.Time
 	// Files finished since the last Commit batch, and whether the next
 	// batch carries Commit.
 	finished   int
@@ -540,7 +543,7 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 			}
 			if !opened {
 				if !s.cfg.Follow {
-					return nil
+					return run.flushPending()
 				}
 				if err := run.pause(); err != nil {
 					return err
@@ -565,7 +568,7 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 			continue
 		}
 		if !s.cfg.Follow {
-			return nil
+			return run.flushPending()
 		}
 		if err := run.pause(); err != nil {
 			return err
@@ -574,7 +577,12 @@ func (s *FileSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 }
 
 // pause ends a follower's read burst (settle, idle) and waits for more.
+// Gaps found in the burst with no line after them go out first: the next
+// line may be long in coming.
 func (run *fileRun) pause() error {
+	if err := run.flushPending(); err != nil {
+		return err
+	}
 	if err := run.settle(); err != nil {
 		return err
 	}
@@ -590,7 +598,9 @@ func (run *fileRun) read(final bool) error {
 		(errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader)) {
 		// A damaged compressed backup: what could be read was delivered; the
 		// rest is a gap of unknown size, and the source goes on.
-		return run.loss(flow.Loss{Reason: flow.LossRotationGap, Detail: run.rd.name + ": " + err.Error()})
+		rd := run.rd
+		return run.loss(flow.Loss{Reason: flow.LossDamagedInput, Amount: flow.AmountUnknown,
+			Detail: fmt.Sprintf("%s: damaged after content byte %d (line %d): %v", rd.name, rd.off+run.sp.pending(), rd.line, err)})
 	}
 	return err
 }
@@ -707,15 +717,25 @@ func (run *fileRun) closeCur() {
 		run.f.Close()
 		run.f = nil
 	}
+	if run.rd != nil && len(run.rd.lb.Losses) > 0 {
+		// Gaps after the file's last line go with the next file's lines.
+		run.pending = append(run.pending, run.rd.lb.Losses...)
+		run.rd.lb.Losses, run.rd.lb.LossAt = run.rd.lb.Losses[:0], run.rd.lb.LossAt[:0]
+	}
 	run.rd, run.in, run.live = nil, nil, false
 }
 
-// loss records and emits a gap with the current checkpoint (or a "between
-// files" one), so that it is committed exactly with the position past it.
+// loss records a gap, counts it and logs it. It is handed over with the
+// lines read after it (pending, or the current file's batch), so that the
+// consumer can bound it by the first event after it, and in the same batch
+// as the checkpoint past it: a crash before that batch is committed finds
+// the gap again. A gap with nothing to read after it goes out at the end of
+// the read burst (flushPending), with the position past it.
 func (run *fileRun) loss(l flow.Loss) error {
 	if l.Time.IsZero() {
 		l.Time = time.Now().UTC()
 	}
+	l.Source = run.s.id
 	m := run.s.m
 	if l.Bytes > 0 {
 		m.lostBytes.WithLabelValues(run.s.id, l.Reason).Add(float64(l.Bytes))
@@ -723,13 +743,35 @@ func (run *fileRun) loss(l flow.Loss) error {
 	if l.Events > 0 {
 		m.lostLines.WithLabelValues(run.s.id, l.Reason).Add(float64(l.Events))
 	}
+	m.gaps.WithLabelValues(run.s.id, l.Reason, l.Amount.String()).Inc()
 	run.s.log.Warn("ingest: gap", zap.String("source", run.s.id), zap.String("reason", l.Reason),
-		zap.String("detail", l.Detail), zap.Uint64("bytes", l.Bytes))
+		zap.String("detail", l.Detail), zap.Uint64("bytes", l.Bytes), zap.Stringer("amount", l.Amount))
 	if run.rd != nil {
-		run.rd.lb.Losses = append(run.rd.lb.Losses, l)
-		return run.rd.flush(run.emit)
+		run.rd.lb.AddLoss(l)
+		return nil
 	}
-	lb := &LineBatch{Losses: []flow.Loss{l}, Checkpoint: flow.Checkpoint{Source: run.s.id, Position: encodePos(filePos{After: run.after})}}
+	run.pending = append(run.pending, l)
+	return nil
+}
+
+// flushPending hands over the gaps not yet emitted, with the position past
+// them: the current file's (its batch holds them) or the position between
+// files.
+func (run *fileRun) flushPending() error {
+	if run.rd != nil {
+		if len(run.rd.lb.Losses) == 0 {
+			return nil
+		}
+		return run.rd.emitPosition(run.emit)
+	}
+	if len(run.pending) == 0 {
+		return nil
+	}
+	lb := &LineBatch{Checkpoint: flow.Checkpoint{Source: run.s.id, Position: encodePos(filePos{After: run.after})}}
+	for _, l := range run.pending {
+		lb.AddLoss(l)
+	}
+	run.pending = run.pending[:0]
 	return run.emit(lb)
 }
 
@@ -744,6 +786,10 @@ func (run *fileRun) setReader(f *os.File, in io.Reader, zr *gzip.Reader, name st
 	if zr == nil {
 		rd.fpFile, rd.size = f, fi.Size()
 	}
+	for _, l := range run.pending {
+		rd.lb.AddLoss(l)
+	}
+	run.pending = run.pending[:0]
 	run.rd, run.f, run.in, run.zr, run.live = rd, f, in, zr, live
 	if live {
 		run.s.m.lag.WithLabelValues(run.s.id).Set(float64(fi.Size() - off))
@@ -876,10 +922,26 @@ func (run *fileRun) resume(p filePos) error {
 		if fi, err := os.Stat(run.s.path); err == nil {
 			dev, ino := fileIdent(fi)
 			sameLive = dev == p.Dev && ino == p.Inode
+			if sameLive && fi.Size() == 0 && p.Offset > 0 {
+				// Truncated and not written since: where the writer goes
+				// on tells what was lost (checkLive); wait at the
+				// checkpoint until it does.
+				if ok, err := run.openPlain(run.s.path, "", 0, p.Offset, p.Line, "", true); ok || err != nil {
+					return err
+				}
+			}
 			if sameLive && fi.Size() >= p.Offset {
 				ok, err := run.openPlain(run.s.path, p.Fingerprint, p.FPLen, p.Offset, p.Line, "", true)
 				if ok || err != nil {
 					return err
+				}
+				if startsWithHole(run.s.path) {
+					// Truncated and written again at the writer's old
+					// offset: resume where the checkpoint is; the lines
+					// truncated away after it are the hole read next.
+					if ok, err := run.openPlain(run.s.path, "", 0, p.Offset, p.Line, "", true); ok || err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -927,19 +989,26 @@ func (run *fileRun) resume(p filePos) error {
 				return err
 			}
 			if ok {
-				return run.loss(flow.Loss{Reason: flow.LossTruncated, Detail: fmt.Sprintf("%s: %d bytes, rewritten or shrunk under checkpoint offset %d", p.Name, fi.Size(), p.Offset)})
+				// What was written after the checkpoint and before the
+				// truncation is gone; how much cannot be known.
+				return run.loss(flow.Loss{Reason: flow.LossTruncated, Amount: flow.AmountUnknown,
+					Detail: fmt.Sprintf("%s: %d bytes, rewritten or shrunk under checkpoint offset %d", p.Name, fi.Size(), p.Offset)})
 			}
 		}
 	}
-	// The checkpoint's file is gone.
-	l := flow.Loss{Reason: flow.LossRotationGap, Detail: p.Name}
+	// The checkpoint's file is gone, and with it whatever followed the
+	// checkpoint in it; backups rotated and deleted after it while no
+	// source ran left no trace, so the amount is a lower bound at best:
+	// the rest of the file as far as it was seen.
+	l := flow.Loss{Reason: flow.LossRotationGap, Detail: p.Name, Amount: flow.AmountUnknown}
+	if p.Size > p.Offset {
+		l.Bytes, l.Amount = uint64(p.Size-p.Offset), flow.AtLeast
+	}
 	if p.Backup != "" {
 		run.after = p.Backup
-		if p.Size > p.Offset {
-			l.Bytes = uint64(p.Size - p.Offset)
-		}
+		l.Detail += " (deleted before it was read to its end, with any backups rotated after it while the source was not running)"
 	} else {
-		l.Detail += " (live file at the checkpoint; rotated and deleted since, its final size is unknown)"
+		l.Detail += " (the live file at the checkpoint; rotated and deleted since, with any backups rotated after it while the source was not running)"
 	}
 	return run.loss(l)
 }
@@ -1033,9 +1102,10 @@ func (run *fileRun) nextBackup(until string) (*backupFile, error) {
 		if b, ok := run.s.statBackup(ts); ok {
 			return &b, nil
 		}
-		l := flow.Loss{Reason: flow.LossRotationGap, Detail: filepath.Base(run.s.plainName(ts)) + " deleted before it was read"}
+		l := flow.Loss{Reason: flow.LossRotationGap, Detail: filepath.Base(run.s.plainName(ts)) + " deleted before it was read", Amount: flow.AmountUnknown}
 		if sz, ok := sizes[ts]; ok && sz >= 0 {
-			l.Bytes = uint64(sz)
+			// A backup is complete when it is renamed: its size is all of it.
+			l.Bytes, l.Amount = uint64(sz), flow.AmountExact
 		}
 		run.obs.mu.Lock()
 		delete(run.obs.seen, ts)
@@ -1079,6 +1149,20 @@ func (run *fileRun) checkLive() (moved bool, err error) {
 			fp, n, err := fingerprint(io.NewSectionReader(run.f, 0, int64(rd.fpLen)), rd.fpLen)
 			changed = err != nil || n != rd.fpLen || fp != rd.fp
 		}
+		if changed && fi.Size() == 0 {
+			// Truncated, and nothing written since: whether the writer
+			// goes on at offset 0 or at its old offset (leaving a hole)
+			// shows once it writes. Nothing to read until then.
+			return false, nil
+		}
+		if changed && fi.Size() >= readPos && run.holeAtStart() {
+			// Truncated and written again at the writer's old offset:
+			// what follows the reader's position is where it was, the
+			// lines truncated away that it had not read are a hole it
+			// finds as it reads on (reader.endHole).
+			rd.fp, rd.fpLen, _ = fingerprint(io.NewSectionReader(run.f, 0, fingerprintLen), fingerprintLen)
+			changed = false
+		}
 		if !changed {
 			rd.size = fi.Size()
 			run.s.m.lag.WithLabelValues(run.s.id).Set(float64(fi.Size() - readPos))
@@ -1094,7 +1178,10 @@ func (run *fileRun) checkLive() (moved bool, err error) {
 		run.sp.reset()
 		rd.off, rd.line, rd.size = 0, 0, fi.Size()
 		rd.fp, rd.fpLen, _ = fingerprint(io.NewSectionReader(run.f, 0, fingerprintLen), fingerprintLen)
-		return true, run.loss(flow.Loss{Reason: flow.LossTruncated, Detail: detail})
+		// Lines written after the reader's position and before the
+		// truncation are gone; how many cannot be known (none, if the
+		// reader had caught up).
+		return true, run.loss(flow.Loss{Reason: flow.LossTruncated, Detail: detail, Amount: flow.AmountUnknown})
 	}
 	// Rotated: lumberjack closed the file before renaming it, so what the
 	// descriptor still reads is all there is.
@@ -1120,6 +1207,26 @@ func (run *fileRun) checkLive() (moved bool, err error) {
 	run.s.m.rotations.WithLabelValues(run.s.id).Inc()
 	run.closeCur()
 	return true, nil
+}
+
+// holeAtStart reports whether the current file starts with a NUL byte: a
+// hole, where a line of events.log would start with '{'.
+func (run *fileRun) holeAtStart() bool {
+	var b [1]byte
+	n, _ := run.f.ReadAt(b[:], 0)
+	return n == 1 && b[0] == 0
+}
+
+// startsWithHole is holeAtStart of the file at path.
+func startsWithHole(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [1]byte
+	n, _ := f.ReadAt(b[:], 0)
+	return n == 1 && b[0] == 0
 }
 
 // findRotated returns the backup timestamp of the current (rotated) live

@@ -1148,3 +1148,153 @@ func TestFollowEmitsWhenIdle(t *testing.T) {
 		}
 	}
 }
+
+// TestGapTravelsWithTheLinesAfterIt checks that a gap found on resume is
+// handed over in the same batch as the first lines after it (LossAt 0), so
+// that the consumer can end it at the first flow after it and commits it
+// with the position past it; and that its amount says what is known.
+func TestGapTravelsWithTheLinesAfterIt(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.log")
+	os.WriteFile(path, []byte("1\n2\n3\n"), 0o644)
+	src, _ := NewFileSource(FileConfig{Path: path}, nil, nil)
+	var cp flow.Checkpoint
+	src.Run(context.Background(), flow.Checkpoint{}, func(lb *LineBatch) error { cp = lb.Checkpoint; return nil })
+	appendFile(t, path, []byte("4\n"))
+	// The live file is rotated and deleted while no source runs: the next
+	// backup and the new live file are all that is left.
+	os.Rename(path, filepath.Join(dir, "rotated"))
+	// Compressed, and its first line longer than the first read of a gzip
+	// backup (its fingerprint's bytes): the gap still waits for it.
+	long := "7" + strings.Repeat("x", 3000)
+	os.WriteFile(filepath.Join(dir, "events-2026-01-01T00-00-05.000.log.gz"), gzBytes([]byte(long+"\n8\n")), 0o644)
+	os.WriteFile(path, []byte("9\n"), 0o644)
+	os.Remove(filepath.Join(dir, "rotated"))
+	var batches []LineBatch
+	src.Run(context.Background(), cp, func(lb *LineBatch) error {
+		c := LineBatch{Checkpoint: lb.Checkpoint, Losses: slices.Clone(lb.Losses), LossAt: slices.Clone(lb.LossAt)}
+		for _, l := range lb.Lines {
+			c.Lines = append(c.Lines, bytes.Clone(l))
+		}
+		batches = append(batches, c)
+		return nil
+	})
+	var first *LineBatch
+	for i := range batches {
+		if len(batches[i].Losses) > 0 {
+			first = &batches[i]
+			break
+		}
+	}
+	if first == nil || len(first.Losses) != 1 || len(first.Lines) == 0 || string(first.Lines[0]) != long || first.LossIndex(0) != 0 {
+		t.Fatalf("the gap is not handed over before the lines after it: %+v", batches)
+	}
+	l := first.Losses[0]
+	if l.Reason != flow.LossRotationGap || l.Amount != flow.AmountUnknown || l.Bytes != 0 || l.Source != src.ID() {
+		t.Errorf("gap %+v: want a rotation gap of unknown amount (the live file's final size is unknown)", l)
+	}
+
+	// A checkpoint inside a file whose size was seen: at least the rest of
+	// it is gone, and maybe whole backups after it.
+	dir = t.TempDir()
+	path = filepath.Join(dir, "events.log")
+	os.WriteFile(path, []byte("1\n2\n3\n"), 0o644)
+	src, _ = NewFileSource(FileConfig{Path: path}, nil, nil)
+	src.batch = 1
+	var cps []flow.Checkpoint
+	src.Run(context.Background(), flow.Checkpoint{}, func(lb *LineBatch) error { cps = append(cps, lb.Checkpoint); return nil })
+	// Rotated (to a name no listing matches) and deleted only once the new
+	// file exists, so that the new file cannot take its inode.
+	os.Rename(path, filepath.Join(dir, "rotated"))
+	os.WriteFile(path, []byte("9\n"), 0o644)
+	os.Remove(filepath.Join(dir, "rotated"))
+	lines, losses, _ := oneShot(t, path, cps[0]) // after "1": "2\n3\n" unread
+	if strings.Join(lines, ",") != "9" || len(losses) != 1 || losses[0].Amount != flow.AtLeast || losses[0].Bytes != 4 {
+		t.Fatalf("lines %q losses %+v: want at least 4 bytes lost", lines, losses)
+	}
+}
+
+// TestTruncatedLiveFileIsAGapOfUnknownAmount: lines written after the
+// reader's position and before the truncation are gone, and nothing can say
+// how many; the gap goes with the lines written after the truncation.
+func TestTruncatedLiveFileIsAGapOfUnknownAmount(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.log")
+	os.WriteFile(path, []byte("1\n2\n"), 0o644)
+	src, _ := NewFileSource(FileConfig{Path: path}, nil, nil)
+	var cp flow.Checkpoint
+	src.Run(context.Background(), flow.Checkpoint{}, func(lb *LineBatch) error { cp = lb.Checkpoint; return nil })
+	appendFile(t, path, []byte("3\n4\n5\n"))
+	os.WriteFile(path, []byte("6\n"), 0o644) // truncated and rewritten: 3, 4, 5 are lost
+	var got []string
+	var losses []flow.Loss
+	var at []int
+	src.Run(context.Background(), cp, func(lb *LineBatch) error {
+		for i := range lb.Losses {
+			at = append(at, len(got)+lb.LossIndex(i))
+		}
+		for _, l := range lb.Lines {
+			got = append(got, string(l))
+		}
+		losses = append(losses, lb.Losses...)
+		return nil
+	})
+	if strings.Join(got, ",") != "6" || len(losses) != 1 || losses[0].Reason != flow.LossTruncated || losses[0].Amount != flow.AmountUnknown || at[0] != 0 {
+		t.Fatalf("lines %q, losses %+v at %v", got, losses, at)
+	}
+}
+
+// TestDamagedGzipIsRecordedAndReadingGoesOn: a corrupt compressed backup
+// delivers what it could, is a damaged_input loss with its position, and the
+// next files are read.
+func TestDamagedGzipIsRecordedAndReadingGoesOn(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.log")
+	gz := gzBytes([]byte("1\n2\n3\n4\n5\n6\n7\n8\n9\n"))
+	os.WriteFile(filepath.Join(dir, "events-2026-01-01T00-00-01.000.log.gz"), gz[:len(gz)-10], 0o644) // its trailer cut
+	os.WriteFile(path, []byte("10\n"), 0o644)
+	lines, losses, _ := oneShot(t, path, flow.Checkpoint{})
+	if len(losses) != 1 || losses[0].Reason != flow.LossDamagedInput || !strings.Contains(losses[0].Detail, "events-2026-01-01T00-00-01.000.log.gz: damaged after content byte") ||
+		lines[len(lines)-1] != "10" {
+		t.Fatalf("lines %q losses %+v", lines, losses)
+	}
+}
+
+// TestTruncationUnderAWriterThatKeepsItsOffset: lumberjack does not open
+// its file in append mode, so a file truncated under it is written again at
+// the writer's old offset, leaving a hole of NUL bytes. The lines truncated
+// away that the reader had not read are a gap of exactly the hole's bytes
+// from the reader's position; the lines after the hole are read, once; a
+// resume from a checkpoint before the truncation does the same.
+func TestTruncationUnderAWriterThatKeepsItsOffset(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.log")
+	w, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.WriteString("1\n2\n")
+	src, _ := NewFileSource(FileConfig{Path: path}, nil, nil)
+	var cp flow.Checkpoint
+	src.Run(context.Background(), flow.Checkpoint{}, func(lb *LineBatch) error { cp = lb.Checkpoint; return nil })
+	w.WriteString("3\n44\n") // never read
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, resume := range []bool{false, true} {
+		if !resume {
+			// Truncated, nothing written yet: nothing to report yet.
+			lines, losses, _ := oneShot(t, path, cp)
+			if len(lines) != 0 || len(losses) != 0 {
+				t.Fatalf("empty truncated file: lines %q losses %+v", lines, losses)
+			}
+			w.WriteString("5\n")
+		}
+		lines, losses, _ := oneShot(t, path, cp)
+		if strings.Join(lines, ",") != "5" || len(losses) != 1 || losses[0].Reason != flow.LossTruncated || losses[0].Amount != flow.AmountExact ||
+			losses[0].Bytes != 5 || !strings.Contains(losses[0].Detail, "5 NUL bytes at offset 4") {
+			t.Fatalf("resume=%v: lines %q losses %+v", resume, lines, losses)
+		}
+	}
+}

@@ -98,6 +98,8 @@ type reader struct {
 	fpFile    io.ReaderAt // plain files: where to refresh a young file's fingerprint
 	off       int64       // content offset after the last complete line
 	line      int64
+	hole      int64 // NUL bytes of a hole read and not yet recorded (endHole)
+	holeAt    int64 // the hole's offset
 	sp        *splitter
 	lb        LineBatch
 	m         *Metrics
@@ -117,8 +119,9 @@ func (r *reader) readAll(ctx context.Context, in io.Reader, batch int, emit func
 			return total, perr
 		}
 		// Lines point into the splitter's buffer, which the next fill may
-		// move: hand them over first.
-		if !errors.Is(err, io.EOF) {
+		// move: hand them over first. Gaps alone wait for the lines after
+		// them (or the end), which bound them.
+		if !errors.Is(err, io.EOF) && len(r.lb.Lines) > 0 {
 			if ferr := r.flush(emit); ferr != nil {
 				return total, ferr
 			}
@@ -142,13 +145,24 @@ func (r *reader) readAll(ctx context.Context, in io.Reader, batch int, emit func
 
 func (r *reader) drain(batch int, emit func(*LineBatch) error) error {
 	for {
+		if n := r.sp.skipHole(); n > 0 {
+			if r.hole == 0 {
+				r.holeAt = r.off
+			}
+			r.hole += n
+			r.off += n
+		}
+		if r.hole > 0 && r.sp.start < r.sp.end {
+			r.endHole()
+		}
 		line, tooLong := r.sp.next()
 		if tooLong > 0 {
 			r.line++
 			r.off += tooLong
-			r.lb.Losses = append(r.lb.Losses, flow.Loss{Reason: flow.LossLineTooLong, Detail: fmt.Sprintf("%s:%d", r.name, r.line), Events: 1, Bytes: uint64(tooLong)})
+			r.lb.AddLoss(flow.Loss{Reason: flow.LossLineTooLong, Detail: fmt.Sprintf("%s:%d", r.name, r.line), Events: 1, Bytes: uint64(tooLong), Source: r.src})
 			r.m.lostLines.WithLabelValues(r.src, flow.LossLineTooLong).Inc()
 			r.m.lostBytes.WithLabelValues(r.src, flow.LossLineTooLong).Add(float64(tooLong))
+			r.m.gaps.WithLabelValues(r.src, flow.LossLineTooLong, flow.AmountExact.String()).Inc()
 			continue
 		}
 		if line == nil {
@@ -174,6 +188,18 @@ func (r *reader) drain(batch int, emit func(*LineBatch) error) error {
 	}
 }
 
+// endHole records the hole of NUL bytes just read: the lines the file held
+// there before it was truncated were never read, and are lost; exactly as
+// many bytes as the hole.
+func (r *reader) endHole() {
+	r.lb.AddLoss(flow.Loss{Reason: flow.LossTruncated, Amount: flow.AmountExact, Bytes: uint64(r.hole), Source: r.src,
+		Detail: fmt.Sprintf("%s: %d NUL bytes at offset %d (line %d): the file was truncated and written again at its writer's old offset; the lines it held there are lost",
+			r.name, r.hole, r.holeAt, r.line+1)})
+	r.m.lostBytes.WithLabelValues(r.src, flow.LossTruncated).Add(float64(r.hole))
+	r.m.gaps.WithLabelValues(r.src, flow.LossTruncated, flow.AmountExact.String()).Inc()
+	r.hole = 0
+}
+
 func (r *reader) add(line []byte, raw int64) {
 	r.line++
 	r.off += raw
@@ -183,6 +209,9 @@ func (r *reader) add(line []byte, raw int64) {
 
 // flush emits the current batch (also an empty one carrying losses).
 func (r *reader) flush(emit func(*LineBatch) error) error {
+	if r.hole > 0 {
+		r.endHole() // the checkpoint is past it
+	}
 	if len(r.lb.Lines) == 0 && len(r.lb.Losses) == 0 {
 		return nil
 	}

@@ -42,16 +42,39 @@ type LineBatch struct {
 	Lines      [][]byte
 	Where      []LineRef
 	Checkpoint flow.Checkpoint
-	Losses     []flow.Loss
+	// Losses are the gaps found among the lines: Losses[i] happened
+	// before Lines[LossAt[i]] (LossAt[i] == len(Lines): after the last
+	// one), so that a consumer can bound it by the events around it. A
+	// source hands a gap over with the lines that follow it where it can,
+	// in the same batch as the checkpoint past it, so that the gap is
+	// committed exactly when the position past it is.
+	Losses []flow.Loss
+	LossAt []int
 	// Commit asks for the batch to be committed with everything before it
 	// (flow.Batch.Commit).
 	Commit bool
+}
+
+// AddLoss records l as happening after the lines added so far.
+func (lb *LineBatch) AddLoss(l flow.Loss) {
+	lb.Losses = append(lb.Losses, l)
+	lb.LossAt = append(lb.LossAt, len(lb.Lines))
+}
+
+// LossIndex returns where Losses[i] happened: the index of the first line
+// after it (a batch built without LossAt has its losses after its lines).
+func (lb *LineBatch) LossIndex(i int) int {
+	if i < len(lb.LossAt) {
+		return lb.LossAt[i]
+	}
+	return len(lb.Lines)
 }
 
 func (lb *LineBatch) reset() {
 	lb.Lines = lb.Lines[:0]
 	lb.Where = lb.Where[:0]
 	lb.Losses = lb.Losses[:0]
+	lb.LossAt = lb.LossAt[:0]
 	lb.Commit = false
 }
 
@@ -75,6 +98,7 @@ type Metrics struct {
 	rotations *prometheus.CounterVec
 	lostLines *prometheus.CounterVec
 	lostBytes *prometheus.CounterVec
+	gaps      *prometheus.CounterVec
 	lag       *prometheus.GaugeVec
 	rotEvery  *prometheus.GaugeVec
 	slack     *prometheus.GaugeVec
@@ -93,6 +117,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Lines lost where their count is known, by source and reason (line_too_long)."}, []string{"source", "reason"}),
 		lostBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "lost_bytes_total",
 			Help: "Bytes lost before they could be read, by source and reason (rotation_gap, truncated, line_too_long)."}, []string{"source", "reason"}),
+		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "gaps_total",
+			Help: "Gaps found in the input (lines that were not, or may not have been, read), by source, reason (rotation_gap, truncated, damaged_input, line_too_long) and amount: exact, at_least (more may be lost than lost_bytes_total counts) or unknown (only the time range is known)."}, []string{"source", "reason", "amount"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "lag_bytes",
 			Help: "Bytes of the followed live file not yet read, when last checked."}, []string{"source"}),
 		rotEvery: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "file_rotation_interval_seconds",
@@ -101,7 +127,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "The rotation interval times the backups on disk plus one: about how long a line outlives the exporter's rotation, so how long the source may stop (or fall behind) without losing flows."}, []string{"source"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.lines, m.bytes, m.rotations, m.lostLines, m.lostBytes, m.lag, m.rotEvery, m.slack)
+		reg.MustRegister(m.lines, m.bytes, m.rotations, m.lostLines, m.lostBytes, m.gaps, m.lag, m.rotEvery, m.slack)
 	}
 	return m
 }
@@ -250,6 +276,24 @@ func (s *splitter) next() (line []byte, tooLong int64) {
 		return nil, int64(len(l)) + 1
 	}
 	return bytes.TrimSuffix(l, []byte{'\r'}), 0
+}
+
+// skipHole consumes the NUL bytes at the start of the next line and says
+// how many. A line of events.log never starts with one: a run of them is a
+// hole, left where a file truncated under its writer was written again at
+// the writer's old offset (lumberjack's files are not opened in append
+// mode), and the lines it replaced are lost.
+func (s *splitter) skipHole() int64 {
+	if s.skipping {
+		return 0
+	}
+	i := s.start
+	for i < s.end && s.buf[i] == 0 {
+		i++
+	}
+	n := int64(i - s.start)
+	s.start = i
+	return n
 }
 
 // pending is the number of bytes of an incomplete line held.

@@ -176,6 +176,17 @@ type Pipeline struct {
 	// change took a copy of the name out of the batch arena.
 	nodes  map[string]string
 	errLog throttle
+	// latest is the latest time (ns) of the flows decoded (kept or denied)
+	// and disorder the most a flow's time lagged behind the latest before
+	// it: a gap found now holds flows from latest-disorder on. lines and
+	// lineBytes are the lines read and their bytes, whose mean turns a
+	// gap's bytes into an estimate of its lines; open indexes the losses of
+	// the batch being filled that wait for the first flow after them
+	// (their To).
+	latest, disorder int64
+	lines            uint64
+	lineBytes        uint64
+	open             []int
 
 	// progress, read by the daemon's readiness check
 	lastFlowNs  atomic.Int64 // time of the last flow the sink accepted
@@ -221,6 +232,7 @@ func (p *Pipeline) Compiled() *Compiled { return p.compiled.Load() }
 func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 	srcCtx, cancelSrc := context.WithCancel(ctx)
 	defer cancelSrc()
+	p.latest, p.disorder = from.LastFlow, from.Disorder
 
 	var sinkErr error
 	// write hands b to the sink and records the progress; after a sink error
@@ -308,15 +320,17 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 		// Heartbeats are sent from the emit callback's goroutine only, so the
 		// batch is never touched concurrently: a separate goroutine asks for one.
 	}
-	heartbeatDue := atomic.Bool{}
+	// heartbeatDue is the wall time (s) of a tick not yet written: the row
+	// is for the tick's minute, which the next emit may already be past.
+	heartbeatDue := atomic.Int64{}
 	if hb != nil {
 		hbDone := make(chan struct{})
 		defer close(hbDone)
 		go func() {
 			for {
 				select {
-				case <-hb:
-					heartbeatDue.Store(true)
+				case t := <-hb:
+					heartbeatDue.Store(t.Unix())
 				case <-hbDone:
 					return
 				}
@@ -332,8 +346,8 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 			}
 		}
 		p.process(lb, cur)
-		if heartbeatDue.Swap(false) {
-			p.heartbeat(cur)
+		if t := heartbeatDue.Swap(0); t != 0 {
+			p.heartbeat(cur, t)
 		}
 		send()
 		if p.cfg.Inline && sinkErr != nil {
@@ -355,10 +369,14 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 	return nil
 }
 
-// heartbeat records an all-zero stats row for the current minute.
-func (p *Pipeline) heartbeat(b *flow.Batch) {
-	min := p.cfg.Now().Unix() / 60 * 60
+// heartbeat records an all-zero stats row for the minute of the tick at
+// sec, and for the current minute if it is past that one.
+func (p *Pipeline) heartbeat(b *flow.Batch, sec int64) {
+	min, now := minuteOf(sec), minuteOf(p.cfg.Now().Unix())
 	b.AddStat(p.lastNode, min, flow.Counts{})
+	if now > min {
+		b.AddStat(p.lastNode, now, flow.Counts{})
+	}
 	p.setStatus(b)
 }
 
@@ -411,14 +429,32 @@ func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
 	}
 
 	var seen, kept, denied, decodeErrs, nonFlow uint64
+	nextLoss := 0 // lb.Losses before it are in b
 	for i, line := range lb.Lines {
+		for nextLoss < len(lb.Losses) && lb.LossIndex(nextLoss) <= i {
+			p.addLoss(b, lb.Losses[nextLoss])
+			nextLoss++
+		}
 		b.Bytes += int64(len(line))
+		p.lineBytes += uint64(len(line)) + 1
 		slot := b.Next()
 		kind, err := dec.Decode(line, slot)
 		if err == nil && kind == flow.KindFlow {
-			node, min := slot.GetNodeName(), minuteOf(slot)
-			if node == "" {
-				node = p.lastNode
+			ts := slot.GetTime()
+			if t := ts.GetSeconds()*1e9 + int64(ts.GetNanos()); t >= p.latest {
+				p.latest = t
+			} else if d := p.latest - t; d > p.disorder {
+				p.disorder = d
+			}
+			if len(p.open) > 0 {
+				p.closeLosses(b, ts.GetSeconds()*1e9+int64(ts.GetNanos()))
+			}
+			node, min := slot.GetNodeName(), minuteOf(ts.GetSeconds())
+			if node == "" && p.cfg.Node != "" {
+				// A flow without its node is the source's node's: the
+				// archive places and counts rows by node.
+				node = p.cfg.Node
+				slot.NodeName = node
 			}
 			if node != p.lastNode {
 				node = p.switchNode(node)
@@ -464,17 +500,18 @@ func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
 			b.AddStat(p.nodeOf(dec.EnvelopeNodeName()), p.minuteOrNow(), flow.Counts{NonFlow: 1})
 		}
 	}
-	for _, l := range lb.Losses {
-		if l.Node == "" {
-			l.Node = p.lastNode
-		}
-		if l.Time.IsZero() {
-			l.Time = p.cfg.Now()
-		}
-		b.Losses = append(b.Losses, l)
-		p.m.lost.WithLabelValues(l.Reason).Add(float64(l.Events))
+	for ; nextLoss < len(lb.Losses); nextLoss++ {
+		p.addLoss(b, lb.Losses[nextLoss])
 	}
+	// A gap with no flow after it in the batch keeps To unknown: the batch
+	// (and the checkpoint past the gap) is committed before the next one
+	// is read.
+	p.open = p.open[:0]
+	p.lines += uint64(len(lb.Lines))
 	b.Checkpoint = lb.Checkpoint
+	if b.Checkpoint.Source != "" {
+		b.Checkpoint.LastFlow, b.Checkpoint.Disorder = p.latest, p.disorder
+	}
 	b.Commit = b.Commit || lb.Commit
 	p.setStatus(b)
 	p.m.flows.Add(float64(seen))
@@ -487,6 +524,42 @@ func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
 	}
 }
 
+// addLoss adds a gap the source found before the next line to b: it
+// starts at the latest flow read and ends at the next one (closeLosses),
+// both widened by the disorder seen.
+func (p *Pipeline) addLoss(b *flow.Batch, l flow.Loss) {
+	if l.Node == "" {
+		l.Node = p.lastNode
+	}
+	if l.Time.IsZero() {
+		l.Time = p.cfg.Now()
+	}
+	if l.Source == "" {
+		l.Source = p.src.ID()
+	}
+	if p.latest != 0 && l.From.IsZero() {
+		l.From = time.Unix(0, p.latest-p.disorder).UTC()
+	}
+	if l.Bytes > 0 && l.Events == 0 && l.Estimated == 0 && p.lines > 0 && p.lineBytes > 0 {
+		l.Estimated = max(1, l.Bytes*p.lines/p.lineBytes)
+	}
+	p.open = append(p.open, len(b.Losses))
+	b.Losses = append(b.Losses, l)
+	p.m.lost.WithLabelValues(l.Reason).Add(float64(l.Events))
+}
+
+// closeLosses ends the open gaps at the flow just decoded, whose time is
+// t: a flow lost before it has a time up to disorder after t.
+func (p *Pipeline) closeLosses(b *flow.Batch, t int64) {
+	to := time.Unix(0, t+p.disorder).UTC()
+	for _, i := range p.open {
+		if b.Losses[i].To.IsZero() {
+			b.Losses[i].To = to
+		}
+	}
+	p.open = p.open[:0]
+}
+
 // recordLost turns a Hubble lost_events line into a Loss record.
 func (p *Pipeline) recordLost(b *flow.Batch, dec *hubblejson.Decoder) {
 	ev, _ := dec.NonFlow().(*flowpb.LostEvent)
@@ -495,14 +568,15 @@ func (p *Pipeline) recordLost(b *flow.Batch, dec *hubblejson.Decoder) {
 		t = p.cfg.Now()
 	}
 	node := p.nodeOf(dec.EnvelopeNodeName())
-	l := flow.Loss{Node: node, Time: t, Reason: flow.LossHubbleLostEvents}
+	// Hubble counts what it lost: the amount is exact, and the events were
+	// lost between the flows around the line.
+	l := flow.Loss{Node: node, Time: t, Reason: flow.LossHubbleLostEvents, Amount: flow.AmountExact}
 	if ev != nil {
 		l.Events = ev.GetNumEventsLost()
 		l.Detail = ev.GetSource().String()
 	}
-	b.Losses = append(b.Losses, l)
-	b.AddStat(node, t.Unix()/60*60, flow.Counts{NonFlow: 1})
-	p.m.lost.WithLabelValues(flow.LossHubbleLostEvents).Add(float64(l.Events))
+	p.addLoss(b, l)
+	b.AddStat(node, minuteOf(t.Unix()), flow.Counts{NonFlow: 1})
 }
 
 // nodeOf returns the node a non-flow event belongs to: the "cluster/node"
@@ -530,8 +604,14 @@ func (p *Pipeline) minuteOrNow() int64 {
 	return p.cfg.Now().Unix() / 60 * 60
 }
 
-func minuteOf(f *flowpb.Flow) int64 {
-	return f.GetTime().GetSeconds() / 60 * 60
+// minuteOf is the start of the minute of a time in seconds (floored: a
+// time before 1970 belongs to the minute before it, not to 1970's first).
+func minuteOf(sec int64) int64 {
+	m := sec / 60 * 60
+	if m > sec {
+		m -= 60
+	}
+	return m
 }
 
 // gate bounds the bytes in flight between one source and the sink. It has

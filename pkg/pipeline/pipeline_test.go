@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -633,4 +634,117 @@ func TestProgressMovesWithFlowsOnly(t *testing.T) {
 	if lag := lastWrite.Sub(lastFlow); lag <= 0 {
 		t.Fatalf("lag %v: the fixture's flows are older than the run", lag)
 	}
+}
+
+// lossSource emits fixed batches with losses at given line indexes.
+type lossSource struct{ batches []ingest.LineBatch }
+
+func (s *lossSource) ID() string { return "test:loss" }
+
+func (s *lossSource) Run(ctx context.Context, _ flow.Checkpoint, emit func(*ingest.LineBatch) error) error {
+	for i := range s.batches {
+		lb := s.batches[i]
+		lb.Checkpoint = flow.Checkpoint{Source: s.ID(), Position: strconv.Itoa(i)}
+		if err := emit(&lb); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestLossesAreBoundedByTheFlowsAroundThem checks a gap's time range: from
+// the latest flow before it to the first flow after it, widened by the most
+// the flows' times were out of order (gen stamps some flows with whole
+// seconds, earlier than those before them); a gap with no flow after it in
+// its batch has no end; checkpoints carry the latest time and the disorder
+// for the next run; and flows without a node get the source's node.
+func TestLossesAreBoundedByTheFlowsAroundThem(t *testing.T) {
+	lines, _ := genLines(t, gen.Config{Seed: 5, Nodes: 1, Rate: 50, LostEventEvery: -1, AgentEventEvery: -1}, 400)
+	times := make([]int64, len(lines))
+	dec := hubblejson.NewDecoder(hubblejson.NewPlan(flow.AllFields(), flow.AllFields()))
+	f := &flowpb.Flow{}
+	for i, l := range lines {
+		if _, err := dec.Decode(l, f); err != nil {
+			t.Fatal(err)
+		}
+		if err := dec.Finish(f); err != nil {
+			t.Fatal(err)
+		}
+		times[i] = f.GetTime().AsTime().UnixNano()
+	}
+	// The latest time and the disorder after the first n lines.
+	seen := func(n int) (latest, disorder int64) {
+		for _, t := range times[:n] {
+			if t >= latest {
+				latest = t
+			} else {
+				disorder = max(disorder, latest-t)
+			}
+		}
+		return latest, disorder
+	}
+	noNode := []byte(strings.Replace(string(lines[399]), `"node_name":"prod-kr1/node-01",`, "", 1))
+	if string(noNode) == string(lines[399]) {
+		t.Fatalf("no node_name to remove in %s", lines[399])
+	}
+	rot := flow.Loss{Reason: flow.LossRotationGap, Amount: flow.AtLeast, Bytes: 4096}
+	src := &lossSource{batches: []ingest.LineBatch{
+		{Lines: lines[:200]},
+		{Lines: lines[200:300], Losses: []flow.Loss{rot}, LossAt: []int{50}},
+		{Lines: append(slices.Clone(lines[300:399]), noNode), Losses: []flow.Loss{{Reason: flow.LossTruncated, Amount: flow.AmountUnknown}}, LossAt: []int{100}},
+	}}
+	c, err := Compile(Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &recordSink{}
+	nodes := &nodeSink{}
+	p := New(Config{Node: "prod-kr1/node-09"}, src, c, multiSink{sink, nodes}, nil, nil)
+	if err := p.Run(context.Background(), flow.Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.losses) != 2 {
+		t.Fatalf("losses %+v", sink.losses)
+	}
+	latest, disorder := seen(250)
+	if disorder == 0 {
+		t.Fatalf("the generated flows are in time order: the test needs disorder")
+	}
+	l := sink.losses[0]
+	if !l.From.Equal(time.Unix(0, latest-disorder)) || !l.To.Equal(time.Unix(0, times[250]+disorder)) ||
+		l.Node != "prod-kr1/node-01" || l.Source != src.ID() || l.Estimated == 0 {
+		t.Errorf("rotation gap %+v: want from %v to %v, node-01, an estimate of its lines", l, time.Unix(0, latest-disorder), time.Unix(0, times[250]+disorder))
+	}
+	latest, disorder = seen(400)
+	if l := sink.losses[1]; !l.To.IsZero() || !l.From.Equal(time.Unix(0, latest-disorder)) {
+		t.Errorf("truncation %+v: after the last flow, want no end and from %v", l, time.Unix(0, latest-disorder))
+	}
+	last := sink.checkpoints[len(sink.checkpoints)-1]
+	if last.LastFlow != latest || last.Disorder != disorder {
+		t.Errorf("checkpoint %+v: want last flow %d, disorder %d", last, latest, disorder)
+	}
+	if nodes.last != "prod-kr1/node-09" {
+		t.Errorf("a flow without node_name archived on node %q, want the source's node", nodes.last)
+	}
+}
+
+// nodeSink remembers the node of the last flow written.
+type nodeSink struct{ last string }
+
+func (n *nodeSink) Write(b *flow.Batch) error {
+	if len(b.Flows) > 0 {
+		n.last = b.Flows[len(b.Flows)-1].GetNodeName()
+	}
+	return nil
+}
+
+type multiSink []Sink
+
+func (m multiSink) Write(b *flow.Batch) error {
+	for _, s := range m {
+		if err := s.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
 }

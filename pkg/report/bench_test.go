@@ -8,8 +8,6 @@ import (
 	"github.com/flowaudit/flowaudit/pkg/archive"
 )
 
-func ptr[T any](v T) *T { return &v }
-
 // benchRows makes a batch of rows with realistic cardinality: 40 source and
 // 40 destination workloads, 6 ports, drops, HTTP errors and DNS failures.
 func benchRows(n int) []flowRow {

@@ -27,7 +27,16 @@ var labels = map[string]map[string]string{
 		"integrity": "Integrity", "files": "Files checked", "rows": "Rows checked", "findings": "Findings", "none": "none",
 		"heads": "Manifest chain heads", "signoff": "Sign-off", "reviewer": "Reviewer", "approver": "Approver", "date": "Date",
 		"sql": "DuckDB queries reproducing these numbers", "flows": "Flows", "from": "From", "to": "To", "cause": "Cause",
-		"heatmap": "Hourly coverage (# collected, . no traffic, ! loss, blank: collector down)",
+		"heatmap":    "Hourly coverage (# collected, . no traffic, ~ partly down, ! loss: not collected in full, blank: collector down, - before the first evidence or after this report)",
+		"cause_down": "no stats rows: collector not running or not archiving", "cause_counters": "loss counters in the stats rows",
+		"reason_rotation_gap": "rotation gap: events.log rotated away before it was read", "reason_truncated": "events.log truncated under the reader",
+		"reason_damaged_input": "damaged input file", "reason_hubble_lost_events": "Hubble lost events",
+		"reason_line_too_long": "over-long line skipped", "reason_stream_down": "stream down", "reason_decode_error": "undecodable lines",
+		"amount_events": "%d events lost", "amount_bytes": "%d bytes lost", "amount_at_least_bytes": "at least %d bytes lost",
+		"amount_unknown": "amount unknown", "estimate_rate": "estimate: ~%d flows, from the node's rate around the gap",
+		"estimate_line_size": "estimate: ~%d flows, from the bytes and the mean line size",
+		"minutes":            "Minutes", "lostmin": "Minutes lost", "downmin": "Minutes down", "withloss": "Hours with loss",
+		"first": "First evidence", "losses": "Losses",
 	},
 	"ko": {
 		"title": "네트워크 트래픽 증적 보고서", "period": "기간", "scope": "범위", "nodes": "노드",
@@ -41,7 +50,16 @@ var labels = map[string]map[string]string{
 		"integrity": "무결성", "files": "검사한 파일", "rows": "검사한 행", "findings": "발견 사항", "none": "없음",
 		"heads": "매니페스트 해시 체인 헤드", "signoff": "승인", "reviewer": "검토자", "approver": "승인자", "date": "일자",
 		"sql": "이 수치를 재현하는 DuckDB 쿼리", "flows": "플로우", "from": "시작", "to": "끝", "cause": "원인",
-		"heatmap": "시간별 커버리지 (# 수집, . 트래픽 없음, ! 유실, 공백: 수집기 중단)",
+		"heatmap":    "시간별 커버리지 (# 수집, . 트래픽 없음, ~ 일부 중단, ! 유실: 완전히 수집되지 않음, 공백: 수집기 중단, - 최초 증적 이전 또는 보고서 작성 이후)",
+		"cause_down": "통계 행 없음: 수집기가 실행되지 않았거나 보관하지 않음", "cause_counters": "통계 행의 유실 카운터",
+		"reason_rotation_gap": "로테이션 공백: 읽기 전에 events.log가 로테이션되어 삭제됨", "reason_truncated": "읽는 중 events.log가 잘림",
+		"reason_damaged_input": "손상된 입력 파일", "reason_hubble_lost_events": "Hubble 유실 이벤트",
+		"reason_line_too_long": "너무 긴 줄 건너뜀", "reason_stream_down": "스트림 중단", "reason_decode_error": "디코딩할 수 없는 줄",
+		"amount_events": "이벤트 %d건 유실", "amount_bytes": "%d 바이트 유실", "amount_at_least_bytes": "최소 %d 바이트 유실",
+		"amount_unknown": "유실량 알 수 없음", "estimate_rate": "추정: 공백 전후 노드 유입률 기준 약 %d건",
+		"estimate_line_size": "추정: 유실 바이트와 평균 줄 크기 기준 약 %d건",
+		"minutes":            "분", "lostmin": "유실 분", "downmin": "중단 분", "withloss": "유실 있는 시간",
+		"first": "최초 증적", "losses": "유실 기록",
 	},
 }
 
@@ -89,9 +107,11 @@ func RenderMarkdown(w io.Writer, r *Report, lang string) error {
 	p("| | |\n|---|---|\n| %s | %s – %s (%s; UTC %s – %s) |\n", t["period"], r.FromUTC.In(loc(r)).Format("2006-01-02 15:04"), r.ToUTC.In(loc(r)).Format("2006-01-02 15:04"), mdCell(r.TimeZone), r.FromUTC.Format("2006-01-02T15:04Z"), r.ToUTC.Format("2006-01-02T15:04Z"))
 	p("| %s | %s |\n| %s | %d |\n| %s | %s |\n| %s | %s |\n| %s | %d |\n\n", t["nodes"], mdCell(strings.Join(r.Nodes, ", ")), t["namespaces"], r.Namespaces,
 		t["versions"], mdCell(strings.Join(r.Versions, ", ")), t["confighashes"], mdCell(strings.Join(r.ConfigHashes, ", ")), t["flows"], r.TotalFlows)
-	p("## 1. %s\n\n| %s | %s | %s | %s | %s | %s | %s | %s |\n|---|---:|---:|---:|---:|---:|---:|---:|\n", t["coverage"], t["node"], t["hours"], t["collected"], t["notraffic"], t["down"], t["pct"], t["lost"], t["decode"])
+	p("## 1. %s\n\n| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+		t["coverage"], t["node"], t["pct"], t["minutes"], t["lostmin"], t["downmin"], t["hours"], t["collected"], t["notraffic"], t["withloss"], t["down"], t["losses"], t["first"])
 	for _, c := range r.Coverage {
-		p("| %s | %d | %d | %d | %d | %.2f | %d | %d |\n", mdCell(c.Node), c.Hours, c.Collected, c.NoTraffic, c.Down, c.CoveragePct, c.LostEvents, c.DecodeErrors)
+		p("| %s | %.2f | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s |\n", mdCell(c.Node), c.CoveragePct, c.Minutes, c.MinutesLost, c.MinutesDown,
+			c.Hours, c.Collected, c.NoTraffic, c.WithLoss, c.Down, c.Losses, firstEvidence(c))
 	}
 	for _, c := range r.Coverage {
 		if len(c.Gaps) == 0 {
@@ -99,7 +119,7 @@ func RenderMarkdown(w io.Writer, r *Report, lang string) error {
 		}
 		p("\n**%s — %s**\n\n| %s | %s | %s |\n|---|---|---|\n", mdCell(c.Node), t["gaps"], t["from"], t["to"], t["cause"])
 		for _, g := range c.Gaps {
-			p("| %s | %s | %s |\n", g.From.Format("2006-01-02T15:04Z"), g.To.Format("2006-01-02T15:04Z"), mdCell(g.Cause))
+			p("| %s | %s | %s |\n", g.From.Format(gapTime), g.To.Format(gapTime), mdCell(gapCause(t, g)))
 		}
 	}
 	p("\n## 2. %s\n\n| %s | %s |\n|---|---:|\n", t["verdicts"], t["verdict"], t["count"])
@@ -175,6 +195,18 @@ func RenderMarkdown(w io.Writer, r *Report, lang string) error {
 	return nil
 }
 
+// gapTime shows a gap's bounds to the second: a rotation gap can last
+// seconds.
+const gapTime = "2006-01-02T15:04:05Z"
+
+// firstEvidence is the node's first evidence in the month, or "".
+func firstEvidence(c NodeCoverage) string {
+	if c.FirstEvidence == nil {
+		return ""
+	}
+	return c.FirstEvidence.Format("2006-01-02T15:04Z")
+}
+
 func assertion(t map[string]string, z ZoneResult) string {
 	switch {
 	case !z.InternalOnly:
@@ -183,6 +215,13 @@ func assertion(t map[string]string, z ZoneResult) string {
 		return t["holds"]
 	}
 	return fmt.Sprintf("%s (%d)", t["violated"], z.WorldEgress)
+}
+
+func optInt(p *int64) string {
+	if p == nil {
+		return ""
+	}
+	return fmt.Sprint(*p)
 }
 
 func loc(r *Report) *time.Location {
@@ -209,10 +248,17 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 			return "#c8e6c9"
 		case '!':
 			return "#f9a825"
+		case '~':
+			return "#ef9a9a"
+		case '-':
+			return "#e0e0e0"
 		}
 		return "#c62828"
 	},
 	"bytes":     func(s string) []byte { return []byte(s) },
+	"first":     firstEvidence,
+	"gaptime":   func(t time.Time) string { return t.Format(gapTime) },
+	"cause":     gapCause,
 	"mul":       func(a, b int) int { return a * b },
 	"assertion": assertion,
 }).Parse(`<!DOCTYPE html>
@@ -232,8 +278,11 @@ pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap;font-size:12px}
 <tr><th>{{.T.confighashes}}</th><td>{{range .R.ConfigHashes}}{{.}} {{end}}</td></tr>
 <tr><th>{{.T.flows}}</th><td class="n">{{.R.TotalFlows}}</td></tr></table>
 <h2>1. {{.T.coverage}}</h2>
-<table><tr><th>{{.T.node}}</th><th>{{.T.hours}}</th><th>{{.T.collected}}</th><th>{{.T.notraffic}}</th><th>{{.T.down}}</th><th>{{.T.pct}}</th><th>{{.T.lost}}</th><th>{{.T.decode}}</th></tr>
-{{range .R.Coverage}}<tr><td>{{.Node}}</td><td class="n">{{.Hours}}</td><td class="n">{{.Collected}}</td><td class="n">{{.NoTraffic}}</td><td class="n">{{.Down}}</td><td class="n">{{pct .CoveragePct}}</td><td class="n">{{.LostEvents}}</td><td class="n">{{.DecodeErrors}}</td></tr>{{end}}</table>
+<table><tr><th>{{.T.node}}</th><th>{{.T.pct}}</th><th>{{.T.minutes}}</th><th>{{.T.lostmin}}</th><th>{{.T.downmin}}</th><th>{{.T.hours}}</th><th>{{.T.collected}}</th><th>{{.T.notraffic}}</th><th>{{.T.withloss}}</th><th>{{.T.down}}</th><th>{{.T.losses}}</th><th>{{.T.first}}</th></tr>
+{{range .R.Coverage}}<tr><td>{{.Node}}</td><td class="n">{{pct .CoveragePct}}</td><td class="n">{{.Minutes}}</td><td class="n">{{.MinutesLost}}</td><td class="n">{{.MinutesDown}}</td><td class="n">{{.Hours}}</td><td class="n">{{.Collected}}</td><td class="n">{{.NoTraffic}}</td><td class="n">{{.WithLoss}}</td><td class="n">{{.Down}}</td><td class="n">{{.Losses}}</td><td>{{first .}}</td></tr>{{end}}</table>
+{{range .R.Coverage}}{{if .Gaps}}<p><b>{{.Node}} — {{$.T.gaps}}</b></p>
+<table><tr><th>{{$.T.from}}</th><th>{{$.T.to}}</th><th>{{$.T.cause}}</th></tr>
+{{range .Gaps}}<tr><td>{{gaptime .From}}</td><td>{{gaptime .To}}</td><td>{{cause $.T .}}</td></tr>{{end}}</table>{{end}}{{end}}
 <p>{{.T.heatmap}}</p>
 {{range .R.Coverage}}<div>{{.Node}}</div><svg xmlns="http://www.w3.org/2000/svg" width="{{mul (len .Heatmap) 10}}" height="240" role="img" aria-label="coverage {{.Node}}">
 {{range $d, $day := .Heatmap}}{{range $h, $c := bytes $day}}<rect x="{{mul $d 10}}" y="{{mul $h 10}}" width="9" height="9" fill="{{heat $c}}"/>{{end}}{{end}}</svg>{{end}}
@@ -333,9 +382,23 @@ func RenderCSV(dir string, r *Report) error {
 	}
 	rows = nil
 	for _, c := range r.Coverage {
-		rows = append(rows, []string{c.Node, fmt.Sprint(c.Hours), fmt.Sprint(c.Collected), fmt.Sprint(c.NoTraffic), fmt.Sprint(c.Down), fmt.Sprintf("%.2f", c.CoveragePct), fmt.Sprint(c.LostEvents), fmt.Sprint(c.DecodeErrors)})
+		rows = append(rows, []string{c.Node, fmt.Sprint(c.Hours), fmt.Sprint(c.Collected), fmt.Sprint(c.NoTraffic), fmt.Sprint(c.Partial), fmt.Sprint(c.WithLoss), fmt.Sprint(c.Down),
+			fmt.Sprint(c.BeforeFirst), fmt.Sprint(c.AfterReport), fmt.Sprint(c.Minutes), fmt.Sprint(c.MinutesCollected), fmt.Sprint(c.MinutesLost), fmt.Sprint(c.MinutesDown),
+			fmt.Sprintf("%.2f", c.CoveragePct), fmt.Sprint(c.Losses), fmt.Sprint(c.LostEvents), fmt.Sprint(c.DecodeErrors), firstEvidence(c)})
 	}
-	if err := write("coverage.csv", []string{"node", "hours", "hours_collected", "hours_no_traffic", "hours_collector_down", "coverage_pct", "hubble_lost_events", "decode_errors"}, rows); err != nil {
+	if err := write("coverage.csv", []string{"node", "hours", "hours_collected", "hours_no_traffic", "hours_partial", "hours_with_loss", "hours_collector_down",
+		"hours_before_first_evidence", "hours_after_report", "minutes", "minutes_collected", "minutes_lost", "minutes_collector_down",
+		"coverage_pct", "losses", "hubble_lost_events", "decode_errors", "first_evidence"}, rows); err != nil {
+		return err
+	}
+	rows = nil
+	for _, c := range r.Coverage {
+		for _, g := range c.Gaps {
+			rows = append(rows, []string{c.Node, g.From.Format(time.RFC3339Nano), g.To.Format(time.RFC3339Nano), g.Reason, g.Amount,
+				optInt(g.LostEvents), optInt(g.LostBytes), optInt(g.EstimatedEvents), g.EstimateBasis, g.Cause})
+		}
+	}
+	if err := write("gaps.csv", []string{"node", "from", "to", "reason", "amount", "lost_events", "lost_bytes", "estimated_events", "estimate_basis", "cause"}, rows); err != nil {
 		return err
 	}
 	rows = nil

@@ -79,31 +79,6 @@ type Pair struct {
 	NewThisMonth bool `json:"new_this_month"`
 }
 
-// NodeCoverage is the collection coverage of one node over the month.
-type NodeCoverage struct {
-	Node         string   `json:"node"`
-	Hours        int      `json:"hours"`
-	Collected    int      `json:"hours_collected"`      // hours with a stats row and flows
-	NoTraffic    int      `json:"hours_no_traffic"`     // hours with stats rows but no flow
-	Down         int      `json:"hours_collector_down"` // hours without any stats row
-	CoveragePct  float64  `json:"coverage_pct"`         // (collected + no traffic) / hours
-	FlowsSeen    int64    `json:"flows_seen"`
-	FlowsKept    int64    `json:"flows_kept"`
-	FlowsDenied  int64    `json:"flows_denied_by_filter"`
-	DecodeErrors int64    `json:"decode_errors"`
-	LostEvents   int64    `json:"hubble_lost_events"`
-	LostRotation int64    `json:"lost_rotation_bytes"`
-	Gaps         []Gap    `json:"gaps"`
-	Heatmap      []string `json:"heatmap"` // per day: one char per hour: '#' collected, '.' no traffic, ' ' down, '!' loss
-}
-
-// Gap is a run of hours the collector was down.
-type Gap struct {
-	From  time.Time `json:"from"`
-	To    time.Time `json:"to"`
-	Cause string    `json:"cause"`
-}
-
 // Query is a number's provenance: the DuckDB SQL that reproduces it.
 type Query struct {
 	Name string `json:"name"`
@@ -239,129 +214,20 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	rep.Integrity = vr
-	rep.Queries = queries(o, from, to, prevFrom, priv)
-	return rep, nil
-}
-
-func coverage(ctx context.Context, sc *archive.Scanner, opts archive.ScanOptions, rep *Report, nodes map[string]bool) error {
-	type hour struct {
-		rows                                                         bool
-		seen, lost                                                   int64
-		lostEvents, rotation, truncated, tooLong, streamDown, decode uint64
-	}
-	per := map[string]map[int64]*hour{}
-	covs := map[string]*NodeCoverage{}
-	versions, hashes := map[string]bool{}, map[string]bool{}
-	err := sc.ScanStats(ctx, opts, func(rows []archive.StatRow) error {
-		for _, r := range rows {
-			node := r.Node
-			if per[node] == nil {
-				per[node] = map[int64]*hour{}
-				covs[node] = &NodeCoverage{Node: strings.Clone(node)}
-			}
-			h := r.Minute / 1e6 / 3600
-			x := per[node][h]
-			if x == nil {
-				x = &hour{}
-				per[node][h] = x
-			}
-			x.rows = true
-			x.seen += int64(r.FlowsSeen)
-			x.lost += int64(r.LostEvents + r.LostRotation + r.LostTruncated + r.LostTooLong + r.LostStreamDown + r.DecodeErrors)
-			x.lostEvents += r.LostEvents
-			x.rotation += r.LostRotation
-			x.truncated += r.LostTruncated
-			x.tooLong += r.LostTooLong
-			x.streamDown += r.LostStreamDown
-			x.decode += r.DecodeErrors
-			c := covs[node]
-			c.FlowsSeen += int64(r.FlowsSeen)
-			c.FlowsKept += int64(r.FlowsKept)
-			c.FlowsDenied += int64(r.FlowsDenied)
-			c.DecodeErrors += int64(r.DecodeErrors)
-			c.LostEvents += int64(r.LostEvents)
-			c.LostRotation += int64(r.LostRotation)
-			versions[strings.Clone(r.CollectorVersion)] = true
-			hashes[strings.Clone(r.ConfigHash)] = true
-		}
-		return nil
-	})
+	lossFiles, err := sc.Files("losses", time.Time{}, to)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	first, last := rep.FromUTC.Unix()/3600, rep.ToUTC.Unix()/3600
-	for node, hours := range per {
-		c := covs[node]
-		var gapStart int64 = -1
-		for h := first; h < last; h++ {
-			x := hours[h]
-			c.Hours++
-			switch {
-			case x == nil:
-				c.Down++
-				if gapStart < 0 {
-					gapStart = h
-				}
-				continue
-			case x.seen > 0:
-				c.Collected++
-			default:
-				c.NoTraffic++
-			}
-			if gapStart >= 0 {
-				c.Gaps = append(c.Gaps, Gap{From: time.Unix(gapStart*3600, 0).UTC(), To: time.Unix(h*3600, 0).UTC(), Cause: "no stats rows: collector not running or not archiving"})
-				gapStart = -1
-			}
-			if x.lost > 0 {
-				var causes []string
-				for _, l := range []struct {
-					n    uint64
-					what string
-				}{{x.lostEvents, "Hubble lost events"}, {x.rotation, "bytes rotated away before read"}, {x.truncated, "bytes truncated under the reader"},
-					{x.tooLong, "over-long lines skipped"}, {x.streamDown, "events lost while the stream was down"}, {x.decode, "undecodable lines"}} {
-					if l.n > 0 {
-						causes = append(causes, fmt.Sprintf("%d %s", l.n, l.what))
-					}
-				}
-				c.Gaps = append(c.Gaps, Gap{From: time.Unix(h*3600, 0).UTC(), To: time.Unix((h+1)*3600, 0).UTC(), Cause: "loss: " + strings.Join(causes, ", ")})
-			}
+	// The roots that have a losses table: DuckDB refuses a glob that
+	// matches no file.
+	var lossRoots []string
+	for _, f := range lossFiles {
+		if !slices.Contains(lossRoots, f.Root) {
+			lossRoots = append(lossRoots, f.Root)
 		}
-		if gapStart >= 0 {
-			c.Gaps = append(c.Gaps, Gap{From: time.Unix(gapStart*3600, 0).UTC(), To: time.Unix(last*3600, 0).UTC(), Cause: "no stats rows: collector not running or not archiving"})
-		}
-		if c.Hours > 0 {
-			c.CoveragePct = 100 * float64(c.Collected+c.NoTraffic) / float64(c.Hours)
-		}
-		for d := first; d < last; d += 24 {
-			var b strings.Builder
-			for h := d; h < d+24 && h < last; h++ {
-				x := hours[h]
-				switch {
-				case x == nil:
-					b.WriteByte(' ')
-				case x.lost > 0:
-					b.WriteByte('!')
-				case x.seen > 0:
-					b.WriteByte('#')
-				default:
-					b.WriteByte('.')
-				}
-			}
-			c.Heatmap = append(c.Heatmap, b.String())
-		}
-		rep.Coverage = append(rep.Coverage, *c)
-		nodes[node] = true
 	}
-	slices.SortFunc(rep.Coverage, func(a, b NodeCoverage) int { return strings.Compare(a.Node, b.Node) })
-	for v := range versions {
-		rep.Versions = append(rep.Versions, v)
-	}
-	for h := range hashes {
-		rep.ConfigHashes = append(rep.ConfigHashes, h)
-	}
-	slices.Sort(rep.Versions)
-	slices.Sort(rep.ConfigHashes)
-	return nil
+	rep.Queries = queries(o, from, to, prevFrom, priv, lossRoots)
+	return rep, nil
 }
 
 // readParquet is DuckDB's read_parquet over a table of every root: one glob
@@ -380,7 +246,7 @@ func readParquet(roots []string, table string) string {
 // queries are the DuckDB statements that reproduce the report's numbers.
 // Each statement's result rows are, in order, the JSON values named in
 // docs/report.md; test/compat/report runs these exact strings.
-func queries(o Options, from, to, prevFrom time.Time, priv []uint32) []Query {
+func queries(o Options, from, to, prevFrom time.Time, priv []uint32, lossRoots []string) []Query {
 	loc, zones := o.Location, o.Zones
 	flows, stats := readParquet(o.Archives, "flows"), readParquet(o.Archives, "stats")
 	// Epoch arithmetic on the microsecond column: cheaper than comparing
@@ -408,8 +274,38 @@ func queries(o Options, from, to, prevFrom time.Time, priv []uint32) []Query {
 		{"world_egress_total", fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND %s", flows, where, worldDestSQL)},
 		{"denied_total", fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND verdict IN ('DROPPED', 'AUDIT')", flows, where)},
 		{"daily", fmt.Sprintf("SELECT strftime(timezone('%s', time), '%%Y-%%m-%%d') AS day, count(*), count(*) FILTER (WHERE verdict = 'DROPPED'), count(*) FILTER (WHERE verdict = 'AUDIT') FROM %s WHERE %s GROUP BY 1 ORDER BY 1", sqlString(loc.String()), flows, where)},
-		{"coverage", fmt.Sprintf("SELECT node, count(DISTINCT epoch_us(minute) // 3600000000) AS hours_with_stats, sum(flows_seen), sum(flows_kept), sum(flows_denied), sum(decode_errors), sum(lost_events), sum(lost_rotation_bytes) FROM %s WHERE epoch_us(minute) >= %d AND epoch_us(minute) < %d%s GROUP BY node ORDER BY node", stats, from.UnixMicro(), to.UnixMicro(), statsScope)},
+		{"coverage", coverageSQL(o, from, to, stats, statsScope, lossRoots)},
 	}, zoneQueries(zones, flows, where)...)
+}
+
+// coverageSQL is the coverage query: per node, the minutes collected (a
+// stats row and no loss) and lost (a loss record's range, or a stats row's
+// loss counters) before the report's generation, and the month's sums. It
+// reads the losses table of lossRoots, the roots that have one (none was
+// recorded in the others, and DuckDB refuses a glob that matches nothing).
+func coverageSQL(o Options, from, to time.Time, stats, statsScope string, lossRoots []string) string {
+	lo, hi := from.UnixMicro()/60e6, to.UnixMicro()/60e6
+	now := min(hi, (o.Now.UnixMicro()+60e6-1)/60e6)
+	s := fmt.Sprintf("SELECT node, epoch_us(minute) // 60000000 AS m, sum(flows_seen) AS seen, sum(flows_kept) AS kept, sum(flows_denied) AS denied, "+
+		"sum(decode_errors) AS decode, sum(lost_events) AS lost_events, sum(lost_rotation_bytes) AS rotation, "+
+		"sum(decode_errors + lost_events + lost_rotation_bytes + lost_truncated_bytes + lost_too_long_lines + lost_stream_down_events) AS counters "+
+		"FROM %s WHERE epoch_us(minute) >= %d AND epoch_us(minute) < %d%s GROUP BY 1, 2", stats, from.UnixMicro(), to.UnixMicro(), statsScope)
+	lost := "SELECT node, m FROM s WHERE counters > 0"
+	if len(lossRoots) > 0 {
+		ranges := fmt.Sprintf("SELECT node, coalesce(epoch_us(from_time), epoch_us(detected)) // 60000000 AS a, "+
+			"greatest(coalesce(epoch_us(to_time), epoch_us(detected)), coalesce(epoch_us(from_time), epoch_us(detected))) // 60000000 AS b "+
+			"FROM %s WHERE true%s", readParquet(lossRoots, "losses"), statsScope)
+		lost = fmt.Sprintf("SELECT node, unnest(range(greatest(a, %d), least(b, %d) + 1)) AS m FROM (%s) WHERE b >= %d AND a < %d UNION %s",
+			lo, hi-1, ranges, lo, hi, lost)
+	}
+	return fmt.Sprintf("WITH s AS (%s), lost AS (SELECT DISTINCT node, m FROM (%s)), n AS (SELECT node FROM s UNION SELECT node FROM lost) "+
+		"SELECT n.node, "+
+		"(SELECT count(*) FROM s WHERE s.node = n.node AND s.m < %[3]d AND NOT EXISTS (SELECT 1 FROM lost WHERE lost.node = s.node AND lost.m = s.m)) AS minutes_collected, "+
+		"(SELECT count(*) FROM lost WHERE lost.node = n.node AND lost.m < %[3]d) AS minutes_lost, "+
+		"(SELECT coalesce(sum(seen), 0) FROM s WHERE s.node = n.node), (SELECT coalesce(sum(kept), 0) FROM s WHERE s.node = n.node), "+
+		"(SELECT coalesce(sum(denied), 0) FROM s WHERE s.node = n.node), (SELECT coalesce(sum(decode), 0) FROM s WHERE s.node = n.node), "+
+		"(SELECT coalesce(sum(lost_events), 0) FROM s WHERE s.node = n.node), (SELECT coalesce(sum(rotation), 0) FROM s WHERE s.node = n.node) "+
+		"FROM n ORDER BY n.node", s, lost, now)
 }
 
 // sqlString escapes s for a single-quoted SQL string literal.

@@ -73,6 +73,10 @@ func smallArchive(t testing.TB) string {
 				f.L7 = &flowpb.Layer7{Type: flowpb.L7FlowType_RESPONSE, Record: &flowpb.Layer7_Dns{Dns: &flowpb.DNS{Query: names[i%4] + ".", Rcode: 3}}}
 			}
 			b.AddStat(node, m.Unix()/60*60, flow.Counts{Seen: 1, Kept: 1})
+			// The daemon's heartbeat: a row for every minute it runs.
+			for k := 1; k < 10; k++ {
+				b.AddStat(node, m.Unix()/60*60+int64(k*60), flow.Counts{})
+			}
 		}
 	}
 	b.Checkpoint = flow.Checkpoint{Source: "test", Position: strconv.Itoa(i)}

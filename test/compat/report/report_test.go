@@ -233,6 +233,9 @@ func TestReportMatchesDuckDB(t *testing.T) {
 			Down                                           int   `json:"hours_collector_down"`
 			Collected                                      int   `json:"hours_collected"`
 			NoTraffic                                      int   `json:"hours_no_traffic"`
+			WithLoss                                       int   `json:"hours_with_loss"`
+			MinutesCollected                               int64 `json:"minutes_collected"`
+			MinutesLost                                    int64 `json:"minutes_lost"`
 			Seen, Kept, Denied, Decode, Lost, LostRotation int64 `json:"-"`
 		} `json:"coverage"`
 		Zones []struct {
@@ -308,7 +311,7 @@ func TestReportMatchesDuckDB(t *testing.T) {
 	for i, c := range doc.Coverage {
 		r := raw.Coverage[i]
 		n := func(k string) int64 { return int64(r[k].(float64)) }
-		cs = append(cs, []any{c.Node, int64(c.Hours - c.Down), n("flows_seen"), n("flows_kept"), n("flows_denied_by_filter"), n("decode_errors"), n("hubble_lost_events"), n("lost_rotation_bytes")})
+		cs = append(cs, []any{c.Node, c.MinutesCollected, c.MinutesLost, n("flows_seen"), n("flows_kept"), n("flows_denied_by_filter"), n("decode_errors"), n("hubble_lost_events"), n("lost_rotation_bytes")})
 	}
 	check("coverage", cs)
 	t.Logf("%d flows written, %d in the month; verdicts %v; coverage %v", written, doc.TotalFlows, vs, cs)
@@ -341,12 +344,16 @@ func TestReportMatchesDuckDB(t *testing.T) {
 	}
 	lossGaps := 0
 	for _, g := range rep.Coverage[byNode["prod/node-c"]].Gaps {
-		if strings.HasPrefix(g.Cause, "loss: ") && strings.Contains(g.Cause, "Hubble lost events") {
+		if g.Reason == flow.LossHubbleLostEvents && g.Amount == "exact" && g.LostEvents != nil && *g.LostEvents == int64(g.From.Day()) &&
+			strings.Contains(g.Cause, "Hubble lost events") {
 			lossGaps++
 		}
 	}
 	if lossGaps != 30 {
 		t.Errorf("node-c: %d loss gaps, want 30 (12:00 of every day but the 20th)", lossGaps)
+	}
+	if c := doc.Coverage[byNode["prod/node-c"]]; c.WithLoss != 30 || c.MinutesLost != 30 {
+		t.Errorf("node-c: %d hours and %d minutes with loss, want 30 each (the minute of each lost_events)", c.WithLoss, c.MinutesLost)
 	}
 	if rep.Integrity == nil || !rep.Integrity.OK() {
 		t.Errorf("integrity: %+v", rep.Integrity)
@@ -379,7 +386,7 @@ func TestScopedReportMatchesDuckDB(t *testing.T) {
 		t.Errorf("scoped denied_new_pairs: report %d, DuckDB %v", rep.DeniedNewPairs, got)
 	}
 	got := query(t, db, sqlOf["coverage"])
-	if len(got) != 1 || len(rep.Coverage) != 1 || got[0][0] != rep.Coverage[0].Node || got[0][2] != rep.Coverage[0].FlowsSeen {
+	if len(got) != 1 || len(rep.Coverage) != 1 || got[0][0] != rep.Coverage[0].Node || got[0][3] != rep.Coverage[0].FlowsSeen {
 		t.Errorf("scoped coverage: report %+v, DuckDB %v", rep.Coverage, got)
 	}
 }
@@ -396,7 +403,7 @@ func TestPerNodeRootsMatchOneRoot(t *testing.T) {
 	for _, node := range nodes {
 		part := "node=" + archive.SanitizeNode(node)
 		dst := filepath.Join(shared, strings.ReplaceAll(node, "/", "_"))
-		for _, table := range []string{"flows", "stats"} {
+		for _, table := range []string{"flows", "stats", "losses"} {
 			dates, err := filepath.Glob(filepath.Join(one, table, "date=*"))
 			if err != nil {
 				t.Fatal(err)
