@@ -35,7 +35,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -45,6 +44,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -178,12 +178,6 @@ func setup(t *testing.T, root string) *env {
 	// DuckDB resolves relative paths against the process's directory.
 	t.Chdir(e.work)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := ln.Addr().String()
-	ln.Close()
 	// The substitution table: what the documents name on a node or a
 	// developer's machine, and where it is here.
 	e.subst = []string{
@@ -195,7 +189,8 @@ func setup(t *testing.T, root string) *env {
 		"/var/run/cilium/hubble/events.log", filepath.Join(e.work, "events.log"),
 		"/var/lib/flowaudit/archive", filepath.Join(e.work, "archive"),
 		"/tmp/archive", filepath.Join(e.work, "tmp-archive"),
-		"127.0.0.1:9967", listen,
+		// The daemon logs the address it was given.
+		"127.0.0.1:9967", "127.0.0.1:0",
 		"<root>", filepath.Join(e.work, "archive"),
 	}
 
@@ -336,7 +331,26 @@ func commands(body string) []string {
 var (
 	listenFlag  = regexp.MustCompile(`--listen[ =](\S+)`)
 	archiveFlag = regexp.MustCompile(`--archive[ =](\S+)`)
+	listening   = regexp.MustCompile(`"msg":"listening".*"address":"([^"]+)"`)
 )
+
+// logBuffer collects a process's output while the test reads it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
 
 // runSh runs each command of a sh block and returns them as run.
 func (e *env) runSh(t *testing.T, b block) []string {
@@ -369,9 +383,9 @@ func (e *env) runSh(t *testing.T, b block) []string {
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// runDaemon starts a `flowaudit run` command, waits until its /metrics
-// count decoded events, stops it with SIGTERM and checks that it exits 0
-// with flows files committed into its --archive.
+// runDaemon starts a `flowaudit run` command, waits until its /metrics (at
+// the address it logs) count decoded events, stops it with SIGTERM and
+// checks that it exits 0 with flows files committed into its --archive.
 func (e *env) runDaemon(t *testing.T, b block, line string) {
 	t.Helper()
 	listen, archive := listenFlag.FindStringSubmatch(line), archiveFlag.FindStringSubmatch(line)
@@ -381,7 +395,7 @@ func (e *env) runDaemon(t *testing.T, b block, line string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var out bytes.Buffer
+	var out logBuffer
 	c := e.shell(ctx, "exec "+line)
 	c.Stdout, c.Stderr = &out, &out
 	if err := c.Start(); err != nil {
@@ -389,7 +403,6 @@ func (e *env) runDaemon(t *testing.T, b block, line string) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- c.Wait() }()
-	url := "http://" + listen[1] + "/metrics"
 	for decoded := 0.0; decoded == 0; {
 		select {
 		case err := <-exited:
@@ -398,7 +411,9 @@ func (e *env) runDaemon(t *testing.T, b block, line string) {
 			t.Fatalf("%s: %q decoded nothing in time\n%s", b, line, out.String())
 		case <-time.After(100 * time.Millisecond):
 		}
-		decoded = metricSum(url, "flowaudit_pipeline_events_decoded_total")
+		if m := listening.FindStringSubmatch(out.String()); m != nil {
+			decoded = metricSum("http://"+m[1]+"/metrics", "flowaudit_pipeline_events_decoded_total")
+		}
 	}
 	if err := c.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
