@@ -5,10 +5,12 @@
 // The convention, by the block's info string (the word after ```):
 //
 //	sh      every command runs in a shell, in the work directory, with the
-//	        built flowaudit first on PATH and the paths of the substitution
-//	        table below replaced. `flowaudit run` is started, waited for
-//	        until it has decoded events, stopped with SIGTERM, and must exit
-//	        0 having committed flows files. `make T` is checked with
+//	        built flowaudit first on PATH and what the substitution table
+//	        (in setup) names replaced: node paths by temporary ones, the
+//	        daemon's port by 0, the demo's day by fewer flows. `flowaudit
+//	        run` is started, waited for until it has decoded events,
+//	        stopped with SIGTERM, and must exit 0 having committed flows
+//	        files. `make T` is checked with
 //	        `make -n T` (the target exists; this test is part of `make
 //	        test`, so it does not run it). Any other command fails the test.
 //	sql     every statement runs in DuckDB (cwd: the work directory, <root>:
