@@ -19,9 +19,10 @@ import (
 // appended to the output's leaf, and a dictionary value is looked up in the
 // output's dictionary once per input dictionary, not once per row. Going
 // through FlowRows instead (parquet-go's reflective row reader, then
-// shredding again) cost ~100 allocations and ~25 µs per row: at 20k
-// flows/s half a core, all day, for the daemon's hourly compaction
-// (bench/README.md). The rows, their order, and the output's pages, row
+// shredding again) allocates per value and costs several times as much per
+// row: on a busy node the daemon's hourly compaction would need a large
+// part of a core all day (BenchmarkCompactMerge runs both paths;
+// bench/README.md). The rows, their order, and the output's pages, row
 // groups and bytes are those of the row path (TestCopyColumnsMatchesRows);
 // only files whose schema is exactly the writer's are copied so, others
 // (an older collector's) go through rows, which maps columns by name.

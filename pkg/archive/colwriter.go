@@ -85,10 +85,9 @@ type leafSpec struct {
 	// u32: a leafInt32 of an unsigned Go field (its INT32 holds a uint32).
 	u32 bool
 	// long: pages cut by size only while they hold values. The label
-	// lists are a dozen dictionary indexes per row that zstd compresses
-	// better across many rows (source_labels and destination_labels at 100k
-	// flows: 1.26 MB in 4 MiB pages, 1.42 MB in 2 MiB, 1.69 MB in 16k rows;
-	// 1M flows, all fields: 83.8 MB instead of 86.4 MB). A page of theirs
+	// lists are a dozen dictionary indexes per row, which zstd compresses
+	// better the more rows a page holds, and they are a large part of a
+	// file (bench/README.md, "Archive", has the sizes). A page of theirs
 	// without a label (masked away) is cut at pageRows like any other.
 	long bool
 }
@@ -357,9 +356,9 @@ type fileBufs struct {
 }
 
 // spareBufs keeps the buffers of closed files for the next ones: grown anew
-// for every file the column buffers were most of an import's allocations
-// (640 MB for 1M flows) and a tenth of its CPU, and the rows ~11% of the
-// CPU of a daemon committing every ~8k rows (BenchmarkProcessAndCommit).
+// for every file, the column buffers would be most of an import's
+// allocations, and the rows a large part of the CPU of a daemon committing
+// every ~8k rows (BenchmarkProcessAndCommit; bench/README.md).
 var spareBufs bufPool
 
 type bufPool struct {
@@ -375,11 +374,10 @@ const maxSpareBufs = 3
 // keep is told, before a commit closes them, how many flows files a writer
 // has open: that many buffers are kept (at least maxSpareBufs), since the
 // next files of the same partitions take them again. A stream of many
-// nodes' flows (an import of a cluster's logs, a Relay) otherwise grew a
-// file's buffers anew for all but three of its partitions at every commit
-// (`growslice` ~20% of the CPU profile of an import of 30 nodes' flows; the
-// import is 8.5% faster with them kept: bench/README.md). A commit of fewer
-// files lets the extra buffers go.
+// nodes' flows (an import of a cluster's logs, a Relay) would otherwise
+// grow a file's buffers anew for all but three of its partitions at every
+// commit (bench/README.md, "Archive", has the import this costs). A commit
+// of fewer files lets the extra buffers go.
 func (p *bufPool) keep(files int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -659,7 +657,8 @@ func listHint(v *uint32) uint32 {
 // over: the leaf remembers, by hint, the dictionary indexes of the last
 // list it appended, and a list whose strings equal them (compared, so that
 // a hint only chooses what to compare with) takes them without a
-// dictionary lookup per label, which was ~13% of an import of every field.
+// dictionary lookup per label, the largest part of shredding a flow's
+// labels (BenchmarkShredRows; bench/README.md).
 // The leaf is a dictionary leaf (shredgen emits strList for those only).
 func (l *leaf) strList(v []string, hint uint32) {
 	if l.lists == nil {
@@ -713,9 +712,10 @@ func grow[E any](s []E, n int) []E {
 
 // reserveLong sizes a label list's page buffers for a whole page at once
 // (flowPageBytes of levels and indexes, and a fill past it): append grows a
-// large slice by ~1.25x at a time, so the first page of each leaf set was
-// allocated, cleared, faulted in and copied ~35 times on its way, ~5 times
-// its final size. The pages that are not used are not touched.
+// large slice by about a quarter at a time, so the first page of each leaf
+// set would be allocated, cleared, faulted in and copied dozens of times on
+// its way, several times its final size (bench/README.md, "Archive"). The
+// parts of the reservation a page does not use are not touched.
 //
 //go:noinline
 func (l *leaf) reserveLong() {
@@ -1065,8 +1065,9 @@ func (l *leaf) cutPage(s *pageScratch) error {
 		}
 	}
 	// A v1 page: the levels (each after its 4-byte length) and the values,
-	// compressed together. (v2 pages leave the levels uncompressed: the
-	// label lists' alternating repetition levels cost ~4 B/flow.)
+	// compressed together. (v2 pages leave the levels uncompressed, where
+	// the label lists' alternating repetition levels cost several bytes a
+	// flow: bench/README.md, "Archive".)
 	body := s.page[:0]
 	if l.maxRep > 0 {
 		body = binary.LittleEndian.AppendUint32(body, uint32(len(s.reps)))

@@ -131,9 +131,9 @@ func (w *Writer) CompactEach(ctx context.Context, now time.Time, lock func(func(
 	}
 	var jobs []job
 	for _, key := range keys {
-		// A closed day's manifest and files: read without the lock (at 20k
-		// flows/s and Cilium's default rotation a node's day has ~390k
-		// entries, ~500 MB).
+		// A closed day's manifest and files: read without the lock (a busy
+		// node's day has a flows and a stats entry per commit, a commit
+		// every other rotation: hundreds of thousands).
 		runs, err := w.compactRuns(key)
 		if err != nil {
 			return res, err

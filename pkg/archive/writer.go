@@ -41,8 +41,8 @@ type Config struct {
 	// ProvisionalPages compresses the pages of the flows and stats files
 	// Write commits at zstd's default level instead of "better compression",
 	// for a writer whose closed days compaction rewrites at the better
-	// level: about half the compression time of a commit, for ~0.3% more
-	// bytes on a busy node's small files until then (bench/README.md).
+	// level: less CPU per commit, for slightly more bytes on a busy node's
+	// small files until then (bench/README.md, BenchmarkProcessAndCommit).
 	// Compaction's own output is always compressed at the better level.
 	ProvisionalPages bool
 	Now              func() time.Time
@@ -423,9 +423,9 @@ func (h *hashingWriter) Write(p []byte) (int, error) {
 
 // fileBufBytes buffers an open flows file's writes. A column chunk goes out
 // whole (it is assembled in the leaf's pages), so the buffer only gathers
-// the page indexes and the footer; an import or a Relay stream of many
-// nodes' flows holds a file per node (1 MiB each was 200 of the 352 MB
-// heap of a 300-node import).
+// the page indexes and the footer, and it stays small because an import or
+// a Relay stream of many nodes' flows holds a file, and a buffer, per node
+// (bench/README.md, "Archive": a 300-node import).
 const fileBufBytes = 64 << 10
 
 func (w *Writer) file(key partKey) (*openFile, error) {

@@ -37,9 +37,9 @@ const (
 	pagesBetter pageLevel = iota
 	// pagesDefault: zstd's default level, for the files a daemon commits
 	// when compaction rewrites closed days at pagesBetter anyway
-	// (Config.ProvisionalPages): about half the compression time, and on
-	// a busy node's small files (~8k rows, a commit every other rotation)
-	// ~0.3% more bytes (bench/README.md).
+	// (Config.ProvisionalPages): less compression time, for slightly more
+	// bytes on a busy node's small files (~8k rows, a commit every other
+	// rotation; bench/README.md).
 	pagesDefault
 )
 

@@ -1,11 +1,3 @@
-// Package exporter is Cilium's Hubble exporter, offline: for each events.log
-// line it makes the same keep/drop decision as Cilium v1.18.4's exporter with
-// the same allowlist, denylist and field mask, and appends the same bytes.
-// `flowaudit filter` is a thin command around it.
-//
-// The one deliberate difference: a field mask that crosses members of a oneof
-// (l4.TCP.x with l4.UDP.y) is applied correctly, as Cilium >= 1.19 does, not
-// with 1.18's bug (docs/fieldmask.md).
 package exporter
 
 import (

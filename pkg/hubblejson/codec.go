@@ -263,9 +263,9 @@ type Decoder struct {
 
 // adaptFlows is how often (in flows) a Decoder with a filter chooses
 // between one pass and two; eagerAbove: one pass when more than one flow
-// in eagerAbove was kept. BenchmarkEagerVsLazy: one pass costs less from
-// ~12–15% kept when every field is kept, from ~5% with the docs-example
-// mask (decoding a kept field costs little more than checking it).
+// in eagerAbove was kept. Decoding a kept field costs little more than
+// checking it, so one pass pays from a small share of kept flows on;
+// BenchmarkEagerVsLazy measures where (its table is in bench/README.md).
 const (
 	adaptFlows = 1024
 	eagerAbove = 8

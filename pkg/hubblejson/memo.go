@@ -41,7 +41,7 @@ type memoEntry[E any] struct {
 
 const (
 	memoSets   = 256
-	memoWays   = 4       // a node's few hundred endpoints spread over 256 sets: two ways thrashed (~15% misses)
+	memoWays   = 4       // a node's few hundred endpoints spread over 256 sets: two ways thrash
 	memoHashed = 192     // bytes memoSet reads from the value's start (fewer in a shorter value)
 	memoMaxLen = 8 << 10 // longer values are not remembered
 	// memoBudget bounds the bytes of the values a memo holds (a decoded
