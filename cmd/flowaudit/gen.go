@@ -107,6 +107,8 @@ settings, so the files rotate exactly as Hubble's do.`,
 	f.Float64Var(&cfg.Rate, "rate", 100, "flows per second per node")
 	f.Float64Var(&cfg.DropRatio, "drop-ratio", 0.03, "share of DROPPED flows")
 	f.Float64Var(&cfg.AuditRatio, "audit-ratio", 0.01, "share of AUDIT flows")
+	f.IntVar(&cfg.LostEventEvery, "lost-events-every", 0, "a Hubble lost_events line every N events on average (0: every 5000; -1: none)")
+	f.IntVar(&cfg.AgentEventEvery, "agent-events-every", 0, "an agent_event line every N events on average (0: every 2000; -1: none)")
 	f.DurationVar(&duration, "duration", 0, "how much (simulated, or with --realtime wall-clock) time to generate")
 	f.Int64Var(&count, "count", 0, "how many events to generate")
 	f.StringVar(&start, "start", "", "simulated start time, RFC 3339 (default 2026-01-01T00:00:00Z)")

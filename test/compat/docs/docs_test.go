@@ -161,7 +161,8 @@ func TestDocs(t *testing.T) {
 }
 
 // setup builds the binary and makes the work directory: events.log (6,000
-// generated lines of 3 nodes on 2026-01-15), its halves gzipped as
+// generated lines of 3 nodes on 2026-01-15, with a few of Hubble's
+// lost_events lines for the losses table), its halves gzipped as
 // events-1.log.gz and events-2.log.gz, and archive/, their signed import.
 func setup(t *testing.T, root string) *env {
 	t.Helper()
@@ -197,7 +198,7 @@ func setup(t *testing.T, root string) *env {
 	}
 
 	for _, c := range []string{
-		"flowaudit gen --count 6000 --nodes 3 --start 2026-01-15T00:00:00Z > events.log",
+		"flowaudit gen --count 6000 --nodes 3 --lost-events-every 1000 --start 2026-01-15T00:00:00Z > events.log",
 		"printf '%064x\\n' 7 > signing.key",
 		"flowaudit import --progress never --archive archive --signing-key signing.key events.log",
 	} {
