@@ -112,6 +112,10 @@ type Loss struct {
 	Estimated uint64
 	// Source is the ID of the source that detected the loss.
 	Source string
+	// Bounded says the source set From and To itself (To zero: unknown):
+	// a source of several nodes knows which flows bound a node's gap, the
+	// pipeline's flows around the loss may be another node's.
+	Bounded bool
 }
 
 // Counts are the per-minute collection counters of one node.

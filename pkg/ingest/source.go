@@ -53,7 +53,22 @@ type LineBatch struct {
 	// Commit asks for the batch to be committed with everything before it
 	// (flow.Batch.Commit).
 	Commit bool
+	// Format is how Lines are encoded: events.log JSON lines, or the
+	// protobuf bytes of GetFlowsResponse messages.
+	Format Format
+	// Nodes, when not empty, are the nodes the source vouches it is up
+	// for (a Relay stream's connected nodes): the pipeline's heartbeat
+	// writes a stats row for each, not only for the last flow's node.
+	Nodes []string
 }
+
+// Format is the encoding of a LineBatch's lines.
+type Format uint8
+
+const (
+	FormatJSON  Format = iota // events.log lines (hubblejson)
+	FormatProto               // GetFlowsResponse messages (hubblepb)
+)
 
 // AddLoss records l as happening after the lines added so far.
 func (lb *LineBatch) AddLoss(l flow.Loss) {
@@ -99,6 +114,10 @@ type Metrics struct {
 	lostLines *prometheus.CounterVec
 	lostBytes *prometheus.CounterVec
 	gaps      *prometheus.CounterVec
+	// gRPC sources
+	grpcUp         *prometheus.GaugeVec
+	grpcReconnects *prometheus.CounterVec
+	grpcDups       *prometheus.CounterVec
 	lag       *prometheus.GaugeVec
 	rotEvery  *prometheus.GaugeVec
 	slack     *prometheus.GaugeVec
@@ -119,6 +138,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Bytes lost before they could be read, by source and reason (rotation_gap, truncated, line_too_long)."}, []string{"source", "reason"}),
 		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "gaps_total",
 			Help: "Gaps found in the input (lines that were not, or may not have been, read), by source, reason (rotation_gap, truncated, damaged_input, line_too_long) and amount: exact, at_least (more may be lost than lost_bytes_total counts) or unknown (only the time range is known)."}, []string{"source", "reason", "amount"}),
+		grpcUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "grpc_stream_up",
+			Help: "1 while a gRPC source's GetFlows stream is open and has answered, by source."}, []string{"source"}),
+		grpcReconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "grpc_stream_failures_total",
+			Help: "GetFlows streams that failed or could not be opened (each followed by a reconnect with backoff), by source."}, []string{"source"}),
+		grpcDups: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "grpc_duplicate_flows_total",
+			Help: "Flows a gRPC source received again after a reconnect (or Relay's re-attach of an agent) and dropped, by source."}, []string{"source"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "lag_bytes",
 			Help: "Bytes of the followed live file not yet read, when last checked."}, []string{"source"}),
 		rotEvery: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "file_rotation_interval_seconds",
@@ -127,7 +152,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "The rotation interval times the backups on disk plus one: about how long a line outlives the exporter's rotation, so how long the source may stop (or fall behind) without losing flows."}, []string{"source"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.lines, m.bytes, m.rotations, m.lostLines, m.lostBytes, m.gaps, m.lag, m.rotEvery, m.slack)
+		reg.MustRegister(m.lines, m.bytes, m.rotations, m.lostLines, m.lostBytes, m.gaps, m.grpcUp, m.grpcReconnects, m.grpcDups, m.lag, m.rotEvery, m.slack)
 	}
 	return m
 }

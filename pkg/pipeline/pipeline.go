@@ -13,11 +13,13 @@ import (
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/flowaudit/flowaudit/pkg/fieldmask"
 	"github.com/flowaudit/flowaudit/pkg/filter"
 	"github.com/flowaudit/flowaudit/pkg/flow"
 	"github.com/flowaudit/flowaudit/pkg/hubblejson"
+	"github.com/flowaudit/flowaudit/pkg/hubblepb"
 	"github.com/flowaudit/flowaudit/pkg/ingest"
 )
 
@@ -39,6 +41,7 @@ type Compiled struct {
 	Mask        *fieldmask.Mask
 	ArchiveMask *fieldmask.Mask
 	Plan        *hubblejson.Plan
+	PBPlan      *hubblepb.Plan
 	// prune: a kept flow may hold fields ArchiveMask does not keep, because
 	// the filter reads fields outside it (the plan decodes them too), so the
 	// hot path must clear them. Without it the plan decodes the mask's
@@ -93,6 +96,7 @@ func Compile(s Spec) (*Compiled, error) {
 		Mask:        mask,
 		ArchiveMask: archiveMask,
 		Plan:        hubblejson.NewPlan(filterFields, keep),
+		PBPlan:      hubblepb.NewPlan(filterFields, keep),
 		prune:       archiveMask.Active() && !keep.Covers(filterFields),
 		Hash:        hex.EncodeToString(h.Sum(nil))[:16],
 	}, nil
@@ -163,8 +167,9 @@ type Pipeline struct {
 	m        sourceMetrics
 	compiled atomic.Pointer[Compiled]
 
-	// state of the source goroutine
-	dec      *hubblejson.Decoder
+	// state of the source goroutine: a decoder per line format, made for
+	// the configuration decFor
+	decs     [2]decoder
 	decFor   *Compiled
 	lastNode string
 	lastMin  int64
@@ -187,6 +192,8 @@ type Pipeline struct {
 	lines            uint64
 	lineBytes        uint64
 	open             []int
+	// upNodes are the nodes the source last vouched for (LineBatch.Nodes).
+	upNodes []string
 
 	// progress, read by the daemon's readiness check
 	lastFlowNs  atomic.Int64 // time of the last flow the sink accepted
@@ -370,14 +377,40 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 }
 
 // heartbeat records an all-zero stats row for the minute of the tick at
-// sec, and for the current minute if it is past that one.
+// sec, and for the current minute if it is past that one: for the nodes
+// the source last said it is up for, else the last flow's node.
 func (p *Pipeline) heartbeat(b *flow.Batch, sec int64) {
 	min, now := minuteOf(sec), minuteOf(p.cfg.Now().Unix())
-	b.AddStat(p.lastNode, min, flow.Counts{})
-	if now > min {
-		b.AddStat(p.lastNode, now, flow.Counts{})
+	nodes := p.upNodes
+	if len(nodes) == 0 {
+		nodes = append(p.upNodes[:0:0], p.lastNode)
+	}
+	for _, n := range nodes {
+		b.AddStat(n, min, flow.Counts{})
+		if now > min {
+			b.AddStat(n, now, flow.Counts{})
+		}
 	}
 	p.setStatus(b)
+}
+
+// decoder decodes one batch format on a plan (hubblejson.Decoder for
+// events.log lines, hubblepb.Decoder for GetFlowsResponse messages).
+type decoder interface {
+	SetArena(*flow.Arena)
+	Decode(raw []byte, f *flowpb.Flow) (flow.Kind, error)
+	Finish(f *flowpb.Flow) error
+	NonFlow() proto.Message
+	EnvelopeNodeName() string
+	EnvelopeTime() (time.Time, bool)
+}
+
+// newDecoder returns a decoder of the format on c's plan.
+func (c *Compiled) newDecoder(f ingest.Format) decoder {
+	if f == ingest.FormatProto {
+		return hubblepb.NewDecoder(c.PBPlan)
+	}
+	return hubblejson.NewDecoder(c.Plan)
 }
 
 func (p *Pipeline) setStatus(b *flow.Batch) {
@@ -417,12 +450,18 @@ func (p *Pipeline) switchNode(node string) string {
 // source's goroutine; it allocates nothing per event in steady state.
 func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
 	c := p.compiled.Load()
-	if p.dec == nil || p.decFor != c {
-		p.dec = hubblejson.NewDecoder(c.Plan)
-		p.decFor = c
+	if p.decFor != c {
+		p.decs, p.decFor = [2]decoder{}, c
 	}
-	dec := p.dec
+	dec := p.decs[lb.Format]
+	if dec == nil {
+		dec = c.newDecoder(lb.Format)
+		p.decs[lb.Format] = dec
+	}
 	dec.SetArena(&b.Arena)
+	if len(lb.Nodes) > 0 {
+		p.upNodes = append(p.upNodes[:0], lb.Nodes...)
+	}
 	prog, mask := c.Program, c.ArchiveMask
 	if !c.prune {
 		mask = nil
@@ -537,6 +576,11 @@ func (p *Pipeline) addLoss(b *flow.Batch, l flow.Loss) {
 	if l.Source == "" {
 		l.Source = p.src.ID()
 	}
+	if l.Bounded {
+		b.Losses = append(b.Losses, l)
+		p.m.lost.WithLabelValues(l.Reason).Add(float64(l.Events))
+		return
+	}
 	if p.latest != 0 && l.From.IsZero() {
 		l.From = time.Unix(0, p.latest-p.disorder).UTC()
 	}
@@ -561,7 +605,7 @@ func (p *Pipeline) closeLosses(b *flow.Batch, t int64) {
 }
 
 // recordLost turns a Hubble lost_events line into a Loss record.
-func (p *Pipeline) recordLost(b *flow.Batch, dec *hubblejson.Decoder) {
+func (p *Pipeline) recordLost(b *flow.Batch, dec decoder) {
 	ev, _ := dec.NonFlow().(*flowpb.LostEvent)
 	t, ok := dec.EnvelopeTime()
 	if !ok {

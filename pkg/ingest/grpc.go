@@ -1,0 +1,731 @@
+package ingest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	observerpb "github.com/cilium/cilium/api/v1/observer"
+	relaypb "github.com/cilium/cilium/api/v1/relay"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+)
+
+// GRPCConfig configures a GRPCSource.
+type GRPCConfig struct {
+	// Address is the server: unix:///var/run/cilium/hubble.sock (the node's
+	// agent), grpc://HOST:4244 (an agent's TCP listener, TLS required) or
+	// relay://HOST:PORT (Hubble Relay; TLS when TLS.CA is set).
+	Address string
+	TLS     TLSConfig
+	// Node, for Relay, keeps only this node's flows (pushed to Relay as a
+	// node_name filter); empty: the whole cluster.
+	Node string
+	// FieldMask, when not empty, is sent as the request's field_mask: the
+	// server then sends only these fields. The caller includes every field
+	// its filter reads and its archive keeps, and time, node_name and uuid,
+	// so that what is archived does not change.
+	FieldMask []string
+	// IdleEvery, BatchLines: as FileConfig's. FlushEvery bounds how long a
+	// received message waits for a batch to fill (default 100ms).
+	IdleEvery  time.Duration
+	BatchLines int
+	FlushEvery time.Duration
+	// RingMessages bounds the messages received and not yet handed over
+	// (default 8192).
+	RingMessages int
+	// StatusEvery is how often the server is asked for its status while
+	// a stream is open, to tell a quiet server from a dead one (default 30s).
+	StatusEvery time.Duration
+	// Archived, when set, lists the flows the archive already holds with a
+	// time at or after since: a source resuming from a checkpoint asks the
+	// server for the flows since shortly before it, and drops those
+	// (hubble-spec §6: Relay sorts only approximately, and re-sends a
+	// re-attached agent's flows from the original since).
+	Archived func(ctx context.Context, since time.Time, fn func(node, uuid string, timeNs int64)) error
+	// BackoffMin and BackoffMax bound the reconnect delay (default 100ms, 30s).
+	BackoffMin, BackoffMax time.Duration
+}
+
+// TLSConfig is the client side of a TLS connection to Hubble.
+type TLSConfig struct {
+	CA, Cert, Key string // PEM files; Cert and Key for mTLS
+	ServerName    string // default: the address's host
+}
+
+// GRPCSource reads flows from Hubble's gRPC API (observer.Observer/GetFlows
+// in follow mode). It hands the pipeline each GetFlowsResponse's bytes as
+// received (LineBatch.Format FormatProto), so that they are decoded on the
+// plan like events.log lines, and keeps, per node, the latest flow time and
+// the most its flows were out of time order: the checkpoint it emits.
+//
+// Exactly once: on (re)connecting it asks for the flows since the earliest
+// node's latest time, less the overlap (twice the disorder seen, at least
+// 2 s), and drops a flow of a node older than that node's latest less the
+// overlap, or within it and already read (by uuid: those read in this run,
+// or for a resumed run those the archive holds).
+//
+// Every gap explained: after a (re)connect, or a node Relay reported in
+// error or unavailable, the node is unverified until its first flow: the
+// server was asked for flows since before the node's latest, so if it still
+// had that flow it sends it again; if its first flow is later, what came
+// between (an agent restarted, its ring overrun while no one read it) is a
+// stream_down loss from the latest flow to that one, of unknown amount.
+// Hubble's own lost_events are handed over as they come.
+type GRPCSource struct {
+	cfg    GRPCConfig
+	id     string
+	target string // grpc.NewClient's target
+	relay  bool
+	tls    *tls.Config
+	log    *zap.Logger
+	m      *Metrics
+	seed   maphash.Seed
+}
+
+// NewGRPCSource prepares a source for cfg.Address; nothing is dialled until
+// Run. The TLS files are read here, so a missing or bad one is refused now.
+func NewGRPCSource(cfg GRPCConfig, log *zap.Logger, m *Metrics) (*GRPCSource, error) {
+	s := &GRPCSource{cfg: cfg, log: nopLogger(log), m: m, seed: maphash.MakeSeed()}
+	if s.m == nil {
+		s.m = NewMetrics(nil)
+	}
+	if s.cfg.BatchLines <= 0 {
+		s.cfg.BatchLines = 4096
+	}
+	if s.cfg.FlushEvery <= 0 {
+		s.cfg.FlushEvery = 100 * time.Millisecond
+	}
+	if s.cfg.RingMessages <= 0 {
+		s.cfg.RingMessages = 8192
+	}
+	if s.cfg.StatusEvery <= 0 {
+		s.cfg.StatusEvery = 30 * time.Second
+	}
+	if s.cfg.BackoffMin <= 0 {
+		s.cfg.BackoffMin = 100 * time.Millisecond
+	}
+	if s.cfg.BackoffMax <= 0 {
+		s.cfg.BackoffMax = 30 * time.Second
+	}
+	u, err := url.Parse(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: gRPC source %q: %w", cfg.Address, err)
+	}
+	var host string
+	switch u.Scheme {
+	case "unix":
+		if u.Path == "" || u.Host != "" {
+			return nil, fmt.Errorf("ingest: gRPC source %q: want unix:///ABSOLUTE/PATH", cfg.Address)
+		}
+		s.target = "unix://" + u.Path
+	case "grpc", "relay":
+		if u.Host == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
+			return nil, fmt.Errorf("ingest: gRPC source %q: want %s://HOST:PORT", cfg.Address, u.Scheme)
+		}
+		s.target, host = "dns:///"+u.Host, u.Hostname()
+		s.relay = u.Scheme == "relay"
+	default:
+		return nil, fmt.Errorf("ingest: gRPC source %q: want unix://, grpc:// or relay://", cfg.Address)
+	}
+	if cfg.Node != "" && !s.relay {
+		return nil, fmt.Errorf("ingest: gRPC source %q: a node applies to relay:// only (an agent serves its own node)", cfg.Address)
+	}
+	if u.Scheme == "grpc" && cfg.TLS.CA == "" {
+		return nil, fmt.Errorf("ingest: gRPC source %q: an agent's TCP listener needs TLS: give its CA (and a client certificate for mTLS)", cfg.Address)
+	}
+	if u.Scheme == "unix" && (cfg.TLS.CA != "" || cfg.TLS.Cert != "") {
+		return nil, fmt.Errorf("ingest: gRPC source %q: the agent's unix socket has no TLS", cfg.Address)
+	}
+	if cfg.TLS.CA != "" {
+		if s.tls, err = clientTLS(cfg.TLS, host); err != nil {
+			return nil, fmt.Errorf("ingest: gRPC source %q: %w", cfg.Address, err)
+		}
+	} else if cfg.TLS.Cert != "" || cfg.TLS.Key != "" {
+		return nil, fmt.Errorf("ingest: gRPC source %q: a client certificate needs the server's CA", cfg.Address)
+	}
+	s.id = "grpc:" + cfg.Address
+	if cfg.Node != "" {
+		s.id += "#" + cfg.Node
+	}
+	return s, nil
+}
+
+func clientTLS(c TLSConfig, host string) (*tls.Config, error) {
+	pem, err := os.ReadFile(c.CA)
+	if err != nil {
+		return nil, fmt.Errorf("TLS CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("TLS CA %s: no PEM certificate", c.CA)
+	}
+	t := &tls.Config{RootCAs: pool, ServerName: c.ServerName, MinVersion: tls.VersionTLS12}
+	if t.ServerName == "" {
+		t.ServerName = host
+	}
+	if (c.Cert == "") != (c.Key == "") {
+		return nil, errors.New("TLS: give both the client certificate and its key")
+	}
+	if c.Cert != "" {
+		// Read on every handshake: the certificates Cilium's Helm chart
+		// mounts are rotated in place.
+		if _, err := tls.LoadX509KeyPair(c.Cert, c.Key); err != nil {
+			return nil, fmt.Errorf("TLS client certificate: %w", err)
+		}
+		t.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+			return &cert, err
+		}
+	}
+	return t, nil
+}
+
+// ID is "grpc:<address>" (with "#<node>" for a Relay source of one node).
+func (s *GRPCSource) ID() string { return s.id }
+
+// grpcPos is a gRPC source's checkpoint position.
+type grpcPos struct {
+	Nodes map[string]nodePos `json:"nodes,omitempty"`
+}
+
+type nodePos struct {
+	Latest   int64 `json:"t"`           // latest flow time (ns)
+	Disorder int64 `json:"d,omitempty"` // most a flow lagged behind the latest before it (ns)
+}
+
+// minOverlap is the least overlap a resume asks for before a node's latest
+// flow: Relay releases flows from its sort buffer after a second without
+// input (hubble-spec §6.3), so a node's flows can be that much out of order.
+const minOverlap = 2 * time.Second
+
+// nodeState is what the source knows of one node.
+type nodeState struct {
+	name     string
+	latest   int64 // latest flow time (ns)
+	disorder int64
+	// unverified: since a (re)connect or a Relay error, the node's first
+	// flow tells whether the server still had what came after latest
+	// (why: the event that made it so).
+	unverified bool
+	why        string
+	whyAt      int64
+	// dedupe: during an overlap, the flows read in it, by uuid hash.
+	overlapUntil int64 // flows up to this time are checked (ns); 0: none
+}
+
+// recentFlow is one flow read, kept for the overlap of a reconnect.
+type recentFlow struct {
+	node   *nodeState
+	timeNs int64
+	hash   uint64
+}
+
+// grpcRun is the state of one Run, owned by the emitting goroutine but
+// for since, which the receiving goroutine reads under mu.
+type grpcRun struct {
+	s     *GRPCSource
+	ring  *msgRing
+	emit  func(*LineBatch) error
+	nodes map[string]*nodeState
+	// recent is a ring of the flows last read (node, time, uuid hash), from
+	// which a reconnect's overlap set is built; seen is that set.
+	recent     []recentFlow
+	recentNext int
+	seen       map[uint64]struct{}
+	lb         LineBatch
+	env        envelope
+	mu         sync.Mutex
+	since      time.Time // what a reconnect asks for (zero: the server's whole ring)
+	lastEmit   time.Time
+	dups, late uint64
+}
+
+// recentFlows is how many flows the overlap of a reconnect can check by
+// uuid: 2 s of Relay's overlap at 128k flows/s.
+const recentFlows = 1 << 18
+
+// Run streams from the server until ctx is done; see Source.
+func (s *GRPCSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*LineBatch) error) error {
+	if from.Source != "" && from.Source != s.id {
+		return fmt.Errorf("ingest: %s: checkpoint of another source %q", s.id, from.Source)
+	}
+	var pos grpcPos
+	if from.Position != "" {
+		if err := json.Unmarshal([]byte(from.Position), &pos); err != nil {
+			return fmt.Errorf("ingest: %s: bad checkpoint %q: %w", s.id, from.Position, err)
+		}
+	}
+	run := &grpcRun{
+		s: s, emit: emit, nodes: map[string]*nodeState{},
+		ring:   newMsgRing(s.cfg.RingMessages, s.cfg.BatchLines),
+		recent: make([]recentFlow, recentFlows), seen: map[uint64]struct{}{},
+	}
+	run.lb.Format = FormatProto
+	for name, p := range pos.Nodes {
+		run.nodes[name] = &nodeState{name: name, latest: p.Latest, disorder: p.Disorder}
+	}
+	if len(run.nodes) > 0 {
+		run.since = run.resumeSince()
+		if s.cfg.Archived != nil {
+			// The flows the archive holds in the overlap: a resumed run
+			// has no memory of its own.
+			err := s.cfg.Archived(ctx, run.since, func(node, uuid string, t int64) {
+				if n := run.nodes[node]; n != nil && t >= n.latest-overlap(n) {
+					run.seen[maphash.String(s.seed, uuid)] = struct{}{}
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("ingest: %s: read the archive's flows since %s: %w", s.id, run.since.UTC().Format(time.RFC3339Nano), err)
+			}
+		}
+		for _, n := range run.nodes {
+			n.unverified, n.why, n.whyAt = true, "the collector restarted", time.Now().UnixNano()
+			n.overlapUntil = n.latest
+		}
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); run.receive(rctx) }()
+	err := run.emitLoop(ctx)
+	cancel()
+	wg.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// overlap is how far before a node's latest flow a resume asks, and
+// checks by uuid.
+func overlap(n *nodeState) int64 { return max(2*n.disorder, int64(minOverlap)) }
+
+// resumeSince is the time a (re)connect asks flows from: the earliest
+// node's latest flow less its overlap (mu held or before the receiver runs).
+func (run *grpcRun) resumeSince() time.Time {
+	var since int64
+	for _, n := range run.nodes {
+		if n.latest == 0 {
+			continue
+		}
+		if t := n.latest - overlap(n); since == 0 || t < since {
+			since = t
+		}
+	}
+	if since == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, since)
+}
+
+// receive connects, streams into the ring and reconnects with backoff until
+// ctx is done.
+func (run *grpcRun) receive(ctx context.Context) {
+	s := run.s
+	backoff := s.cfg.BackoffMin
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := run.stream(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		s.m.grpcUp.WithLabelValues(s.id).Set(0)
+		s.m.grpcReconnects.WithLabelValues(s.id).Inc()
+		if !run.ring.put(ctx, ctlDown, err.Error(), time.Now().UnixNano()) {
+			return
+		}
+		if time.Since(start) > s.cfg.BackoffMax {
+			backoff = s.cfg.BackoffMin // it ran a while: a new failure
+		}
+		wait := time.Duration(rand.Int64N(int64(backoff))) + backoff/2 // jitter
+		s.log.Warn("ingest: gRPC stream failed; reconnecting", zap.String("source", s.id), zap.Error(err), zap.Duration("in", wait))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, s.cfg.BackoffMax)
+	}
+}
+
+// stream runs one connection: it returns why it ended.
+func (run *grpcRun) stream(ctx context.Context) error {
+	s := run.s
+	creds := insecure.NewCredentials()
+	if s.tls != nil {
+		creds = credentials.NewTLS(s.tls)
+	}
+	conn, err := grpc.NewClient(s.target, grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", s.cfg.Address, err)
+	}
+	defer conn.Close()
+	client := observerpb.NewObserverClient(conn)
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// Liveness: a stream with nothing to say and a dead server look alike;
+	// the server answers ServerStatus or the stream is given up.
+	go func() {
+		t := time.NewTicker(s.cfg.StatusEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+			}
+			c, done := context.WithTimeout(sctx, s.cfg.StatusEvery/2)
+			_, err := client.ServerStatus(c, &observerpb.ServerStatusRequest{})
+			done()
+			if err != nil && sctx.Err() == nil {
+				cancel(fmt.Errorf("server status: %w", err))
+				return
+			}
+		}
+	}()
+	run.mu.Lock()
+	since := run.since
+	run.mu.Unlock()
+	req := &observerpb.GetFlowsRequest{Follow: true}
+	if since.IsZero() {
+		// Everything the server's ring holds, then what comes.
+		req.Since = timestamppb.New(time.Unix(1, 0))
+	} else {
+		req.Since = timestamppb.New(since)
+	}
+	if s.cfg.Node != "" {
+		req.Whitelist = []*flowpb.FlowFilter{{NodeName: []string{s.cfg.Node}}}
+	}
+	if len(s.cfg.FieldMask) > 0 {
+		req.FieldMask = &fieldmaskpb.FieldMask{Paths: s.cfg.FieldMask}
+	}
+	st, err := conn.NewStream(sctx, &grpc.StreamDesc{StreamName: "GetFlows", ServerStreams: true},
+		"/observer.Observer/GetFlows", grpc.ForceCodecV2(rawCodec{}))
+	if err != nil {
+		return streamErr(sctx, fmt.Errorf("GetFlows on %s: %w", s.cfg.Address, err))
+	}
+	if err := st.SendMsg(req); err != nil {
+		return streamErr(sctx, fmt.Errorf("GetFlows on %s: %w", s.cfg.Address, err))
+	}
+	if err := st.CloseSend(); err != nil {
+		return streamErr(sctx, fmt.Errorf("GetFlows on %s: %w", s.cfg.Address, err))
+	}
+	first := true
+	for {
+		slot, ok := run.ring.slot(sctx)
+		if !ok {
+			return streamErr(sctx, sctx.Err())
+		}
+		slot.ctl = ctlNone
+		rm := rawMsg{slot: slot}
+		if err := st.RecvMsg(&rm); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("the server ended the stream")
+			}
+			return streamErr(sctx, fmt.Errorf("GetFlows on %s: %w", s.cfg.Address, err))
+		}
+		if first {
+			// Up once the server answers: a control slot before the first
+			// message (the message's slot is taken back first).
+			first = false
+			msg := slices.Clone(slot.buf)
+			if !run.ring.put(sctx, ctlUp, "", time.Now().UnixNano()) {
+				return streamErr(sctx, sctx.Err())
+			}
+			s.m.grpcUp.WithLabelValues(s.id).Set(1)
+			slot, ok = run.ring.slot(sctx)
+			if !ok {
+				return streamErr(sctx, sctx.Err())
+			}
+			slot.ctl, slot.buf = ctlNone, append(slot.buf[:0], msg...)
+		}
+		run.ring.publish()
+	}
+}
+
+// streamErr prefers the cause the liveness check gave for cancelling.
+func streamErr(ctx context.Context, err error) error {
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+		return c
+	}
+	return err
+}
+
+// rawMsg receives one message's bytes into a ring slot.
+type rawMsg struct{ slot *ringSlot }
+
+// rawCodec marshals requests with proto and hands responses over as bytes:
+// the pipeline decodes them on its plan, once.
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("ingest: cannot marshal %T", v)
+	}
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	r, ok := v.(*rawMsg)
+	if !ok {
+		return fmt.Errorf("ingest: cannot unmarshal into %T", v)
+	}
+	n := data.Len()
+	if cap(r.slot.buf) < n {
+		r.slot.buf = make([]byte, n)
+	}
+	r.slot.buf = r.slot.buf[:n]
+	data.CopyTo(r.slot.buf)
+	return nil
+}
+
+// emitLoop hands the ring's messages to emit in batches: when a batch's
+// worth is there, or FlushEvery after the first one, and an empty batch
+// when IdleEvery passes without any.
+func (run *grpcRun) emitLoop(ctx context.Context) error {
+	s := run.s
+	tick := time.NewTicker(s.cfg.FlushEvery)
+	defer tick.Stop()
+	run.lastEmit = time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-run.ring.ready:
+		case <-tick.C:
+		}
+		from, to := run.ring.pending()
+		if from == to {
+			if every := s.cfg.IdleEvery; every > 0 && time.Since(run.lastEmit) >= every {
+				run.lastEmit = time.Now()
+				idle := LineBatch{Format: FormatProto, Nodes: run.upNodes()}
+				if err := run.emit(&idle); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		for from < to {
+			end := min(to, from+uint64(s.cfg.BatchLines))
+			if err := run.batch(from, end); err != nil {
+				return err
+			}
+			run.ring.release(end)
+			from = end
+		}
+	}
+}
+
+// batch emits the messages of slots [from, to).
+func (run *grpcRun) batch(from, to uint64) error {
+	lb := &run.lb
+	lb.reset()
+	for i := from; i < to; i++ {
+		slot := run.ring.at(i)
+		switch slot.ctl {
+		case ctlUp:
+			run.connected(slot.when)
+			continue
+		case ctlDown:
+			run.disconnected(slot.err, slot.when)
+			continue
+		}
+		msg := slot.buf
+		if err := scanEnvelope(msg, &run.env); err != nil {
+			// The pipeline's decoder counts it, with its position.
+			lb.Lines = append(lb.Lines, msg)
+			continue
+		}
+		switch run.env.kind {
+		case flow.KindFlow:
+			if !run.flow(lb) {
+				continue
+			}
+		case flow.KindNodeStatus:
+			run.nodeStatus(lb)
+		}
+		lb.Lines = append(lb.Lines, msg)
+	}
+	run.s.m.lines.WithLabelValues(run.s.id).Add(float64(len(lb.Lines)))
+	lb.Checkpoint = flow.Checkpoint{Source: run.s.id, Position: run.position()}
+	lb.Nodes = run.upNodes()
+	run.mu.Lock()
+	run.since = run.resumeSince()
+	run.mu.Unlock()
+	run.lastEmit = time.Now()
+	return run.emit(lb)
+}
+
+// flow accounts for the flow in run.env: false when it was read before.
+func (run *grpcRun) flow(lb *LineBatch) bool {
+	e := &run.env
+	n := run.nodes[string(e.node)]
+	if n == nil {
+		n = &nodeState{name: string(e.node)}
+		run.nodes[n.name] = n
+	}
+	t := e.timeNs
+	if t == 0 {
+		return true // the decoder refuses it
+	}
+	if n.overlapUntil != 0 {
+		if t <= n.overlapUntil {
+			h := maphash.Bytes(run.s.seed, e.uuid)
+			if _, ok := run.seen[h]; ok || t < n.latest-overlap(n) {
+				run.s.m.grpcDups.WithLabelValues(run.s.id).Inc()
+				run.dups++
+				if n.unverified {
+					n.unverified = false // the server still had the latest flow's neighbours
+				}
+				return false
+			}
+		} else if t > n.overlapUntil+overlap(n) {
+			n.overlapUntil = 0
+		}
+	}
+	if n.unverified {
+		n.unverified = false
+		if n.latest != 0 && t > n.latest {
+			// The server no longer had what came after the node's latest
+			// flow: whatever was there is lost.
+			lb.AddLoss(flow.Loss{
+				Node: n.name, Time: time.Unix(0, n.whyAt).UTC(), From: time.Unix(0, n.latest-n.disorder).UTC(), To: time.Unix(0, t+n.disorder).UTC(),
+				Reason: flow.LossStreamDown, Amount: flow.AmountUnknown, Source: run.s.id, Bounded: true,
+				Detail: fmt.Sprintf("%s; the first flow after it is later than the latest read before it, which %s no longer had", n.why, run.s.cfg.Address),
+			})
+			run.s.m.gaps.WithLabelValues(run.s.id, flow.LossStreamDown, flow.AmountUnknown.String()).Inc()
+		}
+	}
+	if t >= n.latest {
+		n.latest = t
+	} else if d := n.latest - t; d > n.disorder {
+		n.disorder = d
+	}
+	r := &run.recent[run.recentNext]
+	r.node, r.timeNs, r.hash = n, t, maphash.Bytes(run.s.seed, e.uuid)
+	run.recentNext = (run.recentNext + 1) % len(run.recent)
+	return true
+}
+
+// nodeStatus handles a Relay node status: a node in error or unavailable
+// is unverified until its next flow.
+func (run *grpcRun) nodeStatus(lb *LineBatch) {
+	e := &run.env
+	state := relaypb.NodeState(e.state)
+	if state != relaypb.NodeState_NODE_ERROR && state != relaypb.NodeState_NODE_UNAVAILABLE {
+		return
+	}
+	why := fmt.Sprintf("Relay reported %s", state)
+	if len(e.stateMsg) > 0 {
+		why += ": " + string(e.stateMsg)
+	}
+	now := time.Now().UnixNano()
+	for _, name := range e.names {
+		n := run.nodes[string(name)]
+		if n == nil {
+			n = &nodeState{name: string(name)}
+			run.nodes[n.name] = n
+		}
+		if !n.unverified {
+			n.unverified, n.why, n.whyAt = true, why, now
+			run.startOverlap(n)
+		}
+	}
+	run.s.log.Warn("ingest: Relay reports nodes unreachable", zap.String("source", run.s.id), zap.String("state", state.String()),
+		zap.ByteStrings("nodes", e.names), zap.ByteString("message", e.stateMsg))
+	_ = lb
+}
+
+// connected: a new stream starts, asked for flows since before every
+// node's latest: each node is unverified until its first flow.
+func (run *grpcRun) connected(when int64) {
+	for _, n := range run.nodes {
+		if n.latest == 0 {
+			continue
+		}
+		if !n.unverified {
+			n.unverified, n.why, n.whyAt = true, "the stream was reopened", when
+		}
+		run.startOverlap(n)
+	}
+}
+
+func (run *grpcRun) disconnected(err string, when int64) {
+	for _, n := range run.nodes {
+		if n.latest != 0 {
+			n.unverified, n.why, n.whyAt = true, "the stream failed ("+err+")", when
+		}
+	}
+}
+
+// startOverlap makes the flows of n read in its overlap the set a
+// reconnect's flows are checked against.
+func (run *grpcRun) startOverlap(n *nodeState) {
+	n.overlapUntil = n.latest
+	lo := n.latest - overlap(n)
+	for _, r := range run.recent {
+		if r.node == n && r.timeNs >= lo {
+			run.seen[r.hash] = struct{}{}
+		}
+	}
+	if len(run.seen) > 4*len(run.recent) {
+		clear(run.seen) // bounded: the oldest overlaps are long past
+		for _, r := range run.recent {
+			if r.node != nil && r.node.overlapUntil != 0 {
+				run.seen[r.hash] = struct{}{}
+			}
+		}
+	}
+}
+
+// upNodes are the nodes the source vouches for now: every node it knows
+// that is not unverified (heartbeat stats rows).
+func (run *grpcRun) upNodes() []string {
+	out := run.lb.Nodes[:0]
+	for name, n := range run.nodes {
+		if !n.unverified {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func (run *grpcRun) position() string {
+	p := grpcPos{Nodes: make(map[string]nodePos, len(run.nodes))}
+	for name, n := range run.nodes {
+		if n.latest != 0 {
+			p.Nodes[name] = nodePos{Latest: n.latest, Disorder: n.disorder}
+		}
+	}
+	b, _ := json.Marshal(p)
+	return string(b)
+}
