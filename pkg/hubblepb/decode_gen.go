@@ -2560,11 +2560,8 @@ func (d *Decoder) decEndpoint(b []byte, m *flowpb.Endpoint, s *sel, merge bool) 
 
 // decEndpointMemo is decEndpoint, from the memo when b was decoded with s before.
 func (d *Decoder) decEndpointMemo(b []byte, m *flowpb.Endpoint, s *sel, merge bool) error {
-	// Merged, or without the lists (most of its strings), the message is
-	// decoded: its few strings cost less than comparing its bytes with the
-	// remembered ones.
-	if merge || (s != nil && s.bits&0x50 == 0) {
-		return d.decEndpoint(b, m, s, merge)
+	if merge {
+		return d.decEndpoint(b, m, s, true)
 	}
 	mo := &d.memoEndpoint
 	x, set := mo.find(b, s)
@@ -3946,11 +3943,8 @@ func (d *Decoder) decPolicy(b []byte, m *flowpb.Policy, s *sel, merge bool) erro
 
 // decPolicyMemo is decPolicy, from the memo when b was decoded with s before.
 func (d *Decoder) decPolicyMemo(b []byte, m *flowpb.Policy, s *sel, merge bool) error {
-	// Merged, or without the lists (most of its strings), the message is
-	// decoded: its few strings cost less than comparing its bytes with the
-	// remembered ones.
-	if merge || (s != nil && s.bits&0x4 == 0) {
-		return d.decPolicy(b, m, s, merge)
+	if merge {
+		return d.decPolicy(b, m, s, true)
 	}
 	mo := &d.memoPolicy
 	x, set := mo.find(b, s)

@@ -70,13 +70,12 @@ type Decoder struct {
 // between one pass and two. With W the cost of Decode with the filter's
 // fields (mostly the walk over the flow's fields) and X that of decoding
 // the kept fields, one pass is cheaper when more than 1 - W/X of the flows
-// are kept: BenchmarkEagerVsLazy puts that at about 0.6 for the docs
-// example mask and 0.8 for every field; one pass is taken above
-// eagerKept/eagerOf.
+// are kept: about 0.6 for the docs example mask and for every field
+// (BenchmarkEagerVsLazy). One pass is taken above eagerKept/eagerOf.
 const (
 	adaptFlows = 1024
-	eagerKept  = 3
-	eagerOf    = 4
+	eagerKept  = 5
+	eagerOf    = 8
 )
 
 // NewDecoder returns a decoder following plan p (nil: every field).

@@ -384,16 +384,7 @@ func (g *generator) emit() {
 func (g *generator) emitMemo(m *message) {
 	g.p("// dec%sMemo is dec%s, from the memo when b was decoded with s before.", m.name, m.name)
 	g.p("func (d *Decoder) dec%sMemo(b []byte, m *%s, s *sel, merge bool) error {", m.name, m.goType)
-	var lists uint64
-	for _, f := range m.fields {
-		if f.fd.IsList() {
-			lists |= 1 << f.idx
-		}
-	}
-	g.p("// Merged, or without the lists (most of its strings), the message is")
-	g.p("// decoded: its few strings cost less than comparing its bytes with the")
-	g.p("// remembered ones.")
-	g.p("if merge || (s != nil && s.bits&%#x == 0) { return d.dec%s(b, m, s, merge) }", lists, m.name)
+	g.p("if merge { return d.dec%s(b, m, s, true) }", m.name)
 	g.p("mo := &d.memo%s", m.name)
 	g.p("x, set := mo.find(b, s)")
 	g.p("if x != nil {")
