@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/flowaudit/flowaudit/pkg/fieldmask"
 	"github.com/flowaudit/flowaudit/pkg/flow"
@@ -56,15 +57,7 @@ func fixtureResponses(t testing.TB) [][]byte {
 			var ev observerpb.ExportEvent
 			resp := &observerpb.GetFlowsResponse{}
 			if err := opts.Unmarshal(line, &ev); err == nil {
-				resp.NodeName, resp.Time = ev.GetNodeName(), ev.GetTime()
-				switch x := ev.GetResponseTypes().(type) {
-				case *observerpb.ExportEvent_Flow:
-					resp.ResponseTypes = &observerpb.GetFlowsResponse_Flow{Flow: x.Flow}
-				case *observerpb.ExportEvent_LostEvents:
-					resp.ResponseTypes = &observerpb.GetFlowsResponse_LostEvents{LostEvents: x.LostEvents}
-				case *observerpb.ExportEvent_NodeStatus:
-					resp.ResponseTypes = &observerpb.GetFlowsResponse_NodeStatus{NodeStatus: x.NodeStatus}
-				default:
+				if resp = responseOf(&ev); resp == nil {
 					continue
 				}
 			} else if err := opts.Unmarshal(line, resp); err != nil || resp.GetResponseTypes() == nil {
@@ -100,19 +93,28 @@ func genResponses(t testing.TB, n int, seed int64) [][]byte {
 	}
 	out := make([][]byte, 0, n)
 	for len(out) < n {
-		ev := g.Next()
-		resp := &observerpb.GetFlowsResponse{NodeName: ev.GetNodeName(), Time: ev.GetTime()}
-		switch x := ev.GetResponseTypes().(type) {
-		case *observerpb.ExportEvent_Flow:
-			resp.ResponseTypes = &observerpb.GetFlowsResponse_Flow{Flow: x.Flow}
-		case *observerpb.ExportEvent_LostEvents:
-			resp.ResponseTypes = &observerpb.GetFlowsResponse_LostEvents{LostEvents: x.LostEvents}
-		default:
-			continue
+		if resp := responseOf(g.Next()); resp != nil {
+			out = append(out, marshal(t, resp))
 		}
-		out = append(out, marshal(t, resp))
 	}
 	return out
+}
+
+// responseOf is the GetFlowsResponse carrying the event of ev (nil for the
+// agent and debug events GetFlows does not send).
+func responseOf(ev *observerpb.ExportEvent) *observerpb.GetFlowsResponse {
+	resp := &observerpb.GetFlowsResponse{NodeName: ev.GetNodeName(), Time: ev.GetTime()}
+	switch x := ev.GetResponseTypes().(type) {
+	case *observerpb.ExportEvent_Flow:
+		resp.ResponseTypes = &observerpb.GetFlowsResponse_Flow{Flow: x.Flow}
+	case *observerpb.ExportEvent_LostEvents:
+		resp.ResponseTypes = &observerpb.GetFlowsResponse_LostEvents{LostEvents: x.LostEvents}
+	case *observerpb.ExportEvent_NodeStatus:
+		resp.ResponseTypes = &observerpb.GetFlowsResponse_NodeStatus{NodeStatus: x.NodeStatus}
+	default:
+		return nil
+	}
+	return resp
 }
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 77)) }
@@ -237,6 +239,7 @@ type wfield struct {
 	num protowire.Number
 	typ protowire.Type
 	val []byte // the value's bytes as on the wire (a length-delimited one without its length)
+	pad int    // a length-delimited value's length written in this many bytes (0: as few as it takes)
 }
 
 // parseWire splits a valid wire-format message into its fields.
@@ -244,16 +247,19 @@ func parseWire(b []byte) []wfield {
 	var out []wfield
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			panic("parseWire: invalid input")
+		}
 		b = b[n:]
 		m := protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 || m < 0 {
+		if m < 0 {
 			panic("parseWire: invalid input")
 		}
 		v := b[:m]
 		if typ == protowire.BytesType {
 			v, _ = protowire.ConsumeBytes(v)
 		}
-		out = append(out, wfield{num, typ, v})
+		out = append(out, wfield{num: num, typ: typ, val: v})
 		b = b[m:]
 	}
 	return out
@@ -263,7 +269,7 @@ func appendWire(dst []byte, fs []wfield) []byte {
 	for _, f := range fs {
 		dst = protowire.AppendTag(dst, f.num, f.typ)
 		if f.typ == protowire.BytesType {
-			dst = protowire.AppendVarint(dst, uint64(len(f.val)))
+			dst = padVarint(dst, uint64(len(f.val)), max(f.pad, protowire.SizeVarint(uint64(len(f.val)))))
 		}
 		dst = append(dst, f.val...)
 	}
@@ -286,7 +292,7 @@ func padVarint(dst []byte, v uint64, n int) []byte {
 // occurrences (they merge), scalars given an earlier value (the last
 // wins), oneof members replaced and repeated, unknown fields of every wire
 // type (groups too) and known fields in a wrong wire type (unknown),
-// non-minimal varints, nested messages mutated the same way.
+// non-minimal varints and lengths, nested messages mutated the same way.
 func mutate(r *rand.Rand, b []byte, md protoreflect.MessageDescriptor) []byte {
 	fs := parseWire(b)
 	var out []wfield
@@ -300,10 +306,10 @@ func mutate(r *rand.Rand, b []byte, md protoreflect.MessageDescriptor) []byte {
 			// Split: the first fields, then the rest (maybe after others).
 			sub := parseWire(f.val)
 			cut := r.IntN(len(sub) + 1)
-			out = append(out, wfield{f.num, f.typ, appendWire(nil, sub[:cut])})
+			out = append(out, wfield{num: f.num, typ: f.typ, val: appendWire(nil, sub[:cut])})
 			f.val = appendWire(nil, sub[cut:])
 		case k == 1 && fd != nil && fd.Message() == nil && !fd.IsList() && f.typ == protowire.VarintType:
-			out = append(out, wfield{f.num, f.typ, protowire.AppendVarint(nil, randomBits(r))}) // overridden below
+			out = append(out, wfield{num: f.num, typ: f.typ, val: protowire.AppendVarint(nil, randomBits(r))}) // overridden below
 		case k == 2 && fd != nil && fd.ContainingOneof() != nil:
 			// Another member first (replaced by this one), or this one
 			// with other contents (merged).
@@ -311,12 +317,14 @@ func mutate(r *rand.Rand, b []byte, md protoreflect.MessageDescriptor) []byte {
 			o := od.Fields().Get(r.IntN(od.Fields().Len()))
 			m := newMessage(o.Message())
 			fill(r, m, 0.5)
-			out = append(out, wfield{o.Number(), protowire.BytesType, marshal(nopT{}, m.Interface())})
+			out = append(out, wfield{num: o.Number(), typ: protowire.BytesType, val: mustMarshal(m.Interface())})
 		case k == 3:
 			out = append(out, randomUnknown(r, md))
 		case k == 4 && f.typ == protowire.VarintType:
 			v, _ := protowire.ConsumeVarint(f.val)
 			f.val = padVarint(nil, v, max(protowire.SizeVarint(v), 1+r.IntN(10)))
+		case k == 5 && f.typ == protowire.BytesType:
+			f.pad = 1 + r.IntN(10)
 		}
 		out = append(out, f)
 		if r.IntN(16) == 0 {
@@ -333,69 +341,28 @@ func mutate(r *rand.Rand, b []byte, md protoreflect.MessageDescriptor) []byte {
 		o := od.Fields().Get(r.IntN(od.Fields().Len()))
 		m := newMessage(o.Message())
 		fill(r, m, 0.5)
-		out = append(out, wfield{o.Number(), protowire.BytesType, marshal(nopT{}, m.Interface())})
+		out = append(out, wfield{num: o.Number(), typ: protowire.BytesType, val: mustMarshal(m.Interface())})
 	}
 	return appendWire(nil, out)
 }
 
+// newMessage is a new message of type md (any type of the schema).
 func newMessage(md protoreflect.MessageDescriptor) protoreflect.Message {
-	var m proto.Message
-	switch md.FullName() {
-	case "flow.Flow":
-		m = &flowpb.Flow{}
-	default:
-		// Any message type of the schema: from a new Flow's fields.
-		m = findType(flowDesc, md)
-		if m == nil {
-			m = findType((&observerpb.GetFlowsResponse{}).ProtoReflect().Descriptor(), md)
-		}
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(md.FullName())
+	if err != nil {
+		panic(err)
 	}
-	return m.ProtoReflect()
+	return mt.New()
 }
 
-// findType returns a new message of type want, found below md.
-func findType(md, want protoreflect.MessageDescriptor) proto.Message {
-	seen := map[protoreflect.FullName]bool{}
-	var walk func(m protoreflect.Message) proto.Message
-	walk = func(m protoreflect.Message) proto.Message {
-		if m.Descriptor().FullName() == want.FullName() {
-			return m.Interface()
-		}
-		if seen[m.Descriptor().FullName()] {
-			return nil
-		}
-		seen[m.Descriptor().FullName()] = true
-		fds := m.Descriptor().Fields()
-		for i := 0; i < fds.Len(); i++ {
-			if fd := fds.Get(i); fd.Message() != nil && !fd.IsMap() {
-				var sub protoreflect.Message
-				if fd.IsList() {
-					sub = m.NewField(fd).List().NewElement().Message()
-				} else {
-					sub = m.NewField(fd).Message()
-				}
-				if x := walk(sub); x != nil {
-					return x
-				}
-			}
-		}
-		return nil
+// mustMarshal is proto.Marshal of a message fill made (which cannot fail).
+func mustMarshal(m proto.Message) []byte {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		panic(err)
 	}
-	return walk(newRoot(md))
+	return b
 }
-
-func newRoot(md protoreflect.MessageDescriptor) protoreflect.Message {
-	if md.FullName() == flowDesc.FullName() {
-		return (&flowpb.Flow{}).ProtoReflect()
-	}
-	return (&observerpb.GetFlowsResponse{}).ProtoReflect()
-}
-
-// nopT lets marshal be called where no test is at hand (it cannot fail on
-// the messages fill makes).
-type nopT struct{ testing.TB }
-
-func (nopT) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
 
 // randomUnknown is a field proto.Unmarshal skips: a number md does not
 // have, or one it has in another wire type; any wire type, groups with
@@ -435,7 +402,7 @@ func randomUnknown(r *rand.Rand, md protoreflect.MessageDescriptor) wfield {
 		v = protowire.AppendTag(v, 8, protowire.EndGroupType)
 		v = protowire.AppendTag(v, num, protowire.EndGroupType)
 	}
-	return wfield{num, typ, v}
+	return wfield{num: num, typ: typ, val: v}
 }
 
 // damage returns b with a random defect: cut short, a byte changed, a
