@@ -9,9 +9,13 @@
 //
 // # Use
 //
-//	plan := hubblepb.NewPlan(prog.Fields(), mask.Fields()) // once per configuration
-//	d := hubblepb.NewDecoder(plan)                          // one per stream: not safe for concurrent use
-//	d.SetArena(&batch.Arena)                                // again whenever the batch changes
+//	// Once per configuration: the fields the filter reads, with those every
+//	// flow needs (the pipeline adds time and node_name to a filter that
+//	// reads any: without one, Decode decodes the kept fields at once), and
+//	// the fields the mask keeps.
+//	plan := hubblepb.NewPlan(filterFields, mask.Fields())
+//	d := hubblepb.NewDecoder(plan) // one per stream: not safe for concurrent use
+//	d.SetArena(&batch.Arena)       // again whenever the batch changes
 //	for each message's raw bytes msg:
 //		slot := batch.Next()
 //		kind, err := d.Decode(msg, slot)
@@ -79,4 +83,6 @@
 // endpoints, policies and node label lists, which repeat from flow to flow
 // and hold most of its bytes and strings, are remembered by their bytes
 // (memo.go) so that a message seen before costs a comparison and a copy.
+// These tables are bounded: a few MiB per Decoder at most (the interned
+// values, the memos' keys), whatever the stream holds.
 package hubblepb
