@@ -1,0 +1,5 @@
+//go:build !race
+
+package hubblepb_test
+
+const raceEnabled = false
