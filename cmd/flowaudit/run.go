@@ -39,6 +39,8 @@ type runFlags struct {
 	maxFileAge, statsInterval                daemon.Duration
 	maxLag, drain, verifyInterval, retention daemon.Duration
 	compaction                               bool
+	tls                                      daemon.TLSConfig
+	relayNode                                string
 }
 
 const runLong = `run is the DaemonSet daemon. Each source is followed in its own pipeline:
@@ -64,12 +66,26 @@ Sources (--source, repeatable; they replace the config file's sources):
   file:PATH    Hubble's exporter file (static exporter or a flowLogs entry),
                followed through lumberjack's rotation, backups (.gz too)
                caught up on start
+  unix:///var/run/cilium/hubble.sock
+               the node's agent over Hubble's gRPC API (GetFlows, follow):
+               for nodes where the exporter is off
+  grpc://HOST:4244
+               an agent's TCP listener (TLS: --tls-ca, and --tls-cert and
+               --tls-key for mTLS; --tls-server-name, as Cilium names it:
+               <node>.<cluster>.hubble-grpc.cilium.io)
+  relay://HOST:PORT
+               Hubble Relay: the whole cluster, each node in its own
+               partitions, or one node with --relay-node (TLS as above
+               when --tls-ca is given)
   synthetic    the built-in generator in real time at --synthetic-rate
   --cilium-config-dir DIR reads a mounted cilium-config ConfigMap instead:
   hubble-export-file-path with hubble-export-allowlist/-denylist/-fieldmask,
   and every entry of hubble-flowlogs-config-path, with their own filters.
-The gRPC sources (unix://, grpc://, relay://) are not implemented yet and are
-rejected.
+A gRPC source resumes from the latest flow of each node it archived (less
+an overlap, its flows deduplicated by uuid), reconnects with backoff, and
+records as a stream_down loss what the server no longer had when it came
+back (an agent restarted, its ring overrun); Hubble's lost_events are
+recorded as they come.
 
 A stats row is written at least every --stats-interval while the daemon
 runs, so the report can tell "no traffic" from "collector down".
@@ -92,11 +108,13 @@ func newRunCmd() *cobra.Command {
 	var o runFlags
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Run the collector daemon: follow Hubble's exporter files and archive them",
+		Short: "Run the collector daemon: follow Hubble's exporter files or gRPC API and archive the flows",
 		Long:  runLong,
 		Example: `  flowaudit run --config /etc/flowaudit/config.yaml
   flowaudit run --source file:/var/run/cilium/hubble/events.log --archive /var/lib/flowaudit --listen 127.0.0.1:9967
   flowaudit run --cilium-config-dir /etc/cilium-config --archive /var/lib/flowaudit
+  flowaudit run --source unix:///var/run/cilium/hubble.sock --archive /var/lib/flowaudit
+  flowaudit run --source relay://hubble-relay.kube-system.svc:80 --archive /archive/cluster
   flowaudit run --source synthetic --synthetic-rate 2000 --archive /tmp/archive --node demo`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDaemon(cmd, &o) },
@@ -105,7 +123,12 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&o.config, "config", "", "YAML configuration file (flags and FLOWAUDIT_* override it)")
 	f.BoolVar(&o.printConfig, "print-config", false, "print the effective configuration and exit")
 	f.StringVar(&o.ciliumDir, "cilium-config-dir", "", "a mounted cilium-config ConfigMap: its hubble-export-* keys and flowlogs file become sources")
-	f.StringArrayVar(&o.sources, "source", nil, "source to follow: file:PATH or synthetic (repeatable)")
+	f.StringArrayVar(&o.sources, "source", nil, "source to follow: file:PATH, unix:///PATH, grpc://HOST:PORT, relay://HOST:PORT or synthetic (repeatable)")
+	f.StringVar(&o.tls.CA, "tls-ca", "", "CA (PEM) of the --source grpc:// or relay:// server")
+	f.StringVar(&o.tls.Cert, "tls-cert", "", "client certificate (PEM) for mTLS to the --source gRPC server")
+	f.StringVar(&o.tls.Key, "tls-key", "", "the client certificate's key (PEM)")
+	f.StringVar(&o.tls.ServerName, "tls-server-name", "", "the gRPC server's name in its certificate (default: the address's host)")
+	f.StringVar(&o.relayNode, "relay-node", "", "with --source relay://: archive only this node's flows (cluster/node)")
 	f.StringVar(&o.allowlist, "allowlist", "", "hubble-export-allowlist for the --source sources: keep only matching flows")
 	f.StringVar(&o.denylist, "denylist", "", "hubble-export-denylist for the --source sources: drop matching flows")
 	f.StringVar(&o.mask, "fieldmask", "", "hubble-export-fieldmask for the --source sources (time and node_name are always kept)")
@@ -239,14 +262,24 @@ func loadRunConfig(cmd *cobra.Command, o *runFlags) (daemon.Config, map[string]d
 				sc.Synthetic = &daemon.SyntheticConfig{Rate: o.syntheticRate}
 			case strings.HasPrefix(s, "unix://"), strings.HasPrefix(s, "grpc://"), strings.HasPrefix(s, "relay://"):
 				sc.Address = s
+				if o.tls != (daemon.TLSConfig{}) {
+					t := o.tls
+					sc.TLS = &t
+				}
+				if strings.HasPrefix(s, "relay://") {
+					sc.RelayNode = o.relayNode
+				}
 			default:
-				errs = append(errs, fmt.Errorf("--source %q: want file:PATH or synthetic", s))
+				errs = append(errs, fmt.Errorf("--source %q: want file:PATH, unix:///PATH, grpc://HOST:PORT, relay://HOST:PORT or synthetic", s))
 				continue
 			}
 			cfg.Sources = append(cfg.Sources, sc)
 		}
-	} else if changed("allowlist") || changed("denylist") || changed("fieldmask") {
-		errs = append(errs, errors.New("--allowlist, --denylist and --fieldmask apply to --source sources; set the filters of configured sources in the config file"))
+		if changed("relay-node") && !strings.Contains(strings.Join(o.sources, " "), "relay://") {
+			errs = append(errs, errors.New("--relay-node needs a --source relay://HOST:PORT"))
+		}
+	} else if changed("allowlist") || changed("denylist") || changed("fieldmask") || changed("relay-node") || o.tls != (daemon.TLSConfig{}) {
+		errs = append(errs, errors.New("--allowlist, --denylist, --fieldmask, --tls-* and --relay-node apply to --source sources; set those of configured sources in the config file"))
 	}
 	if cfg.Node == "" {
 		cfg.Node = os.Getenv("NODE_NAME")

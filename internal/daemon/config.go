@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/flowaudit/flowaudit/pkg/fieldmask"
+	"github.com/flowaudit/flowaudit/pkg/ingest"
 	"github.com/flowaudit/flowaudit/pkg/pipeline"
 )
 
@@ -59,9 +60,16 @@ type SourceConfig struct {
 	// every max(1, MaxBackups/2) rotations, so that a restart finds what it
 	// must re-read.
 	MaxBackups *int `json:"maxBackups,omitempty"`
-	// Address is a Hubble gRPC endpoint (unix://, grpc://, relay://): not
-	// implemented yet, rejected by Validate.
+	// Address is a Hubble gRPC endpoint: unix:///var/run/cilium/hubble.sock
+	// (the node's agent), grpc://HOST:4244 (an agent's TCP listener, TLS)
+	// or relay://HOST:PORT (Hubble Relay).
 	Address string `json:"address,omitempty"`
+	// TLS of a grpc:// or relay:// address (PEM files, as Cilium's Helm
+	// chart mounts its Hubble client certificates).
+	TLS *TLSConfig `json:"tls,omitempty"`
+	// RelayNode, for a relay:// address, keeps one node's flows (empty: the
+	// whole cluster, each node in its own partitions).
+	RelayNode string `json:"relayNode,omitempty"`
 	// Synthetic generates realistic flows in real time (no cluster needed).
 	Synthetic *SyntheticConfig `json:"synthetic,omitempty"`
 
@@ -71,6 +79,14 @@ type SourceConfig struct {
 
 	// origin says where the source came from, for error messages.
 	origin string
+}
+
+// TLSConfig is a gRPC source's TLS client configuration.
+type TLSConfig struct {
+	CA         string `json:"ca"`                   // the server's CA (PEM file)
+	Cert       string `json:"cert,omitempty"`       // client certificate for mTLS
+	Key        string `json:"key,omitempty"`        // its key
+	ServerName string `json:"serverName,omitempty"` // default: the address's host
 }
 
 // SyntheticConfig configures the built-in generator.
@@ -304,7 +320,11 @@ func (c *Config) Validate() error {
 			}
 		}
 		if s.Address != "" {
-			bad(key+".address", "%q: the gRPC sources (unix://, grpc://, relay://) are not implemented yet; follow the exporter's file instead", s.Address)
+			if err := ingest.CheckGRPCAddress(s.Address, s.TLS != nil && s.TLS.CA != "", s.RelayNode); err != nil {
+				bad(key+".address", "%v", err)
+			}
+		} else if s.TLS != nil || s.RelayNode != "" {
+			bad(key, "tls and relayNode are for gRPC sources (address)")
 		}
 		if s.MaxBackups != nil && (*s.MaxBackups < 0 || s.File == "") {
 			bad(key+".maxBackups", "%d: must be >= 0, for a file source", *s.MaxBackups)

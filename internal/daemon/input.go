@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/flowaudit/flowaudit/pkg/archive"
 	"github.com/flowaudit/flowaudit/pkg/flow"
 	"github.com/flowaudit/flowaudit/pkg/gen"
 	"github.com/flowaudit/flowaudit/pkg/ingest"
@@ -20,8 +21,42 @@ func newInput(sc SourceConfig, cfg Config, commitEvery int, log *zap.Logger, m *
 		return ingest.NewFileSource(ingest.FileConfig{Path: sc.File, Follow: true, CommitEvery: commitEvery, IdleEvery: fileIdleEvery}, log, m)
 	case sc.Synthetic != nil:
 		return &syntheticInput{id: "synthetic:" + sc.Label(), cfg: *sc.Synthetic, cluster: cfg.Cluster}, nil
+	case sc.Address != "":
+		gc := ingest.GRPCConfig{Address: sc.Address, Node: sc.RelayNode, IdleEvery: fileIdleEvery, Archived: archivedFlows(cfg.Archive.Dir)}
+		if t := sc.TLS; t != nil {
+			gc.TLS = ingest.TLSConfig{CA: t.CA, Cert: t.Cert, Key: t.Key, ServerName: t.ServerName}
+		}
+		return ingest.NewGRPCSource(gc, log, m)
 	default:
 		return nil, fmt.Errorf("%s: not supported", sc.Label())
+	}
+}
+
+// archivedFlows lists the flows the archive at root holds from since on:
+// what a resumed gRPC source must not hand over again.
+func archivedFlows(root string) func(ctx context.Context, since time.Time, fn func(node, uuid string, timeNs int64)) error {
+	type row struct {
+		Time   int64   `parquet:"time,timestamp(microsecond:utc)"`
+		TimeNs int64   `parquet:"time_ns"`
+		UUID   *string `parquet:"uuid,optional"`
+		Node   *string `parquet:"node_name,optional,dict"`
+	}
+	return func(ctx context.Context, since time.Time, fn func(node, uuid string, timeNs int64)) error {
+		if !archive.IsArchive(root) {
+			return nil
+		}
+		sc, err := archive.OpenScanner(root)
+		if err != nil {
+			return err
+		}
+		return archive.ScanFlowsAs(ctx, sc, archive.ScanOptions{From: since}, func(r *row) int64 { return r.Time }, func(rows []row) error {
+			for i := range rows {
+				if r := &rows[i]; r.UUID != nil && r.Node != nil {
+					fn(*r.Node, *r.UUID, r.TimeNs)
+				}
+			}
+			return nil
+		})
 	}
 }
 

@@ -103,6 +103,38 @@ type GRPCSource struct {
 	seed   maphash.Seed
 }
 
+// CheckGRPCAddress checks a gRPC source's address as NewGRPCSource does,
+// without reading any file: withCA says a CA is configured, node is the
+// Relay node filter.
+func CheckGRPCAddress(addr string, withCA bool, node string) error {
+	u, err := url.Parse(addr)
+	if err != nil {
+		return err
+	}
+	switch u.Scheme {
+	case "unix":
+		if u.Path == "" || u.Host != "" {
+			return fmt.Errorf("%q: want unix:///ABSOLUTE/PATH", addr)
+		}
+		if withCA {
+			return fmt.Errorf("%q: the agent's unix socket has no TLS", addr)
+		}
+	case "grpc", "relay":
+		if u.Host == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("%q: want %s://HOST:PORT", addr, u.Scheme)
+		}
+		if u.Scheme == "grpc" && !withCA {
+			return fmt.Errorf("%q: an agent's TCP listener needs TLS: give its CA (and a client certificate for mTLS)", addr)
+		}
+	default:
+		return fmt.Errorf("%q: want unix:///PATH, grpc://HOST:PORT or relay://HOST:PORT", addr)
+	}
+	if node != "" && u.Scheme != "relay" {
+		return fmt.Errorf("%q: a node applies to relay:// only (an agent serves its own node)", addr)
+	}
+	return nil
+}
+
 // NewGRPCSource prepares a source for cfg.Address; nothing is dialled until
 // Run. The TLS files are read here, so a missing or bad one is refused now.
 func NewGRPCSource(cfg GRPCConfig, log *zap.Logger, m *Metrics) (*GRPCSource, error) {
@@ -128,36 +160,19 @@ func NewGRPCSource(cfg GRPCConfig, log *zap.Logger, m *Metrics) (*GRPCSource, er
 	if s.cfg.BackoffMax <= 0 {
 		s.cfg.BackoffMax = 30 * time.Second
 	}
-	u, err := url.Parse(cfg.Address)
-	if err != nil {
-		return nil, fmt.Errorf("ingest: gRPC source %q: %w", cfg.Address, err)
+	if err := CheckGRPCAddress(cfg.Address, cfg.TLS.CA != "", cfg.Node); err != nil {
+		return nil, fmt.Errorf("ingest: gRPC source: %w", err)
 	}
-	var host string
-	switch u.Scheme {
-	case "unix":
-		if u.Path == "" || u.Host != "" {
-			return nil, fmt.Errorf("ingest: gRPC source %q: want unix:///ABSOLUTE/PATH", cfg.Address)
-		}
+	u, _ := url.Parse(cfg.Address)
+	host := u.Hostname()
+	if u.Scheme == "unix" {
 		s.target = "unix://" + u.Path
-	case "grpc", "relay":
-		if u.Host == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
-			return nil, fmt.Errorf("ingest: gRPC source %q: want %s://HOST:PORT", cfg.Address, u.Scheme)
-		}
-		s.target, host = "dns:///"+u.Host, u.Hostname()
+	} else {
+		s.target = "dns:///" + u.Host
 		s.relay = u.Scheme == "relay"
-	default:
-		return nil, fmt.Errorf("ingest: gRPC source %q: want unix://, grpc:// or relay://", cfg.Address)
-	}
-	if cfg.Node != "" && !s.relay {
-		return nil, fmt.Errorf("ingest: gRPC source %q: a node applies to relay:// only (an agent serves its own node)", cfg.Address)
-	}
-	if u.Scheme == "grpc" && cfg.TLS.CA == "" {
-		return nil, fmt.Errorf("ingest: gRPC source %q: an agent's TCP listener needs TLS: give its CA (and a client certificate for mTLS)", cfg.Address)
-	}
-	if u.Scheme == "unix" && (cfg.TLS.CA != "" || cfg.TLS.Cert != "") {
-		return nil, fmt.Errorf("ingest: gRPC source %q: the agent's unix socket has no TLS", cfg.Address)
 	}
 	if cfg.TLS.CA != "" {
+		var err error
 		if s.tls, err = clientTLS(cfg.TLS, host); err != nil {
 			return nil, fmt.Errorf("ingest: gRPC source %q: %w", cfg.Address, err)
 		}

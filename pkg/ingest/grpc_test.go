@@ -1,0 +1,337 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	observerpb "github.com/cilium/cilium/api/v1/observer"
+	relaypb "github.com/cilium/cilium/api/v1/relay"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+)
+
+// fakeObserver serves GetFlows from a list of responses, as an agent or
+// Relay does: since selects by time, follow waits for more. fail makes the
+// stream after n responses fail.
+type fakeObserver struct {
+	observerpb.UnimplementedObserverServer
+	mu      sync.Mutex
+	resps   []*observerpb.GetFlowsResponse
+	more    chan struct{}
+	failAt  int // fail the current stream after sending this many (0: never)
+	streams int
+	sinces  []time.Time
+}
+
+func (o *fakeObserver) add(rs ...*observerpb.GetFlowsResponse) {
+	o.mu.Lock()
+	o.resps = append(o.resps, rs...)
+	o.mu.Unlock()
+	select {
+	case o.more <- struct{}{}:
+	default:
+	}
+}
+
+func (o *fakeObserver) GetFlows(req *observerpb.GetFlowsRequest, srv observerpb.Observer_GetFlowsServer) error {
+	o.mu.Lock()
+	o.streams++
+	o.sinces = append(o.sinces, req.GetSince().AsTime())
+	failAt := o.failAt
+	o.failAt = 0
+	o.mu.Unlock()
+	sent, i := 0, 0
+	for {
+		o.mu.Lock()
+		rs := o.resps[i:]
+		o.mu.Unlock()
+		for _, r := range rs {
+			i++
+			if f := r.GetFlow(); f != nil && req.GetSince() != nil && f.GetTime().AsTime().Before(req.GetSince().AsTime()) {
+				continue
+			}
+			if err := srv.Send(r); err != nil {
+				return err
+			}
+			if sent++; failAt > 0 && sent == failAt {
+				return errors.New("injected failure")
+			}
+		}
+		select {
+		case <-srv.Context().Done():
+			return nil
+		case <-o.more:
+		}
+	}
+}
+
+func (o *fakeObserver) ServerStatus(context.Context, *observerpb.ServerStatusRequest) (*observerpb.ServerStatusResponse, error) {
+	return &observerpb.ServerStatusResponse{}, nil
+}
+
+// serve starts o on a unix socket and returns its address.
+func serve(t *testing.T, o *fakeObserver) (string, func()) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "hubble.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	observerpb.RegisterObserverServer(srv, o)
+	go func() { _ = srv.Serve(ln) }()
+	return "unix://" + sock, srv.Stop
+}
+
+var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+
+func flowResp(node string, i int) *observerpb.GetFlowsResponse {
+	ts := timestamppb.New(t0.Add(time.Duration(i) * 10 * time.Millisecond))
+	return &observerpb.GetFlowsResponse{NodeName: node, Time: ts, ResponseTypes: &observerpb.GetFlowsResponse_Flow{Flow: &flowpb.Flow{
+		Time: ts, NodeName: node, Uuid: fmt.Sprintf("%s-%06d", node, i), Verdict: flowpb.Verdict_FORWARDED,
+	}}}
+}
+
+func flowsOf(node string, from, to int) []*observerpb.GetFlowsResponse {
+	var out []*observerpb.GetFlowsResponse
+	for i := from; i < to; i++ {
+		out = append(out, flowResp(node, i))
+	}
+	return out
+}
+
+// collect runs src until want flows (distinct or not) arrived, and returns
+// the uuids in order, the losses and the last checkpoint.
+type streamed struct {
+	mu     sync.Mutex
+	uuids  []string
+	losses []flow.Loss
+	cp     flow.Checkpoint
+	nodes  []string
+}
+
+func (c *streamed) emit(lb *LineBatch) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if lb.Format != FormatProto && len(lb.Lines) > 0 {
+		return errors.New("not protobuf")
+	}
+	for _, l := range lb.Lines {
+		var r observerpb.GetFlowsResponse
+		if err := proto.Unmarshal(l, &r); err != nil {
+			return err
+		}
+		if f := r.GetFlow(); f != nil {
+			c.uuids = append(c.uuids, f.GetUuid())
+		}
+	}
+	c.losses = append(c.losses, lb.Losses...)
+	if lb.Checkpoint.Source != "" {
+		c.cp = lb.Checkpoint
+	}
+	if len(lb.Nodes) > 0 {
+		c.nodes = slices.Clone(lb.Nodes)
+	}
+	return nil
+}
+
+func (c *streamed) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.uuids)
+}
+
+func runUntil(t *testing.T, src *GRPCSource, from flow.Checkpoint, c *streamed, want int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, from, c.emit) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.count() < want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(150 * time.Millisecond) // anything more would show
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if c.count() < want {
+		t.Fatalf("%d flows, want %d", c.count(), want)
+	}
+}
+
+func newTestSource(t *testing.T, addr string, archived map[string]int) *GRPCSource {
+	t.Helper()
+	cfg := GRPCConfig{Address: addr, FlushEvery: 10 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}
+	if archived != nil {
+		cfg.Archived = func(_ context.Context, since time.Time, fn func(node, uuid string, t int64)) error {
+			for u, i := range archived {
+				r := flowResp("c/n1", i)
+				if !r.GetFlow().GetTime().AsTime().Before(since) {
+					fn("c/n1", u, r.GetFlow().GetTime().AsTime().UnixNano())
+				}
+			}
+			return nil
+		}
+	}
+	src, err := NewGRPCSource(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// TestGRPCSourceResumesExactlyOnce: a stream read to its end; then a run
+// resumed from its checkpoint, against a server that still has those flows
+// and more, reads each of the new ones once, drops the ones the archive
+// holds (asked for since shortly before the latest), and records no gap.
+func TestGRPCSourceResumesExactlyOnce(t *testing.T) {
+	o := &fakeObserver{more: make(chan struct{}, 1)}
+	o.add(flowsOf("c/n1", 0, 1000)...)
+	addr, stop := serve(t, o)
+	defer stop()
+	src := newTestSource(t, addr, nil)
+	var c streamed
+	runUntil(t, src, flow.Checkpoint{}, &c, 1000)
+	if len(c.uuids) != 1000 || len(c.losses) != 0 || len(c.nodes) != 1 || c.nodes[0] != "c/n1" {
+		t.Fatalf("%d flows, losses %+v, nodes %v", len(c.uuids), c.losses, c.nodes)
+	}
+	o.add(flowsOf("c/n1", 1000, 1500)...)
+	archived := map[string]int{}
+	for i := 0; i < 1000; i++ {
+		archived[fmt.Sprintf("c/n1-%06d", i)] = i
+	}
+	src2 := newTestSource(t, addr, archived)
+	var c2 streamed
+	runUntil(t, src2, c.cp, &c2, 500)
+	want := make([]string, 0, 500)
+	for i := 1000; i < 1500; i++ {
+		want = append(want, fmt.Sprintf("c/n1-%06d", i))
+	}
+	if !slices.Equal(c2.uuids, want) || len(c2.losses) != 0 {
+		t.Fatalf("resumed run: %d flows (first %v), losses %+v", len(c2.uuids), c2.uuids[:min(3, len(c2.uuids))], c2.losses)
+	}
+	o.mu.Lock()
+	since := o.sinces[len(o.sinces)-1]
+	o.mu.Unlock()
+	latest := flowResp("c/n1", 999).GetFlow().GetTime().AsTime()
+	if !since.Equal(latest.Add(-minOverlap)) {
+		t.Errorf("resumed from %v, want the latest flow %v less %v", since, latest, minOverlap)
+	}
+}
+
+// TestGRPCSourceReportsWhatTheServerNoLongerHad: the server lost its ring
+// (an agent restarted) while no one read it: the first flow after resuming
+// is later than the latest read, and what came between is a stream_down
+// gap of unknown amount bounded by the two flows.
+func TestGRPCSourceReportsWhatTheServerNoLongerHad(t *testing.T) {
+	o := &fakeObserver{more: make(chan struct{}, 1)}
+	o.add(flowsOf("c/n1", 0, 100)...)
+	addr, stop := serve(t, o)
+	src := newTestSource(t, addr, nil)
+	var c streamed
+	runUntil(t, src, flow.Checkpoint{}, &c, 100)
+	stop()
+	// The agent restarts: a new ring, flows from 300 on (100-299 lost).
+	o2 := &fakeObserver{more: make(chan struct{}, 1)}
+	o2.add(flowsOf("c/n1", 300, 400)...)
+	sock := addr[len("unix://"):]
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	observerpb.RegisterObserverServer(srv, o2)
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Stop()
+	src2 := newTestSource(t, addr, map[string]int{})
+	var c2 streamed
+	runUntil(t, src2, c.cp, &c2, 100)
+	if len(c2.uuids) != 100 || len(c2.losses) != 1 {
+		t.Fatalf("%d flows, losses %+v", len(c2.uuids), c2.losses)
+	}
+	l := c2.losses[0]
+	if l.Reason != flow.LossStreamDown || l.Amount != flow.AmountUnknown || l.Node != "c/n1" || !l.Bounded ||
+		!l.From.Equal(flowResp("c/n1", 99).GetFlow().GetTime().AsTime()) || !l.To.Equal(flowResp("c/n1", 300).GetFlow().GetTime().AsTime()) {
+		t.Errorf("gap %+v: want from flow 99 to flow 300", l)
+	}
+}
+
+// TestGRPCSourceReconnectsWithoutDuplicates: the stream fails in the
+// middle; the source reconnects, the server sends again from since, and
+// each flow is handed over once, with no gap (the server still had them).
+func TestGRPCSourceReconnectsWithoutDuplicates(t *testing.T) {
+	o := &fakeObserver{more: make(chan struct{}, 1), failAt: 600}
+	o.add(flowsOf("c/n1", 0, 1000)...)
+	addr, stop := serve(t, o)
+	defer stop()
+	src := newTestSource(t, addr, nil)
+	var c streamed
+	runUntil(t, src, flow.Checkpoint{}, &c, 1000)
+	seen := map[string]int{}
+	for _, u := range c.uuids {
+		seen[u]++
+	}
+	if len(c.uuids) != 1000 || len(seen) != 1000 || len(c.losses) != 0 {
+		t.Fatalf("%d flows, %d distinct, losses %+v", len(c.uuids), len(seen), c.losses)
+	}
+	o.mu.Lock()
+	streams := o.streams
+	o.mu.Unlock()
+	if streams < 2 {
+		t.Fatalf("%d streams: the failure was not injected", streams)
+	}
+}
+
+// TestGRPCSourceRelayNodeErrors: Relay reports a node in error; when it
+// re-attaches the agent it sends its flows again from the original since:
+// those read before are dropped; the other node is unaffected; a node
+// whose agent came back without the flows after its latest has a gap.
+func TestGRPCSourceRelayNodeErrors(t *testing.T) {
+	o := &fakeObserver{more: make(chan struct{}, 1)}
+	status := func(state relaypb.NodeState, nodes ...string) *observerpb.GetFlowsResponse {
+		return &observerpb.GetFlowsResponse{NodeName: "relay", Time: timestamppb.Now(), ResponseTypes: &observerpb.GetFlowsResponse_NodeStatus{
+			NodeStatus: &relaypb.NodeStatusEvent{StateChange: state, NodeNames: nodes, Message: "connection refused"}}}
+	}
+	o.add(status(relaypb.NodeState_NODE_CONNECTED, "c/a", "c/b"))
+	var all []*observerpb.GetFlowsResponse
+	for i := 0; i < 200; i++ {
+		all = append(all, flowResp("c/a", i), flowResp("c/b", i))
+	}
+	o.add(all...)
+	o.add(status(relaypb.NodeState_NODE_ERROR, "c/a"), status(relaypb.NodeState_NODE_ERROR, "c/b"))
+	// c/a re-attached with its ring: from the original since again, then
+	// new flows; c/b's agent restarted: only later flows.
+	o.add(flowsOf("c/a", 0, 300)...)
+	o.add(flowsOf("c/b", 250, 300)...)
+	addr, stop := serve(t, o)
+	defer stop()
+	src, err := NewGRPCSource(GRPCConfig{Address: "relay://" + addr[len("unix://"):], FlushEvery: 10 * time.Millisecond}, nil, nil)
+	if err == nil {
+		t.Fatalf("a relay:// address of a socket path accepted")
+	}
+	src = newTestSource(t, addr, nil) // the same stream over the socket
+	var c streamed
+	runUntil(t, src, flow.Checkpoint{}, &c, 550)
+	seen := map[string]int{}
+	for _, u := range c.uuids {
+		seen[u]++
+	}
+	if len(c.uuids) != 550 || len(seen) != 550 {
+		t.Fatalf("%d flows, %d distinct: want 300 of c/a and 250 of c/b, once", len(c.uuids), len(seen))
+	}
+	if len(c.losses) != 1 || c.losses[0].Node != "c/b" || !c.losses[0].To.Equal(flowResp("c/b", 250).GetFlow().GetTime().AsTime()) {
+		t.Fatalf("losses %+v: want c/b's gap to flow 250", c.losses)
+	}
+}
