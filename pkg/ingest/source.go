@@ -118,9 +118,9 @@ type Metrics struct {
 	grpcUp         *prometheus.GaugeVec
 	grpcReconnects *prometheus.CounterVec
 	grpcDups       *prometheus.CounterVec
-	lag       *prometheus.GaugeVec
-	rotEvery  *prometheus.GaugeVec
-	slack     *prometheus.GaugeVec
+	lag            *prometheus.GaugeVec
+	rotEvery       *prometheus.GaugeVec
+	slack          *prometheus.GaugeVec
 }
 
 // NewMetrics creates the ingest metrics, registered with reg unless nil.
