@@ -53,6 +53,7 @@ const (
 	LossRotationGap      = "rotation_gap"       // a backup deleted or truncated before it was read
 	LossTruncated        = "truncated"          // the live file shrank under the reader
 	LossStreamDown       = "stream_down"        // a gRPC stream was down
+	LossDamagedInput     = "damaged_input"      // an imported file that could not be read to its end (Detail = file and position)
 )
 
 // Loss is one accounted gap: events that were read (or should have been) but
