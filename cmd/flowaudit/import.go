@@ -70,10 +70,11 @@ lines are all in the twin.
 
 At the end import prints a summary: files read, new and continued, already
 archived (and from which file), lines, flows archived and denied, the files
-damaged and where, incomplete last lines. Exit status: 0 when every file was
-imported whole, 3 when some file was damaged or could not be checked (a file
-shorter than an archived one with the same first line, whose file is gone:
-skipped, not imported twice), 1 on any other error.`,
+damaged and where, incomplete last lines. Exit status: 3 when some file was
+damaged or could not be checked (a file shorter than an archived one with the
+same first line, whose file is gone: skipped, not imported twice), 1 on any
+other error, else 0 (an incomplete last line is not damage: it waits for a
+longer copy).`,
 		Example: `  flowaudit import --archive /var/lib/flowaudit /var/run/cilium/hubble/
   flowaudit import --archive ./archive --fieldmask time,source,destination,verdict,l4,IP 'backup/events-*.log.gz'`,
 		Args: cobra.MinimumNArgs(1),

@@ -324,8 +324,10 @@ func (s *ImportSource) loss() flow.Loss {
 			l.Time = s.fbTime
 		}
 	}
+	assumed := ""
 	if s.res.Lines == 0 && s.line == 0 {
-		l.Node = s.fbNode
+		l.Node = s.fbNode // no line of the file to take it from
+		assumed = " (node: that of the file read before it in its directory)"
 	}
 	var rest string
 	switch {
@@ -341,7 +343,7 @@ func (s *ImportSource) loss() flow.Loss {
 			rest = "the file"
 		}
 	}
-	l.Detail = fmt.Sprintf("%s: %s; not read: %s", s.path, d, rest)
+	l.Detail = fmt.Sprintf("%s: %s; not read: %s%s", s.path, d, rest, assumed)
 	return l
 }
 

@@ -32,10 +32,12 @@ import (
 //     with that head: it continues a stream when its prefix up to the
 //     stream's offset hashes to the stream's pfp (the file is read from
 //     there on); it is contained in a stream when the stream's offset is
-//     past the file's last line end and the stream's file, read again from
-//     where the checkpoint says it was, starts with the file's lines (the
-//     file adds nothing); otherwise it is a new stream. Two files that share
-//     a first line, or a first KiB, but differ later are two streams.
+//     past the file's last line end and a file that still holds the stream
+//     (the one its checkpoint names, its .gz, or a backup lumberjack renamed
+//     it to) starts with the file's bytes (the file adds nothing);
+//     otherwise it is a new stream. Two files that share a first line, or a
+//     first KiB, but differ later are two streams (the lines they share are
+//     archived with each).
 //   - The registry of streams is the archive's committed checkpoints plus
 //     every file read in the current run, so a file and its copy given in
 //     one run are read once too.
@@ -248,50 +250,72 @@ func (g *ImportRegistry) candidates(head string, c *content) []*stream {
 }
 
 // isPrefix reports whether the first n content bytes of path are the
-// first n of the stream s's file (its checkpoint's Name, or the .gz
-// lumberjack made of it), and that file is still the stream (its prefix
-// hashes to the checkpoint's pfp, or for a first-KiB checkpoint its first
-// KiB to fp). It returns unknown when the stream's file cannot be read to
-// the checkpoint's offset.
+// first n of the stream s, read again from a file that still holds it: the
+// file its checkpoint names, the .gz lumberjack made of it, or a backup
+// lumberjack renamed it to (a live events.log imported earlier has been
+// rotated since). It returns unknown when none of them can be confirmed to
+// hold the stream (its prefix hashes to the checkpoint's pfp, or for a
+// first-KiB checkpoint its first bytes to fp).
 func isPrefix(path string, n int64, s *stream) verdict {
-	other := gzSuccessor(s.pos.Name)
-	if other == "" {
-		return unknown
+	for _, other := range streamFiles(s.pos.Name) {
+		if v := isPrefixOf(path, n, s, other); v != unknown {
+			return v
+		}
 	}
+	return unknown
+}
+
+// streamFiles are the files that may hold the stream last read from name:
+// name, its .gz, and lumberjack's backups of it (<base>-<time><ext>[.gz]).
+func streamFiles(name string) []string {
+	out := []string{name, name + ".gz"}
+	ext := filepath.Ext(name)
+	base := strings.TrimSuffix(name, ext)
+	for _, pattern := range []string{base + "-*" + ext, base + "-*" + ext + ".gz"} {
+		if m, err := filepath.Glob(pattern); err == nil {
+			out = append(out, m...)
+		}
+	}
+	return out
+}
+
+// isPrefixOf is isPrefix against one file, other: its bytes are compared
+// with the file's and hashed on to the stream's offset in one pass.
+func isPrefixOf(path string, n int64, s *stream, other string) verdict {
 	g, err := openContent(other)
 	if err != nil {
 		return unknown
 	}
 	defer g.close()
+	if head, ok := fileHead(g); s.pos.Head != "" && (!ok || head != s.pos.Head) {
+		return unknown // another stream: not worth reading
+	}
 	f, err := openContent(path)
 	if err != nil {
 		return unknown
 	}
 	defer f.close()
-	for f.cur < n {
-		a := f.peek(1)
-		b := g.peek(1)
-		k := int64(min(len(a), len(b)))
+	same := true
+	for same && f.cur < n {
+		a, b := f.peek(1), g.peek(1)
+		k := min(int64(min(len(a), len(b))), n-f.cur)
 		if k == 0 {
 			return unknown // one of them ended or broke early
 		}
-		k = min(k, n-f.cur)
-		if !bytes.Equal(a[:k], b[:k]) {
-			return notPrefix
-		}
+		same = bytes.Equal(a[:k], b[:k])
 		f.discardTo(f.cur + k)
 		g.discardTo(g.cur + k)
 	}
 	if s.pos.legacy() {
-		// The file named by the checkpoint must still have its first KiB.
 		sum := sha256.Sum256(g.prefixBytes(s.pos.FPLen))
 		if hex.EncodeToString(sum[:]) != s.pos.FP {
 			return unknown
 		}
-		return contained
-	}
-	if !g.discardTo(s.pos.Offset) || g.sum() != s.pos.PFP {
+	} else if !g.discardTo(s.pos.Offset) || g.sum() != s.pos.PFP {
 		return unknown
+	}
+	if !same {
+		return notPrefix
 	}
 	return contained
 }

@@ -643,3 +643,29 @@ func (m *maxHeld) Read(p []byte) (int, error) {
 	*m.max = max(*m.max, m.c.hi-m.c.lo)
 	return n, err
 }
+
+// TestImportPrefixOfARotatedFile: a shorter, earlier copy of the live
+// events.log imported before is contained in it even after lumberjack
+// rotated it (the name now holds other lines; the backup holds these).
+func TestImportPrefixOfARotatedFile(t *testing.T) {
+	dir := t.TempDir()
+	lines := testLines("r", 200)
+	live := filepath.Join(dir, "events.log")
+	writeFile(t, live, joinLines(lines))
+	a := newArchived()
+	a.run(t, live)
+	copyPath := filepath.Join(t.TempDir(), "events.log")
+	writeFile(t, copyPath, joinLines(lines[:60]))
+	// Rotation: the backup is compressed, the live file starts anew.
+	backup := filepath.Join(dir, "events-2026-01-01T00-05-00.000.log.gz")
+	if err := os.WriteFile(backup, gzipped(joinLines(lines)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	newer := testLines("s", 5)
+	writeFile(t, live, joinLines(newer))
+	rs := a.run(t, copyPath)
+	if rs[0].Outcome != OutcomeArchived {
+		t.Fatalf("the earlier copy: %+v", rs[0])
+	}
+	a.once(t, lines)
+}
