@@ -323,6 +323,7 @@ func runImport(cmd *cobra.Command, o importOpts, args []string) error {
 	sum.counts = sink.counts
 	sum.print(cmd.OutOrStdout(), o.archive)
 	if runErr != nil {
+		fmt.Fprintln(cmd.OutOrStdout(), "  stopped by the error below: the numbers above are what was read and handed to the archive; what it did not commit is read again by the next import")
 		return fmt.Errorf("import: %w", runErr)
 	}
 	if n := len(sum.damaged) + len(sum.unverified); n > 0 {
@@ -363,7 +364,10 @@ type countingSink struct {
 }
 
 func (c *countingSink) Write(b *flow.Batch) error {
-	for i := range b.Stats {
+	if err := c.w.Write(b); err != nil {
+		return err
+	}
+	for i := range b.Stats { // b is the caller's until Write returns
 		st := &b.Stats[i]
 		c.counts.Add(st.Counts)
 		if st.Node != "" && st.Node != c.node {
@@ -371,7 +375,7 @@ func (c *countingSink) Write(b *flow.Batch) error {
 		}
 		c.minute = st.Minute
 	}
-	return c.w.Write(b)
+	return nil
 }
 
 // importSummary is what an import prints when it ends.
