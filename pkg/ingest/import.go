@@ -264,6 +264,9 @@ func (s *ImportSource) read(ctx context.Context, emit func(*LineBatch) error) er
 			s.dmg.Recorded, s.dmg.Earlier = true, true // the import that first read this far recorded it
 			return nil
 		}
+		if !s.recordable() {
+			return nil // no node to record it for: Result has it
+		}
 		pos.DamagedAt = s.dmg.Offset + 1
 		return s.recordDamageHere(emit, func(lb *LineBatch) error { return out(lb) })
 	}
@@ -277,9 +280,9 @@ func (s *ImportSource) read(ctx context.Context, emit func(*LineBatch) error) er
 }
 
 // recordable reports whether a damage can be archived: it has a node (a
-// line of the file was read, or a fallback).
+// line of the file was read in this run, or a fallback).
 func (s *ImportSource) recordable() bool {
-	return s.res.Lines > 0 || s.line > 0 || s.fbNode != ""
+	return s.res.Lines > 0 || s.fbNode != ""
 }
 
 // recordDamageHere emits the loss of s.dmg with the stream's checkpoint
@@ -325,7 +328,7 @@ func (s *ImportSource) loss() flow.Loss {
 		}
 	}
 	assumed := ""
-	if s.res.Lines == 0 && s.line == 0 {
+	if s.res.Lines == 0 {
 		l.Node = s.fbNode // no line of the file to take it from
 		assumed = " (node: that of the file read before it in its directory)"
 	}

@@ -7,8 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -668,4 +670,70 @@ func TestImportPrefixOfARotatedFile(t *testing.T) {
 		t.Fatalf("the earlier copy: %+v", rs[0])
 	}
 	a.once(t, lines)
+}
+
+// TestImportDamageAtTheResumePoint: a stream read on from its checkpoint
+// that breaks before its next line has no line of this run to take a node
+// from: the damage is recorded with the fallback node, or not at all.
+func TestImportDamageAtTheResumePoint(t *testing.T) {
+	dir := t.TempDir()
+	lines := testLines("d", 1000)
+	noise := make([]byte, 4000) // a long line no match compresses: cuts land inside it
+	for i := range noise {
+		noise[i] = "0123456789abcdef"[(i*7919+i*i*31)%16]
+	}
+	lines = append(lines, `{"flow":{"uuid":"`+string(noise)+`"}}`)
+	lines = append(lines, testLines("e", 100)...)
+	content := joinLines(lines)
+	read := len(joinLines(lines[:1000]))
+	p := filepath.Join(dir, "events.log")
+	writeFile(t, p, content[:read])
+	a := newArchived()
+	a.run(t, p)
+	// The same stream, now a .gz that breaks inside the line after those read.
+	z := gzipped(content)
+	readable := func(k int) int {
+		zr, err := gzip.NewReader(bytes.NewReader(z[:k]))
+		if err != nil {
+			return 0
+		}
+		b, _ := io.ReadAll(zr)
+		return len(b)
+	}
+	// The shortest cut that reads 100 bytes into the long line (what a cut
+	// gives grows with it).
+	cut := sort.Search(len(z), func(k int) bool { return readable(k) > read+100 })
+	if readable(cut) >= len(joinLines(lines[:1001])) {
+		cut = 0
+	}
+	if cut == 0 {
+		t.Fatal("setup: no cut inside the long line")
+	}
+	if err := os.WriteFile(p+".gz", z[:cut], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range []string{"", "c/n9"} {
+		s := NewImportRegistry(a.cps, nil).Prepare(p + ".gz")
+		s.SetLossFallback(node, time.Time{})
+		var losses []flow.Loss
+		if err := s.Run(context.Background(), s.From(), func(lb *LineBatch) error {
+			losses = append(losses, lb.Losses...)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		r := s.Result()
+		if r.Outcome != OutcomeArchived || r.Lines != 0 || r.Damage == nil || r.Damage.Line != 1001 {
+			t.Fatalf("fallback %q: %+v, damage %+v", node, r, r.Damage)
+		}
+		if node == "" && (r.Damage.Recorded || len(losses) != 0) {
+			t.Fatalf("no node known: recorded %v, losses %+v", r.Damage.Recorded, losses)
+		}
+		if node != "" && (!r.Damage.Recorded || len(losses) != 1 || losses[0].Node != node) {
+			t.Fatalf("fallback %q: recorded %v, losses %+v", node, r.Damage.Recorded, losses)
+		}
+	}
 }
