@@ -327,7 +327,7 @@ func runImport(cmd *cobra.Command, o importOpts, args []string) error {
 		return fmt.Errorf("import: %w", runErr)
 	}
 	if n := len(sum.damaged) + len(sum.unverified); n > 0 {
-		return &exitError{code: exitDamaged, err: fmt.Errorf("import: %d of %d input files could not be imported whole (damaged: %d, unverified: %d); the rest was imported", n, len(files), len(sum.damaged), len(sum.unverified))}
+		return &exitError{code: exitDamaged, err: fmt.Errorf("import: of %d input files, %d damaged and %d not checked (see the summary); everything else was imported", len(files), len(sum.damaged), len(sum.unverified))}
 	}
 	return nil
 }
@@ -449,7 +449,7 @@ func (s *importSummary) print(w io.Writer, root string) {
 		return d.String() + "; not recorded in the archive: no node is known for it (no line of it, nor of its directory, was read)"
 	})
 	list("unverified (not imported)", s.unverified, func(r ingest.ImportResult) string {
-		return "starts with the first line of " + r.Of + ", archived further than this file goes, but that file can no longer be read to compare: a copy of it, or a different file"
+		return "starts with the first line of " + r.Of + ", archived further than this file goes, but that file can no longer be read to compare: a copy of it, or a different file (give a copy of it to the same import to compare)"
 	})
 	list("already archived", s.archived, func(r ingest.ImportResult) string {
 		switch {
