@@ -52,13 +52,8 @@ func TestFilterParallelIsSequential(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(args ...string) (string, string, string) {
-		var out, errOut bytes.Buffer
-		cmd := newRootCmd()
-		cmd.SetArgs(args)
-		cmd.SetOut(&out)
-		cmd.SetErr(&errOut)
-		err := cmd.Execute()
-		return out.String(), errOut.String(), errString(err)
+		out, errOut, err := runOutErr(args...)
+		return out, errOut, errString(err)
 	}
 	for _, flags := range [][]string{
 		{},
@@ -81,6 +76,18 @@ func TestFilterParallelIsSequential(t *testing.T) {
 			}
 		}
 	}
+}
+
+// runOutErr runs the flowaudit command line; it returns stdout and stderr
+// apart, and the error.
+func runOutErr(args ...string) (string, string, error) {
+	var out, errOut bytes.Buffer
+	cmd := newRootCmd()
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err := cmd.Execute()
+	return out.String(), errOut.String(), err
 }
 
 func errString(err error) string {
@@ -139,15 +146,7 @@ func TestFilterGoesOnAfterADamagedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	cutLine := bytes.Count(readable, []byte{'\n'}) + 1
-	run := func(args ...string) (string, string, error) {
-		var out, errOut bytes.Buffer
-		cmd := newRootCmd()
-		cmd.SetArgs(args)
-		cmd.SetOut(&out)
-		cmd.SetErr(&errOut)
-		err := cmd.Execute()
-		return out.String(), errOut.String(), err
-	}
+	run := runOutErr
 	for _, flags := range [][]string{{}, {"--allowlist", `{"verdict":["DROPPED","FORWARDED"]}`, "--fieldmask", "time,source,destination,verdict"}} {
 		want, _, err := run(append(append([]string{"filter", "--parallel", "1"}, flags...), a, bPlain, c)...)
 		if err != nil {
