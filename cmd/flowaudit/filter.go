@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -50,7 +51,11 @@ Masks that cross members of a oneof (l4.TCP.x with l4.UDP.y) are applied
 correctly, as Cilium >= 1.19 does, not with 1.18's bug (docs/fieldmask.md).
 
 Lines that cannot be parsed are reported on stderr with file:line, counted, and
-skipped; the exit status is 2 when there were any. On amd64 a line the filters
+skipped; the exit status is 2 when there were any. A file that cannot be read
+to its end (a truncated or corrupt .gz, a read error, a file that cannot be
+opened) is reported on stderr with the line and content byte where reading
+failed; everything before that point and the files after it are filtered and
+written in order, and the exit status is 3. On amd64 a line the filters
 drop is read only as far as the fields they test; the rest is checked to look
 complete (text, quotes and brackets balanced), not decoded, so a wrong value
 after those fields is counted as denied, not as an error.`,
@@ -132,37 +137,44 @@ func runFilter(cmd *cobra.Command, o filterOpts, args []string) error {
 	if o.parallel > 1 {
 		run = filterParallel
 	}
-	c, tooLong, err := run(cfg, o, args, bw, cmd.ErrOrStderr())
+	c, st, err := run(cfg, o, args, bw, cmd.ErrOrStderr())
 	if err != nil {
-		return err
+		// What was filtered before the error is written all the same.
+		return errors.Join(err, bw.Flush())
 	}
-	read, bad := c.Read+tooLong, c.Errors+tooLong
+	read, bad := c.Read+st.tooLong, c.Errors+st.tooLong
 	if o.count {
 		fmt.Fprintf(bw, "read %d\nkept %d\ndenied %d\nerrors %d\n", read, c.Kept, c.Denied, bad)
 	}
 	if err := bw.Flush(); err != nil {
 		return err
 	}
+	var badLines error
 	if bad > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("%d of %d lines could not be parsed or encoded", bad, read)}
+		badLines = fmt.Errorf("%d of %d lines could not be parsed or encoded", bad, read)
+	}
+	if n := len(st.damaged); n > 0 {
+		return &exitError{code: exitDamaged, err: errors.Join(fmt.Errorf("%d input file(s) damaged, filtered up to the damage: %s", n, strings.Join(st.damaged, "; ")), badLines)}
+	}
+	if badLines != nil {
+		return &exitError{code: 2, err: badLines}
 	}
 	return nil
 }
 
 // filterSequential exports the lines of args to bw with one exporter,
-// reporting bad lines on stderr; it returns the exporter's counts and the
-// over-long lines skipped.
-func filterSequential(cfg exporter.Config, o filterOpts, args []string, bw *bufio.Writer, stderr io.Writer) (exporter.Counts, uint64, error) {
+// reporting bad lines and damaged files on stderr; it returns the
+// exporter's counts and what the reader skipped.
+func filterSequential(cfg exporter.Config, o filterOpts, args []string, bw *bufio.Writer, stderr io.Writer) (exporter.Counts, readStats, error) {
+	var st readStats
 	exp, err := exporter.New(cfg)
 	if err != nil {
-		return exporter.Counts{}, 0, err
+		return exporter.Counts{}, st, err
 	}
 	var buf []byte
-	var tooLong uint64
 	err = eachLine(args, func(_ int, lr *lineReader, b []byte, skipped error) error {
 		if skipped != nil {
-			tooLong++
-			fmt.Fprintf(stderr, "%s: %v\n", lr.where(), skipped)
+			fmt.Fprintln(stderr, st.skip(lr, skipped))
 			return nil
 		}
 		var err error
@@ -182,26 +194,33 @@ func filterSequential(cfg exporter.Config, o filterOpts, args []string, bw *bufi
 	if err == nil {
 		_, err = bw.Write(buf)
 	}
-	return exp.Counts(), tooLong, err
+	return exp.Counts(), st, err
 }
 
 // eachLine calls fn with every non-empty line of the files in args, in
 // order, with the file's index and its reader (which says where); a line
-// over maxLineBytes comes as a nil line and errLineTooLong. An error from
-// fn or from reading ends it.
+// over maxLineBytes comes as a nil line and errLineTooLong, and a file that
+// cannot be opened or read on as a nil line and a *damageError, after which
+// the next file is read. An error from fn ends it.
 func eachLine(args []string, fn func(file int, lr *lineReader, line []byte, skipped error) error) error {
 	for i, path := range args {
 		lr, err := openLines(path)
 		if err != nil {
-			return err
+			if err := fn(i, &lineReader{name: path}, nil, &damageError{err: err}); err != nil {
+				return err
+			}
+			continue
 		}
 		err = func() error {
 			defer lr.Close()
 			for {
 				b, err := lr.next()
+				var damage *damageError
 				switch {
 				case errors.Is(err, io.EOF):
 					return nil
+				case errors.As(err, &damage):
+					return fn(i, lr, nil, err)
 				case errors.Is(err, errLineTooLong):
 					err = fn(i, lr, nil, err)
 				case err != nil:
@@ -219,6 +238,24 @@ func eachLine(args []string, fn func(file int, lr *lineReader, line []byte, skip
 		}
 	}
 	return nil
+}
+
+// readStats are what the readers of filter skipped: over-long lines, and
+// the files they could not read to their end.
+type readStats struct {
+	tooLong uint64
+	damaged []string // "file:line: damaged: ..." per damaged file
+}
+
+// skip counts a line or file skipped by the reader and returns its message.
+func (st *readStats) skip(lr *lineReader, skipped error) string {
+	msg := lr.where() + ": " + skipped.Error()
+	if errors.Is(skipped, errLineTooLong) {
+		st.tooLong++
+	} else {
+		st.damaged = append(st.damaged, msg)
+	}
+	return msg
 }
 
 // filterChunk is a run of consecutive lines of one file, exported by one
@@ -250,7 +287,7 @@ const filterChunkBytes = 1 << 20
 // writes each chunk's lines and errors in input order, so the output is the
 // sequential one byte for byte. Memory is bounded by the chunks in flight
 // (three per worker, each at most 1 MiB of input, or one longer line).
-func filterParallel(cfg exporter.Config, o filterOpts, args []string, bw *bufio.Writer, stderr io.Writer) (exporter.Counts, uint64, error) {
+func filterParallel(cfg exporter.Config, o filterOpts, args []string, bw *bufio.Writer, stderr io.Writer) (exporter.Counts, readStats, error) {
 	n := o.parallel
 	work := make(chan *filterChunk, n)
 	ordered := make(chan *filterChunk, 2*n)
@@ -263,7 +300,7 @@ func filterParallel(cfg exporter.Config, o filterOpts, args []string, bw *bufio.
 	for i := range n {
 		exp, err := exporter.New(cfg)
 		if err != nil {
-			return exporter.Counts{}, 0, err
+			return exporter.Counts{}, readStats{}, err
 		}
 		workers.Add(1)
 		go func() {
@@ -295,7 +332,11 @@ func filterParallel(cfg exporter.Config, o filterOpts, args []string, bw *bufio.
 			errs := append(ch.skipped, ch.errs...)
 			slices.SortStableFunc(errs, func(a, b lineErr) int { return a.num - b.num })
 			for _, e := range errs {
-				fmt.Fprintf(stderr, "%s:%d: %s\n", ch.name, e.num, e.msg) // as lineReader.where
+				if e.num == 0 {
+					fmt.Fprintf(stderr, "%s: %s\n", ch.name, e.msg) // as lineReader.where
+				} else {
+					fmt.Fprintf(stderr, "%s:%d: %s\n", ch.name, e.num, e.msg)
+				}
 			}
 			if writeErr == nil && len(ch.out) > 0 {
 				_, writeErr = bw.Write(ch.out)
@@ -304,7 +345,7 @@ func filterParallel(cfg exporter.Config, o filterOpts, args []string, bw *bufio.
 			free <- ch
 		}
 	}()
-	var tooLong uint64
+	var st readStats
 	var ch *filterChunk // being filled
 	send := func() {
 		if ch != nil && (len(ch.ends) > 0 || len(ch.skipped) > 0) {
@@ -327,7 +368,7 @@ func filterParallel(cfg exporter.Config, o filterOpts, args []string, bw *bufio.
 	readErr := eachLine(args, func(file int, lr *lineReader, b []byte, skipped error) error {
 		into(file, lr.name)
 		if skipped != nil {
-			tooLong++
+			st.skip(lr, skipped)
 			ch.skipped = append(ch.skipped, lineErr{lr.line, skipped.Error()})
 			return nil
 		}
@@ -354,7 +395,7 @@ func filterParallel(cfg exporter.Config, o filterOpts, args []string, bw *bufio.
 		total.NonFlow += c.NonFlow
 	}
 	if readErr != nil {
-		return total, tooLong, readErr
+		return total, st, readErr
 	}
-	return total, tooLong, writeErr
+	return total, st, writeErr
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,13 +52,8 @@ func TestFilterParallelIsSequential(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(args ...string) (string, string, string) {
-		var out, errOut bytes.Buffer
-		cmd := newRootCmd()
-		cmd.SetArgs(args)
-		cmd.SetOut(&out)
-		cmd.SetErr(&errOut)
-		err := cmd.Execute()
-		return out.String(), errOut.String(), errString(err)
+		out, errOut, err := runOutErr(args...)
+		return out, errOut, errString(err)
 	}
 	for _, flags := range [][]string{
 		{},
@@ -80,9 +78,92 @@ func TestFilterParallelIsSequential(t *testing.T) {
 	}
 }
 
+// runOutErr runs the flowaudit command line; it returns stdout and stderr
+// apart, and the error.
+func runOutErr(args ...string) (string, string, error) {
+	var out, errOut bytes.Buffer
+	cmd := newRootCmd()
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err := cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
 func errString(err error) string {
 	if err == nil {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestFilterGoesOnAfterADamagedFile: a .gz cut short and a file that cannot
+// be opened, between good files: filter writes every kept line it could
+// read, in input order (the damaged file's up to the damage), says where
+// each file broke, and exits with status 3, with --parallel as without
+// (issue finding 5: the output of the files before the damage was lost).
+func TestFilterGoesOnAfterADamagedFile(t *testing.T) {
+	dir := t.TempDir()
+	var parts [3][]byte
+	for i := range parts {
+		g, err := gen.New(gen.Config{Seed: int64(20 + i), Nodes: 2, Rate: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j < 1500; j++ {
+			if parts[i], err = g.AppendLine(parts[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	a, b, c := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log.gz"), filepath.Join(dir, "c.log")
+	missing := filepath.Join(dir, "missing.log")
+	if err := os.WriteFile(a, parts[0], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(parts[1])
+	zw.Close()
+	if err := os.WriteFile(b, z.Bytes()[:z.Len()/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c, parts[2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// What can be read of b: its whole lines before the cut.
+	zr, err := gzip.NewReader(bytes.NewReader(z.Bytes()[:z.Len()/2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readable, err := io.ReadAll(zr)
+	if err == nil || len(readable) == 0 {
+		t.Fatalf("setup: %d bytes of the cut .gz read, error %v", len(readable), err)
+	}
+	readable = readable[:bytes.LastIndexByte(readable, '\n')+1]
+	bPlain := filepath.Join(dir, "b-readable.log")
+	if err := os.WriteFile(bPlain, readable, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cutLine := bytes.Count(readable, []byte{'\n'}) + 1
+	run := runOutErr
+	for _, flags := range [][]string{{}, {"--allowlist", `{"verdict":["DROPPED","FORWARDED"]}`, "--fieldmask", "time,source,destination,verdict"}} {
+		want, _, err := run(append(append([]string{"filter", "--parallel", "1"}, flags...), a, bPlain, c)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []string{"1", "2", "3"} {
+			out, errOut, err := run(append(append([]string{"filter", "--parallel", n}, flags...), a, b, missing, c)...)
+			if out != want {
+				t.Errorf("%v --parallel %s: %d bytes of output, want the %d of the readable lines", flags, n, len(out), len(want))
+			}
+			if exitStatus(err) != exitDamaged || !strings.Contains(err.Error(), "2 input file(s) damaged") {
+				t.Errorf("%v --parallel %s: exit status %d (%v), want %d", flags, n, exitStatus(err), err, exitDamaged)
+			}
+			wantErr := fmt.Sprintf("%s:%d: damaged: unexpected EOF at content byte ", b, cutLine)
+			if !strings.Contains(errOut, wantErr) || !strings.Contains(errOut, missing+": damaged: open "+missing) {
+				t.Errorf("%v --parallel %s: stderr %q, want %q and the missing file", flags, n, errOut, wantErr)
+			}
+		}
+	}
 }

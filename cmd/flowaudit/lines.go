@@ -21,6 +21,7 @@ type lineReader struct {
 	r    *bufio.Reader
 	c    io.Closer
 	line int
+	off  int64 // content bytes read (decompressed), lines and newlines
 }
 
 // openLines opens path ("-" is stdin); gzip input is recognised by its magic
@@ -54,30 +55,54 @@ func openLines(path string) (*lineReader, error) {
 
 var errLineTooLong = errors.New("line longer than 1 MiB skipped")
 
+// damageError says that an input could not be read past a point (a
+// truncated or corrupt gzip stream, a read error), or at all.
+type damageError struct {
+	off int64 // content byte where reading failed
+	err error
+}
+
+func (e *damageError) Error() string {
+	return fmt.Sprintf("damaged: %v at content byte %d; the rest of the file is not read", e.err, e.off)
+}
+
+func (e *damageError) Unwrap() error { return e.err }
+
 // next returns the next line without its newline, valid until the next call.
 // A final line without a newline is returned too (a file written to the end).
+// A read error is a *damageError: the line it cut is dropped.
 func (lr *lineReader) next() ([]byte, error) {
 	lr.line++
 	b, err := lr.r.ReadSlice('\n')
+	lr.off += int64(len(b))
 	switch {
 	case err == nil:
 		return bytes.TrimSuffix(b[:len(b)-1], []byte{'\r'}), nil
 	case errors.Is(err, bufio.ErrBufferFull):
 		// Over-long line: discard to its end with bounded memory.
 		for errors.Is(err, bufio.ErrBufferFull) {
-			_, err = lr.r.ReadSlice('\n')
+			b, err = lr.r.ReadSlice('\n')
+			lr.off += int64(len(b))
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
+			return nil, &damageError{off: lr.off, err: err}
 		}
 		return nil, errLineTooLong
 	case errors.Is(err, io.EOF) && len(b) > 0:
 		return b, nil
-	default:
+	case errors.Is(err, io.EOF):
 		return nil, err
+	default:
+		return nil, &damageError{off: lr.off, err: err}
 	}
 }
 
-func (lr *lineReader) where() string { return fmt.Sprintf("%s:%d", lr.name, lr.line) }
+// where is "file:line", or "file" before the first line.
+func (lr *lineReader) where() string {
+	if lr.line == 0 {
+		return lr.name
+	}
+	return fmt.Sprintf("%s:%d", lr.name, lr.line)
+}
 
 func (lr *lineReader) Close() error { return lr.c.Close() }

@@ -59,7 +59,7 @@ const (
 	LossLineTooLong      = "line_too_long"      // a line over the reader's limit, skipped
 	LossRotationGap      = "rotation_gap"       // a backup deleted or truncated before it was read
 	LossTruncated        = "truncated"          // the live file shrank under the reader
-	LossDamagedInput     = "damaged_input"      // an input file that could not be read to its end
+	LossDamagedInput     = "damaged_input"      // an input file that could not be read to its end (Detail = file and position)
 	LossStreamDown       = "stream_down"        // a gRPC stream was down
 )
 
