@@ -455,6 +455,11 @@ func TestExcludedFilesMatchDuckDB(t *testing.T) {
 		t.Fatalf("report over planted and damaged files: %v", err)
 	}
 	doc := matchDuckDB(t, rep)
+	for _, q := range rep.Queries {
+		if strings.Contains(q.SQL, "planted") || strings.Contains(q.SQL, "date=*") || !strings.Contains(q.SQL, "read_parquet(['"+root+"/") {
+			t.Errorf("%s does not read the list of the counted files: %s", q.Name, q.SQL)
+		}
+	}
 	if doc.TotalFlows != clean.TotalFlows-lost {
 		t.Errorf("total_flows %d, want %d less the damaged files' %d", doc.TotalFlows, clean.TotalFlows, lost)
 	}
