@@ -37,7 +37,14 @@ collector down, losses), verdict totals and daily volume, denied traffic by
 source, destination, port, drop reason and policy, internet egress, top
 talkers, HTTP errors and DNS failures, the integrity check of every file of the
 month, and a sign-off block. Each number comes with the DuckDB query that
-reproduces it. --month previous is the month before the current one in --tz.`,
+reproduces it. --month previous is the month before the current one in --tz.
+
+Only rows the manifests vouch for are counted: a data file no manifest entry
+names, or one that is missing, truncated or modified, is an integrity finding,
+left out of every number and listed as excluded (the printed queries then
+read the list of counted files instead of a glob). Archive roots that hold the
+same node's flows for the same time (a backfill overlapping the daemon's root)
+are refused: their flows would count twice.`,
 		Example: `  flowaudit report --month 2026-01 --archive /var/lib/flowaudit --tz Asia/Seoul --lang ko --format html --out report.html
   flowaudit report --month previous --archive /var/lib/flowaudit --format json`,
 		Args: cobra.NoArgs,
@@ -59,6 +66,12 @@ reproduces it. --month previous is the month before the current one in --tz.`,
 			}
 			if lang != "en" && lang != "ko" {
 				return fmt.Errorf("--lang %q: want en or ko", lang)
+			}
+			if top < 1 {
+				return fmt.Errorf("--top %d: want 1 or more rows", top)
+			}
+			if parallel < 1 {
+				return fmt.Errorf("--parallel %d: want 1 or more files at a time", parallel)
 			}
 			var ports []uint32
 			if privileged != "" {
@@ -151,8 +164,8 @@ reproduces it. --month previous is the month before the current one in --tz.`,
 	f.StringVarP(&out, "out", "o", "", "output file (csv: directory); {month} is replaced by the month, e.g. /reports/flowaudit-{month}.html; default stdout")
 	f.StringSliceVar(&nodes, "node", nil, "only these nodes (cluster/node); repeatable")
 	f.StringSliceVar(&namespaces, "namespace", nil, "only flows from or to these namespaces; repeatable (coverage stays per node)")
-	f.IntVar(&top, "top", 20, "rows in the top-N tables")
-	f.IntVar(&parallel, "parallel", report.DefaultParallel(), "archive files read at a time (1: one after another, least memory)")
+	f.IntVar(&top, "top", 20, "rows in each top-N table (1 or more)")
+	f.IntVar(&parallel, "parallel", report.DefaultParallel(), "archive files read at a time, 1 or more (1: one after another, least memory)")
 	f.StringVar(&zonesFile, "zones", "", "YAML file of sensitive zones (docs/report.md)")
 	f.StringVar(&privileged, "privileged-ports", "", "privileged destination ports: a file or a list like 22,3389,6443 (default SSH, RDP, kube-apiserver, databases)")
 	_ = cmd.MarkFlagRequired("month")

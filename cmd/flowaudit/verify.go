@@ -6,9 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -29,7 +34,10 @@ manifest hash chain and, with --public-key, every entry's ed25519 signature; and
 it lists data files that no manifest knows. Missing, extra, modified or
 truncated files and broken chains are reported, and the exit status is 2.
 Keep the printed chain heads outside the archive (e.g. in the monthly report):
-they prove that no entry was later removed from the end of a chain.`,
+they prove that no entry was later removed from the end of a chain. In the
+text output, a node or file name holding control or bidirectional-formatting
+characters (or a quote or backslash) is printed Go-quoted, those characters
+escaped.`,
 		Example: `  flowaudit verify --archive /var/lib/flowaudit --from 2026-01-01 --to 2026-02-01
   flowaudit verify --archive /var/lib/flowaudit --public-key /etc/flowaudit/sign.pub --format json`,
 		Args: cobra.NoArgs,
@@ -45,6 +53,9 @@ they prove that no entry was later removed from the end of a chain.`,
 				if t, err = time.Parse("2006-01-02", to); err != nil {
 					return fmt.Errorf("--to: %w", err)
 				}
+			}
+			if !f.IsZero() && !t.IsZero() && !f.Before(t) {
+				return fmt.Errorf("--from %s is not before --to %s: the range holds no day (--to is exclusive)", from, to)
 			}
 			var pub ed25519.PublicKey
 			if pubFile != "" {
@@ -76,11 +87,11 @@ they prove that no entry was later removed from the end of a chain.`,
 				}
 			case "text":
 				fmt.Fprintf(out, "files %d, rows %d, manifest entries %d, files retired by retention %d, files merged by compaction %d, findings %d\n", rep.Files, rep.Rows, rep.Entries, rep.Retired, rep.Compacted, len(rep.Findings))
-				for node, h := range rep.ChainHeads {
-					fmt.Fprintf(out, "chain head %s %s\n", node, h)
+				for _, node := range slices.Sorted(maps.Keys(rep.ChainHeads)) {
+					fmt.Fprintf(out, "chain head %s %s\n", textSafe(node), rep.ChainHeads[node])
 				}
 				for _, x := range rep.Findings {
-					fmt.Fprintf(out, "%s\t%s\t%s\n", strings.ToUpper(x.Kind), x.Path, x.What)
+					fmt.Fprintf(out, "%s\t%s\t%s\n", strings.ToUpper(x.Kind), textSafe(x.Path), textSafe(x.What))
 				}
 			default:
 				return fmt.Errorf("--format %q: want text or json", format)
@@ -94,9 +105,29 @@ they prove that no entry was later removed from the end of a chain.`,
 	f := cmd.Flags()
 	f.StringArrayVar(&archiveDirs, "archive", nil, "archive root directory; repeatable, or a quoted glob such as '/archive/*' (required)")
 	f.StringVar(&from, "from", "", "first date to check (YYYY-MM-DD, UTC); default: all")
-	f.StringVar(&to, "to", "", "end date, exclusive (YYYY-MM-DD, UTC); default: all")
+	f.StringVar(&to, "to", "", "end date, exclusive (YYYY-MM-DD, UTC), after --from; default: all")
 	f.StringVar(&pubFile, "public-key", "", "hex ed25519 public key file: check every entry's signature")
 	f.StringVar(&format, "format", "text", "text or json")
 	_ = cmd.MarkFlagRequired("archive")
 	return cmd
+}
+
+// textSafe returns s as it is, or, when it holds a character that a
+// terminal would act on or that would hide or reorder the text around it
+// (control characters such as newline, CR and ESC, bidirectional overrides
+// such as U+202E, invalid UTF-8), or a quote or backslash, Go-quoted with
+// those characters escaped: a node name or a file name in the archive
+// cannot forge or disguise a line of verify's output.
+func textSafe(s string) string {
+	plain := true
+	for _, r := range s {
+		if r == utf8.RuneError || r == '"' || r == '\\' || !unicode.IsPrint(r) {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return s
+	}
+	return strconv.Quote(s)
 }

@@ -37,3 +37,23 @@ func TestExpandRoots(t *testing.T) {
 		t.Errorf("plain dir: %v %v", roots, err)
 	}
 }
+
+// TestExpandRootsTakesExistingDirectoriesLiterally: a root whose path holds
+// glob characters ([ and ] are common in mount paths) is a root as it is,
+// not a pattern matching nothing; one directory given by two paths is one
+// root.
+func TestExpandRootsTakesExistingDirectoriesLiterally(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "arch[1]")
+	if err := os.MkdirAll(filepath.Join(dir, "flows"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	roots, err := ExpandRoots([]string{dir})
+	if err != nil || len(roots) != 1 || roots[0] != dir {
+		t.Fatalf("ExpandRoots(%q) = %v, %v; want the directory itself", dir, roots, err)
+	}
+	roots, err = ExpandRoots([]string{dir, dir + "/.", filepath.Join(base, "arch*")})
+	if err != nil || len(roots) != 1 {
+		t.Errorf("one directory by three paths: roots %v, %v; want one", roots, err)
+	}
+}

@@ -33,6 +33,59 @@ type FileInfo struct {
 	Node  string
 }
 
+// fileInfoOf is the FileInfo of the file at rel (slash-separated, relative
+// to root), its table, date and node read from the path as the scanner
+// reads them from the directories.
+func fileInfoOf(root, rel string) FileInfo {
+	fi := FileInfo{Root: root, Path: rel}
+	for i, part := range strings.Split(rel, "/") {
+		if i == 0 {
+			fi.Table = part
+		}
+		if d, ok := strings.CutPrefix(part, "date="); ok && fi.Date == "" {
+			fi.Date = d
+		}
+		if n, ok := strings.CutPrefix(part, "node="); ok && fi.Node == "" {
+			fi.Node = UnsanitizeNode(n)
+		}
+	}
+	return fi
+}
+
+// InRange reports whether f's date partition can hold times in [from, to)
+// (a zero bound is unbounded); a file outside any valid date partition
+// cannot.
+func (f FileInfo) InRange(from, to time.Time) bool { return partitionInRange(f.Date, from, to) }
+
+func partitionInRange(date string, from, to time.Time) bool {
+	d, err := time.Parse("2006-01-02", date)
+	if err != nil {
+		return false
+	}
+	return (from.IsZero() || d.Add(24*time.Hour).After(from)) && (to.IsZero() || d.Before(to))
+}
+
+// Vouched is a committed data file that its manifest entry vouches for,
+// with what the entry records of it.
+type Vouched struct {
+	FileInfo
+	Bytes, Rows      int64
+	MinTime, MaxTime time.Time
+}
+
+// ScanError is a file that a scan could not read: the error names it, and
+// File says which, so that a reader can leave the file out and scan again.
+type ScanError struct {
+	File FileInfo
+	Err  error
+}
+
+func (e *ScanError) Error() string {
+	return fmt.Sprintf("archive: scan %s: %v", filepath.Join(e.File.Root, e.File.Path), e.Err)
+}
+
+func (e *ScanError) Unwrap() error { return e.Err }
+
 // ScanOptions select what to scan: flows with time in [From, To) (zero means
 // unbounded), on the given nodes (nil: all).
 type ScanOptions struct {
@@ -41,6 +94,12 @@ type ScanOptions struct {
 	// Parallel is how many files ScanFlowRowGroups reads at a time (0 or 1:
 	// one, in path order). The row-at-a-time scans read one.
 	Parallel int
+	// Files, when not nil, are the only files a scan reads (those of its
+	// table, date range and nodes), in their order, instead of every
+	// committed file of the partitions: e.g. the files Verify found intact
+	// (VerifyReport.Intact), so that a reader counts only the rows the
+	// manifests vouch for.
+	Files []FileInfo
 }
 
 // Scanner reads one archive, or several archive roots as one (the DaemonSet
@@ -69,19 +128,36 @@ func IsArchive(dir string) bool {
 	return err == nil && st.IsDir()
 }
 
-// ExpandRoots turns the --archive arguments into archive roots: a directory
-// as it is, a glob pattern (e.g. /archive/* for the per-node roots of a
-// shared volume) into every archive root it matches, sorted. A pattern that
-// matches no archive is an error, so that a typo cannot yield an empty report.
+// ExpandRoots turns the --archive arguments into archive roots: an
+// existing directory as it is (even when its name holds glob characters,
+// as mount paths with [ and ] do), a glob pattern (e.g. /archive/* for the
+// per-node roots of a shared volume) into every archive root it matches,
+// sorted, and anything else as it is (OpenScanner and Verify then say what
+// is wrong). A pattern that matches no archive is an error, so that a typo
+// cannot yield an empty report. A directory given twice, by the same or
+// another path, is one root.
 func ExpandRoots(args []string) ([]string, error) {
 	var roots []string
 	seen := map[string]bool{}
-	for _, a := range args {
-		if !strings.ContainsAny(a, "*?[") {
-			if !seen[a] {
-				seen[a] = true
-				roots = append(roots, a)
+	var dirs []os.FileInfo
+	add := func(r string) {
+		if seen[r] {
+			return
+		}
+		seen[r] = true
+		if st, err := os.Stat(r); err == nil {
+			for _, d := range dirs {
+				if os.SameFile(d, st) {
+					return
+				}
 			}
+			dirs = append(dirs, st)
+		}
+		roots = append(roots, r)
+	}
+	for _, a := range args {
+		if st, err := os.Stat(a); (err == nil && st.IsDir()) || !strings.ContainsAny(a, "*?[") {
+			add(a)
 			continue
 		}
 		matches, err := filepath.Glob(a)
@@ -90,9 +166,8 @@ func ExpandRoots(args []string) ([]string, error) {
 		}
 		n := 0
 		for _, m := range matches {
-			if IsArchive(m) && !seen[m] {
-				seen[m] = true
-				roots = append(roots, m)
+			if IsArchive(m) {
+				add(m)
 				n++
 			}
 		}
@@ -187,7 +262,7 @@ func rootFiles(root, table string, from, to time.Time) ([]FileInfo, error) {
 	}
 	var out []FileInfo
 	for _, d := range dates {
-		if (!from.IsZero() && !d.day.Add(24*time.Hour).After(from)) || (!to.IsZero() && !d.day.Before(to)) {
+		if !partitionInRange(d.date, from, to) {
 			continue
 		}
 		names, nodes, err := nodeDirs(filepath.Join(dir, d.name))
@@ -255,7 +330,7 @@ func ScanFlowsAs[T any](ctx context.Context, s *Scanner, o ScanOptions, timeOf f
 			return ctx.Err()
 		})
 		if err != nil {
-			return fmt.Errorf("archive: scan %s: %w", path, err)
+			return &ScanError{File: fi, Err: err}
 		}
 	}
 	return nil
@@ -264,9 +339,18 @@ func ScanFlowsAs[T any](ctx context.Context, s *Scanner, o ScanOptions, timeOf f
 // selected lists the table's files that may hold rows of o: its partitions
 // of the dates in [o.From, o.To), on o's nodes.
 func (s *Scanner) selected(table string, o ScanOptions) ([]FileInfo, error) {
-	files, err := s.Files(table, o.From, o.To)
-	if err != nil {
-		return nil, err
+	var files []FileInfo
+	if o.Files != nil {
+		for _, fi := range o.Files {
+			if fi.Table == table && fi.InRange(o.From, o.To) {
+				files = append(files, fi)
+			}
+		}
+	} else {
+		var err error
+		if files, err = s.Files(table, o.From, o.To); err != nil {
+			return nil, err
+		}
 	}
 	out := files[:0]
 	for _, fi := range files {
@@ -341,12 +425,12 @@ func ScanFlowRowGroups[S any](ctx context.Context, s *Scanner, o ScanOptions, ne
 		path := filepath.Join(fi.Root, fi.Path)
 		f, groups, err := openRowGroups(path, "time", win)
 		if err != nil {
-			return fmt.Errorf("archive: scan %s: %w", path, err)
+			return &ScanError{File: fi, Err: err}
 		}
 		defer f.Close()
 		for _, rg := range groups {
 			if err := fn(st, rg); err != nil {
-				return fmt.Errorf("archive: scan %s: %w", path, err)
+				return &ScanError{File: fi, Err: err}
 			}
 			if err := ctx.Err(); err != nil {
 				return err
@@ -380,7 +464,7 @@ func (s *Scanner) ScanStats(ctx context.Context, o ScanOptions, fn func([]StatRo
 			}
 			return ctx.Err()
 		}); err != nil {
-			return fmt.Errorf("archive: scan %s: %w", filepath.Join(fi.Root, fi.Path), err)
+			return &ScanError{File: fi, Err: err}
 		}
 	}
 	return nil
@@ -392,7 +476,7 @@ func (s *Scanner) ScanStats(ctx context.Context, o ScanOptions, fn func([]StatRo
 func (s *Scanner) ScanLosses(ctx context.Context, o ScanOptions, fn func([]LossRow) error) error {
 	// A gap is filed under the date of its start: any earlier date can hold
 	// one that reaches into the window.
-	files, err := s.selected("losses", ScanOptions{To: o.To, Nodes: o.Nodes})
+	files, err := s.selected("losses", ScanOptions{To: o.To, Nodes: o.Nodes, Files: o.Files})
 	if err != nil {
 		return err
 	}
@@ -416,7 +500,10 @@ func (s *Scanner) ScanLosses(ctx context.Context, o ScanOptions, fn func([]LossR
 			}
 			return ctx.Err()
 		}); err != nil {
-			return fmt.Errorf("archive: scan %s: %w", filepath.Join(fi.Root, fi.Path), err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &ScanError{File: fi, Err: err}
 		}
 	}
 	return nil
@@ -548,6 +635,9 @@ type Finding struct {
 	Path string `json:"path"`
 	Node string `json:"node,omitempty"`
 	What string `json:"what"`
+	// Rows is, for a data file, the rows its manifest entry records (an
+	// extra file: the rows its Parquet footer announces), when known.
+	Rows *int64 `json:"rows,omitempty"`
 }
 
 // VerifyReport is the result of Verify.
@@ -564,17 +654,57 @@ type VerifyReport struct {
 	ChainHeads map[string]string `json:"chain_heads"` // node -> hash of its last entry
 	KeyIDs     []string          `json:"key_ids,omitempty"`
 	Findings   []Finding         `json:"findings"`
+
+	// Intact are the committed files of the range that match their
+	// manifest entries (size, SHA-256, Parquet footer and row count; the
+	// size only with SizesOnly), whose entries are intact (hash, and
+	// signature when checked): the files a reader may count, in root and
+	// path order.
+	Intact []Vouched `json:"-"`
+	// Unvouched are the data files of the range a reader must not count,
+	// each with the finding that says why: committed files missing,
+	// damaged or named by an altered entry, and files no manifest knows
+	// (kind extra). Files that a compaction merged into another (their
+	// rows are in it) are there too, as kind "compacted", which is no
+	// finding.
+	Unvouched []Unvouched `json:"-"`
+}
+
+// Unvouched is a data file a reader must not count, and why.
+type Unvouched struct {
+	FileInfo
+	Kind, What string
+	Rows       *int64 // as Finding.Rows
 }
 
 // OK reports whether nothing was found.
 func (r *VerifyReport) OK() bool { return len(r.Findings) == 0 }
+
+// VerifyOptions select what Verify checks.
+type VerifyOptions struct {
+	// From, To: the files of the date partitions that can hold times in
+	// [From, To) (zero: unbounded). Every manifest chain is checked whole.
+	From, To time.Time
+	// PublicKey, when set, checks every entry's ed25519 signature.
+	PublicKey ed25519.PublicKey
+	// SizesOnly compares each committed file's size with its entry without
+	// reading the file: no SHA-256, footer or row count. For a reader that
+	// must know which files the manifests vouch for and cannot afford to
+	// read them twice (the report, for the months around the one it
+	// verifies).
+	SizesOnly bool
+}
 
 // Verify recomputes, for files dated in [from, to) (zero: everything), every
 // committed file's SHA-256, size and row count, every node's manifest hash
 // chain and, with pub, every signature; and lists data files that no
 // manifest knows.
 func Verify(root string, from, to time.Time, pub ed25519.PublicKey) (*VerifyReport, error) {
-	rep := &VerifyReport{ChainHeads: map[string]string{}}
+	return verifyRoot(root, VerifyOptions{From: from, To: to, PublicKey: pub})
+}
+
+func verifyRoot(root string, o VerifyOptions) (*VerifyReport, error) {
+	rep := &VerifyReport{ChainHeads: map[string]string{}, Findings: []Finding{}}
 	mdir := filepath.Join(root, "manifests")
 	nodes, err := os.ReadDir(mdir)
 	if err != nil {
@@ -582,13 +712,8 @@ func Verify(root string, from, to time.Time, pub ed25519.PublicKey) (*VerifyRepo
 	}
 	known := map[string]bool{}
 	keyIDs := map[string]bool{}
-	inRange := func(date string) bool {
-		d, err := time.Parse("2006-01-02", date)
-		if err != nil {
-			return false
-		}
-		return (from.IsZero() || d.Add(24*time.Hour).After(from)) && (to.IsZero() || d.Before(to))
-	}
+	inRange := func(date string) bool { return partitionInRange(date, o.From, o.To) }
+	pub := o.PublicKey
 	for _, n := range nodes {
 		part, ok := strings.CutPrefix(n.Name(), "node=")
 		if !ok {
@@ -602,22 +727,27 @@ func Verify(root string, from, to time.Time, pub ed25519.PublicKey) (*VerifyRepo
 		}
 		retired := map[string]bool{}
 		compacted := map[string]ReplacedFile{}
+		outputs := map[string]string{} // a replaced file -> the compaction's output
 		for _, e := range entries {
 			if e.Op == "retention" {
 				retired[e.Path] = true
 			}
 			for _, r := range e.Replaces {
 				compacted[r.Path] = r
+				outputs[r.Path] = e.Path
 			}
 		}
 		prev := ""
 		for _, e := range entries {
 			known[e.Path] = true
+			// distrust is why the entry cannot vouch for its file ("": it can).
+			var distrust, distrustKind string
 			if e.Prev != prev {
 				rep.Findings = append(rep.Findings, Finding{Kind: "chain", Path: e.Path, Node: node, What: fmt.Sprintf("entry seq %d: prev %s does not match the previous entry's hash %s (an entry was removed, reordered or altered)", e.Seq, short(e.Prev), short(prev))})
 			}
 			if h := entryHash(e); h != e.Hash {
 				rep.Findings = append(rep.Findings, Finding{Kind: "chain", Path: e.Path, Node: node, What: fmt.Sprintf("entry seq %d: hash %s, recomputed %s (the entry was altered)", e.Seq, short(e.Hash), short(h))})
+				distrust, distrustKind = fmt.Sprintf("its manifest entry (seq %d) was altered", e.Seq), "chain"
 			}
 			if e.KeyID != "" {
 				keyIDs[e.KeyID] = true
@@ -626,6 +756,9 @@ func Verify(root string, from, to time.Time, pub ed25519.PublicKey) (*VerifyRepo
 				sig, _ := hex.DecodeString(e.Signature)
 				if e.Signature == "" || !ed25519.Verify(pub, []byte(e.Hash), sig) {
 					rep.Findings = append(rep.Findings, Finding{Kind: "signature", Path: e.Path, Node: node, What: fmt.Sprintf("entry seq %d: missing or invalid signature for key %s", e.Seq, KeyID(pub))})
+					if distrust == "" {
+						distrust, distrustKind = fmt.Sprintf("its manifest entry (seq %d) has no valid signature", e.Seq), "signature"
+					}
 				}
 			}
 			prev = e.Hash
@@ -659,9 +792,19 @@ func Verify(root string, from, to time.Time, pub ed25519.PublicKey) (*VerifyRepo
 				// Its rows are in the compaction's output (if a crash kept
 				// it from being deleted, the writer's next start deletes it).
 				rep.Compacted++
+				if _, err := os.Stat(filepath.Join(root, e.Path)); err == nil {
+					rep.Unvouched = append(rep.Unvouched, Unvouched{FileInfo: fileInfoOf(root, e.Path), Kind: "compacted", What: "merged into " + outputs[e.Path] + " by a compaction, which holds its rows"})
+				}
 				continue
 			}
-			verifyFile(root, e, node, rep)
+			if f, ok := verifyFile(root, e, node, rep, o.SizesOnly); ok {
+				if distrust != "" {
+					rows := e.Rows
+					rep.Unvouched = append(rep.Unvouched, Unvouched{FileInfo: f.FileInfo, Kind: distrustKind, What: distrust, Rows: &rows})
+				} else {
+					rep.Intact = append(rep.Intact, f)
+				}
+			}
 		}
 		rep.ChainHeads[node] = prev
 	}
@@ -671,13 +814,24 @@ func Verify(root string, from, to time.Time, pub ed25519.PublicKey) (*VerifyRepo
 	slices.Sort(rep.KeyIDs)
 	for _, table := range tables {
 		err := filepath.WalkDir(filepath.Join(root, table), func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), tmpPrefix) {
+			if err != nil {
 				return err
+			}
+			if d.IsDir() {
+				if date, ok := strings.CutPrefix(d.Name(), "date="); ok && !inRange(date) {
+					return filepath.SkipDir // nothing in it is reported
+				}
+				return nil
+			}
+			if strings.HasPrefix(d.Name(), tmpPrefix) {
+				return nil
 			}
 			rel, _ := filepath.Rel(root, p)
 			rel = filepath.ToSlash(rel)
 			if !known[rel] && inRange(dateOf(rel)) {
-				rep.Findings = append(rep.Findings, Finding{Kind: "extra", Path: rel, What: "file is in the archive but in no manifest"})
+				f := Finding{Kind: "extra", Path: rel, What: "file is in the archive but in no manifest", Rows: footerRows(p)}
+				rep.Findings = append(rep.Findings, f)
+				rep.Unvouched = append(rep.Unvouched, Unvouched{FileInfo: fileInfoOf(root, rel), Kind: f.Kind, What: f.What, Rows: f.Rows})
 			}
 			return nil
 		})
@@ -685,20 +839,43 @@ func Verify(root string, from, to time.Time, pub ed25519.PublicKey) (*VerifyRepo
 			return nil, fmt.Errorf("archive: verify %s: %w", root, err)
 		}
 	}
+	slices.SortFunc(rep.Intact, func(a, b Vouched) int { return strings.Compare(a.Path, b.Path) })
+	slices.SortFunc(rep.Unvouched, func(a, b Unvouched) int { return strings.Compare(a.Path, b.Path) })
 	return rep, nil
+}
+
+// footerRows returns the row count in the Parquet footer of the file at p,
+// or nil when it has none that can be read.
+func footerRows(p string) *int64 {
+	if !strings.HasSuffix(p, ".parquet") {
+		return nil
+	}
+	f, pf, err := openParquet(p)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	n := pf.NumRows()
+	return &n
 }
 
 // VerifyAll verifies several archive roots as one report. With more than one
 // root, finding paths are prefixed with their root, and a node whose chain
 // appears in two roots (a node that moved) keeps one head per root.
 func VerifyAll(roots []string, from, to time.Time, pub ed25519.PublicKey) (*VerifyReport, error) {
+	return VerifyRoots(roots, VerifyOptions{From: from, To: to, PublicKey: pub})
+}
+
+// VerifyRoots is VerifyAll with options. Intact and Unvouched keep their
+// root in FileInfo.Root and their path relative to it.
+func VerifyRoots(roots []string, o VerifyOptions) (*VerifyReport, error) {
 	if len(roots) == 1 {
-		return Verify(roots[0], from, to, pub)
+		return verifyRoot(roots[0], o)
 	}
-	all := &VerifyReport{ChainHeads: map[string]string{}}
+	all := &VerifyReport{ChainHeads: map[string]string{}, Findings: []Finding{}}
 	keyIDs := map[string]bool{}
 	for _, root := range roots {
-		rep, err := Verify(root, from, to, pub)
+		rep, err := verifyRoot(root, o)
 		if err != nil {
 			return nil, err
 		}
@@ -724,6 +901,8 @@ func VerifyAll(roots []string, from, to time.Time, pub ed25519.PublicKey) (*Veri
 			}
 			all.Findings = append(all.Findings, f)
 		}
+		all.Intact = append(all.Intact, rep.Intact...)
+		all.Unvouched = append(all.Unvouched, rep.Unvouched...)
 	}
 	for k := range keyIDs {
 		all.KeyIDs = append(all.KeyIDs, k)
@@ -759,35 +938,53 @@ func digest(r io.Reader) (int64, string, error) {
 	return n, hex.EncodeToString(h.Sum(nil)), err
 }
 
-func verifyFile(root string, e ManifestEntry, node string, rep *VerifyReport) {
+// verifyFile checks the file of the commit or compaction entry e against it
+// and returns it as vouched when it matches (ok), or adds the finding and
+// the file to rep.Unvouched.
+func verifyFile(root string, e ManifestEntry, node string, rep *VerifyReport, sizesOnly bool) (v Vouched, ok bool) {
+	v = Vouched{FileInfo: fileInfoOf(root, e.Path), Bytes: e.Bytes, Rows: e.Rows, MinTime: e.MinTime, MaxTime: e.MaxTime}
+	rows := e.Rows
+	bad := func(kind, what string) (Vouched, bool) {
+		rep.Findings = append(rep.Findings, Finding{Kind: kind, Path: e.Path, Node: node, What: what, Rows: &rows})
+		rep.Unvouched = append(rep.Unvouched, Unvouched{FileInfo: v.FileInfo, Kind: kind, What: what, Rows: &rows})
+		return v, false
+	}
 	path := filepath.Join(root, e.Path)
+	if sizesOnly {
+		st, err := os.Stat(path)
+		if err != nil {
+			return bad("missing", "committed file is missing")
+		}
+		rep.Files++
+		if st.Size() != e.Bytes {
+			return bad("truncated", fmt.Sprintf("size %d, manifest says %d", st.Size(), e.Bytes))
+		}
+		rep.Rows += e.Rows
+		return v, true
+	}
 	f, err := os.Open(path)
 	if err != nil {
-		rep.Findings = append(rep.Findings, Finding{Kind: "missing", Path: e.Path, Node: node, What: "committed file is missing"})
-		return
+		return bad("missing", "committed file is missing")
 	}
 	defer f.Close()
 	rep.Files++
 	n, sum, err := digest(f)
 	if err != nil {
-		rep.Findings = append(rep.Findings, Finding{Kind: "truncated", Path: e.Path, Node: node, What: err.Error()})
-		return
+		return bad("truncated", err.Error())
 	}
 	if n != e.Bytes {
-		rep.Findings = append(rep.Findings, Finding{Kind: "truncated", Path: e.Path, Node: node, What: fmt.Sprintf("size %d, manifest says %d", n, e.Bytes)})
-		return
+		return bad("truncated", fmt.Sprintf("size %d, manifest says %d", n, e.Bytes))
 	}
 	if sum != e.SHA256 {
-		rep.Findings = append(rep.Findings, Finding{Kind: "modified", Path: e.Path, Node: node, What: fmt.Sprintf("sha256 %s, manifest says %s", short(sum), short(e.SHA256))})
-		return
+		return bad("modified", fmt.Sprintf("sha256 %s, manifest says %s", short(sum), short(e.SHA256)))
 	}
 	pf, err := parquet.OpenFile(f, n)
 	if err != nil {
-		rep.Findings = append(rep.Findings, Finding{Kind: "truncated", Path: e.Path, Node: node, What: "unreadable Parquet footer: " + err.Error()})
-		return
-	}
-	if pf.NumRows() != e.Rows {
-		rep.Findings = append(rep.Findings, Finding{Kind: "rows", Path: e.Path, Node: node, What: fmt.Sprintf("%d rows, manifest says %d", pf.NumRows(), e.Rows)})
+		return bad("truncated", "unreadable Parquet footer: "+err.Error())
 	}
 	rep.Rows += pf.NumRows()
+	if pf.NumRows() != e.Rows {
+		return bad("rows", fmt.Sprintf("%d rows, manifest says %d", pf.NumRows(), e.Rows))
+	}
+	return v, true
 }

@@ -127,7 +127,9 @@ func endpointKey(ns *string, wl []archive.Workload, pod *string, id *uint32, nam
 		k.ns, k.name = *ns, wl[0].Name
 	case ns != nil && pod != nil:
 		k.ns, k.name = *ns, *pod
-	case len(names) > 0:
+	case len(names) > 0 && names[0] != "":
+		// An empty first name shows nothing: the rules below name the
+		// endpoint instead (endpointSQL does the same).
 		k.name = names[0]
 	default:
 		// Only what String shows is part of the key, so that groups are
@@ -348,12 +350,16 @@ func (a *aggregator) addRow(r *flowRow) {
 }
 
 // worldName is the symbol of the name a flow to the world is shown by: its
-// first DNS name, else its destination IP.
+// first DNS name, else its destination IP, else "unknown" (as an endpoint
+// with neither), never an empty name.
 func worldName(t *symbols, r *flowRow) uint32 {
-	if len(r.DestinationNames) > 0 {
+	if len(r.DestinationNames) > 0 && r.DestinationNames[0] != "" {
 		return t.str(r.DestinationNames[0])
 	}
-	return t.ptr(r.IPDestination)
+	if r.IPDestination != nil && *r.IPDestination != "" {
+		return t.str(*r.IPDestination)
+	}
+	return t.str("unknown")
 }
 
 // finish writes the aggregates into rep, keeping topN rows of each top list.

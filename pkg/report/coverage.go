@@ -178,7 +178,9 @@ func coverage(ctx context.Context, sc *archive.Scanner, opts archive.ScanOptions
 		return err
 	}
 	for _, k := range known {
-		if len(opts.Nodes) == 0 || slices.Contains(opts.Nodes, k.Name) {
+		// A node the archive first knew after the month did not exist in
+		// it, unless it is asked for.
+		if (len(opts.Nodes) == 0 && k.First.Before(to)) || slices.Contains(opts.Nodes, k.Name) {
 			n := get(k.Name)
 			n.known, n.first = true, k.First
 		}
@@ -300,7 +302,7 @@ func (n *nodeCov) firstMinute(from time.Time, minutes int) int {
 	default:
 		return 0
 	}
-	if first > 0 {
+	if first > 0 && first < minutes {
 		t := from.Add(time.Duration(first) * time.Minute).UTC()
 		n.c.FirstEvidence = &t
 	}

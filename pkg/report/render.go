@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // labels are the report's fixed texts in English and Korean.
@@ -37,6 +39,10 @@ var labels = map[string]map[string]string{
 		"estimate_line_size": "estimate: ~%d flows, from the bytes and the mean line size",
 		"minutes":            "Minutes", "lostmin": "Minutes lost", "downmin": "Minutes down", "withloss": "Hours with loss",
 		"first": "First evidence", "losses": "Losses",
+		"excluded": "Excluded from the numbers", "excludedfiles": "Files excluded from the numbers", "kind": "Finding", "path": "File",
+		"excludednone": "none: every file counted matches its manifest entry",
+		"excludedsome": "%d file(s) (%s) that the manifests do not vouch for, or that are missing or damaged: every number of this report leaves them out (see %s)",
+		"xrows":        "%d rows", "xrowsunknown": "%d rows, and the rows of %d file(s) unknown", "xrowscol": "Rows",
 	},
 	"ko": {
 		"title": "네트워크 트래픽 증적 보고서", "period": "기간", "scope": "범위", "nodes": "노드",
@@ -60,6 +66,10 @@ var labels = map[string]map[string]string{
 		"estimate_line_size": "추정: 유실 바이트와 평균 줄 크기 기준 약 %d건",
 		"minutes":            "분", "lostmin": "유실 분", "downmin": "중단 분", "withloss": "유실 있는 시간",
 		"first": "최초 증적", "losses": "유실 기록",
+		"excluded": "수치에서 제외", "excludedfiles": "수치에서 제외된 파일", "kind": "발견 사항", "path": "파일",
+		"excludednone": "없음: 집계한 모든 파일이 매니페스트 항목과 일치합니다",
+		"excludedsome": "매니페스트가 보증하지 않거나 누락 또는 손상된 파일 %d개(%s)는 이 보고서의 모든 수치에서 제외되었습니다 (%s 참조)",
+		"xrows":        "%d행", "xrowsunknown": "%d행, 행 수를 알 수 없는 파일 %d개", "xrowscol": "행",
 	},
 }
 
@@ -70,6 +80,36 @@ func tr(lang string) map[string]string {
 	return labels["en"]
 }
 
+// excludedSummary is the sentence that says which files the numbers leave
+// out.
+func excludedSummary(t map[string]string, r *Report) string {
+	if len(r.Excluded) == 0 {
+		return t["excludednone"]
+	}
+	var rows int64
+	unknown := 0
+	for _, x := range r.Excluded {
+		if x.Rows == nil {
+			unknown++
+		} else {
+			rows += *x.Rows
+		}
+	}
+	n := fmt.Sprintf(t["xrows"], rows)
+	if unknown > 0 {
+		n = fmt.Sprintf(t["xrowsunknown"], rows, unknown)
+	}
+	return fmt.Sprintf(t["excludedsome"], len(r.Excluded), n, t["integrity"])
+}
+
+// rowsText is an excluded file's rows, or "?" when unknown.
+func rowsText(n *int64) string {
+	if n == nil {
+		return "?"
+	}
+	return strconv.FormatInt(*n, 10)
+}
+
 // RenderJSON writes the report as indented JSON.
 func RenderJSON(w io.Writer, r *Report) error {
 	enc := json.NewEncoder(w)
@@ -77,12 +117,35 @@ func RenderJSON(w io.Writer, r *Report) error {
 	return enc.Encode(r)
 }
 
+// mdReplacer escapes what would break a Markdown table cell or inject
+// markup.
+var mdReplacer = strings.NewReplacer("\\", "\\\\", "|", "\\|", "\r", " ", "\n", " ", "`", "\\`", "<", "&lt;", ">", "&gt;", "*", "\\*", "_", "\\_", "[", "\\[", "]", "\\]")
+
 // mdCell makes a value safe inside a Markdown table cell: pipes, newlines,
-// backticks and HTML cannot break the table or inject markup.
+// backticks and HTML cannot break the table or inject markup, and control
+// and bidirectional-formatting characters (NUL, ESC, U+202E, ...), which
+// would be written as they are and hide or reorder the text around them,
+// are shown as \uXXXX.
 func mdCell(s string) string {
-	r := strings.NewReplacer("\\", "\\\\", "|", "\\|", "\r", " ", "\n", " ", "`", "\\`", "<", "&lt;", ">", "&gt;", "*", "\\*", "_", "\\_", "[", "\\[", "]", "\\]")
-	return r.Replace(s)
+	s = mdReplacer.Replace(s)
+	if !strings.ContainsFunc(s, invisible) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if invisible(r) {
+			fmt.Fprintf(&b, "\\u%04X", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
+
+// invisible reports whether r is a control or format character (Unicode Cc
+// and Cf: C0, DEL, C1, bidirectional marks, overrides and isolates, zero
+// width characters).
+func invisible(r rune) bool { return unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) }
 
 // codeFence returns a backtick fence longer than any backtick run in s, so
 // s cannot close its code block.
@@ -105,8 +168,9 @@ func RenderMarkdown(w io.Writer, r *Report, lang string) error {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("# %s — %s\n\n", t["title"], r.Month)
 	p("| | |\n|---|---|\n| %s | %s – %s (%s; UTC %s – %s) |\n", t["period"], r.FromUTC.In(loc(r)).Format("2006-01-02 15:04"), r.ToUTC.In(loc(r)).Format("2006-01-02 15:04"), mdCell(r.TimeZone), r.FromUTC.Format("2006-01-02T15:04Z"), r.ToUTC.Format("2006-01-02T15:04Z"))
-	p("| %s | %s |\n| %s | %d |\n| %s | %s |\n| %s | %s |\n| %s | %d |\n\n", t["nodes"], mdCell(strings.Join(r.Nodes, ", ")), t["namespaces"], r.Namespaces,
-		t["versions"], mdCell(strings.Join(r.Versions, ", ")), t["confighashes"], mdCell(strings.Join(r.ConfigHashes, ", ")), t["flows"], r.TotalFlows)
+	p("| %s | %s |\n| %s | %d |\n| %s | %s |\n| %s | %s |\n| %s | %d |\n| %s | %s |\n\n", t["nodes"], mdCell(strings.Join(r.Nodes, ", ")), t["namespaces"], r.Namespaces,
+		t["versions"], mdCell(strings.Join(r.Versions, ", ")), t["confighashes"], mdCell(strings.Join(r.ConfigHashes, ", ")), t["flows"], r.TotalFlows,
+		t["excluded"], mdCell(excludedSummary(t, r)))
 	p("## 1. %s\n\n| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
 		t["coverage"], t["node"], t["pct"], t["minutes"], t["lostmin"], t["downmin"], t["hours"], t["collected"], t["notraffic"], t["withloss"], t["down"], t["losses"], t["first"])
 	for _, c := range r.Coverage {
@@ -180,6 +244,12 @@ func RenderMarkdown(w io.Writer, r *Report, lang string) error {
 		p("\n## %s\n\n| | |\n|---|---|\n| %s | %d |\n| %s | %d |\n| %s | %d |\n", t["integrity"], t["files"], iv.Files, t["rows"], iv.Rows, t["findings"], len(iv.Findings))
 		for _, f := range iv.Findings {
 			p("| %s | %s: %s |\n", mdCell(f.Kind), mdCell(f.Path), mdCell(f.What))
+		}
+		if len(r.Excluded) > 0 {
+			p("\n**%s**\n\n| %s | %s | %s | %s |\n|---|---|---:|---|\n", t["excludedfiles"], t["path"], t["kind"], t["xrowscol"], t["cause"])
+			for _, x := range r.Excluded {
+				p("| %s | %s | %s | %s |\n", mdCell(x.Path), mdCell(x.Kind), rowsText(x.Rows), mdCell(x.Reason))
+			}
 		}
 		p("\n%s:\n\n", t["heads"])
 		for _, n := range sortedKeys(iv.ChainHeads) {
@@ -261,6 +331,7 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"cause":     gapCause,
 	"mul":       func(a, b int) int { return a * b },
 	"assertion": assertion,
+	"rows":      rowsText,
 }).Parse(`<!DOCTYPE html>
 <html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.T.title}} {{.R.Month}}</title>
 <style>
@@ -276,7 +347,8 @@ pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap;font-size:12px}
 <tr><th>{{.T.namespaces}}</th><td class="n">{{.R.Namespaces}}</td></tr>
 <tr><th>{{.T.versions}}</th><td>{{range .R.Versions}}{{.}} {{end}}</td></tr>
 <tr><th>{{.T.confighashes}}</th><td>{{range .R.ConfigHashes}}{{.}} {{end}}</td></tr>
-<tr><th>{{.T.flows}}</th><td class="n">{{.R.TotalFlows}}</td></tr></table>
+<tr><th>{{.T.flows}}</th><td class="n">{{.R.TotalFlows}}</td></tr>
+<tr><th>{{.T.excluded}}</th><td>{{.Excluded}}</td></tr></table>
 <h2>1. {{.T.coverage}}</h2>
 <table><tr><th>{{.T.node}}</th><th>{{.T.pct}}</th><th>{{.T.minutes}}</th><th>{{.T.lostmin}}</th><th>{{.T.downmin}}</th><th>{{.T.hours}}</th><th>{{.T.collected}}</th><th>{{.T.notraffic}}</th><th>{{.T.withloss}}</th><th>{{.T.down}}</th><th>{{.T.losses}}</th><th>{{.T.first}}</th></tr>
 {{range .R.Coverage}}<tr><td>{{.Node}}</td><td class="n">{{pct .CoveragePct}}</td><td class="n">{{.Minutes}}</td><td class="n">{{.MinutesLost}}</td><td class="n">{{.MinutesDown}}</td><td class="n">{{.Hours}}</td><td class="n">{{.Collected}}</td><td class="n">{{.NoTraffic}}</td><td class="n">{{.WithLoss}}</td><td class="n">{{.Down}}</td><td class="n">{{.Losses}}</td><td>{{first .}}</td></tr>{{end}}</table>
@@ -307,6 +379,8 @@ pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap;font-size:12px}
 {{with .R.Integrity}}<h2>{{$.T.integrity}}</h2>
 <table><tr><th>{{$.T.files}}</th><td class="n">{{.Files}}</td></tr><tr><th>{{$.T.rows}}</th><td class="n">{{.Rows}}</td></tr><tr><th>{{$.T.findings}}</th><td class="n">{{len .Findings}}</td></tr></table>
 {{range .Findings}}<p>{{.Kind}}: {{.Path}}: {{.What}}</p>{{end}}
+{{if $.R.Excluded}}<p>{{$.T.excludedfiles}}</p><table><tr><th>{{$.T.path}}</th><th>{{$.T.kind}}</th><th>{{$.T.xrowscol}}</th><th>{{$.T.cause}}</th></tr>
+{{range $.R.Excluded}}<tr><td>{{.Path}}</td><td>{{.Kind}}</td><td class="n">{{rows .Rows}}</td><td>{{.Reason}}</td></tr>{{end}}</table>{{end}}
 <p>{{$.T.heads}}:</p><ul>{{range $n, $h := .ChainHeads}}<li>{{$n}}: <code>{{$h}}</code></li>{{end}}</ul>{{end}}
 <h2>{{.T.signoff}}</h2><table><tr><th>{{.T.reviewer}}</th><th>{{.T.approver}}</th><th>{{.T.date}}</th></tr><tr><td style="height:3em;width:14em"></td><td style="width:14em"></td><td style="width:10em"></td></tr></table>
 <h2>{{.T.sql}}</h2>{{range .R.Queries}}<p>{{.Name}}</p><pre>{{.SQL}}</pre>{{end}}
@@ -328,7 +402,7 @@ func RenderHTML(w io.Writer, r *Report, lang string) error {
 		Rows  []Count
 	}
 	return htmlTmpl.Execute(w, map[string]any{
-		"R": r, "T": t, "Lang": lang, "MaxDay": max,
+		"R": r, "T": t, "Lang": lang, "MaxDay": max, "Excluded": excludedSummary(t, r),
 		"Lists": []list{{t["world"], r.WorldEgress}, {t["talkers"], r.TopTalkers}, {t["http"], r.HTTPErrors}, {t["dns"], r.DNSFailures}},
 	})
 }
@@ -420,6 +494,13 @@ func RenderCSV(dir string, r *Report) error {
 		rows = append(rows, []string{z.Name, fmt.Sprint(z.InternalOnly), fmt.Sprint(z.Inbound), fmt.Sprint(z.Unauthorized), fmt.Sprint(z.WorldEgress), fmt.Sprint(z.AssertionHolds)})
 	}
 	if err := write("zones.csv", []string{"zone", "internal_only", "inbound_flows", "unauthorized_flows", "world_egress_flows", "internal_only_assertion_holds"}, rows); err != nil {
+		return err
+	}
+	rows = nil
+	for _, x := range r.Excluded {
+		rows = append(rows, []string{x.Path, x.Table, x.Kind, rowsText(x.Rows), x.Reason})
+	}
+	if err := write("excluded.csv", []string{"path", "table", "kind", "rows", "reason"}, rows); err != nil {
 		return err
 	}
 	for _, l := range []struct {

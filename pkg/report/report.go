@@ -20,7 +20,7 @@ type Options struct {
 	Month    time.Time      // any time in the month; only year and month count
 	Location *time.Location // the month is a calendar month here (default UTC)
 	Nodes    []string       // restrict to these node names (nil: all)
-	TopN     int            // rows of the top-N tables (default 20)
+	TopN     int            // rows of the top-N tables (0: 20; below 0 is refused)
 	// PrivilegedPorts are the destination ports of the privileged-paths
 	// section (nil: DefaultPrivilegedPorts).
 	PrivilegedPorts []uint32
@@ -114,6 +114,7 @@ type Report struct {
 	DNSFailures      []Count               `json:"dns_failures"`
 	WorldEgress      []Count               `json:"world_egress_top"`
 	WorldEgressTotal int64                 `json:"world_egress_total"`
+	Excluded         []Excluded            `json:"excluded"` // the data files whose rows the numbers leave out
 	Integrity        *archive.VerifyReport `json:"integrity"`
 	Queries          []Query               `json:"queries"`
 }
@@ -151,6 +152,9 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	if o.Location == nil {
 		o.Location = time.UTC
 	}
+	if o.TopN < 0 {
+		return nil, fmt.Errorf("report: top %d: want 1 or more", o.TopN)
+	}
 	if o.TopN == 0 {
 		o.TopN = 20
 	}
@@ -166,6 +170,22 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	prevFrom, _ := Bounds(from.In(o.Location).AddDate(0, -1, 0), o.Location)
+	// Integrity first: only the files that match their manifest entries
+	// are read, so that a file planted in a partition or a damaged one is a
+	// finding, listed in Excluded, and never counted (selection).
+	vr, err := archive.VerifyAll(o.Archives, from, to, nil)
+	if err != nil {
+		return nil, err
+	}
+	hist, err := archive.VerifyRoots(o.Archives, archive.VerifyOptions{SizesOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	sel := newSelection(o, from, to, prevFrom, vr, hist)
+	if ovs := scopedOverlaps(archive.FindOverlaps(ctx, vr.Intact), o.Nodes); len(ovs) > 0 {
+		return nil, &OverlapError{Overlaps: ovs}
+	}
 	// Files are read and decoded in parallel; the aggregation is
 	// serialised and independent of row order.
 	par := o.Parallel
@@ -178,77 +198,144 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 		priv = DefaultPrivilegedPorts
 	}
 	rep.PrivilegedPorts = slices.Clone(priv)
-	sym := newSymbols()
-	agg := newAggregator(sym, o.Location, priv, o.Zones)
-	agg.namespaceFilter = o.Namespaces
-	prevFrom, _ := Bounds(from.In(o.Location).AddDate(0, -1, 0), o.Location)
-	prev := &previousPairs{namespaces: o.Namespaces, sym: sym, seen: map[pairKey]bool{}}
-	prevOpts := opts
-	prevOpts.From, prevOpts.To = prevFrom, from
 	// The previous month's denied groups need neither labels nor L7 nor the
 	// node; this month's need the source labels only for zones.
 	prevCols := allColumns.without("source_labels.list.element", "destination_labels.list.element", "node_name",
 		"l7_dns_query", "l7_dns_rcode", "l7_http_code", "l7_http_method", "is_reply")
-	if err := scanRows(ctx, sc, prevOpts, prevCols, prev.add); err != nil {
-		return nil, err
-	}
-	agg.previous = prev.seen
 	read := allColumns
 	if len(o.Zones) == 0 {
 		read = read.without("source_labels.list.element")
 	}
-	if err := scanRows(ctx, sc, opts, read, agg.add); err != nil {
+	// Both months' flows are scanned again when a file turns out
+	// unreadable: a file of the partition both months share counts in
+	// both or in neither, as in the printed SQL.
+	var agg *aggregator
+	err = sel.scan(ctx, func(files []archive.FileInfo) error {
+		sym := newSymbols()
+		prev := &previousPairs{namespaces: o.Namespaces, sym: sym, seen: map[pairKey]bool{}}
+		prevOpts := opts
+		prevOpts.From, prevOpts.To, prevOpts.Files = prevFrom, from, files
+		if err := scanRows(ctx, sc, prevOpts, prevCols, prev.add); err != nil {
+			return err
+		}
+		agg = newAggregator(sym, o.Location, priv, o.Zones)
+		agg.namespaceFilter = o.Namespaces
+		agg.previous = prev.seen
+		monthOpts := opts
+		monthOpts.Files = files
+		return scanRows(ctx, sc, monthOpts, read, agg.add)
+	})
+	if err != nil {
 		return nil, err
 	}
 	agg.finish(rep, o.TopN)
 	nodes := agg.nodes
-	if err := coverage(ctx, sc, opts, rep, nodes); err != nil {
+	err = sel.scan(ctx, func(files []archive.FileInfo) error {
+		statsOpts := opts
+		statsOpts.Files = files
+		return coverage(ctx, sc, statsOpts, rep, nodes)
+	})
+	if err != nil {
 		return nil, err
 	}
 	for n := range nodes {
 		rep.Nodes = append(rep.Nodes, n)
 	}
 	slices.Sort(rep.Nodes)
-	vr, err := archive.VerifyAll(o.Archives, from, to, nil)
-	if err != nil {
-		return nil, err
-	}
 	rep.Integrity = vr
-	lossFiles, err := sc.Files("losses", time.Time{}, to)
-	if err != nil {
-		return nil, err
-	}
-	// The roots that have a losses table: DuckDB refuses a glob that
-	// matches no file.
-	var lossRoots []string
-	for _, f := range lossFiles {
-		if !slices.Contains(lossRoots, f.Root) {
-			lossRoots = append(lossRoots, f.Root)
-		}
-	}
-	rep.Queries = queries(o, from, to, prevFrom, priv, lossRoots)
+	rep.Excluded = sel.excluded
+	rep.Queries = queries(o, from, to, prevFrom, priv, sel.source("flows"), sel.source("stats"), sel.lossSource())
+	rep.emptyListsNotNull()
 	return rep, nil
 }
 
-// readParquet is DuckDB's read_parquet over a table of every root: one glob
-// for one root, a list of globs for several.
-func readParquet(roots []string, table string) string {
-	if len(roots) == 1 {
-		return fmt.Sprintf("read_parquet('%s/%s/**/*.parquet', hive_partitioning=true)", sqlString(roots[0]), table)
+// OverlapError refuses archive roots that hold the same node's flows for
+// the same time: counted together, those flows would count twice.
+type OverlapError struct{ Overlaps []archive.Overlap }
+
+func (e *OverlapError) Error() string {
+	var b strings.Builder
+	b.WriteString("report: the archive roots overlap: ")
+	for i, ov := range e.Overlaps {
+		if i == 5 {
+			fmt.Fprintf(&b, "; and %d more", len(e.Overlaps)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s and %s both hold flows of node %s from %s to %s", ov.RootA, ov.RootB, strconv.Quote(ov.Node),
+			ov.From.UTC().Format(time.RFC3339Nano), ov.To.UTC().Format(time.RFC3339Nano))
+		if ov.UUID != "" {
+			fmt.Fprintf(&b, " (flow uuid %s is in %s and in %s)", strconv.Quote(ov.UUID), ov.Files[0].Root+"/"+ov.Files[0].Path, ov.Files[1].Root+"/"+ov.Files[1].Path)
+		} else {
+			fmt.Fprintf(&b, " (%s and %s cover the same time)", ov.Files[0].Root+"/"+ov.Files[0].Path, ov.Files[1].Root+"/"+ov.Files[1].Path)
+		}
 	}
-	globs := make([]string, len(roots))
-	for i, r := range roots {
-		globs[i] = fmt.Sprintf("'%s/%s/**/*.parquet'", sqlString(r), table)
+	b.WriteString(". Read together, their flows and collection stats of that time would count twice: " +
+		"report on each root separately, or import the backfill into a new root without the events.log files " +
+		"whose flows the other root already holds")
+	return b.String()
+}
+
+// scopedOverlaps keeps the overlaps of the nodes in scope (nil: all).
+func scopedOverlaps(ovs []archive.Overlap, nodes []string) []archive.Overlap {
+	if len(nodes) == 0 {
+		return ovs
 	}
-	return fmt.Sprintf("read_parquet([%s], hive_partitioning=true)", strings.Join(globs, ", "))
+	out := ovs[:0]
+	for _, ov := range ovs {
+		if slices.Contains(nodes, ov.Node) {
+			out = append(out, ov)
+		}
+	}
+	return out
+}
+
+// emptyListsNotNull makes every list of the report an empty one rather than
+// nil, so that the JSON has [] where there is nothing, never null.
+func (r *Report) emptyListsNotNull() {
+	for _, l := range []*[]string{&r.Nodes, &r.Versions, &r.ConfigHashes} {
+		nonNil(l)
+	}
+	for _, l := range []*[]Count{&r.Verdicts, &r.PrivilegedByPort, &r.TopTalkers, &r.HTTPErrors, &r.DNSFailures, &r.WorldEgress} {
+		nonNil(l)
+	}
+	nonNil(&r.Daily)
+	nonNil(&r.Coverage)
+	for i := range r.Coverage {
+		nonNil(&r.Coverage[i].Gaps)
+		nonNil(&r.Coverage[i].Heatmap)
+	}
+	nonNil(&r.Denied)
+	nonNil(&r.Privileged)
+	nonNil(&r.PrivilegedPorts)
+	nonNil(&r.Zones)
+	for i := range r.Zones {
+		nonNil(&r.Zones[i].Violations)
+		nonNil(&r.Zones[i].WorldEgressTop)
+	}
+	nonNil(&r.Excluded)
+	nonNil(&r.Queries)
+	if r.Integrity != nil {
+		nonNil(&r.Integrity.Findings)
+	}
+}
+
+func nonNil[T any](l *[]T) {
+	if *l == nil {
+		*l = []T{}
+	}
 }
 
 // queries are the DuckDB statements that reproduce the report's numbers.
 // Each statement's result rows are, in order, the JSON values named in
 // docs/report.md; test/compat/report runs these exact strings.
-func queries(o Options, from, to, prevFrom time.Time, priv []uint32, lossRoots []string) []Query {
+// flows, stats and losses are the read_parquet sources of the files the
+// report counted (selection.source; losses is empty when no losses file
+// reaches into the month).
+func queries(o Options, from, to, prevFrom time.Time, priv []uint32, flows, stats, losses string) []Query {
 	loc, zones := o.Location, o.Zones
-	flows, stats := readParquet(o.Archives, "flows"), readParquet(o.Archives, "stats")
 	// Epoch arithmetic on the microsecond column: cheaper than comparing
 	// TIMESTAMP WITH TIME ZONE values (docs/format.md).
 	scope, statsScope := "", ""
@@ -274,16 +361,16 @@ func queries(o Options, from, to, prevFrom time.Time, priv []uint32, lossRoots [
 		{"world_egress_total", fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND %s", flows, where, worldDestSQL)},
 		{"denied_total", fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND verdict IN ('DROPPED', 'AUDIT')", flows, where)},
 		{"daily", fmt.Sprintf("SELECT strftime(timezone('%s', time), '%%Y-%%m-%%d') AS day, count(*), count(*) FILTER (WHERE verdict = 'DROPPED'), count(*) FILTER (WHERE verdict = 'AUDIT') FROM %s WHERE %s GROUP BY 1 ORDER BY 1", sqlString(loc.String()), flows, where)},
-		{"coverage", coverageSQL(o, from, to, stats, statsScope, lossRoots)},
+		{"coverage", coverageSQL(o, from, to, stats, statsScope, losses)},
 	}, zoneQueries(zones, flows, where)...)
 }
 
 // coverageSQL is the coverage query: per node, the minutes collected (a
 // stats row and no loss) and lost (a loss record's range, or a stats row's
 // loss counters) before the report's generation, and the month's sums. It
-// reads the losses table of lossRoots, the roots that have one (none was
-// recorded in the others, and DuckDB refuses a glob that matches nothing).
-func coverageSQL(o Options, from, to time.Time, stats, statsScope string, lossRoots []string) string {
+// reads the losses table when losses (its source) is not empty: DuckDB
+// refuses a glob that matches nothing.
+func coverageSQL(o Options, from, to time.Time, stats, statsScope, losses string) string {
 	lo, hi := from.UnixMicro()/60e6, to.UnixMicro()/60e6
 	now := min(hi, (o.Now.UnixMicro()+60e6-1)/60e6)
 	s := fmt.Sprintf("SELECT node, epoch_us(minute) // 60000000 AS m, sum(flows_seen) AS seen, sum(flows_kept) AS kept, sum(flows_denied) AS denied, "+
@@ -291,10 +378,10 @@ func coverageSQL(o Options, from, to time.Time, stats, statsScope string, lossRo
 		"sum(decode_errors + lost_events + lost_rotation_bytes + lost_truncated_bytes + lost_too_long_lines + lost_stream_down_events) AS counters "+
 		"FROM %s WHERE epoch_us(minute) >= %d AND epoch_us(minute) < %d%s GROUP BY 1, 2", stats, from.UnixMicro(), to.UnixMicro(), statsScope)
 	lost := "SELECT node, m FROM s WHERE counters > 0"
-	if len(lossRoots) > 0 {
+	if losses != "" {
 		ranges := fmt.Sprintf("SELECT node, coalesce(epoch_us(from_time), epoch_us(detected)) // 60000000 AS a, "+
 			"greatest(coalesce(epoch_us(to_time), epoch_us(detected)), coalesce(epoch_us(from_time), epoch_us(detected))) // 60000000 AS b "+
-			"FROM %s WHERE true%s", readParquet(lossRoots, "losses"), statsScope)
+			"FROM %s WHERE true%s", losses, statsScope)
 		lost = fmt.Sprintf("SELECT node, unnest(range(greatest(a, %d), least(b, %d) + 1)) AS m FROM (%s) WHERE b >= %d AND a < %d UNION %s",
 			lo, hi-1, ranges, lo, hi, lost)
 	}
@@ -316,7 +403,7 @@ func sqlString(s string) string { return strings.ReplaceAll(s, "'", "''") }
 func endpointSQL(prefix, names, ip string) string {
 	return fmt.Sprintf(`CASE WHEN %[1]s_namespace IS NOT NULL AND len(%[1]s_workloads) > 0 THEN %[1]s_namespace || '/' || %[1]s_workloads[1].name `+
 		`WHEN %[1]s_namespace IS NOT NULL AND %[1]s_pod_name IS NOT NULL THEN %[1]s_namespace || '/' || %[1]s_pod_name `+
-		`WHEN len(%[2]s) > 0 THEN %[2]s[1] `+
+		`WHEN len(%[2]s) > 0 AND %[2]s[1] <> '' THEN %[2]s[1] `+
 		`WHEN %[1]s_identity IN (2, 9, 10) THEN 'world:' || coalesce(%[3]s, '') `+
 		`WHEN %[1]s_identity IS NOT NULL THEN 'identity:' || %[1]s_identity `+
 		`ELSE coalesce(%[3]s, 'unknown') END`, prefix, names, ip)

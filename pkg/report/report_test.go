@@ -388,3 +388,45 @@ func TestRankingKeepsTheFirstN(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkdownEscapesInvisibleCharacters: NUL, ESC, DEL, C1 controls and
+// bidirectional overrides in a value are shown as \uXXXX, never written as
+// they are; other text, Korean included, is kept.
+func TestMarkdownEscapesInvisibleCharacters(t *testing.T) {
+	got := mdCell("pod\x00a\x1b[31mb\x7fc\u0085d\u202eevil\u2066x\tend 수집")
+	for _, r := range got {
+		if invisible(r) {
+			t.Fatalf("mdCell left %U in %q", r, got)
+		}
+	}
+	for _, want := range []string{`\u0000`, `\u001B`, `\u007F`, `\u0085`, `\u202E`, `\u2066`, `\u0009`, "수집"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("mdCell = %q, want %s in it", got, want)
+		}
+	}
+}
+
+// TestWorldEgressNamesSomething: a flow to the world whose first DNS name
+// is empty is named by its IP, and one with neither by "unknown", never by
+// nothing; an endpoint's empty first name falls through to the next rule,
+// as in endpointSQL.
+func TestWorldEgressNamesSomething(t *testing.T) {
+	sym := newSymbols()
+	a := newAggregator(sym, time.UTC, nil, nil)
+	src := &flowRow{Time: jan.UnixMicro(), SourceIdentity: ptr(uint32(10210)), DestIdentity: ptr(uint32(2))}
+	withIP := *src
+	withIP.DestinationNames, withIP.IPDestination = []string{""}, ptr("203.0.113.9")
+	a.add([]flowRow{*src, withIP})
+	rep := &Report{}
+	a.finish(rep, 10)
+	keys := map[string]int64{}
+	for _, c := range rep.WorldEgress {
+		keys[c.Key] = c.Count
+	}
+	if keys["identity:10210 -> unknown"] != 1 || keys["identity:10210 -> 203.0.113.9"] != 1 || len(keys) != 2 {
+		t.Errorf("world egress keys %v", keys)
+	}
+	if got := endpointKey(nil, nil, nil, ptr(uint32(2)), []string{""}, ptr("203.0.113.9")).String(); got != "world:203.0.113.9" {
+		t.Errorf("endpoint with an empty first name: %q, want world:203.0.113.9", got)
+	}
+}

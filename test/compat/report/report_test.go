@@ -138,6 +138,10 @@ func fill(f *flowpb.Flow, i int, node string, ts time.Time) {
 	if i%19 == 0 {
 		f.Destination = &flowpb.Endpoint{Identity: 16777300, Labels: []string{"reserved:world"}}
 	}
+	if i%23 == 0 { // an empty first DNS name: the endpoint is named by the next rule
+		f.Destination = &flowpb.Endpoint{Identity: 2}
+		f.DestinationNames = []string{""}
+	}
 }
 
 func query(t *testing.T, db *sql.DB, q string) [][]any {
@@ -181,6 +185,120 @@ func query(t *testing.T, db *sql.DB, q string) [][]any {
 	return out
 }
 
+// reportDoc is the report's JSON as an auditor reads it.
+type reportDoc struct {
+	TotalFlows  int64 `json:"total_flows"`
+	DeniedTotal int64 `json:"denied_total"`
+	DeniedPairs int64 `json:"denied_pairs"`
+	DeniedNew   int64 `json:"denied_new_pairs"`
+	World       int64 `json:"world_egress_total"`
+	PrivByPort  []struct {
+		Key   string `json:"key"`
+		Count int64  `json:"count"`
+	} `json:"privileged_by_port"`
+	Verdicts []struct {
+		Key   string `json:"key"`
+		Count int64  `json:"count"`
+	} `json:"verdicts"`
+	Daily []struct {
+		Day     string `json:"day"`
+		Total   int64  `json:"total"`
+		Dropped int64  `json:"dropped"`
+		Audit   int64  `json:"audit"`
+	} `json:"daily"`
+	Coverage []struct {
+		Node                                           string
+		Hours                                          int   `json:"hours"`
+		Down                                           int   `json:"hours_collector_down"`
+		Collected                                      int   `json:"hours_collected"`
+		NoTraffic                                      int   `json:"hours_no_traffic"`
+		WithLoss                                       int   `json:"hours_with_loss"`
+		MinutesCollected                               int64 `json:"minutes_collected"`
+		MinutesLost                                    int64 `json:"minutes_lost"`
+		Seen, Kept, Denied, Decode, Lost, LostRotation int64 `json:"-"`
+	} `json:"coverage"`
+	Zones []struct {
+		Name         string `json:"name"`
+		Inbound      int64  `json:"inbound_flows"`
+		Unauthorized int64  `json:"unauthorized_flows"`
+		WorldEgress  int64  `json:"world_egress_flows"`
+		Holds        bool   `json:"internal_only_assertion_holds"`
+	} `json:"zones"`
+	Excluded []report.Excluded `json:"excluded"`
+	Queries  []report.Query    `json:"queries"`
+}
+
+// matchDuckDB renders rep to JSON, runs each query it prints with DuckDB
+// and requires the rows of the JSON values it names.
+func matchDuckDB(t *testing.T, rep *report.Report) reportDoc {
+	t.Helper()
+	// Round-trip through JSON: the test checks the document an auditor gets.
+	var buf bytes.Buffer
+	if err := report.RenderJSON(&buf, rep); err != nil {
+		t.Fatal(err)
+	}
+	var doc reportDoc
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var raw struct {
+		Coverage []map[string]any `json:"coverage"`
+	}
+	_ = json.Unmarshal(buf.Bytes(), &raw)
+	sqlOf := map[string]string{}
+	for _, q := range doc.Queries {
+		sqlOf[q.Name] = q.SQL
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	check := func(name string, want [][]any) {
+		t.Helper()
+		q, ok := sqlOf[name]
+		if !ok {
+			t.Fatalf("report prints no query %q", name)
+		}
+		got := query(t, db, q)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: DuckDB %v\nreport %v\nSQL: %s", name, got, want, q)
+		}
+	}
+	check("total_flows", [][]any{{doc.TotalFlows}})
+	check("denied_total", [][]any{{doc.DeniedTotal}})
+	check("denied_pairs", [][]any{{doc.DeniedPairs}})
+	check("denied_new_pairs", [][]any{{doc.DeniedNew}})
+	check("world_egress_total", [][]any{{doc.World}})
+	var ps [][]any
+	for _, p := range doc.PrivByPort {
+		ps = append(ps, []any{p.Key, p.Count})
+	}
+	check("privileged_by_port", ps)
+	var vs [][]any
+	for _, v := range doc.Verdicts {
+		vs = append(vs, []any{v.Key, v.Count})
+	}
+	check("verdicts", vs)
+	var ds [][]any
+	for _, d := range doc.Daily {
+		ds = append(ds, []any{d.Day, d.Total, d.Dropped, d.Audit})
+	}
+	check("daily", ds)
+	var cs [][]any
+	for i, c := range doc.Coverage {
+		r := raw.Coverage[i]
+		n := func(k string) int64 { return int64(r[k].(float64)) }
+		cs = append(cs, []any{c.Node, c.MinutesCollected, c.MinutesLost, n("flows_seen"), n("flows_kept"), n("flows_denied_by_filter"), n("decode_errors"), n("hubble_lost_events"), n("lost_rotation_bytes")})
+	}
+	check("coverage", cs)
+	for _, z := range doc.Zones {
+		check("zone "+z.Name, [][]any{{z.Inbound, z.Unauthorized, z.WorldEgress}})
+	}
+	t.Logf("%d flows in the month; verdicts %v; coverage %v", doc.TotalFlows, vs, cs)
+	return doc
+}
+
 func TestReportMatchesDuckDB(t *testing.T) {
 	root := t.TempDir()
 	written := buildArchive(t, root)
@@ -198,126 +316,42 @@ func TestReportMatchesDuckDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A writer's temporary file (being written, or left by a crash): the
+	// report ignores it, and so must the printed queries.
+	leftover, err := filepath.Glob(filepath.Join(root, "flows", "date=2026-01-1*", "node=*", "part-*.parquet"))
+	if err != nil || len(leftover) == 0 {
+		t.Fatalf("no January file to copy: %v", err)
+	}
+	b, err := os.ReadFile(leftover[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(leftover[0]), ".tmp-99-0123456789ab.parquet"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	rep, err := report.Build(context.Background(), report.Options{Archives: []string{root}, Month: month, Location: time.UTC, Now: month.AddDate(0, 1, 1), Zones: zones})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Round-trip through JSON: the test checks the document an auditor gets.
-	var buf bytes.Buffer
-	if err := report.RenderJSON(&buf, rep); err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		TotalFlows  int64 `json:"total_flows"`
-		DeniedTotal int64 `json:"denied_total"`
-		DeniedPairs int64 `json:"denied_pairs"`
-		DeniedNew   int64 `json:"denied_new_pairs"`
-		World       int64 `json:"world_egress_total"`
-		PrivByPort  []struct {
-			Key   string `json:"key"`
-			Count int64  `json:"count"`
-		} `json:"privileged_by_port"`
-		Verdicts []struct {
-			Key   string `json:"key"`
-			Count int64  `json:"count"`
-		} `json:"verdicts"`
-		Daily []struct {
-			Day     string `json:"day"`
-			Total   int64  `json:"total"`
-			Dropped int64  `json:"dropped"`
-			Audit   int64  `json:"audit"`
-		} `json:"daily"`
-		Coverage []struct {
-			Node                                           string
-			Hours                                          int   `json:"hours"`
-			Down                                           int   `json:"hours_collector_down"`
-			Collected                                      int   `json:"hours_collected"`
-			NoTraffic                                      int   `json:"hours_no_traffic"`
-			WithLoss                                       int   `json:"hours_with_loss"`
-			MinutesCollected                               int64 `json:"minutes_collected"`
-			MinutesLost                                    int64 `json:"minutes_lost"`
-			Seen, Kept, Denied, Decode, Lost, LostRotation int64 `json:"-"`
-		} `json:"coverage"`
-		Zones []struct {
-			Name         string `json:"name"`
-			Inbound      int64  `json:"inbound_flows"`
-			Unauthorized int64  `json:"unauthorized_flows"`
-			WorldEgress  int64  `json:"world_egress_flows"`
-			Holds        bool   `json:"internal_only_assertion_holds"`
-		} `json:"zones"`
-		Queries []report.Query `json:"queries"`
-	}
-	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
-		t.Fatal(err)
-	}
-	var raw struct {
-		Coverage []map[string]any `json:"coverage"`
-	}
-	_ = json.Unmarshal(buf.Bytes(), &raw)
-	sqlOf := map[string]string{}
-	for _, q := range doc.Queries {
-		sqlOf[q.Name] = q.SQL
-	}
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-
+	doc := matchDuckDB(t, rep)
 	if doc.TotalFlows == 0 || doc.TotalFlows >= int64(written) {
 		t.Fatalf("total_flows %d of %d written: the month's bounds select nothing or everything", doc.TotalFlows, written)
 	}
-	check := func(name string, want [][]any) {
-		t.Helper()
-		q, ok := sqlOf[name]
-		if !ok {
-			t.Fatalf("report prints no query %q", name)
-		}
-		got := query(t, db, q)
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("%s: DuckDB %v\nreport %v\nSQL: %s", name, got, want, q)
+	for _, q := range rep.Queries {
+		if !strings.Contains(q.SQL, "/date=*/node=*/part-*.parquet'") {
+			t.Errorf("%s does not read the archive by a glob of its files: %s", q.Name, q.SQL)
 		}
 	}
-	check("total_flows", [][]any{{doc.TotalFlows}})
-	check("denied_total", [][]any{{doc.DeniedTotal}})
-	check("denied_pairs", [][]any{{doc.DeniedPairs}})
-	check("denied_new_pairs", [][]any{{doc.DeniedNew}})
-	check("world_egress_total", [][]any{{doc.World}})
 	if doc.DeniedNew == 0 || doc.DeniedNew >= doc.DeniedPairs {
 		t.Errorf("denied_new_pairs %d of %d: December's 6 hours should have seen some pairs", doc.DeniedNew, doc.DeniedPairs)
 	}
-	var ps [][]any
-	for _, p := range doc.PrivByPort {
-		ps = append(ps, []any{p.Key, p.Count})
+	if len(doc.PrivByPort) < 3 {
+		t.Errorf("privileged_by_port %v: want 22, 5432 and 6443", doc.PrivByPort)
 	}
-	if len(ps) < 3 {
-		t.Errorf("privileged_by_port %v: want 22, 5432 and 6443", ps)
+	if len(doc.Daily) != 31 {
+		t.Errorf("daily has %d days, want 31", len(doc.Daily))
 	}
-	check("privileged_by_port", ps)
-	var vs [][]any
-	for _, v := range doc.Verdicts {
-		vs = append(vs, []any{v.Key, v.Count})
-	}
-	check("verdicts", vs)
-	var ds [][]any
-	for _, d := range doc.Daily {
-		ds = append(ds, []any{d.Day, d.Total, d.Dropped, d.Audit})
-	}
-	if len(ds) != 31 {
-		t.Errorf("daily has %d days, want 31", len(ds))
-	}
-	check("daily", ds)
-	var cs [][]any
-	for i, c := range doc.Coverage {
-		r := raw.Coverage[i]
-		n := func(k string) int64 { return int64(r[k].(float64)) }
-		cs = append(cs, []any{c.Node, c.MinutesCollected, c.MinutesLost, n("flows_seen"), n("flows_kept"), n("flows_denied_by_filter"), n("decode_errors"), n("hubble_lost_events"), n("lost_rotation_bytes")})
-	}
-	check("coverage", cs)
-	t.Logf("%d flows written, %d in the month; verdicts %v; coverage %v", written, doc.TotalFlows, vs, cs)
-
 	for _, z := range doc.Zones {
-		check("zone "+z.Name, [][]any{{z.Inbound, z.Unauthorized, z.WorldEgress}})
 		if z.Inbound == 0 || z.Unauthorized == 0 || (z.Name != "frontend" && z.Unauthorized == z.Inbound) {
 			t.Errorf("zone %s: inbound %d, unauthorized %d: the dataset should exercise both", z.Name, z.Inbound, z.Unauthorized)
 		}
@@ -357,6 +391,94 @@ func TestReportMatchesDuckDB(t *testing.T) {
 	}
 	if rep.Integrity == nil || !rep.Integrity.OK() {
 		t.Errorf("integrity: %+v", rep.Integrity)
+	}
+}
+
+// TestExcludedFilesMatchDuckDB: a file planted in a partition of the month
+// and one of the previous month, a truncated flows file, a modified one
+// and a truncated stats file are excluded from the report, which is still
+// written; its printed queries then read the list of the files it counted
+// and still give every number.
+func TestExcludedFilesMatchDuckDB(t *testing.T) {
+	root := t.TempDir()
+	buildArchive(t, root)
+	clean, err := report.Build(context.Background(), report.Options{Archives: []string{root}, Month: month, Now: month.AddDate(0, 1, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	glob := func(table, dates string) []string {
+		m, err := filepath.Glob(filepath.Join(root, table, "date="+dates, "node=*", "part-*.parquet"))
+		if err != nil || len(m) < 3 {
+			t.Fatalf("%s %s: %v %v", table, dates, m, err)
+		}
+		return m
+	}
+	jan, dec, stats := glob("flows", "2026-01-*"), glob("flows", "2025-12-*"), glob("stats", "2026-01-*")
+	rowsOf := func(path string) int64 {
+		t.Helper()
+		rep, err := archive.VerifyAll([]string{root}, month, month.AddDate(0, 1, 0), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range rep.Intact {
+			if filepath.Join(root, v.Path) == path {
+				return v.Rows
+			}
+		}
+		t.Fatalf("%s is not intact", path)
+		return 0
+	}
+	lost := rowsOf(jan[1]) + rowsOf(jan[2])
+	plant := func(src, dir string) {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "part-01767225600000000000-000099-planted.parquet"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plant(jan[0], filepath.Dir(jan[len(jan)-1]))
+	plant(jan[0], filepath.Dir(dec[len(dec)-1])) // January's rows in a December partition
+	for _, f := range []string{jan[1], stats[1]} {
+		st, _ := os.Stat(f)
+		if err := os.Truncate(f, st.Size()/2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(jan[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(b) / 2; i < len(b)/2+32; i++ {
+		b[i] ^= 0xa5
+	}
+	if err := os.WriteFile(jan[2], b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := report.Build(context.Background(), report.Options{Archives: []string{root}, Month: month, Now: month.AddDate(0, 1, 1)})
+	if err != nil {
+		t.Fatalf("report over planted and damaged files: %v", err)
+	}
+	doc := matchDuckDB(t, rep)
+	for _, q := range rep.Queries {
+		if strings.Contains(q.SQL, "planted") || strings.Contains(q.SQL, "date=*") || !strings.Contains(q.SQL, "read_parquet(['"+root+"/") {
+			t.Errorf("%s does not read the list of the counted files: %s", q.Name, q.SQL)
+		}
+	}
+	if doc.TotalFlows != clean.TotalFlows-lost {
+		t.Errorf("total_flows %d, want %d less the damaged files' %d", doc.TotalFlows, clean.TotalFlows, lost)
+	}
+	kinds := map[string]int{}
+	for _, x := range doc.Excluded {
+		kinds[x.Kind]++
+		if x.Kind == "extra" && strings.Contains(x.Path, "2025-12") && !strings.HasPrefix(x.Reason, "previous month") {
+			t.Errorf("the December file is not marked as the previous month's: %+v", x)
+		}
+	}
+	if kinds["extra"] != 2 || kinds["truncated"] != 2 || kinds["modified"] != 1 || len(doc.Excluded) != 5 {
+		t.Errorf("excluded %+v", doc.Excluded)
 	}
 }
 
