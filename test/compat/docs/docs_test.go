@@ -163,7 +163,8 @@ func TestDocs(t *testing.T) {
 // setup builds the binary and makes the work directory: events.log (6,000
 // generated lines of 3 nodes on 2026-01-15, with a few of Hubble's
 // lost_events lines for the losses table), its halves gzipped as
-// events-1.log.gz and events-2.log.gz, and archive/, their signed import.
+// events-1.log.gz and events-2.log.gz, archive/, their signed import, and
+// backup/, a node's saved exporter directory.
 func setup(t *testing.T, root string) *env {
 	t.Helper()
 	tmp := t.TempDir()
@@ -195,6 +196,10 @@ func setup(t *testing.T, root string) *env {
 		// The daemon logs the address it was given.
 		"127.0.0.1:9967", "127.0.0.1:0",
 		"<root>", filepath.Join(e.work, "archive"),
+		// A node's saved exporter files, and older ones: the generated
+		// file's gzipped halves.
+		"/backup/node-01/hubble/", filepath.Join(e.work, "backup") + "/",
+		"'old/events-*.log.gz'", "'events-*.log.gz'",
 	}
 
 	for _, c := range []string{
@@ -221,6 +226,15 @@ func setup(t *testing.T, root string) *env {
 			t.Fatal(err)
 		}
 	}
+	// backup/: a node's saved exporter directory (the live file and one
+	// more generated file).
+	if err := os.MkdirAll(filepath.Join(e.work, "backup"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.work, "backup", "events.log"), lines, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.sh(t, "flowaudit gen --count 500 --nodes 1 --seed 9 --start 2026-01-16T00:00:00Z > backup/events-2026-01-16T00-10-00.000.log")
 
 	if e.db, err = sql.Open("duckdb", ""); err != nil {
 		t.Fatal(err)
