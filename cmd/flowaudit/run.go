@@ -108,7 +108,7 @@ func newRunCmd() *cobra.Command {
 	f.StringArrayVar(&o.sources, "source", nil, "source to follow: file:PATH or synthetic (repeatable)")
 	f.StringVar(&o.allowlist, "allowlist", "", "hubble-export-allowlist for the --source sources: keep only matching flows")
 	f.StringVar(&o.denylist, "denylist", "", "hubble-export-denylist for the --source sources: drop matching flows")
-	f.StringVar(&o.mask, "fieldmask", "", "hubble-export-fieldmask for the --source sources (time and node_name are always kept)")
+	f.StringVar(&o.mask, "fieldmask", "", "hubble-export-fieldmask for the --source sources (must keep time and node_name: the archive places every flow by them)")
 	f.Float64Var(&o.syntheticRate, "synthetic-rate", 1000, "flows per second of a synthetic source")
 	f.StringVar(&o.archive, "archive", "", "archive root directory (archive.dir)")
 	f.StringVar(&o.listen, "listen", ":9967", "HTTP address of /metrics, /healthz and /readyz (empty: none; not 9965, which Hubble's metrics server uses on the host network)")

@@ -34,8 +34,8 @@ type Spec struct {
 type Compiled struct {
 	Spec    Spec
 	Program *filter.Program
-	// Mask is the user's mask; ArchiveMask is what the archive keeps: the user's
-	// paths plus time and node_name, without which a row cannot be placed.
+	// Mask is the user's mask; ArchiveMask is what the archive keeps: the
+	// same mask, which Compile requires to keep time and node_name.
 	Mask        *fieldmask.Mask
 	ArchiveMask *fieldmask.Mask
 	Plan        *hubblejson.Plan
@@ -52,6 +52,13 @@ type Compiled struct {
 var alwaysKept = []string{"time", "node_name"}
 
 // Compile parses and compiles a Spec. Errors name the setting and the value.
+//
+// A field mask must keep time and node_name: the archive places every row
+// by them, and a mask cannot be widened after the fact, since Cilium's
+// exporter applies the same hubble-export-fieldmask to the lines it writes
+// (a mask without time gives lines without it, which the archive's plan
+// then counts as decode errors). `flowaudit filter`, which reproduces the
+// exporter, takes any mask Cilium takes: it does not compile through here.
 func Compile(s Spec) (*Compiled, error) {
 	allow, err := filter.ParseFilters(s.Allowlist)
 	if err != nil {
@@ -69,31 +76,38 @@ func Compile(s Spec) (*Compiled, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fieldmask: %w", err)
 	}
-	archiveMask := mask
 	if mask.Active() {
-		archiveMask, err = fieldmask.Compile(append(append([]string(nil), s.FieldMask...), alwaysKept...))
-		if err != nil {
-			return nil, fmt.Errorf("fieldmask: %w", err)
+		var missing []string
+		for _, f := range alwaysKept {
+			if !mask.Fields().Covers(flow.Fields(f)) {
+				missing = append(missing, f)
+			}
+		}
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("fieldmask %q: keeps no %s: the archive places every flow by its time and node_name, and Cilium's exporter writes only the fields its mask keeps; add %s to the mask",
+				strings.Join(s.FieldMask, ","), strings.Join(missing, " or "), strings.Join(missing, ","))
 		}
 	}
 	// The pipeline reads time and node_name of every flow, also of those the
-	// filter drops (stats). Without a filter every flow is kept: the plan
-	// then decodes the kept fields in one pass (with the two fields among
-	// them), instead of a pass for these two and another for the rest.
+	// filter drops (stats): the archive plan adds them to the filter's
+	// fields. Without a filter every flow is kept: the plan then decodes the
+	// kept fields in one pass (with the two fields among them), instead of a
+	// pass for these two and another for the rest.
 	filterFields := prog.Fields()
+	plan := hubblejson.NewArchivePlan(filterFields, mask.Fields())
 	if !filterFields.IsEmpty() {
 		filterFields = filterFields.Union(flow.Fields(alwaysKept...))
 	}
-	keep := archiveMask.Fields()
+	keep := mask.Fields()
 	h := sha256.New()
 	fmt.Fprintf(h, "allow=%s\x00deny=%s\x00mask=%s", s.Allowlist, s.Denylist, strings.Join(s.FieldMask, ","))
 	return &Compiled{
 		Spec:        s,
 		Program:     prog,
 		Mask:        mask,
-		ArchiveMask: archiveMask,
-		Plan:        hubblejson.NewPlan(filterFields, keep),
-		prune:       archiveMask.Active() && !keep.Covers(filterFields),
+		ArchiveMask: mask,
+		Plan:        plan,
+		prune:       mask.Active() && !keep.Covers(filterFields),
 		Hash:        hex.EncodeToString(h.Sum(nil))[:16],
 	}, nil
 }
