@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -301,6 +303,15 @@ func (c *Config) Validate() error {
 			files[s.File] = i
 			if !strings.HasPrefix(s.File, "/") {
 				bad(key+".file", "%q: must be an absolute path", s.File)
+			}
+			// A path that does not exist yet is fine (the exporter creates
+			// it); one that can never be the exporter's file is not: the
+			// source would fail at every open, which looks like an archive
+			// failure.
+			if fi, err := os.Stat(s.File); err == nil && fi.IsDir() {
+				bad(key+".file", "%q is a directory: want the exporter's file in it (hubble-export-file-path, e.g. %s)", s.File, filepath.Join(s.File, "events.log"))
+			} else if errors.Is(err, syscall.ENOTDIR) {
+				bad(key+".file", "%q: a parent of it is a file, not a directory", s.File)
 			}
 		}
 		if s.Address != "" {
