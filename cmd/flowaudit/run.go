@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -248,6 +249,9 @@ func loadRunConfig(cmd *cobra.Command, o *runFlags) (daemon.Config, map[string]d
 	} else if changed("allowlist") || changed("denylist") || changed("fieldmask") {
 		errs = append(errs, errors.New("--allowlist, --denylist and --fieldmask apply to --source sources; set the filters of configured sources in the config file"))
 	}
+	if changed("synthetic-rate") && !slices.Contains(o.sources, "synthetic") {
+		errs = append(errs, errors.New("--synthetic-rate applies to --source synthetic; set the rate of a configured synthetic source in the config file"))
+	}
 	if cfg.Node == "" {
 		cfg.Node = os.Getenv("NODE_NAME")
 	}
@@ -299,6 +303,9 @@ func runDaemon(cmd *cobra.Command, o *runFlags) error {
 	if o.printConfig && !errors.As(err, new(noConfigError)) {
 		out, merr := cfg.Redacted()
 		if merr != nil {
+			if err != nil { // a value JSON cannot hold (NaN): the problems say which
+				return fmt.Errorf("the configuration is not valid:\n%w", err)
+			}
 			return merr
 		}
 		if _, werr := cmd.OutOrStdout().Write(out); werr != nil {

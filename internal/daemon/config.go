@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -320,8 +321,8 @@ func (c *Config) Validate() error {
 		if s.MaxBackups != nil && (*s.MaxBackups < 0 || s.File == "") {
 			bad(key+".maxBackups", "%d: must be >= 0, for a file source", *s.MaxBackups)
 		}
-		if s.Synthetic != nil && s.Synthetic.Rate <= 0 {
-			bad(key+".synthetic.rate", "%g: must be > 0", s.Synthetic.Rate)
+		if s.Synthetic != nil && (!(s.Synthetic.Rate > 0) || math.IsInf(s.Synthetic.Rate, 0)) { // NaN too
+			bad(key+".synthetic.rate", "%g: must be a finite number > 0", s.Synthetic.Rate)
 		}
 		if _, err := pipeline.Compile(s.Spec()); err != nil {
 			bad(key, "%v", err)
