@@ -90,3 +90,25 @@ func TestGenZeroRatiosMeanNone(t *testing.T) {
 		t.Error("no DROPPED flow with the default ratio")
 	}
 }
+
+// TestMaskWithoutTimeRefusedForTheArchiveOnly: run --fieldmask and import
+// --fieldmask refuse a mask without time or node_name (the archive places
+// every flow by them); filter, Cilium's exporter offline, takes it and
+// writes what the exporter writes: lines without them.
+func TestMaskWithoutTimeRefusedForTheArchiveOnly(t *testing.T) {
+	dir := t.TempDir()
+	events := filepath.Join(dir, "events.log")
+	line := `{"flow":{"time":"2026-01-01T00:00:01Z","verdict":"FORWARDED","node_name":"c/n"},"node_name":"c/n","time":"2026-01-01T00:00:01Z"}`
+	write(t, events, []byte(line+"\n"))
+	const want = "keeps no time or node_name: the archive places every flow by its time and node_name"
+	if out, err := runCmd(t, "run", "--print-config", "--source", "file:"+events, "--archive", dir, "--node", "n", "--fieldmask", "verdict"); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("run --fieldmask verdict: %v\n%.300s", err, out)
+	}
+	if out, err := runCmd(t, "import", "--progress", "never", "--archive", filepath.Join(dir, "archive"), "--fieldmask", "verdict", events); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("import --fieldmask verdict: %v\n%.300s", err, out)
+	}
+	out, err := runCmd(t, "filter", "--fieldmask", "verdict", events)
+	if err != nil || out != `{"flow":{"verdict":"FORWARDED"}}`+"\n" {
+		t.Errorf("filter --fieldmask verdict: %q, %v", out, err)
+	}
+}
