@@ -64,7 +64,9 @@ reported at once, before anything starts.
 Sources (--source, repeatable; they replace the config file's sources):
   file:PATH    Hubble's exporter file (static exporter or a flowLogs entry),
                followed through lumberjack's rotation, backups (.gz too)
-               caught up on start
+               caught up on start; waited for while it does not exist, and
+               while its directory does not either with a warning, not
+               ready and flowaudit_source_up 0 (a directory is refused)
   synthetic    the built-in generator in real time at --synthetic-rate
   --cilium-config-dir DIR reads a mounted cilium-config ConfigMap instead:
   hubble-export-file-path with hubble-export-allowlist/-denylist/-fieldmask,
