@@ -48,7 +48,7 @@ type Compiled struct {
 	Hash string
 }
 
-// alwaysKept are the fields the archive needs for every row, whatever the mask.
+// alwaysKept are the fields the archive needs for every row: a mask must keep them.
 var alwaysKept = []string{"time", "node_name"}
 
 // Compile parses and compiles a Spec. Errors name the setting and the value.
