@@ -31,6 +31,11 @@ the same root.`,
   flowaudit compact --archive ./archive --signing-key /etc/flowaudit/sign.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if maxRows < 1 {
+				// The archive takes 0 for its default: the flag would not
+				// mean what it says.
+				return fmt.Errorf("--max-rows %d: want at least 1", maxRows)
+			}
 			acfg := archive.DefaultConfig()
 			acfg.Root = root
 			acfg.CollectorVersion = buildinfo.Version

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -27,6 +28,9 @@ into a Parquet archive, writes the January 2026 report as HTML and Markdown,
 and prints where everything is and a DuckDB query to try.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !(rate > 0) || math.IsInf(rate, 0) {
+				return fmt.Errorf("--rate %v: want a number of flows per second per node > 0", rate)
+			}
 			if dir == "" {
 				d, err := os.MkdirTemp("", "flowaudit-demo-")
 				if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"time"
@@ -53,6 +54,40 @@ settings, so the files rotate exactly as Hubble's do.`,
 			if (duration > 0) == (count > 0) {
 				return errors.New("give exactly one of --duration and --count")
 			}
+			if duration < 0 || count < 0 {
+				return errors.New("--duration and --count must not be negative")
+			}
+			// Flags mean what they say: pkg/gen takes 0 for its defaults,
+			// and lumberjack takes a max size of 0 for 100 MiB.
+			if cfg.Nodes < 1 {
+				return fmt.Errorf("--nodes %d: want at least 1", cfg.Nodes)
+			}
+			if !(cfg.Rate > 0) || math.IsInf(cfg.Rate, 0) {
+				return fmt.Errorf("--rate %v: want a number of flows per second per node > 0", cfg.Rate)
+			}
+			for _, r := range []struct {
+				name string
+				v    *float64
+			}{{"--drop-ratio", &cfg.DropRatio}, {"--audit-ratio", &cfg.AuditRatio}} {
+				if !(*r.v >= 0 && *r.v <= 1) {
+					return fmt.Errorf("%s %v: want a share in [0, 1]", r.name, *r.v)
+				}
+				if *r.v == 0 {
+					*r.v = -1 // none, for pkg/gen
+				}
+			}
+			if cfg.DropRatio+cfg.AuditRatio > 1 {
+				return fmt.Errorf("--drop-ratio %v and --audit-ratio %v: they must add up to at most 1", cfg.DropRatio, cfg.AuditRatio)
+			}
+			if out == "" || out == "-" {
+				for _, name := range []string{"max-size-mb", "max-backups", "compress"} {
+					if cmd.Flags().Changed(name) {
+						return fmt.Errorf("--%s: applies to --out files only", name)
+					}
+				}
+			} else if maxSizeMB < 1 || maxBackups < 0 {
+				return errors.New("--max-size-mb must be at least 1 and --max-backups not negative")
+			}
 			if start != "" {
 				t, err := time.Parse(time.RFC3339Nano, start)
 				if err != nil {
@@ -76,9 +111,6 @@ settings, so the files rotate exactly as Hubble's do.`,
 				bw := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<20)
 				w, closeFn = bw, bw.Flush
 			} else {
-				if maxSizeMB < 0 || maxBackups < 0 {
-					return errors.New("--max-size-mb and --max-backups must not be negative")
-				}
 				lj := &lumberjack.Logger{Filename: out, MaxSize: maxSizeMB, MaxBackups: maxBackups, Compress: compress}
 				w, closeFn = lj, lj.Close
 			}

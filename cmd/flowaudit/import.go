@@ -86,7 +86,7 @@ longer copy).`,
 	f.StringVar(&o.archive, "archive", "", "archive root directory (required; not inside another archive root)")
 	f.StringVar(&o.allowlist, "allowlist", "", "hubble-export-allowlist syntax: keep only matching flows")
 	f.StringVar(&o.denylist, "denylist", "", "hubble-export-denylist syntax: drop matching flows")
-	f.StringVar(&o.fieldmask, "fieldmask", "", "hubble-export-fieldmask paths: archive only these fields (time and node_name are always kept)")
+	f.StringVar(&o.fieldmask, "fieldmask", "", "hubble-export-fieldmask paths: archive only these fields (must keep time and node_name: the archive places every flow by them)")
 	f.StringVar(&o.progress, "progress", "auto", "progress on stderr: auto (when stderr is a terminal), always, never")
 	f.StringVar(&o.signingKey, "signing-key", "", "ed25519 private key file (PEM, or a raw/hex/base64 seed): sign the manifest entries, as the daemon's archive.signingKeyFile")
 	_ = cmd.MarkFlagRequired("archive")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -16,16 +15,6 @@ import (
 	"github.com/flowaudit/flowaudit/pkg/archive"
 	"github.com/flowaudit/flowaudit/pkg/flow"
 )
-
-func runCmd(args ...string) (string, error) {
-	var out bytes.Buffer
-	cmd := newRootCmd()
-	cmd.SetArgs(args)
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	err := cmd.Execute()
-	return out.String(), err
-}
 
 // writeArchive archives a few January flows of the given nodes into root.
 func writeArchive(t *testing.T, root string, nodes ...string) {
@@ -69,11 +58,11 @@ func TestReportAndVerifyRefuseMeaninglessFlags(t *testing.T) {
 		{"verify", "--archive", root, "--from", "2026-02-01", "--to", "2026-01-01"},
 		{"verify", "--archive", root, "--from", "2026-01-05", "--to", "2026-01-05"},
 	} {
-		if out, err := runCmd(args...); err == nil {
+		if out, err := runCmd(t, args...); err == nil {
 			t.Errorf("%s: accepted\n%s", strings.Join(args, " "), out)
 		}
 	}
-	if out, err := runCmd("report", "--month", "2026-01", "--archive", root, "--top", "1", "--parallel", "1", "--format", "json"); err != nil {
+	if out, err := runCmd(t, "report", "--month", "2026-01", "--archive", root, "--top", "1", "--parallel", "1", "--format", "json"); err != nil {
 		t.Errorf("--top 1 --parallel 1: %v\n%s", err, out)
 	}
 }
@@ -83,7 +72,7 @@ func TestReportAndVerifyRefuseMeaninglessFlags(t *testing.T) {
 func TestReportAndVerifyReadARootWithBrackets(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "node[1]")
 	writeArchive(t, root, "c/n1")
-	out, err := runCmd("report", "--month", "2026-01", "--archive", root, "--format", "json")
+	out, err := runCmd(t, "report", "--month", "2026-01", "--archive", root, "--format", "json")
 	if err != nil {
 		t.Fatalf("report: %v\n%s", err, out)
 	}
@@ -93,7 +82,7 @@ func TestReportAndVerifyReadARootWithBrackets(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Total != 60 {
 		t.Errorf("report: %d flows, %v", rep.Total, err)
 	}
-	if out, err := runCmd("verify", "--archive", root); err != nil || !strings.Contains(out, "findings 0") {
+	if out, err := runCmd(t, "verify", "--archive", root); err != nil || !strings.Contains(out, "findings 0") {
 		t.Errorf("verify: %v\n%s", err, out)
 	}
 }
@@ -105,7 +94,7 @@ func TestVerifyTextEscapesNames(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "archive")
 	evil := "c/n1\nchain head forged 0000\r\u202eevil"
 	writeArchive(t, root, evil, "c/n2")
-	out, err := runCmd("verify", "--archive", root)
+	out, err := runCmd(t, "verify", "--archive", root)
 	if err != nil {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
@@ -121,7 +110,7 @@ func TestVerifyTextEscapesNames(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "x\nEXTRA\tforged"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, _ = runCmd("verify", "--archive", root)
+	out, _ = runCmd(t, "verify", "--archive", root)
 	if strings.Contains(out, "\nEXTRA\tforged") || !strings.Contains(out, `x\nEXTRA\tforged`) {
 		t.Errorf("an extra file's name is not escaped:\n%s", out)
 	}

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -65,7 +66,9 @@ reported at once, before anything starts.
 Sources (--source, repeatable; they replace the config file's sources):
   file:PATH    Hubble's exporter file (static exporter or a flowLogs entry),
                followed through lumberjack's rotation, backups (.gz too)
-               caught up on start
+               caught up on start; waited for while it does not exist, and
+               while its directory does not either with a warning, not
+               ready and flowaudit_source_up 0 (a directory is refused)
   unix:///var/run/cilium/hubble.sock
                the node's agent over Hubble's gRPC API (GetFlows, follow):
                for nodes where the exporter is off
@@ -131,7 +134,7 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&o.relayNode, "relay-node", "", "with --source relay://: archive only this node's flows (cluster/node)")
 	f.StringVar(&o.allowlist, "allowlist", "", "hubble-export-allowlist for the --source sources: keep only matching flows")
 	f.StringVar(&o.denylist, "denylist", "", "hubble-export-denylist for the --source sources: drop matching flows")
-	f.StringVar(&o.mask, "fieldmask", "", "hubble-export-fieldmask for the --source sources (time and node_name are always kept)")
+	f.StringVar(&o.mask, "fieldmask", "", "hubble-export-fieldmask for the --source sources (must keep time and node_name: the archive places every flow by them)")
 	f.Float64Var(&o.syntheticRate, "synthetic-rate", 1000, "flows per second of a synthetic source")
 	f.StringVar(&o.archive, "archive", "", "archive root directory (archive.dir)")
 	f.StringVar(&o.listen, "listen", ":9967", "HTTP address of /metrics, /healthz and /readyz (empty: none; not 9965, which Hubble's metrics server uses on the host network)")
@@ -281,6 +284,9 @@ func loadRunConfig(cmd *cobra.Command, o *runFlags) (daemon.Config, map[string]d
 	} else if changed("allowlist") || changed("denylist") || changed("fieldmask") || changed("relay-node") || o.tls != (daemon.TLSConfig{}) {
 		errs = append(errs, errors.New("--allowlist, --denylist, --fieldmask, --tls-* and --relay-node apply to --source sources; set those of configured sources in the config file"))
 	}
+	if changed("synthetic-rate") && !slices.Contains(o.sources, "synthetic") {
+		errs = append(errs, errors.New("--synthetic-rate applies to --source synthetic; set the rate of a configured synthetic source in the config file"))
+	}
 	if cfg.Node == "" {
 		cfg.Node = os.Getenv("NODE_NAME")
 	}
@@ -332,6 +338,9 @@ func runDaemon(cmd *cobra.Command, o *runFlags) error {
 	if o.printConfig && !errors.As(err, new(noConfigError)) {
 		out, merr := cfg.Redacted()
 		if merr != nil {
+			if err != nil { // a value JSON cannot hold (NaN): the problems say which
+				return fmt.Errorf("the configuration is not valid:\n%w", err)
+			}
 			return merr
 		}
 		if _, werr := cmd.OutOrStdout().Write(out); werr != nil {

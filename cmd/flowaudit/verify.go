@@ -2,12 +2,10 @@ package main
 
 import (
 	"crypto/ed25519"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flowaudit/flowaudit/internal/daemon"
 	"github.com/flowaudit/flowaudit/pkg/archive"
 )
 
@@ -59,15 +58,9 @@ escaped.`,
 			}
 			var pub ed25519.PublicKey
 			if pubFile != "" {
-				b, err := os.ReadFile(pubFile)
-				if err != nil {
-					return err
+				if pub, err = daemon.LoadPublicKey(pubFile); err != nil {
+					return fmt.Errorf("--public-key: %w", err)
 				}
-				raw, err := hex.DecodeString(strings.TrimSpace(string(b)))
-				if err != nil || len(raw) != ed25519.PublicKeySize {
-					return fmt.Errorf("--public-key %s: want %d hex-encoded bytes", pubFile, ed25519.PublicKeySize)
-				}
-				pub = raw
 			}
 			roots, err := archive.ExpandRoots(archiveDirs)
 			if err != nil {
@@ -106,7 +99,7 @@ escaped.`,
 	f.StringArrayVar(&archiveDirs, "archive", nil, "archive root directory; repeatable, or a quoted glob such as '/archive/*' (required)")
 	f.StringVar(&from, "from", "", "first date to check (YYYY-MM-DD, UTC); default: all")
 	f.StringVar(&to, "to", "", "end date, exclusive (YYYY-MM-DD, UTC), after --from; default: all")
-	f.StringVar(&pubFile, "public-key", "", "hex ed25519 public key file: check every entry's signature")
+	f.StringVar(&pubFile, "public-key", "", "ed25519 public key file (PEM as openssl pkey -pubout or flowaudit keygen write it, or 32 bytes raw, hex or base64): check every entry's signature")
 	f.StringVar(&format, "format", "text", "text or json")
 	_ = cmd.MarkFlagRequired("archive")
 	return cmd

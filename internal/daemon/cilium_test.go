@@ -3,6 +3,7 @@ package daemon
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
@@ -73,4 +74,67 @@ func TestCiliumSourcesFlowLogs(t *testing.T) {
 			t.Errorf("%v: kept %v, want %v", tc.f, got, tc.keep)
 		}
 	}
+}
+
+// TestMaskWithoutTimeOrNodeNameIsRefused: a field mask without time or
+// node_name is refused at configuration whether it comes from the config
+// file, cilium-config's hubble-export-fieldmask (Cilium's exporter then
+// writes lines without them, which the archive could only place at 1970
+// with no node) or a flowlogs entry, naming where it came from and what
+// the archive needs; with both fields it is accepted.
+func TestMaskWithoutTimeOrNodeNameIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	write := func(path, body string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const need = "the archive places every flow by its time and node_name"
+	check := func(what string, srcs []SourceConfig, want ...string) {
+		t.Helper()
+		cfg := Default()
+		cfg.Node, cfg.Archive.Dir, cfg.Sources = "n", filepath.Join(dir, "archive"), srcs
+		err := cfg.Validate()
+		if len(want) == 0 {
+			if err != nil {
+				t.Errorf("%s: %v", what, err)
+			}
+			return
+		}
+		for _, w := range append(want, need) {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %v, want %q", what, err, w)
+			}
+		}
+	}
+
+	write(filepath.Join(dir, "config.yaml"), "sources:\n- file: /var/run/cilium/hubble/events.log\n  fieldmask: verdict,source\n")
+	cfg, err := Load(filepath.Join(dir, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("config file", cfg.Sources, "sources[0]: fieldmask", "keeps no time or node_name")
+
+	cilium := filepath.Join(dir, "cilium-config")
+	write(filepath.Join(cilium, "hubble-export-file-path"), "/var/run/cilium/hubble/events.log")
+	write(filepath.Join(cilium, "hubble-export-fieldmask"), "time source verdict")
+	write(filepath.Join(dir, "flowlogs.yaml"), "flowLogs:\n- name: audit\n  filePath: /var/run/cilium/hubble/audit.log\n  fieldMask: [node_name, verdict]\n")
+	write(filepath.Join(cilium, "hubble-flowlogs-config-path"), filepath.Join(dir, "flowlogs.yaml"))
+	srcs, _, err := CiliumSources(cilium)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("cilium-config", srcs,
+		"(cilium-config hubble-export-file-path): fieldmask", "keeps no node_name", `flowLogs "audit"): fieldmask`, "keeps no time:")
+
+	write(filepath.Join(cilium, "hubble-export-fieldmask"), "time source verdict node_name")
+	write(filepath.Join(dir, "flowlogs.yaml"), "flowLogs:\n- name: audit\n  filePath: /var/run/cilium/hubble/audit.log\n  fieldMask: [node_name, verdict, time]\n")
+	if srcs, _, err = CiliumSources(cilium); err != nil {
+		t.Fatal(err)
+	}
+	check("cilium-config with time and node_name", srcs)
 }

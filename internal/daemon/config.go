@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -318,6 +321,15 @@ func (c *Config) Validate() error {
 			if !strings.HasPrefix(s.File, "/") {
 				bad(key+".file", "%q: must be an absolute path", s.File)
 			}
+			// A path that does not exist yet is fine (the exporter creates
+			// it); one that can never be the exporter's file is not: the
+			// source would fail at every open, which looks like an archive
+			// failure.
+			if fi, err := os.Stat(s.File); err == nil && fi.IsDir() {
+				bad(key+".file", "%q is a directory: want the exporter's file in it (hubble-export-file-path, e.g. %s)", s.File, filepath.Join(s.File, "events.log"))
+			} else if errors.Is(err, syscall.ENOTDIR) {
+				bad(key+".file", "%q: a parent of it is a file, not a directory", s.File)
+			}
 		}
 		if s.Address != "" {
 			if err := ingest.CheckGRPCAddress(s.Address, s.TLS != nil && s.TLS.CA != "", s.RelayNode); err != nil {
@@ -329,8 +341,8 @@ func (c *Config) Validate() error {
 		if s.MaxBackups != nil && (*s.MaxBackups < 0 || s.File == "") {
 			bad(key+".maxBackups", "%d: must be >= 0, for a file source", *s.MaxBackups)
 		}
-		if s.Synthetic != nil && s.Synthetic.Rate <= 0 {
-			bad(key+".synthetic.rate", "%g: must be > 0", s.Synthetic.Rate)
+		if s.Synthetic != nil && (!(s.Synthetic.Rate > 0) || math.IsInf(s.Synthetic.Rate, 0)) { // NaN too
+			bad(key+".synthetic.rate", "%g: must be a finite number > 0", s.Synthetic.Rate)
 		}
 		if _, err := pipeline.Compile(s.Spec()); err != nil {
 			bad(key, "%v", err)

@@ -79,6 +79,11 @@ type source struct {
 	readB    atomic.Int64 // bytes handed to the pipeline
 	upGauge  prometheus.Gauge
 	rotation Rotation
+	// dirMissing: a file source's directory did not exist at the last
+	// look (filedir.go); dirGauge says so.
+	dirMissing atomic.Bool
+	dirGauge   prometheus.Gauge
+	upMu       sync.Mutex // publishUp
 }
 
 // key identifies a source across reloads.
@@ -144,6 +149,9 @@ func New(cfg Config, o Options) (*Daemon, error) {
 		s := &source{cfg: sc, in: in, rotation: o.Rotations[sc.File]}
 		s.compiled.Store(c)
 		s.upGauge = d.m.sourceUp.WithLabelValues(in.ID())
+		if sc.File != "" {
+			s.dirGauge = d.m.fileDirMissing.WithLabelValues(in.ID())
+		}
 		d.sources = append(d.sources, s)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -192,6 +200,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer bg.Wait()
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
+
+	d.checkFileDirs(true) // before /readyz answers
+	bg.Add(1)
+	go func() { defer bg.Done(); d.fileDirLoop(bgCtx) }()
 
 	if cfg.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.Listen)
@@ -550,8 +562,8 @@ func (c *countingInput) ID() string { return c.s.in.ID() }
 
 func (c *countingInput) Run(ctx context.Context, from flow.Checkpoint, emit func(*ingest.LineBatch) error) error {
 	c.s.up.Store(true)
-	c.s.upGauge.Set(1)
-	defer func() { c.s.up.Store(false); c.s.upGauge.Set(0) }()
+	c.s.publishUp()
+	defer func() { c.s.up.Store(false); c.s.publishUp() }()
 	return c.s.in.Run(ctx, from, func(lb *ingest.LineBatch) error {
 		var n int64
 		for _, l := range lb.Lines {

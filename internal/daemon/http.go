@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -29,8 +30,9 @@ func (d *Daemon) handler() http.Handler {
 }
 
 // notReady lists why the daemon is not ready: the archive is not open or is
-// failing or not writable, a source is not being read, or the flows being
-// archived lag behind the clock by more than readiness.maxLag.
+// failing or not writable, a source is not being read or its file's
+// directory does not exist, or the flows being archived lag behind the
+// clock by more than readiness.maxLag.
 func (d *Daemon) notReady() []string {
 	d.mu.Lock()
 	dir, maxLag := d.cfg.Archive.Dir, time.Duration(d.cfg.Readiness.MaxLag)
@@ -47,6 +49,10 @@ func (d *Daemon) notReady() []string {
 	}
 	for _, s := range d.sources {
 		id := s.in.ID()
+		if s.dirMissing.Load() {
+			out = append(out, fmt.Sprintf("source %s: directory %s does not exist: nothing to read (waiting for Cilium's exporter to create it)", id, filepath.Dir(s.cfg.File)))
+			continue
+		}
 		if !s.up.Load() {
 			out = append(out, fmt.Sprintf("source %s: not running", id))
 			continue

@@ -41,14 +41,18 @@ func LoadSigningKey(path string) (ed25519.PrivateKey, error) {
 	return nil, fmt.Errorf("%s: not an ed25519 private key (want PEM PKCS#8, or a 32-byte seed or 64-byte key, raw, hex or base64)", path)
 }
 
-// LoadPublicKey reads an ed25519 public key: PEM (PKIX), or 32 bytes raw,
-// hex or base64.
+// LoadPublicKey reads an ed25519 public key: PEM (PKIX, as `openssl pkey
+// -pubout` and `flowaudit keygen` write it), or 32 bytes raw, hex or
+// base64.
 func LoadPublicKey(path string) (ed25519.PublicKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	if block, _ := pem.Decode(data); block != nil {
+		if block.Type == "PRIVATE KEY" {
+			return nil, fmt.Errorf("%s: a private key, not a public one (`flowaudit pubkey --signing-key %s` prints its public key)", path, path)
+		}
 		k, err := x509.ParsePKIXPublicKey(block.Bytes)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
@@ -78,4 +82,24 @@ func decodings(data []byte) [][]byte {
 		out = append(out, b)
 	}
 	return append(out, data)
+}
+
+// MarshalPrivateKey is priv as PEM PKCS#8, the form `openssl genpkey
+// -algorithm ed25519` writes and LoadSigningKey reads.
+func MarshalPrivateKey(priv ed25519.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// MarshalPublicKey is pub as PEM PKIX, the form `openssl pkey -pubout`
+// writes and LoadPublicKey reads.
+func MarshalPublicKey(pub ed25519.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
 }

@@ -11,6 +11,7 @@ import (
 // packages register theirs in the same registry.
 type metrics struct {
 	sourceUp        *prometheus.GaugeVec
+	fileDirMissing  *prometheus.GaugeVec
 	reloads         *prometheus.CounterVec
 	lastReloadOK    prometheus.Gauge
 	restartRequired prometheus.Gauge
@@ -23,7 +24,9 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, d *Daemon) *metrics {
 	m := &metrics{
 		sourceUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "source", Name: "up",
-			Help: "1 while the source is being read, 0 while it is not (starting, failed, or the archive is being reopened)."}, []string{"source"}),
+			Help: "1 while the source is being read, 0 while it is not (starting, failed, the archive being reopened, or a file source's directory missing)."}, []string{"source"}),
+		fileDirMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "source", Name: "file_directory_missing",
+			Help: "1 while the directory of a file source's path does not exist (checked every 10s): nothing to read, a wrong hubble-export-file-path, an exporter that is off, or a volume not mounted; the source waits for it."}, []string{"source"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "config", Name: "reloads_total",
 			Help: "Configuration reloads (SIGHUP or file change), by result (success, failure)."}, []string{"result"}),
 		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "config", Name: "last_reload_successful",
@@ -66,7 +69,7 @@ func newMetrics(reg prometheus.Registerer, d *Daemon) *metrics {
 		}
 		return float64(size)
 	})
-	reg.MustRegister(m.sourceUp, m.reloads, m.lastReloadOK, m.restartRequired, m.restarts, m.lastCommit,
+	reg.MustRegister(m.sourceUp, m.fileDirMissing, m.reloads, m.lastReloadOK, m.restartRequired, m.restarts, m.lastCommit,
 		m.verifyFindings, m.verifyLastRun, buildInfo, degraded, diskFree, diskSize,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

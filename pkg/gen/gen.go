@@ -3,6 +3,7 @@ package gen
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -25,7 +26,7 @@ type Config struct {
 	// Rate is flows per second per node (simulated time); default 100.
 	Rate float64
 	// DropRatio and AuditRatio are the shares of DROPPED and AUDIT flows;
-	// defaults 0.03 and 0.01.
+	// 0 means the default (0.03, 0.01), < 0 none.
 	DropRatio, AuditRatio float64
 	// LostEventEvery and AgentEventEvery put one lost_events / agent_event line
 	// every N events on average; 0 means the default (5000, 2000), < 0 never.
@@ -45,11 +46,17 @@ func (c *Config) setDefaults() error {
 	if c.Rate == 0 {
 		c.Rate = 100
 	}
-	if c.DropRatio == 0 {
+	switch {
+	case c.DropRatio == 0:
 		c.DropRatio = 0.03
+	case c.DropRatio < 0:
+		c.DropRatio = 0
 	}
-	if c.AuditRatio == 0 {
+	switch {
+	case c.AuditRatio == 0:
 		c.AuditRatio = 0.01
+	case c.AuditRatio < 0:
+		c.AuditRatio = 0
 	}
 	if c.LostEventEvery == 0 {
 		c.LostEventEvery = 5000
@@ -60,9 +67,9 @@ func (c *Config) setDefaults() error {
 	switch {
 	case c.Nodes < 1 || c.Nodes > 10000:
 		return fmt.Errorf("gen: nodes %d out of range 1..10000", c.Nodes)
-	case c.Rate < 0:
-		return fmt.Errorf("gen: negative rate %v", c.Rate)
-	case c.DropRatio < 0 || c.AuditRatio < 0 || c.DropRatio+c.AuditRatio > 1:
+	case !(c.Rate > 0) || math.IsInf(c.Rate, 0): // NaN too
+		return fmt.Errorf("gen: rate %v: want a finite number > 0", c.Rate)
+	case !(c.DropRatio+c.AuditRatio <= 1): // NaN too
 		return errors.New("gen: drop and audit ratios must be in [0,1] and sum to at most 1")
 	}
 	return nil

@@ -181,6 +181,9 @@ type Plan struct {
 	// Decode stops reading a line once it has read them all. Zero: never
 	// (no filter, or one that reads every field).
 	stopAt uint64
+	// archive: the plan feeds the archive (NewArchivePlan), so a flow it
+	// cannot place, or a time it cannot store, is a decode error.
+	archive bool
 }
 
 // NewPlan returns the plan for a filter reading filterFields and a mask
@@ -204,6 +207,63 @@ func NewPlan(filterFields, keepFields flow.FieldSet) *Plan {
 		filterFast: compileFsel(filterFields, flowDesc),
 		finishFast: compileFsel(filterFields.Union(keepFields), flowDesc),
 	}
+}
+
+// placeFields are the fields the archive places every flow by: its
+// partition (date and node) and its time column.
+var placeFields = flow.Fields("time", "node_name")
+
+// NewArchivePlan is NewPlan for a decoder whose flows go to the archive,
+// which places every row by its time and node_name and stores time as int64
+// nanoseconds since the epoch. Decode then reads both fields of every flow
+// (they join the filter's fields, and the kept ones) and returns an error
+// for a flow without a time, or with a time outside StorableTimes, where
+// protojson accepts any time in years 0001 to 9999: such a flow can only be
+// counted as a decode error, not archived at 1970, with no node, or at a
+// time wrapped around int64. Non-flow events are refused for an envelope
+// time outside that range (it becomes the time of a loss record). This is
+// the one place where a decoder's verdict differs from protojson's on
+// purpose (NewPlan's decoders agree with it everywhere, for `flowaudit
+// filter`, which writes such lines as Cilium does).
+func NewArchivePlan(filterFields, keepFields flow.FieldSet) *Plan {
+	if !filterFields.IsEmpty() {
+		filterFields = filterFields.Union(placeFields)
+	}
+	p := NewPlan(filterFields, keepFields.Union(placeFields))
+	p.archive = true
+	return p
+}
+
+// The archive's time range: int64 nanoseconds since the epoch, as
+// seconds and nanoseconds (the seconds of the lowest are math.MinInt64
+// ns rounded down, its nanos the rest).
+const (
+	minStorableSeconds = -9223372037
+	minStorableNanos   = 145224192
+	maxStorableSeconds = 9223372036
+	maxStorableNanos   = 854775807
+)
+
+// StorableTimes are the first and last times the archive can store
+// (1677-09-21T00:12:43.145224192Z and 2262-04-11T23:47:16.854775807Z).
+func StorableTimes() (first, last time.Time) {
+	return time.Unix(minStorableSeconds, minStorableNanos).UTC(), time.Unix(maxStorableSeconds, maxStorableNanos).UTC()
+}
+
+// Storable reports whether the archive can store a time of seconds and
+// nanos (protojson's ranges: nanos in [0, 1e9)).
+func Storable(seconds int64, nanos int32) bool { return storable(seconds, nanos) }
+
+func storable(seconds int64, nanos int32) bool {
+	switch {
+	case seconds > minStorableSeconds && seconds < maxStorableSeconds:
+		return true
+	case seconds == minStorableSeconds:
+		return nanos >= minStorableNanos
+	case seconds == maxStorableSeconds:
+		return nanos <= maxStorableNanos
+	}
+	return false
 }
 
 // stopAt is the set of top-level Flow members fs reads, as descriptor index
@@ -304,6 +364,74 @@ func (d *Decoder) Decode(line []byte, f *flowpb.Flow) (flow.Kind, error) {
 // decode is Decode; first is false when Finish reads again a line Decode
 // stopped reading early (it is then read whole and not counted again).
 func (d *Decoder) decode(line []byte, f *flowpb.Flow, first bool) (flow.Kind, error) {
+	kind, err := d.decodeLine(line, f, first)
+	if err == nil && d.plan.archive {
+		err = d.placeable(line, kind, f)
+	}
+	return kind, err
+}
+
+// placeable is an archive plan's check of a decoded line (NewArchivePlan):
+// a flow has a time the archive stores and a node_name, a non-flow event no
+// envelope time outside the archive's range.
+func (d *Decoder) placeable(line []byte, kind flow.Kind, f *flowpb.Flow) error {
+	if kind != flow.KindFlow {
+		if t := d.ev.GetTime(); t != nil && !storable(t.GetSeconds(), t.GetNanos()) {
+			return unstorable(memberOffset(line, "time"), t.GetSeconds(), t.GetNanos(), "time")
+		}
+		return nil
+	}
+	t := f.GetTime()
+	switch {
+	case t == nil:
+		return errors.New("hubblejson: flow without time: the archive cannot place it (a field mask without time? Cilium's exporter writes only what hubble-export-fieldmask keeps)")
+	case !storable(t.GetSeconds(), t.GetNanos()):
+		return unstorable(flowTimeOffset(line), t.GetSeconds(), t.GetNanos(), "flow time")
+	}
+	// A flow without node_name is its source's node's, where the source
+	// has one: the pipeline decides.
+	return nil
+}
+
+func unstorable(off int, seconds int64, nanos int32, what string) error {
+	first, last := StorableTimes()
+	at := ""
+	if off >= 0 {
+		at = fmt.Sprintf("offset %d: ", off)
+	}
+	return fmt.Errorf("hubblejson: %s%s %s is outside the times the archive stores (%s to %s, int64 nanoseconds)",
+		at, what, time.Unix(seconds, int64(nanos)).UTC().Format(time.RFC3339Nano),
+		first.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano))
+}
+
+// flowTimeOffset is the offset in line of the flow's time value (an
+// events.log line's flow.time, or a bare flow's time), or -1.
+func flowTimeOffset(line []byte) int {
+	if start, end, err := flowMember(line); err == nil {
+		if off := memberOffset(line[start:end], "time"); off >= 0 {
+			return start + off
+		}
+		return -1
+	}
+	return memberOffset(line, "time")
+}
+
+// memberOffset is the offset of the value of obj's top-level member name,
+// or -1.
+func memberOffset(obj []byte, name string) int {
+	off := -1
+	_ = members(obj, func(key []byte, vStart, _ int) bool {
+		if string(key) == name {
+			off = vStart
+			return false
+		}
+		return true
+	})
+	return off
+}
+
+// decodeLine is decode without the archive plan's check.
+func (d *Decoder) decodeLine(line []byte, f *flowpb.Flow, first bool) (flow.Kind, error) {
 	d.nonFlow = nil
 	if len(line) > MaxLineBytes {
 		return flow.KindUnknown, ErrLineTooLong

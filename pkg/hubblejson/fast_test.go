@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	observerpb "github.com/cilium/cilium/api/v1/observer"
@@ -186,13 +188,32 @@ func reverseValue(d *json.Decoder, out *bytes.Buffer) error {
 type plan struct {
 	name         string
 	filter, keep flow.FieldSet
+	archive      bool // NewArchivePlan, not NewPlan
 }
 
+func (p plan) compile() *hubblejson.Plan {
+	if p.archive {
+		return hubblejson.NewArchivePlan(p.filter, p.keep)
+	}
+	return hubblejson.NewPlan(p.filter, p.keep)
+}
+
+// archivePlans are the plans the pipeline uses: plans as NewArchivePlan
+// makes them.
+var archivePlans = func() []plan {
+	var out []plan
+	for _, p := range plans {
+		p.name, p.archive = p.name+"/archive", true
+		out = append(out, p)
+	}
+	return out
+}()
+
 var plans = []plan{
-	{"full", flow.AllFields(), flow.AllFields()},
-	{"verdict/docs-mask", flow.Fields("verdict"), flow.Fields("time", "source.namespace", "source.pod_name", "destination.namespace", "destination.pod_name", "l4", "IP", "node_name", "is_reply", "verdict", "drop_reason_desc")},
-	{"labels+ports/l7", flow.Fields("source.labels", "destination.labels", "l4.TCP.destination_port", "l4.UDP.destination_port", "event_type"), flow.Fields("l7", "time")},
-	{"none/all", flow.Fields(), flow.AllFields()},
+	{"full", flow.AllFields(), flow.AllFields(), false},
+	{"verdict/docs-mask", flow.Fields("verdict"), flow.Fields("time", "source.namespace", "source.pod_name", "destination.namespace", "destination.pod_name", "l4", "IP", "node_name", "is_reply", "verdict", "drop_reason_desc"), false},
+	{"labels+ports/l7", flow.Fields("source.labels", "destination.labels", "l4.TCP.destination_port", "l4.UDP.destination_port", "event_type"), flow.Fields("l7", "time"), false},
+	{"none/all", flow.Fields(), flow.AllFields(), false},
 }
 
 // compare decodes every line with the fast decoder (into rotating reused
@@ -212,7 +233,7 @@ type compareStat struct {
 }
 
 func compareStats(t testing.TB, lines [][]byte, p plan) (st compareStat) {
-	pl := hubblejson.NewPlan(p.filter, p.keep)
+	pl := p.compile()
 	fast, slow := hubblejson.NewDecoder(pl), hubblejson.NewProtojsonDecoder(pl)
 	var arena flow.Arena
 	fast.SetArena(&arena)
@@ -352,6 +373,20 @@ func TestFastDecoderMatchesProtojson(t *testing.T) {
 			}
 		})
 	}
+	// The archive's plans: fast and protojson agree (both refuse what
+	// the archive cannot place). Under the race detector, the fixtures
+	// alone in the two plans most like the daemon's (the package's
+	// tests must end within go test's 10 minutes).
+	aps, avaried := archivePlans, varied
+	if raceEnabled || testing.Short() {
+		aps, avaried = archivePlans[:2], nil
+	}
+	for _, p := range aps {
+		t.Run(strings.ReplaceAll(p.name, "/", "-"), func(t *testing.T) {
+			compare(t, fixtures, p)
+			compare(t, avaried, p)
+		})
+	}
 }
 
 // TestFastDecoderNoAllocs: steady-state decoding into reused slots with an
@@ -361,9 +396,8 @@ func TestFastDecoderNoAllocs(t *testing.T) {
 		t.Skip("the race detector allocates")
 	}
 	lines := genLines(t, 2000, 3)
-	for _, p := range plans {
-		pl := hubblejson.NewPlan(p.filter, p.keep)
-		d := hubblejson.NewDecoder(pl)
+	for _, p := range append(plans, archivePlans...) {
+		d := hubblejson.NewDecoder(p.compile())
 		var arena flow.Arena
 		d.SetArena(&arena)
 		slots := make([]*flowpb.Flow, 16)
@@ -436,16 +470,51 @@ func FuzzFastDecoder(f *testing.F) {
 	})
 }
 
+// FuzzArchiveTime: whatever the flow's time, the archive plan's fast and
+// protojson decoders agree; a time they accept is one the archive stores
+// exactly (int64 nanoseconds, no wrap-around); a line NewPlan decodes and
+// the archive plan refuses is refused for its time.
+func FuzzArchiveTime(f *testing.F) {
+	for _, ts := range []string{
+		"2026-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z",
+		"1677-09-21T00:12:43.145224192Z", "1677-09-21T00:12:43.145224191Z", "1677-09-21T00:12:44Z", "1677-09-21T00:12:43Z",
+		"2262-04-11T23:47:16.854775807Z", "2262-04-11T23:47:16.854775808Z", "2262-04-11T23:47:16Z", "2262-04-11T23:47:17Z",
+		"2262-04-12T00:47:16.854775807+01:00", "1677-09-20T23:12:43.145224192-01:00", "2262-04-11T23:47:16.9Z", "1600-02-29T00:00:00Z",
+	} {
+		f.Add(ts)
+	}
+	const line = `{"flow":{"time":%q,"verdict":"FORWARDED","node_name":"c/n"},"node_name":"c/n","time":%[1]q}`
+	f.Fuzz(func(t *testing.T, ts string) {
+		l := []byte(fmt.Sprintf(line, ts))
+		for _, p := range archivePlans[:2] {
+			compare(t, [][]byte{l}, p)
+		}
+		p := archivePlans[0]
+		fl := &flowpb.Flow{}
+		_, err := hubblejson.NewDecoder(p.compile()).Decode(l, fl)
+		if err == nil {
+			at := fl.GetTime().AsTime()
+			if back := time.Unix(0, at.UnixNano()).UTC(); !back.Equal(at) {
+				t.Fatalf("accepted %s, stored as %s", at.Format(time.RFC3339Nano), back.Format(time.RFC3339Nano))
+			}
+			return
+		}
+		if _, perr := hubblejson.NewDecoder(hubblejson.NewPlan(p.filter, p.keep)).Decode(l, &flowpb.Flow{}); perr == nil && !strings.Contains(err.Error(), "is outside the times the archive stores") {
+			t.Fatalf("NewPlan accepts %q, the archive plan refuses it for another reason: %v", ts, err)
+		}
+	})
+}
+
 func BenchmarkDecode(b *testing.B) {
 	lines := genLines(b, 5000, 11)
 	var size int64
 	for _, l := range lines {
 		size += int64(len(l))
 	}
-	for _, p := range plans[:2] {
+	for _, p := range []plan{plans[0], plans[1], archivePlans[0], archivePlans[1]} {
 		for _, impl := range []string{"protojson", "fast"} {
 			b.Run(fmt.Sprintf("%s/%s", strings.ReplaceAll(p.name, "/", "-"), impl), func(b *testing.B) {
-				pl := hubblejson.NewPlan(p.filter, p.keep)
+				pl := p.compile()
 				d := hubblejson.NewDecoder(pl)
 				if impl == "protojson" {
 					d = hubblejson.NewProtojsonDecoder(pl)
@@ -484,13 +553,88 @@ func TestTimestampsAsProtojson(t *testing.T) {
 		"2023-02-29T12:00:00Z", "2024-02-29T12:00:30Z", "2024-02-29T12:00:30+09:00",
 		"2024-13-01T00:00:00Z", "2024-12-01T24:00:00Z", "2024-12-01T23:60:00Z", "2024-12-01T23:59:00Z",
 		"2024-12-01T23:59:01Z", "1970-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z",
+		// The archive's limits (int64 nanoseconds) and one nanosecond past them.
+		"1677-09-21T00:12:43.145224192Z", "1677-09-21T00:12:43.145224191Z",
+		"2262-04-11T23:47:16.854775807Z", "2262-04-11T23:47:16.854775808Z",
 	}
 	var lines [][]byte
 	timeRE := regexp.MustCompile(`"time":"[^"]*"`)
 	for _, ts := range times {
 		lines = append(lines, timeRE.ReplaceAll(bytes.Clone(base), []byte(`"time":"`+ts+`"`)))
 	}
-	for _, p := range plans {
+	// The archive plans' decoders, fast and protojson, agree with each
+	// other: protojson's verdict, except for times the archive cannot
+	// store (TestArchivePlanRefusesWhatTheArchiveCannotPlace).
+	for _, p := range append(plans, archivePlans...) {
 		compare(t, lines, p)
+	}
+}
+
+// TestArchivePlanRefusesWhatTheArchiveCannotPlace: under NewArchivePlan, a
+// flow whose time is outside the archive's int64 nanoseconds, or that has
+// no time, is a decode error naming the reason (and the
+// time's offset), on the fast path and on protojson's, in Decode, whatever
+// the filter; NewPlan's decoders accept the same lines, as protojson does.
+// A lost_events line's envelope time is checked the same way.
+func TestArchivePlanRefusesWhatTheArchiveCannotPlace(t *testing.T) {
+	const (
+		ok       = `{"flow":{"time":"%s","verdict":"FORWARDED","node_name":"c/n"},"node_name":"c/n","time":"2026-01-01T00:00:00Z"}`
+		noTime   = `{"flow":{"verdict":"FORWARDED","node_name":"c/n"},"node_name":"c/n"}`
+		noNode   = `{"flow":{"time":"2026-01-01T00:00:00Z","verdict":"FORWARDED"},"time":"2026-01-01T00:00:00Z"}`
+		lost     = `{"lost_events":{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":3},"node_name":"n","time":"%s"}`
+		timeAt   = 16 // the offset of the flow's time value in ok
+		lostAt   = 94 // of the envelope's in lost
+		tooEarly = "1677-09-21T00:12:43.145224191Z"
+		tooLate  = "2262-04-11T23:47:16.854775808Z"
+	)
+	first, last := hubblejson.StorableTimes()
+	if got := first.Format(time.RFC3339Nano); got != "1677-09-21T00:12:43.145224192Z" {
+		t.Fatalf("first storable time %s", got)
+	}
+	if got := last.Format(time.RFC3339Nano); got != "2262-04-11T23:47:16.854775807Z" {
+		t.Fatalf("last storable time %s", got)
+	}
+	if first.UnixNano() != math.MinInt64 || last.UnixNano() != math.MaxInt64 {
+		t.Fatalf("storable times %d..%d, want the int64 range", first.UnixNano(), last.UnixNano())
+	}
+	for _, tc := range []struct {
+		line string
+		want string // the error's text; "" accepted
+	}{
+		{fmt.Sprintf(ok, first.Format(time.RFC3339Nano)), ""},
+		{fmt.Sprintf(ok, last.Format(time.RFC3339Nano)), ""},
+		{fmt.Sprintf(ok, "1970-01-01T00:00:00Z"), ""},
+		{fmt.Sprintf(ok, tooEarly), fmt.Sprintf("offset %d: flow time %s is outside the times the archive stores", timeAt, tooEarly)},
+		{fmt.Sprintf(ok, tooLate), fmt.Sprintf("offset %d: flow time %s is outside", timeAt, tooLate)},
+		{fmt.Sprintf(ok, "0001-01-01T00:00:00Z"), fmt.Sprintf("offset %d: flow time 0001-01-01T00:00:00Z is outside", timeAt)},
+		{fmt.Sprintf(ok, "9999-12-31T23:59:59.999999999Z"), fmt.Sprintf("offset %d: flow time 9999-12-31T23:59:59.999999999Z is outside", timeAt)},
+		// An offset protojson alone reads: the same verdict.
+		{fmt.Sprintf(ok, "0001-01-01T09:00:00+09:00"), fmt.Sprintf("offset %d: flow time 0001-01-01T00:00:00Z is outside", timeAt)},
+		{noTime, "flow without time: the archive cannot place it"},
+		// A flow without node_name is the pipeline's to place (its source's node).
+		{noNode, ""},
+		{fmt.Sprintf(lost, "2026-01-01T00:00:00Z"), ""},
+		{fmt.Sprintf(lost, "9999-01-01T00:00:00Z"), fmt.Sprintf("offset %d: time 9999-01-01T00:00:00Z is outside", lostAt)},
+	} {
+		for _, p := range plans {
+			for _, slow := range []bool{false, true} {
+				newDec := hubblejson.NewDecoder
+				if slow {
+					newDec = hubblejson.NewProtojsonDecoder
+				}
+				name := fmt.Sprintf("%s slow=%v %.90s", p.name, slow, tc.line)
+				_, err := newDec(hubblejson.NewArchivePlan(p.filter, p.keep)).Decode([]byte(tc.line), &flowpb.Flow{})
+				switch {
+				case tc.want == "" && err != nil:
+					t.Errorf("%s: %v", name, err)
+				case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+					t.Errorf("%s: error %v, want %q", name, err, tc.want)
+				}
+				// NewPlan (flowaudit filter) decodes as protojson does.
+				if _, err := newDec(hubblejson.NewPlan(p.filter, p.keep)).Decode([]byte(tc.line), &flowpb.Flow{}); err != nil {
+					t.Errorf("%s: NewPlan: %v", name, err)
+				}
+			}
+		}
 	}
 }

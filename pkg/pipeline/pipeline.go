@@ -36,8 +36,8 @@ type Spec struct {
 type Compiled struct {
 	Spec    Spec
 	Program *filter.Program
-	// Mask is the user's mask; ArchiveMask is what the archive keeps: the user's
-	// paths plus time and node_name, without which a row cannot be placed.
+	// Mask is the user's mask; ArchiveMask is what the archive keeps: the
+	// same mask, which Compile requires to keep time and node_name.
 	Mask        *fieldmask.Mask
 	ArchiveMask *fieldmask.Mask
 	Plan        *hubblejson.Plan
@@ -51,10 +51,17 @@ type Compiled struct {
 	Hash string
 }
 
-// alwaysKept are the fields the archive needs for every row, whatever the mask.
+// alwaysKept are the fields the archive needs for every row: a mask must keep them.
 var alwaysKept = []string{"time", "node_name"}
 
 // Compile parses and compiles a Spec. Errors name the setting and the value.
+//
+// A field mask must keep time and node_name: the archive places every row
+// by them, and a mask cannot be widened after the fact, since Cilium's
+// exporter applies the same hubble-export-fieldmask to the lines it writes
+// (a mask without time gives lines without it, which the archive's plan
+// then counts as decode errors). `flowaudit filter`, which reproduces the
+// exporter, takes any mask Cilium takes: it does not compile through here.
 func Compile(s Spec) (*Compiled, error) {
 	allow, err := filter.ParseFilters(s.Allowlist)
 	if err != nil {
@@ -72,32 +79,39 @@ func Compile(s Spec) (*Compiled, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fieldmask: %w", err)
 	}
-	archiveMask := mask
 	if mask.Active() {
-		archiveMask, err = fieldmask.Compile(append(append([]string(nil), s.FieldMask...), alwaysKept...))
-		if err != nil {
-			return nil, fmt.Errorf("fieldmask: %w", err)
+		var missing []string
+		for _, f := range alwaysKept {
+			if !mask.Fields().Covers(flow.Fields(f)) {
+				missing = append(missing, f)
+			}
+		}
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("fieldmask %q: keeps no %s: the archive places every flow by its time and node_name, and Cilium's exporter writes only the fields its mask keeps; add %s to the mask",
+				strings.Join(s.FieldMask, ","), strings.Join(missing, " or "), strings.Join(missing, ","))
 		}
 	}
 	// The pipeline reads time and node_name of every flow, also of those the
-	// filter drops (stats). Without a filter every flow is kept: the plan
-	// then decodes the kept fields in one pass (with the two fields among
-	// them), instead of a pass for these two and another for the rest.
+	// filter drops (stats): the archive plan adds them to the filter's
+	// fields. Without a filter every flow is kept: the plan then decodes the
+	// kept fields in one pass (with the two fields among them), instead of a
+	// pass for these two and another for the rest.
 	filterFields := prog.Fields()
+	plan := hubblejson.NewArchivePlan(filterFields, mask.Fields())
 	if !filterFields.IsEmpty() {
 		filterFields = filterFields.Union(flow.Fields(alwaysKept...))
 	}
-	keep := archiveMask.Fields()
+	keep := mask.Fields()
 	h := sha256.New()
 	fmt.Fprintf(h, "allow=%s\x00deny=%s\x00mask=%s", s.Allowlist, s.Denylist, strings.Join(s.FieldMask, ","))
 	return &Compiled{
 		Spec:        s,
 		Program:     prog,
 		Mask:        mask,
-		ArchiveMask: archiveMask,
-		Plan:        hubblejson.NewPlan(filterFields, keep),
+		ArchiveMask: mask,
+		Plan:        plan,
 		PBPlan:      hubblepb.NewPlan(filterFields, keep),
-		prune:       archiveMask.Active() && !keep.Covers(filterFields),
+		prune:       mask.Active() && !keep.Covers(filterFields),
 		Hash:        hex.EncodeToString(h.Sum(nil))[:16],
 	}, nil
 }
@@ -479,6 +493,9 @@ func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
 		slot := b.Next()
 		kind, err := dec.Decode(line, slot)
 		if err == nil && kind == flow.KindFlow {
+			err = p.place(slot)
+		}
+		if err == nil && kind == flow.KindFlow {
 			ts := slot.GetTime()
 			if t := ts.GetSeconds()*1e9 + int64(ts.GetNanos()); t >= p.latest {
 				p.latest = t
@@ -489,11 +506,8 @@ func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
 				p.closeLosses(b, ts.GetSeconds()*1e9+int64(ts.GetNanos()))
 			}
 			node, min := slot.GetNodeName(), minuteOf(ts.GetSeconds())
-			if node == "" && p.cfg.Node != "" {
-				// A flow without its node is the source's node's: the
-				// archive places and counts rows by node.
-				node = p.cfg.Node
-				slot.NodeName = node
+			if node == "" {
+				node = p.cfg.Node // place: the source's node
 			}
 			if node != p.lastNode {
 				node = p.switchNode(node)
@@ -502,6 +516,10 @@ func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
 			seen++
 			if prog.MatchFlow(slot) {
 				if err = dec.Finish(slot); err == nil {
+					if slot.NodeName == "" {
+						// A flow without its node is the source's node's.
+						slot.NodeName = p.cfg.Node
+					}
 					mask.Prune(slot)
 					kept++
 					b.AddStat(node, min, flow.Counts{Seen: 1, Kept: 1})
@@ -562,6 +580,29 @@ func (p *Pipeline) process(lb *ingest.LineBatch, b *flow.Batch) {
 		p.m.lost.WithLabelValues(flow.LossDecodeError).Add(float64(decodeErrs))
 	}
 }
+
+// place checks that the archive can place the flow just decoded: a time
+// it stores (the JSON archive plan checks it too, naming the offset), and
+// a node: a flow without node_name is the source's node's, where the
+// source has one.
+func (p *Pipeline) place(f *flowpb.Flow) error {
+	t := f.GetTime()
+	if t == nil {
+		return errNoTime
+	}
+	if !hubblejson.Storable(t.GetSeconds(), t.GetNanos()) {
+		return fmt.Errorf("flow time %s is outside the times the archive stores (int64 nanoseconds)", t.AsTime().Format(time.RFC3339Nano))
+	}
+	if f.GetNodeName() == "" && p.cfg.Node == "" {
+		return errNoNode
+	}
+	return nil
+}
+
+var (
+	errNoTime = errors.New("flow without time: the archive cannot place it")
+	errNoNode = errors.New("flow without node_name, from a source with no node of its own: the archive cannot place it")
+)
 
 // addLoss adds a gap the source found before the next line to b: it
 // starts at the latest flow read and ends at the next one (closeLosses),

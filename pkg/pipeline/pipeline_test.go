@@ -136,7 +136,7 @@ func TestPipelineAccountsForEveryLine(t *testing.T) {
 				t.Errorf("counts %+v: want some kept and some denied", total)
 			}
 		}},
-		{"mask without time keeps time", Spec{FieldMask: []string{"verdict"}}, func(t *testing.T, sink *recordSink, total flow.Counts) {
+		{"mask of verdict", Spec{FieldMask: []string{"verdict", "time", "node_name"}}, func(t *testing.T, sink *recordSink, total flow.Counts) {
 			for _, u := range sink.uuids {
 				if u != "" {
 					t.Errorf("uuid %q survived a mask without uuid", u)
@@ -318,7 +318,7 @@ func TestInlineAndQueueArchiveTheSameFlows(t *testing.T) {
 	for i := 0; i < len(lines); i += 97 {
 		batches = append(batches, lines[i:min(i+97, len(lines))])
 	}
-	for _, spec := range []Spec{{}, {FieldMask: []string{"source", "destination", "verdict", "l4"}}, {Allowlist: `{"verdict":["DROPPED"]}`}} {
+	for _, spec := range []Spec{{}, {FieldMask: []string{"source", "destination", "verdict", "l4", "time", "node_name"}}, {Allowlist: `{"verdict":["DROPPED"]}`}} {
 		c, err := Compile(spec)
 		if err != nil {
 			t.Fatal(err)
@@ -472,9 +472,9 @@ func TestCompileOnePassWithoutFilter(t *testing.T) {
 		one  bool
 	}{
 		{Spec{}, true},
-		{Spec{FieldMask: []string{"source.namespace", "verdict"}}, true},
+		{Spec{FieldMask: []string{"source.namespace", "verdict", "time", "node_name"}}, true},
 		{Spec{Allowlist: `{"verdict":["DROPPED"]}`}, false},
-		{Spec{Denylist: `{"source_pod":["kube-system/"]}`, FieldMask: []string{"verdict"}}, false},
+		{Spec{Denylist: `{"source_pod":["kube-system/"]}`, FieldMask: []string{"verdict", "time", "node_name"}}, false},
 	} {
 		c, err := Compile(tc.spec)
 		if err != nil {
@@ -502,12 +502,12 @@ func TestPruneOnlyWhenTheFilterReadsMore(t *testing.T) {
 		prune bool
 	}{
 		{Spec{FieldMask: fieldmask.ParsePaths(fieldmask.DocsExample)}, false},
-		{Spec{FieldMask: []string{"source"}}, false},
-		{Spec{FieldMask: []string{"l4.TCP", "source.labels"}}, false},
-		{Spec{Allowlist: `{"verdict":["DROPPED"]}`, FieldMask: []string{"verdict", "source.namespace"}}, false},
-		{Spec{Denylist: `{"source_pod":["kube-system/"]}`, FieldMask: []string{"source", "destination"}}, false},
-		{Spec{Allowlist: `{"verdict":["DROPPED","FORWARDED"]}`, FieldMask: []string{"source.namespace"}}, true},
-		{Spec{Denylist: `{"source_label":["k8s:app=none"]}`, FieldMask: []string{"destination", "l4"}}, true},
+		{Spec{FieldMask: []string{"source", "time", "node_name"}}, false},
+		{Spec{FieldMask: []string{"l4.TCP", "source.labels", "time", "node_name"}}, false},
+		{Spec{Allowlist: `{"verdict":["DROPPED"]}`, FieldMask: []string{"verdict", "source.namespace", "time", "node_name"}}, false},
+		{Spec{Denylist: `{"source_pod":["kube-system/"]}`, FieldMask: []string{"source", "destination", "time", "node_name"}}, false},
+		{Spec{Allowlist: `{"verdict":["DROPPED","FORWARDED"]}`, FieldMask: []string{"source.namespace", "time", "node_name"}}, true},
+		{Spec{Denylist: `{"source_label":["k8s:app=none"]}`, FieldMask: []string{"destination", "l4", "time", "node_name"}}, true},
 		{Spec{Allowlist: `{"verdict":["DROPPED"]}`}, false},
 	} {
 		c, err := Compile(tc.spec)
@@ -556,7 +556,7 @@ func TestPruneOnlyWhenTheFilterReadsMore(t *testing.T) {
 // the batch arena: 2,183 allocations per 4,096 lines of 3 nodes).
 func TestProcessAllocatesNothingPerFlow(t *testing.T) {
 	lines, _ := genLines(t, gen.Config{Seed: 4, Nodes: 5, Rate: 1000}, 2048)
-	for _, spec := range []Spec{{}, {FieldMask: []string{"source", "verdict"}}, {Allowlist: `{"verdict":["FORWARDED"]}`}} {
+	for _, spec := range []Spec{{}, {FieldMask: []string{"source", "verdict", "time", "node_name"}}, {Allowlist: `{"verdict":["FORWARDED"]}`}} {
 		c, err := Compile(spec)
 		if err != nil {
 			t.Fatal(err)

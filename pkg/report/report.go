@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strconv"
@@ -142,8 +143,18 @@ func ParseMonth(s string, loc *time.Location, now time.Time) (time.Time, error) 
 	if err != nil {
 		return time.Time{}, fmt.Errorf("report: month %q: want YYYY-MM or previous", s)
 	}
+	// The archive stores time as int64 nanoseconds: a month reaching out of
+	// that range can hold no flow, and its bounds cannot be compared with
+	// the archive's times (nor written as JSON past year 9999).
+	if from, to := Bounds(t, loc); from.Before(firstStorable) || to.Add(-1).After(lastStorable) {
+		return time.Time{}, fmt.Errorf("report: month %s: outside the times the archive stores (int64 nanoseconds, %s to %s); want a month between 1677-10 and 2262-03",
+			s, firstStorable.Format(time.RFC3339Nano), lastStorable.Format(time.RFC3339Nano))
+	}
 	return t, nil
 }
+
+// firstStorable and lastStorable bound the archive's times.
+var firstStorable, lastStorable = time.Unix(0, math.MinInt64).UTC(), time.Unix(0, math.MaxInt64).UTC()
 
 // Build scans the archive and computes the report. Memory is bounded by the
 // number of distinct keys (nodes, days, workload pairs), not by the number of

@@ -274,6 +274,33 @@ func TestParseMonthAndBounds(t *testing.T) {
 	}
 }
 
+// TestParseMonthRefusesMonthsTheArchiveCannotHold: the archive's times are
+// int64 nanoseconds (1677-09-21 to 2262-04-11): a month reaching out of
+// them is refused with a clear error (9999-12 failed in JSON encoding,
+// 0001-01 wrapped around), in any time zone; the first and last whole
+// months are accepted.
+func TestParseMonthRefusesMonthsTheArchiveCannotHold(t *testing.T) {
+	east := time.FixedZone("UTC+14", 14*3600)
+	west := time.FixedZone("UTC-12", -12*3600)
+	for _, tc := range []struct {
+		month string
+		loc   *time.Location
+		ok    bool
+	}{
+		{"9999-12", time.UTC, false}, {"0001-01", time.UTC, false}, {"1677-09", time.UTC, false}, {"2262-04", time.UTC, false},
+		{"1677-10", time.UTC, true}, {"2262-03", time.UTC, true}, {"1677-10", east, true}, {"2262-03", west, true},
+		{"1677-10", west, true}, {"2262-03", east, true},
+	} {
+		_, err := ParseMonth(tc.month, tc.loc, time.Time{})
+		if tc.ok && err != nil {
+			t.Errorf("%s in %s: %v", tc.month, tc.loc, err)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), "outside the times the archive stores")) {
+			t.Errorf("%s in %s: error %v, want one saying the archive cannot hold it", tc.month, tc.loc, err)
+		}
+	}
+}
+
 func TestParseZones(t *testing.T) {
 	z, err := ParseZones([]byte("zones:\n- name: db\n  namespaces: [db]\n  labels: [\"k8s:tier=db\"]\n  internal_only: true\n  allowed_sources:\n    namespaces: [api]\n"))
 	if err != nil || len(z) != 1 || !z[0].InternalOnly || z[0].AllowedSources.Namespaces[0] != "api" {
