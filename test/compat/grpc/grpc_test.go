@@ -84,6 +84,18 @@ func moduleRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
+// buildFlowaudit builds the binary into dir.
+func buildFlowaudit(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "flowaudit")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/flowaudit")
+	build.Dir, build.Env = moduleRoot(), append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
 func TestRunAgainstCiliumObserver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the daemon against Cilium's observer for ~30s")
@@ -91,12 +103,7 @@ func TestRunAgainstCiliumObserver(t *testing.T) {
 	option.Config.ClusterName = "prod-kr1"
 	nodeTypes.SetName("node-01")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "flowaudit")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/flowaudit")
-	build.Dir, build.Env = moduleRoot(), append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildFlowaudit(t, dir)
 	sock := filepath.Join(dir, "hubble.sock")
 	arch := filepath.Join(dir, "archive")
 
