@@ -7,6 +7,11 @@
 // alert and dashboard query parses as PromQL and reads only metrics that
 // docs/metrics.md (generated from the daemon's registry) lists.
 //
+// The test of package apply (build tag apiserver: `make test-deploy-apply`)
+// applies the same kustomizations to a real kube-apiserver and requires a
+// second apply to change nothing.
+//
 // It is a separate module so that kustomize, the Kubernetes API types and
-// the Prometheus parser stay out of the main module's dependencies.
+// server, and the Prometheus parser stay out of the main module's
+// dependencies.
 package deploy
