@@ -40,7 +40,9 @@ func (r Rotation) SlackBytes() int64 {
 // rotation settings keyed by file path: the static exporter
 // (hubble-export-file-path with hubble-export-allowlist, -denylist and
 // -fieldmask) and every entry of the dynamic exporter's flowlogs file
-// (hubble-flowlogs-config-path). Problems are reported together.
+// (hubble-flowlogs-config-path); with neither, the agent's Hubble socket
+// (hubble-socket-path) when enable-hubble is true. Problems are reported
+// together.
 func CiliumSources(dir string) ([]SourceConfig, map[string]Rotation, error) {
 	get := func(key string) (string, error) {
 		b, err := os.ReadFile(filepath.Join(dir, key))
@@ -136,10 +138,34 @@ func CiliumSources(dir string) ([]SourceConfig, map[string]Rotation, error) {
 		}
 	}
 	if len(out) == 0 && len(errs) == 0 {
-		errs = append(errs, fmt.Errorf("ciliumConfigDir %s: neither hubble-export-file-path nor hubble-flowlogs-config-path is set: Hubble's exporter is disabled", dir))
+		// No exporter: the agent's own gRPC socket, which the DaemonSet
+		// mounts at the agent's path, when Hubble is on.
+		enabled, err := get("enable-hubble")
+		if err != nil {
+			errs = append(errs, err)
+		}
+		sock, err := get("hubble-socket-path")
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if sock == "" {
+			sock = ciliumDefaultHubbleSocket
+		}
+		switch {
+		case enabled == "true" && strings.HasPrefix(sock, "/"):
+			out = append(out, SourceConfig{Name: "hubble-socket", Address: "unix://" + sock,
+				origin: "cilium-config: no hubble-export-file-path, so the agent's hubble-socket-path"})
+		case enabled == "true":
+			errs = append(errs, fmt.Errorf("ciliumConfigDir %s: hubble-socket-path=%q: not an absolute path", dir, sock))
+		default:
+			errs = append(errs, fmt.Errorf("ciliumConfigDir %s: Hubble is off (enable-hubble is not true) and its exporter too (neither hubble-export-file-path nor hubble-flowlogs-config-path is set): there are no flows to read", dir))
+		}
 	}
 	return out, rot, errors.Join(errs...)
 }
+
+// ciliumDefaultHubbleSocket is hubble-socket-path's default.
+const ciliumDefaultHubbleSocket = "/var/run/cilium/hubble.sock"
 
 // filtersString writes FlowFilters in the allowlist syntax (concatenated
 // JSON objects), which pipeline.Compile parses back to the same filters:

@@ -138,3 +138,31 @@ func TestMaskWithoutTimeOrNodeNameIsRefused(t *testing.T) {
 	}
 	check("cilium-config with time and node_name", srcs)
 }
+
+// TestCiliumSourcesFallBackToTheSocket: with Hubble on and its exporter off,
+// the agent's socket is the source; with both off, an error says there is
+// nothing to read.
+func TestCiliumSourcesFallBackToTheSocket(t *testing.T) {
+	dir := t.TempDir()
+	write := func(k, v string) {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := CiliumSources(dir); err == nil || !strings.Contains(err.Error(), "there are no flows to read") {
+		t.Fatalf("Hubble off: %v", err)
+	}
+	write("enable-hubble", "true")
+	srcs, _, err := CiliumSources(dir)
+	if err != nil || len(srcs) != 1 || srcs[0].Address != "unix:///var/run/cilium/hubble.sock" || srcs[0].File != "" {
+		t.Fatalf("exporter off: %+v, %v", srcs, err)
+	}
+	write("hubble-socket-path", "/run/cilium/h.sock")
+	if srcs, _, err := CiliumSources(dir); err != nil || srcs[0].Address != "unix:///run/cilium/h.sock" {
+		t.Fatalf("hubble-socket-path: %+v, %v", srcs, err)
+	}
+	write("hubble-export-file-path", "/var/run/cilium/hubble/events.log")
+	if srcs, _, err := CiliumSources(dir); err != nil || len(srcs) != 1 || srcs[0].File == "" {
+		t.Fatalf("exporter on: %+v, %v", srcs, err)
+	}
+}

@@ -40,6 +40,7 @@ const root = "../.."
 // field is an error) into the Kubernetes types.
 type objects struct {
 	daemonSet      *appsv1.DaemonSet
+	deployment     *appsv1.Deployment
 	configMaps     map[string]*corev1.ConfigMap
 	services       []*corev1.Service
 	priority       []*schedulingv1.PriorityClass
@@ -76,6 +77,9 @@ func build(t *testing.T, dir string) *objects {
 		case "DaemonSet":
 			o.daemonSet = &appsv1.DaemonSet{}
 			decode(o.daemonSet)
+		case "Deployment":
+			o.deployment = &appsv1.Deployment{}
+			decode(o.deployment)
 		case "ConfigMap":
 			cm := &corev1.ConfigMap{}
 			decode(cm)
@@ -112,8 +116,8 @@ func build(t *testing.T, dir string) *objects {
 			t.Errorf("%s: unexpected %s %s", dir, r.GetKind(), r.GetName())
 		}
 	}
-	if o.daemonSet == nil {
-		t.Fatalf("%s: no DaemonSet", dir)
+	if (o.daemonSet == nil) == (o.deployment == nil) {
+		t.Fatalf("%s: want a DaemonSet or a Deployment, not both or neither", dir)
 	}
 	return o
 }
@@ -282,8 +286,13 @@ func TestBaseDaemonSet(t *testing.T) {
 	if v := volume(spec, am.Name); v.HostPath == nil || v.HostPath.Path != "/var/lib/flowaudit" {
 		t.Errorf("archive volume %+v: want hostPath /var/lib/flowaudit", v)
 	}
-	if v := volume(spec, "hubble"); v == nil || v.HostPath == nil || v.HostPath.Path != "/var/run/cilium/hubble" {
-		t.Errorf("hubble volume %+v", v)
+	// The agent's run directory, at its path: events.log under hubble/ and
+	// the Hubble socket, read-only.
+	if v := volume(spec, "cilium-run"); v == nil || v.HostPath == nil || v.HostPath.Path != "/var/run/cilium" {
+		t.Errorf("cilium-run volume %+v", v)
+	}
+	if m := mountOf(c, "/var/run/cilium/hubble.sock"); m == nil || !m.ReadOnly || m.MountPath != "/var/run/cilium" {
+		t.Errorf("the agent's socket is not mounted read-only at its path: %+v", m)
 	}
 	// Every volume is mounted and every mount has a volume.
 	for _, m := range c.VolumeMounts {
@@ -668,6 +677,68 @@ func TestDockerBuildContext(t *testing.T) {
 		}
 		if c.Path == bin && !bytes.Contains(out, []byte("v0.0.0-docker-test (commit 0123abc")) {
 			t.Errorf("the image's binary reports %q: the version flags were not applied", out)
+		}
+	}
+}
+
+// TestRelayOverlay: one collector reads Hubble Relay instead of one per
+// node: no DaemonSet, a single-replica Deployment that replaces itself
+// (one writer per archive), its archive on a claim, Relay's client
+// certificates mounted where config.yaml's commented tls points, and a
+// configuration the daemon accepts.
+func TestRelayOverlay(t *testing.T) {
+	o := build(t, "deploy/daemonset/overlays/relay")
+	d := o.deployment
+	if d == nil || o.daemonSet != nil {
+		t.Fatal("want the Relay Deployment and no DaemonSet")
+	}
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 || d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("replicas %v strategy %s: one writer per archive", d.Spec.Replicas, d.Spec.Strategy.Type)
+	}
+	spec := &d.Spec.Template.Spec
+	var c *corev1.Container
+	for i := range spec.Containers {
+		if spec.Containers[i].Name == "flowaudit" {
+			c = &spec.Containers[i]
+		}
+	}
+	if c == nil {
+		t.Fatal("no flowaudit container")
+	}
+	cm, ok := o.configMaps["flowaudit-config"]
+	if !ok {
+		t.Fatal("no flowaudit-config")
+	}
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(cm.Data["config.yaml"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := daemon.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Node = "node-1"
+	cfg.Archive.Dir = t.TempDir()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config.yaml: %v", err)
+	}
+	if len(cfg.Sources) != 1 || !strings.HasPrefix(cfg.Sources[0].Address, "relay://hubble-relay.kube-system.svc:") {
+		t.Errorf("sources %+v: want Relay's Service", cfg.Sources)
+	}
+	if m := mountOf(c, "/var/lib/flowaudit/archive"); m == nil || m.ReadOnly {
+		t.Errorf("archive mount %+v", m)
+	} else if v := volume(spec, m.Name); v.PersistentVolumeClaim == nil || len(o.pvcs) != 1 || v.PersistentVolumeClaim.ClaimName != o.pvcs[0].Name {
+		t.Errorf("archive volume %+v: want the overlay's claim", v)
+	}
+	if m := mountOf(c, "/var/lib/hubble-relay/tls/ca.crt"); m == nil || !m.ReadOnly {
+		t.Errorf("Relay's client certificates are not mounted read-only: %+v", m)
+	}
+	if len(o.services) != 1 {
+		t.Fatalf("services %v", o.services)
+	}
+	for k, v := range o.services[0].Spec.Selector {
+		if d.Spec.Template.Labels[k] != v {
+			t.Errorf("the metrics Service selects %s=%s, the pod has %q", k, v, d.Spec.Template.Labels[k])
 		}
 	}
 }
