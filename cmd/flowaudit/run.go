@@ -42,6 +42,8 @@ type runFlags struct {
 	compaction                               bool
 	tls                                      daemon.TLSConfig
 	relayNode                                string
+	uploadTo, uploadLockMode                 string
+	uploadLockRetain                         daemon.Duration
 }
 
 const runLong = `run is the DaemonSet daemon. Each source is followed in its own pipeline:
@@ -131,6 +133,9 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&o.tls.Cert, "tls-cert", "", "client certificate (PEM) for mTLS to the --source gRPC server")
 	f.StringVar(&o.tls.Key, "tls-key", "", "the client certificate's key (PEM)")
 	f.StringVar(&o.tls.ServerName, "tls-server-name", "", "the gRPC server's name in its certificate (default: the address's host)")
+	f.StringVar(&o.uploadTo, "upload-to", "", "ship closed files and manifests to s3://BUCKET[/PREFIX] (archive.upload.to; AWS credentials and AWS_ENDPOINT_URL as for flowaudit ship)")
+	f.StringVar(&o.uploadLockMode, "upload-object-lock-mode", "", "S3 Object Lock on shipped objects: COMPLIANCE or GOVERNANCE (archive.upload.objectLock.mode)")
+	f.Var(&o.uploadLockRetain, "upload-object-lock-retain", "how long Object Lock retains a shipped object, e.g. 400d (archive.upload.objectLock.retain)")
 	f.StringVar(&o.relayNode, "relay-node", "", "with --source relay://: archive only this node's flows (cluster/node)")
 	f.StringVar(&o.allowlist, "allowlist", "", "hubble-export-allowlist for the --source sources: keep only matching flows")
 	f.StringVar(&o.denylist, "denylist", "", "hubble-export-denylist for the --source sources: drop matching flows")
@@ -249,6 +254,15 @@ func loadRunConfig(cmd *cobra.Command, o *runFlags) (daemon.Config, map[string]d
 	}
 	if changed("retention") {
 		cfg.Archive.Retention = daemon.RetentionConfig{Flows: o.retention, Stats: o.retention}
+	}
+	if changed("upload-to") {
+		cfg.Archive.Upload.To = o.uploadTo
+	}
+	if changed("upload-object-lock-mode") {
+		cfg.Archive.Upload.ObjectLock.Mode = o.uploadLockMode
+	}
+	if changed("upload-object-lock-retain") {
+		cfg.Archive.Upload.ObjectLock.Retain = o.uploadLockRetain
 	}
 	if changed("compaction") {
 		cfg.Archive.Compaction = o.compaction

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flowaudit/flowaudit/internal/daemon"
+	"github.com/flowaudit/flowaudit/pkg/archive"
 	"github.com/flowaudit/flowaudit/pkg/objstore"
 	"github.com/flowaudit/flowaudit/pkg/ship"
 )
@@ -50,6 +51,9 @@ archives made by import, or to copy an archive to another bucket. Exit status:
 			loc, err := objstore.ParseURL(to)
 			if err != nil {
 				return fmt.Errorf("--to: %w", err)
+			}
+			if !archive.IsArchive(root) {
+				return fmt.Errorf("--archive %s: not an archive (no flows/ directory)", root)
 			}
 			if attempts < 1 {
 				return fmt.Errorf("--attempts %d: want at least 1", attempts)

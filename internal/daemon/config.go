@@ -18,6 +18,7 @@ import (
 
 	"github.com/flowaudit/flowaudit/pkg/fieldmask"
 	"github.com/flowaudit/flowaudit/pkg/ingest"
+	"github.com/flowaudit/flowaudit/pkg/objstore"
 	"github.com/flowaudit/flowaudit/pkg/pipeline"
 )
 
@@ -117,6 +118,30 @@ type ArchiveConfig struct {
 	// to maxFileRows/maxFileBytes, once an hour; each merge is recorded in
 	// the manifest chain ("compaction" entries) before its inputs go.
 	Compaction bool `json:"compaction"`
+	// Upload ships the closed files and their manifests to object storage.
+	Upload UploadConfig `json:"upload"`
+}
+
+// UploadConfig ships the archive to S3-compatible object storage (pkg/ship).
+type UploadConfig struct {
+	// To is s3://BUCKET[/PREFIX]; empty: no shipping.
+	To string `json:"to"`
+	// Endpoint is an S3-compatible server's URL (default AWS_ENDPOINT_URL).
+	Endpoint string `json:"endpoint,omitempty"`
+	// Every is how often shipping runs (and retries after an error).
+	Every Duration `json:"every"`
+	// ObjectLock puts S3 Object Lock on every object (mode COMPLIANCE or
+	// GOVERNANCE, retained for retain from its upload).
+	ObjectLock ObjectLockConfig `json:"objectLock"`
+	// MaxBacklog is how long shipping may go without catching up before
+	// the daemon is not ready.
+	MaxBacklog Duration `json:"maxBacklog"`
+}
+
+// ObjectLockConfig is S3 Object Lock for shipped objects.
+type ObjectLockConfig struct {
+	Mode   string   `json:"mode"`
+	Retain Duration `json:"retain"`
 }
 
 // RetentionConfig is how long each archive table keeps its days.
@@ -170,6 +195,7 @@ func Default() Config {
 			MaxFileAge:    Duration(5 * time.Minute),
 			StatsInterval: Duration(time.Minute),
 			Compaction:    true,
+			Upload:        UploadConfig{Every: Duration(time.Minute), MaxBacklog: Duration(time.Hour)},
 		},
 		Queue:     QueueConfig{MaxBytes: 0},
 		Readiness: ReadinessConfig{MaxLag: Duration(5 * time.Minute)},
@@ -284,6 +310,25 @@ func (c *Config) Validate() error {
 	}
 	if r := c.Archive.Retention.Stats; r != 0 && r < Duration(48*time.Hour) {
 		bad("archive.retention.stats", "%s: must be 0 (forever) or at least 2d", r)
+	}
+	if u := c.Archive.Upload; u.To != "" {
+		if _, err := objstore.ParseURL(u.To); err != nil {
+			bad("archive.upload.to", "%v", err)
+		}
+		if u.Every < Duration(time.Second) {
+			bad("archive.upload.every", "%s: must be at least 1s", u.Every)
+		}
+		if u.MaxBacklog < u.Every {
+			bad("archive.upload.maxBacklog", "%s: must be at least archive.upload.every (%s)", u.MaxBacklog, u.Every)
+		}
+		switch m := u.ObjectLock.Mode; {
+		case m == "" && u.ObjectLock.Retain != 0:
+			bad("archive.upload.objectLock", "retain %s without a mode (COMPLIANCE or GOVERNANCE)", u.ObjectLock.Retain)
+		case m != "" && m != "COMPLIANCE" && m != "GOVERNANCE":
+			bad("archive.upload.objectLock.mode", "%q: want COMPLIANCE or GOVERNANCE", m)
+		case m != "" && u.ObjectLock.Retain <= 0:
+			bad("archive.upload.objectLock.retain", "%s: a mode needs a retention period > 0", u.ObjectLock.Retain)
+		}
 	}
 	if c.Verify.Interval < 0 {
 		bad("verify.interval", "%s: must be >= 0", c.Verify.Interval)

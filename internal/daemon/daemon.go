@@ -29,6 +29,7 @@ import (
 	"github.com/flowaudit/flowaudit/pkg/flow"
 	"github.com/flowaudit/flowaudit/pkg/ingest"
 	"github.com/flowaudit/flowaudit/pkg/pipeline"
+	"github.com/flowaudit/flowaudit/pkg/ship"
 )
 
 // Options are what the daemon needs besides its Config.
@@ -65,6 +66,13 @@ type Daemon struct {
 
 	sink     atomic.Pointer[lockedSink] // the current session's archive
 	degraded atomic.Bool
+	// shipper ships the archive (archive.upload; nil: off); shipOK is when
+	// a pass last found nothing left to ship (ns), shipStart when shipping
+	// started.
+	shipper     atomic.Pointer[ship.Shipper]
+	shipMetrics *ship.Metrics
+	shipOK      atomic.Int64
+	shipStart   atomic.Int64
 	running  atomic.Bool
 	listener net.Listener
 }
@@ -129,6 +137,7 @@ func New(cfg Config, o Options) (*Daemon, error) {
 	}
 	d.m = newMetrics(d.rec, d)
 	d.pm = pipeline.NewMetrics(d.rec)
+	d.shipMetrics = ship.NewMetrics(d.rec)
 	im := ingest.NewMetrics(d.rec)
 	var errs []error
 	for i, sc := range cfg.Sources {
@@ -234,6 +243,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	bg.Add(1)
 	go func() { defer bg.Done(); d.slackCheck(ctx) }()
+	shipper, err := d.newShipper(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if shipper != nil {
+		d.shipStart.Store(d.opts.Now().UnixNano())
+		d.shipper.Store(shipper)
+		bg.Add(1)
+		go func() { defer bg.Done(); d.shipLoop(bgCtx, shipper, time.Duration(cfg.Archive.Upload.Every)) }()
+	}
 	bg.Add(1)
 	go func() { defer bg.Done(); d.retentionLoop(bgCtx) }()
 

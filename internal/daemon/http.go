@@ -47,6 +47,18 @@ func (d *Daemon) notReady() []string {
 	if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
 		out = append(out, fmt.Sprintf("archive %s: not writable: %v", dir, err))
 	}
+	if d.shipper.Load() != nil {
+		d.mu.Lock()
+		maxBacklog := time.Duration(d.cfg.Archive.Upload.MaxBacklog)
+		d.mu.Unlock()
+		since := time.Unix(0, d.shipStart.Load())
+		if ok := d.shipOK.Load(); ok != 0 {
+			since = time.Unix(0, ok)
+		}
+		if behind := d.opts.Now().Sub(since); behind > maxBacklog {
+			out = append(out, fmt.Sprintf("object store: not caught up for %s (archive.upload.maxBacklog %s): files wait to be shipped (flowaudit_ship_backlog_manifests)", behind.Round(time.Second), maxBacklog))
+		}
+	}
 	for _, s := range d.sources {
 		id := s.in.ID()
 		if s.dirMissing.Load() {

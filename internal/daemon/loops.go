@@ -128,6 +128,10 @@ func (d *Daemon) retentionOnce() {
 	if r.Flows <= 0 && r.Stats <= 0 {
 		return
 	}
+	if s := d.shipper.Load(); s != nil {
+		// Nothing is deleted before the object store holds it.
+		r.Hold = func(node, date string) bool { return !s.Shipped(node, date) }
+	}
 	var res archive.RetentionResult
 	open, err := d.onArchive(func(w *archive.Writer) (err error) {
 		res, err = w.ApplyRetention(d.opts.Now(), r)
@@ -140,6 +144,9 @@ func (d *Daemon) retentionOnce() {
 		d.log.Error("archive retention failed; retrying in an hour", zap.Error(err),
 			zap.Int("partitions_deleted", res.Partitions))
 		return
+	}
+	if res.Held > 0 {
+		d.log.Warn("archive retention kept old partitions not yet shipped to object storage", zap.Int("partitions", res.Held))
 	}
 	if res.Partitions > 0 || res.Files > 0 {
 		d.log.Info("archive retention deleted old days", zap.Int("partitions", res.Partitions),

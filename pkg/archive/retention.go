@@ -15,6 +15,9 @@ import (
 // keep them longer than flows.
 type Retention struct {
 	Flows, Stats time.Duration
+	// Hold, when set, keeps a node's partitions of a date it reports true
+	// for (not yet shipped to object storage), whatever their age.
+	Hold func(node, date string) bool
 }
 
 // RetentionResult is what one ApplyRetention removed.
@@ -23,6 +26,7 @@ type RetentionResult struct {
 	Files      int   // Parquet files deleted
 	Bytes      int64 // their size
 	Rows       int64 // their rows, from the manifest
+	Held       int   // partitions old enough but kept by Retention.Hold
 }
 
 // ApplyRetention deletes the date partitions, of every node, whose whole UTC
@@ -67,6 +71,10 @@ func (w *Writer) ApplyRetention(now time.Time, r Retention) (res RetentionResult
 			for i, part := range nodes {
 				if _, open := w.files[partKey{table: t.table, date: d.date, node: part}]; open {
 					continue // a backfill is writing into it right now
+				}
+				if r.Hold != nil && r.Hold(UnsanitizeNode(part), d.date) {
+					res.Held++
+					continue
 				}
 				if err := w.retire(t.table, d.date, UnsanitizeNode(part), filepath.Join(dateDir, names[i]), &res); err != nil {
 					return res, err

@@ -90,9 +90,6 @@ func New(cfg Config) (*Shipper, error) {
 	if cfg.LockMode != "" && cfg.LockRetain <= 0 {
 		return nil, fmt.Errorf("ship: object lock: a retention period is required")
 	}
-	if !archive.IsArchive(cfg.Root) {
-		return nil, fmt.Errorf("ship: %s is not an archive (no flows/ directory)", cfg.Root)
-	}
 	dest := cfg.To.String()
 	sum := sha256.Sum256([]byte(dest))
 	s := &Shipper{cfg: cfg, ledger: filepath.Join(cfg.Root, "_ship", hex.EncodeToString(sum[:8])+".json"),
