@@ -157,7 +157,7 @@ are refused: their flows would count twice.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&month, "month", "", "calendar month YYYY-MM, or previous (required)")
-	f.StringArrayVar(&archiveDirs, "archive", nil, "archive root directory; repeatable, or a quoted glob such as '/archive/*' for one root per node (required)")
+	f.StringArrayVar(&archiveDirs, "archive", nil, "archive root: a directory or s3://BUCKET/PREFIX (read in place with the AWS SDK's credentials); repeatable, or a quoted glob such as '/archive/*' for one root per node (required)")
 	f.StringVar(&tz, "tz", "UTC", "time zone of the calendar month (e.g. Asia/Seoul)")
 	f.StringVar(&lang, "lang", "en", "labels: en or ko")
 	f.StringVar(&format, "format", "md", "html, md, json or csv")

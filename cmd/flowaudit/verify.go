@@ -96,7 +96,7 @@ escaped.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&archiveDirs, "archive", nil, "archive root directory; repeatable, or a quoted glob such as '/archive/*' (required)")
+	f.StringArrayVar(&archiveDirs, "archive", nil, "archive root: a directory or s3://BUCKET/PREFIX (read in place with the AWS SDK's credentials); repeatable, or a quoted glob such as '/archive/*' (required)")
 	f.StringVar(&from, "from", "", "first date to check (YYYY-MM-DD, UTC); default: all")
 	f.StringVar(&to, "to", "", "end date, exclusive (YYYY-MM-DD, UTC), after --from; default: all")
 	f.StringVar(&pubFile, "public-key", "", "ed25519 public key file (PEM as openssl pkey -pubout or flowaudit keygen write it, or 32 bytes raw, hex or base64): check every entry's signature")

@@ -293,33 +293,16 @@ func (w *Writer) head(node string) (chainHead, error) {
 	return h, nil
 }
 
-// nodeManifest reads all of a node's manifest entries, oldest day first.
+// nodeManifest reads all of a node's manifest entries, in chain order.
 func nodeManifest(root, node string) ([]ManifestEntry, error) {
-	dir := filepath.Dir(manifestPath(root, node, "x"))
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "date=") && strings.HasSuffix(e.Name(), ".jsonl") {
-			names = append(names, e.Name())
-		}
-	}
-	slices.Sort(names)
-	var out []ManifestEntry
-	for _, n := range names {
-		es, err := readManifest(filepath.Join(dir, n))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, es...)
-	}
-	// The chain is in append order, which each entry records as its index.
-	slices.SortStableFunc(out, func(a, b ManifestEntry) int {
+	return nodeManifestFS(os.DirFS(root), node)
+}
+
+// sortChain puts entries in append order, which each records as its index
+// (the files of a node's days are read in date order, and a compaction
+// appends to the manifest of the day it compacts).
+func sortChain(entries []ManifestEntry) {
+	slices.SortStableFunc(entries, func(a, b ManifestEntry) int {
 		switch {
 		case a.Index < b.Index:
 			return -1
@@ -328,7 +311,6 @@ func nodeManifest(root, node string) ([]ManifestEntry, error) {
 		}
 		return 0
 	})
-	return out, nil
 }
 
 // cutTornTail removes a torn last line (an append cut short by a crash or a

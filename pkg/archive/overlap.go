@@ -5,7 +5,6 @@ import (
 	"errors"
 	"hash/maphash"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -160,7 +159,7 @@ func sharedUUID(a, b Vouched, lo, hi time.Time) string {
 	w := window{from: lo.UnixMicro(), to: hi.UnixMicro() + 1}
 	each := func(f Vouched, fn func(string) error) error {
 		buf := make([]uuidRow, 4096)
-		err := scanFile(filepath.Join(f.Root, f.Path), buf, "time", w, func(rows []uuidRow) error {
+		err := scanFileAt(f.Root, f.Path, buf, "time", w, func(rows []uuidRow) error {
 			for _, r := range rows {
 				if r.UUID != nil && w.has(r.Time) {
 					if err := fn(*r.UUID); err != nil {

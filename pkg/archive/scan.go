@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flowaudit/flowaudit/pkg/objstore"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
 )
@@ -114,17 +115,39 @@ func OpenScanner(roots ...string) (*Scanner, error) {
 		return nil, errors.New("archive: no archive root given")
 	}
 	for _, root := range roots {
-		if !IsArchive(root) {
-			return nil, fmt.Errorf("archive: %s is not an archive (no flows/ directory)", root)
+		if err := checkArchive(root); err != nil {
+			return nil, err
 		}
 	}
 	return &Scanner{roots: slices.Clone(roots)}, nil
 }
 
+// checkArchive says why root is not an archive that can be read: it has no
+// flows/ directory, or it cannot be read (a bucket refusing the
+// credentials, an unreachable endpoint).
+func checkArchive(root string) error {
+	fsys, err := rootFS(root)
+	if err != nil {
+		return fmt.Errorf("archive: %s: %w", root, err)
+	}
+	st, err := fs.Stat(fsys, "flows")
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || (err == nil && !st.IsDir()):
+		return fmt.Errorf("archive: %s is not an archive (no flows/ directory)", root)
+	case err != nil:
+		return fmt.Errorf("archive: %s: %w", root, err)
+	}
+	return nil
+}
+
 // IsArchive reports whether dir is an archive root (it has a flows/
 // directory; the writer creates it when it opens the archive).
 func IsArchive(dir string) bool {
-	st, err := os.Stat(filepath.Join(dir, "flows"))
+	fsys, err := rootFS(dir)
+	if err != nil {
+		return false
+	}
+	st, err := fs.Stat(fsys, "flows")
 	return err == nil && st.IsDir()
 }
 
@@ -156,6 +179,10 @@ func ExpandRoots(args []string) ([]string, error) {
 		roots = append(roots, r)
 	}
 	for _, a := range args {
+		if objstore.IsURL(a) {
+			add(a) // a bucket location: no glob
+			continue
+		}
 		if st, err := os.Stat(a); (err == nil && st.IsDir()) || !strings.ContainsAny(a, "*?[") {
 			add(a)
 			continue
@@ -195,8 +222,11 @@ type NodeInfo struct {
 func (s *Scanner) Nodes() ([]NodeInfo, error) {
 	first := map[string]time.Time{}
 	for _, root := range s.roots {
-		dir := filepath.Join(root, "manifests")
-		ents, err := os.ReadDir(dir)
+		fsys, err := rootFS(root)
+		if err != nil {
+			return nil, fmt.Errorf("archive: %w", err)
+		}
+		ents, err := fs.ReadDir(fsys, "manifests")
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -208,7 +238,7 @@ func (s *Scanner) Nodes() ([]NodeInfo, error) {
 			if !ok || !e.IsDir() {
 				continue
 			}
-			days, err := os.ReadDir(filepath.Join(dir, e.Name()))
+			days, err := fs.ReadDir(fsys, "manifests/"+e.Name())
 			if err != nil {
 				return nil, fmt.Errorf("archive: %w", err)
 			}
@@ -252,8 +282,11 @@ func (s *Scanner) Files(table string, from, to time.Time) ([]FileInfo, error) {
 }
 
 func rootFiles(root, table string, from, to time.Time) ([]FileInfo, error) {
-	dir := filepath.Join(root, table)
-	dates, err := dateDirs(dir)
+	fsys, err := rootFS(root)
+	if err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	dates, err := dateDirsFS(fsys, table)
 	if errors.Is(err, fs.ErrNotExist) && table != "flows" {
 		return nil, nil // an archive written before the table existed
 	}
@@ -265,23 +298,23 @@ func rootFiles(root, table string, from, to time.Time) ([]FileInfo, error) {
 		if !partitionInRange(d.date, from, to) {
 			continue
 		}
-		names, nodes, err := nodeDirs(filepath.Join(dir, d.name))
+		names, nodes, err := nodeDirsFS(fsys, table+"/"+d.name)
 		if err != nil {
 			return nil, fmt.Errorf("archive: %w", err)
 		}
 		for i, node := range nodes {
-			files, err := os.ReadDir(filepath.Join(dir, d.name, names[i]))
+			files, err := fs.ReadDir(fsys, table+"/"+d.name+"/"+names[i])
 			if err != nil {
 				return nil, fmt.Errorf("archive: %w", err)
 			}
 			// Inputs of a compaction that a crash kept from deleting them
 			// are in its output already.
-			replaced, err := replacedFiles(manifestPath(root, UnsanitizeNode(node), d.date))
+			replaced, err := replacedFilesFS(fsys, manifestRel(UnsanitizeNode(node), d.date))
 			if err != nil {
 				return nil, err
 			}
 			for _, f := range files {
-				rel := filepath.ToSlash(filepath.Join(table, d.name, names[i], f.Name()))
+				rel := table + "/" + d.name + "/" + names[i] + "/" + f.Name()
 				if strings.HasPrefix(f.Name(), "part-") && strings.HasSuffix(f.Name(), ".parquet") && !replaced[rel] {
 					out = append(out, FileInfo{Root: root, Path: rel, Table: table, Date: d.date, Node: UnsanitizeNode(node)})
 				}
@@ -313,8 +346,7 @@ func ScanFlowsAs[T any](ctx context.Context, s *Scanner, o ScanOptions, timeOf f
 	buf := make([]T, 4096)
 	var sel []T
 	for _, fi := range files {
-		path := filepath.Join(fi.Root, fi.Path)
-		err := scanFile(path, buf, "time", win, func(rows []T) error {
+		err := scanFileAt(fi.Root, fi.Path, buf, "time", win, func(rows []T) error {
 			sel = sel[:0]
 			for i := range rows {
 				if win.has(timeOf(&rows[i])) {
@@ -422,8 +454,7 @@ func ScanFlowRowGroups[S any](ctx context.Context, s *Scanner, o ScanOptions, ne
 	}
 	win := windowOf(o.From, o.To)
 	return forEachFile(ctx, files, o.Parallel, newState, func(st S, fi FileInfo) error {
-		path := filepath.Join(fi.Root, fi.Path)
-		f, groups, err := openRowGroups(path, "time", win)
+		f, groups, err := openRowGroups(fi.Root, fi.Path, "time", win)
 		if err != nil {
 			return &ScanError{File: fi, Err: err}
 		}
@@ -450,7 +481,7 @@ func (s *Scanner) ScanStats(ctx context.Context, o ScanOptions, fn func([]StatRo
 	buf := make([]StatRow, 4096)
 	var sel []StatRow
 	for _, fi := range files {
-		if err := scanFile(filepath.Join(fi.Root, fi.Path), buf, "minute", win, func(rows []StatRow) error {
+		if err := scanFileAt(fi.Root, fi.Path, buf, "minute", win, func(rows []StatRow) error {
 			sel = sel[:0]
 			for _, r := range rows {
 				if win.has(r.Minute) {
@@ -485,7 +516,7 @@ func (s *Scanner) ScanLosses(ctx context.Context, o ScanOptions, fn func([]LossR
 	buf := make([]LossRow, 1024)
 	var sel []LossRow
 	for _, fi := range files {
-		if err := scanFile(filepath.Join(fi.Root, fi.Path), buf, "detected", all, func(rows []LossRow) error {
+		if err := scanFileAt(fi.Root, fi.Path, buf, "detected", all, func(rows []LossRow) error {
 			sel = sel[:0]
 			for i := range rows {
 				lo, hi := rows[i].Range(rows[i].Detected)
@@ -548,8 +579,8 @@ func (w window) overlaps(st format.Statistics) bool {
 // (tests read it).
 var rowGroupsSkipped atomic.Int64
 
-// openParquet opens the Parquet file at path for reading its row groups
-// (without the page index and bloom filters); the caller closes f.
+// openParquet opens the local Parquet file at path for reading its row
+// groups (without the page index and bloom filters); the caller closes f.
 func openParquet(path string) (f *os.File, pf *parquet.File, err error) {
 	f, err = os.Open(path)
 	if err != nil {
@@ -566,13 +597,19 @@ func openParquet(path string) (f *os.File, pf *parquet.File, err error) {
 	return f, pf, nil
 }
 
-// openRowGroups opens the Parquet file at path and returns its row groups
-// whose timeCol statistics overlap w. The caller closes f.
-func openRowGroups(path, timeCol string, w window) (*os.File, []parquet.RowGroup, error) {
-	f, pf, err := openParquet(path)
+// openRowGroups opens the Parquet file rel of root (a directory or an
+// s3:// location) and returns its row groups whose timeCol statistics
+// overlap w. The caller closes c.
+func openRowGroups(root, rel, timeCol string, w window) (io.Closer, []parquet.RowGroup, error) {
+	c, pf, err := openParquetAt(root, rel)
 	if err != nil {
 		return nil, nil, err
 	}
+	return c, keepGroups(pf, timeCol, w), nil
+}
+
+// keepGroups returns pf's row groups whose timeCol statistics overlap w.
+func keepGroups(pf *parquet.File, timeCol string, w window) []parquet.RowGroup {
 	groups := pf.RowGroups()
 	keep := make([]parquet.RowGroup, 0, len(groups))
 	col, hasTime := pf.Schema().Lookup(timeCol)
@@ -583,17 +620,34 @@ func openRowGroups(path, timeCol string, w window) (*os.File, []parquet.RowGroup
 		}
 		keep = append(keep, rg)
 	}
-	return f, keep, nil
+	return keep
 }
 
-// scanFile reads path's rows into buf and hands them to fn, batch by batch,
-// skipping the row groups whose timeCol statistics fall outside w.
+// scanFile reads the rows of the local Parquet file at path into buf and
+// hands them to fn, batch by batch, skipping the row groups whose timeCol
+// statistics fall outside w (the writer's compaction reads its inputs so).
 func scanFile[T any](path string, buf []T, timeCol string, w window, fn func([]T) error) error {
-	f, keep, err := openRowGroups(path, timeCol, w)
+	f, pf, err := openParquet(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	return readGroups(keepGroups(pf, timeCol, w), buf, fn)
+}
+
+// scanFileAt is scanFile for the file rel of an archive root, which may be
+// an s3:// location.
+func scanFileAt[T any](root, rel string, buf []T, timeCol string, w window, fn func([]T) error) error {
+	c, keep, err := openRowGroups(root, rel, timeCol, w)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return readGroups(keep, buf, fn)
+}
+
+// readGroups reads the rows of keep into buf and hands them to fn.
+func readGroups[T any](keep []parquet.RowGroup, buf []T, fn func([]T) error) error {
 	if len(keep) == 0 {
 		return nil
 	}
@@ -631,7 +685,7 @@ func scanFile[T any](path string, buf []T, timeCol string, w window, fn func([]T
 
 // Finding is one problem verify found.
 type Finding struct {
-	Kind string `json:"kind"` // missing, modified, truncated, extra, chain, signature, rows
+	Kind string `json:"kind"` // missing, unreadable, modified, truncated, extra, chain, signature, rows
 	Path string `json:"path"`
 	Node string `json:"node,omitempty"`
 	What string `json:"what"`
@@ -705,8 +759,11 @@ func Verify(root string, from, to time.Time, pub ed25519.PublicKey) (*VerifyRepo
 
 func verifyRoot(root string, o VerifyOptions) (*VerifyReport, error) {
 	rep := &VerifyReport{ChainHeads: map[string]string{}, Findings: []Finding{}}
-	mdir := filepath.Join(root, "manifests")
-	nodes, err := os.ReadDir(mdir)
+	fsys, err := rootFS(root)
+	if err != nil {
+		return nil, fmt.Errorf("archive: verify %s: %w", root, err)
+	}
+	nodes, err := fs.ReadDir(fsys, "manifests")
 	if err != nil {
 		return nil, fmt.Errorf("archive: verify %s: %w", root, err)
 	}
@@ -720,7 +777,7 @@ func verifyRoot(root string, o VerifyOptions) (*VerifyReport, error) {
 			continue
 		}
 		node := UnsanitizeNode(part)
-		entries, err := nodeManifest(root, node)
+		entries, err := nodeManifestFS(fsys, node)
 		if err != nil {
 			rep.Findings = append(rep.Findings, Finding{Kind: "chain", Node: node, What: err.Error()})
 			continue
@@ -780,7 +837,7 @@ func verifyRoot(root string, o VerifyOptions) (*VerifyReport, error) {
 				}
 			}
 			if retired[path.Dir(e.Path)] {
-				if _, err := os.Stat(filepath.Join(root, e.Path)); errors.Is(err, fs.ErrNotExist) {
+				if _, err := fs.Stat(fsys, e.Path); errors.Is(err, fs.ErrNotExist) {
 					rep.Retired++
 					continue
 				}
@@ -792,12 +849,12 @@ func verifyRoot(root string, o VerifyOptions) (*VerifyReport, error) {
 				// Its rows are in the compaction's output (if a crash kept
 				// it from being deleted, the writer's next start deletes it).
 				rep.Compacted++
-				if _, err := os.Stat(filepath.Join(root, e.Path)); err == nil {
+				if _, err := fs.Stat(fsys, e.Path); err == nil {
 					rep.Unvouched = append(rep.Unvouched, Unvouched{FileInfo: fileInfoOf(root, e.Path), Kind: "compacted", What: "merged into " + outputs[e.Path] + " by a compaction, which holds its rows"})
 				}
 				continue
 			}
-			if f, ok := verifyFile(root, e, node, rep, o.SizesOnly); ok {
+			if f, ok := verifyFile(fsys, root, e, node, rep, o.SizesOnly); ok {
 				if distrust != "" {
 					rows := e.Rows
 					rep.Unvouched = append(rep.Unvouched, Unvouched{FileInfo: f.FileInfo, Kind: distrustKind, What: distrust, Rows: &rows})
@@ -813,23 +870,21 @@ func verifyRoot(root string, o VerifyOptions) (*VerifyReport, error) {
 	}
 	slices.Sort(rep.KeyIDs)
 	for _, table := range tables {
-		err := filepath.WalkDir(filepath.Join(root, table), func(p string, d fs.DirEntry, err error) error {
+		err := fs.WalkDir(fsys, table, func(rel string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
 			if d.IsDir() {
 				if date, ok := strings.CutPrefix(d.Name(), "date="); ok && !inRange(date) {
-					return filepath.SkipDir // nothing in it is reported
+					return fs.SkipDir // nothing in it is reported
 				}
 				return nil
 			}
 			if strings.HasPrefix(d.Name(), tmpPrefix) {
 				return nil
 			}
-			rel, _ := filepath.Rel(root, p)
-			rel = filepath.ToSlash(rel)
 			if !known[rel] && inRange(dateOf(rel)) {
-				f := Finding{Kind: "extra", Path: rel, What: "file is in the archive but in no manifest", Rows: footerRows(p)}
+				f := Finding{Kind: "extra", Path: rel, What: "file is in the archive but in no manifest", Rows: footerRows(root, rel)}
 				rep.Findings = append(rep.Findings, f)
 				rep.Unvouched = append(rep.Unvouched, Unvouched{FileInfo: fileInfoOf(root, rel), Kind: f.Kind, What: f.What, Rows: f.Rows})
 			}
@@ -844,13 +899,13 @@ func verifyRoot(root string, o VerifyOptions) (*VerifyReport, error) {
 	return rep, nil
 }
 
-// footerRows returns the row count in the Parquet footer of the file at p,
-// or nil when it has none that can be read.
-func footerRows(p string) *int64 {
-	if !strings.HasSuffix(p, ".parquet") {
+// footerRows returns the row count in the Parquet footer of the file rel of
+// root, or nil when it has none that can be read.
+func footerRows(root, rel string) *int64 {
+	if !strings.HasSuffix(rel, ".parquet") {
 		return nil
 	}
-	f, pf, err := openParquet(p)
+	f, pf, err := openParquetAt(root, rel)
 	if err != nil {
 		return nil
 	}
@@ -941,7 +996,7 @@ func digest(r io.Reader) (int64, string, error) {
 // verifyFile checks the file of the commit or compaction entry e against it
 // and returns it as vouched when it matches (ok), or adds the finding and
 // the file to rep.Unvouched.
-func verifyFile(root string, e ManifestEntry, node string, rep *VerifyReport, sizesOnly bool) (v Vouched, ok bool) {
+func verifyFile(fsys fs.FS, root string, e ManifestEntry, node string, rep *VerifyReport, sizesOnly bool) (v Vouched, ok bool) {
 	v = Vouched{FileInfo: fileInfoOf(root, e.Path), Bytes: e.Bytes, Rows: e.Rows, MinTime: e.MinTime, MaxTime: e.MaxTime}
 	rows := e.Rows
 	bad := func(kind, what string) (Vouched, bool) {
@@ -949,11 +1004,13 @@ func verifyFile(root string, e ManifestEntry, node string, rep *VerifyReport, si
 		rep.Unvouched = append(rep.Unvouched, Unvouched{FileInfo: v.FileInfo, Kind: kind, What: what, Rows: &rows})
 		return v, false
 	}
-	path := filepath.Join(root, e.Path)
 	if sizesOnly {
-		st, err := os.Stat(path)
-		if err != nil {
+		st, err := fs.Stat(fsys, e.Path)
+		if errors.Is(err, fs.ErrNotExist) {
 			return bad("missing", "committed file is missing")
+		}
+		if err != nil {
+			return bad("unreadable", err.Error())
 		}
 		rep.Files++
 		if st.Size() != e.Bytes {
@@ -962,15 +1019,20 @@ func verifyFile(root string, e ManifestEntry, node string, rep *VerifyReport, si
 		rep.Rows += e.Rows
 		return v, true
 	}
-	f, err := os.Open(path)
-	if err != nil {
+	f, err := fsys.Open(e.Path)
+	if errors.Is(err, fs.ErrNotExist) {
 		return bad("missing", "committed file is missing")
+	}
+	if err != nil {
+		return bad("unreadable", err.Error())
 	}
 	defer f.Close()
 	rep.Files++
 	n, sum, err := digest(f)
 	if err != nil {
-		return bad("truncated", err.Error())
+		// A read that failed says nothing of the file's content (a
+		// network error reading a bucket): not truncated, not vouched.
+		return bad("unreadable", err.Error())
 	}
 	if n != e.Bytes {
 		return bad("truncated", fmt.Sprintf("size %d, manifest says %d", n, e.Bytes))
@@ -978,7 +1040,11 @@ func verifyFile(root string, e ManifestEntry, node string, rep *VerifyReport, si
 	if sum != e.SHA256 {
 		return bad("modified", fmt.Sprintf("sha256 %s, manifest says %s", short(sum), short(e.SHA256)))
 	}
-	pf, err := parquet.OpenFile(f, n)
+	ra, ok := f.(io.ReaderAt)
+	if !ok {
+		return bad("unreadable", "no random access")
+	}
+	pf, err := parquet.OpenFile(ra, n)
 	if err != nil {
 		return bad("truncated", "unreadable Parquet footer: "+err.Error())
 	}

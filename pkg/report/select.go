@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -211,16 +212,16 @@ func (s *selection) globReadsSame(table string, read []archive.FileInfo) bool {
 		if strings.ContainsAny(root, "*?[]{}\\") {
 			return false
 		}
-		matches, err := filepath.Glob(filepath.Join(root, table, "date=*", "node=*", "part-*.parquet"))
+		fsys, err := archive.RootFS(root)
 		if err != nil {
 			return false
 		}
-		for _, m := range matches {
-			rel, err := filepath.Rel(root, m)
-			if err != nil {
-				return false
-			}
-			k := fileKey{root, filepath.ToSlash(rel)}
+		matches, err := fs.Glob(fsys, table+"/date=*/node=*/part-*.parquet")
+		if err != nil {
+			return false
+		}
+		for _, rel := range matches {
+			k := fileKey{root, rel}
 			if want[k] {
 				seen++
 				continue
