@@ -73,8 +73,8 @@ type Daemon struct {
 	shipMetrics *ship.Metrics
 	shipOK      atomic.Int64
 	shipStart   atomic.Int64
-	running  atomic.Bool
-	listener net.Listener
+	running     atomic.Bool
+	listener    net.Listener
 }
 
 // source is one configured input, stable across archive sessions and reloads.
