@@ -2,13 +2,19 @@ package main
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/flowaudit/flowaudit/internal/s3test"
+	"github.com/flowaudit/flowaudit/pkg/archive"
 )
 
 // TestReportAndVerifyReadABucket: an archive shipped to a real S3 server is
@@ -123,4 +129,76 @@ var generatedAt = regexp.MustCompile(`"generated": "[^"]*"`)
 func comparable(out, root string) string {
 	out = strings.ReplaceAll(out, root, "ROOT")
 	return generatedAt.ReplaceAllString(out, `"generated": ""`)
+}
+
+// TestShipSurvivesSIGKILL kills flowaudit ship at random points while the
+// archive grows. After every kill the bucket is an archive whose manifests
+// name only files it holds, intact (files uploaded ahead of their manifest
+// lines are the only findings); the last run leaves it equal to the
+// directory.
+func TestShipSurvivesSIGKILL(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Bucket(t, "audit", false)
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	root := filepath.Join(dir, "archive")
+	const bucket = "s3://audit/kill"
+	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	killed := 0
+	for round := range 8 {
+		out, err := runCLI("gen", "--seed", strconv.Itoa(round+1), "--nodes", "3", "--rate", "50", "--count", "600",
+			"--start", time.Date(2026, 1, 5+round, 1, 0, 0, 0, time.UTC).Format(time.RFC3339))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := filepath.Join(dir, "ev.log")
+		if err := os.WriteFile(ev, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := runCLI("import", "--progress", "never", "--archive", root, ev); err != nil {
+			t.Fatalf("import: %v\n%s", err, out)
+		}
+		cmd := exec.Command(bin, "ship", "--archive", root, "--to", bucket)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		if err := cmd.Wait(); err != nil {
+			killed++
+		}
+		out, err = runCLI("verify", "--format", "json", "--archive", bucket)
+		if err != nil && exitStatus(err) != 2 {
+			if strings.Contains(err.Error(), "not an archive") {
+				continue // killed before its first file
+			}
+			t.Fatalf("verify of the bucket after a kill: %v\n%s", err, out)
+		}
+		var rep struct {
+			Findings []archive.Finding `json:"findings"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("verify JSON: %v\n%s", err, out)
+		}
+		for _, f := range rep.Findings {
+			if f.Kind != "extra" {
+				t.Fatalf("round %d: the bucket after a kill has a %s finding: %+v", round, f.Kind, f)
+			}
+		}
+	}
+	t.Logf("%d of 8 ship runs killed before they finished", killed)
+	if out, err := runCLI("ship", "--archive", root, "--to", bucket); err != nil {
+		t.Fatalf("ship: %v\n%s", err, out)
+	}
+	local, err := runCLI("verify", "--format", "json", "--archive", root)
+	if err != nil {
+		t.Fatalf("verify of the directory: %v\n%s", err, local)
+	}
+	remote, err := runCLI("verify", "--format", "json", "--archive", bucket)
+	if err != nil {
+		t.Fatalf("verify of the bucket: %v\n%s", err, remote)
+	}
+	if l, r := comparable(local, root), comparable(remote, bucket); l != r {
+		t.Fatalf("the bucket differs from the directory:\n--- directory\n%s\n--- bucket\n%s", l, r)
+	}
 }

@@ -763,8 +763,13 @@ func verifyRoot(root string, o VerifyOptions) (*VerifyReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive: verify %s: %w", root, err)
 	}
+	if err := checkArchive(root); err != nil {
+		return nil, err
+	}
+	// No manifests at all (a bucket whose first shipment was cut before its
+	// first manifest): every file is extra.
 	nodes, err := fs.ReadDir(fsys, "manifests")
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("archive: verify %s: %w", root, err)
 	}
 	known := map[string]bool{}
