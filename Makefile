@@ -25,7 +25,7 @@ build: ## Build the static binary into bin/flowaudit (the same flags as the Dock
 test: fmt-check vet test-unit test-compat test-deploy ## Everything CI runs: gofmt, vet, unit tests with -race, oracle and DuckDB tests, manifests
 
 test-unit: ## Unit tests of the main module, with the race detector
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout 25m $(PKGS)
 
 test-compat: ## Differential tests against Cilium v1.18.4's code and DuckDB (nested module; cgo)
 	cd $(COMPAT) && CGO_ENABLED=1 $(GO) test -count=1 -timeout 20m ./...
