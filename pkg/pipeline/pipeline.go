@@ -635,11 +635,23 @@ func (p *Pipeline) addLoss(b *flow.Batch, l flow.Loss) {
 
 // closeLosses ends the open gaps at the flow just decoded, whose time is
 // t: a flow lost before it has a time up to disorder after t.
+//
+// A flow after the gap that is older than the latest before it comes from a
+// stream that went back (a gRPC source's resumed overlap, where Hubble's
+// ring, overrun while it sought the resume time, reports one lost event
+// before its oldest flow): the events were lost just before that flow,
+// wherever the one read before them was, so the range runs from the flow
+// after the gap to the latest before it, never backwards.
 func (p *Pipeline) closeLosses(b *flow.Batch, t int64) {
 	to := time.Unix(0, t+p.disorder).UTC()
 	for _, i := range p.open {
-		if b.Losses[i].To.IsZero() {
-			b.Losses[i].To = to
+		l := &b.Losses[i]
+		if !l.To.IsZero() {
+			continue
+		}
+		l.To = to
+		if from := time.Unix(0, t-p.disorder).UTC(); from.Before(l.From) {
+			l.From, l.To = from, maxTime(to, l.From)
 		}
 	}
 	p.open = p.open[:0]
@@ -687,6 +699,13 @@ func (p *Pipeline) minuteOrNow() int64 {
 		return p.lastMin
 	}
 	return p.cfg.Now().Unix() / 60 * 60
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // minuteOf is the start of the minute of a time in seconds (floored: a

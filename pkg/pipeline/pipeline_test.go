@@ -729,6 +729,58 @@ func TestLossesAreBoundedByTheFlowsAroundThem(t *testing.T) {
 	}
 }
 
+// TestLossBeforeAnOlderFlowIsNotBackwards: a lost event followed by a flow
+// older than the latest read (a resumed stream's overlap) gives a range
+// from that flow to the latest, not one that ends before it starts.
+func TestLossBeforeAnOlderFlowIsNotBackwards(t *testing.T) {
+	lines, _ := genLines(t, gen.Config{Seed: 9, Nodes: 1, Rate: 50, LostEventEvery: 60, AgentEventEvery: -1}, 200)
+	lost := -1
+	for i, l := range lines {
+		if bytes.Contains(l, []byte(`"lost_events"`)) {
+			lost = i
+			break
+		}
+	}
+	if lost < 0 {
+		t.Fatal("gen wrote no lost_events line")
+	}
+	var flows [][]byte
+	for i, l := range lines {
+		if i != lost && bytes.Contains(l, []byte(`"flow"`)) {
+			flows = append(flows, l)
+		}
+	}
+	batch := append(slices.Clone(flows[100:150]), lines[lost], flows[10])
+	src := &lossSource{batches: []ingest.LineBatch{{Lines: batch}}}
+	c, err := Compile(Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &recordSink{}
+	if err := New(Config{}, src, c, sink, nil, nil).Run(context.Background(), flow.Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.losses) != 1 {
+		t.Fatalf("losses %+v", sink.losses)
+	}
+	timeOf := func(line []byte) time.Time {
+		f := &flowpb.Flow{}
+		dec := hubblejson.NewDecoder(hubblejson.NewPlan(flow.AllFields(), flow.AllFields()))
+		if _, err := dec.Decode(line, f); err != nil {
+			t.Fatal(err)
+		}
+		if err := dec.Finish(f); err != nil {
+			t.Fatal(err)
+		}
+		return f.GetTime().AsTime()
+	}
+	l := sink.losses[0]
+	after, latest := timeOf(flows[10]), timeOf(flows[149])
+	if l.To.Before(l.From) || l.From.After(after) || l.To.Before(latest.Add(-time.Second)) {
+		t.Errorf("loss %v .. %v: want a range from the flow after it (%v) to about the latest before it (%v)", l.From, l.To, after, latest)
+	}
+}
+
 // nodeSink remembers the node of the last flow written.
 type nodeSink struct{ last string }
 

@@ -265,8 +265,14 @@ func TestRunAgainstCiliumObserver(t *testing.T) {
 		t.Errorf("want the stall's lost events and the agent restart's gap recorded; logs:\n%s", logs)
 	}
 	// Hubble counts what its ring lost: the flows missing inside those
-	// gaps' ranges are exactly that many.
-	inHubble := 0
+	// gaps' ranges are that many, but for one artefact: Cilium's observer,
+	// asked for a since older than its full ring, stops its backward seek
+	// one slot before the oldest flow and reports that slot as lost
+	// (newRingReader in pkg/hubble/observer/local_observer.go), a count of
+	// 1 for a flow that may have been archived long before. So Hubble's
+	// total may exceed the missing flows by what such records count, whose
+	// range holds no missing flow; it may never fall short.
+	inHubble, empty := 0, 0
 	for _, w := range written {
 		if archived[w.uuid] != 0 {
 			continue
@@ -278,8 +284,23 @@ func TestRunAgainstCiliumObserver(t *testing.T) {
 			}
 		}
 	}
-	if inHubble != hubbleLost {
-		t.Errorf("%d flows missing in the ranges of Hubble's lost events, which count %d", inHubble, hubbleLost)
+	for _, g := range gaps {
+		if g.reason != "hubble_lost_events" {
+			continue
+		}
+		held := false
+		for _, w := range written {
+			if archived[w.uuid] == 0 && w.ns >= g.lo/1000*1000 && w.ns <= g.hi {
+				held = true
+				break
+			}
+		}
+		if !held {
+			empty += int(g.lost.Int64)
+		}
+	}
+	if inHubble > hubbleLost || hubbleLost-inHubble > empty {
+		t.Errorf("%d flows missing in the ranges of Hubble's lost events, which count %d (%d of it in ranges with no missing flow)", inHubble, hubbleLost, empty)
 	}
 	if t.Failed() {
 		t.Logf("logs:\n%s", logs)
