@@ -58,11 +58,11 @@ type Control struct {
 // ControlTable is the control mapping of a report.
 type ControlTable struct{ Controls []Control }
 
-// controlsOf are the ids of the controls mapped to check (or section) id.
+// controlsOf are the ids of the controls mapped to check id.
 func (ct *ControlTable) controlsOf(id string) []string {
 	var out []string
 	for _, c := range ct.Controls {
-		if slices.Contains(c.Checks, id) || slices.Contains(c.Sections, id) {
+		if slices.Contains(c.Checks, id) {
 			out = append(out, c.ID)
 		}
 	}
