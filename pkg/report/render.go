@@ -682,6 +682,17 @@ func RenderCSV(dir string, r *Report) error {
 		return f.Close()
 	}
 	var rows [][]string
+	for _, f := range r.Findings {
+		value := ""
+		if f.Value != nil {
+			value = strconv.FormatFloat(*f.Value, 'f', -1, 64)
+		}
+		rows = append(rows, []string{f.Check, f.Status, value, f.Unit, f.Section, strings.Join(f.Controls, " "), f.Reason})
+	}
+	if err := write("findings.csv", []string{"check", "status", "value", "unit", "section", "controls", "reason"}, rows); err != nil {
+		return err
+	}
+	rows = nil
 	for _, v := range r.Verdicts {
 		rows = append(rows, []string{v.Key, fmt.Sprint(v.Count)})
 	}
