@@ -279,15 +279,23 @@ type previousPairs struct {
 	namespaces []string
 	sym        *symbols
 	seen       map[pairKey]bool
+	// total and denied are the previous month's flows and denied flows,
+	// for the month-over-month comparison.
+	total, denied int64
 }
 
 func (p *previousPairs) add(rows []flowRow) {
 	for i := range rows {
 		r := &rows[i]
-		v := deref(r.Verdict, "")
-		if (v != "DROPPED" && v != "AUDIT") || !inScope(r, p.namespaces) {
+		if !inScope(r, p.namespaces) {
 			continue
 		}
+		p.total++
+		v := deref(r.Verdict, "")
+		if v != "DROPPED" && v != "AUDIT" {
+			continue
+		}
+		p.denied++
 		var port uint32
 		if r.L4DestPort != nil {
 			port = *r.L4DestPort
@@ -421,6 +429,11 @@ func (a *aggregator) finish(rep *Report, topN int) {
 		denied.add(p)
 	}
 	rep.Denied = denied.sorted()
+	for k := range a.previous {
+		if _, ok := a.pairs[k]; !ok {
+			rep.DeniedGonePairs++
+		}
+	}
 	perPort := map[string]int64{}
 	priv := ranking[Privileged]{n: topN, cmp: func(x, y Privileged) int {
 		if c := cmp.Compare(y.Count, x.Count); c != 0 {

@@ -58,6 +58,8 @@ var labels = map[string]map[string]string{
 		"sec_egress": "Internet egress, top talkers, HTTP errors, DNS failures", "sec_integrity": "Integrity and retention", "sec_controls": "Control mapping",
 		"sec_signoff": "Sign-off", "sec_queries": "DuckDB queries reproducing these numbers",
 		"axisday": "day", "axishour": "hour",
+		"mom": "Month over month", "thismonth": "This month", "change": "Change", "deniedflows": "Denied flows", "deniedgroups": "Denied groups",
+		"gone": "Gone this month (denied last month, not this month)",
 	},
 	"ko": {
 		"title": "네트워크 트래픽 증적 보고서", "period": "기간", "scope": "범위", "nodes": "노드",
@@ -100,6 +102,8 @@ var labels = map[string]map[string]string{
 		"sec_egress": "인터넷 egress, 상위 통신, HTTP 오류, DNS 실패", "sec_integrity": "무결성과 보존", "sec_controls": "통제 항목 매핑",
 		"sec_signoff": "승인", "sec_queries": "이 수치를 재현하는 DuckDB 쿼리",
 		"axisday": "일", "axishour": "시",
+		"mom": "전월 대비", "thismonth": "이번 달", "change": "증감", "deniedflows": "차단된 플로우", "deniedgroups": "차단 그룹",
+		"gone": "이번 달 사라짐 (지난달 차단, 이번 달 없음)",
 	},
 }
 
@@ -245,6 +249,13 @@ func RenderMarkdown(w io.Writer, r *Report, lang string) error {
 	}
 
 	heading(SecTraffic)
+	if pm := r.Previous; pm != nil {
+		p("**%s**\n\n| | %s | %s | %s |\n|---|---:|---:|---:|\n", t["mom"], t["thismonth"], pm.Month, t["change"])
+		for _, m := range momRows(t, r) {
+			p("| %s | %d | %d | %s |\n", m.What, m.This, m.Last, m.Change)
+		}
+		p("\n")
+	}
 	p("| %s | %s |\n|---|---:|\n", t["verdict"], t["count"])
 	for _, v := range r.Verdicts {
 		p("| %s | %d |\n", mdCell(v.Key), v.Count)
@@ -255,7 +266,7 @@ func RenderMarkdown(w io.Writer, r *Report, lang string) error {
 	}
 
 	heading(SecDenied)
-	p("%s: %d\n\n%s: %d / %d\n\n| %s | %s | %s | %s | %s | %s | %s | %s |\n|---|---|---|---|---|---|---|---:|\n", t["total"], r.DeniedTotal, t["new"], r.DeniedNewPairs, r.DeniedPairs,
+	p("%s: %d\n\n%s: %d / %d\n\n%s: %d\n\n| %s | %s | %s | %s | %s | %s | %s | %s |\n|---|---|---|---|---|---|---|---:|\n", t["total"], r.DeniedTotal, t["new"], r.DeniedNewPairs, r.DeniedPairs, t["gone"], r.DeniedGonePairs,
 		t["source"], t["destination"], t["port"], t["reason"], t["policy"], t["verdict"], t["new"], t["count"])
 	for _, d := range r.Denied {
 		isNew := ""
@@ -356,6 +367,37 @@ func RenderMarkdown(w io.Writer, r *Report, lang string) error {
 		p("- %s:\n\n  %ssql\n  %s\n  %s\n", mdCell(q.Name), fence, strings.ReplaceAll(q.SQL, "\n", "\n  "), fence)
 	}
 	return nil
+}
+
+// momRow is a headline number beside last month's.
+type momRow struct {
+	What       string
+	This, Last int64
+	Change     string
+}
+
+// momRows are the month-over-month rows (none without a previous month).
+func momRows(t map[string]string, r *Report) []momRow {
+	pm := r.Previous
+	if pm == nil {
+		return nil
+	}
+	rows := []momRow{{t["flows"], r.TotalFlows, pm.TotalFlows, ""}, {t["deniedflows"], r.DeniedTotal, pm.DeniedTotal, ""},
+		{t["deniedgroups"], int64(r.DeniedPairs), int64(pm.DeniedPairs), ""}}
+	for i := range rows {
+		rows[i].Change = changeText(rows[i].This, rows[i].Last)
+	}
+	return rows
+}
+
+// changeText is this month's change over last month's: the difference and,
+// when last month had any, the percentage.
+func changeText(this, last int64) string {
+	s := fmt.Sprintf("%+d", this-last)
+	if last != 0 {
+		s += fmt.Sprintf(" (%+.1f%%)", 100*float64(this-last)/float64(last))
+	}
+	return s
 }
 
 // sectionTitle is the numbered title of section id.
@@ -564,6 +606,8 @@ p.controls{font-size:12px;color:#555}
 {{range $h := $.HeatHours}}<text x="0" y="{{hy $h}}" dy="8" font-size="9">{{printf "%02d" $h}}</text>{{end}}
 {{range $d, $day := .Heatmap}}{{range $h, $c := bytes $day}}<rect x="{{hx $d}}" y="{{hy $h}}" width="9" height="9" fill="{{heat $c}}"/>{{end}}{{end}}</svg>{{end}}</section>
 <section id="traffic"><h2>{{title .T "traffic"}}</h2>{{template "controls" (.With "traffic")}}
+{{with .R.Previous}}<p><b>{{$.T.mom}}</b></p><table><tr><th></th><th>{{$.T.thismonth}}</th><th>{{.Month}}</th><th>{{$.T.change}}</th></tr>
+{{range $.MoM}}<tr><td>{{.What}}</td><td class="n">{{.This}}</td><td class="n">{{.Last}}</td><td class="n">{{.Change}}</td></tr>{{end}}</table>{{end}}
 <table><tr><th>{{.T.verdict}}</th><th>{{.T.count}}</th></tr>{{range .R.Verdicts}}<tr><td>{{.Key}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>
 <p>{{.T.daily}}</p>
 <svg xmlns="http://www.w3.org/2000/svg" width="760" height="{{mul (len .R.Daily) 14}}" role="img" aria-label="daily volume">
@@ -571,6 +615,7 @@ p.controls{font-size:12px;color:#555}
 <section id="denied"><h2>{{title .T "denied"}}</h2>{{template "controls" (.With "denied")}}
 <p>{{.T.total}}: {{.R.DeniedTotal}}</p>
 <p>{{.T.new}}: {{.R.DeniedNewPairs}} / {{.R.DeniedPairs}}</p>
+<p>{{.T.gone}}: {{.R.DeniedGonePairs}}</p>
 <table><tr><th>{{.T.source}}</th><th>{{.T.destination}}</th><th>{{.T.port}}</th><th>{{.T.reason}}</th><th>{{.T.policy}}</th><th>{{.T.verdict}}</th><th>{{.T.new}}</th><th>{{.T.count}}</th></tr>
 {{range .R.Denied}}<tr><td>{{.Source}}</td><td>{{.Destination}}</td><td>{{.Protocol}}/{{.Port}}</td><td>{{.Reason}}</td><td>{{.Policy}}</td><td>{{.Verdict}}</td><td>{{if .NewThisMonth}}{{$.T.yes}}{{end}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table></section>
 <section id="privileged"><h2>{{title .T "privileged"}}</h2>{{template "controls" (.With "privileged")}}
@@ -618,6 +663,7 @@ type htmlData struct {
 	Period    string
 	Lists     []htmlList
 	HeatHours []int
+	MoM       []momRow
 	ID        string // the section of a "controls" template call
 }
 
@@ -643,7 +689,7 @@ func RenderHTML(w io.Writer, r *Report, lang string) error {
 		}
 	}
 	return htmlTmpl.Execute(w, htmlData{
-		R: r, T: t, Lang: lang, MaxDay: max, Excluded: excludedSummary(t, r), Period: periodText(r), HeatHours: []int{0, 6, 12, 18},
+		R: r, T: t, Lang: lang, MaxDay: max, Excluded: excludedSummary(t, r), Period: periodText(r), HeatHours: []int{0, 6, 12, 18}, MoM: momRows(t, r),
 		Lists: []htmlList{{t["world"], r.WorldEgress}, {t["talkers"], r.TopTalkers}, {t["http"], r.HTTPErrors}, {t["dns"], r.DNSFailures}},
 	})
 }

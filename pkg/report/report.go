@@ -96,6 +96,15 @@ type Pair struct {
 	NewThisMonth bool `json:"new_this_month"`
 }
 
+// PreviousMonth is last month's headline numbers, counted in the same
+// scope from the pass that marks denied groups new.
+type PreviousMonth struct {
+	Month       string `json:"month"`
+	TotalFlows  int64  `json:"total_flows"`
+	DeniedTotal int64  `json:"denied_total"`
+	DeniedPairs int    `json:"denied_pairs"`
+}
+
 // Query is a number's provenance: the DuckDB SQL that reproduces it.
 type Query struct {
 	Name string `json:"name"`
@@ -136,7 +145,12 @@ type Report struct {
 	DeniedTotal    int64          `json:"denied_total"`
 	DeniedPairs    int            `json:"denied_pairs"`     // distinct pairs before the top-N cut
 	DeniedNewPairs int            `json:"denied_new_pairs"` // of them, not denied in the previous month
-	Privileged     []Privileged   `json:"privileged_top"`
+	// DeniedGonePairs are last month's denied groups with no denied flow
+	// this month.
+	DeniedGonePairs int `json:"denied_gone_pairs"`
+	// Previous is last month's headline numbers (query previous_totals).
+	Previous   *PreviousMonth `json:"previous_month"`
+	Privileged []Privileged   `json:"privileged_top"`
 	// PrivilegedSources are the sources approved for privileged paths
 	// (nil: none configured); PrivilegedUnapproved counts the request
 	// flows on a privileged path from any other source that were not
@@ -270,6 +284,7 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 		agg.namespaceFilter = o.Namespaces
 		agg.previous = prev.seen
 		agg.approved = o.PrivilegedSources
+		rep.Previous = &PreviousMonth{Month: prevFrom.In(o.Location).Format("2006-01"), TotalFlows: prev.total, DeniedTotal: prev.denied, DeniedPairs: len(prev.seen)}
 		monthOpts := opts
 		monthOpts.Files = files
 		return scanRows(ctx, sc, monthOpts, read, agg.add)
@@ -421,6 +436,8 @@ func queries(o Options, from, to, prevFrom time.Time, priv []uint32, flows, stat
 		{"total_flows", fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", flows, where)},
 		{"verdicts", fmt.Sprintf("SELECT coalesce(verdict, 'VERDICT_UNKNOWN') AS verdict, count(*) FROM %s WHERE %s GROUP BY 1 ORDER BY 2 DESC, 1", flows, where)},
 		{"denied_pairs", fmt.Sprintf("SELECT count(*) FROM (SELECT DISTINCT %s FROM %s WHERE %s AND verdict IN ('DROPPED', 'AUDIT'))", deniedTuple, flows, where)},
+		{"denied_gone_pairs", fmt.Sprintf("SELECT count(*) FROM (SELECT DISTINCT %[1]s FROM %[2]s WHERE %[4]s AND verdict IN ('DROPPED', 'AUDIT') EXCEPT SELECT DISTINCT %[1]s FROM %[2]s WHERE %[3]s AND verdict IN ('DROPPED', 'AUDIT'))", deniedTuple, flows, where, prevWhere)},
+		{"previous_totals", fmt.Sprintf("SELECT count(*), count(*) FILTER (WHERE verdict IN ('DROPPED', 'AUDIT')), (SELECT count(*) FROM (SELECT DISTINCT %[1]s FROM %[2]s WHERE %[3]s AND verdict IN ('DROPPED', 'AUDIT'))) FROM %[2]s WHERE %[3]s", deniedTuple, flows, prevWhere)},
 		{"denied_new_pairs", fmt.Sprintf("SELECT count(*) FROM (SELECT DISTINCT %[1]s FROM %[2]s WHERE %[3]s AND verdict IN ('DROPPED', 'AUDIT') EXCEPT SELECT DISTINCT %[1]s FROM %[2]s WHERE %[4]s AND verdict IN ('DROPPED', 'AUDIT'))", deniedTuple, flows, where, prevWhere)},
 		{"privileged_by_port", fmt.Sprintf("SELECT coalesce(CAST(l4_destination_port AS VARCHAR), '') AS port, count(*) FROM %s WHERE %s AND (l4_destination_port IN (%s) OR destination_identity = 7) GROUP BY 1 ORDER BY 2 DESC, 1", flows, where, portList(priv))},
 		{"world_egress_total", fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND %s", flows, where, worldDestSQL)},

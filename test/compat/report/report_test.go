@@ -238,6 +238,12 @@ type reportDoc struct {
 		WorldEgress  int64  `json:"world_egress_flows"`
 		Holds        bool   `json:"internal_only_assertion_holds"`
 	} `json:"zones"`
+	DeniedGone int64 `json:"denied_gone_pairs"`
+	Previous   struct {
+		TotalFlows  int64 `json:"total_flows"`
+		DeniedTotal int64 `json:"denied_total"`
+		DeniedPairs int64 `json:"denied_pairs"`
+	} `json:"previous_month"`
 	PrivilegedUnapproved int64     `json:"privileged_unapproved"`
 	OldestFlow           time.Time `json:"oldest_flow"`
 	ToUTC                time.Time `json:"to_utc"`
@@ -292,6 +298,8 @@ func matchDuckDB(t *testing.T, rep *report.Report) reportDoc {
 	check("denied_total", [][]any{{doc.DeniedTotal}})
 	check("denied_pairs", [][]any{{doc.DeniedPairs}})
 	check("denied_new_pairs", [][]any{{doc.DeniedNew}})
+	check("denied_gone_pairs", [][]any{{doc.DeniedGone}})
+	check("previous_totals", [][]any{{doc.Previous.TotalFlows, doc.Previous.DeniedTotal, doc.Previous.DeniedPairs}})
 	check("world_egress_total", [][]any{{doc.World}})
 	var ps [][]any
 	for _, p := range doc.PrivByPort {
