@@ -789,9 +789,9 @@ func RenderCSV(dir string, r *Report) error {
 	}
 	rows = nil
 	for _, z := range r.Zones {
-		rows = append(rows, []string{z.Name, fmt.Sprint(z.InternalOnly), fmt.Sprint(z.Inbound), fmt.Sprint(z.Unauthorized), fmt.Sprint(z.WorldEgress), fmt.Sprint(z.AssertionHolds)})
+		rows = append(rows, []string{z.Name, fmt.Sprint(z.InternalOnly), fmt.Sprint(z.Inbound), fmt.Sprint(z.Unauthorized), fmt.Sprint(z.UnauthorizedReached), fmt.Sprint(z.WorldEgress), fmt.Sprint(z.AssertionHolds)})
 	}
-	if err := write("zones.csv", []string{"zone", "internal_only", "inbound_flows", "unauthorized_flows", "world_egress_flows", "internal_only_assertion_holds"}, rows); err != nil {
+	if err := write("zones.csv", []string{"zone", "internal_only", "inbound_flows", "unauthorized_flows", "unauthorized_reached_flows", "world_egress_flows", "internal_only_assertion_holds"}, rows); err != nil {
 		return err
 	}
 	rows = nil
