@@ -369,6 +369,34 @@ func RenderMarkdown(w io.Writer, r *Report, lang string) error {
 	return nil
 }
 
+// bar is one bar of a chart: its label, its width (of 300) and its count.
+type bar struct {
+	Label string
+	Width int
+	Count int64
+}
+
+// deniedBars are the first ten denied groups, labelled source -> destination
+// protocol/port (cut to 60 characters), as bars scaled to the first.
+func deniedBars(r *Report) []bar {
+	var out []bar
+	for i, d := range r.Denied {
+		if i == 10 {
+			break
+		}
+		label := d.Source + " -> " + d.Destination + " " + d.Protocol + "/" + d.Port
+		if rs := []rune(label); len(rs) > 60 {
+			label = string(rs[:59]) + "…"
+		}
+		w := 0
+		if r.Denied[0].Count > 0 {
+			w = int(300 * d.Count / r.Denied[0].Count)
+		}
+		out = append(out, bar{Label: label, Width: w, Count: d.Count})
+	}
+	return out
+}
+
 // momRow is a headline number beside last month's.
 type momRow struct {
 	What       string
@@ -616,6 +644,8 @@ p.controls{font-size:12px;color:#555}
 <p>{{.T.total}}: {{.R.DeniedTotal}}</p>
 <p>{{.T.new}}: {{.R.DeniedNewPairs}} / {{.R.DeniedPairs}}</p>
 <p>{{.T.gone}}: {{.R.DeniedGonePairs}}</p>
+{{if .DeniedBars}}<svg xmlns="http://www.w3.org/2000/svg" width="760" height="{{mul (len .DeniedBars) 14}}" role="img" aria-label="top denied">
+{{range $i, $b := .DeniedBars}}<text x="0" y="{{mul $i 14}}" dy="11" font-size="11">{{$b.Label}}</text><rect x="420" y="{{mul $i 14}}" width="{{$b.Width}}" height="11" fill="#c62828"/><text x="{{$b.Width}}" dx="425" y="{{mul $i 14}}" dy="11" font-size="11">{{$b.Count}}</text>{{end}}</svg>{{end}}
 <table><tr><th>{{.T.source}}</th><th>{{.T.destination}}</th><th>{{.T.port}}</th><th>{{.T.reason}}</th><th>{{.T.policy}}</th><th>{{.T.verdict}}</th><th>{{.T.new}}</th><th>{{.T.count}}</th></tr>
 {{range .R.Denied}}<tr><td>{{.Source}}</td><td>{{.Destination}}</td><td>{{.Protocol}}/{{.Port}}</td><td>{{.Reason}}</td><td>{{.Policy}}</td><td>{{.Verdict}}</td><td>{{if .NewThisMonth}}{{$.T.yes}}{{end}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table></section>
 <section id="privileged"><h2>{{title .T "privileged"}}</h2>{{template "controls" (.With "privileged")}}
@@ -664,7 +694,9 @@ type htmlData struct {
 	Lists     []htmlList
 	HeatHours []int
 	MoM       []momRow
-	ID        string // the section of a "controls" template call
+	// DeniedBars are the first denied groups as bars (at most 10).
+	DeniedBars []bar
+	ID         string // the section of a "controls" template call
 }
 
 type htmlList struct {
@@ -689,7 +721,7 @@ func RenderHTML(w io.Writer, r *Report, lang string) error {
 		}
 	}
 	return htmlTmpl.Execute(w, htmlData{
-		R: r, T: t, Lang: lang, MaxDay: max, Excluded: excludedSummary(t, r), Period: periodText(r), HeatHours: []int{0, 6, 12, 18}, MoM: momRows(t, r),
+		R: r, T: t, Lang: lang, MaxDay: max, Excluded: excludedSummary(t, r), Period: periodText(r), HeatHours: []int{0, 6, 12, 18}, MoM: momRows(t, r), DeniedBars: deniedBars(r),
 		Lists: []htmlList{{t["world"], r.WorldEgress}, {t["talkers"], r.TopTalkers}, {t["http"], r.HTTPErrors}, {t["dns"], r.DNSFailures}},
 	})
 }
