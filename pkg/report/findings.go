@@ -496,3 +496,48 @@ func maxTime(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// Event is one change during the month: a collector stopping or starting
+// (the ends of a run of minutes without stats rows) or its configuration
+// changing (the first minute of a node's later configuration).
+type Event struct {
+	Time time.Time `json:"time"`
+	Node string    `json:"node"`
+	// Event is collector_stopped, collector_started or
+	// configuration_changed.
+	Event  string `json:"event"`
+	Detail string `json:"detail,omitempty"` // the new version and hash
+}
+
+// timeline lists the month's changes in time order, from the coverage the
+// report computed.
+func timeline(rep *Report) []Event {
+	out := []Event{}
+	for _, c := range rep.Coverage {
+		for _, g := range c.Gaps {
+			if g.Reason != reasonCollectorDown {
+				continue
+			}
+			// A run that starts at the node's first evaluable minute is the
+			// month's start (or the node's first evidence), not a stop.
+			if !g.From.Equal(rep.FromUTC) && (c.FirstEvidence == nil || !g.From.Equal(*c.FirstEvidence)) {
+				out = append(out, Event{Time: g.From, Node: c.Node, Event: "collector_stopped"})
+			}
+			if g.To.Before(rep.ToUTC) && g.To.Before(rep.Generated.Truncate(time.Minute)) {
+				out = append(out, Event{Time: g.To, Node: c.Node, Event: "collector_started"})
+			}
+		}
+		for i, x := range c.Configurations {
+			if i > 0 {
+				out = append(out, Event{Time: x.First, Node: c.Node, Event: "configuration_changed", Detail: x.Version + " " + x.ConfigHash})
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Event) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Node, b.Node)
+	})
+	return out
+}

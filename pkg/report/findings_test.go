@@ -175,6 +175,12 @@ func TestFindingsHoldAndAreViolated(t *testing.T) {
 	if f := findingOf(t, low, CheckGapsExplained); f.Status != Violated || *f.Value != 72*60-120 {
 		t.Errorf("gaps over 3 days with 2 h collected: %+v (want %d minutes)", f, 72*60-120)
 	}
+	if len(low.Timeline) != 1 || low.Timeline[0].Event != "collector_stopped" || !low.Timeline[0].Time.Equal(jan.Add(2*time.Hour)) {
+		t.Errorf("timeline over 3 days with 2 h collected: %+v, want the stop at 02:00", low.Timeline)
+	}
+	if len(rep.Timeline) != 0 {
+		t.Errorf("timeline of 2 h collected, one configuration: %+v", rep.Timeline)
+	}
 	if f := findingOf(t, rep, CheckZoneSources); !strings.Contains(f.Reason, "2 attempt(s) stopped") {
 		t.Errorf("zone_sources: %s: the dropped attempt is not counted as stopped", f.Reason)
 	}
@@ -202,6 +208,9 @@ func TestFindingsHoldAndAreViolated(t *testing.T) {
 	}
 	if len(rep.PrivilegedUnapprovedTop) != 1 || rep.PrivilegedUnapprovedTop[0].Source != "default/curl" || rep.PrivilegedUnapprovedTop[0].Count != 2 {
 		t.Errorf("privileged_unapproved_top %+v", rep.PrivilegedUnapprovedTop)
+	}
+	if len(rep.Timeline) != 1 || rep.Timeline[0].Event != "configuration_changed" || rep.Timeline[0].Detail != "v1 hash-b" || !rep.Timeline[0].Time.Equal(jan.Add(time.Hour)) {
+		t.Errorf("timeline %+v: want the change to hash-b at 01:00", rep.Timeline)
 	}
 	if c := rep.Coverage[0]; len(c.Configurations) != 2 || c.Configurations[0].ConfigHash != "hash-a" || c.Configurations[1].ConfigHash != "hash-b" ||
 		!c.Configurations[1].First.Equal(jan.Add(time.Hour)) {

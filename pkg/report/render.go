@@ -59,7 +59,10 @@ var labels = map[string]map[string]string{
 		"sec_signoff": "Sign-off", "sec_queries": "DuckDB queries reproducing these numbers",
 		"axisday": "day", "axishour": "hour",
 		"mom": "Month over month", "thismonth": "This month", "change": "Change", "deniedflows": "Denied flows", "deniedgroups": "Denied groups",
-		"gone": "Gone this month (denied last month, not this month)",
+		"gone":     "Gone this month (denied last month, not this month)",
+		"timeline": "Changes during the month", "time": "Time", "event": "Event", "nochanges": "none",
+		"event_collector_stopped": "collector stopped (no stats rows from here)", "event_collector_started": "collector started (stats rows again)",
+		"event_configuration_changed": "configuration changed to",
 	},
 	"ko": {
 		"title": "네트워크 트래픽 증적 보고서", "period": "기간", "scope": "범위", "nodes": "노드",
@@ -103,7 +106,10 @@ var labels = map[string]map[string]string{
 		"sec_signoff": "승인", "sec_queries": "이 수치를 재현하는 DuckDB 쿼리",
 		"axisday": "일", "axishour": "시",
 		"mom": "전월 대비", "thismonth": "이번 달", "change": "증감", "deniedflows": "차단된 플로우", "deniedgroups": "차단 그룹",
-		"gone": "이번 달 사라짐 (지난달 차단, 이번 달 없음)",
+		"gone":     "이번 달 사라짐 (지난달 차단, 이번 달 없음)",
+		"timeline": "월 중 변경 내역", "time": "시각", "event": "사건", "nochanges": "없음",
+		"event_collector_stopped": "수집기 중지 (이후 통계 행 없음)", "event_collector_started": "수집기 시작 (통계 행 재개)",
+		"event_configuration_changed": "설정 변경:",
 	},
 }
 
@@ -228,6 +234,16 @@ func RenderMarkdown(w io.Writer, r *Report, lang string) error {
 	for _, c := range r.Coverage {
 		for _, s := range c.Configurations {
 			p("| %s | %s | %s | %s | %s |\n", mdCell(c.Node), mdCell(s.Version), mdCell(s.ConfigHash), s.First.Format(minuteTime), s.Last.Format(minuteTime))
+		}
+	}
+
+	p("\n**%s**\n\n", t["timeline"])
+	if len(r.Timeline) == 0 {
+		p("%s\n", t["nochanges"])
+	} else {
+		p("| %s | %s | %s |\n|---|---|---|\n", t["time"], t["node"], t["event"])
+		for _, e := range r.Timeline {
+			p("| %s | %s | %s |\n", e.Time.Format(minuteTime), mdCell(e.Node), mdCell(eventText(t, e)))
 		}
 	}
 
@@ -395,6 +411,15 @@ func deniedBars(r *Report) []bar {
 		out = append(out, bar{Label: label, Width: w, Count: d.Count})
 	}
 	return out
+}
+
+// eventText is a timeline event in the language of t.
+func eventText(t map[string]string, e Event) string {
+	s := t["event_"+e.Event]
+	if e.Detail != "" {
+		s += " " + e.Detail
+	}
+	return s
 }
 
 // momRow is a headline number beside last month's.
@@ -589,6 +614,7 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 		return strings.Join(n, ", ")
 	},
 	"approved": approvedText,
+	"event":    eventText,
 	"oldest":   oldestText,
 	"keyids":   keyIDsText,
 	"notext":   func(lang string) string { return findingTexts["no_zones"].In(lang) },
@@ -621,7 +647,10 @@ p.controls{font-size:12px;color:#555}
 <tr><th>{{.T.excluded}}</th><td>{{.Excluded}}</td></tr></table>
 <p>{{.T.configurations}}</p>
 <table><tr><th>{{.T.node}}</th><th>{{.T.version}}</th><th>{{.T.confighash}}</th><th>{{.T.firstseen}}</th><th>{{.T.lastseen}}</th></tr>
-{{range .R.Coverage}}{{$n := .Node}}{{range .Configurations}}<tr><td>{{$n}}</td><td>{{.Version}}</td><td>{{.ConfigHash}}</td><td>{{mintime .First}}</td><td>{{mintime .Last}}</td></tr>{{end}}{{end}}</table></section>
+{{range .R.Coverage}}{{$n := .Node}}{{range .Configurations}}<tr><td>{{$n}}</td><td>{{.Version}}</td><td>{{.ConfigHash}}</td><td>{{mintime .First}}</td><td>{{mintime .Last}}</td></tr>{{end}}{{end}}</table>
+<p>{{.T.timeline}}</p>
+{{if .R.Timeline}}<table><tr><th>{{.T.time}}</th><th>{{.T.node}}</th><th>{{.T.event}}</th></tr>
+{{range .R.Timeline}}<tr><td>{{mintime .Time}}</td><td>{{.Node}}</td><td>{{event $.T .}}</td></tr>{{end}}</table>{{else}}<p>{{.T.nochanges}}</p>{{end}}</section>
 <section id="coverage"><h2>{{title .T "coverage"}}</h2>{{template "controls" (.With "coverage")}}
 <table><tr><th>{{.T.node}}</th><th>{{.T.pct}}</th><th>{{.T.minutes}}</th><th>{{.T.lostmin}}</th><th>{{.T.downmin}}</th><th>{{.T.unexplainedmin}}</th><th>{{.T.hours}}</th><th>{{.T.collected}}</th><th>{{.T.notraffic}}</th><th>{{.T.withloss}}</th><th>{{.T.down}}</th><th>{{.T.losses}}</th><th>{{.T.first}}</th></tr>
 {{range .R.Coverage}}<tr><td>{{.Node}}</td><td class="n">{{pct .CoveragePct}}</td><td class="n">{{.Minutes}}</td><td class="n">{{.MinutesLost}}</td><td class="n">{{.MinutesDown}}</td><td class="n">{{.MinutesUnexplained}}</td><td class="n">{{.Hours}}</td><td class="n">{{.Collected}}</td><td class="n">{{.NoTraffic}}</td><td class="n">{{.WithLoss}}</td><td class="n">{{.Down}}</td><td class="n">{{.Losses}}</td><td>{{first .}}</td></tr>{{end}}</table>

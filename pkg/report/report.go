@@ -132,11 +132,14 @@ type Report struct {
 	RetentionMin   string  `json:"retention_min"`
 	// OldestFlow is the oldest flow time the manifests of the whole
 	// archive vouch for (query retention_oldest); absent when none.
-	OldestFlow     time.Time      `json:"oldest_flow,omitzero"`
-	Nodes          []string       `json:"nodes"`
-	Namespaces     int            `json:"namespaces"`
-	Versions       []string       `json:"collector_versions"`
-	ConfigHashes   []string       `json:"config_hashes"`
+	OldestFlow   time.Time `json:"oldest_flow,omitzero"`
+	Nodes        []string  `json:"nodes"`
+	Namespaces   int       `json:"namespaces"`
+	Versions     []string  `json:"collector_versions"`
+	ConfigHashes []string  `json:"config_hashes"`
+	// Timeline is the month's changes: collector stops, starts and
+	// configuration changes, in time order.
+	Timeline       []Event        `json:"timeline"`
 	TotalFlows     int64          `json:"total_flows"`
 	Verdicts       []Count        `json:"verdicts"`
 	Daily          []DayCount     `json:"daily"`
@@ -316,6 +319,7 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	rep.PrivilegedSources = o.PrivilegedSources
 	rep.CoverageTarget, rep.RetentionMin = o.CoverageTarget, o.RetentionMin.String()
 	rep.Findings = findings(rep, o, hist, ct)
+	rep.Timeline = timeline(rep)
 	rep.Sections = ct.sections()
 	rep.Controls = ct.Controls
 	rep.emptyListsNotNull()
@@ -384,6 +388,7 @@ func (r *Report) emptyListsNotNull() {
 	nonNil(&r.Privileged)
 	nonNil(&r.PrivilegedUnapprovedTop)
 	nonNil(&r.Findings)
+	nonNil(&r.Timeline)
 	nonNil(&r.Sections)
 	nonNil(&r.Controls)
 	for i := range r.Coverage {
