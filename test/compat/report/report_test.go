@@ -495,6 +495,16 @@ privileged_sources:
 			t.Errorf("finding %s: %s, want %s", check, status[check], want)
 		}
 	}
+	// node-b's collector stops at 05:00 on Jan 10 and starts at 08:20;
+	// node-c's is down on Jan 20.
+	var events []string
+	for _, e := range rep.Timeline {
+		events = append(events, e.Time.Format("01-02T15:04")+" "+e.Node+" "+e.Event)
+	}
+	if want := []string{"01-10T05:00 prod/node-b collector_stopped", "01-10T08:20 prod/node-b collector_started",
+		"01-20T00:00 prod/node-c collector_stopped", "01-21T00:00 prod/node-c collector_started"}; fmt.Sprint(events) != fmt.Sprint(want) {
+		t.Errorf("timeline %v, want %v", events, want)
+	}
 	if doc.PrivilegedUnapproved == 0 {
 		t.Errorf("privileged_unapproved 0: the dataset should have privileged flows from other sources")
 	}
