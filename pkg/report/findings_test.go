@@ -425,3 +425,25 @@ func FuzzParseControls(f *testing.F) {
 		}
 	})
 }
+
+// TestParseZonesFile: a zones file may hold zones, the sources approved for
+// privileged paths, or both; an empty selector or value is refused.
+func TestParseZonesFile(t *testing.T) {
+	f, err := ParseZonesFile([]byte("privileged_sources:\n  namespaces: [ops]\n  labels: [\"k8s:app=bastion\"]\n"))
+	if err != nil || len(f.Zones) != 0 || f.PrivilegedSources == nil || f.PrivilegedSources.Namespaces[0] != "ops" {
+		t.Fatalf("ParseZonesFile = %+v, %v", f, err)
+	}
+	ops, other := "ops", "default"
+	if !f.PrivilegedSources.match(&ops, nil) || !f.PrivilegedSources.match(&other, []string{"k8s:app=bastion"}) || f.PrivilegedSources.match(&other, nil) {
+		t.Errorf("privileged_sources matching wrong")
+	}
+	if _, err := ParseZones([]byte("privileged_sources:\n  namespaces: [ops]\n")); err == nil {
+		t.Errorf("ParseZones accepted a file without zones")
+	}
+	for _, bad := range []string{"", "privileged_sources: {}\n", "privileged_sources:\n  namespaces: [\"\"]\n", "privileged_sources:\n  labels: [\"\"]\n",
+		"privileged_sources:\n  namespaces: [a]\n  typo: 1\n"} {
+		if _, err := ParseZonesFile([]byte(bad)); err == nil {
+			t.Errorf("ParseZonesFile(%q) accepted", bad)
+		}
+	}
+}
