@@ -18,7 +18,7 @@ profile=$(mktemp -d)
 flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking
        --disable-component-update --disable-sync "--user-data-dir=$profile")
 chromium "${flags[@]}" --dump-dom "file://$report" > out/report-dom.html 2>/dev/null
-for title in "Collection coverage" "Verdict totals" "Denied traffic" "Privileged paths" "Integrity" "Sign-off"; do
+for title in "Findings" "Collection coverage" "Verdict totals" "Denied traffic" "Privileged paths" "Integrity" "Control mapping" "Sign-off"; do
   grep -q "$title" out/report-dom.html || { echo "e2e: rendered report lacks section '$title'"; exit 1; }
 done
 chromium "${flags[@]}" --window-size=1280,2400 --screenshot="$PWD/out/report.png" "file://$report" 2>/dev/null

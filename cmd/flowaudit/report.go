@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flowaudit/flowaudit/internal/daemon"
 	"github.com/flowaudit/flowaudit/pkg/archive"
 	"github.com/flowaudit/flowaudit/pkg/report"
 )
@@ -27,6 +30,9 @@ func newReportCmd() *cobra.Command {
 		nodes, namespaces            []string
 		top, parallel                int
 		privileged, zonesFile        string
+		coverageTarget               float64
+		retentionMin, pubFile        string
+		controlsFile                 string
 	)
 	cmd := &cobra.Command{
 		Use:   "report --month YYYY-MM",
@@ -38,6 +44,18 @@ source, destination, port, drop reason and policy, internet egress, top
 talkers, HTTP errors and DNS failures, the integrity check of every file of the
 month, and a sign-off block. Each number comes with the DuckDB query that
 reproduces it. --month previous is the month before the current one in --tz.
+
+The report opens with its findings: one line per check, holds, violated or
+not evaluated (and why), with the number behind it, the section holding the
+evidence and the controls it evidences: coverage at least --coverage-target,
+every gap and loss explained, internal-only zones with no flow to the
+internet, no source outside a zone's allowed_sources reaching it, privileged
+paths used only from the zones file's privileged_sources, integrity (and,
+with --public-key, signatures), retention at least --retention-min, and the
+collector configuration unchanged. A check whose input is not configured is
+not evaluated, and says so. The control mapping (Korean and English
+regulations and standards: EFSR, PIPA, ISMS-P, PCI DSS, ISO/IEC 27001) is
+built in; --controls FILE extends or replaces it (docs/report.md).
 
 Only rows the manifests vouch for are counted: a data file no manifest entry
 names, or one that is missing, truncated or modified, is an integrity finding,
@@ -89,17 +107,44 @@ are refused: their flows would count twice.`,
 			if err != nil {
 				return err
 			}
-			var zones []report.Zone
+			var zf report.ZonesFile
 			if zonesFile != "" {
 				b, err := os.ReadFile(zonesFile)
 				if err != nil {
 					return fmt.Errorf("--zones: %w", err)
 				}
-				if zones, err = report.ParseZones(b); err != nil {
+				if zf, err = report.ParseZonesFile(b); err != nil {
 					return fmt.Errorf("--zones %s: %w", zonesFile, err)
 				}
 			}
-			rep, err := report.Build(cmd.Context(), report.Options{Archives: roots, Month: m, Location: loc, Nodes: nodes, TopN: top, Parallel: parallel, PrivilegedPorts: ports, Zones: zones, Namespaces: namespaces})
+			if coverageTarget < 0 || coverageTarget > 100 || math.IsNaN(coverageTarget) {
+				return fmt.Errorf("--coverage-target %v: want a percentage above 0 and at most 100 (0: none)", coverageTarget)
+			}
+			var retention report.Retention
+			if retentionMin != "" {
+				if retention, err = report.ParseRetention(retentionMin); err != nil {
+					return fmt.Errorf("--retention-min: %w", err)
+				}
+			}
+			var pub ed25519.PublicKey
+			if pubFile != "" {
+				if pub, err = daemon.LoadPublicKey(pubFile); err != nil {
+					return fmt.Errorf("--public-key: %w", err)
+				}
+			}
+			var controls *report.ControlTable
+			if controlsFile != "" {
+				b, err := os.ReadFile(controlsFile)
+				if err != nil {
+					return fmt.Errorf("--controls: %w", err)
+				}
+				if controls, err = report.ParseControls(b); err != nil {
+					return fmt.Errorf("--controls %s: %w", controlsFile, err)
+				}
+			}
+			rep, err := report.Build(cmd.Context(), report.Options{Archives: roots, Month: m, Location: loc, Nodes: nodes, TopN: top, Parallel: parallel,
+				PrivilegedPorts: ports, Zones: zf.Zones, PrivilegedSources: zf.PrivilegedSources, Namespaces: namespaces,
+				CoverageTarget: coverageTarget, RetentionMin: retention, PublicKey: pub, Controls: controls})
 			if err != nil {
 				return err
 			}
@@ -166,7 +211,11 @@ are refused: their flows would count twice.`,
 	f.StringSliceVar(&namespaces, "namespace", nil, "only flows from or to these namespaces; repeatable (coverage stays per node)")
 	f.IntVar(&top, "top", 20, "rows in each top-N table (1 or more)")
 	f.IntVar(&parallel, "parallel", report.DefaultParallel(), "archive files read at a time, 1 or more (1: one after another, least memory)")
-	f.StringVar(&zonesFile, "zones", "", "YAML file of sensitive zones (docs/report.md)")
+	f.StringVar(&zonesFile, "zones", "", "YAML file of sensitive zones and of the sources approved for privileged paths (privileged_sources; docs/report.md)")
+	f.Float64Var(&coverageTarget, "coverage-target", 0, "coverage every node must reach, in percent, e.g. 99.9 (0: none, the coverage check is not evaluated)")
+	f.StringVar(&retentionMin, "retention-min", "", "minimum retention of the flows, e.g. 12mo, 1y, 400d (none: the retention check is not evaluated)")
+	f.StringVar(&pubFile, "public-key", "", "ed25519 public key file (as for verify): check every manifest entry's signature (none: the signatures check is not evaluated)")
+	f.StringVar(&controlsFile, "controls", "", "YAML file of controls that extend the built-in control mapping, or replace it (replace: true; docs/report.md)")
 	f.StringVar(&privileged, "privileged-ports", "", "privileged destination ports: a file or a list like 22,3389,6443 (default SSH, RDP, kube-apiserver, databases)")
 	_ = cmd.MarkFlagRequired("month")
 	_ = cmd.MarkFlagRequired("archive")

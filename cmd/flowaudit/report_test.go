@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -113,5 +114,59 @@ func TestVerifyTextEscapesNames(t *testing.T) {
 	out, _ = runCmd(t, "verify", "--archive", root)
 	if strings.Contains(out, "\nEXTRA\tforged") || !strings.Contains(out, `x\nEXTRA\tforged`) {
 		t.Errorf("an extra file's name is not escaped:\n%s", out)
+	}
+}
+
+// TestReportFindingsFlags: the zones file's privileged_sources, a coverage
+// target, a retention minimum, a public key and a controls file reach the
+// findings: none of their checks is left not evaluated, and the controls
+// file's control is on the check it names.
+func TestReportFindingsFlags(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "archive")
+	key := filepath.Join(dir, "sign")
+	if _, err := runCmd(t, "keygen", "--out", key); err != nil {
+		t.Fatal(err)
+	}
+	writeArchive(t, root, "c/n1")
+	zones := filepath.Join(dir, "zones.yaml")
+	controls := filepath.Join(dir, "controls.yaml")
+	if err := os.WriteFile(zones, []byte("zones:\n  - name: z\n    namespaces: [db]\n    internal_only: true\nprivileged_sources:\n  namespaces: [ops]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(controls, []byte("controls:\n  - id: OWN-1\n    title: {en: own}\n    checks: [retention]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "r.json")
+	if _, err := runCmd(t, "report", "--month", "2026-01", "--archive", root, "--format", "json", "--out", out, "--zones", zones,
+		"--coverage-target", "50", "--retention-min", "3d", "--public-key", key+".pub", "--controls", controls); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Findings []struct {
+			Check, Status, Reason string
+			Controls              []string
+		}
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Findings) == 0 {
+		t.Fatalf("no findings in %s", b)
+	}
+	for _, f := range doc.Findings {
+		if f.Status == "not_evaluated" {
+			t.Errorf("%s not evaluated: %s", f.Check, f.Reason)
+		}
+		if f.Check == "retention" && !slices.Contains(f.Controls, "OWN-1") {
+			t.Errorf("retention controls %v: no OWN-1 from --controls", f.Controls)
+		}
+	}
+	if _, err := runCmd(t, "report", "--month", "2026-01", "--archive", root, "--controls", zones); err == nil || !strings.Contains(err.Error(), "--controls") {
+		t.Errorf("a zones file as --controls: %v", err)
 	}
 }

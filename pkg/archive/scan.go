@@ -702,6 +702,10 @@ type VerifyReport struct {
 	// Retired counts committed files of partitions that retention deleted
 	// (a "retention" entry in the chain names each partition).
 	Retired int `json:"files_retired"`
+	// Retention lists the partitions retention deleted (every "retention"
+	// entry of the chains read), whatever the range: what a reader needs to
+	// tell a retention policy kept from one that deleted too early.
+	Retention []RetiredPartition `json:"-"`
 	// Compacted counts committed files that a compaction merged into a
 	// larger file (a "compaction" entry names each with its hash and rows).
 	Compacted  int               `json:"files_compacted"`
@@ -722,6 +726,15 @@ type VerifyReport struct {
 	// rows are in it) are there too, as kind "compacted", which is no
 	// finding.
 	Unvouched []Unvouched `json:"-"`
+}
+
+// RetiredPartition is one partition that retention deleted, as its
+// "retention" entry records it: the partition directory and the time range
+// of the rows it held.
+type RetiredPartition struct {
+	Node, Table, Path string
+	Rows              int64
+	MinTime, MaxTime  time.Time
 }
 
 // Unvouched is a data file a reader must not count, and why.
@@ -793,6 +806,7 @@ func verifyRoot(root string, o VerifyOptions) (*VerifyReport, error) {
 		for _, e := range entries {
 			if e.Op == "retention" {
 				retired[e.Path] = true
+				rep.Retention = append(rep.Retention, RetiredPartition{Node: node, Table: e.Table, Path: e.Path, Rows: e.Rows, MinTime: e.MinTime, MaxTime: e.MaxTime})
 			}
 			for _, r := range e.Replaces {
 				compacted[r.Path] = r
@@ -963,6 +977,7 @@ func VerifyRoots(roots []string, o VerifyOptions) (*VerifyReport, error) {
 		}
 		all.Intact = append(all.Intact, rep.Intact...)
 		all.Unvouched = append(all.Unvouched, rep.Unvouched...)
+		all.Retention = append(all.Retention, rep.Retention...)
 	}
 	for k := range keyIDs {
 		all.KeyIDs = append(all.KeyIDs, k)

@@ -185,7 +185,13 @@ type aggregator struct {
 	dnsFail                   map[dnsKey]int64
 	world                     map[egressKey]int64
 	priv                      map[privKey]int64
-	zones                     []*zoneAgg
+	// approved are the sources approved for privileged paths (nil: none
+	// configured); unapproved counts the request flows on a privileged
+	// path from any other source that were not stopped.
+	approved    *Selector
+	unapproved  int64
+	unapprovedK map[privKey]int64
+	zones       []*zoneAgg
 	// namespaceFilter keeps only flows from or to these namespaces (nil: all).
 	namespaceFilter []string
 	// previous holds last month's denied groups (nil: not computed).
@@ -201,7 +207,7 @@ func newAggregator(sym *symbols, loc *time.Location, privileged []uint32, zones 
 		loc: loc, privileged: map[uint32]bool{}, sym: sym,
 		verdicts: map[string]int64{}, days: map[int32]*dayAgg{}, nodes: map[string]bool{}, namespaces: map[string]bool{},
 		pairs: map[pairKey]int64{}, talkers: map[[2]uint32]int64{}, httpErr: map[httpKey]int64{}, dnsFail: map[dnsKey]int64{},
-		world: map[egressKey]int64{}, priv: map[privKey]int64{},
+		world: map[egressKey]int64{}, priv: map[privKey]int64{}, unapprovedK: map[privKey]int64{},
 	}
 	for _, p := range privileged {
 		a.privileged[p] = true
@@ -273,15 +279,23 @@ type previousPairs struct {
 	namespaces []string
 	sym        *symbols
 	seen       map[pairKey]bool
+	// total and denied are the previous month's flows and denied flows,
+	// for the month-over-month comparison.
+	total, denied int64
 }
 
 func (p *previousPairs) add(rows []flowRow) {
 	for i := range rows {
 		r := &rows[i]
-		v := deref(r.Verdict, "")
-		if (v != "DROPPED" && v != "AUDIT") || !inScope(r, p.namespaces) {
+		if !inScope(r, p.namespaces) {
 			continue
 		}
+		p.total++
+		v := deref(r.Verdict, "")
+		if v != "DROPPED" && v != "AUDIT" {
+			continue
+		}
+		p.denied++
 		var port uint32
 		if r.L4DestPort != nil {
 			port = *r.L4DestPort
@@ -335,7 +349,12 @@ func (a *aggregator) addRow(r *flowRow) {
 		a.pairs[deniedKey(t, r, src, dst, port, v)]++
 	}
 	if (r.L4DestPort != nil && a.privileged[port]) || (r.DestIdentity != nil && *r.DestIdentity == identityKubeAPIServer) {
-		a.priv[privKey{src: src, dst: dst, port: port, hasPort: r.L4DestPort != nil, proto: t.ptr(r.L4Protocol), verdict: t.str(v)}]++
+		k := privKey{src: src, dst: dst, port: port, hasPort: r.L4DestPort != nil, proto: t.ptr(r.L4Protocol), verdict: t.str(v)}
+		a.priv[k]++
+		if a.approved != nil && (r.IsReply == nil || !*r.IsReply) && reached(r.Verdict) && !a.approved.match(r.SourceNamespace, r.SourceLabels) {
+			a.unapproved++
+			a.unapprovedK[k]++
+		}
 	}
 	if c := r.L7HTTPCode; c != nil && *c >= 400 {
 		a.httpErr[httpKey{code: *c, method: t.ptr(r.L7HTTPMethod), dst: dst}]++
@@ -410,6 +429,11 @@ func (a *aggregator) finish(rep *Report, topN int) {
 		denied.add(p)
 	}
 	rep.Denied = denied.sorted()
+	for k := range a.previous {
+		if _, ok := a.pairs[k]; !ok {
+			rep.DeniedGonePairs++
+		}
+	}
 	perPort := map[string]int64{}
 	priv := ranking[Privileged]{n: topN, cmp: func(x, y Privileged) int {
 		if c := cmp.Compare(y.Count, x.Count); c != 0 {
@@ -428,6 +452,18 @@ func (a *aggregator) finish(rep *Report, topN int) {
 		}
 	}
 	rep.Privileged = priv.sorted()
+	unapproved := ranking[Privileged]{n: topN, cmp: priv.cmp}
+	for k, c := range a.unapprovedK {
+		port := ""
+		if k.hasPort {
+			port = strconv.FormatUint(uint64(k.port), 10)
+		}
+		if unapproved.mayTake(c) {
+			unapproved.add(Privileged{Source: ep[k.src], Destination: ep[k.dst], Port: port, Protocol: t.strs[k.proto], Verdict: t.strs[k.verdict], Count: c})
+		}
+	}
+	rep.PrivilegedUnapprovedTop = unapproved.sorted()
+	rep.PrivilegedUnapproved = a.unapproved
 	rep.PrivilegedByPort = sortedCounts(perPort, 0)
 
 	talkers := make(map[string]int64, len(a.talkers))

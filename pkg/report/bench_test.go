@@ -46,21 +46,32 @@ func benchRows(n int) []flowRow {
 }
 
 // BenchmarkAggregate measures the per-flow aggregation alone (no Parquet
-// decoding): rows/s and allocations per batch in steady state.
+// decoding): rows/s and allocations per batch in steady state, with a zone,
+// and with the sources approved for privileged paths as well (the counts of
+// the privileged_sources finding).
 func BenchmarkAggregate(b *testing.B) {
 	seoul, err := time.LoadLocation("Asia/Seoul")
 	if err != nil {
 		seoul = time.UTC
 	}
 	rows := benchRows(4096)
-	a := newAggregator(newSymbols(), seoul, DefaultPrivilegedPorts, []Zone{{Name: "db", Namespaces: []string{"ns-3"}, InternalOnly: true, AllowedSources: Selector{Namespaces: []string{"ns-1"}}}})
-	a.add(rows) // every group exists: what follows is the steady state
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		a.add(rows)
+	for _, approved := range []*Selector{nil, {Namespaces: []string{"ns-2"}, Labels: []string{"k8s:app=bastion"}}} {
+		name := "zones"
+		if approved != nil {
+			name = "zones+privileged_sources"
+		}
+		b.Run(name, func(b *testing.B) {
+			a := newAggregator(newSymbols(), seoul, DefaultPrivilegedPorts, []Zone{{Name: "db", Namespaces: []string{"ns-3"}, InternalOnly: true, AllowedSources: Selector{Namespaces: []string{"ns-1"}}}})
+			a.approved = approved
+			a.add(rows) // every group exists: what follows is the steady state
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				a.add(rows)
+			}
+			b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
-	b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
 }
 
 // BenchmarkBuild measures the whole report over a small archive (Parquet

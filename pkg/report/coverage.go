@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -52,11 +53,30 @@ type NodeCoverage struct {
 	LostTruncated int64 `json:"lost_truncated_bytes"`
 	LostTooLong   int64 `json:"lost_too_long_lines"`
 
+	// MinutesUnexplained are the evaluable minutes whose stats rows count
+	// losses (lost events, rotated or truncated bytes, over-long lines,
+	// stream-down events, decode errors) that no loss record's range
+	// covers: losses nothing explains.
+	MinutesUnexplained int `json:"minutes_loss_unexplained"`
+	// Configurations are the collector version and configuration hash
+	// pairs of the node's stats rows in the month, each with the first and
+	// last minute it was seen, by first minute: more than one is a change.
+	Configurations []ConfigSpan `json:"configurations"`
+
 	// Losses counts the loss records (losses table) that reach into the
 	// month; each is one of Gaps.
 	Losses  int      `json:"losses"`
 	Gaps    []Gap    `json:"gaps"`
 	Heatmap []string `json:"heatmap"` // per day: one char per hour (heatmapLegend)
+}
+
+// ConfigSpan is one collector version and configuration hash of a node and
+// the minutes of its first and last stats row in the month.
+type ConfigSpan struct {
+	Version    string    `json:"collector_version"`
+	ConfigHash string    `json:"config_hash"`
+	First      time.Time `json:"first"`
+	Last       time.Time `json:"last"`
 }
 
 // The heatmap's characters, one per hour.
@@ -139,9 +159,11 @@ type hourAgg struct {
 // nodeCov gathers one node's coverage.
 type nodeCov struct {
 	c         *NodeCoverage
-	rows      bitset // minutes with a stats row
-	lost      bitset // minutes a loss touches
-	near      bitset // minutes around a gap, whose flows give its rate
+	rows      bitset                // minutes with a stats row
+	lost      bitset                // minutes a loss touches
+	counters  bitset                // minutes whose stats rows count losses
+	configs   map[[2]string]*[2]int // version, hash -> first and last minute
+	near      bitset                // minutes around a gap, whose flows give its rate
 	seenNear  map[int]int64
 	hours     []hourAgg
 	losses    []archive.LossRow
@@ -166,7 +188,8 @@ func coverage(ctx context.Context, sc *archive.Scanner, opts archive.ScanOptions
 		if n == nil {
 			n = &nodeCov{
 				c:    &NodeCoverage{Node: strings.Clone(node)},
-				rows: newBitset(minutes), lost: newBitset(minutes), near: newBitset(minutes),
+				rows: newBitset(minutes), lost: newBitset(minutes), near: newBitset(minutes), counters: newBitset(minutes),
+				configs:  map[[2]string]*[2]int{},
 				seenNear: map[int]int64{}, hours: make([]hourAgg, (minutes+59)/60), firstStat: -1, minutes: minutes,
 			}
 			per[n.c.Node] = n
@@ -229,6 +252,12 @@ func coverage(ctx context.Context, sc *archive.Scanner, opts archive.ScanOptions
 			h.decode += r.DecodeErrors
 			if r.DecodeErrors+r.LostEvents+r.LostRotation+r.LostTruncated+r.LostTooLong+r.LostStreamDown > 0 {
 				n.lost.set(m)
+				n.counters.set(m)
+			}
+			if span := n.configs[[2]string{r.CollectorVersion, r.ConfigHash}]; span != nil {
+				span[0], span[1] = min(span[0], m), max(span[1], m)
+			} else {
+				n.configs[[2]string{strings.Clone(r.CollectorVersion), strings.Clone(r.ConfigHash)}] = &[2]int{m, m}
 			}
 			if n.near.has(m) {
 				n.seenNear[m] += int64(r.FlowsSeen)
@@ -373,6 +402,13 @@ func (n *nodeCov) finish(from time.Time, minutes, nowMinute int) {
 		c.Heatmap = append(c.Heatmap, string(heat[d:min(d+24, len(heat))]))
 	}
 	n.gaps(from, minutes, first, nowMinute)
+	at := func(m int) time.Time { return from.Add(time.Duration(m) * time.Minute).UTC() }
+	for k, span := range n.configs {
+		c.Configurations = append(c.Configurations, ConfigSpan{Version: k[0], ConfigHash: k[1], First: at(span[0]), Last: at(span[1])})
+	}
+	slices.SortFunc(c.Configurations, func(a, b ConfigSpan) int {
+		return cmp.Or(a.First.Compare(b.First), a.Last.Compare(b.Last), strings.Compare(a.Version, b.Version), strings.Compare(a.ConfigHash, b.ConfigHash))
+	})
 }
 
 // gaps lists the node's gaps in time order: each loss record, the hours
@@ -411,6 +447,11 @@ func (n *nodeCov) gaps(from time.Time, minutes, first, nowMinute int) {
 		}
 		g.Cause = gapCause(labels["en"], g)
 		c.Gaps = append(c.Gaps, g)
+	}
+	for m := first; m < nowMinute; m++ {
+		if n.counters.has(m) && !explained.has(m) {
+			c.MinutesUnexplained++
+		}
 	}
 	// Loss counters of the stats rows that no loss record explains (decode
 	// errors have none; archives written before the losses table have

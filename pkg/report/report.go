@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"math"
 	"runtime"
@@ -34,6 +35,21 @@ type Options struct {
 	// DefaultParallel). Each reader holds its own decoding buffers.
 	Parallel int
 	Now      time.Time // generation time (tests)
+
+	// CoverageTarget is the coverage every node must reach, in percent
+	// (0: none, the check coverage is not evaluated).
+	CoverageTarget float64
+	// RetentionMin is the minimum retention of the flows (zero: none, the
+	// check retention is not evaluated).
+	RetentionMin Retention
+	// PrivilegedSources are the sources approved for privileged paths
+	// (nil: none, the check privileged_sources is not evaluated).
+	PrivilegedSources *Selector
+	// PublicKey, when set, checks every manifest entry's signature (nil:
+	// the check signatures is not evaluated).
+	PublicKey ed25519.PublicKey
+	// Controls is the control mapping (nil: BuiltinControls).
+	Controls *ControlTable
 }
 
 // DefaultParallel reads a file per CPU, at most 4: decoding the columns is
@@ -80,6 +96,15 @@ type Pair struct {
 	NewThisMonth bool `json:"new_this_month"`
 }
 
+// PreviousMonth is last month's headline numbers, counted in the same
+// scope from the pass that marks denied groups new.
+type PreviousMonth struct {
+	Month       string `json:"month"`
+	TotalFlows  int64  `json:"total_flows"`
+	DeniedTotal int64  `json:"denied_total"`
+	DeniedPairs int    `json:"denied_pairs"`
+}
+
 // Query is a number's provenance: the DuckDB SQL that reproduces it.
 type Query struct {
 	Name string `json:"name"`
@@ -88,36 +113,65 @@ type Query struct {
 
 // Report is the whole monthly report; JSON field names are stable.
 type Report struct {
-	Month            string                `json:"month"`
-	TimeZone         string                `json:"time_zone"`
-	FromUTC          time.Time             `json:"from_utc"`
-	ToUTC            time.Time             `json:"to_utc"`
-	Generated        time.Time             `json:"generated"`
-	Archive          string                `json:"archive"` // the roots, comma-separated
-	Nodes            []string              `json:"nodes"`
-	Namespaces       int                   `json:"namespaces"`
-	Versions         []string              `json:"collector_versions"`
-	ConfigHashes     []string              `json:"config_hashes"`
-	TotalFlows       int64                 `json:"total_flows"`
-	Verdicts         []Count               `json:"verdicts"`
-	Daily            []DayCount            `json:"daily"`
-	Coverage         []NodeCoverage        `json:"coverage"`
-	Denied           []Pair                `json:"denied_top"`
-	DeniedTotal      int64                 `json:"denied_total"`
-	DeniedPairs      int                   `json:"denied_pairs"`     // distinct pairs before the top-N cut
-	DeniedNewPairs   int                   `json:"denied_new_pairs"` // of them, not denied in the previous month
-	Privileged       []Privileged          `json:"privileged_top"`
-	PrivilegedByPort []Count               `json:"privileged_by_port"`
-	PrivilegedPorts  []uint32              `json:"privileged_ports"`
-	Zones            []ZoneResult          `json:"zones"`
-	TopTalkers       []Count               `json:"top_talkers"`
-	HTTPErrors       []Count               `json:"http_errors"`
-	DNSFailures      []Count               `json:"dns_failures"`
-	WorldEgress      []Count               `json:"world_egress_top"`
-	WorldEgressTotal int64                 `json:"world_egress_total"`
-	Excluded         []Excluded            `json:"excluded"` // the data files whose rows the numbers leave out
-	Integrity        *archive.VerifyReport `json:"integrity"`
-	Queries          []Query               `json:"queries"`
+	Month     string    `json:"month"`
+	TimeZone  string    `json:"time_zone"`
+	FromUTC   time.Time `json:"from_utc"`
+	ToUTC     time.Time `json:"to_utc"`
+	Generated time.Time `json:"generated"`
+	Archive   string    `json:"archive"` // the roots, comma-separated
+	// Findings is the summary: one line per check (Checks), first in
+	// every format.
+	Findings []Finding `json:"findings"`
+	// Sections and Controls are the control mapping: each section with the
+	// controls it evidences, and the controls.
+	Sections []Section `json:"sections"`
+	Controls []Control `json:"controls"`
+	// CoverageTarget (percent, 0: none) and RetentionMin ("": none) are
+	// the targets the findings were evaluated against.
+	CoverageTarget float64 `json:"coverage_target"`
+	RetentionMin   string  `json:"retention_min"`
+	// OldestFlow is the oldest flow time the manifests of the whole
+	// archive vouch for (query retention_oldest); absent when none.
+	OldestFlow   time.Time `json:"oldest_flow,omitzero"`
+	Nodes        []string  `json:"nodes"`
+	Namespaces   int       `json:"namespaces"`
+	Versions     []string  `json:"collector_versions"`
+	ConfigHashes []string  `json:"config_hashes"`
+	// Timeline is the month's changes: collector stops, starts and
+	// configuration changes, in time order.
+	Timeline       []Event        `json:"timeline"`
+	TotalFlows     int64          `json:"total_flows"`
+	Verdicts       []Count        `json:"verdicts"`
+	Daily          []DayCount     `json:"daily"`
+	Coverage       []NodeCoverage `json:"coverage"`
+	Denied         []Pair         `json:"denied_top"`
+	DeniedTotal    int64          `json:"denied_total"`
+	DeniedPairs    int            `json:"denied_pairs"`     // distinct pairs before the top-N cut
+	DeniedNewPairs int            `json:"denied_new_pairs"` // of them, not denied in the previous month
+	// DeniedGonePairs are last month's denied groups with no denied flow
+	// this month.
+	DeniedGonePairs int `json:"denied_gone_pairs"`
+	// Previous is last month's headline numbers (query previous_totals).
+	Previous   *PreviousMonth `json:"previous_month"`
+	Privileged []Privileged   `json:"privileged_top"`
+	// PrivilegedSources are the sources approved for privileged paths
+	// (nil: none configured); PrivilegedUnapproved counts the request
+	// flows on a privileged path from any other source that were not
+	// stopped (query privileged_unapproved).
+	PrivilegedSources       *Selector             `json:"privileged_sources,omitempty"`
+	PrivilegedUnapproved    int64                 `json:"privileged_unapproved"`
+	PrivilegedUnapprovedTop []Privileged          `json:"privileged_unapproved_top"`
+	PrivilegedByPort        []Count               `json:"privileged_by_port"`
+	PrivilegedPorts         []uint32              `json:"privileged_ports"`
+	Zones                   []ZoneResult          `json:"zones"`
+	TopTalkers              []Count               `json:"top_talkers"`
+	HTTPErrors              []Count               `json:"http_errors"`
+	DNSFailures             []Count               `json:"dns_failures"`
+	WorldEgress             []Count               `json:"world_egress_top"`
+	WorldEgressTotal        int64                 `json:"world_egress_total"`
+	Excluded                []Excluded            `json:"excluded"` // the data files whose rows the numbers leave out
+	Integrity               *archive.VerifyReport `json:"integrity"`
+	Queries                 []Query               `json:"queries"`
 }
 
 // Bounds returns the month's [from, to) in UTC.
@@ -185,7 +239,7 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	// Integrity first: only the files that match their manifest entries
 	// are read, so that a file planted in a partition or a damaged one is a
 	// finding, listed in Excluded, and never counted (selection).
-	vr, err := archive.VerifyAll(o.Archives, from, to, nil)
+	vr, err := archive.VerifyAll(o.Archives, from, to, o.PublicKey)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +268,7 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	prevCols := allColumns.without("source_labels.list.element", "destination_labels.list.element", "node_name",
 		"l7_dns_query", "l7_dns_rcode", "l7_http_code", "l7_http_method", "is_reply")
 	read := allColumns
-	if len(o.Zones) == 0 {
+	if len(o.Zones) == 0 && (o.PrivilegedSources == nil || len(o.PrivilegedSources.Labels) == 0) {
 		read = read.without("source_labels.list.element")
 	}
 	// Both months' flows are scanned again when a file turns out
@@ -232,6 +286,8 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 		agg = newAggregator(sym, o.Location, priv, o.Zones)
 		agg.namespaceFilter = o.Namespaces
 		agg.previous = prev.seen
+		agg.approved = o.PrivilegedSources
+		rep.Previous = &PreviousMonth{Month: prevFrom.In(o.Location).Format("2006-01"), TotalFlows: prev.total, DeniedTotal: prev.denied, DeniedPairs: len(prev.seen)}
 		monthOpts := opts
 		monthOpts.Files = files
 		return scanRows(ctx, sc, monthOpts, read, agg.add)
@@ -255,7 +311,17 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	slices.Sort(rep.Nodes)
 	rep.Integrity = vr
 	rep.Excluded = sel.excluded
-	rep.Queries = queries(o, from, to, prevFrom, priv, sel.source("flows"), sel.source("stats"), sel.lossSource())
+	rep.Queries = queries(o, from, to, prevFrom, priv, sel.source("flows"), sel.source("stats"), sel.lossSource(), sel.oldestSource())
+	ct := o.Controls
+	if ct == nil {
+		ct = &ControlTable{Controls: BuiltinControls}
+	}
+	rep.PrivilegedSources = o.PrivilegedSources
+	rep.CoverageTarget, rep.RetentionMin = o.CoverageTarget, o.RetentionMin.String()
+	rep.Findings = findings(rep, o, hist, ct)
+	rep.Timeline = timeline(rep)
+	rep.Sections = ct.sections()
+	rep.Controls = ct.Controls
 	rep.emptyListsNotNull()
 	return rep, nil
 }
@@ -320,6 +386,14 @@ func (r *Report) emptyListsNotNull() {
 	}
 	nonNil(&r.Denied)
 	nonNil(&r.Privileged)
+	nonNil(&r.PrivilegedUnapprovedTop)
+	nonNil(&r.Findings)
+	nonNil(&r.Timeline)
+	nonNil(&r.Sections)
+	nonNil(&r.Controls)
+	for i := range r.Coverage {
+		nonNil(&r.Coverage[i].Configurations)
+	}
 	nonNil(&r.PrivilegedPorts)
 	nonNil(&r.Zones)
 	for i := range r.Zones {
@@ -345,7 +419,7 @@ func nonNil[T any](l *[]T) {
 // flows, stats and losses are the read_parquet sources of the files the
 // report counted (selection.source; losses is empty when no losses file
 // reaches into the month).
-func queries(o Options, from, to, prevFrom time.Time, priv []uint32, flows, stats, losses string) []Query {
+func queries(o Options, from, to, prevFrom time.Time, priv []uint32, flows, stats, losses, allFlows string) []Query {
 	loc, zones := o.Location, o.Zones
 	// Epoch arithmetic on the microsecond column: cheaper than comparing
 	// TIMESTAMP WITH TIME ZONE values (docs/format.md).
@@ -367,13 +441,50 @@ func queries(o Options, from, to, prevFrom time.Time, priv []uint32, flows, stat
 		{"total_flows", fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", flows, where)},
 		{"verdicts", fmt.Sprintf("SELECT coalesce(verdict, 'VERDICT_UNKNOWN') AS verdict, count(*) FROM %s WHERE %s GROUP BY 1 ORDER BY 2 DESC, 1", flows, where)},
 		{"denied_pairs", fmt.Sprintf("SELECT count(*) FROM (SELECT DISTINCT %s FROM %s WHERE %s AND verdict IN ('DROPPED', 'AUDIT'))", deniedTuple, flows, where)},
+		{"denied_gone_pairs", fmt.Sprintf("SELECT count(*) FROM (SELECT DISTINCT %[1]s FROM %[2]s WHERE %[4]s AND verdict IN ('DROPPED', 'AUDIT') EXCEPT SELECT DISTINCT %[1]s FROM %[2]s WHERE %[3]s AND verdict IN ('DROPPED', 'AUDIT'))", deniedTuple, flows, where, prevWhere)},
+		{"previous_totals", fmt.Sprintf("SELECT count(*), count(*) FILTER (WHERE verdict IN ('DROPPED', 'AUDIT')), (SELECT count(*) FROM (SELECT DISTINCT %[1]s FROM %[2]s WHERE %[3]s AND verdict IN ('DROPPED', 'AUDIT'))) FROM %[2]s WHERE %[3]s", deniedTuple, flows, prevWhere)},
 		{"denied_new_pairs", fmt.Sprintf("SELECT count(*) FROM (SELECT DISTINCT %[1]s FROM %[2]s WHERE %[3]s AND verdict IN ('DROPPED', 'AUDIT') EXCEPT SELECT DISTINCT %[1]s FROM %[2]s WHERE %[4]s AND verdict IN ('DROPPED', 'AUDIT'))", deniedTuple, flows, where, prevWhere)},
 		{"privileged_by_port", fmt.Sprintf("SELECT coalesce(CAST(l4_destination_port AS VARCHAR), '') AS port, count(*) FROM %s WHERE %s AND (l4_destination_port IN (%s) OR destination_identity = 7) GROUP BY 1 ORDER BY 2 DESC, 1", flows, where, portList(priv))},
 		{"world_egress_total", fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND %s", flows, where, worldDestSQL)},
 		{"denied_total", fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND verdict IN ('DROPPED', 'AUDIT')", flows, where)},
 		{"daily", fmt.Sprintf("SELECT strftime(timezone('%s', time), '%%Y-%%m-%%d') AS day, count(*), count(*) FILTER (WHERE verdict = 'DROPPED'), count(*) FILTER (WHERE verdict = 'AUDIT') FROM %s WHERE %s GROUP BY 1 ORDER BY 1", sqlString(loc.String()), flows, where)},
 		{"coverage", coverageSQL(o, from, to, stats, statsScope, losses)},
-	}, zoneQueries(zones, flows, where)...)
+		{"losses_unexplained", unexplainedSQL(o, from, to, stats, statsScope, losses)},
+		{"configurations", fmt.Sprintf("SELECT node, coalesce(collector_version, '') AS collector_version, coalesce(config_hash, '') AS config_hash, "+
+			"epoch_us(min(minute)) AS first_us, epoch_us(max(minute)) AS last_us FROM %s WHERE epoch_us(minute) >= %d AND epoch_us(minute) < %d%s "+
+			"GROUP BY 1, 2, 3 ORDER BY 1, 4, 5, 2, 3", stats, from.UnixMicro(), to.UnixMicro(), statsScope)},
+		// Every flow the archive holds, not the month's: what retention kept.
+		{"retention_oldest", fmt.Sprintf("SELECT epoch_us(min(time)) FROM %s", allFlows)},
+	}, append(privilegedQueries(o, priv, flows, where), zoneQueries(zones, flows, where)...)...)
+}
+
+// privilegedQueries is the query privileged_unapproved when approved
+// sources are configured: the request flows on a privileged path from
+// other sources that were not stopped.
+func privilegedQueries(o Options, priv []uint32, flows, where string) []Query {
+	if o.PrivilegedSources == nil {
+		return nil
+	}
+	return []Query{{"privileged_unapproved", fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND (l4_destination_port IN (%s) OR destination_identity = 7) "+
+		"AND NOT coalesce(is_reply, false) AND %s AND NOT %s", flows, where, portList(priv), reachedSQL, selectorSQL(*o.PrivilegedSources, "source"))}}
+}
+
+// unexplainedSQL counts the minutes before the report's generation whose
+// stats rows count losses that no loss record's range covers.
+func unexplainedSQL(o Options, from, to time.Time, stats, statsScope, losses string) string {
+	lo, hi := from.UnixMicro()/60e6, to.UnixMicro()/60e6
+	now := min(hi, (o.Now.UnixMicro()+60e6-1)/60e6)
+	s := fmt.Sprintf("SELECT DISTINCT node, epoch_us(minute) // 60000000 AS m FROM %s WHERE epoch_us(minute) >= %d AND epoch_us(minute) < %d%s "+
+		"AND decode_errors + lost_events + lost_rotation_bytes + lost_truncated_bytes + lost_too_long_lines + lost_stream_down_events > 0",
+		stats, from.UnixMicro(), to.UnixMicro(), statsScope)
+	if losses == "" {
+		return fmt.Sprintf("SELECT count(*) FROM (%s) WHERE m < %d", s, now)
+	}
+	ranges := fmt.Sprintf("SELECT node, coalesce(epoch_us(from_time), epoch_us(detected)) // 60000000 AS a, "+
+		"greatest(coalesce(epoch_us(to_time), epoch_us(detected)), coalesce(epoch_us(from_time), epoch_us(detected))) // 60000000 AS b "+
+		"FROM %s WHERE true%s", losses, statsScope)
+	return fmt.Sprintf("WITH c AS (%s), r AS (%s) SELECT count(*) FROM c WHERE m < %d AND NOT EXISTS (SELECT 1 FROM r WHERE r.node = c.node AND c.m BETWEEN greatest(r.a, %d) AND least(r.b, %d))",
+		s, ranges, now, lo, hi-1)
 }
 
 // coverageSQL is the coverage query: per node, the minutes collected (a

@@ -237,3 +237,28 @@ func (s *selection) globReadsSame(table string, read []archive.FileInfo) bool {
 	}
 	return seen == len(read)
 }
+
+// oldestSource is the DuckDB read_parquet of flows files that hold the
+// oldest flow the manifests vouch for: the flows glob when it reads only
+// files that entries vouch for (then it is source's), else the list of the
+// vouched files of the oldest date partition (a date partition holds the
+// flows of its UTC day).
+func (s *selection) oldestSource() string {
+	if src := s.source("flows"); strings.Contains(src, "/date=*/node=*/part-*.parquet'") {
+		return src
+	}
+	oldest := ""
+	for _, v := range s.hist {
+		if v.Table == "flows" && v.Rows > 0 && (oldest == "" || v.Date < oldest) {
+			oldest = v.Date
+		}
+	}
+	var paths []string
+	for _, v := range s.hist {
+		if v.Table == "flows" && v.Rows > 0 && v.Date == oldest {
+			paths = append(paths, "'"+sqlString(v.Root+"/"+v.Path)+"'")
+		}
+	}
+	slices.Sort(paths)
+	return fmt.Sprintf("read_parquet([%s], hive_partitioning=true)", strings.Join(paths, ", "))
+}

@@ -19,7 +19,11 @@ import (
 //	      namespaces: [frontend]
 //	      labels: ["k8s:app=gateway"]
 type ZonesFile struct {
-	Zones []Zone `json:"zones"`
+	Zones []Zone `json:"zones,omitempty"`
+	// PrivilegedSources are the sources approved to use privileged paths
+	// (the check privileged_sources); nil: none configured, the check is
+	// not evaluated.
+	PrivilegedSources *Selector `json:"privileged_sources,omitempty"`
 }
 
 // Zone is one sensitive zone. An endpoint is in the zone when its namespace
@@ -40,33 +44,54 @@ type Selector struct {
 	Labels     []string `json:"labels,omitempty"`
 }
 
-// ParseZones parses and validates a zones document.
+// ParseZones parses and validates a zones document that defines zones.
 func ParseZones(b []byte) ([]Zone, error) {
-	var f ZonesFile
-	if err := yaml.UnmarshalStrict(b, &f); err != nil {
-		return nil, fmt.Errorf("report: zones: %w", err)
-	}
-	seen := map[string]bool{}
-	for i, z := range f.Zones {
-		switch {
-		case z.Name == "":
-			return nil, fmt.Errorf("report: zones[%d]: name is empty", i)
-		case seen[z.Name]:
-			return nil, fmt.Errorf("report: zones[%d]: duplicate name %q", i, z.Name)
-		case len(z.Namespaces) == 0 && len(z.Labels) == 0:
-			return nil, fmt.Errorf("report: zones[%d] %q: neither namespaces nor labels", i, z.Name)
-		}
-		seen[z.Name] = true
-		for j, s := range slices.Concat(z.Namespaces, z.Labels, z.AllowedSources.Namespaces, z.AllowedSources.Labels) {
-			if s == "" {
-				return nil, fmt.Errorf("report: zones[%d] %q: empty namespace or label (entry %d)", i, z.Name, j)
-			}
-		}
+	f, err := ParseZonesFile(b)
+	if err != nil {
+		return nil, err
 	}
 	if len(f.Zones) == 0 {
 		return nil, fmt.Errorf("report: zones: no zones defined")
 	}
 	return f.Zones, nil
+}
+
+// ParseZonesFile parses and validates a zones document: its zones, and the
+// sources approved for privileged paths. One of them must be there.
+func ParseZonesFile(b []byte) (ZonesFile, error) {
+	var f ZonesFile
+	if err := yaml.UnmarshalStrict(b, &f); err != nil {
+		return ZonesFile{}, fmt.Errorf("report: zones: %w", err)
+	}
+	if ps := f.PrivilegedSources; ps != nil {
+		if len(ps.Namespaces) == 0 && len(ps.Labels) == 0 {
+			return ZonesFile{}, fmt.Errorf("report: zones: privileged_sources: neither namespaces nor labels")
+		}
+		if slices.Contains(ps.Namespaces, "") || slices.Contains(ps.Labels, "") {
+			return ZonesFile{}, fmt.Errorf("report: zones: privileged_sources: empty namespace or label")
+		}
+	}
+	seen := map[string]bool{}
+	for i, z := range f.Zones {
+		switch {
+		case z.Name == "":
+			return ZonesFile{}, fmt.Errorf("report: zones[%d]: name is empty", i)
+		case seen[z.Name]:
+			return ZonesFile{}, fmt.Errorf("report: zones[%d]: duplicate name %q", i, z.Name)
+		case len(z.Namespaces) == 0 && len(z.Labels) == 0:
+			return ZonesFile{}, fmt.Errorf("report: zones[%d] %q: neither namespaces nor labels", i, z.Name)
+		}
+		seen[z.Name] = true
+		for j, s := range slices.Concat(z.Namespaces, z.Labels, z.AllowedSources.Namespaces, z.AllowedSources.Labels) {
+			if s == "" {
+				return ZonesFile{}, fmt.Errorf("report: zones[%d] %q: empty namespace or label (entry %d)", i, z.Name, j)
+			}
+		}
+	}
+	if len(f.Zones) == 0 && f.PrivilegedSources == nil {
+		return ZonesFile{}, fmt.Errorf("report: zones: neither zones nor privileged_sources defined")
+	}
+	return f, nil
 }
 
 func (s Selector) match(ns *string, labels []string) bool {
@@ -92,9 +117,12 @@ type ZoneResult struct {
 	InternalOnly bool   `json:"internal_only"`
 	// Inbound is the request flows (is_reply not true) into the zone from
 	// outside it; Unauthorized those of them from a source not allowed.
-	Inbound      int64   `json:"inbound_flows"`
-	Unauthorized int64   `json:"unauthorized_flows"`
-	Violations   []Count `json:"unauthorized_top"` // source -> destination:port
+	Inbound      int64 `json:"inbound_flows"`
+	Unauthorized int64 `json:"unauthorized_flows"`
+	// UnauthorizedReached is those of them that were not stopped: a
+	// verdict other than DROPPED and ERROR (AUDIT flows went through).
+	UnauthorizedReached int64   `json:"unauthorized_reached_flows"`
+	Violations          []Count `json:"unauthorized_top"` // source -> destination:port
 	// WorldEgress is the flows from the zone to a world identity.
 	WorldEgress    int64   `json:"world_egress_flows"`
 	WorldEgressTop []Count `json:"world_egress_top"`
@@ -106,6 +134,7 @@ type ZoneResult struct {
 type zoneAgg struct {
 	z                                 Zone
 	inbound, unauthorized, worldFlows int64
+	reached                           int64
 	violations                        map[privKey]int64 // port and verdict of the unauthorized flows
 	world                             map[egressKey]int64
 }
@@ -117,6 +146,9 @@ func (za *zoneAgg) addRow(t *symbols, r *flowRow, src, dst, port uint32) {
 		za.inbound++
 		if !za.z.AllowedSources.match(r.SourceNamespace, r.SourceLabels) {
 			za.unauthorized++
+			if reached(r.Verdict) {
+				za.reached++
+			}
 			za.violations[privKey{src: src, dst: dst, port: port, hasPort: r.L4DestPort != nil, proto: t.ptr(r.L4Protocol), verdict: t.str(deref(r.Verdict, "VERDICT_UNKNOWN"))}]++
 		}
 	}
@@ -127,7 +159,7 @@ func (za *zoneAgg) addRow(t *symbols, r *flowRow, src, dst, port uint32) {
 }
 
 func (za *zoneAgg) result(t *symbols, topN int) ZoneResult {
-	res := ZoneResult{Name: za.z.Name, InternalOnly: za.z.InternalOnly, Inbound: za.inbound, Unauthorized: za.unauthorized, WorldEgress: za.worldFlows}
+	res := ZoneResult{Name: za.z.Name, InternalOnly: za.z.InternalOnly, Inbound: za.inbound, Unauthorized: za.unauthorized, UnauthorizedReached: za.reached, WorldEgress: za.worldFlows}
 	res.AssertionHolds = !za.z.InternalOnly || za.worldFlows == 0
 	v := map[string]int64{}
 	for k, c := range za.violations {
@@ -162,6 +194,13 @@ func selectorSQL(s Selector, side string) string {
 	return "(" + strings.Join(parts, " OR ") + ")"
 }
 
+// reached reports whether a flow was not stopped: its verdict is neither
+// DROPPED nor ERROR (a flow without a verdict cannot be shown stopped).
+func reached(v *string) bool { return v == nil || (*v != "DROPPED" && *v != "ERROR") }
+
+// reachedSQL is the DuckDB condition of reached.
+const reachedSQL = "coalesce(verdict NOT IN ('DROPPED', 'ERROR'), true)"
+
 func sqlList(ss []string) string {
 	q := make([]string, len(ss))
 	for i, s := range ss {
@@ -171,15 +210,16 @@ func sqlList(ss []string) string {
 }
 
 // zoneQueries returns, per zone, the statement whose single row is
-// (inbound_flows, unauthorized_flows, world_egress_flows).
+// (inbound_flows, unauthorized_flows, world_egress_flows,
+// unauthorized_reached_flows).
 func zoneQueries(zones []Zone, flows, where string) []Query {
 	var out []Query
 	for _, z := range zones {
 		in, src, allowed := selectorSQL(z.members(), "destination"), selectorSQL(z.members(), "source"), selectorSQL(z.AllowedSources, "source")
 		inbound := fmt.Sprintf("%s AND NOT %s AND NOT coalesce(is_reply, false)", in, src)
 		out = append(out, Query{Name: "zone " + z.Name, SQL: fmt.Sprintf(
-			"SELECT count(*) FILTER (WHERE %s), count(*) FILTER (WHERE %s AND NOT %s), count(*) FILTER (WHERE %s AND %s) FROM %s WHERE %s",
-			inbound, inbound, allowed, src, worldDestSQL, flows, where)})
+			"SELECT count(*) FILTER (WHERE %[1]s), count(*) FILTER (WHERE %[1]s AND NOT %[2]s), count(*) FILTER (WHERE %[3]s AND %[4]s), count(*) FILTER (WHERE %[1]s AND NOT %[2]s AND %[7]s) FROM %[5]s WHERE %[6]s",
+			inbound, allowed, src, worldDestSQL, flows, where, reachedSQL)})
 	}
 	return out
 }

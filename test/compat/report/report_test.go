@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -79,6 +80,9 @@ func buildArchive(t *testing.T, root string) int {
 				}
 				c.Seen++
 				c.Denied++
+			}
+			if n == 1 && m.Day() == 25 && m.Hour() == 10 && m.Minute() == 7 {
+				c.DecodeErrors = 3 // no loss record: a loss nothing explains
 			}
 			b.AddStat(node, m.Unix(), c)
 			if n == 2 && m.Hour() == 12 && m.Minute() == 0 {
@@ -207,23 +211,48 @@ type reportDoc struct {
 		Audit   int64  `json:"audit"`
 	} `json:"daily"`
 	Coverage []struct {
-		Node                                           string
-		Hours                                          int   `json:"hours"`
-		Down                                           int   `json:"hours_collector_down"`
-		Collected                                      int   `json:"hours_collected"`
-		NoTraffic                                      int   `json:"hours_no_traffic"`
-		WithLoss                                       int   `json:"hours_with_loss"`
-		MinutesCollected                               int64 `json:"minutes_collected"`
-		MinutesLost                                    int64 `json:"minutes_lost"`
+		Node               string
+		Hours              int   `json:"hours"`
+		Down               int   `json:"hours_collector_down"`
+		Collected          int   `json:"hours_collected"`
+		NoTraffic          int   `json:"hours_no_traffic"`
+		WithLoss           int   `json:"hours_with_loss"`
+		Minutes            int64 `json:"minutes"`
+		MinutesCollected   int64 `json:"minutes_collected"`
+		MinutesLost        int64 `json:"minutes_lost"`
+		MinutesUnexplained int64 `json:"minutes_loss_unexplained"`
+		Configurations     []struct {
+			Version string    `json:"collector_version"`
+			Hash    string    `json:"config_hash"`
+			First   time.Time `json:"first"`
+			Last    time.Time `json:"last"`
+		} `json:"configurations"`
 		Seen, Kept, Denied, Decode, Lost, LostRotation int64 `json:"-"`
 	} `json:"coverage"`
 	Zones []struct {
 		Name         string `json:"name"`
+		InternalOnly bool   `json:"internal_only"`
 		Inbound      int64  `json:"inbound_flows"`
 		Unauthorized int64  `json:"unauthorized_flows"`
+		Reached      int64  `json:"unauthorized_reached_flows"`
 		WorldEgress  int64  `json:"world_egress_flows"`
 		Holds        bool   `json:"internal_only_assertion_holds"`
 	} `json:"zones"`
+	DeniedGone int64 `json:"denied_gone_pairs"`
+	Previous   struct {
+		TotalFlows  int64 `json:"total_flows"`
+		DeniedTotal int64 `json:"denied_total"`
+		DeniedPairs int64 `json:"denied_pairs"`
+	} `json:"previous_month"`
+	PrivilegedUnapproved int64     `json:"privileged_unapproved"`
+	OldestFlow           time.Time `json:"oldest_flow"`
+	ToUTC                time.Time `json:"to_utc"`
+	Findings             []struct {
+		Check  string   `json:"check"`
+		Status string   `json:"status"`
+		Value  *float64 `json:"value"`
+		Query  string   `json:"query"`
+	} `json:"findings"`
 	Excluded []report.Excluded `json:"excluded"`
 	Queries  []report.Query    `json:"queries"`
 }
@@ -269,6 +298,8 @@ func matchDuckDB(t *testing.T, rep *report.Report) reportDoc {
 	check("denied_total", [][]any{{doc.DeniedTotal}})
 	check("denied_pairs", [][]any{{doc.DeniedPairs}})
 	check("denied_new_pairs", [][]any{{doc.DeniedNew}})
+	check("denied_gone_pairs", [][]any{{doc.DeniedGone}})
+	check("previous_totals", [][]any{{doc.Previous.TotalFlows, doc.Previous.DeniedTotal, doc.Previous.DeniedPairs}})
 	check("world_egress_total", [][]any{{doc.World}})
 	var ps [][]any
 	for _, p := range doc.PrivByPort {
@@ -293,16 +324,105 @@ func matchDuckDB(t *testing.T, rep *report.Report) reportDoc {
 	}
 	check("coverage", cs)
 	for _, z := range doc.Zones {
-		check("zone "+z.Name, [][]any{{z.Inbound, z.Unauthorized, z.WorldEgress}})
+		check("zone "+z.Name, [][]any{{z.Inbound, z.Unauthorized, z.WorldEgress, z.Reached}})
 	}
+	var unexplained int64
+	var confs [][]any
+	for _, c := range doc.Coverage {
+		unexplained += c.MinutesUnexplained
+		for _, x := range c.Configurations {
+			confs = append(confs, []any{c.Node, x.Version, x.Hash, x.First.UnixMicro(), x.Last.UnixMicro()})
+		}
+	}
+	check("losses_unexplained", [][]any{{unexplained}})
+	check("configurations", confs)
+	if !doc.OldestFlow.IsZero() {
+		check("retention_oldest", [][]any{{doc.OldestFlow.UnixMicro()}})
+	}
+	if _, ok := sqlOf["privileged_unapproved"]; ok {
+		check("privileged_unapproved", [][]any{{doc.PrivilegedUnapproved}})
+	}
+	matchFindings(t, db, doc, sqlOf)
 	t.Logf("%d flows in the month; verdicts %v; coverage %v", doc.TotalFlows, vs, cs)
 	return doc
+}
+
+// matchFindings requires each finding's number to be the one DuckDB gives
+// through the printed queries: the coverage query's minutes (over the
+// evaluable minutes, which come from the manifests), the zones' queries, and
+// the findings' own queries.
+func matchFindings(t *testing.T, db *sql.DB, doc reportDoc, sqlOf map[string]string) {
+	t.Helper()
+	cov := query(t, db, sqlOf["coverage"])
+	collected, lost := map[string]int64{}, map[string]int64{}
+	for _, r := range cov {
+		collected[r[0].(string)], lost[r[0].(string)] = r[1].(int64), r[2].(int64)
+	}
+	want := map[string]float64{}
+	low, down := -1.0, int64(0)
+	for _, c := range doc.Coverage {
+		if c.Minutes == 0 {
+			continue
+		}
+		pct := math.Round(10000*float64(collected[c.Node])/float64(c.Minutes)) / 100
+		if low < 0 || pct < low {
+			low = pct
+		}
+		down += c.Minutes - collected[c.Node] - lost[c.Node]
+	}
+	want["coverage"], want["gaps_explained"] = low, float64(down)
+	want["losses_explained"] = float64(query(t, db, sqlOf["losses_unexplained"])[0][0].(int64))
+	var world, reached int64
+	for _, z := range doc.Zones {
+		r := query(t, db, sqlOf["zone "+z.Name])[0]
+		if z.InternalOnly {
+			world += r[2].(int64)
+		}
+		reached += r[3].(int64)
+	}
+	want["internal_only_zones"], want["zone_sources"] = float64(world), float64(reached)
+	if q, ok := sqlOf["privileged_unapproved"]; ok {
+		want["privileged_sources"] = float64(query(t, db, q)[0][0].(int64))
+	}
+	if o := query(t, db, sqlOf["retention_oldest"])[0][0]; o != nil {
+		oldest := time.UnixMicro(o.(int64))
+		want["retention"] = float64(int(doc.ToUTC.Sub(oldest) / (24 * time.Hour)))
+	}
+	perNode := map[string]int{}
+	for _, r := range query(t, db, sqlOf["configurations"]) {
+		perNode[r[0].(string)]++
+	}
+	changes := 0
+	for _, n := range perNode {
+		changes += n - 1
+	}
+	want["config_unchanged"] = float64(changes)
+	for _, f := range doc.Findings {
+		w, ok := want[f.Check]
+		if f.Value == nil {
+			if f.Status != "not_evaluated" {
+				t.Errorf("finding %s: %s without a value", f.Check, f.Status)
+			}
+			delete(want, f.Check)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if *f.Value != w {
+			t.Errorf("finding %s (%s): value %v, DuckDB %v", f.Check, f.Status, *f.Value, w)
+		}
+		delete(want, f.Check)
+	}
+	for k, v := range want {
+		t.Errorf("finding %s: no value in the report (DuckDB %v)", k, v)
+	}
 }
 
 func TestReportMatchesDuckDB(t *testing.T) {
 	root := t.TempDir()
 	written := buildArchive(t, root)
-	zones, err := report.ParseZones([]byte(`zones:
+	zf, err := report.ParseZonesFile([]byte(`zones:
   - name: db
     namespaces: [db]
     internal_only: true
@@ -312,6 +432,9 @@ func TestReportMatchesDuckDB(t *testing.T) {
     allowed_sources: {labels: ["k8s:app=api"]}
   - name: frontend
     namespaces: [frontend]
+privileged_sources:
+  namespaces: [kube-system]
+  labels: ["k8s:app=api"]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -329,7 +452,8 @@ func TestReportMatchesDuckDB(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(filepath.Dir(leftover[0]), ".tmp-99-0123456789ab.parquet"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := report.Build(context.Background(), report.Options{Archives: []string{root}, Month: month, Location: time.UTC, Now: month.AddDate(0, 1, 1), Zones: zones})
+	rep, err := report.Build(context.Background(), report.Options{Archives: []string{root}, Month: month, Location: time.UTC, Now: month.AddDate(0, 1, 1),
+		Zones: zf.Zones, PrivilegedSources: zf.PrivilegedSources, CoverageTarget: 99, RetentionMin: report.Retention{Months: 12}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,6 +482,31 @@ func TestReportMatchesDuckDB(t *testing.T) {
 	}
 	if len(doc.Zones) != 3 || doc.Zones[0].Holds || doc.Zones[0].WorldEgress == 0 || !doc.Zones[1].Holds {
 		t.Errorf("zones %+v: db is internal-only and sends to world", doc.Zones)
+	}
+	status := map[string]string{}
+	for _, f := range doc.Findings {
+		status[f.Check] = f.Status
+	}
+	for check, want := range map[string]string{
+		"coverage": "violated", "gaps_explained": "violated", "losses_explained": "violated", "internal_only_zones": "violated",
+		"zone_sources": "violated", "integrity": "holds", "signatures": "not_evaluated", "retention": "holds", "config_unchanged": "holds",
+	} {
+		if status[check] != want {
+			t.Errorf("finding %s: %s, want %s", check, status[check], want)
+		}
+	}
+	// node-b's collector stops at 05:00 on Jan 10 and starts at 08:20;
+	// node-c's is down on Jan 20.
+	var events []string
+	for _, e := range rep.Timeline {
+		events = append(events, e.Time.Format("01-02T15:04")+" "+e.Node+" "+e.Event)
+	}
+	if want := []string{"01-10T05:00 prod/node-b collector_stopped", "01-10T08:20 prod/node-b collector_started",
+		"01-20T00:00 prod/node-c collector_stopped", "01-21T00:00 prod/node-c collector_started"}; fmt.Sprint(events) != fmt.Sprint(want) {
+		t.Errorf("timeline %v, want %v", events, want)
+	}
+	if doc.PrivilegedUnapproved == 0 {
+		t.Errorf("privileged_unapproved 0: the dataset should have privileged flows from other sources")
 	}
 	// The injected downtime and quiet hours are what the report says.
 	byNode := map[string]int{}
