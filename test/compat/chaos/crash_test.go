@@ -68,11 +68,15 @@ func TestCrashLoop(t *testing.T) {
 }
 
 // TestCrashLoopSlowReader: lumberjack keeps 2 backups of 1 MiB and rotates
-// several times a second, and the daemon is stalled with SIGSTOP (and now
-// and then killed) for longer than that lasts, so backups are deleted
-// unread. No flow is archived twice; every missing flow lies in a recorded
-// gap; the rotation gaps whose lost bytes are exact add up to exactly the
-// bytes of the missing lines (gen's record has each line's length).
+// several times a second, and the daemon is stalled with SIGSTOP for longer
+// than that lasts, so backups are deleted unread. No flow is archived
+// twice; every missing flow lies in a recorded gap; and each gap's rows
+// count exactly the backups lost, whose bytes add up to the missing lines
+// (gen's record has each line's length). (A collector that is down, not
+// stalled, while backups are deleted cannot know how many there were: that
+// gap is one `unknown` row over the right time range, as TestCrashLoop's
+// evidence check and cmd/flowaudit's TestEvidenceCoversEveryLineWritten
+// accept.)
 func TestCrashLoopSlowReader(t *testing.T) {
 	bin, rng, seed := setup(t)
 	dir := t.TempDir()
@@ -89,26 +93,18 @@ func TestCrashLoopSlowReader(t *testing.T) {
 		"--stats-interval", "1s", "--verify-interval", "0", "--log-level", "warn")
 	d.start()
 	var actions []string
-	stalls, kills := 0, 0
+	stalls := 0
 	deadline := time.Now().Add(time.Duration(seconds-3) * time.Second)
 	for time.Now().Before(deadline) {
 		time.Sleep(time.Duration(1000+rng.IntN(2000)) * time.Millisecond)
 		pause := time.Duration(1000+rng.IntN(3000)) * time.Millisecond
-		if rng.IntN(4) == 0 {
-			d.kill()
-			time.Sleep(pause)
-			d.start()
-			kills++
-			actions = append(actions, fmt.Sprintf("kill+%v", pause))
-			continue
-		}
 		d.signal(syscall.SIGSTOP)
 		time.Sleep(pause)
 		d.signal(syscall.SIGCONT)
 		stalls++
 		actions = append(actions, fmt.Sprintf("stop+%v", pause))
 	}
-	t.Logf("%d stalls, %d kills: %s", stalls, kills, strings.Join(actions, " "))
+	t.Logf("%d stalls: %s", stalls, strings.Join(actions, " "))
 	waitGen(t, genDone, 2*time.Minute)
 	d.caughtUp(5 * time.Minute)
 	d.stop()
@@ -151,5 +147,5 @@ func TestCrashLoopSlowReader(t *testing.T) {
 	rows.Close()
 	t.Logf("%d gap ranges, %d backups lost (%d with exact bytes): the missing lines add up to them", ranges, filesLost, exactFiles)
 	t.Logf("verify: %s", verifyClean(t, bin, arch))
-	t.Logf("figures: mode %s seed %d rate %d/s: %d stalls, %d kills, %d flows checked, %d missing, all inside %d recorded gaps", mode, seed, r, stalls, kills, e.written, e.missing, e.gaps)
+	t.Logf("figures: mode %s seed %d rate %d/s: %d stalls, %d flows checked, %d missing, all inside %d recorded gaps", mode, seed, r, stalls, e.written, e.missing, e.gaps)
 }
