@@ -39,7 +39,8 @@ func TestBadInputMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := bytes.SplitAfter(good, []byte("\n"))
-	d := newDaemon(t, bin, "--source", "file:"+events, "--archive", arch, "--node", "prod-kr1/node-01",
+	// The flows are up to 10 minutes old: readiness must not wait for newer ones.
+	d := newDaemon(t, bin, "--source", "file:"+events, "--archive", arch, "--node", "prod-kr1/node-01", "--readiness-max-lag", "24h",
 		"--stats-interval", "1s", "--max-file-age", "1s", "--verify-interval", "0", "--log-level", "warn")
 	d.start()
 	appendFile := func(b []byte) {
@@ -154,20 +155,23 @@ func TestBadInputMidStream(t *testing.T) {
 			}
 		}},
 	}
+	next := 0
+	take := func(n int) []byte { // the next n good lines
+		lo := min(next, len(lines))
+		next += n
+		return bytes.Join(lines[lo:min(next, len(lines))], nil)
+	}
 	wantErrs, wantTooLong := 0, 0
 	var actions []string
-	next := 0
 	for r := 0; r < rounds; r++ {
-		appendFile(bytes.Join(lines[next:min(next+perRound, len(lines))], nil))
-		next += perRound
+		appendFile(take(perRound))
 		for _, i := range rng.Perm(len(faults))[:1+rng.IntN(3)] {
 			e, l := faults[i].do()
 			wantErrs += e
 			wantTooLong += l
 			actions = append(actions, faults[i].name)
 			// Good lines between the bad ones.
-			appendFile(bytes.Join(lines[next:min(next+10, len(lines))], nil))
-			next += 10
+			appendFile(take(10))
 		}
 		if r < rounds-1 {
 			s := structural[(r+rng.IntN(2))%len(structural)]
@@ -175,7 +179,7 @@ func TestBadInputMidStream(t *testing.T) {
 			actions = append(actions, s.name)
 		}
 	}
-	appendFile(bytes.Join(lines[min(next, len(lines)):], nil))
+	appendFile(take(len(lines)))
 	t.Logf("injected: %s", strings.Join(actions, ", "))
 	settle()
 	m := d.metrics()
@@ -192,6 +196,19 @@ func TestBadInputMidStream(t *testing.T) {
 		t.Errorf("the stats table counts %d decode errors, %d over-long lines and %d non-flow events; %d bad lines and %d over-long ones were injected",
 			gotErrs, gotTooLong, gotNonFlow, wantErrs, wantTooLong)
 	}
+	rows, err := db.Query(`SELECT reason, amount, coalesce(lost_events, 0), coalesce(lost_bytes, 0), detail FROM read_parquet(` + sqlString(arch+"/losses/**/*.parquet") + `) ORDER BY detected`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var reason, amount, detail string
+		var ev, by int64
+		if err := rows.Scan(&reason, &amount, &ev, &by, &detail); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("loss: %s %s events %d bytes %d: %s", reason, amount, ev, by, detail)
+	}
+	rows.Close()
 	if wantTooLong > 0 {
 		if n := count(t, db, `SELECT count(*) FROM l WHERE reason = 'line_too_long' AND amount = 'exact' AND lost_events = 1`); n != int64(wantTooLong) {
 			t.Errorf("%d line_too_long losses, want %d", n, wantTooLong)
