@@ -58,6 +58,9 @@ func TestCrashLoop(t *testing.T) {
 		actions = append(actions, "kill")
 		d.start()
 	}
+	if len(actions) > 60 {
+		actions = append(actions[:60:60], "...")
+	}
 	t.Logf("%d kills, %d reloads: %s", kills, reloads, strings.Join(actions, " "))
 	d.caughtUp(5 * time.Minute)
 	d.stop()
