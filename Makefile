@@ -11,6 +11,8 @@ STATICCHECK_VERSION := v0.8.2
 KILLS     ?= 300
 FUZZTIME  ?= 10s
 CHAOS     ?= short
+CHAOS_SEED ?=
+CHAOS_RATE ?=
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 IMAGE     ?= flowaudit:$(VERSION)
@@ -74,8 +76,8 @@ fuzz-smoke: ## Every fuzz target for $(FUZZTIME)
 
 fuzz: fuzz-smoke ## Every fuzz target for $(FUZZTIME) (e.g. make fuzz FUZZTIME=10m; crashers land in testdata/fuzz, commit them)
 
-chaos: ## Whole-system fault scenarios with real processes (docs/reliability.md): CHAOS=short (default, ~6 min on 2 cores) or CHAOS=long; CHAOS_SEED=N replays a run
-	cd $(COMPAT) && CHAOS=$(CHAOS) CGO_ENABLED=1 $(GO) test -count=1 -v -timeout 120m ./chaos
+chaos: ## Whole-system fault scenarios with real processes (docs/reliability.md): CHAOS=short (default) or long; CHAOS_SEED=N replays a run, CHAOS_RATE=N sets gen's flows/s
+	cd $(COMPAT) && CHAOS=$(CHAOS) CHAOS_SEED=$(CHAOS_SEED) CHAOS_RATE=$(CHAOS_RATE) CGO_ENABLED=1 $(GO) test -count=1 -v -timeout 120m ./chaos
 
 soak: ## The SIGKILL exactly-once test with $(KILLS) kills (default 300)
 	FLOWAUDIT_SIGKILL_KILLS=$(KILLS) $(GO) test -count=1 -run '^TestExactlyOnceUnderSIGKILL$$' -timeout 30m -v ./pkg/archive/
