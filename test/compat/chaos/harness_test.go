@@ -231,19 +231,22 @@ func (d *daemon) stop() {
 	}
 }
 
-// ready waits up to d for /readyz to answer 200, and reports whether it did.
+// ready waits up to within for /readyz to answer 200, and reports whether
+// it did; with within 0 it asks once.
 func (d *daemon) ready(within time.Duration) bool {
 	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
+	for {
 		if resp, err := d.client.Get("http://" + d.addr + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return true
 			}
 		}
+		if !time.Now().Before(deadline) {
+			return false
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return false
 }
 
 var sampleRE = regexp.MustCompile(`^(flowaudit_[a-z_]+)(\{[^}]*\})? (\S+)$`)
