@@ -12,7 +12,8 @@ import (
 
 // TestCrashLoop: gen writes through lumberjack with Cilium's default
 // rotation (10 MiB files, 5 backups, compression on) while `flowaudit run`
-// is SIGKILLed at random moments and restarted at once, now and then right
+// is SIGKILLed at random moments and restarted at once (most kills once the
+// restarted daemon is ready, some during its startup), now and then right
 // after a SIGHUP reload, and with the archive committing every second so
 // that kills land in commits. Every flow gen wrote is archived exactly once
 // (DuckDB against gen's record), no gap is recorded, and verify is clean.
@@ -55,8 +56,18 @@ func TestCrashLoop(t *testing.T) {
 		}
 		d.kill()
 		kills++
-		actions = append(actions, "kill")
 		d.start()
+		// Most kills come once the restarted daemon is ready (reading);
+		// one in five lets the next one land in its startup (recovery of
+		// the last commit, the first reads).
+		if rng.IntN(5) == 0 {
+			actions = append(actions, "kill")
+		} else {
+			if !d.ready(time.Minute) {
+				t.Fatal("not ready a minute after a restart")
+			}
+			actions = append(actions, "kill+ready")
+		}
 	}
 	if len(actions) > 60 {
 		actions = append(actions[:60:60], "...")
