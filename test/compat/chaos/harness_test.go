@@ -49,6 +49,14 @@ var (
 	binErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // setup skips the test outside `make chaos`, and returns the flowaudit
 // binary and the scenario's random source, its seed logged.
 func setup(t *testing.T) (string, *rand.Rand, uint64) {
