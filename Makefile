@@ -10,11 +10,14 @@ TOOLS     := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 KILLS     ?= 300
 FUZZTIME  ?= 10s
+CHAOS     ?= short
+CHAOS_SEED ?=
+CHAOS_RATE ?=
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 IMAGE     ?= flowaudit:$(VERSION)
 
-.PHONY: help build test test-unit test-compat test-deploy test-deploy-apply lint fmt-check vet staticcheck bench bench-smoke fuzz-smoke soak e2e metrics-docs docker clean
+.PHONY: help build test test-unit test-compat test-deploy test-deploy-apply lint fmt-check vet staticcheck bench bench-smoke fuzz-smoke fuzz soak chaos e2e metrics-docs docker clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -70,6 +73,11 @@ fuzz-smoke: ## Every fuzz target for $(FUZZTIME)
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
+
+fuzz: fuzz-smoke ## Every fuzz target for $(FUZZTIME) (e.g. make fuzz FUZZTIME=10m; crashers land in testdata/fuzz, commit them)
+
+chaos: ## Whole-system fault scenarios with real processes (docs/reliability.md): CHAOS=short (default) or long; CHAOS_SEED=N replays a run, CHAOS_RATE=N sets gen's flows/s
+	cd $(COMPAT) && CHAOS=$(CHAOS) CHAOS_SEED=$(CHAOS_SEED) CHAOS_RATE=$(CHAOS_RATE) CGO_ENABLED=1 $(GO) test -count=1 -v -timeout 120m ./chaos
 
 soak: ## The SIGKILL exactly-once test with $(KILLS) kills (default 300)
 	FLOWAUDIT_SIGKILL_KILLS=$(KILLS) $(GO) test -count=1 -run '^TestExactlyOnceUnderSIGKILL$$' -timeout 30m -v ./pkg/archive/

@@ -254,7 +254,7 @@ func readRecord(t *testing.T, path string) []recordedFlow {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) != 3 {
+		if len(fields) != 4 {
 			t.Fatalf("record line %q", sc.Text())
 		}
 		ns, err := strconv.ParseInt(fields[1], 10, 64)

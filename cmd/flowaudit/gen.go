@@ -149,7 +149,7 @@ settings, so the files rotate exactly as Hubble's do.`,
 	f.IntVar(&maxSizeMB, "max-size-mb", 10, "with --out: rotate when the file would exceed this many MiB (hubble-export-file-max-size-mb)")
 	f.IntVar(&maxBackups, "max-backups", 5, "with --out: rotated files to keep, 0 keeps all (hubble-export-file-max-backups)")
 	f.BoolVar(&compress, "compress", false, "with --out: gzip rotated files (hubble-export-file-compress)")
-	f.StringVar(&record, "record", "", "also write a line per flow to this file: its uuid, time (ns since the epoch) and node_name, written once the flow's line is (for checking an archive against what was generated)")
+	f.StringVar(&record, "record", "", "also write a line per flow to this file: its uuid, time (ns since the epoch), node_name and the line's length in bytes, written once the flow's line is (for checking an archive against what was generated)")
 	return cmd
 }
 
@@ -185,7 +185,7 @@ func generate(cmd *cobra.Command, g *gen.Generator, w io.Writer, rec *recorder, 
 			return fmt.Errorf("gen: write: %w", err)
 		}
 		if f := g.LastFlow(); rec != nil && f != nil {
-			if err := rec.add(f); err != nil {
+			if err := rec.add(f, len(line)); err != nil {
 				return err
 			}
 		}
@@ -193,7 +193,10 @@ func generate(cmd *cobra.Command, g *gen.Generator, w io.Writer, rec *recorder, 
 	return nil
 }
 
-// recorder writes --record: a line per flow generated, "uuid time_ns node".
+// recorder writes --record: a line per flow generated, "uuid time_ns node
+// bytes" (bytes: the length of the flow's events.log line, its newline
+// included, so a checker can compare a gap's lost bytes with the lines it
+// swallowed).
 type recorder struct {
 	f   *os.File
 	bw  *bufio.Writer
@@ -208,13 +211,15 @@ func newRecorder(path string) (*recorder, error) {
 	return &recorder{f: f, bw: bufio.NewWriterSize(f, 256<<10)}, nil
 }
 
-func (r *recorder) add(f *flowpb.Flow) error {
+func (r *recorder) add(f *flowpb.Flow, lineBytes int) error {
 	t := f.GetTime()
 	r.buf = append(r.buf[:0], f.GetUuid()...)
 	r.buf = append(r.buf, ' ')
 	r.buf = strconv.AppendInt(r.buf, t.GetSeconds()*1e9+int64(t.GetNanos()), 10)
 	r.buf = append(r.buf, ' ')
 	r.buf = append(r.buf, f.GetNodeName()...)
+	r.buf = append(r.buf, ' ')
+	r.buf = strconv.AppendInt(r.buf, int64(lineBytes), 10)
 	r.buf = append(r.buf, '\n')
 	if _, err := r.bw.Write(r.buf); err != nil {
 		return fmt.Errorf("gen: --record: %w", err)

@@ -30,13 +30,24 @@ func LoadSigningKey(path string) (ed25519.PrivateKey, error) {
 		}
 		return priv, nil
 	}
+	mismatch := false
 	for _, raw := range decodings(data) {
 		switch len(raw) {
 		case ed25519.SeedSize:
 			return ed25519.NewKeyFromSeed(raw), nil
 		case ed25519.PrivateKeySize:
-			return ed25519.PrivateKey(raw), nil
+			// A 64-byte key is the seed and its public key: a public half
+			// that is not the seed's would sign entries that no one can
+			// verify, with the key's own public key or any other.
+			k := ed25519.NewKeyFromSeed(raw[:ed25519.SeedSize])
+			if bytes.Equal(k[ed25519.SeedSize:], raw[ed25519.SeedSize:]) {
+				return k, nil
+			}
+			mismatch = true
 		}
+	}
+	if mismatch {
+		return nil, fmt.Errorf("%s: a 64-byte ed25519 key whose second half is not the public key of its first (the seed): damaged", path)
 	}
 	return nil, fmt.Errorf("%s: not an ed25519 private key (want PEM PKCS#8, or a 32-byte seed or 64-byte key, raw, hex or base64)", path)
 }

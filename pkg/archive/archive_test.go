@@ -195,6 +195,13 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			lines := strings.SplitAfter(string(b), "\n")
 			os.WriteFile(m[0], []byte(strings.Join(append(lines[:1], lines[2:]...), "")), 0o644)
 		}},
+		{"manifest lines reordered", "chain", func(t *testing.T, root string, _ []string) {
+			m, _ := filepath.Glob(filepath.Join(root, "manifests", "*", "*.jsonl"))
+			b, _ := os.ReadFile(m[0])
+			lines := strings.SplitAfter(string(b), "\n")
+			lines[1], lines[2] = lines[2], lines[1]
+			os.WriteFile(m[0], []byte(strings.Join(lines, "")), 0o644)
+		}},
 		{"manifest entry altered", "chain", func(t *testing.T, root string, _ []string) {
 			m, _ := filepath.Glob(filepath.Join(root, "manifests", "*", "*.jsonl"))
 			b, _ := os.ReadFile(m[0])

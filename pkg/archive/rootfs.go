@@ -103,31 +103,49 @@ func manifestRel(node, date string) string {
 // nodeManifestFS reads all of a node's manifest entries, in chain order
 // (see nodeManifest).
 func nodeManifestFS(fsys fs.FS, node string) ([]ManifestEntry, error) {
+	out, _, err := nodeManifestOrderFS(fsys, node)
+	return out, err
+}
+
+// nodeManifestOrderFS is nodeManifestFS, and also returns the manifest
+// files whose lines are not in append order: each file is only ever
+// appended to, so an entry whose index is below the one before it in the
+// same file was moved (the chain, sorted by index, is intact either way).
+func nodeManifestOrderFS(fsys fs.FS, node string) ([]ManifestEntry, []Finding, error) {
 	dir := path.Dir(manifestRel(node, "x"))
 	ents, err := fs.ReadDir(fsys, dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []ManifestEntry
+	var moved []Finding
 	for _, e := range ents {
 		if !strings.HasPrefix(e.Name(), "date=") || !strings.HasSuffix(e.Name(), ".jsonl") {
 			continue
 		}
-		b, err := fs.ReadFile(fsys, dir+"/"+e.Name())
+		rel := dir + "/" + e.Name()
+		b, err := fs.ReadFile(fsys, rel)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		es, err := parseManifest(dir+"/"+e.Name(), b)
+		es, err := parseManifest(rel, b)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		for i := 1; i < len(es); i++ {
+			if es[i].Index < es[i-1].Index {
+				moved = append(moved, Finding{Kind: "chain", Path: rel, Node: node,
+					What: fmt.Sprintf("line %d holds entry index %d after index %d: the manifest's lines were reordered", i+1, es[i].Index, es[i-1].Index)})
+				break
+			}
 		}
 		out = append(out, es...)
 	}
 	sortChain(out)
-	return out, nil
+	return out, moved, nil
 }
 
 // replacedFilesFS returns the paths the compaction entries of a manifest

@@ -795,11 +795,12 @@ func verifyRoot(root string, o VerifyOptions) (*VerifyReport, error) {
 			continue
 		}
 		node := UnsanitizeNode(part)
-		entries, err := nodeManifestFS(fsys, node)
+		entries, moved, err := nodeManifestOrderFS(fsys, node)
 		if err != nil {
 			rep.Findings = append(rep.Findings, Finding{Kind: "chain", Node: node, What: err.Error()})
 			continue
 		}
+		rep.Findings = append(rep.Findings, moved...)
 		retired := map[string]bool{}
 		compacted := map[string]ReplacedFile{}
 		outputs := map[string]string{} // a replaced file -> the compaction's output
