@@ -46,6 +46,14 @@ type GRPCConfig struct {
 	// its filter reads and its archive keeps, and time, node_name and uuid,
 	// so that what is archived does not change.
 	FieldMask []string
+	// Whitelist and Blacklist, when set, are sent as the request's
+	// whitelist and blacklist: the server then sends only the flows they
+	// let through (Hubble applies them to the whole flow, before the field
+	// mask). The pipeline's own filter decides what is archived whatever
+	// the server does; these save the wire only. With Node, each whitelist
+	// filter is sent restricted to that node; if one names nodes itself,
+	// only the node filter is sent.
+	Whitelist, Blacklist []*flowpb.FlowFilter
 	// IdleEvery, BatchLines: as FileConfig's. FlushEvery bounds how long a
 	// received message waits for a batch to fill (default 100ms).
 	IdleEvery  time.Duration
@@ -423,19 +431,7 @@ func (run *grpcRun) stream(ctx context.Context) error {
 	run.mu.Lock()
 	since := run.since
 	run.mu.Unlock()
-	req := &observerpb.GetFlowsRequest{Follow: true}
-	if since.IsZero() {
-		// Everything the server's ring holds, then what comes.
-		req.Since = timestamppb.New(time.Unix(1, 0))
-	} else {
-		req.Since = timestamppb.New(since)
-	}
-	if s.cfg.Node != "" {
-		req.Whitelist = []*flowpb.FlowFilter{{NodeName: []string{s.cfg.Node}}}
-	}
-	if len(s.cfg.FieldMask) > 0 {
-		req.FieldMask = &fieldmaskpb.FieldMask{Paths: s.cfg.FieldMask}
-	}
+	req := s.request(since)
 	st, err := conn.NewStream(sctx, &grpc.StreamDesc{StreamName: "GetFlows", ServerStreams: true},
 		"/observer.Observer/GetFlows", grpc.ForceCodecV2(rawCodec{}))
 	if err != nil {
@@ -478,6 +474,46 @@ func (run *grpcRun) stream(ctx context.Context) error {
 		}
 		run.ring.publish()
 	}
+}
+
+// request is the GetFlows request of a stream asking for the flows since
+// since (zero: all the server holds).
+func (s *GRPCSource) request(since time.Time) *observerpb.GetFlowsRequest {
+	req := &observerpb.GetFlowsRequest{Follow: true, Whitelist: s.cfg.Whitelist, Blacklist: s.cfg.Blacklist}
+	if since.IsZero() {
+		// Everything the server's ring holds, then what comes.
+		req.Since = timestamppb.New(time.Unix(1, 0))
+	} else {
+		req.Since = timestamppb.New(since)
+	}
+	if s.cfg.Node != "" {
+		req.Whitelist = nodeWhitelist(s.cfg.Node, s.cfg.Whitelist)
+	}
+	if len(s.cfg.FieldMask) > 0 {
+		req.FieldMask = &fieldmaskpb.FieldMask{Paths: s.cfg.FieldMask}
+	}
+	return req
+}
+
+// nodeWhitelist is allow restricted to node's flows: filters are ORed and
+// a filter's fields ANDed, so each filter gets the node. A filter that
+// names nodes of its own cannot take another node list; the node alone is
+// then sent, which lets through more than allow, never less.
+func nodeWhitelist(node string, allow []*flowpb.FlowFilter) []*flowpb.FlowFilter {
+	only := []*flowpb.FlowFilter{{NodeName: []string{node}}}
+	out := make([]*flowpb.FlowFilter, 0, len(allow))
+	for _, f := range allow {
+		if len(f.GetNodeName()) > 0 {
+			return only
+		}
+		c := proto.Clone(f).(*flowpb.FlowFilter)
+		c.NodeName = []string{node}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return only
+	}
+	return out
 }
 
 // streamErr prefers the cause the liveness check gave for cancelling.

@@ -335,3 +335,38 @@ func TestGRPCSourceRelayNodeErrors(t *testing.T) {
 		t.Fatalf("losses %+v: want c/b's gap to flow 250", c.losses)
 	}
 }
+
+// TestGRPCSourceRequest: the filters and mask pushed down are sent as
+// given; with a Relay node, every whitelist filter is restricted to it,
+// or, when one names nodes itself, the node alone is sent.
+func TestGRPCSourceRequest(t *testing.T) {
+	allow := []*flowpb.FlowFilter{{SourcePod: []string{"kube-system/"}}, {Verdict: []flowpb.Verdict{flowpb.Verdict_DROPPED}}}
+	deny := []*flowpb.FlowFilter{{DestinationPort: []string{"53"}}}
+	since := t0.Add(time.Minute)
+	for _, tc := range []struct {
+		node  string
+		allow []*flowpb.FlowFilter
+		want  []*flowpb.FlowFilter
+	}{
+		{"", nil, nil},
+		{"", allow, allow},
+		{"c/a", nil, []*flowpb.FlowFilter{{NodeName: []string{"c/a"}}}},
+		{"c/a", allow, []*flowpb.FlowFilter{{SourcePod: []string{"kube-system/"}, NodeName: []string{"c/a"}}, {Verdict: []flowpb.Verdict{flowpb.Verdict_DROPPED}, NodeName: []string{"c/a"}}}},
+		{"c/a", append(slices.Clone(allow), &flowpb.FlowFilter{NodeName: []string{"c/*"}}), []*flowpb.FlowFilter{{NodeName: []string{"c/a"}}}},
+	} {
+		addr := "relay://127.0.0.1:4245"
+		src, err := NewGRPCSource(GRPCConfig{Address: addr, Node: tc.node, Whitelist: tc.allow, Blacklist: deny, FieldMask: []string{"time", "node_name", "uuid", "verdict"}}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := src.request(since)
+		want := &observerpb.GetFlowsRequest{Follow: true, Since: timestamppb.New(since), Whitelist: tc.want, Blacklist: deny}
+		want.FieldMask = req.FieldMask
+		if !proto.Equal(req, want) || !slices.Equal(req.GetFieldMask().GetPaths(), []string{"time", "node_name", "uuid", "verdict"}) {
+			t.Errorf("node %q, allow %v: request %v, want %v", tc.node, tc.allow, req, want)
+		}
+	}
+	if proto.Equal(allow[0], &flowpb.FlowFilter{SourcePod: []string{"kube-system/"}, NodeName: []string{"c/a"}}) {
+		t.Errorf("the configured filter was modified")
+	}
+}
