@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -235,6 +236,11 @@ type grpcPos struct {
 type nodePos struct {
 	Latest   int64 `json:"t"`           // latest flow time (ns)
 	Disorder int64 `json:"d,omitempty"` // most a flow lagged behind the latest before it (ns)
+	// Why and WhyAt: the node was unverified (Relay reported it in error,
+	// the stream failed) when the checkpoint was taken: the gap its next
+	// flow may show started then, for that reason, not at the restart.
+	Why   string `json:"why,omitempty"`
+	WhyAt int64  `json:"at,omitempty"`
 }
 
 // minOverlap is the least overlap a resume asks for before a node's latest
@@ -306,7 +312,7 @@ func (s *GRPCSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 	}
 	run.lb.Format = FormatProto
 	for name, p := range pos.Nodes {
-		run.nodes[name] = &nodeState{name: name, latest: p.Latest, disorder: p.Disorder}
+		run.nodes[name] = &nodeState{name: name, latest: p.Latest, disorder: p.Disorder, why: p.Why, whyAt: p.WhyAt}
 	}
 	if len(run.nodes) > 0 {
 		run.since = run.resumeSince()
@@ -323,7 +329,14 @@ func (s *GRPCSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 			}
 		}
 		for _, n := range run.nodes {
-			n.unverified, n.why, n.whyAt = true, "the collector restarted", time.Now().UnixNano()
+			if n.why != "" {
+				if !strings.HasSuffix(n.why, "; then the collector restarted") {
+					n.why += "; then the collector restarted"
+				}
+			} else {
+				n.why, n.whyAt = "the collector restarted", time.Now().UnixNano()
+			}
+			n.unverified = true
 			n.overlapUntil = n.latest
 		}
 	}
@@ -709,6 +722,10 @@ func (run *grpcRun) nodeStatus(lb *LineBatch) {
 		if !n.unverified {
 			n.unverified, n.why, n.whyAt = true, why, now
 			run.startOverlap(n)
+		} else if !strings.Contains(n.why, state.String()) {
+			// Already unverified (a restart, a failed stream): the gap, if
+			// any, says what Relay reported of the node too.
+			n.why += "; " + why
 		}
 	}
 	run.s.log.Warn("ingest: Relay reports nodes unreachable", zap.String("source", run.s.id), zap.String("state", state.String()),
@@ -775,6 +792,9 @@ func (run *grpcRun) position() string {
 	for name, n := range run.nodes {
 		if n.latest != 0 {
 			p.Nodes[name] = nodePos{Latest: n.latest, Disorder: n.disorder}
+			if n.unverified {
+				p.Nodes[name] = nodePos{Latest: n.latest, Disorder: n.disorder, Why: n.why, WhyAt: n.whyAt}
+			}
 		}
 	}
 	b, _ := json.Marshal(p)

@@ -16,6 +16,8 @@ import (
 
 	peerpb "github.com/cilium/cilium/api/v1/peer"
 	observerTypes "github.com/cilium/cilium/pkg/hubble/observer/types"
+	nodeTypes "github.com/cilium/cilium/pkg/node/types"
+	"github.com/cilium/cilium/pkg/option"
 	"google.golang.org/grpc"
 
 	"github.com/flowaudit/flowaudit/pkg/gen"
@@ -88,6 +90,11 @@ func TestRunAgainstHubbleRelay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds hubble-relay and runs the daemon against it for ~40s")
 	}
+	// Both agents run in this process: their lost_events (a reader lapped
+	// by the ring's writer) name this one node.
+	const agentsNode = "prod-kr1/agents"
+	option.Config.ClusterName = "prod-kr1"
+	nodeTypes.SetName("agents")
 	dir := t.TempDir()
 	bin := buildFlowaudit(t, dir)
 	relayBin := buildRelay(t, dir)
@@ -285,7 +292,7 @@ func TestRunAgainstHubbleRelay(t *testing.T) {
 			missing++
 			inside := false
 			for i := range gaps {
-				if gaps[i].node == node && w.ns >= gaps[i].lo/1000*1000 && w.ns <= gaps[i].hi {
+				if (gaps[i].node == node || gaps[i].node == agentsNode && gaps[i].reason == "hubble_lost_events") && w.ns >= gaps[i].lo/1000*1000 && w.ns <= gaps[i].hi {
 					gaps[i].missing++
 					inside = true
 					break
@@ -307,8 +314,11 @@ func TestRunAgainstHubbleRelay(t *testing.T) {
 	for _, g := range gaps {
 		t.Logf("gap %s %s %s .. %s: %d missing: %s", g.node, g.reason, time.Unix(0, g.lo).UTC().Format("15:04:05.000000"),
 			time.Unix(0, g.hi).UTC().Format("15:04:05.000000"), g.missing, g.detail)
+		if g.reason == "hubble_lost_events" && g.node == agentsNode {
+			continue // Hubble's own count, checked by TestRunAgainstCiliumObserver
+		}
 		if g.reason != "stream_down" {
-			t.Errorf("unexpected %s gap", g.reason)
+			t.Errorf("unexpected %s gap of %s", g.reason, g.node)
 			continue
 		}
 		if g.node != victim {
