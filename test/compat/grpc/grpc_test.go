@@ -91,7 +91,7 @@ func moduleRoot() string {
 }
 
 // buildFlowaudit builds the binary into dir.
-func buildFlowaudit(t *testing.T, dir string) string {
+func buildFlowaudit(t testing.TB, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "flowaudit")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/flowaudit")

@@ -56,7 +56,7 @@ func buildRelay(t *testing.T, dir string) string {
 }
 
 // freeAddr is a loopback TCP address nothing listens on.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
