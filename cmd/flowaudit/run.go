@@ -91,7 +91,9 @@ A gRPC source resumes from the latest flow of each node it archived (less
 an overlap, its flows deduplicated by uuid), reconnects with backoff, and
 records as a stream_down loss what the server no longer had when it came
 back (an agent restarted, its ring overrun); Hubble's lost_events are
-recorded as they come.
+recorded as they come. --push-down also sends the filters and mask to the
+server (fewer bytes on the wire, the same archive; a change of them then
+needs a restart).
 
 A stats row is written at least every --stats-interval while the daemon
 runs, so the report can tell "no traffic" from "collector down".
