@@ -1,13 +1,16 @@
 package grpc
 
 import (
+	"bufio"
 	"bytes"
 	"database/sql"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,8 +103,12 @@ func TestRunAgainstHubbleRelay(t *testing.T) {
 	relayBin := buildRelay(t, dir)
 	arch := filepath.Join(dir, "archive")
 
-	const rate, seconds = 1000, 22 // flows a second per node
-	g, err := gen.New(gen.Config{Seed: 11, Nodes: 2, Cluster: "prod-kr1", Rate: rate, Start: time.Now(), LostEventEvery: -1, AgentEventEvery: -1})
+	// Flows a second per node: each agent's ring (4,095) holds 8 s, more
+	// than a killed daemon's restart needs (its last commit, at most
+	// --max-file-age old on a loaded machine, less the 2 s overlap).
+	const rate, seconds = 500, 22
+	genCfg := gen.Config{Seed: 11, Nodes: 2, Cluster: "prod-kr1", Rate: rate, LostEventEvery: -1, AgentEventEvery: -1}
+	g, err := gen.New(genCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +155,35 @@ func TestRunAgainstHubbleRelay(t *testing.T) {
 	defer func() { _ = relay.Process.Kill(); _ = relay.Wait() }()
 	waitListening(t, relayAddr, relayLogs)
 
+	logs := &syncBuffer{}
+	var listen string
+	startRun := func() *exec.Cmd {
+		listen = freeAddr(t)
+		c := exec.Command(bin, "run", "--source", "relay://"+relayAddr, "--archive", arch, "--node", "prod-kr1/relay-client",
+			"--listen", listen, "--stats-interval", "1s", "--max-file-age", "2s", "--log-level", "warn")
+		c.Stdout, c.Stderr = logs, logs
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	kill := func(c *exec.Cmd) {
+		_ = c.Process.Signal(syscall.SIGKILL)
+		_ = c.Wait()
+	}
+	victim := names[0]
+	run := startRun()
+	// Flows start once the daemon reads: an agent's flows from before its
+	// first reader are not the collector's to account for.
+	for deadline := time.Now().Add(time.Minute); metric(listen, "flowaudit_ingest_grpc_stream_up") != 1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon's stream is not up\n%s", logs)
+		}
+	}
+	genCfg.Start = time.Now()
+	if g, err = gen.New(genCfg); err != nil {
+		t.Fatal(err)
+	}
 	// The feeder: each flow to its node's agent in real time; a node whose
 	// agent is down takes nothing in.
 	written := map[string][]fed{}
@@ -172,24 +208,8 @@ func TestRunAgainstHubbleRelay(t *testing.T) {
 		}
 	}()
 
-	logs := &syncBuffer{}
-	startRun := func() *exec.Cmd {
-		c := exec.Command(bin, "run", "--source", "relay://"+relayAddr, "--archive", arch, "--node", "prod-kr1/relay-client",
-			"--listen", "", "--stats-interval", "1s", "--max-file-age", "2s", "--log-level", "warn")
-		c.Stdout, c.Stderr = logs, logs
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	kill := func(c *exec.Cmd) {
-		_ = c.Process.Signal(syscall.SIGKILL)
-		_ = c.Wait()
-	}
-	victim := names[0]
-	run := startRun()
 	time.Sleep(4 * time.Second)
-	// Killed and back within the agents' rings (4,095 flows: 4 s here).
+	// Killed and back within the agents' rings.
 	kill(run)
 	time.Sleep(500 * time.Millisecond)
 	run = startRun()
@@ -199,7 +219,8 @@ func TestRunAgainstHubbleRelay(t *testing.T) {
 	agents[victim].stop()
 	agents[victim] = nil
 	mu.Unlock()
-	time.Sleep(2 * time.Second)
+	// Relay's NODE_ERROR (about 1 s) and a commit after it (--max-file-age).
+	time.Sleep(4 * time.Second)
 	// A new request while it is down: Relay reports it NODE_UNAVAILABLE.
 	kill(run)
 	time.Sleep(500 * time.Millisecond)
@@ -351,6 +372,27 @@ func startAgentTCP(t *testing.T, addr string) *agent {
 		t.Fatal(err)
 	}
 	return serveAgent(t, ln)
+}
+
+// metric is the sum of a metric's samples on the daemon's /metrics (-1
+// while it does not answer).
+func metric(listen, name string) float64 {
+	resp, err := http.Get("http://" + listen + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+" ") {
+			if v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
 }
 
 // syncBuffer is a bytes.Buffer two processes' output may be written to.
