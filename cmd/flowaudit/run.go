@@ -42,6 +42,7 @@ type runFlags struct {
 	compaction                               bool
 	tls                                      daemon.TLSConfig
 	relayNode                                string
+	pushDown                                 bool
 	uploadTo, uploadLockMode                 string
 	uploadLockRetain                         daemon.Duration
 }
@@ -90,7 +91,9 @@ A gRPC source resumes from the latest flow of each node it archived (less
 an overlap, its flows deduplicated by uuid), reconnects with backoff, and
 records as a stream_down loss what the server no longer had when it came
 back (an agent restarted, its ring overrun); Hubble's lost_events are
-recorded as they come.
+recorded as they come. --push-down also sends the filters and mask to the
+server (fewer bytes on the wire, the same archive; a change of them then
+needs a restart).
 
 A stats row is written at least every --stats-interval while the daemon
 runs, so the report can tell "no traffic" from "collector down".
@@ -137,6 +140,7 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&o.uploadLockMode, "upload-object-lock-mode", "", "S3 Object Lock on shipped objects: COMPLIANCE or GOVERNANCE (archive.upload.objectLock.mode)")
 	f.Var(&o.uploadLockRetain, "upload-object-lock-retain", "how long Object Lock retains a shipped object, e.g. 400d (archive.upload.objectLock.retain)")
 	f.StringVar(&o.relayNode, "relay-node", "", "with --source relay://: archive only this node's flows (cluster/node)")
+	f.BoolVar(&o.pushDown, "push-down", false, "with a gRPC --source: also send the allowlist, denylist and field mask to the server, which then sends less (what is archived does not change)")
 	f.StringVar(&o.allowlist, "allowlist", "", "hubble-export-allowlist for the --source sources: keep only matching flows")
 	f.StringVar(&o.denylist, "denylist", "", "hubble-export-denylist for the --source sources: drop matching flows")
 	f.StringVar(&o.mask, "fieldmask", "", "hubble-export-fieldmask for the --source sources (must keep time and node_name: the archive places every flow by them)")
@@ -286,6 +290,7 @@ func loadRunConfig(cmd *cobra.Command, o *runFlags) (daemon.Config, map[string]d
 				if strings.HasPrefix(s, "relay://") {
 					sc.RelayNode = o.relayNode
 				}
+				sc.PushDown = o.pushDown
 			default:
 				errs = append(errs, fmt.Errorf("--source %q: want file:PATH, unix:///PATH, grpc://HOST:PORT, relay://HOST:PORT or synthetic", s))
 				continue
@@ -295,8 +300,11 @@ func loadRunConfig(cmd *cobra.Command, o *runFlags) (daemon.Config, map[string]d
 		if changed("relay-node") && !strings.Contains(strings.Join(o.sources, " "), "relay://") {
 			errs = append(errs, errors.New("--relay-node needs a --source relay://HOST:PORT"))
 		}
-	} else if changed("allowlist") || changed("denylist") || changed("fieldmask") || changed("relay-node") || o.tls != (daemon.TLSConfig{}) {
-		errs = append(errs, errors.New("--allowlist, --denylist, --fieldmask, --tls-* and --relay-node apply to --source sources; set those of configured sources in the config file"))
+		if o.pushDown && !slices.ContainsFunc(cfg.Sources, func(sc daemon.SourceConfig) bool { return sc.Address != "" }) {
+			errs = append(errs, errors.New("--push-down needs a gRPC --source (unix://, grpc:// or relay://)"))
+		}
+	} else if changed("allowlist") || changed("denylist") || changed("fieldmask") || changed("relay-node") || changed("push-down") || o.tls != (daemon.TLSConfig{}) {
+		errs = append(errs, errors.New("--allowlist, --denylist, --fieldmask, --tls-*, --relay-node and --push-down apply to --source sources; set those of configured sources in the config file"))
 	}
 	if changed("synthetic-rate") && !slices.Contains(o.sources, "synthetic") {
 		errs = append(errs, errors.New("--synthetic-rate applies to --source synthetic; set the rate of a configured synthetic source in the config file"))

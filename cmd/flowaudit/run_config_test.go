@@ -57,3 +57,27 @@ func TestPrintConfig(t *testing.T) {
 		t.Errorf("printed a configuration that does not exist:\n%s", out)
 	}
 }
+
+// TestPushDownFlag: --push-down sets pushDown on the gRPC sources only, and
+// without one is refused.
+func TestPushDownFlag(t *testing.T) {
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		cmd := newRootCmd()
+		cmd.SetArgs(append([]string{"run", "--print-config", "--node", "n", "--archive", filepath.Join(t.TempDir(), "a")}, args...))
+		cmd.SetOut(&out)
+		cmd.SetErr(&bytes.Buffer{})
+		err := cmd.Execute()
+		return out.String(), err
+	}
+	out, err := run("--source", "relay://127.0.0.1:4245", "--source", "synthetic", "--push-down")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if strings.Count(out, "pushDown: true") != 1 {
+		t.Errorf("want pushDown on the relay source only:\n%s", out)
+	}
+	if _, err := run("--source", "synthetic", "--push-down"); err == nil || !strings.Contains(err.Error(), "--push-down needs a gRPC --source") {
+		t.Errorf("--push-down without a gRPC source: %v", err)
+	}
+}

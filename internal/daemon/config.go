@@ -74,6 +74,13 @@ type SourceConfig struct {
 	// RelayNode, for a relay:// address, keeps one node's flows (empty: the
 	// whole cluster, each node in its own partitions).
 	RelayNode string `json:"relayNode,omitempty"`
+	// PushDown, for a gRPC source, also sends the allowlist and denylist as
+	// the request's whitelist and blacklist, and the field mask (with the
+	// fields the filter reads, and uuid) as its field_mask: the server then
+	// sends less. What is archived does not change: the pipeline applies
+	// the same filter and mask to what arrives. The stats rows' denied
+	// counts then count only what the server sent.
+	PushDown bool `json:"pushDown,omitempty"`
 	// Synthetic generates realistic flows in real time (no cluster needed).
 	Synthetic *SyntheticConfig `json:"synthetic,omitempty"`
 
@@ -380,8 +387,8 @@ func (c *Config) Validate() error {
 			if err := ingest.CheckGRPCAddress(s.Address, s.TLS != nil && s.TLS.CA != "", s.RelayNode); err != nil {
 				bad(key+".address", "%v", err)
 			}
-		} else if s.TLS != nil || s.RelayNode != "" {
-			bad(key, "tls and relayNode are for gRPC sources (address)")
+		} else if s.TLS != nil || s.RelayNode != "" || s.PushDown {
+			bad(key, "tls, relayNode and pushDown are for gRPC sources (address)")
 		}
 		if s.MaxBackups != nil && (*s.MaxBackups < 0 || s.File == "") {
 			bad(key+".maxBackups", "%d: must be >= 0, for a file source", *s.MaxBackups)

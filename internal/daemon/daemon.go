@@ -445,7 +445,15 @@ func (d *Daemon) reload() error {
 			errs = append(errs, fmt.Errorf("sources[%d]: %w", i, err))
 			continue
 		}
-		if c.Hash != s.compiled.Load().Hash {
+		switch {
+		case sc.PushDown != s.cfg.PushDown:
+			restart = append(restart, fmt.Sprintf("sources[%d] %s pushDown changed", i, sc.Label()))
+		case c.Hash != s.compiled.Load().Hash && sc.PushDown:
+			// The server filters with what the stream was opened with:
+			// swapping only the pipeline's filter would archive nothing
+			// of what the old one let the server drop.
+			restart = append(restart, fmt.Sprintf("sources[%d] %s filter or mask changed (pushed down to the server)", i, sc.Label()))
+		case c.Hash != s.compiled.Load().Hash:
 			swaps = append(swaps, swap{s, c})
 		}
 	}

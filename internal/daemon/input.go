@@ -26,6 +26,12 @@ func newInput(sc SourceConfig, cfg Config, commitEvery int, log *zap.Logger, m *
 		if t := sc.TLS; t != nil {
 			gc.TLS = ingest.TLSConfig{CA: t.CA, Cert: t.Cert, Key: t.Key, ServerName: t.ServerName}
 		}
+		if sc.PushDown {
+			var err error
+			if gc.Whitelist, gc.Blacklist, gc.FieldMask, err = pushDown(sc.Spec()); err != nil {
+				return nil, fmt.Errorf("%s: %w", sc.Label(), err)
+			}
+		}
 		return ingest.NewGRPCSource(gc, log, m)
 	default:
 		return nil, fmt.Errorf("%s: not supported", sc.Label())

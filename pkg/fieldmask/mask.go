@@ -111,6 +111,20 @@ func (n *node) markOneofs() {
 	}
 }
 
+// CrossesOneof reports whether the mask names two members of one oneof,
+// one of them with a nested path: what Cilium 1.18's own field mask gets
+// wrong (see Copy), so a server of that version must not be sent it.
+func (m *Mask) CrossesOneof() bool { return m.Active() && m.root.crosses() }
+
+func (n *node) crosses() bool {
+	for i := range n.fields {
+		if f := &n.fields[i]; f.crossesOneof || (f.next != nil && f.next.crosses()) {
+			return true
+		}
+	}
+	return false
+}
+
 // Active reports whether the mask does anything.
 func (m *Mask) Active() bool { return m != nil && m.root != nil }
 

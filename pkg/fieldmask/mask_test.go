@@ -134,6 +134,21 @@ func TestOneofCrossingMask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for paths, want := range map[string]bool{
+		"": false, "time,l4": false, "l4.TCP,l4.UDP": false, "l4.TCP.source_port": false,
+		"l4.TCP.destination_port,l4.UDP": true, "time,l4.TCP.source_port,l4.ICMPv4.type": true,
+	} {
+		c, err := Compile(ParsePaths(paths))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.CrossesOneof(); got != want {
+			t.Errorf("mask %q: CrossesOneof %v, want %v", paths, got, want)
+		}
+	}
+	if !m.CrossesOneof() {
+		t.Errorf("mask %v: CrossesOneof false", m.Paths())
+	}
 	dst := &flowpb.Flow{}
 	tcp := &flowpb.Flow{L4: &flowpb.Layer4{Protocol: &flowpb.Layer4_TCP{TCP: &flowpb.TCP{SourcePort: 1, DestinationPort: 443}}}}
 	udp := &flowpb.Flow{L4: &flowpb.Layer4{Protocol: &flowpb.Layer4_UDP{UDP: &flowpb.UDP{SourcePort: 2, DestinationPort: 53}}}}

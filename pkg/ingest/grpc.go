@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +47,14 @@ type GRPCConfig struct {
 	// its filter reads and its archive keeps, and time, node_name and uuid,
 	// so that what is archived does not change.
 	FieldMask []string
+	// Whitelist and Blacklist, when set, are sent as the request's
+	// whitelist and blacklist: the server then sends only the flows they
+	// let through (Hubble applies them to the whole flow, before the field
+	// mask). The pipeline's own filter decides what is archived whatever
+	// the server does; these save the wire only. With Node, each whitelist
+	// filter is sent restricted to that node; if one names nodes itself,
+	// only the node filter is sent.
+	Whitelist, Blacklist []*flowpb.FlowFilter
 	// IdleEvery, BatchLines: as FileConfig's. FlushEvery bounds how long a
 	// received message waits for a batch to fill (default 100ms).
 	IdleEvery  time.Duration
@@ -227,6 +236,11 @@ type grpcPos struct {
 type nodePos struct {
 	Latest   int64 `json:"t"`           // latest flow time (ns)
 	Disorder int64 `json:"d,omitempty"` // most a flow lagged behind the latest before it (ns)
+	// Why and WhyAt: the node was unverified (Relay reported it in error,
+	// the stream failed) when the checkpoint was taken: the gap its next
+	// flow may show started then, for that reason, not at the restart.
+	Why   string `json:"why,omitempty"`
+	WhyAt int64  `json:"at,omitempty"`
 }
 
 // minOverlap is the least overlap a resume asks for before a node's latest
@@ -298,7 +312,7 @@ func (s *GRPCSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 	}
 	run.lb.Format = FormatProto
 	for name, p := range pos.Nodes {
-		run.nodes[name] = &nodeState{name: name, latest: p.Latest, disorder: p.Disorder}
+		run.nodes[name] = &nodeState{name: name, latest: p.Latest, disorder: p.Disorder, why: p.Why, whyAt: p.WhyAt}
 	}
 	if len(run.nodes) > 0 {
 		run.since = run.resumeSince()
@@ -315,7 +329,14 @@ func (s *GRPCSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 			}
 		}
 		for _, n := range run.nodes {
-			n.unverified, n.why, n.whyAt = true, "the collector restarted", time.Now().UnixNano()
+			if n.why != "" {
+				if !strings.HasSuffix(n.why, "; then the collector restarted") {
+					n.why += "; then the collector restarted"
+				}
+			} else {
+				n.why, n.whyAt = "the collector restarted", time.Now().UnixNano()
+			}
+			n.unverified = true
 			n.overlapUntil = n.latest
 		}
 	}
@@ -423,19 +444,7 @@ func (run *grpcRun) stream(ctx context.Context) error {
 	run.mu.Lock()
 	since := run.since
 	run.mu.Unlock()
-	req := &observerpb.GetFlowsRequest{Follow: true}
-	if since.IsZero() {
-		// Everything the server's ring holds, then what comes.
-		req.Since = timestamppb.New(time.Unix(1, 0))
-	} else {
-		req.Since = timestamppb.New(since)
-	}
-	if s.cfg.Node != "" {
-		req.Whitelist = []*flowpb.FlowFilter{{NodeName: []string{s.cfg.Node}}}
-	}
-	if len(s.cfg.FieldMask) > 0 {
-		req.FieldMask = &fieldmaskpb.FieldMask{Paths: s.cfg.FieldMask}
-	}
+	req := s.request(since)
 	st, err := conn.NewStream(sctx, &grpc.StreamDesc{StreamName: "GetFlows", ServerStreams: true},
 		"/observer.Observer/GetFlows", grpc.ForceCodecV2(rawCodec{}))
 	if err != nil {
@@ -478,6 +487,46 @@ func (run *grpcRun) stream(ctx context.Context) error {
 		}
 		run.ring.publish()
 	}
+}
+
+// request is the GetFlows request of a stream asking for the flows since
+// since (zero: all the server holds).
+func (s *GRPCSource) request(since time.Time) *observerpb.GetFlowsRequest {
+	req := &observerpb.GetFlowsRequest{Follow: true, Whitelist: s.cfg.Whitelist, Blacklist: s.cfg.Blacklist}
+	if since.IsZero() {
+		// Everything the server's ring holds, then what comes.
+		req.Since = timestamppb.New(time.Unix(1, 0))
+	} else {
+		req.Since = timestamppb.New(since)
+	}
+	if s.cfg.Node != "" {
+		req.Whitelist = nodeWhitelist(s.cfg.Node, s.cfg.Whitelist)
+	}
+	if len(s.cfg.FieldMask) > 0 {
+		req.FieldMask = &fieldmaskpb.FieldMask{Paths: s.cfg.FieldMask}
+	}
+	return req
+}
+
+// nodeWhitelist is allow restricted to node's flows: filters are ORed and
+// a filter's fields ANDed, so each filter gets the node. A filter that
+// names nodes of its own cannot take another node list; the node alone is
+// then sent, which lets through more than allow, never less.
+func nodeWhitelist(node string, allow []*flowpb.FlowFilter) []*flowpb.FlowFilter {
+	only := []*flowpb.FlowFilter{{NodeName: []string{node}}}
+	out := make([]*flowpb.FlowFilter, 0, len(allow))
+	for _, f := range allow {
+		if len(f.GetNodeName()) > 0 {
+			return only
+		}
+		c := proto.Clone(f).(*flowpb.FlowFilter)
+		c.NodeName = []string{node}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return only
+	}
+	return out
 }
 
 // streamErr prefers the cause the liveness check gave for cancelling.
@@ -673,6 +722,10 @@ func (run *grpcRun) nodeStatus(lb *LineBatch) {
 		if !n.unverified {
 			n.unverified, n.why, n.whyAt = true, why, now
 			run.startOverlap(n)
+		} else if !strings.Contains(n.why, state.String()) {
+			// Already unverified (a restart, a failed stream): the gap, if
+			// any, says what Relay reported of the node too.
+			n.why += "; " + why
 		}
 	}
 	run.s.log.Warn("ingest: Relay reports nodes unreachable", zap.String("source", run.s.id), zap.String("state", state.String()),
@@ -739,6 +792,9 @@ func (run *grpcRun) position() string {
 	for name, n := range run.nodes {
 		if n.latest != 0 {
 			p.Nodes[name] = nodePos{Latest: n.latest, Disorder: n.disorder}
+			if n.unverified {
+				p.Nodes[name] = nodePos{Latest: n.latest, Disorder: n.disorder, Why: n.why, WhyAt: n.whyAt}
+			}
 		}
 	}
 	b, _ := json.Marshal(p)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -333,5 +334,86 @@ func TestGRPCSourceRelayNodeErrors(t *testing.T) {
 	}
 	if len(c.losses) != 1 || c.losses[0].Node != "c/b" || !c.losses[0].To.Equal(flowResp("c/b", 250).GetFlow().GetTime().AsTime()) {
 		t.Fatalf("losses %+v: want c/b's gap to flow 250", c.losses)
+	}
+}
+
+// TestGRPCSourceRequest: the filters and mask pushed down are sent as
+// given; with a Relay node, every whitelist filter is restricted to it,
+// or, when one names nodes itself, the node alone is sent.
+func TestGRPCSourceRequest(t *testing.T) {
+	allow := []*flowpb.FlowFilter{{SourcePod: []string{"kube-system/"}}, {Verdict: []flowpb.Verdict{flowpb.Verdict_DROPPED}}}
+	deny := []*flowpb.FlowFilter{{DestinationPort: []string{"53"}}}
+	since := t0.Add(time.Minute)
+	for _, tc := range []struct {
+		node  string
+		allow []*flowpb.FlowFilter
+		want  []*flowpb.FlowFilter
+	}{
+		{"", nil, nil},
+		{"", allow, allow},
+		{"c/a", nil, []*flowpb.FlowFilter{{NodeName: []string{"c/a"}}}},
+		{"c/a", allow, []*flowpb.FlowFilter{{SourcePod: []string{"kube-system/"}, NodeName: []string{"c/a"}}, {Verdict: []flowpb.Verdict{flowpb.Verdict_DROPPED}, NodeName: []string{"c/a"}}}},
+		{"c/a", append(slices.Clone(allow), &flowpb.FlowFilter{NodeName: []string{"c/*"}}), []*flowpb.FlowFilter{{NodeName: []string{"c/a"}}}},
+	} {
+		addr := "relay://127.0.0.1:4245"
+		src, err := NewGRPCSource(GRPCConfig{Address: addr, Node: tc.node, Whitelist: tc.allow, Blacklist: deny, FieldMask: []string{"time", "node_name", "uuid", "verdict"}}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := src.request(since)
+		want := &observerpb.GetFlowsRequest{Follow: true, Since: timestamppb.New(since), Whitelist: tc.want, Blacklist: deny}
+		want.FieldMask = req.FieldMask
+		if !proto.Equal(req, want) || !slices.Equal(req.GetFieldMask().GetPaths(), []string{"time", "node_name", "uuid", "verdict"}) {
+			t.Errorf("node %q, allow %v: request %v, want %v", tc.node, tc.allow, req, want)
+		}
+	}
+	if proto.Equal(allow[0], &flowpb.FlowFilter{SourcePod: []string{"kube-system/"}, NodeName: []string{"c/a"}}) {
+		t.Errorf("the configured filter was modified")
+	}
+}
+
+// TestGRPCSourceGapNamesRelaysReports: Relay reports a node in error and
+// the collector restarts before the node's next flow: the checkpoint keeps
+// why the node was unverified, and the gap its next flow shows names
+// Relay's NODE_ERROR from before the restart and its NODE_UNAVAILABLE
+// after it, dated from the first.
+func TestGRPCSourceGapNamesRelaysReports(t *testing.T) {
+	status := func(state relaypb.NodeState, nodes ...string) *observerpb.GetFlowsResponse {
+		return &observerpb.GetFlowsResponse{NodeName: "relay", Time: timestamppb.Now(), ResponseTypes: &observerpb.GetFlowsResponse_NodeStatus{
+			NodeStatus: &relaypb.NodeStatusEvent{StateChange: state, NodeNames: nodes, Message: "connection refused"}}}
+	}
+	o := &fakeObserver{more: make(chan struct{}, 1)}
+	o.add(flowsOf("c/n1", 0, 100)...)
+	o.add(status(relaypb.NodeState_NODE_ERROR, "c/n1"))
+	addr, stop := serve(t, o)
+	src := newTestSource(t, addr, nil)
+	var c streamed
+	before := time.Now()
+	runUntil(t, src, flow.Checkpoint{}, &c, 100)
+	stop()
+	if !strings.Contains(c.cp.Position, "NODE_ERROR") {
+		t.Fatalf("checkpoint %s: want the node's NODE_ERROR", c.cp.Position)
+	}
+	o2 := &fakeObserver{more: make(chan struct{}, 1)}
+	o2.add(status(relaypb.NodeState_NODE_UNAVAILABLE, "c/n1"))
+	o2.add(flowsOf("c/n1", 300, 400)...)
+	addr2, stop2 := serve(t, o2)
+	defer stop2()
+	src2 := newTestSource(t, addr2, map[string]int{})
+	src2.id = src.id
+	var c2 streamed
+	restarted := time.Now()
+	runUntil(t, src2, c.cp, &c2, 100)
+	if len(c2.losses) != 1 {
+		t.Fatalf("losses %+v", c2.losses)
+	}
+	l := c2.losses[0]
+	for _, want := range []string{"Relay reported NODE_ERROR: connection refused", "then the collector restarted", "Relay reported NODE_UNAVAILABLE"} {
+		if !strings.Contains(l.Detail, want) {
+			t.Errorf("gap detail %q: want %q", l.Detail, want)
+		}
+	}
+	if l.Time.Before(before) || !l.Time.Before(restarted) {
+		t.Errorf("gap detected at %v: want Relay's report, between %v and %v", l.Time, before, restarted)
 	}
 }

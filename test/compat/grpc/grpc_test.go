@@ -52,12 +52,18 @@ type agent struct {
 
 func startAgent(t *testing.T, sock string) *agent {
 	t.Helper()
-	obs, err := observer.NewLocalServer(flowParser{}, observer.NewNamespaceManager(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	_ = os.Remove(sock)
+	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = os.Remove(sock)
-	ln, err := net.Listen("unix", sock)
+	return serveAgent(t, ln)
+}
+
+// serveAgent runs a new observer server on ln.
+func serveAgent(t *testing.T, ln net.Listener) *agent {
+	t.Helper()
+	obs, err := observer.NewLocalServer(flowParser{}, observer.NewNamespaceManager(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +91,7 @@ func moduleRoot() string {
 }
 
 // buildFlowaudit builds the binary into dir.
-func buildFlowaudit(t *testing.T, dir string) string {
+func buildFlowaudit(t testing.TB, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "flowaudit")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/flowaudit")
