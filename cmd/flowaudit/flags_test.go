@@ -33,6 +33,7 @@ func TestNumericFlagsMeanWhatTheySay(t *testing.T) {
 		{[]string{"gen", "--count", "10", "--max-size-mb", "3"}, "--max-size-mb: applies to --out files only"},
 		{[]string{"demo", "--dir", dir, "--rate", "0"}, "--rate 0: want a number"},
 		{[]string{"demo", "--dir", dir, "--rate", "NaN"}, "--rate NaN"},
+		{[]string{"serve", "--archive", dir, "--poll", "0"}, "--poll 0s: want a duration > 0"},
 		{[]string{"compact", "--archive", filepath.Join(dir, "archive"), "--max-rows", "0"}, "--max-rows 0: want at least 1"},
 		{[]string{"compact", "--archive", filepath.Join(dir, "archive"), "--max-rows", "-3"}, "--max-rows -3"},
 		{[]string{"run", "--print-config", "--source", "file:/x/events.log", "--archive", dir, "--node", "n", "--synthetic-rate", "50"}, "--synthetic-rate applies to --source synthetic"},

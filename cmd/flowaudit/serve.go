@@ -8,7 +8,6 @@ import (
 	"syscall"
 	"time"
 
-	observerpb "github.com/cilium/cilium/api/v1/observer"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -49,6 +48,9 @@ all); with it, a client it does not name is refused.`,
       --tls-client-ca ca.crt --client-namespaces team-a=shop,payments --client-namespaces auditor='*'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if poll <= 0 {
+				return fmt.Errorf("--poll %s: want a duration > 0", poll)
+			}
 			roots, err := archive.ExpandRoots(archiveDirs)
 			if err != nil {
 				return err
@@ -83,7 +85,7 @@ all); with it, a client it does not name is refused.`,
 				log.Warn("serving the archive without client certificates on a non-loopback address", zap.String("listen", lis.Addr().String()))
 			}
 			gs := grpc.NewServer(opts...)
-			observerpb.RegisterObserverServer(gs, srv)
+			srv.Register(gs)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			go func() {

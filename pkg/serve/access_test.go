@@ -146,7 +146,7 @@ func TestClientNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer(opts...)
-	observerpb.RegisterObserverServer(gs, s)
+	s.Register(gs)
 	go func() { _ = gs.Serve(lis) }()
 	defer gs.Stop()
 	client := func(id string) observerpb.ObserverClient {

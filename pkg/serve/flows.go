@@ -34,17 +34,18 @@ const rowBatch = 256
 
 // query is one GetFlows request, compiled.
 type query struct {
-	prog, access *filter.Program
-	since, until int64 // ns, inclusive
-	nodes        func(string) bool
-	mask         *fieldmask.Mask
-	masked       flowpb.Flow
-	resp         observerpb.GetFlowsResponse
-	respFlow     observerpb.GetFlowsResponse_Flow
-	send         func(*observerpb.GetFlowsResponse) error
-	sent         uint64
-	skip         uint64 // matching flows to pass over before sending
-	limit        uint64 // 0: none
+	prog, access  *filter.Program
+	since, until  int64 // ns, inclusive
+	nodes         func(string) bool
+	mask          *fieldmask.Mask
+	masked        flowpb.Flow
+	resp          observerpb.GetFlowsResponse
+	respFlow      observerpb.GetFlowsResponse_Flow
+	send          func(*observerpb.GetFlowsResponse) error
+	sent          uint64
+	skip          uint64 // matching flows to pass over before sending
+	limit         uint64 // 0: none
+	firstT, lastT int64  // of the flows sent (ns)
 }
 
 func (q *query) match(f *flowpb.Flow) bool {
@@ -61,6 +62,11 @@ func (q *query) emit(f *flowpb.Flow) error {
 		q.mask.Copy(&q.masked, f)
 		f = &q.masked
 	}
+	t := f.GetTime().AsTime().UnixNano()
+	if q.sent == 0 {
+		q.firstT = t
+	}
+	q.lastT = t
 	q.respFlow.Flow = f
 	q.resp.Time, q.resp.NodeName = f.GetTime(), f.GetNodeName()
 	q.resp.ResponseTypes = &q.respFlow
@@ -154,6 +160,9 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, srv observerpb.Observ
 		if err := q.forward(ctx, groups, startKey); err != nil {
 			return err
 		}
+		if err := s.sendGaps(ctx, q, req); err != nil {
+			return err
+		}
 	}
 	s.log.Debug("GetFlows history sent", zap.Uint64("flows", q.sent), zap.Int("files", len(files)), zap.Duration("took", time.Since(start)))
 	if !req.GetFollow() {
@@ -161,6 +170,36 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, srv observerpb.Observ
 	}
 	q.limit, q.skip = 0, 0
 	return s.follow(ctx, q, seen)
+}
+
+// sendGaps sends the holes in the evidence (gapEvents) of the span the
+// request covers: its since and until, or where they are not given, the
+// first and last flow sent. They come after the flows, as Hubble's lost
+// events are not counted in number and carry their own time.
+func (s *Server) sendGaps(ctx context.Context, q *query, req *observerpb.GetFlowsRequest) error {
+	from, to := q.since, q.until
+	if from == math.MinInt64 || (q.sent > 0 && req.GetNumber() > 0 && !req.GetFirst() && req.GetSince() == nil) {
+		if q.sent == 0 {
+			return nil
+		}
+		from = q.firstT
+	}
+	if to == math.MaxInt64 || (q.sent > 0 && req.GetNumber() > 0 && req.GetFirst()) {
+		if q.sent == 0 {
+			return nil
+		}
+		to = q.lastT
+	}
+	events, err := s.gapEvents(ctx, q, from, to+1)
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "flowaudit serve: %v", err)
+	}
+	for _, ev := range events {
+		if err := q.send(ev); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // window is the scan's [from, to) for the request's inclusive [since, until].

@@ -8,8 +8,11 @@ import (
 	"net"
 	"os"
 
+	observerpb "github.com/cilium/cilium/api/v1/observer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // ListenConfig says where and how serve listens.
@@ -86,4 +89,16 @@ func Listen(c ListenConfig) (net.Listener, []grpc.ServerOption, error) {
 		return nil, nil, fmt.Errorf("serve: %w", err)
 	}
 	return lis, opts, nil
+}
+
+// Register registers the Observer service and gRPC's health service (which
+// `hubble status` asks first) on gs.
+func (s *Server) Register(gs *grpc.Server) {
+	observerpb.RegisterObserverServer(gs, s)
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	// The name Cilium's agent and Relay register (pkg/hubble/api/v1), which
+	// `hubble status` checks.
+	hs.SetServingStatus("hubble.server.Observer", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
 }

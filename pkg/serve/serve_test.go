@@ -68,7 +68,7 @@ func startServer(t testing.TB, cfg Config) observerpb.ObserverClient {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer()
-	observerpb.RegisterObserverServer(gs, s)
+	s.Register(gs)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
