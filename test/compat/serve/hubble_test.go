@@ -21,7 +21,6 @@ import (
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
-	observerpb "github.com/cilium/cilium/api/v1/observer"
 	_ "github.com/duckdb/duckdb-go/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -88,7 +87,7 @@ func startServe(t *testing.T, root string) string {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer()
-	observerpb.RegisterObserverServer(gs, s)
+	s.Register(gs)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 	return lis.Addr().String()
