@@ -120,8 +120,15 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, srv observerpb.Observ
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "%v", err)
 	}
+	number := req.GetNumber()
+	history := !(req.GetFollow() && number == 0 && req.GetSince() == nil)
 	from, to := q.window()
-	files, err := s.scanner.Files("flows", from, to)
+	listFrom := from
+	if !history {
+		// Only what follow lists matters: the files of the last day.
+		listFrom = followFrom(q)
+	}
+	files, err := s.scanner.Files("flows", listFrom, to)
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "flowaudit serve: %v", err)
 	}
@@ -131,8 +138,6 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, srv observerpb.Observ
 	}
 	files = slices.DeleteFunc(files, func(fi archive.FileInfo) bool { return !q.nodes(fi.Node) })
 	start := time.Now()
-	number := req.GetNumber()
-	history := !(req.GetFollow() && number == 0 && req.GetSince() == nil)
 	if history {
 		groups, err := archive.FlowRowGroups(files, from, to)
 		if err != nil {
@@ -545,13 +550,7 @@ func (s *Server) follow(ctx context.Context, q *query, seen map[string]bool) err
 			return nil
 		case <-tick.C:
 		}
-		// A day's files stay new for a day: the daemon commits a flow
-		// under its own date, and the last files of a day come after
-		// midnight.
-		listFrom := time.Now().UTC().Add(-24 * time.Hour).Truncate(24 * time.Hour)
-		if t := time.Unix(0, q.since); q.since != math.MinInt64 && t.After(listFrom) {
-			listFrom = t
-		}
+		listFrom := followFrom(q)
 		files, err := s.scanner.Files("flows", listFrom, time.Time{})
 		if err != nil {
 			s.log.Warn("follow: listing the archive", zap.Error(err))
@@ -594,6 +593,17 @@ func (s *Server) follow(ctx context.Context, q *query, seen map[string]bool) err
 			}
 		}
 	}
+}
+
+// followFrom is where follow lists the archive from: a day's files stay new
+// for a day (the daemon commits a flow under its own date, and the last
+// files of a day come after midnight), and none before since.
+func followFrom(q *query) time.Time {
+	from := time.Now().UTC().Add(-24 * time.Hour).Truncate(24 * time.Hour)
+	if t := time.Unix(0, q.since); q.since != math.MinInt64 && t.After(from) {
+		from = t
+	}
+	return from
 }
 
 // compactionOfSeen reports whether fi is a compaction's output whose inputs
