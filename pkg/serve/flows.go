@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -261,18 +262,23 @@ func (a key) less(b key) bool {
 
 // cursor reads one row group's matching flows in row order.
 type cursor struct {
-	q    *query
-	g    archive.FlowRowGroup
-	ord  int
-	c    io.Closer
-	r    *parquet.GenericReader[archive.FlowRow]
-	left int64
-	buf  []archive.FlowRow
-	i    int
-	row  int64 // the row index of buf[i]
-	b    archive.FlowBuilder
-	f    flowpb.Flow
-	head key
+	q   *query
+	g   archive.FlowRowGroup
+	ord int
+	c   io.Closer
+	rg  parquet.RowGroup
+	r   *parquet.GenericReader[archive.FlowRow]
+	// times is the time_ns column, read once the cursor must seek; nil
+	// before, and when the times are not in order (no seeking then).
+	times  []int64
+	sorted bool
+	left   int64
+	buf    []archive.FlowRow
+	i      int
+	row    int64 // the row index of buf[i]
+	b      archive.FlowBuilder
+	f      flowpb.Flow
+	head   key
 }
 
 func openCursor(q *query, g archive.FlowRowGroup, ord int) (*cursor, error) {
@@ -281,7 +287,68 @@ func openCursor(q *query, g archive.FlowRowGroup, ord int) (*cursor, error) {
 		return nil, err
 	}
 	rg := pf.RowGroups()[g.Index]
-	return &cursor{q: q, g: g, ord: ord, c: c, r: parquet.NewGenericRowGroupReader[archive.FlowRow](rg), left: rg.NumRows(), buf: make([]archive.FlowRow, 0, rowBatch), row: -1}, nil
+	return &cursor{q: q, g: g, ord: ord, c: c, rg: rg, r: parquet.NewGenericRowGroupReader[archive.FlowRow](rg), left: rg.NumRows(), buf: make([]archive.FlowRow, 0, rowBatch), row: -1}, nil
+}
+
+// timeRow is the projection of a flow row on its time_ns column.
+type timeRow struct {
+	TimeNs int64 `parquet:"time_ns"`
+}
+
+// loadTimes reads the row group's time_ns column alone (8 bytes a row), so
+// that the cursor can seek to the rows of a time instead of decoding every
+// row before them.
+func (c *cursor) loadTimes() error {
+	if c.times != nil {
+		return nil
+	}
+	n := c.rg.NumRows()
+	r := parquet.NewGenericRowGroupReader[timeRow](c.rg)
+	defer r.Close()
+	times := make([]int64, 0, n)
+	buf := make([]timeRow, min(n, 4096))
+	for left := n; left > 0; {
+		k, err := r.Read(buf[:min(int64(len(buf)), left)])
+		for _, t := range buf[:k] {
+			times = append(times, t.TimeNs)
+		}
+		left -= int64(k)
+		if k == 0 {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = fmt.Errorf("%d rows announced by the footer were not read", left)
+			}
+			return &archive.ScanError{File: c.g.File, Err: err}
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return &archive.ScanError{File: c.g.File, Err: err}
+		}
+	}
+	c.times, c.sorted = times, slices.IsSorted(times)
+	return nil
+}
+
+// span returns the rows [lo, hi) whose time can be in [from, q.until]
+// (all of them when the times are not in order).
+func (c *cursor) span(from int64) (lo, hi int64, err error) {
+	if err := c.loadTimes(); err != nil {
+		return 0, 0, err
+	}
+	if !c.sorted {
+		return 0, int64(len(c.times)), nil
+	}
+	from = max(from, c.q.since)
+	lo = int64(sort.Search(len(c.times), func(i int) bool { return c.times[i] >= from }))
+	hi = int64(sort.Search(len(c.times), func(i int) bool { return c.times[i] > c.q.until }))
+	return lo, max(lo, hi), nil
+}
+
+// seek places the cursor before row, to read no further than end.
+func (c *cursor) seek(row, end int64) error {
+	if err := c.r.SeekToRow(row); err != nil {
+		return &archive.ScanError{File: c.g.File, Err: err}
+	}
+	c.buf, c.i, c.row, c.left = c.buf[:0], 0, row-1, end-row
+	return nil
 }
 
 func (c *cursor) close() {
@@ -403,6 +470,17 @@ func (q *query) forward(ctx context.Context, groups []archive.FlowRowGroup, from
 			if err != nil {
 				return err
 			}
+			lo, hi, err := c.span(from.t)
+			if err == nil && lo < hi {
+				err = c.seek(lo, hi)
+			}
+			if err != nil || lo >= hi {
+				c.close()
+				if err != nil {
+					return err
+				}
+				continue
+			}
 			ok, err := c.advance(from)
 			if err != nil {
 				c.close()
@@ -473,11 +551,45 @@ func (q *query) lastN(ctx context.Context, groups []archive.FlowRowGroup, n uint
 		if err != nil {
 			return key{}, err
 		}
+		if err := q.lastNOf(c, h, n); err != nil {
+			c.close()
+			return key{}, err
+		}
+		c.close()
+		if err := ctx.Err(); err != nil {
+			return key{}, err
+		}
+	}
+	if uint64(h.Len()) < n {
+		return key{t: math.MinInt64}, nil
+	}
+	return (*h)[0], nil
+}
+
+// lastNOf adds to h the positions of c's newest matching flows, reading
+// its rows of the window in chunks from the end, until a chunk's rows are
+// all older than the n-th newest match found.
+func (q *query) lastNOf(c *cursor, h *keyHeap, n uint64) error {
+	lo, hi, err := c.span(math.MinInt64)
+	if err != nil {
+		return err
+	}
+	chunk := int64(rowBatch)
+	if !c.sorted {
+		chunk = hi - lo // one pass: no order to stop by
+	}
+	for hi > lo {
+		if c.sorted && uint64(h.Len()) == n && (key{t: c.times[hi-1], ord: c.ord, row: hi - 1}).less((*h)[0]) {
+			return nil
+		}
+		start := max(lo, hi-chunk)
+		if err := c.seek(start, hi); err != nil {
+			return err
+		}
 		for {
 			ok, err := c.advance(key{t: math.MinInt64})
 			if err != nil {
-				c.close()
-				return key{}, err
+				return err
 			}
 			if !ok {
 				break
@@ -489,15 +601,9 @@ func (q *query) lastN(ctx context.Context, groups []archive.FlowRowGroup, n uint
 				heap.Fix(h, 0)
 			}
 		}
-		c.close()
-		if err := ctx.Err(); err != nil {
-			return key{}, err
-		}
+		hi = start
 	}
-	if uint64(h.Len()) < n {
-		return key{t: math.MinInt64}, nil
-	}
-	return (*h)[0], nil
+	return nil
 }
 
 // count counts the window's matching flows.
