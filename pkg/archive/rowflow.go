@@ -88,14 +88,14 @@ func (b *FlowBuilder) Flow(r *FlowRow, f *flowpb.Flow) error {
 	f.ProxyPort = deref(r.ProxyPort)
 	f.SockXlatePoint = flowpb.SocketTranslationPoint(enumValue(flowpb.SocketTranslationPoint_value, r.SockXlatePoint))
 	f.SocketCookie, f.CgroupId = deref(r.SocketCookie), deref(r.CgroupID)
-	f.Summary = deref(r.Summary) //nolint:staticcheck // deprecated, still archived
+	f.Summary = deref(r.Summary)
 	f.PolicyLog = r.PolicyLog
 	f.EgressAllowedBy = b.policyList(&b.eAllow, r.EgressAllowedBy)
 	f.IngressAllowedBy = b.policyList(&b.iAllow, r.IngressAllowedBy)
 	f.EgressDeniedBy = b.policyList(&b.eDeny, r.EgressDeniedBy)
 	f.IngressDeniedBy = b.policyList(&b.iDeny, r.IngressDeniedBy)
 	if r.Reply != nil {
-		f.Reply = *r.Reply //nolint:staticcheck // deprecated, still archived
+		f.Reply = *r.Reply
 	}
 	if r.IsReply != nil {
 		b.isReply.Reset()

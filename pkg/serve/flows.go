@@ -98,7 +98,7 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, srv observerpb.Observ
 	}
 	paths := req.GetFieldMask().GetPaths()
 	if len(paths) == 0 {
-		paths = req.GetExperimental().GetFieldMask().GetPaths() //nolint:staticcheck // the CLI's --experimental-field-mask
+		paths = req.GetExperimental().GetFieldMask().GetPaths() // the CLI's --experimental-field-mask (deprecated, still sent)
 	}
 	mask, err := fieldmask.Compile(paths)
 	if err != nil {
