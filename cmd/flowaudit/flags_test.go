@@ -34,6 +34,8 @@ func TestNumericFlagsMeanWhatTheySay(t *testing.T) {
 		{[]string{"demo", "--dir", dir, "--rate", "0"}, "--rate 0: want a number"},
 		{[]string{"demo", "--dir", dir, "--rate", "NaN"}, "--rate NaN"},
 		{[]string{"serve", "--archive", dir, "--poll", "0"}, "--poll 0s: want a duration > 0"},
+		{[]string{"serve", "--archive", dir, "--listen", ":0"}, "refusing to serve the archive on :0, which is not a loopback address, without mTLS"},
+		{[]string{"serve", "--archive", dir, "--client-namespaces", "a=b"}, "--client-namespaces needs mTLS"},
 		{[]string{"compact", "--archive", filepath.Join(dir, "archive"), "--max-rows", "0"}, "--max-rows 0: want at least 1"},
 		{[]string{"compact", "--archive", filepath.Join(dir, "archive"), "--max-rows", "-3"}, "--max-rows -3"},
 		{[]string{"run", "--print-config", "--source", "file:/x/events.log", "--archive", dir, "--node", "n", "--synthetic-rate", "50"}, "--synthetic-rate applies to --source synthetic"},

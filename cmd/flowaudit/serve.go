@@ -73,12 +73,13 @@ all); with it, a client it does not name is refused.`,
 				return err
 			}
 			defer func() { _ = log.Sync() }()
-			srv, err := serve.New(serve.Config{Roots: roots, Poll: poll, Access: access, Version: "flowaudit " + buildinfo.Version, Log: log})
+			lis, opts, err := serve.Listen(lc)
 			if err != nil {
 				return err
 			}
-			lis, opts, err := serve.Listen(lc)
+			srv, err := serve.New(serve.Config{Roots: roots, Poll: poll, Access: access, Version: "flowaudit " + buildinfo.Version, Log: log})
 			if err != nil {
+				lis.Close()
 				return err
 			}
 			if loop, _ := serve.IsLoopback(lc.Addr); !loop && lc.ClientCAFile == "" {
