@@ -395,7 +395,10 @@ func (c *cursor) advance(from key) (ok bool, err error) {
 			return false, err
 		}
 		if r.TimeNs > c.q.until {
-			return false, nil // rows are in time order within a file
+			if c.sorted {
+				return false, nil // no later row is in the window
+			}
+			continue
 		}
 		k := key{t: r.TimeNs, ord: c.ord, row: c.row}
 		if r.TimeNs < c.q.since || k.less(from) {
