@@ -327,19 +327,28 @@ func (c *cursor) loadTimes() error {
 	return nil
 }
 
-// span returns the rows [lo, hi) whose time can be in [from, q.until]
-// (all of them when the times are not in order).
+// span returns the rows [lo, hi) from the first whose time is at or after
+// from (and since) to the last at or before until: the rows outside cannot
+// be in the window, whether the times are in order or not.
 func (c *cursor) span(from int64) (lo, hi int64, err error) {
 	if err := c.loadTimes(); err != nil {
 		return 0, 0, err
 	}
-	if !c.sorted {
-		return 0, int64(len(c.times)), nil
-	}
 	from = max(from, c.q.since)
-	lo = int64(sort.Search(len(c.times), func(i int) bool { return c.times[i] >= from }))
-	hi = int64(sort.Search(len(c.times), func(i int) bool { return c.times[i] > c.q.until }))
-	return lo, max(lo, hi), nil
+	n := int64(len(c.times))
+	if c.sorted {
+		lo = int64(sort.Search(len(c.times), func(i int) bool { return c.times[i] >= from }))
+		hi = int64(sort.Search(len(c.times), func(i int) bool { return c.times[i] > c.q.until }))
+		return lo, max(lo, hi), nil
+	}
+	for lo < n && c.times[lo] < from {
+		lo++
+	}
+	hi = n
+	for hi > lo && c.times[hi-1] > c.q.until {
+		hi--
+	}
+	return lo, hi, nil
 }
 
 // seek places the cursor before row, to read no further than end.
@@ -574,18 +583,22 @@ func (q *query) lastN(ctx context.Context, groups []archive.FlowRowGroup, n uint
 // all older than the n-th newest match found.
 func (q *query) lastNOf(c *cursor, h *keyHeap, n uint64) error {
 	lo, hi, err := c.span(math.MinInt64)
-	if err != nil {
+	if err != nil || lo >= hi {
 		return err
 	}
-	chunk := int64(rowBatch)
-	if !c.sorted {
-		chunk = hi - lo // one pass: no order to stop by
+	// upTo[i-lo] is the latest time of the rows [lo, i]: what the rows not
+	// read yet can hold, in order or not.
+	upTo := make([]int64, hi-lo)
+	latest := int64(math.MinInt64)
+	for i := lo; i < hi; i++ {
+		latest = max(latest, c.times[i])
+		upTo[i-lo] = latest
 	}
 	for hi > lo {
-		if c.sorted && uint64(h.Len()) == n && (key{t: c.times[hi-1], ord: c.ord, row: hi - 1}).less((*h)[0]) {
+		if uint64(h.Len()) == n && (key{t: upTo[hi-1-lo], ord: c.ord, row: hi - 1}).less((*h)[0]) {
 			return nil
 		}
-		start := max(lo, hi-chunk)
+		start := max(lo, hi-rowBatch)
 		if err := c.seek(start, hi); err != nil {
 			return err
 		}
