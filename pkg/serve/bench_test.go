@@ -151,8 +151,9 @@ func BenchmarkGetFlowsNamespace(b *testing.B) {
 	runBench(b, &observerpb.GetFlowsRequest{Whitelist: []*flowpb.FlowFilter{{SourcePod: []string{"kube-system/"}}, {DestinationPod: []string{"kube-system/"}}}})
 }
 
-// BenchmarkGetFlowsPointQuery: one node, one pod's flows, ten minutes
-// (hubble observe --node-name N --pod NS/POD --since --until).
+// BenchmarkGetFlowsPointQuery: one node, one pod's flows, one minute, two
+// minutes after the archive's first flow of the pod (hubble observe
+// --node-name N --pod NS/POD --since --until).
 func BenchmarkGetFlowsPointQuery(b *testing.B) {
 	root := benchRoot(b)
 	sc, err := archive.OpenScanner(root)
@@ -178,10 +179,10 @@ func BenchmarkGetFlowsPointQuery(b *testing.B) {
 	if f0 == nil {
 		b.Fatal(err)
 	}
-	t := f0.GetTime().AsTime()
+	t := f0.GetTime().AsTime().Add(2 * time.Minute)
 	pod := f0.GetSource().GetNamespace() + "/" + f0.GetSource().GetPodName()
 	runBench(b, &observerpb.GetFlowsRequest{
-		Since: timestamppb.New(t), Until: timestamppb.New(t.Add(10 * time.Minute)),
+		Since: timestamppb.New(t), Until: timestamppb.New(t.Add(time.Minute)),
 		Whitelist: []*flowpb.FlowFilter{{SourcePod: []string{pod}, NodeName: []string{f0.GetNodeName()}}, {DestinationPod: []string{pod}, NodeName: []string{f0.GetNodeName()}}},
 	})
 }
