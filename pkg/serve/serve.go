@@ -44,7 +44,6 @@ type Server struct {
 	observerpb.UnimplementedObserverServer
 	cfg     Config
 	scanner *archive.Scanner
-	start   time.Time
 	log     *zap.Logger
 	access  map[string]*filter.Program
 
@@ -64,7 +63,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, scanner: sc, start: time.Now(), log: cfg.Log}
+	s := &Server{cfg: cfg, scanner: sc, log: cfg.Log}
 	if cfg.Access != nil {
 		s.access = map[string]*filter.Program{}
 		for id, nss := range cfg.Access {
@@ -124,6 +123,16 @@ type summary struct {
 	newest time.Time
 }
 
+// span is the time the archive's flows cover (ns), reported as the uptime:
+// a client that divides the flows by it (hubble status, hubble list nodes,
+// when no rate is reported) gets the archive's mean rate.
+func (sum *summary) span() uint64 {
+	if sum.oldest.IsZero() || !sum.newest.After(sum.oldest) {
+		return 0
+	}
+	return uint64(sum.newest.Sub(sum.oldest))
+}
+
 // summaryTTL bounds how often the manifests are read for ServerStatus and
 // GetNodes (Hubble UI asks for both every few seconds).
 const summaryTTL = 10 * time.Second
@@ -163,7 +172,7 @@ func (s *Server) getSummary() (*summary, error) {
 	}
 	for _, n := range sum.nodes {
 		n.MaxFlows, n.SeenFlows = n.NumFlows, n.NumFlows
-		n.UptimeNs = uint64(time.Since(s.start))
+		n.UptimeNs = sum.span()
 	}
 	s.summary = sum
 	return sum, nil
@@ -171,8 +180,8 @@ func (s *Server) getSummary() (*summary, error) {
 
 // ServerStatus reports the flows the archive holds (num, max and seen flows
 // are all the committed rows: the archive drops none to make room), the
-// nodes with a manifest chain as connected, and the rate of the last
-// minute's committed flows.
+// time they cover as the uptime, the nodes with a manifest chain as
+// connected, and the rate of the last minute's archived flows (stats).
 func (s *Server) ServerStatus(ctx context.Context, _ *observerpb.ServerStatusRequest) (*observerpb.ServerStatusResponse, error) {
 	if _, _, err := s.clientAccess(ctx); err != nil {
 		return nil, err
@@ -187,7 +196,7 @@ func (s *Server) ServerStatus(ctx context.Context, _ *observerpb.ServerStatusReq
 	}
 	return &observerpb.ServerStatusResponse{
 		NumFlows: sum.rows, MaxFlows: sum.rows, SeenFlows: sum.rows,
-		UptimeNs:            uint64(time.Since(s.start)),
+		UptimeNs:            sum.span(),
 		NumConnectedNodes:   wrapperspb.UInt32(uint32(len(sum.nodes))),
 		NumUnavailableNodes: wrapperspb.UInt32(0),
 		Version:             s.cfg.Version,

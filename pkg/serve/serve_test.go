@@ -227,6 +227,18 @@ func TestServerStatusAndNodes(t *testing.T) {
 	if st.NumFlows != 1000 || st.MaxFlows != 1000 || st.NumConnectedNodes.GetValue() != 3 || st.Version != "v-test" {
 		t.Fatalf("status %v", st)
 	}
+	var oldest, newest time.Time
+	for _, f := range flows {
+		if ts := f.GetTime().AsTime(); oldest.IsZero() || ts.Before(oldest) {
+			oldest = ts
+		}
+		if ts := f.GetTime().AsTime(); ts.After(newest) {
+			newest = ts
+		}
+	}
+	if got := time.Duration(st.UptimeNs); got.Truncate(time.Microsecond) != newest.Sub(oldest).Truncate(time.Microsecond) && got != newest.Sub(oldest) {
+		t.Fatalf("uptime %s, the archive's span %s", got, newest.Sub(oldest))
+	}
 	nodes, err := c.GetNodes(context.Background(), &observerpb.GetNodesRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +259,6 @@ func TestServerStatusAndNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newest := flows[len(flows)-1].GetTime().AsTime()
 	want := map[string]bool{}
 	for _, f := range flows {
 		if newest.Sub(f.GetTime().AsTime()) <= time.Hour {
