@@ -740,7 +740,7 @@ func TestCoalesceFollowsTheRotationInterval(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := s.coalesce(c.gap, c.listed); got != c.want {
+		if got := coalesceWait(&s.cfg, c.gap, c.listed); got != c.want {
 			t.Errorf("CommitEvery %d, poll %s, rotation every %s, %d backups: wait %s, want %s", c.commitEvery, c.poll, c.gap, c.listed, got, c.want)
 		}
 	}
@@ -764,7 +764,7 @@ func TestCoalesceFollowsTheRotationInterval(t *testing.T) {
 	}
 	for _, st := range steps {
 		o.record(st.ts, seenBackup{size: 1})
-		if got := o.coalesce(); got != st.want {
+		if got := o.coalesceWait(); got != st.want {
 			t.Errorf("after backup %s: wait %s, want %s", st.ts, got, st.want)
 		}
 	}
@@ -812,7 +812,7 @@ func TestRotationIntervalAndSlackGauges(t *testing.T) {
 	// CommitEvery 2 assumes 5 backups; with 3 on disk commits come every
 	// file (half of them, rounded down, at least 1) and the wait is half an
 	// interval (1.5*1-1).
-	if got, want := o.coalesce(), 116*time.Millisecond; got != want {
+	if got, want := o.coalesceWait(), 116*time.Millisecond; got != want {
 		t.Fatalf("coalescing wait %v, want %v", got, want)
 	}
 }
@@ -1057,7 +1057,7 @@ func TestSettles(t *testing.T) {
 		o.listed.Store(int64(c.listed))
 		if got := o.settles(c.f); got != c.want {
 			t.Errorf("CommitEvery %d, %d backups, %d files since the commit, rotation every %s (wait %s): settles %v, want %v",
-				c.commitEvery, c.listed, c.f, c.gap, o.coalesce(), got, c.want)
+				c.commitEvery, c.listed, c.f, c.gap, o.coalesceWait(), got, c.want)
 		}
 	}
 }
@@ -1092,7 +1092,7 @@ func TestDeferCommit(t *testing.T) {
 		o := &observer{s: s, seen: map[string]seenBackup{}}
 		o.gap.Store(int64(c.gap))
 		o.listed.Store(5)
-		run := &fileRun{s: s, obs: o, finished: c.finished, woke: c.woke}
+		run := &fileRun{s: s, obs: o, commits: commitState{finished: c.finished}, woke: c.woke}
 		if got := run.deferCommit(); got != c.want {
 			t.Errorf("%s: deferCommit %v, want %v", c.name, got, c.want)
 		}

@@ -216,12 +216,11 @@ func newSplitter(max int) *splitter {
 }
 
 // spareSplitters keeps the line buffers of finished reads for the next
-// ones: every file an import reads and every Run of a file source (each
-// session of the daemon) allocated a new 1 MiB buffer and faulted it in,
-// ~0.5-1.5 ms on this project's benchmark machine, half the file source's
-// cost over decoding from memory on a 46 MB file (bench/README.md). Not a
-// sync.Pool: an import allocates enough for a GC between two files, which
-// would empty it.
+// ones: otherwise every file an import reads and every Run of a file
+// source (each session of the daemon) allocates a new 1 MiB buffer and
+// faults it in, a cost that shows against decoding from memory
+// (BenchmarkFileSourceDecode in bench/README.md). Not a sync.Pool: an
+// import allocates enough for a GC between two files, which would empty it.
 var spareSplitters struct {
 	mu   sync.Mutex
 	free []*splitter
