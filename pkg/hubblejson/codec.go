@@ -168,7 +168,6 @@ const MaxLineBytes = 1 << 20
 // Plan says which Flow fields a Decoder must produce: the filter's fields for
 // every flow, and the kept (masked-in) fields for flows the filter keeps.
 type Plan struct {
-	filter, keep flow.FieldSet
 	// filterSel selects the filter's fields; finishSel the filter's and the
 	// kept fields (protojson resets the message it decodes into).
 	filterSel, finishSel *selection
@@ -194,13 +193,12 @@ func NewPlan(filterFields, keepFields flow.FieldSet) *Plan {
 	if filterFields.IsEmpty() {
 		filterFields = keepFields
 		return &Plan{
-			filter: filterFields, keep: keepFields, oneStep: true,
+			oneStep:   true,
 			filterSel: compileSelection(keepFields, flowDesc), finishSel: compileSelection(keepFields, flowDesc),
 			filterFast: compileFsel(keepFields, flowDesc), finishFast: compileFsel(keepFields, flowDesc),
 		}
 	}
 	return &Plan{
-		filter: filterFields, keep: keepFields,
 		stopAt:     stopAt(filterFields),
 		filterSel:  compileSelection(filterFields, flowDesc),
 		finishSel:  compileSelection(filterFields.Union(keepFields), flowDesc),
@@ -282,10 +280,6 @@ func stopAt(fs flow.FieldSet) uint64 {
 	}
 	return bits
 }
-
-// OnePass reports whether Decode decodes the kept fields itself: the filter
-// reads no field, so every flow is kept (Finish has nothing to do).
-func (p *Plan) OnePass() bool { return p.oneStep }
 
 // Decoder decodes Hubble JSON event lines (events.log, `hubble observe -o
 // json`) into a reused *flowpb.Flow. It is not safe for concurrent use.

@@ -38,7 +38,7 @@ type FileConfig struct {
 	// periodic work (the pipeline's heartbeat stats row, the archive's
 	// commit by age) otherwise waits for the next line.
 	IdleEvery time.Duration
-	// MaxLineBytes is the longest line delivered (default 1 MiB); longer
+	// MaxLineBytes is the longest line delivered (default MaxLineBytes); longer
 	// lines are skipped with bounded memory and reported as line_too_long.
 	MaxLineBytes int
 	// BatchLines caps the lines of one batch (default 4096). A batch also
@@ -109,7 +109,7 @@ func NewFileSource(cfg FileConfig, log *zap.Logger, m *Metrics) (*FileSource, er
 		cfg.PollInterval = 250 * time.Millisecond
 	}
 	if cfg.MaxLineBytes <= 0 {
-		cfg.MaxLineBytes = 1 << 20
+		cfg.MaxLineBytes = MaxLineBytes
 	}
 	if cfg.BatchLines <= 0 {
 		cfg.BatchLines = 4096

@@ -157,6 +157,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// MaxLineBytes is the longest line a source delivers unless configured
+// otherwise: the decoder's limit (hubblejson.MaxLineBytes), so that a line
+// the decoder would refuse is skipped and counted as line_too_long by the
+// reader, with bounded memory.
+const MaxLineBytes = 1 << 20
+
 // fingerprintLen is how many leading bytes identify a file's content.
 const fingerprintLen = 1024
 

@@ -138,13 +138,12 @@ type Config struct {
 	// and QueueBytes are unused. A source that can pause without loss (a
 	// file: what the exporter wrote waits on disk) stops reading while the
 	// sink commits. Handing every batch to a sink goroutine instead wakes a
-	// thread per batch: measured on 2 cores (bench/README.md), inline costs
-	// 11% less CPU per line in BenchmarkFollowBursts, 20-25% less in a
-	// daemon following a file at 20k flows/s, and 20-40% less importing one.
-	// The queue's overlap of decoding and writing pays in wall time only
-	// where the sink does much per line (an every-field import: ~10% faster,
-	// so import keeps it), or for a source that cannot pause, or a sink
-	// whose commits stall longer than reading may.
+	// thread per batch, which costs more CPU per line than it saves
+	// (BenchmarkFollowBursts; the daemon and import tables of
+	// bench/README.md). The queue's overlap of decoding and writing pays in
+	// wall time only where the sink does much per line (an every-field
+	// import, so import keeps it), or for a source that cannot pause, or a
+	// sink whose commits stall longer than reading may.
 	Inline bool
 	// QueueBatches bounds the batches in flight between the source and the sink.
 	QueueBatches int
@@ -333,30 +332,14 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 		}
 	}
 
+	// Heartbeats are written from the emit callback, the only goroutine that
+	// touches the batch: a tick waits in the ticker's channel for the next
+	// emit (a quiet source emits empty batches: ingest.FileConfig.IdleEvery).
 	var hb <-chan time.Time
 	if p.cfg.Heartbeat > 0 {
 		t := time.NewTicker(p.cfg.Heartbeat)
 		defer t.Stop()
 		hb = t.C
-		// Heartbeats are sent from the emit callback's goroutine only, so the
-		// batch is never touched concurrently: a separate goroutine asks for one.
-	}
-	// heartbeatDue is the wall time (s) of a tick not yet written: the row
-	// is for the tick's minute, which the next emit may already be past.
-	heartbeatDue := atomic.Int64{}
-	if hb != nil {
-		hbDone := make(chan struct{})
-		defer close(hbDone)
-		go func() {
-			for {
-				select {
-				case t := <-hb:
-					heartbeatDue.Store(t.Unix())
-				case <-hbDone:
-					return
-				}
-			}
-		}()
 	}
 
 	emit := func(lb *ingest.LineBatch) error {
@@ -367,8 +350,15 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 			}
 		}
 		p.process(lb, cur)
-		if t := heartbeatDue.Swap(0); t != 0 {
-			p.heartbeat(cur, t)
+		select {
+		case t := <-hb:
+			// A tick that waited past the next one comes with its own
+			// time: the row is for the minute of the latest tick due.
+			if late := time.Since(t); late >= p.cfg.Heartbeat {
+				t = t.Add(late / p.cfg.Heartbeat * p.cfg.Heartbeat)
+			}
+			p.heartbeat(cur, t.Unix())
+		default:
 		}
 		send()
 		if p.cfg.Inline && sinkErr != nil {
