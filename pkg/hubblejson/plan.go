@@ -3,62 +3,16 @@ package hubblejson
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"google.golang.org/protobuf/reflect/protoreflect"
-
-	"github.com/flowaudit/flowaudit/pkg/flow"
 )
 
-// selection is a compiled subset of a message's fields: for each JSON key
-// protojson accepts (proto name and JSON name), either the whole member
-// (sub == nil) or a nested selection.
-type selection struct {
-	all  bool
-	keys map[string]*selection
-}
-
-// compileSelection turns a FieldSet into a selection over md.
-func compileSelection(fs flow.FieldSet, md protoreflect.MessageDescriptor) *selection {
-	if fs.IsAll() {
-		return &selection{all: true}
-	}
-	root := &selection{keys: map[string]*selection{}}
-	for _, p := range fs.Paths() {
-		root.add(strings.Split(p, "."), md)
-	}
-	return root
-}
-
-func (s *selection) add(parts []string, md protoreflect.MessageDescriptor) {
-	fd := md.Fields().ByName(protoreflect.Name(parts[0]))
-	if fd == nil {
-		return
-	}
-	names := []string{string(fd.Name()), fd.JSONName()}
-	whole := len(parts) == 1 || fd.Message() == nil || fd.IsList() || fd.IsMap() ||
-		fd.Message().FullName().Parent() == "google.protobuf" // well-known types are JSON scalars
-	for _, n := range names {
-		cur, seen := s.keys[n]
-		switch {
-		case whole:
-			s.keys[n] = nil
-		case seen && cur == nil: // already whole
-		default:
-			if cur == nil {
-				cur = &selection{keys: map[string]*selection{}}
-				s.keys[n] = cur
-			}
-			cur.add(parts[1:], fd.Message())
-		}
-	}
-}
-
-// filterObject appends to dst the JSON object at src[0:] keeping only the
-// selected members (recursively). src must start with '{'; it returns the
-// bytes consumed.
-func filterObject(dst, src []byte, sel *selection) ([]byte, int, error) {
+// filterObject appends to dst the JSON object of message md at src[0:]
+// keeping only the members sel selects (recursively), by proto or JSON
+// name as protojson accepts them. sel is not nil (that is every member).
+// src must start with '{'; it returns the bytes consumed.
+func filterObject(dst, src []byte, sel *fsel, md protoreflect.MessageDescriptor) ([]byte, int, error) {
 	i := skipWS(src, 0)
 	if i >= len(src) || src[i] != '{' {
 		return dst, i, errors.New("expected an object")
@@ -96,9 +50,13 @@ func filterObject(dst, src []byte, sel *selection) ([]byte, int, error) {
 			return dst, i, err
 		}
 		first = false
-		key := src[kStart+1 : kEnd-1]
-		sub, ok := sel.keys[string(key)]
-		if ok {
+		key := string(src[kStart+1 : kEnd-1])
+		fd := md.Fields().ByJSONName(key)
+		if fd == nil {
+			fd = md.Fields().ByName(protoreflect.Name(key))
+		}
+		if fd != nil && sel.has(uint(fd.Index())) {
+			sub := sel.sub(uint(fd.Index()))
 			if len(dst) > 1 && dst[len(dst)-1] != '{' {
 				dst = append(dst, ',')
 			}
@@ -108,7 +66,7 @@ func filterObject(dst, src []byte, sel *selection) ([]byte, int, error) {
 				dst = append(dst, src[vStart:vEnd]...)
 			} else {
 				var n int
-				if dst, n, err = filterObject(dst, src[vStart:vEnd], sub); err != nil {
+				if dst, n, err = filterObject(dst, src[vStart:vEnd], sub, fd.Message()); err != nil {
 					return dst, vStart + n, err
 				}
 			}
