@@ -57,23 +57,33 @@ func (run *fileRun) setReader(name, backupTS string, cur openFile, fi os.FileInf
 // live reports whether the current file is the live file.
 func (run *fileRun) live() bool { return run.rd != nil && run.rd.backupTS == "" }
 
+// openStat opens path and stats it: no file and no error when it does not
+// exist.
+func openStat(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, nil
+		}
+		return nil, nil, fmt.Errorf("ingest: open %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("ingest: stat %s: %w", path, err)
+	}
+	return f, fi, nil
+}
+
 // openLive opens the live file at from (see openPlain).
 func (run *fileRun) openLive(from readFrom) (bool, error) { return run.openPlain(run.s.path, "", from) }
 
 // openPlain opens a plain file, a backup (backupTS) or the live file (""),
 // at from. ok is false when it does not exist or from.fp does not match.
 func (run *fileRun) openPlain(path, backupTS string, from readFrom) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
-		}
-		return false, fmt.Errorf("ingest: open %s: %w", path, err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return false, fmt.Errorf("ingest: stat %s: %w", path, err)
+	f, fi, err := openStat(path)
+	if f == nil || err != nil {
+		return false, err
 	}
 	if from.fp != "" {
 		fp, n, err := fingerprint(io.NewSectionReader(f, 0, int64(from.fpLen)), from.fpLen)
@@ -114,17 +124,9 @@ func (run *fileRun) openGz(path, backupTS string, from readFrom) (bool, error) {
 			return false, nil
 		}
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
-		}
-		return false, fmt.Errorf("ingest: open %s: %w", path, err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return false, fmt.Errorf("ingest: stat %s: %w", path, err)
+	f, fi, err := openStat(path)
+	if f == nil || err != nil {
+		return false, err
 	}
 	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 256<<10))
 	if err != nil {
