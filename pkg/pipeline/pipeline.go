@@ -248,7 +248,9 @@ func (p *Pipeline) Compiled() *Compiled { return p.compiled.Load() }
 
 // Run reads the source from checkpoint `from` until ctx is done or the source
 // ends, and returns after every batch read has been handed to the sink. The
-// sink's error stops the pipeline and is returned.
+// sink's error stops the pipeline and is returned. Errors do not name the
+// source: the caller does (the daemon's "source <id>: ..."), and the
+// source's own errors name it where it matters.
 func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 	srcCtx, cancelSrc := context.WithCancel(ctx)
 	defer cancelSrc()
@@ -372,10 +374,10 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 	}
 	wg.Wait()
 	if sinkErr != nil {
-		return fmt.Errorf("pipeline %s: %w", p.src.ID(), sinkErr)
+		return fmt.Errorf("pipeline: %w", sinkErr)
 	}
 	if srcErr != nil && !errors.Is(srcErr, context.Canceled) {
-		return fmt.Errorf("pipeline %s: %w", p.src.ID(), srcErr)
+		return fmt.Errorf("pipeline: %w", srcErr)
 	}
 	return nil
 }
