@@ -8,7 +8,8 @@
 #     byte for byte, and the manifests with the random part of file names and
 #     the hashes over them set aside;
 #   - `flowaudit report --format json` over those archives (without its
-#     generation time and the chain heads, which hash the file names);
+#     generation time, the chain heads, which hash the file names, and the
+#     random part of the file names its queries list);
 #   - the daemon (`flowaudit run --source file:`) following the input until
 #     it has read every line: the report over its archive, as above (its
 #     files are cut by batch timing, so only their contents can compare).
@@ -17,13 +18,14 @@
 #   scripts/same-output.sh                  # main vs the working tree, 200,000 lines
 #   BASE=v0.3.0 LINES=1000000 scripts/same-output.sh
 #   JOBS=filter,import scripts/same-output.sh   # skip the daemon
+#   KEEP=1 scripts/same-output.sh              # keep the work directory
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=${BASE:-main}
 LINES=${LINES:-200000}
 JOBS=${JOBS:-filter,import,run}
 WORK=$(mktemp -d /tmp/flowaudit-same.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+if [ -z "${KEEP:-}" ]; then trap 'rm -rf "$WORK"' EXIT; else echo "# work dir: $WORK"; fi
 
 # Both binaries alike but for the code: no VCS stamp, the same version.
 build() { # dir out
@@ -42,7 +44,13 @@ IN="$WORK/events.log"
 
 fail=0
 same() { # what a b
-  if cmp -s "$2" "$3"; then echo "same     $1"; else echo "DIFFERS  $1"; fail=1; fi
+  if cmp -s "$2" "$3"; then
+    echo "same     $1"
+  else
+    echo "DIFFERS  $1"
+    diff "$2" "$3" | head -n 6 | cut -c1-200 | sed 's/^/         /'
+    fail=1
+  fi
 }
 
 if [[ ,$JOBS, == *,filter,* ]]; then
@@ -82,7 +90,7 @@ parts() { # root
 }
 report() { # root out
   (cd "$(dirname "$1")" && "$WORK/$3" report --archive "$(basename "$1")" --month 2026-01 --format json) |
-    jq 'del(.generated, .integrity.chain_heads)' >"$2"
+    jq 'del(.generated, .integrity.chain_heads)' | sed -E 's/-[0-9a-f]{12}\.parquet/.parquet/g' >"$2"
 }
 
 if [[ ,$JOBS, == *,import,* ]]; then
@@ -107,10 +115,13 @@ fi
 if [[ ,$JOBS, == *,run,* ]]; then
   want=$(wc -l <"$IN")
   for v in base head; do
-    mkdir -p "$WORK/run.$v/hubble"
-    cp "$IN" "$WORK/run.$v/hubble/events.log"
+    # The same paths for both: the source's id (its path) goes into the
+    # archive's config hash.
+    rm -rf "$WORK/run"
+    mkdir -p "$WORK/run/hubble"
+    cp "$IN" "$WORK/run/hubble/events.log"
     port=$((19000 + RANDOM % 1000))
-    "$WORK/$v" run --source "file:$WORK/run.$v/hubble/events.log" --archive "$WORK/run.$v/archive" --node n1 \
+    "$WORK/$v" run --source "file:$WORK/run/hubble/events.log" --archive "$WORK/run/archive" --node n1 \
       --listen "127.0.0.1:$port" --log-level warn --verify-interval 0 --compaction=false >"$WORK/run.$v.log" 2>&1 &
     pid=$!
     got=0
@@ -122,7 +133,7 @@ if [[ ,$JOBS, == *,run,* ]]; then
     kill -TERM "$pid"
     wait "$pid" || true
     [ "${got:-0}" -ge "$want" ] || { echo "run $v: read $got of $want lines"; fail=1; }
-    report "$WORK/run.$v/archive" "$WORK/report.$v" "$v"
+    report "$WORK/run/archive" "$WORK/report.$v" "$v"
   done
   same "run file: report JSON" "$WORK/report.base" "$WORK/report.head"
 fi
