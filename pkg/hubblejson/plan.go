@@ -50,11 +50,7 @@ func filterObject(dst, src []byte, sel *fsel, md protoreflect.MessageDescriptor)
 			return dst, i, err
 		}
 		first = false
-		key := string(src[kStart+1 : kEnd-1])
-		fd := md.Fields().ByJSONName(key)
-		if fd == nil {
-			fd = md.Fields().ByName(protoreflect.Name(key))
-		}
+		fd := memberFields[md.FullName()][string(src[kStart+1:kEnd-1])]
 		if fd != nil && sel.has(uint(fd.Index())) {
 			sub := sel.sub(uint(fd.Index()))
 			if len(dst) > 1 && dst[len(dst)-1] != '{' {
@@ -213,3 +209,28 @@ func flowMember(line []byte) (start, end int, err error) {
 }
 
 var flowDesc = (&flowpb.Flow{}).ProtoReflect().Descriptor()
+
+// memberFields maps the member names protojson accepts (proto and JSON
+// spelling) to their fields, for every message type a Flow holds: looking a
+// line's member up by its bytes allocates nothing.
+var memberFields = func() map[protoreflect.FullName]map[string]protoreflect.FieldDescriptor {
+	out := map[protoreflect.FullName]map[string]protoreflect.FieldDescriptor{}
+	var walk func(md protoreflect.MessageDescriptor)
+	walk = func(md protoreflect.MessageDescriptor) {
+		if _, ok := out[md.FullName()]; ok {
+			return
+		}
+		m := map[string]protoreflect.FieldDescriptor{}
+		out[md.FullName()] = m
+		fs := md.Fields()
+		for i := 0; i < fs.Len(); i++ {
+			fd := fs.Get(i)
+			m[string(fd.Name())], m[fd.JSONName()] = fd, fd
+			if fd.Message() != nil {
+				walk(fd.Message())
+			}
+		}
+	}
+	walk(flowDesc)
+	return out
+}()
