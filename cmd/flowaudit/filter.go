@@ -199,7 +199,7 @@ func filterSequential(cfg exporter.Config, o filterOpts, args []string, bw *bufi
 
 // eachLine calls fn with every non-empty line of the files in args, in
 // order, with the file's index and its reader (which says where); a line
-// over maxLineBytes comes as a nil line and errLineTooLong, and a file that
+// over hubblejson.MaxLineBytes comes as a nil line and errLineTooLong, and a file that
 // cannot be opened or read on as a nil line and a *damageError, after which
 // the next file is read. An error from fn ends it.
 func eachLine(args []string, fn func(file int, lr *lineReader, line []byte, skipped error) error) error {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/flowaudit/flowaudit/pkg/gen"
+	"github.com/flowaudit/flowaudit/pkg/hubblejson"
 )
 
 // TestFilterParallelIsSequential: with --parallel the output, the errors on
@@ -32,7 +33,7 @@ func TestFilterParallelIsSequential(t *testing.T) {
 		case 10:
 			a = append(a, "{not json\n"...)
 		case 1500:
-			a = append(a, bytes.Repeat([]byte("x"), maxLineBytes+10)...)
+			a = append(a, bytes.Repeat([]byte("x"), hubblejson.MaxLineBytes+10)...)
 			a = append(a, '\n')
 		case 2999:
 			a = append(a, `{"flow":{"verdict":"NOPE"}}`+"\n"...)

@@ -8,14 +8,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/flowaudit/flowaudit/pkg/hubblejson"
 )
 
-// maxLineBytes is the longest event line accepted; longer lines are skipped
-// and reported (Hubble's own `observe --input-file` stops at 64 KiB).
-const maxLineBytes = 1 << 20
-
 // lineReader reads newline-terminated lines from a file, a .gz file or stdin
-// with bounded memory: an over-long line is skipped to its end and reported.
+// with bounded memory: a line over the decoder's limit
+// (hubblejson.MaxLineBytes; Hubble's own `observe --input-file` stops at
+// 64 KiB) is skipped to its end and reported.
 type lineReader struct {
 	name string
 	r    *bufio.Reader
@@ -36,7 +36,7 @@ func openLines(path string) (*lineReader, error) {
 			return nil, err
 		}
 	}
-	br := bufio.NewReaderSize(f, maxLineBytes)
+	br := bufio.NewReaderSize(f, hubblejson.MaxLineBytes)
 	lr := &lineReader{name: path, r: br, c: f}
 	if path == "-" {
 		lr.name = "<stdin>"
@@ -48,7 +48,7 @@ func openLines(path string) (*lineReader, error) {
 			f.Close()
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		lr.r = bufio.NewReaderSize(zr, maxLineBytes)
+		lr.r = bufio.NewReaderSize(zr, hubblejson.MaxLineBytes)
 	}
 	return lr, nil
 }

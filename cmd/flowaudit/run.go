@@ -351,8 +351,8 @@ func newDaemonLogger(cfg daemon.Config) (*zap.Logger, zap.AtomicLevel, error) {
 func runDaemon(cmd *cobra.Command, o *runFlags) error {
 	// The daemon's live heap is small (column buffers, the zstd encoder)
 	// and it allocates little, so collecting at 50% growth instead of 100%
-	// costs almost no CPU and keeps the node's RSS near 1.5x the live heap
-	// instead of 2x (the heap profile is in bench/README.md, "Daemon").
+	// costs almost no CPU and bounds the node's RSS closer to the live heap
+	// (the heap profile is in bench/README.md, "Daemon").
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}

@@ -7,7 +7,23 @@ import (
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"github.com/google/cel-go/cel"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
 )
+
+// celFilter: experimental.cel_expression. An expression may read any field,
+// so the decoder decodes every field for it.
+func celFilter(ff *flowpb.FlowFilter) ([]check, error) {
+	exprs := ff.GetExperimental().GetCelExpression()
+	if exprs == nil {
+		return nil, nil
+	}
+	t, err := celPred(exprs)
+	if err != nil {
+		return nil, fmt.Errorf("experimental.cel_expression: %w", err)
+	}
+	return []check{{match: t, reads: flow.AllFields(), costly: true}}, nil
+}
 
 // The CEL environment of pkg/hubble/filters/cel_expression.go: variable _flow
 // of type flow.Flow, container "flow", proto field names.

@@ -64,8 +64,6 @@ func TestSemantics(t *testing.T) {
 
 func TestNonFlowEvents(t *testing.T) {
 	lost, agent := &flowpb.LostEvent{}, &flowpb.AgentEvent{Type: flowpb.AgentEventType_POLICY_UPDATED}
-	f := func(allow string, ev interface{ ProtoReflect() interface{} }, want bool) {}
-	_ = f
 	for _, tc := range []struct {
 		allow string
 		lost  bool

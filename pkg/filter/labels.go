@@ -13,6 +13,31 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 )
 
+// labelFilter: source_label, destination_label and node_labels, Kubernetes
+// label selectors over the endpoints' and the node's labels.
+func labelFilter(ff *flowpb.FlowFilter) ([]check, error) {
+	var out []check
+	for _, lf := range []struct {
+		name, path string
+		sels       []string
+		get        func(*flowpb.Flow) []string
+	}{
+		{"source_label", "source.labels", ff.GetSourceLabel(), func(f *flowpb.Flow) []string { return f.GetSource().GetLabels() }},
+		{"destination_label", "destination.labels", ff.GetDestinationLabel(), func(f *flowpb.Flow) []string { return f.GetDestination().GetLabels() }},
+		{"node_labels", "node_labels", ff.GetNodeLabels(), func(f *flowpb.Flow) []string { return f.GetNodeLabels() }},
+	} {
+		if lf.sels == nil {
+			continue
+		}
+		t, err := labelPred(lf.sels, lf.get)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", lf.name, err)
+		}
+		out = append(out, costly(t, lf.path)...)
+	}
+	return out, nil
+}
+
 // requirement is one parsed term of a label selector, with its key split the
 // way Cilium's LabelArray.Has/Get split it ("src.key"; source "any" matches
 // every source).

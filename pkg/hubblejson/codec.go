@@ -168,12 +168,10 @@ const MaxLineBytes = 1 << 20
 // Plan says which Flow fields a Decoder must produce: the filter's fields for
 // every flow, and the kept (masked-in) fields for flows the filter keeps.
 type Plan struct {
-	filter, keep flow.FieldSet
 	// filterSel selects the filter's fields; finishSel the filter's and the
-	// kept fields (protojson resets the message it decodes into).
-	filterSel, finishSel *selection
-	// filterFast and finishFast are the same selections for the fast decoder.
-	filterFast, finishFast *fsel
+	// kept fields (protojson resets the message it decodes into). nil: every
+	// field.
+	filterSel, finishSel *fsel
 	// oneStep: the filter reads no field, so every flow is kept and Decode
 	// decodes the kept fields at once (Finish has nothing to do).
 	oneStep bool
@@ -194,18 +192,14 @@ func NewPlan(filterFields, keepFields flow.FieldSet) *Plan {
 	if filterFields.IsEmpty() {
 		filterFields = keepFields
 		return &Plan{
-			filter: filterFields, keep: keepFields, oneStep: true,
-			filterSel: compileSelection(keepFields, flowDesc), finishSel: compileSelection(keepFields, flowDesc),
-			filterFast: compileFsel(keepFields, flowDesc), finishFast: compileFsel(keepFields, flowDesc),
+			oneStep:   true,
+			filterSel: compileFsel(keepFields, flowDesc), finishSel: compileFsel(keepFields, flowDesc),
 		}
 	}
 	return &Plan{
-		filter: filterFields, keep: keepFields,
-		stopAt:     stopAt(filterFields),
-		filterSel:  compileSelection(filterFields, flowDesc),
-		finishSel:  compileSelection(filterFields.Union(keepFields), flowDesc),
-		filterFast: compileFsel(filterFields, flowDesc),
-		finishFast: compileFsel(filterFields.Union(keepFields), flowDesc),
+		stopAt:    stopAt(filterFields),
+		filterSel: compileFsel(filterFields, flowDesc),
+		finishSel: compileFsel(filterFields.Union(keepFields), flowDesc),
 	}
 }
 
@@ -282,10 +276,6 @@ func stopAt(fs flow.FieldSet) uint64 {
 	}
 	return bits
 }
-
-// OnePass reports whether Decode decodes the kept fields itself: the filter
-// reads no field, so every flow is kept (Finish has nothing to do).
-func (p *Plan) OnePass() bool { return p.oneStep }
 
 // Decoder decodes Hubble JSON event lines (events.log, `hubble observe -o
 // json`) into a reused *flowpb.Flow. It is not safe for concurrent use.
@@ -441,9 +431,9 @@ func (d *Decoder) decodeLine(line []byte, f *flowpb.Flow, first bool) (flow.Kind
 	var start, end int
 	eager := false
 	if !d.slow {
-		sel, stop := d.plan.filterFast, d.plan.stopAt
+		sel, stop := d.plan.filterSel, d.plan.stopAt
 		if d.eager && !d.plan.oneStep {
-			sel, eager, stop = d.plan.finishFast, true, 0
+			sel, eager, stop = d.plan.finishSel, true, 0
 		}
 		if !first {
 			stop = 0
@@ -501,7 +491,7 @@ func (d *Decoder) decodeLine(line []byte, f *flowpb.Flow, first bool) (flow.Kind
 		}
 		return flow.KindUnknown, fmt.Errorf("hubblejson: %w", err)
 	}
-	if _, isFlow := d.ev.GetResponseTypes().(*observerpb.ExportEvent_Flow); isFlow && !d.plan.filterSel.all {
+	if _, isFlow := d.ev.GetResponseTypes().(*observerpb.ExportEvent_Flow); isFlow && d.plan.filterSel != nil {
 		// The plan's fields only, as the fast path decodes them (Finish
 		// decodes the kept ones).
 		start, end, err := flowMember(line)
@@ -509,7 +499,7 @@ func (d *Decoder) decodeLine(line []byte, f *flowpb.Flow, first bool) (flow.Kind
 			return flow.KindUnknown, fmt.Errorf("hubblejson: %w", err)
 		}
 		d.flowJSON = line[start:end]
-		if d.buf, _, err = filterObject(d.buf[:0], d.flowJSON, d.plan.filterSel); err != nil {
+		if d.buf, _, err = filterObject(d.buf[:0], d.flowJSON, d.plan.filterSel, flowDesc); err != nil {
 			return flow.KindUnknown, fmt.Errorf("hubblejson: flow: %w", err)
 		}
 		if err := d.opts.Unmarshal(d.buf, f); err != nil {
@@ -591,7 +581,7 @@ func (d *Decoder) Finish(f *flowpb.Flow) error {
 		// Decode checked the whole line: what the plan does not keep is
 		// skipped.
 		d.fast.b, d.fast.arena, d.fast.checked = d.flowJSON, d.arena, true
-		_, err = d.fast.decFlow(0, f, d.plan.finishFast)
+		_, err = d.fast.decFlow(0, f, d.plan.finishSel)
 		d.fast.b, d.fast.checked = nil, false
 	}
 	if err == nil {
@@ -599,9 +589,9 @@ func (d *Decoder) Finish(f *flowpb.Flow) error {
 	}
 	d.fastFallbacks++
 	src := d.flowJSON
-	if !d.plan.finishSel.all {
+	if d.plan.finishSel != nil {
 		var err error
-		if d.buf, _, err = filterObject(d.buf[:0], d.flowJSON, d.plan.finishSel); err != nil {
+		if d.buf, _, err = filterObject(d.buf[:0], d.flowJSON, d.plan.finishSel, flowDesc); err != nil {
 			return fmt.Errorf("hubblejson: flow: %w", err)
 		}
 		src = d.buf

@@ -1,3 +1,8 @@
+// The fast decoder's primitives (scanning, strings, numbers, timestamps,
+// skipping) in one file: the generated codec_gen.go calls them for every
+// field, and they share the invariants of the line they scan (offsets,
+// noStore, checked), which are easier to keep true read together.
+
 package hubblejson
 
 import (

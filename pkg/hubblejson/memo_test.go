@@ -51,7 +51,7 @@ func TestMemoDecodesRepeatedEndpointsAsProtojson(t *testing.T) {
 	}
 	longer := []byte(strings.Replace(string(memoLine(3, 1)), `"k8s:pod=3"]`, `"k8s:pod=3","k8s:tier=db"]`, 1))
 	lines = append(lines, memoLine(3, 1), longer, memoLine(3, 1), longer)
-	for _, p := range []*Plan{
+	for pi, p := range []*Plan{
 		NewPlan(flow.AllFields(), flow.AllFields()),
 		NewPlan(flow.Fields(), flow.Fields("source.namespace", "source.pod_name", "l4")),
 		NewPlan(flow.Fields("verdict"), flow.Fields("source", "time")),
@@ -89,7 +89,7 @@ func TestMemoDecodesRepeatedEndpointsAsProtojson(t *testing.T) {
 			hits += int(m.hits)
 		}
 		if hits == 0 {
-			t.Errorf("plan keeping %v: no memo hit", p.keep)
+			t.Errorf("plan #%d: no memo hit", pi)
 		}
 	}
 }

@@ -3,62 +3,16 @@ package hubblejson
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"google.golang.org/protobuf/reflect/protoreflect"
-
-	"github.com/flowaudit/flowaudit/pkg/flow"
 )
 
-// selection is a compiled subset of a message's fields: for each JSON key
-// protojson accepts (proto name and JSON name), either the whole member
-// (sub == nil) or a nested selection.
-type selection struct {
-	all  bool
-	keys map[string]*selection
-}
-
-// compileSelection turns a FieldSet into a selection over md.
-func compileSelection(fs flow.FieldSet, md protoreflect.MessageDescriptor) *selection {
-	if fs.IsAll() {
-		return &selection{all: true}
-	}
-	root := &selection{keys: map[string]*selection{}}
-	for _, p := range fs.Paths() {
-		root.add(strings.Split(p, "."), md)
-	}
-	return root
-}
-
-func (s *selection) add(parts []string, md protoreflect.MessageDescriptor) {
-	fd := md.Fields().ByName(protoreflect.Name(parts[0]))
-	if fd == nil {
-		return
-	}
-	names := []string{string(fd.Name()), fd.JSONName()}
-	whole := len(parts) == 1 || fd.Message() == nil || fd.IsList() || fd.IsMap() ||
-		fd.Message().FullName().Parent() == "google.protobuf" // well-known types are JSON scalars
-	for _, n := range names {
-		cur, seen := s.keys[n]
-		switch {
-		case whole:
-			s.keys[n] = nil
-		case seen && cur == nil: // already whole
-		default:
-			if cur == nil {
-				cur = &selection{keys: map[string]*selection{}}
-				s.keys[n] = cur
-			}
-			cur.add(parts[1:], fd.Message())
-		}
-	}
-}
-
-// filterObject appends to dst the JSON object at src[0:] keeping only the
-// selected members (recursively). src must start with '{'; it returns the
-// bytes consumed.
-func filterObject(dst, src []byte, sel *selection) ([]byte, int, error) {
+// filterObject appends to dst the JSON object of message md at src[0:]
+// keeping only the members sel selects (recursively), by proto or JSON
+// name as protojson accepts them. sel is not nil (that is every member).
+// src must start with '{'; it returns the bytes consumed.
+func filterObject(dst, src []byte, sel *fsel, md protoreflect.MessageDescriptor) ([]byte, int, error) {
 	i := skipWS(src, 0)
 	if i >= len(src) || src[i] != '{' {
 		return dst, i, errors.New("expected an object")
@@ -96,9 +50,9 @@ func filterObject(dst, src []byte, sel *selection) ([]byte, int, error) {
 			return dst, i, err
 		}
 		first = false
-		key := src[kStart+1 : kEnd-1]
-		sub, ok := sel.keys[string(key)]
-		if ok {
+		fd := memberFields[md.FullName()][string(src[kStart+1:kEnd-1])]
+		if fd != nil && sel.has(uint(fd.Index())) {
+			sub := sel.sub(uint(fd.Index()))
 			if len(dst) > 1 && dst[len(dst)-1] != '{' {
 				dst = append(dst, ',')
 			}
@@ -108,7 +62,7 @@ func filterObject(dst, src []byte, sel *selection) ([]byte, int, error) {
 				dst = append(dst, src[vStart:vEnd]...)
 			} else {
 				var n int
-				if dst, n, err = filterObject(dst, src[vStart:vEnd], sub); err != nil {
+				if dst, n, err = filterObject(dst, src[vStart:vEnd], sub, fd.Message()); err != nil {
 					return dst, vStart + n, err
 				}
 			}
@@ -255,3 +209,28 @@ func flowMember(line []byte) (start, end int, err error) {
 }
 
 var flowDesc = (&flowpb.Flow{}).ProtoReflect().Descriptor()
+
+// memberFields maps the member names protojson accepts (proto and JSON
+// spelling) to their fields, for every message type a Flow holds: looking a
+// line's member up by its bytes allocates nothing.
+var memberFields = func() map[protoreflect.FullName]map[string]protoreflect.FieldDescriptor {
+	out := map[protoreflect.FullName]map[string]protoreflect.FieldDescriptor{}
+	var walk func(md protoreflect.MessageDescriptor)
+	walk = func(md protoreflect.MessageDescriptor) {
+		if _, ok := out[md.FullName()]; ok {
+			return
+		}
+		m := map[string]protoreflect.FieldDescriptor{}
+		out[md.FullName()] = m
+		fs := md.Fields()
+		for i := 0; i < fs.Len(); i++ {
+			fd := fs.Get(i)
+			m[string(fd.Name())], m[fd.JSONName()] = fd, fd
+			if fd.Message() != nil {
+				walk(fd.Message())
+			}
+		}
+	}
+	walk(flowDesc)
+	return out
+}()

@@ -348,7 +348,7 @@ const (
 // not decoding) as far as the longest of them. The source it returns reads
 // on from there.
 func (g *ImportRegistry) Prepare(path string) *ImportSource {
-	s := &ImportSource{path: gzSuccessor(path), reg: g, max: 1 << 20, batch: 4096, m: g.m}
+	s := &ImportSource{path: gzSuccessor(path), reg: g, max: MaxLineBytes, batch: 4096, m: g.m}
 	s.res.Path = s.path
 	c, err := openContent(s.path)
 	if err != nil {

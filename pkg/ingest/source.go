@@ -157,6 +157,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// MaxLineBytes is the longest line a source delivers unless configured
+// otherwise: the decoder's limit (hubblejson.MaxLineBytes), so that a line
+// the decoder would refuse is skipped and counted as line_too_long by the
+// reader, with bounded memory.
+const MaxLineBytes = 1 << 20
+
 // fingerprintLen is how many leading bytes identify a file's content.
 const fingerprintLen = 1024
 
@@ -216,12 +222,11 @@ func newSplitter(max int) *splitter {
 }
 
 // spareSplitters keeps the line buffers of finished reads for the next
-// ones: every file an import reads and every Run of a file source (each
-// session of the daemon) allocated a new 1 MiB buffer and faulted it in,
-// ~0.5-1.5 ms on this project's benchmark machine, half the file source's
-// cost over decoding from memory on a 46 MB file (bench/README.md). Not a
-// sync.Pool: an import allocates enough for a GC between two files, which
-// would empty it.
+// ones: otherwise every file an import reads and every Run of a file
+// source (each session of the daemon) allocates a new 1 MiB buffer and
+// faults it in, a cost that shows against decoding from memory
+// (BenchmarkFileSourceDecode in bench/README.md). Not a sync.Pool: an
+// import allocates enough for a GC between two files, which would empty it.
 var spareSplitters struct {
 	mu   sync.Mutex
 	free []*splitter

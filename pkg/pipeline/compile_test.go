@@ -6,6 +6,7 @@ import (
 
 	"github.com/flowaudit/flowaudit/pkg/fieldmask"
 	"github.com/flowaudit/flowaudit/pkg/flow"
+	"github.com/flowaudit/flowaudit/pkg/hubblejson"
 	"github.com/flowaudit/flowaudit/pkg/ingest"
 )
 
@@ -84,5 +85,13 @@ func TestLinesTheArchiveCannotPlaceAreDecodeErrors(t *testing.T) {
 				t.Errorf("%+v node %q: counts %+v, want %d decode errors and %d kept", spec, node, total, len(lines)-want, want)
 			}
 		}
+	}
+}
+
+// TestSourceLineLimitIsTheDecoders: a source skips (and counts) the lines
+// the decoder would refuse, no more and no fewer.
+func TestSourceLineLimitIsTheDecoders(t *testing.T) {
+	if ingest.MaxLineBytes != hubblejson.MaxLineBytes {
+		t.Fatalf("ingest.MaxLineBytes %d, hubblejson.MaxLineBytes %d", ingest.MaxLineBytes, hubblejson.MaxLineBytes)
 	}
 }

@@ -138,13 +138,12 @@ type Config struct {
 	// and QueueBytes are unused. A source that can pause without loss (a
 	// file: what the exporter wrote waits on disk) stops reading while the
 	// sink commits. Handing every batch to a sink goroutine instead wakes a
-	// thread per batch: measured on 2 cores (bench/README.md), inline costs
-	// 11% less CPU per line in BenchmarkFollowBursts, 20-25% less in a
-	// daemon following a file at 20k flows/s, and 20-40% less importing one.
-	// The queue's overlap of decoding and writing pays in wall time only
-	// where the sink does much per line (an every-field import: ~10% faster,
-	// so import keeps it), or for a source that cannot pause, or a sink
-	// whose commits stall longer than reading may.
+	// thread per batch, which costs more CPU per line than it saves
+	// (BenchmarkFollowBursts; the daemon and import tables of
+	// bench/README.md). The queue's overlap of decoding and writing pays in
+	// wall time only where the sink does much per line (an every-field
+	// import, so import keeps it), or for a source that cannot pause, or a
+	// sink whose commits stall longer than reading may.
 	Inline bool
 	// QueueBatches bounds the batches in flight between the source and the sink.
 	QueueBatches int
@@ -249,7 +248,9 @@ func (p *Pipeline) Compiled() *Compiled { return p.compiled.Load() }
 
 // Run reads the source from checkpoint `from` until ctx is done or the source
 // ends, and returns after every batch read has been handed to the sink. The
-// sink's error stops the pipeline and is returned.
+// sink's error stops the pipeline and is returned. Errors do not name the
+// source: the caller does (the daemon's "source <id>: ..."), and the
+// source's own errors name it where it matters.
 func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 	srcCtx, cancelSrc := context.WithCancel(ctx)
 	defer cancelSrc()
@@ -333,30 +334,14 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 		}
 	}
 
+	// Heartbeats are written from the emit callback, the only goroutine that
+	// touches the batch: a tick waits in the ticker's channel for the next
+	// emit (a quiet source emits empty batches: ingest.FileConfig.IdleEvery).
 	var hb <-chan time.Time
 	if p.cfg.Heartbeat > 0 {
 		t := time.NewTicker(p.cfg.Heartbeat)
 		defer t.Stop()
 		hb = t.C
-		// Heartbeats are sent from the emit callback's goroutine only, so the
-		// batch is never touched concurrently: a separate goroutine asks for one.
-	}
-	// heartbeatDue is the wall time (s) of a tick not yet written: the row
-	// is for the tick's minute, which the next emit may already be past.
-	heartbeatDue := atomic.Int64{}
-	if hb != nil {
-		hbDone := make(chan struct{})
-		defer close(hbDone)
-		go func() {
-			for {
-				select {
-				case t := <-hb:
-					heartbeatDue.Store(t.Unix())
-				case <-hbDone:
-					return
-				}
-			}
-		}()
 	}
 
 	emit := func(lb *ingest.LineBatch) error {
@@ -367,8 +352,15 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 			}
 		}
 		p.process(lb, cur)
-		if t := heartbeatDue.Swap(0); t != 0 {
-			p.heartbeat(cur, t)
+		select {
+		case t := <-hb:
+			// A tick that waited past the next one comes with its own
+			// time: the row is for the minute of the latest tick due.
+			if late := time.Since(t); late >= p.cfg.Heartbeat {
+				t = t.Add(late / p.cfg.Heartbeat * p.cfg.Heartbeat)
+			}
+			p.heartbeat(cur, t.Unix())
+		default:
 		}
 		send()
 		if p.cfg.Inline && sinkErr != nil {
@@ -382,10 +374,10 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 	}
 	wg.Wait()
 	if sinkErr != nil {
-		return fmt.Errorf("pipeline %s: %w", p.src.ID(), sinkErr)
+		return fmt.Errorf("pipeline: %w", sinkErr)
 	}
 	if srcErr != nil && !errors.Is(srcErr, context.Canceled) {
-		return fmt.Errorf("pipeline %s: %w", p.src.ID(), srcErr)
+		return fmt.Errorf("pipeline: %w", srcErr)
 	}
 	return nil
 }
@@ -716,71 +708,4 @@ func minuteOf(sec int64) int64 {
 		m -= 60
 	}
 	return m
-}
-
-// gate bounds the bytes in flight between one source and the sink. It has
-// one acquirer (the source goroutine) and one releaser (the sink goroutine);
-// it is taken once per batch, never per flow.
-type gate struct {
-	mu   sync.Mutex
-	n    int64
-	max  int64
-	wake chan struct{}
-}
-
-func newGate(max int64) *gate { return &gate{max: max, wake: make(chan struct{}, 1)} }
-
-// acquire waits until w more bytes fit (an empty queue always admits one
-// batch, whatever its size) or ctx is done, and then takes them regardless.
-func (g *gate) acquire(ctx context.Context, w int64) {
-	for {
-		g.mu.Lock()
-		if g.n == 0 || g.n+w <= g.max || ctx.Err() != nil {
-			g.n += w
-			g.mu.Unlock()
-			return
-		}
-		g.mu.Unlock()
-		select {
-		case <-g.wake:
-		case <-ctx.Done():
-		}
-	}
-}
-
-func (g *gate) release(w int64) {
-	g.mu.Lock()
-	g.n -= w
-	g.mu.Unlock()
-	select {
-	case g.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (g *gate) inFlight() int64 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.n
-}
-
-// throttle lets one log line through per interval and counts the rest.
-type throttle struct {
-	next       time.Time
-	suppressed uint64
-}
-
-func (t *throttle) allow(now time.Time) bool {
-	if now.Before(t.next) {
-		t.suppressed++
-		return false
-	}
-	t.next = now.Add(10 * time.Second)
-	return true
-}
-
-func (t *throttle) takeSuppressed() uint64 {
-	n := t.suppressed
-	t.suppressed = 0
-	return n
 }

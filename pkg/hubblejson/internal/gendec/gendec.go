@@ -9,6 +9,10 @@
 // form (escaped keys, exponents, Any, duplicate fields, ...) makes it return
 // errFallback, and the caller decodes the line with protojson instead. It can
 // therefore be faster than protojson, but never more lenient.
+//
+// The generator is one file, walking the descriptors once for the decoder
+// and once for the encoder: the two must agree field for field, which is
+// easiest to check when they are read side by side.
 package gendec
 
 import (
