@@ -149,7 +149,7 @@ func syncDir(dir string) error {
 		return fmt.Errorf("archive: fsync dir %s: %w", dir, err)
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := fsyncDir(d); err != nil {
 		return fmt.Errorf("archive: fsync dir %s: %w", dir, err)
 	}
 	return nil
