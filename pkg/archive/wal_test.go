@@ -13,6 +13,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
 )
 
 var errCrash = errors.New("injected crash")
@@ -398,5 +403,69 @@ func TestRowLogSameRows(t *testing.T) {
 		if !reflect.DeepEqual(a[i], b[i]) {
 			t.Fatalf("row %d differs:\nfiles %+v\nlog   %+v", i, a[i], b[i])
 		}
+	}
+}
+
+// TestRowLogFilesPerHour: with the daemon's limits and a commit every
+// second (a source whose exporter rotates every half second), a node's
+// hour at 100 and 1,000 flows/s (and 5,000 without -short or the race
+// detector) is at most 12 flows files and 12 stats files, whatever the
+// number of commits.
+func TestRowLogFilesPerHour(t *testing.T) {
+	rates := []int{100, 1000}
+	if !testing.Short() && !raceEnabled {
+		rates = append(rates, 5000)
+	}
+	for _, rate := range rates {
+		t.Run(strconv.Itoa(rate), func(t *testing.T) {
+			root := t.TempDir()
+			start := time.Date(2026, 1, 12, 10, 0, 0, 0, time.UTC)
+			now := start
+			w, err := Open(Config{Root: root, Log: true, MaxFileRows: 16 << 20, MaxFileBytes: 1 << 30, MaxFileAge: 5 * time.Minute,
+				Now: func() time.Time { return now }}, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const tick = 500 * time.Millisecond
+			perTick := rate / 2
+			b := &flow.Batch{}
+			commits, n := 0, 0
+			for now.Before(start.Add(time.Hour)) {
+				b.Reset()
+				for i := 0; i < perTick; i++ {
+					f := b.Next()
+					f.Reset()
+					f.Uuid = strconv.Itoa(n)
+					f.Time = timestamppb.New(now.Add(time.Duration(i) * tick / time.Duration(perTick)))
+					f.NodeName = "c/n1"
+					f.Verdict = flowpb.Verdict_FORWARDED
+					n++
+				}
+				b.AddStat("c/n1", now.Unix()/60*60, flow.Counts{Seen: uint64(perTick), Kept: uint64(perTick)})
+				b.Checkpoint = flow.Checkpoint{Source: "test", Position: strconv.Itoa(n)}
+				b.Commit = now.Sub(start)%time.Second == 0
+				if b.Commit {
+					commits++
+				}
+				if err := w.Write(b); err != nil {
+					t.Fatal(err)
+				}
+				now = now.Add(tick)
+			}
+			files := map[string]int{}
+			for _, table := range []string{"flows", "stats"} {
+				m, _ := filepath.Glob(filepath.Join(root, table, "date=*", "node=*", "part-*.parquet"))
+				files[table] = len(m)
+			}
+			if files["flows"] > 12 || files["stats"] > 12 || files["flows"] < 11 {
+				t.Errorf("%d flows/s, %d commits: %d flows and %d stats files in an hour, want 11-12 each", rate, commits, files["flows"], files["stats"])
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(scanUUIDs(t, root)); got != n {
+				t.Fatalf("%d flows archived, want %d", got, n)
+			}
+		})
 	}
 }
