@@ -408,16 +408,17 @@ func TestRowLogSameRows(t *testing.T) {
 
 // TestRowLogFilesPerHour: with the daemon's limits and a commit every
 // second (a source whose exporter rotates every half second), a node's
-// hour at 100 and 1,000 flows/s (and 5,000 without -short or the race
-// detector) is at most 12 flows files and 12 stats files, whatever the
-// number of commits.
+// hour at 100 flows/s (and 1,000 without -short or the race detector) is
+// at most 12 flows files and 12 stats files, whatever the number of
+// commits.
 func TestRowLogFilesPerHour(t *testing.T) {
-	rates := []int{100, 1000}
+	rates := []int{100}
 	if !testing.Short() && !raceEnabled {
-		rates = append(rates, 5000)
+		rates = append(rates, 1000)
 	}
 	for _, rate := range rates {
 		t.Run(strconv.Itoa(rate), func(t *testing.T) {
+			withFaults(t, &faults{}) // none fail; fsync is left out, as it does not change the count
 			root := t.TempDir()
 			start := time.Date(2026, 1, 12, 10, 0, 0, 0, time.UTC)
 			now := start
@@ -463,8 +464,18 @@ func TestRowLogFilesPerHour(t *testing.T) {
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if got := len(scanUUIDs(t, root)); got != n {
-				t.Fatalf("%d flows archived, want %d", got, n)
+			entries, err := nodeManifest(root, "c/n1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rows int64
+			for _, e := range entries {
+				if e.Table == "flows" {
+					rows += e.Rows
+				}
+			}
+			if rows != int64(n) {
+				t.Fatalf("%d flows archived, want %d", rows, n)
 			}
 		})
 	}
