@@ -480,3 +480,42 @@ func TestRowLogFilesPerHour(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyRowLog: verify reports the rows of a log not yet cut, and a
+// torn tail, as pending, with no finding; a log that is not a row log is a
+// finding.
+func TestVerifyRowLog(t *testing.T) {
+	root := t.TempDir()
+	w, err := Open(Config{Root: root, Log: true}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i += 100 {
+		b := batch(i, i+100)
+		b.Commit = true
+		if err := w.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := w.rlog.path
+	crash(w)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{9, 9, 9}) // a torn record header
+	f.Close()
+	rep, err := Verify(root, time.Time{}, time.Time{}, nil)
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+	if len(rep.Pending) != 1 || rep.Pending[0].Rows != 300 || rep.Pending[0].Records != 3 || rep.Pending[0].TornBytes != 3 || rep.Pending[0].Cut {
+		t.Fatalf("pending %+v, want 300 rows in 3 records and a torn tail of 3 bytes", rep.Pending)
+	}
+	if err := os.WriteFile(p, []byte("not a log"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Verify(root, time.Time{}, time.Time{}, nil); err != nil || rep.OK() {
+		t.Fatalf("verify of a damaged log: %v %+v, want a finding", err, rep)
+	}
+}
