@@ -54,6 +54,7 @@ type rowLog struct {
 // walMeta is a record's accounting: everything of a batch but its flows.
 type walMeta struct {
 	Time       int64             `json:"t"` // the writer's clock when the record was written (ns)
+	ConfigHash string            `json:"cfg,omitempty"` // the configuration that filtered and masked the rows
 	Checkpoint flow.Checkpoint   `json:"cp"`
 	Stats      []flow.MinuteStat `json:"stats,omitempty"`
 	Losses     []flow.Loss       `json:"losses,omitempty"`
@@ -63,10 +64,10 @@ type walMeta struct {
 // (4 bytes, little endian) and CRC-32C (4 bytes) of the payload, then the
 // payload: the accounting as JSON (uvarint length first), the number of
 // flows, and each flow as protobuf (uvarint length first).
-func encodeRecord(buf []byte, b *flow.Batch, now time.Time) ([]byte, error) {
+func encodeRecord(buf []byte, b *flow.Batch, now time.Time, configHash string) ([]byte, error) {
 	start := len(buf)
 	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0)
-	meta, err := json.Marshal(walMeta{Time: now.UnixNano(), Checkpoint: b.Checkpoint, Stats: b.Stats, Losses: b.Losses})
+	meta, err := json.Marshal(walMeta{Time: now.UnixNano(), ConfigHash: configHash, Checkpoint: b.Checkpoint, Stats: b.Stats, Losses: b.Losses})
 	if err != nil {
 		return buf[:start], fmt.Errorf("archive: log record: %w", err)
 	}
@@ -91,40 +92,40 @@ func encodeRecord(buf []byte, b *flow.Batch, now time.Time) ([]byte, error) {
 }
 
 // decodeRecord fills b (reset first) with the record payload p and returns
-// the time it was written.
-func decodeRecord(p []byte, b *flow.Batch) (time.Time, error) {
+// when and under which configuration it was written.
+func decodeRecord(p []byte, b *flow.Batch) (walMeta, error) {
 	b.Reset()
 	n, k := binary.Uvarint(p)
 	if k <= 0 || n > uint64(len(p)-k) {
-		return time.Time{}, errors.New("bad accounting length")
+		return walMeta{}, errors.New("bad accounting length")
 	}
 	var meta walMeta
 	if err := json.Unmarshal(p[k:k+int(n)], &meta); err != nil {
-		return time.Time{}, fmt.Errorf("accounting: %w", err)
+		return walMeta{}, fmt.Errorf("accounting: %w", err)
 	}
 	p = p[k+int(n):]
 	count, k := binary.Uvarint(p)
 	if k <= 0 || count > uint64(len(p)) {
-		return time.Time{}, errors.New("bad flow count")
+		return walMeta{}, errors.New("bad flow count")
 	}
 	p = p[k:]
 	for i := uint64(0); i < count; i++ {
 		n, k := binary.Uvarint(p)
 		if k <= 0 || n > uint64(len(p)-k) {
-			return time.Time{}, fmt.Errorf("flow %d: bad length", i)
+			return walMeta{}, fmt.Errorf("flow %d: bad length", i)
 		}
 		f := b.Next()
 		f.Reset()
 		if err := proto.Unmarshal(p[k:k+int(n)], f); err != nil {
-			return time.Time{}, fmt.Errorf("flow %d: %w", i, err)
+			return walMeta{}, fmt.Errorf("flow %d: %w", i, err)
 		}
 		p = p[k+int(n):]
 	}
 	if len(p) != 0 {
-		return time.Time{}, fmt.Errorf("%d bytes after the last flow", len(p))
+		return walMeta{}, fmt.Errorf("%d bytes after the last flow", len(p))
 	}
 	b.Checkpoint, b.Stats, b.Losses = meta.Checkpoint, meta.Stats, meta.Losses
-	return time.Unix(0, meta.Time), nil
+	return meta, nil
 }
 
 // scanLog calls fn with the payload of every complete record of the log
@@ -161,7 +162,7 @@ func (w *Writer) logRecord(b *flow.Batch, now time.Time) error {
 		return fmt.Errorf("archive: log %s: an earlier write failed: %w", l.path, l.broken)
 	}
 	var err error
-	if l.buf, err = encodeRecord(l.buf[:0], b, now); err != nil {
+	if l.buf, err = encodeRecord(l.buf[:0], b, now, w.cfg.ConfigHash); err != nil {
 		return err
 	}
 	n, err := l.f.Write(l.buf)
@@ -307,19 +308,7 @@ func (w *Writer) recoverLog(cut map[string]bool) error {
 	if err != nil {
 		return fmt.Errorf("archive: log %s: %w", path, err)
 	}
-	var b flow.Batch
-	records := 0
-	valid, err := scanLog(content, func(p []byte) error {
-		t, err := decodeRecord(p, &b)
-		if err != nil {
-			return fmt.Errorf("record %d: %w", records+1, err)
-		}
-		records++
-		if w.opened.IsZero() || t.Before(w.opened) {
-			w.opened = t
-		}
-		return w.add(&b)
-	})
+	valid, err := scanLog(content, func([]byte) error { return nil })
 	if err != nil {
 		return fmt.Errorf("archive: log %s: %w", path, err)
 	}
@@ -342,14 +331,58 @@ func (w *Writer) recoverLog(cut map[string]bool) error {
 		w.log.Warn("cut a torn record off the row log (a write a crash interrupted; its batch is read again)",
 			zap.String("log", path), zap.Int64("bytes", torn))
 	}
+	if err := w.openLog(live, valid); err != nil {
+		return err
+	}
+	// The rows are replayed under the configuration that filtered and
+	// masked them: where it changes (a reload before the crash cut the
+	// files; a restart with another configuration), the files are cut,
+	// and the records after a cut during the replay are logged again in
+	// the new log, which the cut started.
+	configured := w.cfg.ConfigHash
+	var b flow.Batch
+	records := 0
+	if _, err := scanLog(content[:valid], func(p []byte) error {
+		meta, err := decodeRecord(p, &b)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", records+1, err)
+		}
+		records++
+		if meta.ConfigHash != w.cfg.ConfigHash {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			w.cfg.ConfigHash = meta.ConfigHash
+		}
+		t := time.Unix(0, meta.Time)
+		if w.rlog.name != live {
+			if err := w.logRecord(&b, t); err != nil {
+				return err
+			}
+		}
+		if w.opened.IsZero() || t.Before(w.opened) {
+			w.opened = t
+		}
+		return w.add(&b)
+	}); err != nil {
+		return fmt.Errorf("archive: log %s: %w", path, err)
+	}
 	for src, cp := range w.last {
 		w.committed[src] = cp
 	}
 	if records > 0 {
 		w.log.Info("replayed the row log into the open files", zap.String("log", path), zap.Int("records", records), zap.Int("rows", w.rows))
 	}
-	if err := w.openLog(live, valid); err != nil {
-		return err
+	if w.rlog.name != live {
+		if err := w.syncLog(); err != nil {
+			return err
+		}
+	}
+	if w.cfg.ConfigHash != configured {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		w.cfg.ConfigHash = configured
 	}
 	return nil
 }

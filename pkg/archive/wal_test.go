@@ -519,3 +519,47 @@ func TestVerifyRowLog(t *testing.T) {
 		t.Fatalf("verify of a damaged log: %v %+v, want a finding", err, rep)
 	}
 }
+
+// TestRowLogReplaysUnderItsConfiguration: rows logged under one
+// configuration and replayed by a writer started with another are cut into
+// files of the configuration that filtered and masked them.
+func TestRowLogReplaysUnderItsConfiguration(t *testing.T) {
+	root := t.TempDir()
+	w, err := Open(Config{Root: root, Log: true, ConfigHash: "a"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i += 100 {
+		b := batch(i, i+100)
+		b.Commit = true
+		if err := w.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crash(w)
+	if w, err = Open(Config{Root: root, Log: true, ConfigHash: "b"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(batch(200, 300)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]int64{}
+	for _, node := range []string{"c/n1", "c/n2"} {
+		entries, err := nodeManifest(root, node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Table == "flows" {
+				rows[e.ConfigHash] += e.Rows
+			}
+		}
+	}
+	if rows["a"] != 200 || rows["b"] != 100 {
+		t.Fatalf("rows by configuration %v, want a:200 b:100", rows)
+	}
+	checkExactlyOnce(t, root, 300, "configuration")
+}
