@@ -53,7 +53,7 @@ type rowLog struct {
 
 // walMeta is a record's accounting: everything of a batch but its flows.
 type walMeta struct {
-	Time       int64             `json:"t"` // the writer's clock when the record was written (ns)
+	Time       int64             `json:"t"`             // the writer's clock when the record was written (ns)
 	ConfigHash string            `json:"cfg,omitempty"` // the configuration that filtered and masked the rows
 	Checkpoint flow.Checkpoint   `json:"cp"`
 	Stats      []flow.MinuteStat `json:"stats,omitempty"`
