@@ -568,7 +568,7 @@ func TestRowLogReplaysUnderItsConfiguration(t *testing.T) {
 // record without a panic, and every record read decodes or fails cleanly.
 func FuzzRowLog(f *testing.F) {
 	b := batch(0, 3)
-	rec, err := encodeRecord(nil, b, t0, "h")
+	_, rec, err := encodeRecord(nil, nil, b, t0, "h")
 	if err != nil {
 		f.Fatal(err)
 	}
