@@ -597,3 +597,53 @@ func FuzzRowLog(f *testing.F) {
 		}
 	})
 }
+
+// TestCompactionLeavesFilesTheLogCut: a writer with a row log merges the
+// short files of a closed day (a shutdown's) but not the files it cut by
+// age, which are as large as readers need.
+func TestCompactionLeavesFilesTheLogCut(t *testing.T) {
+	root := t.TempDir()
+	w, err := Open(Config{Root: root, Log: true, MaxFileAge: 10 * time.Second}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range [][2]int{{0, 1000}, {1000, 1010}, {1010, 1020}} {
+		if err := w.Write(batch(r[0], r[1])); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := map[string]bool{}
+	for _, node := range []string{"c/n1", "c/n2"} {
+		entries, err := nodeManifest(root, node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Table == "flows" && e.Rows == 500 {
+				big[e.Path] = true
+			}
+		}
+	}
+	if len(big) != 2 {
+		t.Fatalf("files of 500 rows: %v, want one per node", big)
+	}
+	res, err := w.Compact(t0.Add(72 * time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outputs == 0 {
+		t.Fatalf("compaction %+v: the short files were not merged", res)
+	}
+	for p := range big {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Errorf("%s: %v, want it left as written", p, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, root, 1020, "compaction")
+}
