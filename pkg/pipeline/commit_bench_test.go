@@ -23,9 +23,11 @@ import (
 // following a busy node's exporter, which rotates every ~0.23 s at 20k
 // flows/s and is committed every other rotation) or only at the end
 // ("one-file": an import); "commit-8k-provisional" is commit-8k with the
-// daemon's archive setting when compaction is on (archive.Config's
-// ProvisionalPages). ns/line is per line, the commits included; file-B/line
-// the flows files' bytes per line.
+// archive setting the daemon had when compaction was on (archive.Config's
+// ProvisionalPages); "commit-8k-log" is commit-8k with the daemon's row log
+// (archive.Config.Log): each commit fsyncs the log and one file is cut at
+// the end. ns/line is per line, the commits included; file-B/line the
+// flows files' bytes per line.
 func BenchmarkProcessAndCommit(b *testing.B) {
 	const batches, per = 25, 4096
 	all, _ := genLines(b, gen.Config{Seed: 3, Nodes: 1, Rate: 20000}, batches*per)
