@@ -45,4 +45,5 @@ awk -v u="$user" -v s="$sys" -v r="$rss" -v secs="$SECS" -v l="$lines" 'BEGIN {
   printf "daemon CPU %.1f s user + %.1f s sys = %.0f%% of one core; %.1f us CPU per line; peak RSS %.0f MiB\n", u, s, 100*(u+s)/secs, 1e6*(u+s)/(l>0?l:1), r/1024 }'
 awk -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v l0="$l0" -v l1="$l1" 'BEGIN {
   printf "steady state (%.0f s in the middle, /metrics): %.2f s CPU for %d lines = %.0f%% of one core; %.2f us CPU per line\n", t1-t0, c1-c0, l1-l0, 100*(c1-c0)/(t1-t0), 1e6*(c1-c0)/(l1>l0?l1-l0:1) }'
-du -sh "$WORK/archive" | awk '{print "archive " $1}'; echo "flows files committed: $(find "$WORK/archive/flows" -name "*.parquet" | wc -l)"
+du -sh "$WORK/archive" | awk '{print "archive " $1}'; echo "flows files committed: $(find "$WORK/archive/flows" -name "*.parquet" | wc -l), stats files: $(find "$WORK/archive/stats" -name "*.parquet" | wc -l)"
+echo "flows bytes per flow kept: $(find "$WORK/archive/flows" -name "part-*.parquet" -printf '%s\n' | awk -v k="$kept" '{s+=$1} END {printf "%.2f", s/(k>0?k:1)}')"

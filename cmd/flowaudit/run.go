@@ -153,14 +153,14 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	f.StringVar(&o.signingKey, "signing-key-file", "", "ed25519 private key that signs every manifest entry (archive.signingKeyFile)")
 	f.StringVar(&o.publicKey, "verify-public-key-file", "", "ed25519 public key the periodic verification checks signatures with (default: the signing key's)")
-	f.IntVar(&o.maxFileRows, "max-file-rows", 0, "commit archive files at this many rows (archive.maxFileRows; default 1048576)")
+	f.IntVar(&o.maxFileRows, "max-file-rows", 0, "cut archive files at this many rows (archive.maxFileRows; default 16777216)")
 	// The help shows the real defaults; a flag only overrides the config
 	// file when it is given.
 	def := daemon.Default()
 	o.maxFileBytes, o.maxFileAge, o.statsInterval = def.Archive.MaxFileBytes, def.Archive.MaxFileAge, def.Archive.StatsInterval
 	o.queueBytes, o.maxLag, o.drain, o.verifyInterval = def.Queue.MaxBytes, def.Readiness.MaxLag, def.Shutdown.DrainTimeout, def.Verify.Interval
-	f.Var(&o.maxFileBytes, "max-file-bytes", "commit archive files at about this size, e.g. 128Mi (archive.maxFileBytes)")
-	f.Var(&o.maxFileAge, "max-file-age", "commit archive files at least this often, e.g. 5m (archive.maxFileAge)")
+	f.Var(&o.maxFileBytes, "max-file-bytes", "cut archive files at about this size, e.g. 1Gi (archive.maxFileBytes)")
+	f.Var(&o.maxFileAge, "max-file-age", "cut archive files at least this often, e.g. 5m (archive.maxFileAge): the most a row waits before readers see it")
 	f.Var(&o.statsInterval, "stats-interval", "write a stats row at least this often, e.g. 1m (archive.statsInterval)")
 	f.Var(&o.queueBytes, "queue-max-bytes", "a queue between each source and the archive writer, bounded to this many event bytes, e.g. 16Mi; 0: none, each source writes its own batches (queue.maxBytes)")
 	f.Var(&o.maxLag, "readiness-max-lag", "not ready while archived flows are older than this, e.g. 5m (readiness.maxLag)")

@@ -83,6 +83,17 @@ escaped.`,
 				for _, node := range slices.Sorted(maps.Keys(rep.ChainHeads)) {
 					fmt.Fprintf(out, "chain head %s %s\n", textSafe(node), rep.ChainHeads[node])
 				}
+				for _, l := range rep.Pending {
+					switch {
+					case l.Cut:
+						fmt.Fprintf(out, "log %s: cut (its rows are in committed files); removed when the writer opens the archive\n", textSafe(l.Name))
+					default:
+						fmt.Fprintf(out, "log %s: %d rows in %d records, durable, not yet in a closed file\n", textSafe(l.Name), l.Rows, l.Records)
+					}
+					if l.TornBytes > 0 {
+						fmt.Fprintf(out, "log %s: torn tail of %d bytes (a write a crash cut short), cut when the writer opens the archive\n", textSafe(l.Name), l.TornBytes)
+					}
+				}
 				for _, x := range rep.Findings {
 					fmt.Fprintf(out, "%s\t%s\t%s\n", strings.ToUpper(x.Kind), textSafe(x.Path), textSafe(x.What))
 				}

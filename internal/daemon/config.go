@@ -197,8 +197,8 @@ func Default() Config {
 		Listen: ":9967", // Hubble's metrics server has 9965 on the host network
 		Log:    LogConfig{Level: "info", Format: "json"},
 		Archive: ArchiveConfig{
-			MaxFileBytes:  128 << 20,
-			MaxFileRows:   1 << 20,
+			MaxFileBytes:  1 << 30,
+			MaxFileRows:   16 << 20,
 			MaxFileAge:    Duration(5 * time.Minute),
 			StatsInterval: Duration(time.Minute),
 			Compaction:    true,

@@ -296,9 +296,9 @@ func archiveConfig(c ArchiveConfig) archive.Config {
 	acfg.MaxFileRows = c.MaxFileRows
 	acfg.MaxFileAge = time.Duration(c.MaxFileAge)
 	acfg.CollectorVersion = buildinfo.Version
-	// Compaction rewrites the small files of closed days at the better
-	// level: until then they are written faster.
-	acfg.ProvisionalPages = c.Compaction
+	// Commits fsync the row log; files are cut by age or size, so they
+	// are written once, at the better level, and compaction leaves them.
+	acfg.Log = true
 	return acfg
 }
 
@@ -511,7 +511,7 @@ func (s *lockedSink) Write(b *flow.Batch) error {
 	if s.closed {
 		return errors.New("archive: closed")
 	}
-	seq := s.w.Seq()
+	seq := s.w.Commits()
 	if err := s.w.Write(b); err != nil {
 		s.d.degraded.Store(true)
 		return err
@@ -522,9 +522,9 @@ func (s *lockedSink) Write(b *flow.Batch) error {
 }
 
 // observeCommit updates the last-commit gauge when the writer committed
-// since its sequence number was seq.
+// (cut its files or fsynced its row log) since its commit count was seq.
 func (s *lockedSink) observeCommit(seq uint64) {
-	if s.w.Seq() != seq {
+	if s.w.Commits() != seq {
 		s.d.m.lastCommit.Set(float64(s.d.opts.Now().UnixNano()) / 1e9)
 	}
 }
@@ -535,7 +535,7 @@ func (s *lockedSink) reconfigure(hash string) error {
 	if s.closed {
 		return nil
 	}
-	seq := s.w.Seq()
+	seq := s.w.Commits()
 	if err := s.w.Flush(); err != nil {
 		return err
 	}
@@ -551,7 +551,7 @@ func (s *lockedSink) close() error {
 		return nil
 	}
 	s.closed = true
-	seq := s.w.Seq()
+	seq := s.w.Commits()
 	err := s.w.Close()
 	s.observeCommit(seq)
 	return err

@@ -573,17 +573,17 @@ func TestPipelineInlineWithoutQueue(t *testing.T) {
 	}
 }
 
-// TestArchiveConfigFollowsCompaction: the archive writes provisional pages
-// (zstd's default level) exactly when compaction will rewrite them, and
-// takes the archive settings as given.
+// TestArchiveConfigFollowsCompaction: the daemon's archive keeps a row log
+// and writes its files once, at the better level (compaction leaves the
+// files the log cuts), and takes the archive settings as given.
 func TestArchiveConfigFollowsCompaction(t *testing.T) {
 	c := Default().Archive
 	c.Dir = "/var/lib/flowaudit"
 	for _, on := range []bool{true, false} {
 		c.Compaction = on
 		got := archiveConfig(c)
-		if got.ProvisionalPages != on {
-			t.Errorf("compaction %v: ProvisionalPages %v", on, got.ProvisionalPages)
+		if got.ProvisionalPages || !got.Log {
+			t.Errorf("compaction %v: ProvisionalPages %v, Log %v; want false, true", on, got.ProvisionalPages, got.Log)
 		}
 		if got.Root != c.Dir || got.MaxFileRows != c.MaxFileRows || got.MaxFileBytes != int64(c.MaxFileBytes) ||
 			got.MaxFileAge != time.Duration(c.MaxFileAge) {

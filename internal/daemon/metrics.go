@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer, d *Daemon) *metrics {
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "daemon", Name: "archive_sessions_failed_total",
 			Help: "Times the archive failed (disk full, I/O error) or a source stopped, and the daemon reopened the archive and resumed from the last committed checkpoint."}),
 		lastCommit: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "last_commit_timestamp_seconds",
-			Help: "Wall-clock time of the last successful archive commit."}),
+			Help: "Wall-clock time of the last successful archive commit (an fsync of the row log, or a cut of the files)."}),
 		verifyFindings: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "verify", Name: "findings",
 			Help: "Findings (missing, extra, modified or truncated files, broken chain or signature) of the daemon's last verification of its closed days."}),
 		verifyLastRun: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "verify", Name: "last_run_timestamp_seconds",

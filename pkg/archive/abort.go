@@ -28,6 +28,7 @@ func (w *Writer) Abort() error {
 		}
 	}
 	clear(w.files)
+	w.closeLog() // its records are commits: the next writer replays them
 	w.m.openFiles.Set(0)
 	w.unlock()
 	return errors.Join(errs...)

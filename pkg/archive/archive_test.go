@@ -241,11 +241,19 @@ func TestVerifyDetectsTampering(t *testing.T) {
 
 // TestExactlyOnceUnderSIGKILL runs a writer in a child process, kills it with
 // SIGKILL at random moments, restarts it from the committed checkpoint, and
-// finally checks that every row is in the archive exactly once.
+// finally checks that every row is in the archive exactly once: with every
+// commit a cut ("files"), and with the row log ("log"), where commits
+// fsync the log, files are cut by size and the kills also land in replays.
 func TestExactlyOnceUnderSIGKILL(t *testing.T) {
 	if os.Getenv("FLOWAUDIT_ARCHIVE_CHILD") != "" {
 		return
 	}
+	for _, mode := range []string{"files", "log"} {
+		t.Run(mode, func(t *testing.T) { testExactlyOnceUnderSIGKILL(t, mode) })
+	}
+}
+
+func testExactlyOnceUnderSIGKILL(t *testing.T, mode string) {
 	root := t.TempDir()
 	kills, total := 40, 30000
 	if testing.Short() {
@@ -263,7 +271,7 @@ func TestExactlyOnceUnderSIGKILL(t *testing.T) {
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
 	for i := 0; i < kills; i++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestArchiveChild$")
-		cmd.Env = append(os.Environ(), "FLOWAUDIT_ARCHIVE_CHILD="+root, "FLOWAUDIT_ARCHIVE_TOTAL="+strconv.Itoa(total))
+		cmd.Env = append(os.Environ(), "FLOWAUDIT_ARCHIVE_CHILD="+root, "FLOWAUDIT_ARCHIVE_TOTAL="+strconv.Itoa(total), "FLOWAUDIT_ARCHIVE_MODE="+mode)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -273,7 +281,7 @@ func TestExactlyOnceUnderSIGKILL(t *testing.T) {
 	}
 	// A last run to completion.
 	cmd := exec.Command(os.Args[0], "-test.run=^TestArchiveChild$")
-	cmd.Env = append(os.Environ(), "FLOWAUDIT_ARCHIVE_CHILD="+root, "FLOWAUDIT_ARCHIVE_TOTAL="+strconv.Itoa(total))
+	cmd.Env = append(os.Environ(), "FLOWAUDIT_ARCHIVE_CHILD="+root, "FLOWAUDIT_ARCHIVE_TOTAL="+strconv.Itoa(total), "FLOWAUDIT_ARCHIVE_MODE="+mode)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("final run: %v\n%s", err, out)
 	}
@@ -302,7 +310,13 @@ func TestArchiveChild(t *testing.T) {
 		t.Skip("child process of TestExactlyOnceUnderSIGKILL")
 	}
 	total, _ := strconv.Atoi(os.Getenv("FLOWAUDIT_ARCHIVE_TOTAL"))
-	w, err := Open(Config{Root: root, MaxFileRows: 700, CompactMaxRows: 1 << 20}, nil, nil)
+	cfg := Config{Root: root, MaxFileRows: 700, CompactMaxRows: 1 << 20}
+	if os.Getenv("FLOWAUDIT_ARCHIVE_MODE") == "log" {
+		// Files of 1900 rows: a log holds up to 19 records, and the
+		// commits below fsync it every third batch.
+		cfg.Log, cfg.MaxFileRows = true, 1900
+	}
+	w, err := Open(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +325,9 @@ func TestArchiveChild(t *testing.T) {
 		start, _ = strconv.Atoi(cp.Position)
 	}
 	for i := start; i < total; i += 100 {
-		if err := w.Write(batch(i, min(i+100, total))); err != nil {
+		b := batch(i, min(i+100, total))
+		b.Commit = cfg.Log && i%300 == 0
+		if err := w.Write(b); err != nil {
 			t.Fatal(err)
 		}
 		// Both days of the batches are closed three days later: the

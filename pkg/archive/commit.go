@@ -57,6 +57,9 @@ type commitRecord struct {
 	Files       []committedFile            `json:"files"`
 	Checkpoints map[string]flow.Checkpoint `json:"checkpoints"` // every source's checkpoint after this group
 	First       map[string]flow.Checkpoint `json:"first"`       // first checkpoint of this group, per source
+	// Log names the row log (in _wal) whose rows this group's files hold:
+	// recovery removes that log instead of replaying it.
+	Log string `json:"log,omitempty"`
 }
 
 // ManifestEntry is one line of a manifest (manifests/node=<node>/date=<date>.jsonl).
@@ -128,6 +131,9 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("archive: close %s: %w", tmp, err)
 	}
+	if err := beforeStep("rename", path); err != nil {
+		return fmt.Errorf("archive: commit %s: %w", path, err)
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("archive: commit %s: %w", path, err)
 	}
@@ -135,12 +141,15 @@ func writeFileAtomic(path string, data []byte) error {
 }
 
 func syncDir(dir string) error {
+	if err := beforeStep("fsync dir", dir); err != nil {
+		return fmt.Errorf("archive: fsync dir %s: %w", dir, err)
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("archive: fsync dir %s: %w", dir, err)
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := fsyncDir(d); err != nil {
 		return fmt.Errorf("archive: fsync dir %s: %w", dir, err)
 	}
 	return nil
@@ -154,6 +163,9 @@ func (w *Writer) apply(rec *commitRecord) error {
 		tmp, final := filepath.Join(w.cfg.Root, f.Tmp), filepath.Join(w.cfg.Root, f.Path)
 		if _, err := os.Stat(final); err == nil {
 			continue // already renamed
+		}
+		if err := beforeStep("rename", final); err != nil {
+			return fmt.Errorf("archive: commit %s: %w", final, err)
 		}
 		if err := os.Rename(tmp, final); err != nil {
 			return fmt.Errorf("archive: commit %s: %w", final, err)
@@ -364,17 +376,24 @@ func parseManifest(path string, b []byte) ([]ManifestEntry, error) {
 }
 
 // recover completes the last commit group and removes temporary files that
-// no commit record references.
-func (w *Writer) recover() error {
+// no commit record references. It returns the row logs the commit records
+// say were cut.
+func (w *Writer) recover() (map[string]bool, error) {
 	recs, err := w.commitRecords()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	cut := map[string]bool{}
+	for _, r := range recs {
+		if r.Log != "" {
+			cut[r.Log] = true
+		}
 	}
 	keep := map[string]bool{}
 	if len(recs) > 0 {
 		last := recs[len(recs)-1]
 		if err := w.apply(&last); err != nil {
-			return err
+			return nil, err
 		}
 		w.seq = last.Seq
 		w.committed = last.Checkpoints
@@ -406,11 +425,16 @@ func (w *Writer) recover() error {
 	if removed > 0 {
 		w.log.Info("removed uncommitted files left by a crash", zap.Int("count", removed))
 	}
-	return err
+	return cut, err
 }
 
 func (w *Writer) commitRecords() ([]commitRecord, error) {
-	dir := filepath.Join(w.cfg.Root, commitsDir)
+	return readCommitRecords(w.cfg.Root)
+}
+
+// readCommitRecords reads the commit records of root, oldest first.
+func readCommitRecords(root string) ([]commitRecord, error) {
+	dir := filepath.Join(root, commitsDir)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -465,6 +489,11 @@ func (w *Writer) Close() error {
 	}
 	err := w.Flush()
 	w.closed = true
+	w.closeLog()
 	w.unlock()
 	return err
 }
+
+// Commits counts the durable commits of this writer: cuts (Seq) and, with
+// Config.Log, fsyncs of the row log.
+func (w *Writer) Commits() uint64 { return w.commits }

@@ -251,6 +251,12 @@ func (w *Writer) compactRuns(key partKey) ([][]ManifestEntry, error) {
 		run, rows, size = nil, 0, 0
 	}
 	for _, e := range inputs {
+		if w.cfg.Log && e.Op == "commit" && e.MaxTime.Sub(e.MinTime) >= w.cfg.MaxFileAge/2 {
+			// A file a row log cut by age (or size) is as large as
+			// readers need: merging it would only encode its rows again.
+			flush()
+			continue
+		}
 		if len(run) > 0 && (rows+e.Rows > int64(maxRows) || size+e.Bytes > w.cfg.MaxFileBytes ||
 			e.CollectorVersion != run[0].CollectorVersion || e.ConfigHash != run[0].ConfigHash) {
 			flush()

@@ -22,3 +22,12 @@ var createFile = func(path string, flag int, perm os.FileMode) (writableFile, er
 	}
 	return f, nil
 }
+
+// beforeStep is called before each rename, removal, truncation and
+// directory fsync of the commit protocol, with what it is about to do: the
+// fault-injection tests fail it there as a crash would stop the writer.
+var beforeStep = func(step, path string) error { return nil }
+
+// fsyncDir fsyncs an open directory; the fault-injection tests, whose
+// crashes are a process's and leave the page cache, skip it.
+var fsyncDir = (*os.File).Sync

@@ -19,6 +19,10 @@ type metrics struct {
 	retentionPartitions prometheus.Counter
 	retentionBytes      prometheus.Counter
 	compactedFiles      prometheus.Counter
+	// With a row log: the age of the oldest row not yet in a closed file,
+	// and the time of the log's fsyncs.
+	unpublishedSeconds prometheus.Gauge
+	logSyncSeconds     prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,6 +47,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Time of the newest flow of each source that a commit made durable (Unix seconds): the archive holds that source's evidence up to here."}, []string{"source"}),
 		compactedFiles: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "compaction_files_merged_total",
 			Help: "Committed files of closed days merged into larger files by compaction, then deleted once the manifest chain recorded it."}),
+		unpublishedSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "visibility_delay_seconds",
+			Help: "Age of the oldest row that is durable in the row log but not yet in a closed Parquet file (readers see it once its file is cut, at most archive.maxFileAge after it was written); 0 right after a cut."}),
+		logSyncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "log_sync_duration_seconds",
+			Help: "Time to fsync the row log (a commit that does not cut the files).", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}),
 	}
 	if reg != nil {
 		// A daemon reopens the archive after an I/O error with the same
@@ -57,6 +65,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.retentionPartitions = register(reg, m.retentionPartitions)
 		m.retentionBytes = register(reg, m.retentionBytes)
 		m.compactedFiles = register(reg, m.compactedFiles)
+		m.unpublishedSeconds = register(reg, m.unpublishedSeconds)
+		m.logSyncSeconds = register(reg, m.logSyncSeconds)
 	}
 	return m
 }

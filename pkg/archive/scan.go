@@ -712,6 +712,10 @@ type VerifyReport struct {
 	ChainHeads map[string]string `json:"chain_heads"` // node -> hash of its last entry
 	KeyIDs     []string          `json:"key_ids,omitempty"`
 	Findings   []Finding         `json:"findings"`
+	// Pending is the row log of a local root (docs/format.md, "The row
+	// log"): rows durable but not yet in a closed file, which is no
+	// finding, and a torn tail, which the writer cuts when it opens.
+	Pending []LogStatus `json:"pending,omitempty"`
 
 	// Intact are the committed files of the range that match their
 	// manifest entries (size, SHA-256, Parquet footer and row count; the
@@ -778,6 +782,13 @@ func verifyRoot(root string, o VerifyOptions) (*VerifyReport, error) {
 	}
 	if err := checkArchive(root); err != nil {
 		return nil, err
+	}
+	if !objstore.IsURL(root) {
+		logs, err := readLogStatus(root)
+		if err != nil {
+			rep.Findings = append(rep.Findings, Finding{Kind: "log", Path: walDir, What: err.Error()})
+		}
+		rep.Pending = logs
 	}
 	// No manifests at all (a bucket whose first shipment was cut before its
 	// first manifest): every file is extra.
@@ -959,6 +970,10 @@ func VerifyRoots(roots []string, o VerifyOptions) (*VerifyReport, error) {
 		all.Entries += rep.Entries
 		all.Retired += rep.Retired
 		all.Compacted += rep.Compacted
+		for _, l := range rep.Pending {
+			l.Name = root + "/" + l.Name
+			all.Pending = append(all.Pending, l)
+		}
 		for node, h := range rep.ChainHeads {
 			if _, dup := all.ChainHeads[node]; dup {
 				node = node + " (" + root + ")"

@@ -45,7 +45,13 @@ type Config struct {
 	// small files until then (bench/README.md, BenchmarkProcessAndCommit).
 	// Compaction's own output is always compressed at the better level.
 	ProvisionalPages bool
-	Now              func() time.Time
+	// Log keeps the rows of the files not yet cut in a local row log
+	// (_wal/, docs/format.md "The row log"): a batch that asks for a
+	// commit (flow.Batch.Commit) fsyncs the log instead of closing the
+	// Parquet files, which are cut only by MaxFileAge, MaxFileBytes and
+	// MaxFileRows (and Flush, Close). Without it every commit closes them.
+	Log bool
+	Now func() time.Time
 }
 
 // pageLevel is the compression level of the flows and stats files Write
@@ -142,6 +148,8 @@ type Writer struct {
 	order         []int         // the order in which Write takes the batch's flows (by time)
 	pending       *commitRecord // a compaction whose apply failed
 	part          partCache
+	rlog          *rowLog // the live row log (Config.Log), else nil
+	commits       uint64  // durable commits: cuts and row log fsyncs
 }
 
 // partCache remembers the last day's partition value and every node name's:
@@ -232,11 +240,40 @@ func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Writer, erro
 			return nil, fmt.Errorf("archive: open %s: %w", cfg.Root, err)
 		}
 	}
-	if err := w.recover(); err != nil {
+	cut, err := w.recover()
+	if err != nil {
 		w.unlock()
 		return nil, fmt.Errorf("archive: recover %s: %w", cfg.Root, err)
 	}
+	if cfg.Log {
+		if err := w.recoverLog(cut); err != nil {
+			w.abortOpen()
+			return nil, fmt.Errorf("archive: recover %s: %w", cfg.Root, err)
+		}
+		// A log older than MaxFileAge (a writer stopped for long) is cut
+		// now rather than with the next batch.
+		if w.dueForCut(cfg.Now()) {
+			if err := w.Flush(); err != nil {
+				w.abortOpen()
+				return nil, fmt.Errorf("archive: recover %s: %w", cfg.Root, err)
+			}
+		}
+	}
 	return w, nil
+}
+
+// abortOpen releases a writer that failed to open: the files a replay
+// opened are removed (the log keeps their rows).
+func (w *Writer) abortOpen() {
+	_ = w.Abort()
+}
+
+// dueForCut reports whether the open files have reached a cut limit.
+func (w *Writer) dueForCut(now time.Time) bool {
+	if w.opened.IsZero() {
+		return false
+	}
+	return w.rows >= w.cfg.MaxFileRows || w.estSize >= w.cfg.MaxFileBytes || now.Sub(w.opened) >= w.cfg.MaxFileAge
 }
 
 // unlock releases the root's writer lock.
@@ -266,16 +303,57 @@ func (w *Writer) Imported(sourceID string) (flow.Checkpoint, bool) {
 // Write adds a batch. It copies everything it keeps, so b may be reset when
 // Write returns. It commits the open files when a rotation limit is reached
 // or the batch asks for it (b.Commit).
+//
+// With Config.Log the batch is first appended to the row log, and a batch
+// that asks for a commit fsyncs the log; the files are cut by the limits
+// only.
 func (w *Writer) Write(b *flow.Batch) error {
 	if w.closed {
 		return errors.New("archive: write after close")
 	}
 	now := w.cfg.Now()
-	if w.opened.IsZero() {
+	empty := len(b.Flows) == 0 && len(b.Stats) == 0 && len(b.Losses) == 0 && b.Checkpoint.Source == ""
+	if w.rlog != nil && !empty {
+		if err := w.logRecord(b, now); err != nil {
+			w.m.writeErrors.WithLabelValues("io").Inc()
+			return err
+		}
+	}
+	if w.opened.IsZero() && !empty {
 		w.opened = now
 	}
-	if err := w.addFlows(b); err != nil {
+	if err := w.add(b); err != nil {
 		w.m.writeErrors.WithLabelValues("io").Inc()
+		return err
+	}
+	if !w.measured {
+		w.measureOpenFiles()
+	}
+	cut := w.dueForCut(now)
+	if w.rlog == nil {
+		if b.Commit || cut {
+			return w.Flush()
+		}
+		return nil
+	}
+	if cut {
+		return w.Flush()
+	}
+	if !w.opened.IsZero() {
+		w.m.unpublishedSeconds.Set(now.Sub(w.opened).Seconds())
+	}
+	if b.Commit {
+		if err := w.syncLog(); err != nil {
+			w.m.writeErrors.WithLabelValues("io").Inc()
+			return err
+		}
+	}
+	return nil
+}
+
+// add takes a batch into the open files and the gathered accounting.
+func (w *Writer) add(b *flow.Batch) error {
+	if err := w.addFlows(b); err != nil {
 		return err
 	}
 	for _, s := range b.Stats {
@@ -321,12 +399,6 @@ func (w *Writer) Write(b *flow.Batch) error {
 				w.newest[cp.Source] = t
 			}
 		}
-	}
-	if !w.measured {
-		w.measureOpenFiles()
-	}
-	if b.Commit || w.rows >= w.cfg.MaxFileRows || w.estSize >= w.cfg.MaxFileBytes || now.Sub(w.opened) >= w.cfg.MaxFileAge {
-		return w.Flush()
 	}
 	return nil
 }
@@ -557,6 +629,9 @@ func (w *Writer) Flush() error {
 			return err
 		}
 	}
+	if w.rlog != nil {
+		rec.Log = w.rlog.name // the rows of this log are in the group's files
+	}
 	// The commit record is the commit point: from here recovery completes the group.
 	if err := w.writeCommitRecord(&rec); err != nil {
 		w.m.writeErrors.WithLabelValues("io").Inc()
@@ -566,6 +641,13 @@ func (w *Writer) Flush() error {
 		w.m.writeErrors.WithLabelValues("io").Inc()
 		return err
 	}
+	if w.rlog != nil {
+		if err := w.newLog(rec.Seq); err != nil {
+			w.m.writeErrors.WithLabelValues("io").Inc()
+			return err
+		}
+		w.m.unpublishedSeconds.Set(0)
+	}
 	w.seq = rec.Seq
 	w.committed = rec.Checkpoints
 	w.files = map[partKey]*openFile{}
@@ -574,10 +656,8 @@ func (w *Writer) Flush() error {
 	w.losses = w.losses[:0]
 	w.first = map[string]flow.Checkpoint{}
 	w.last = map[string]flow.Checkpoint{}
-	for src, t := range w.newest {
-		w.m.lastCommittedFlow.WithLabelValues(src).Set(float64(t) / 1e9)
-	}
-	clear(w.newest)
+	w.committedNewest()
+	w.commits++
 	w.rows, w.estSize, w.opened = 0, 0, time.Time{}
 	w.refineRowBytes(rec.Files)
 	w.m.openFiles.Set(0)

@@ -23,9 +23,11 @@ import (
 // following a busy node's exporter, which rotates every ~0.23 s at 20k
 // flows/s and is committed every other rotation) or only at the end
 // ("one-file": an import); "commit-8k-provisional" is commit-8k with the
-// daemon's archive setting when compaction is on (archive.Config's
-// ProvisionalPages). ns/line is per line, the commits included; file-B/line
-// the flows files' bytes per line.
+// archive setting the daemon had when compaction was on (archive.Config's
+// ProvisionalPages); "commit-8k-log" is commit-8k with the daemon's row log
+// (archive.Config.Log): each commit fsyncs the log and one file is cut at
+// the end. ns/line is per line, the commits included; file-B/line the
+// flows files' bytes per line.
 func BenchmarkProcessAndCommit(b *testing.B) {
 	const batches, per = 25, 4096
 	all, _ := genLines(b, gen.Config{Seed: 3, Nodes: 1, Rate: 20000}, batches*per)
@@ -37,11 +39,12 @@ func BenchmarkProcessAndCommit(b *testing.B) {
 		name        string
 		every       int
 		provisional bool
-	}{{"commit-8k", 2, false}, {"commit-8k-provisional", 2, true}, {"one-file", 0, false}} {
+		log         bool // commits fsync the row log; one file is cut at the end
+	}{{"commit-8k", 2, false, false}, {"commit-8k-provisional", 2, true, false}, {"commit-8k-log", 2, false, true}, {"one-file", 0, false, false}} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := archive.DefaultConfig()
 			cfg.Root = b.TempDir()
-			cfg.ProvisionalPages = bc.provisional
+			cfg.ProvisionalPages, cfg.Log = bc.provisional, bc.log
 			w, err := archive.Open(cfg, zap.NewNop(), prometheus.NewRegistry())
 			if err != nil {
 				b.Fatal(err)
@@ -55,10 +58,11 @@ func BenchmarkProcessAndCommit(b *testing.B) {
 				k := i % batches
 				p.process(&ingest.LineBatch{Lines: all[k*per : (k+1)*per]}, batch)
 				batch.Checkpoint = flow.Checkpoint{Source: "bench", Position: strconv.Itoa(i)}
+				batch.Commit = bc.log && (i+1)%bc.every == 0
 				if err := w.Write(batch); err != nil {
 					b.Fatal(err)
 				}
-				if bc.every > 0 && (i+1)%bc.every == 0 {
+				if !bc.log && bc.every > 0 && (i+1)%bc.every == 0 {
 					if err := w.Flush(); err != nil {
 						b.Fatal(err)
 					}

@@ -1,0 +1,498 @@
+package archive
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/s2"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/flowaudit/flowaudit/pkg/flow"
+)
+
+// The row log (docs/format.md, "The row log"): with Config.Log, a batch's
+// kept rows, accounting and checkpoint are appended to _wal/wal-<seq>.log
+// as one checksummed record, fsynced when the source asks for a commit, and
+// the Parquet files are cut only by age or size. Recovery replays the live
+// log into new open files, so the rows of a file not yet cut survive a
+// crash and the source resumes after the last record.
+
+const (
+	walDir    = "_wal"
+	walMagic  = "FAWAL001" // the first 8 bytes of a log: format and version
+	walPrefix = "wal-"
+	walSuffix = ".log"
+	// walMaxRecord bounds a record's payload: a larger length is a torn or
+	// damaged header, not a record.
+	walMaxRecord = 1 << 30
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// rowLog is the live log of a writer with Config.Log.
+type rowLog struct {
+	name  string // file name in _wal
+	path  string
+	f     writableFile
+	size  int64  // bytes written (header and complete records)
+	dirty bool   // records written since the last fsync
+	buf   []byte // the record being written
+	raw   []byte // its payload before compression
+	// broken is set by a failed write: the file may end in part of a
+	// record, which only recovery (a new writer) cuts off.
+	broken error
+}
+
+// walMeta is a record's accounting: everything of a batch but its flows.
+type walMeta struct {
+	Time       int64             `json:"t"`             // the writer's clock when the record was written (ns)
+	ConfigHash string            `json:"cfg,omitempty"` // the configuration that filtered and masked the rows
+	Checkpoint flow.Checkpoint   `json:"cp"`
+	Stats      []flow.MinuteStat `json:"stats,omitempty"`
+	Losses     []flow.Loss       `json:"losses,omitempty"`
+}
+
+// encodeRecord returns the record of b, written at now, in out (raw is
+// scratch space; both are reused): length (4 bytes, little endian) and
+// CRC-32C (4 bytes) of the payload, then the payload, an S2 block of: the
+// accounting as JSON (uvarint length first), the number of flows, and each
+// flow as protobuf (uvarint length first). S2 takes a masked flow's ~150
+// bytes of protobuf to a fraction at a small cost, and the bytes a commit
+// fsyncs are what it waits for.
+func encodeRecord(raw, out []byte, b *flow.Batch, now time.Time, configHash string) ([]byte, []byte, error) {
+	buf := raw[:0]
+	meta, err := json.Marshal(walMeta{Time: now.UnixNano(), ConfigHash: configHash, Checkpoint: b.Checkpoint, Stats: b.Stats, Losses: b.Losses})
+	if err != nil {
+		return raw, out, fmt.Errorf("archive: log record: %w", err)
+	}
+	buf = binary.AppendUvarint(buf, uint64(len(meta)))
+	buf = append(buf, meta...)
+	buf = binary.AppendUvarint(buf, uint64(len(b.Flows)))
+	sizer := proto.MarshalOptions{}
+	cached := proto.MarshalOptions{UseCachedSize: true}
+	for _, f := range b.Flows {
+		buf = binary.AppendUvarint(buf, uint64(sizer.Size(f)))
+		if buf, err = cached.MarshalAppend(buf, f); err != nil {
+			return buf, out, fmt.Errorf("archive: log record: %w", err)
+		}
+	}
+	if len(buf) > walMaxRecord {
+		return buf, out, fmt.Errorf("archive: log record: %d bytes, more than %d", len(buf), walMaxRecord)
+	}
+	n := 8 + s2.MaxEncodedLen(len(buf))
+	out = slices.Grow(out[:0], n)[:n]
+	payload := s2.Encode(out[8:], buf)
+	binary.LittleEndian.PutUint32(out, uint32(len(payload)))
+	binary.LittleEndian.PutUint32(out[4:], crc32.Checksum(payload, crcTable))
+	return buf, out[:8+len(payload)], nil
+}
+
+// decodeRecord fills b (reset first) with the record payload p and returns
+// when and under which configuration it was written.
+func decodeRecord(z []byte, b *flow.Batch) (walMeta, error) {
+	b.Reset()
+	if n, err := s2.DecodedLen(z); err != nil || n > walMaxRecord {
+		return walMeta{}, fmt.Errorf("bad compressed payload (%d bytes decoded): %v", n, err)
+	}
+	p, err := s2.Decode(nil, z)
+	if err != nil {
+		return walMeta{}, fmt.Errorf("decompress: %w", err)
+	}
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n > uint64(len(p)-k) {
+		return walMeta{}, errors.New("bad accounting length")
+	}
+	var meta walMeta
+	if err := json.Unmarshal(p[k:k+int(n)], &meta); err != nil {
+		return walMeta{}, fmt.Errorf("accounting: %w", err)
+	}
+	p = p[k+int(n):]
+	count, k := binary.Uvarint(p)
+	if k <= 0 || count > uint64(len(p)) {
+		return walMeta{}, errors.New("bad flow count")
+	}
+	p = p[k:]
+	for i := uint64(0); i < count; i++ {
+		n, k := binary.Uvarint(p)
+		if k <= 0 || n > uint64(len(p)-k) {
+			return walMeta{}, fmt.Errorf("flow %d: bad length", i)
+		}
+		f := b.Next()
+		f.Reset()
+		if err := proto.Unmarshal(p[k:k+int(n)], f); err != nil {
+			return walMeta{}, fmt.Errorf("flow %d: %w", i, err)
+		}
+		p = p[k+int(n):]
+	}
+	if len(p) != 0 {
+		return walMeta{}, fmt.Errorf("%d bytes after the last flow", len(p))
+	}
+	b.Checkpoint, b.Stats, b.Losses = meta.Checkpoint, meta.Stats, meta.Losses
+	return meta, nil
+}
+
+// scanLog calls fn with the payload of every complete record of the log
+// content b, in order, and returns the length of the valid prefix: the
+// header and the records before the first one that is cut short or fails
+// its checksum (a torn tail).
+func scanLog(b []byte, fn func(payload []byte) error) (int64, error) {
+	if len(b) < len(walMagic) || string(b[:len(walMagic)]) != walMagic {
+		return 0, errors.New("not a row log (bad header)")
+	}
+	off := len(walMagic)
+	for len(b)-off >= 8 {
+		n := binary.LittleEndian.Uint32(b[off:])
+		sum := binary.LittleEndian.Uint32(b[off+4:])
+		if n > walMaxRecord || int64(n) > int64(len(b)-off-8) {
+			break
+		}
+		p := b[off+8 : off+8+int(n)]
+		if crc32.Checksum(p, crcTable) != sum {
+			break
+		}
+		if err := fn(p); err != nil {
+			return int64(off), err
+		}
+		off += 8 + int(n)
+	}
+	return int64(off), nil
+}
+
+// logRecord appends b's record to the live log: one write, no fsync.
+func (w *Writer) logRecord(b *flow.Batch, now time.Time) error {
+	l := w.rlog
+	if l.broken != nil {
+		return fmt.Errorf("archive: log %s: an earlier write failed: %w", l.path, l.broken)
+	}
+	var err error
+	if l.raw, l.buf, err = encodeRecord(l.raw, l.buf, b, now, w.cfg.ConfigHash); err != nil {
+		return err
+	}
+	n, err := l.f.Write(l.buf)
+	if err != nil {
+		l.broken = err
+		return fmt.Errorf("archive: log %s: %w", l.path, err)
+	}
+	l.size += int64(n)
+	l.dirty = true
+	if cap(l.buf) > 4<<20 || cap(l.raw) > 4<<20 {
+		l.buf, l.raw = nil, nil // one huge batch does not pin its buffers
+	}
+	return nil
+}
+
+// syncLog makes every record written durable: the commit of a writer with
+// a row log.
+func (w *Writer) syncLog() error {
+	l := w.rlog
+	if !l.dirty {
+		return nil
+	}
+	if l.broken != nil {
+		return fmt.Errorf("archive: log %s: an earlier write failed: %w", l.path, l.broken)
+	}
+	start := time.Now()
+	if err := l.f.Sync(); err != nil {
+		l.broken = err
+		return fmt.Errorf("archive: fsync %s: %w", l.path, err)
+	}
+	l.dirty = false
+	w.commits++
+	w.committedNewest()
+	w.m.logSyncSeconds.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// committedNewest moves the newest flow time of every source into the
+// durable-flow gauge.
+func (w *Writer) committedNewest() {
+	for src, t := range w.newest {
+		w.m.lastCommittedFlow.WithLabelValues(src).Set(float64(t) / 1e9)
+	}
+	clear(w.newest)
+}
+
+func walName(seq uint64) string { return fmt.Sprintf("%s%020d%s", walPrefix, seq, walSuffix) }
+
+// newLog creates an empty log named after the commit seq it follows
+// (header written and fsynced under a temporary name, then renamed, so a
+// live log always has its header), and closes the one it replaces.
+func (w *Writer) newLog(seq uint64) error {
+	dir := filepath.Join(w.cfg.Root, walDir)
+	name := walName(seq)
+	path := filepath.Join(dir, name)
+	tmp := filepath.Join(dir, tmpPrefix+name)
+	if err := writeFileAtomicAs(tmp, path, []byte(walMagic)); err != nil {
+		return err
+	}
+	return w.openLog(name, int64(len(walMagic)))
+}
+
+// openLog opens the log name of _wal, size bytes long, for appending.
+func (w *Writer) openLog(name string, size int64) error {
+	path := filepath.Join(w.cfg.Root, walDir, name)
+	f, err := createFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("archive: log %s: %w", path, err)
+	}
+	old := w.rlog
+	w.rlog = &rowLog{name: name, path: path, f: f, size: size}
+	if old != nil {
+		w.rlog.buf, w.rlog.raw = old.buf, old.raw
+		_ = old.f.Close()
+		if old.name != name {
+			if err := beforeStep("remove", old.path); err != nil {
+				return fmt.Errorf("archive: log %s: %w", old.path, err)
+			}
+			if err := os.Remove(old.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("archive: log %s: %w", old.path, err)
+			}
+			return syncDir(filepath.Dir(path))
+		}
+	}
+	return nil
+}
+
+// closeLog closes the live log's file (its records stay for recovery).
+func (w *Writer) closeLog() {
+	if w.rlog != nil {
+		_ = w.rlog.f.Close()
+		w.rlog = nil
+	}
+}
+
+// recoverLog finds the live log, cuts a torn tail off it and replays its
+// records into new open files; it removes logs that a commit record says
+// were cut (their rows are in committed files). cut is the set of log
+// names the commit records name.
+func (w *Writer) recoverLog(cut map[string]bool) error {
+	dir := filepath.Join(w.cfg.Root, walDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		if n := e.Name(); strings.HasPrefix(n, walPrefix) && strings.HasSuffix(n, walSuffix) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	live := ""
+	if n := len(names); n > 0 && !cut[names[n-1]] {
+		live = names[n-1]
+	}
+	removed := false
+	for _, n := range names {
+		if n == live {
+			continue
+		}
+		if err := beforeStep("remove", n); err != nil {
+			return fmt.Errorf("archive: log %s: %w", n, err)
+		}
+		if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("archive: log %s: %w", n, err)
+		}
+		removed = true
+	}
+	if removed {
+		if err := syncDir(dir); err != nil {
+			return err
+		}
+	}
+	if live == "" {
+		return w.newLog(w.seq)
+	}
+	path := filepath.Join(dir, live)
+	content, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("archive: log %s: %w", path, err)
+	}
+	valid, err := scanLog(content, func([]byte) error { return nil })
+	if err != nil {
+		return fmt.Errorf("archive: log %s: %w", path, err)
+	}
+	if torn := int64(len(content)) - valid; torn > 0 {
+		if err := beforeStep("truncate", path); err != nil {
+			return fmt.Errorf("archive: log %s: cut torn tail: %w", path, err)
+		}
+		if err := os.Truncate(path, valid); err != nil {
+			return fmt.Errorf("archive: log %s: cut torn tail: %w", path, err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("archive: log %s: %w", path, err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("archive: log %s: cut torn tail: %w", path, err)
+		}
+		w.log.Warn("cut a torn record off the row log (a write a crash interrupted; its batch is read again)",
+			zap.String("log", path), zap.Int64("bytes", torn))
+	}
+	if err := w.openLog(live, valid); err != nil {
+		return err
+	}
+	// The rows are replayed under the configuration that filtered and
+	// masked them: where it changes (a reload before the crash cut the
+	// files; a restart with another configuration), the files are cut,
+	// and the records after a cut during the replay are logged again in
+	// the new log, which the cut started.
+	configured := w.cfg.ConfigHash
+	var b flow.Batch
+	records := 0
+	if _, err := scanLog(content[:valid], func(p []byte) error {
+		meta, err := decodeRecord(p, &b)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", records+1, err)
+		}
+		records++
+		if meta.ConfigHash != w.cfg.ConfigHash {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			w.cfg.ConfigHash = meta.ConfigHash
+		}
+		t := time.Unix(0, meta.Time)
+		if w.rlog.name != live {
+			if err := w.logRecord(&b, t); err != nil {
+				return err
+			}
+		}
+		if w.opened.IsZero() || t.Before(w.opened) {
+			w.opened = t
+		}
+		return w.add(&b)
+	}); err != nil {
+		return fmt.Errorf("archive: log %s: %w", path, err)
+	}
+	for src, cp := range w.last {
+		w.committed[src] = cp
+	}
+	if records > 0 {
+		w.log.Info("replayed the row log into the open files", zap.String("log", path), zap.Int("records", records), zap.Int("rows", w.rows))
+	}
+	if w.rlog.name != live {
+		if err := w.syncLog(); err != nil {
+			return err
+		}
+	}
+	if w.cfg.ConfigHash != configured {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		w.cfg.ConfigHash = configured
+	}
+	return nil
+}
+
+// writeFileAtomicAs writes data to tmp, fsyncs it, renames it to path and
+// fsyncs the directory.
+func writeFileAtomicAs(tmp, path string, data []byte) error {
+	f, err := createFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("archive: write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("archive: fsync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("archive: close %s: %w", tmp, err)
+	}
+	if err := beforeStep("rename", path); err != nil {
+		return fmt.Errorf("archive: commit %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("archive: commit %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// LogStatus is what verify reports of a root's row log.
+type LogStatus struct {
+	Name    string `json:"name"`
+	Records int    `json:"records"`
+	Rows    int64  `json:"rows"`
+	// TornBytes is the length of a torn tail (a write a crash cut short),
+	// which the writer cuts off when it opens the archive.
+	TornBytes int64 `json:"torn_bytes,omitempty"`
+	// Cut says a commit record holds the log's rows: the writer removes
+	// it when it opens the archive.
+	Cut bool `json:"cut,omitempty"`
+}
+
+// readLogStatus reads the row logs of a local root (none: nil).
+func readLogStatus(root string) ([]LogStatus, error) {
+	dir := filepath.Join(root, walDir)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	recs, err := readCommitRecords(root)
+	if err != nil {
+		return nil, err
+	}
+	cut := map[string]bool{}
+	for _, r := range recs {
+		if r.Log != "" {
+			cut[r.Log] = true
+		}
+	}
+	var out []LogStatus
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, walPrefix) || !strings.HasSuffix(n, walSuffix) {
+			continue
+		}
+		content, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			return nil, err
+		}
+		st := LogStatus{Name: walDir + "/" + n, Cut: cut[n]}
+		valid, err := scanLog(content, func(p []byte) error {
+			st.Records++
+			p, err := s2.Decode(nil, p)
+			if err != nil {
+				return fmt.Errorf("record %d: %w", st.Records, err)
+			}
+			k, m := binary.Uvarint(p)
+			if m <= 0 || k > uint64(len(p)-m) {
+				return errors.New("bad accounting length")
+			}
+			rows, m2 := binary.Uvarint(p[m+int(k):])
+			if m2 <= 0 {
+				return errors.New("bad flow count")
+			}
+			st.Rows += int64(rows)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("archive: log %s: %w", n, err)
+		}
+		st.TornBytes = int64(len(content)) - valid
+		out = append(out, st)
+	}
+	return out, nil
+}
