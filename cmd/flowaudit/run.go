@@ -40,6 +40,7 @@ type runFlags struct {
 	maxFileAge, statsInterval                daemon.Duration
 	maxLag, drain, verifyInterval, retention daemon.Duration
 	compaction                               bool
+	rowLog                                   bool
 	tls                                      daemon.TLSConfig
 	relayNode                                string
 	pushDown                                 bool
@@ -153,13 +154,13 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	f.StringVar(&o.signingKey, "signing-key-file", "", "ed25519 private key that signs every manifest entry (archive.signingKeyFile)")
 	f.StringVar(&o.publicKey, "verify-public-key-file", "", "ed25519 public key the periodic verification checks signatures with (default: the signing key's)")
-	f.IntVar(&o.maxFileRows, "max-file-rows", 0, "cut archive files at this many rows (archive.maxFileRows; default 16777216)")
+	f.IntVar(&o.maxFileRows, "max-file-rows", 0, "cut archive files at this many rows (archive.maxFileRows; default 1048576)")
 	// The help shows the real defaults; a flag only overrides the config
 	// file when it is given.
 	def := daemon.Default()
 	o.maxFileBytes, o.maxFileAge, o.statsInterval = def.Archive.MaxFileBytes, def.Archive.MaxFileAge, def.Archive.StatsInterval
 	o.queueBytes, o.maxLag, o.drain, o.verifyInterval = def.Queue.MaxBytes, def.Readiness.MaxLag, def.Shutdown.DrainTimeout, def.Verify.Interval
-	f.Var(&o.maxFileBytes, "max-file-bytes", "cut archive files at about this size, e.g. 1Gi (archive.maxFileBytes)")
+	f.Var(&o.maxFileBytes, "max-file-bytes", "cut archive files at about this size, e.g. 128Mi (archive.maxFileBytes)")
 	f.Var(&o.maxFileAge, "max-file-age", "cut archive files at least this often, e.g. 5m (archive.maxFileAge): the most a row waits before readers see it")
 	f.Var(&o.statsInterval, "stats-interval", "write a stats row at least this often, e.g. 1m (archive.statsInterval)")
 	f.Var(&o.queueBytes, "queue-max-bytes", "a queue between each source and the archive writer, bounded to this many event bytes, e.g. 16Mi; 0: none, each source writes its own batches (queue.maxBytes)")
@@ -167,6 +168,7 @@ func newRunCmd() *cobra.Command {
 	f.Var(&o.drain, "drain-timeout", "how long SIGTERM may take to drain and commit, e.g. 20s (shutdown.drainTimeout)")
 	f.Var(&o.retention, "retention", "delete archive days older than this, both tables, e.g. 400d; 0: keep forever (archive.retention.flows and .stats)")
 	f.Var(&o.verifyInterval, "verify-interval", "verify the last two closed days this often; 0: never (verify.interval)")
+	f.BoolVar(&o.rowLog, "row-log", def.Archive.RowLog, "commit by fsyncing a local row log and cut files only by --max-file-age/-rows/-bytes, so a node closes a few files an hour at any rate (archive.rowLog; raise --max-file-rows and --max-file-bytes with it, e.g. 16777216 and 1Gi)")
 	f.BoolVar(&o.compaction, "compaction", def.Archive.Compaction, "merge the small files of closed days, hourly, each merge recorded in the manifest chain (archive.compaction)")
 	return cmd
 }
@@ -270,6 +272,9 @@ func loadRunConfig(cmd *cobra.Command, o *runFlags) (daemon.Config, map[string]d
 	}
 	if changed("compaction") {
 		cfg.Archive.Compaction = o.compaction
+	}
+	if changed("row-log") {
+		cfg.Archive.RowLog = o.rowLog
 	}
 	var errs []error
 	if changed("source") {

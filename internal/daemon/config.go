@@ -112,6 +112,11 @@ type ArchiveConfig struct {
 	MaxFileBytes Size     `json:"maxFileBytes"`
 	MaxFileRows  int      `json:"maxFileRows"`
 	MaxFileAge   Duration `json:"maxFileAge"`
+	// RowLog makes a commit an fsync of a local row log (_wal/) instead of
+	// a Parquet file: files are cut only by maxFileAge, maxFileRows or
+	// maxFileBytes (docs/format.md, "The row log"). Off by default until
+	// its cost at high rates is understood (bench/README.md).
+	RowLog bool `json:"rowLog"`
 	// StatsInterval is how often a stats row is written while nothing
 	// arrives, so that "no traffic" differs from "collector down".
 	StatsInterval Duration `json:"statsInterval"`
@@ -197,8 +202,8 @@ func Default() Config {
 		Listen: ":9967", // Hubble's metrics server has 9965 on the host network
 		Log:    LogConfig{Level: "info", Format: "json"},
 		Archive: ArchiveConfig{
-			MaxFileBytes:  1 << 30,
-			MaxFileRows:   16 << 20,
+			MaxFileBytes:  128 << 20,
+			MaxFileRows:   1 << 20,
 			MaxFileAge:    Duration(5 * time.Minute),
 			StatsInterval: Duration(time.Minute),
 			Compaction:    true,

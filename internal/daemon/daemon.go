@@ -296,9 +296,12 @@ func archiveConfig(c ArchiveConfig) archive.Config {
 	acfg.MaxFileRows = c.MaxFileRows
 	acfg.MaxFileAge = time.Duration(c.MaxFileAge)
 	acfg.CollectorVersion = buildinfo.Version
-	// Commits fsync the row log; files are cut by age or size, so they
-	// are written once, at the better level, and compaction leaves them.
-	acfg.Log = true
+	// With the row log, commits fsync the log and files are cut by age or
+	// size, written once at the better level (compaction leaves them).
+	// Without it every commit is a file, written at zstd's default level
+	// when compaction will rewrite it at the better one.
+	acfg.Log = c.RowLog
+	acfg.ProvisionalPages = c.Compaction && !c.RowLog
 	return acfg
 }
 

@@ -573,24 +573,28 @@ func TestPipelineInlineWithoutQueue(t *testing.T) {
 	}
 }
 
-// TestArchiveConfigFollowsCompaction: the daemon's archive keeps a row log
-// and writes its files once, at the better level (compaction leaves the
-// files the log cuts), and takes the archive settings as given.
+// TestArchiveConfigFollowsCompaction: with a row log the archive writes
+// its files once, at the better level (compaction leaves the files the log
+// cuts); without one it writes provisional pages (zstd's default level)
+// exactly when compaction will rewrite them; and it takes the archive
+// settings as given.
 func TestArchiveConfigFollowsCompaction(t *testing.T) {
 	c := Default().Archive
 	c.Dir = "/var/lib/flowaudit"
 	for _, on := range []bool{true, false} {
-		c.Compaction = on
-		got := archiveConfig(c)
-		if got.ProvisionalPages || !got.Log {
-			t.Errorf("compaction %v: ProvisionalPages %v, Log %v; want false, true", on, got.ProvisionalPages, got.Log)
-		}
-		if got.Root != c.Dir || got.MaxFileRows != c.MaxFileRows || got.MaxFileBytes != int64(c.MaxFileBytes) ||
-			got.MaxFileAge != time.Duration(c.MaxFileAge) {
-			t.Errorf("compaction %v: %+v from %+v", on, got, c)
-		}
-		if err := got.Validate(); err != nil {
-			t.Errorf("compaction %v: %v", on, err)
+		for _, log := range []bool{false, true} {
+			c.Compaction, c.RowLog = on, log
+			got := archiveConfig(c)
+			if got.ProvisionalPages != (on && !log) || got.Log != log {
+				t.Errorf("compaction %v, row log %v: ProvisionalPages %v, Log %v", on, log, got.ProvisionalPages, got.Log)
+			}
+			if got.Root != c.Dir || got.MaxFileRows != c.MaxFileRows || got.MaxFileBytes != int64(c.MaxFileBytes) ||
+				got.MaxFileAge != time.Duration(c.MaxFileAge) {
+				t.Errorf("compaction %v: %+v from %+v", on, got, c)
+			}
+			if err := got.Validate(); err != nil {
+				t.Errorf("compaction %v: %v", on, err)
+			}
 		}
 	}
 }
