@@ -17,7 +17,7 @@ BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 IMAGE     ?= flowaudit:$(VERSION)
 
-.PHONY: help build test test-unit test-compat test-deploy test-deploy-apply lint fmt-check vet staticcheck bench bench-smoke fuzz-smoke fuzz soak chaos e2e metrics-docs docker clean
+.PHONY: help build test test-unit test-compat test-chaos-ci test-deploy test-deploy-apply lint fmt-check vet staticcheck bench bench-smoke fuzz-smoke fuzz soak chaos e2e metrics-docs docker clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ help: ## List the targets
 build: ## Build the static binary into bin/flowaudit (the same flags as the Dockerfile)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/flowaudit ./cmd/flowaudit
 
-test: fmt-check vet test-unit test-compat test-deploy ## Everything CI runs: gofmt, vet, unit tests with -race, oracle and DuckDB tests, manifests
+test: fmt-check vet test-unit test-compat test-chaos-ci test-deploy ## Everything CI runs: gofmt, vet, unit tests with -race, oracle and DuckDB tests, three chaos scenarios, manifests
 
 test-unit: ## Unit tests of the main module, with the race detector
 	$(GO) test -race -count=1 -timeout 25m $(PKGS)
@@ -75,6 +75,9 @@ fuzz-smoke: ## Every fuzz target for $(FUZZTIME)
 	  done; done
 
 fuzz: fuzz-smoke ## Every fuzz target for $(FUZZTIME) (e.g. make fuzz FUZZTIME=10m; crashers land in testdata/fuzz, commit them)
+
+test-chaos-ci: ## The chaos scenarios CI runs (about a minute): the crash loop at 3,000 flows/s, time, tampering
+	cd $(COMPAT) && CHAOS=short CGO_ENABLED=1 $(GO) test -count=1 -timeout 15m -run '^(TestCrashLoop|TestTime|TestTampering)$$' ./chaos
 
 chaos: ## Whole-system fault scenarios with real processes (docs/reliability.md): CHAOS=short (default) or long; CHAOS_SEED=N replays a run, CHAOS_RATE=N sets gen's flows/s
 	cd $(COMPAT) && CHAOS=$(CHAOS) CHAOS_SEED=$(CHAOS_SEED) CHAOS_RATE=$(CHAOS_RATE) CGO_ENABLED=1 $(GO) test -count=1 -v -timeout 120m ./chaos
