@@ -676,9 +676,16 @@ func (run *grpcRun) flow(lb *LineBatch) bool {
 			n.overlapUntil = 0
 		}
 	}
-	if n.unverified {
+	// An unverified node is verified by a flow read before (above: the
+	// server still had the latest flow's neighbours) or by a flow later
+	// than the latest with none of those first (below: the server no
+	// longer had what followed). A new flow no later than the latest proves
+	// neither: a restarted agent's first flows can be stamped before the
+	// latest one read from its predecessor (flows are out of order by up
+	// to the disorder), so the node stays unverified until one of the two.
+	if n.unverified && (n.latest == 0 || t > n.latest) {
 		n.unverified = false
-		if n.latest != 0 && t > n.latest {
+		if n.latest != 0 {
 			// The server no longer had what came after the node's latest
 			// flow: whatever was there is lost.
 			lb.AddLoss(flow.Loss{

@@ -97,6 +97,46 @@ func serve(t *testing.T, o *fakeObserver) (string, func()) {
 
 var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 
+// TestGRPCSourceRestartedServerWithAnEarlierFlow: a restarted agent whose
+// first flow is stamped before the latest read from its predecessor (flows
+// are out of order) has still lost what followed that latest flow: the gap
+// is recorded once a later flow arrives, and spans the early flow too.
+func TestGRPCSourceRestartedServerWithAnEarlierFlow(t *testing.T) {
+	o := &fakeObserver{more: make(chan struct{}, 1)}
+	o.add(flowsOf("c/n1", 0, 100)...)
+	addr, stop := serve(t, o)
+	src := newTestSource(t, addr, nil)
+	var c streamed
+	runUntil(t, src, flow.Checkpoint{}, &c, 100)
+	stop()
+	// The new ring: a flow stamped at flow 50's time, never read, then
+	// flows from 101 on (flow 100, the old ring's newest, is lost).
+	early := flowResp("c/n1", 50)
+	early.GetFlow().Uuid = "c/n1-early"
+	o2 := &fakeObserver{more: make(chan struct{}, 1)}
+	o2.add(append([]*observerpb.GetFlowsResponse{early}, flowsOf("c/n1", 101, 200)...)...)
+	sock := addr[len("unix://"):]
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	observerpb.RegisterObserverServer(srv, o2)
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Stop()
+	src2 := newTestSource(t, addr, map[string]int{})
+	var c2 streamed
+	runUntil(t, src2, c.cp, &c2, 100)
+	if len(c2.uuids) != 100 || len(c2.losses) != 1 {
+		t.Fatalf("%d flows, losses %+v", len(c2.uuids), c2.losses)
+	}
+	l := c2.losses[0]
+	lost := flowResp("c/n1", 100).GetFlow().GetTime().AsTime()
+	if l.Reason != flow.LossStreamDown || l.From.After(lost) || l.To.Before(lost) {
+		t.Errorf("gap %+v: want a stream_down gap holding flow 100's time %v", l, lost)
+	}
+}
+
 func flowResp(node string, i int) *observerpb.GetFlowsResponse {
 	ts := timestamppb.New(t0.Add(time.Duration(i) * 10 * time.Millisecond))
 	return &observerpb.GetFlowsResponse{NodeName: node, Time: ts, ResponseTypes: &observerpb.GetFlowsResponse_Flow{Flow: &flowpb.Flow{
