@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -228,6 +230,27 @@ func TestRunAgainstCiliumObserver(t *testing.T) {
 		}
 		rows.Close()
 	}
+	// The collector's evidence starts at the oldest flow the agent's ring
+	// still held when the daemon first read it (a first start asks for the
+	// whole ring): flows before that were never its to account for, and on
+	// a loaded machine the daemon can take longer to start than the ring
+	// lasts.
+	first := int64(math.MaxInt64)
+	for _, w := range written {
+		if archived[w.uuid] != 0 {
+			first = min(first, w.ns)
+		}
+	}
+	before := 0
+	for _, w := range written {
+		if w.ns < first {
+			before++
+		}
+	}
+	written = slices.DeleteFunc(written, func(w fed) bool { return w.ns < first })
+	if before > 0 {
+		t.Logf("%d flows fed before the oldest the daemon first read", before)
+	}
 	missing, outside := 0, 0
 	for _, w := range written {
 		switch n := archived[w.uuid]; {
@@ -278,16 +301,30 @@ func TestRunAgainstCiliumObserver(t *testing.T) {
 	// 1 for a flow that may have been archived long before. So Hubble's
 	// total may exceed the missing flows by what such records count, whose
 	// range holds no missing flow; it may never fall short.
+	// A flow missing inside a stream_down gap is explained by it (of
+	// unknown amount), whatever lost-events ranges also hold it: Hubble's
+	// count is compared with the flows only its lost events explain.
+	onlyHubble := func(w fed) bool {
+		if archived[w.uuid] != 0 {
+			return false
+		}
+		in := false
+		for _, g := range gaps {
+			if w.ns >= g.lo/1000*1000 && w.ns <= g.hi {
+				switch g.reason {
+				case "stream_down":
+					return false
+				case "hubble_lost_events":
+					in = true
+				}
+			}
+		}
+		return in
+	}
 	inHubble, empty := 0, 0
 	for _, w := range written {
-		if archived[w.uuid] != 0 {
-			continue
-		}
-		for _, g := range gaps {
-			if g.reason == "hubble_lost_events" && w.ns >= g.lo/1000*1000 && w.ns <= g.hi {
-				inHubble++
-				break
-			}
+		if onlyHubble(w) {
+			inHubble++
 		}
 	}
 	for _, g := range gaps {
@@ -296,7 +333,7 @@ func TestRunAgainstCiliumObserver(t *testing.T) {
 		}
 		held := false
 		for _, w := range written {
-			if archived[w.uuid] == 0 && w.ns >= g.lo/1000*1000 && w.ns <= g.hi {
+			if onlyHubble(w) && w.ns >= g.lo/1000*1000 && w.ns <= g.hi {
 				held = true
 				break
 			}
