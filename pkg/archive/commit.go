@@ -115,29 +115,7 @@ func (w *Writer) writeCommitRecord(rec *commitRecord) error {
 // writeFileAtomic writes a file under a temporary name, fsyncs it, renames it
 // and fsyncs the directory.
 func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := createFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("archive: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("archive: write %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("archive: fsync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("archive: close %s: %w", tmp, err)
-	}
-	if err := beforeStep("rename", path); err != nil {
-		return fmt.Errorf("archive: commit %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("archive: commit %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
+	return writeFileAtomicAs(path+".tmp", path, data)
 }
 
 func syncDir(dir string) error {
