@@ -25,7 +25,7 @@ help: ## List the targets
 build: ## Build the static binary into bin/flowaudit (the same flags as the Dockerfile)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/flowaudit ./cmd/flowaudit
 
-test: fmt-check vet test-unit test-compat test-chaos-ci test-deploy ## Everything CI runs: gofmt, vet, unit tests with -race, oracle and DuckDB tests, three chaos scenarios, manifests
+test: fmt-check vet test-unit test-compat test-chaos-ci test-deploy e2e ## Everything CI runs: gofmt, vet, unit tests with -race, oracle and DuckDB tests, three chaos scenarios, manifests, the report printed by Chromium
 
 test-unit: ## Unit tests of the main module, with the race detector
 	$(GO) test -race -count=1 -timeout 25m $(PKGS)
@@ -85,7 +85,7 @@ chaos: ## Whole-system fault scenarios with real processes (docs/reliability.md)
 soak: ## The SIGKILL exactly-once test with $(KILLS) kills (default 300)
 	FLOWAUDIT_SIGKILL_KILLS=$(KILLS) $(GO) test -count=1 -run '^TestExactlyOnceUnderSIGKILL$$' -timeout 30m -v ./pkg/archive/
 
-e2e: build ## End-to-end: demo, report rendered in headless Chromium (screenshot in out/)
+e2e: build ## End-to-end: the demo's month, its report in English and Korean printed to PDF by headless Chromium and checked (out/)
 	./scripts/e2e.sh
 
 docker: ## Build the container image $(IMAGE) (needs a Docker engine)

@@ -32,6 +32,7 @@ func newGenCmd() *cobra.Command {
 		maxBackups int
 		compress   bool
 		record     string
+		outages    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "gen",
@@ -101,6 +102,13 @@ settings, so the files rotate exactly as Hubble's do.`,
 				}
 				cfg.Start = time.Now()
 			}
+			for _, o := range outages {
+				parsed, err := gen.ParseOutage(o)
+				if err != nil {
+					return fmt.Errorf("--outage: %w", err)
+				}
+				cfg.Outages = append(cfg.Outages, parsed)
+			}
 			g, err := gen.New(cfg)
 			if err != nil {
 				return err
@@ -149,6 +157,8 @@ settings, so the files rotate exactly as Hubble's do.`,
 	f.IntVar(&maxSizeMB, "max-size-mb", 10, "with --out: rotate when the file would exceed this many MiB (hubble-export-file-max-size-mb)")
 	f.IntVar(&maxBackups, "max-backups", 5, "with --out: rotated files to keep, 0 keeps all (hubble-export-file-max-backups)")
 	f.BoolVar(&compress, "compress", false, "with --out: gzip rotated files (hubble-export-file-compress)")
+	f.DurationVar(&cfg.ProbeEvery, "probe-every", 0, "add the kubelet's health probes: each node probes one of its pods every this often, so every minute holds flows at any --rate (0: none)")
+	f.StringArrayVar(&outages, "outage", nil, "NODE,FROM,TO: leave out the node's events in [FROM, TO) (RFC 3339), as when its collector was down and the exporter's files rotated away unread; repeatable")
 	f.StringVar(&record, "record", "", "also write a line per flow to this file: its uuid, time (ns since the epoch), node_name and the line's length in bytes, written once the flow's line is (for checking an archive against what was generated)")
 	return cmd
 }

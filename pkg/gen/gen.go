@@ -31,6 +31,43 @@ type Config struct {
 	// LostEventEvery and AgentEventEvery put one lost_events / agent_event line
 	// every N events on average; 0 means the default (5000, 2000), < 0 never.
 	LostEventEvery, AgentEventEvery int
+	// Outages are spans in which a node's events are not written, as when
+	// its collector was down and the exporter's files rotated away before it
+	// came back. The generator still draws those events, so the rest of the
+	// stream is the same with or without them.
+	Outages []Outage
+	// ProbeEvery, when > 0, adds the kubelet's health probes: every node
+	// probes one of its pods (in turn) every ProbeEvery, as clusters do
+	// whatever their load, so that every minute of a node holds flows even
+	// at a low Rate. 0 leaves them out (and the stream as it was).
+	ProbeEvery time.Duration
+}
+
+// Outage is a node's span [From, To) whose events are not written.
+type Outage struct {
+	Node     string // the node's name, plain ("node-02") or "cluster/node"
+	From, To time.Time
+}
+
+// ParseOutage reads NODE,FROM,TO (times in RFC 3339, TO after FROM).
+func ParseOutage(s string) (Outage, error) {
+	parts := strings.Split(s, ",")
+	if len(parts) != 3 || parts[0] == "" {
+		return Outage{}, fmt.Errorf("gen: outage %q: want NODE,FROM,TO", s)
+	}
+	var o Outage
+	o.Node = parts[0]
+	var err error
+	if o.From, err = time.Parse(time.RFC3339Nano, parts[1]); err != nil {
+		return Outage{}, fmt.Errorf("gen: outage %q: from: %w", s, err)
+	}
+	if o.To, err = time.Parse(time.RFC3339Nano, parts[2]); err != nil {
+		return Outage{}, fmt.Errorf("gen: outage %q: to: %w", s, err)
+	}
+	if !o.To.After(o.From) {
+		return Outage{}, fmt.Errorf("gen: outage %q: TO must be after FROM", s)
+	}
+	return o, nil
 }
 
 func (c *Config) setDefaults() error {
@@ -71,6 +108,21 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("gen: rate %v: want a finite number > 0", c.Rate)
 	case !(c.DropRatio+c.AuditRatio <= 1): // NaN too
 		return errors.New("gen: drop and audit ratios must be in [0,1] and sum to at most 1")
+	case c.ProbeEvery < 0:
+		return fmt.Errorf("gen: probe interval %s: want 0 (none) or more", c.ProbeEvery)
+	}
+	for _, o := range c.Outages {
+		known := false
+		for i := 1; i <= c.Nodes; i++ {
+			n := fmt.Sprintf("node-%02d", i)
+			known = known || o.Node == n || o.Node == c.Cluster+"/"+n
+		}
+		if !known {
+			return fmt.Errorf("gen: outage of node %q: the cluster has node-01..node-%02d", o.Node, c.Nodes)
+		}
+		if !o.To.After(o.From) {
+			return fmt.Errorf("gen: outage of node %q: it ends at %s, not after it starts at %s", o.Node, o.To, o.From)
+		}
 	}
 	return nil
 }
@@ -101,7 +153,15 @@ type Generator struct {
 	n     uint64
 	// pending reply of the last request, emitted next (reply pairs)
 	pending *flowpb.Flow
-	last    *flowpb.Flow // the flow of the last line (LastFlow)
+	// With probes: the time of the next regular event, drawn ahead (peeked)
+	// so that a probe due before it goes first; the next probe's time and
+	// node; the pod each node probes next.
+	upcoming  time.Time
+	peeked    bool
+	nextProbe time.Time
+	probeNode int
+	probeTurn []int
+	last      *flowpb.Flow // the flow of the last line (LastFlow)
 }
 
 var namespaces = []string{
@@ -144,6 +204,10 @@ func New(cfg Config) (*Generator, error) {
 		g.nodes = append(g.nodes, fmt.Sprintf("node-%02d", i+1))
 	}
 	g.buildPods()
+	if cfg.ProbeEvery > 0 {
+		g.nextProbe = cfg.Start
+		g.probeTurn = make([]int, cfg.Nodes)
+	}
 	return g, nil
 }
 
@@ -266,7 +330,10 @@ func (g *Generator) LastFlow() *flowpb.Flow { return g.last }
 // precision, sometimes landing on whole milliseconds or microseconds so that
 // every timestamp width Hubble prints appears.
 func (g *Generator) tick() *timestamppb.Timestamp {
-	if g.step > 0 {
+	if g.cfg.ProbeEvery > 0 {
+		g.now = g.peek()
+		g.peeked = false
+	} else if g.step > 0 {
 		g.now = g.now.Add(time.Duration(g.rng.ExpFloat64() * float64(g.step)))
 	}
 	t := g.now
@@ -288,8 +355,51 @@ func (g *Generator) uuid() string {
 	return fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", a>>32, (a>>16)&0xffff, a&0xffff, b>>48, b&0xffffffffffff)
 }
 
-// Next returns the next event, in simulated time order.
+// Next returns the next event, in simulated time order, leaving out those
+// of a node inside one of its outages.
 func (g *Generator) Next() *observerpb.ExportEvent {
+	for {
+		ev := g.next()
+		if !g.inOutage(ev) {
+			return ev
+		}
+	}
+}
+
+func (g *Generator) inOutage(ev *observerpb.ExportEvent) bool {
+	if len(g.cfg.Outages) == 0 {
+		return false
+	}
+	node, t := ev.GetNodeName(), ev.GetTime().AsTime()
+	for _, o := range g.cfg.Outages {
+		if (node == o.Node || node == g.cfg.Cluster+"/"+o.Node || g.cfg.Cluster+"/"+node == o.Node) &&
+			!t.Before(o.From) && t.Before(o.To) {
+			return true
+		}
+	}
+	return false
+}
+
+// peek is the time of the next regular event, drawn as tick draws it and
+// kept for tick.
+func (g *Generator) peek() time.Time {
+	if !g.peeked {
+		g.upcoming = g.now
+		if g.step > 0 {
+			g.upcoming = g.now.Add(time.Duration(g.rng.ExpFloat64() * float64(g.step)))
+		}
+		g.peeked = true
+	}
+	return g.upcoming
+}
+
+func (g *Generator) next() *observerpb.ExportEvent {
+	if g.cfg.ProbeEvery > 0 && g.nextProbe.Before(g.peek()) {
+		if f := g.probe(); f != nil {
+			g.n++
+			return flowEvent(f)
+		}
+	}
 	g.n++
 	if p := g.pending; p != nil {
 		g.pending = nil
@@ -335,6 +445,61 @@ func (g *Generator) agentEvent() *observerpb.ExportEvent {
 	return &observerpb.ExportEvent{Time: g.tick(), NodeName: node, ResponseTypes: &observerpb.ExportEvent_AgentEvent{AgentEvent: ae}}
 }
 
+// probe is the kubelet of the node whose turn it is probing the next of its
+// pods (nil: the node has none), and sets the next probe's time.
+func (g *Generator) probe() *flowpb.Flow {
+	n, at := g.probeNode, g.nextProbe
+	g.probeNode++
+	if g.probeNode == len(g.nodes) {
+		g.probeNode = 0
+		g.nextProbe = g.nextProbe.Add(g.cfg.ProbeEvery)
+	}
+	var dst *pod
+	for i := 0; i < len(g.pods) && dst == nil; i++ {
+		p := g.pods[(g.probeTurn[n]+i)%len(g.pods)]
+		if p.node == n {
+			dst = p
+			g.probeTurn[n] = (g.probeTurn[n] + i + 1) % len(g.pods)
+		}
+	}
+	if dst == nil {
+		return nil
+	}
+	if g.now.Before(at) {
+		g.now = at
+	}
+	host := fmt.Sprintf("172.18.0.%d", 2+n)
+	f := &flowpb.Flow{
+		Time:             timestamppb.New(at),
+		Uuid:             g.uuid(),
+		Verdict:          flowpb.Verdict_FORWARDED,
+		NodeName:         g.cfg.Cluster + "/" + g.nodes[n],
+		NodeLabels:       g.nodeLabels(n),
+		Source:           &flowpb.Endpoint{Identity: 1, Labels: []string{"reserved:host"}},
+		Destination:      g.endpoint(dst),
+		Type:             flowpb.FlowType_L3_L4,
+		EventType:        &flowpb.CiliumEventType{Type: 4},
+		TrafficDirection: flowpb.TrafficDirection_INGRESS,
+		IP:               &flowpb.IP{Source: host, Destination: dst.ip, IpVersion: flowpb.IPVersion_IPv4},
+		L4: &flowpb.Layer4{Protocol: &flowpb.Layer4_TCP{TCP: &flowpb.TCP{
+			SourcePort: uint32(32768 + g.rng.IntN(28000)), DestinationPort: dst.ports[0], Flags: &flowpb.TCPFlags{SYN: true},
+		}}},
+		TraceObservationPoint: flowpb.TraceObservationPoint_TO_ENDPOINT,
+		TraceReason:           flowpb.TraceReason_NEW,
+		IsReply:               wrapperspb.Bool(false),
+	}
+	f.Summary = summary(f)
+	return f
+}
+
+func (g *Generator) nodeLabels(n int) []string {
+	node := g.nodes[n]
+	return []string{
+		"kubernetes.io/arch=amd64", "kubernetes.io/hostname=" + node, "kubernetes.io/os=linux",
+		"node.kubernetes.io/instance-type=m6i.2xlarge", "topology.kubernetes.io/zone=ap-northeast-2" + string(rune('a'+n%3)),
+	}
+}
+
 func (g *Generator) endpoint(p *pod) *flowpb.Endpoint {
 	return &flowpb.Endpoint{
 		ID: p.id, Identity: p.identity, ClusterName: g.cfg.Cluster, Namespace: p.ns,
@@ -356,14 +521,11 @@ func (g *Generator) flow() *flowpb.Flow {
 	src := g.pods[r.IntN(len(g.pods))]
 	node := g.nodes[src.node]
 	f := &flowpb.Flow{
-		Time:     g.tick(),
-		Uuid:     g.uuid(),
-		Verdict:  flowpb.Verdict_FORWARDED,
-		NodeName: g.cfg.Cluster + "/" + node,
-		NodeLabels: []string{
-			"kubernetes.io/arch=amd64", "kubernetes.io/hostname=" + node, "kubernetes.io/os=linux",
-			"node.kubernetes.io/instance-type=m6i.2xlarge", "topology.kubernetes.io/zone=ap-northeast-2" + string(rune('a'+src.node%3)),
-		},
+		Time:             g.tick(),
+		Uuid:             g.uuid(),
+		Verdict:          flowpb.Verdict_FORWARDED,
+		NodeName:         g.cfg.Cluster + "/" + node,
+		NodeLabels:       g.nodeLabels(src.node),
 		Source:           g.endpoint(src),
 		Type:             flowpb.FlowType_L3_L4,
 		EventType:        &flowpb.CiliumEventType{Type: 4},

@@ -2,7 +2,11 @@ package gen
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	observerpb "github.com/cilium/cilium/api/v1/observer"
@@ -136,4 +140,114 @@ func BenchmarkAppendLine(b *testing.B) {
 		total += len(line)
 	}
 	b.SetBytes(int64(total / b.N))
+}
+
+func TestOutageLeavesOutOnlyThatNodesSpan(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	o, err := ParseOutage("node-02,2026-01-01T00:10:00Z,2026-01-01T00:20:00Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Seed: 7, Rate: 5, Start: start}
+	all, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Outages = []Outage{o}
+	some, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := start.Add(30 * time.Minute)
+	var want []string
+	for all.Now().Before(end) {
+		ev := all.Next()
+		node, at := ev.GetNodeName(), ev.GetTime().AsTime()
+		if (node == "node-02" || node == "prod-kr1/node-02") && !at.Before(o.From) && at.Before(o.To) {
+			continue
+		}
+		want = append(want, ev.String())
+	}
+	var got []string
+	for some.Now().Before(end) {
+		got = append(got, some.Next().String())
+	}
+	// The other nodes' events, and node-02's outside the span, are the same
+	// events as without the outage.
+	if len(got) < len(want) {
+		t.Fatalf("%d events with the outage, want %d", len(got), len(want))
+	}
+	got = got[:len(want)]
+	if !slices.Equal(got, want) {
+		t.Fatal("events with the outage differ from those without it, minus the node's span")
+	}
+	if len(all.NodeNames()) != 3 {
+		t.Fatal(all.NodeNames())
+	}
+	for _, bad := range []string{"node-02", "node-02,2026-01-01T00:10:00Z", "node-02,2026-01-01T00:10:00Z,2026-01-01T00:10:00Z", ",2026-01-01T00:10:00Z,2026-01-01T00:20:00Z", "node-02,x,2026-01-01T00:20:00Z"} {
+		if _, err := ParseOutage(bad); err == nil {
+			t.Errorf("ParseOutage(%q) accepted", bad)
+		}
+	}
+	cfg.Outages = []Outage{{Node: "node-09", From: o.From, To: o.To}}
+	if _, err := New(cfg); err == nil {
+		t.Error("an outage of a node the cluster does not have was accepted")
+	}
+}
+
+func TestProbesFillEveryMinuteOfEveryNode(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g, err := New(Config{Seed: 3, Rate: 0.001, Start: start, ProbeEvery: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := start.Add(3 * time.Hour)
+	seen := map[string]map[int64]bool{}
+	probes := 0
+	var last time.Time
+	for g.Now().Before(end) {
+		ev := g.Next()
+		f := ev.GetFlow()
+		if f == nil {
+			continue
+		}
+		at := f.GetTime().AsTime()
+		if at.Before(last.Truncate(time.Millisecond).Add(-time.Millisecond)) {
+			t.Fatalf("flow at %s after one at %s", at, last)
+		}
+		if at.After(last) {
+			last = at
+		}
+		if seen[f.GetNodeName()] == nil {
+			seen[f.GetNodeName()] = map[int64]bool{}
+		}
+		seen[f.GetNodeName()][at.Unix()/60] = true
+		if slices.Equal(f.GetSource().GetLabels(), []string{"reserved:host"}) && f.GetTrafficDirection() == flowpb.TrafficDirection_INGRESS {
+			probes++
+			if f.GetDestination().GetPodName() == "" || !strings.HasSuffix(f.GetNodeName(), "/node-0"+string(rune('1'+pickNode(f)))) {
+				t.Fatalf("probe %v", f)
+			}
+		}
+	}
+	if len(seen) != 3 {
+		t.Fatalf("flows of %d nodes, want 3", len(seen))
+	}
+	for node, mins := range seen {
+		if len(mins) < 180 {
+			t.Errorf("%s: flows in %d of the 180 minutes", node, len(mins))
+		}
+	}
+	if probes < 3*2*180-3 {
+		t.Errorf("%d probes in 3 hours of 3 nodes at one per 30 s, want %d", probes, 3*2*180)
+	}
+	if _, err := New(Config{ProbeEvery: -time.Second}); err == nil {
+		t.Error("a negative probe interval was accepted")
+	}
+}
+
+// pickNode is the node index of a probe's flow, from its host's address.
+func pickNode(f *flowpb.Flow) int {
+	var n int
+	fmt.Sscanf(f.GetIP().GetSource(), "172.18.0.%d", &n)
+	return n - 2
 }

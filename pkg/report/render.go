@@ -1,6 +1,7 @@
 package report
 
 import (
+	"crypto/sha256"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -627,8 +628,9 @@ th{background:#f3f3f3}td.n{text-align:right}h2{border-bottom:2px solid #444;padd
 pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap;font-size:12px}
 .holds{color:#2e7d32;font-weight:bold}.violated{color:#c62828;font-weight:bold}.not_evaluated{color:#6d6d6d;font-weight:bold}
 p.controls{font-size:12px;color:#555}
-@page{margin:14mm;@bottom-right{content:counter(page)}}
-@media print{body{margin:0}section{break-before:page}section#findings{break-before:auto}table{page-break-inside:avoid}a{color:inherit;text-decoration:none}}
+td.holds,td.violated,td.not_evaluated,td.n{white-space:nowrap}:lang(ko) td,:lang(ko) th{word-break:keep-all}
+@page{margin:14mm;@bottom-right{content:counter(page)}@bottom-left{content:{{.Footer}};font-size:7pt;color:#555}}
+@media print{body{margin:0}td,th{font-size:10px}section{break-before:page}section#findings{break-before:auto}table{page-break-inside:avoid}a{color:inherit;text-decoration:none}}
 </style></head><body>
 <h1>{{.T.title}} — {{.R.Month}}</h1>
 <p>{{.T.period}}: {{.Period}}</p>
@@ -726,6 +728,9 @@ type htmlData struct {
 	// DeniedBars are the first denied groups as bars (at most 10).
 	DeniedBars []bar
 	ID         string // the section of a "controls" template call
+	// Footer is what each printed page's footer says the report was
+	// computed from (the manifest chain heads), as a CSS string.
+	Footer template.CSS
 }
 
 type htmlList struct {
@@ -751,8 +756,64 @@ func RenderHTML(w io.Writer, r *Report, lang string) error {
 	}
 	return htmlTmpl.Execute(w, htmlData{
 		R: r, T: t, Lang: lang, MaxDay: max, Excluded: excludedSummary(t, r), Period: periodText(r), HeatHours: []int{0, 6, 12, 18}, MoM: momRows(t, r), DeniedBars: deniedBars(r),
-		Lists: []htmlList{{t["world"], r.WorldEgress}, {t["talkers"], r.TopTalkers}, {t["http"], r.HTTPErrors}, {t["dns"], r.DNSFailures}},
+		Footer: cssString(footerText(t, r)),
+		Lists:  []htmlList{{t["world"], r.WorldEgress}, {t["talkers"], r.TopTalkers}, {t["http"], r.HTTPErrors}, {t["dns"], r.DNSFailures}},
 	})
+}
+
+// footerText names the manifest chain heads the report was computed from,
+// for the printed pages' footer: each head's first 16 hex digits for up to
+// three chains; beyond that, too many for a footer, the SHA-256 of the
+// section's list ("name head" lines, sorted by name) and the number of
+// chains, so that a printed page still pins the evidence.
+func footerText(t map[string]string, r *Report) string {
+	if r.Integrity == nil || len(r.Integrity.ChainHeads) == 0 {
+		return r.Month
+	}
+	heads := r.Integrity.ChainHeads
+	names := sortedKeys(heads)
+	var b strings.Builder
+	b.WriteString(r.Month + " · " + t["heads"] + ": ")
+	if len(names) <= 3 {
+		for i, n := range names {
+			if i > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(n + " " + shortHex(heads[n]))
+		}
+		return b.String()
+	}
+	h := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(h, "%s %s\n", n, heads[n])
+	}
+	fmt.Fprintf(&b, "%d, sha256 %x", len(names), h.Sum(nil)[:8])
+	return b.String()
+}
+
+// cssString quotes s as a CSS string literal, every character that could
+// end the string, the rule or the style element escaped (html/template
+// refuses a value inside a nested @page rule; node names come from the
+// archive).
+func cssString(s string) template.CSS {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune(" -_./:;,·…", r) {
+			b.WriteRune(r)
+		} else {
+			fmt.Fprintf(&b, "\\%x ", r)
+		}
+	}
+	b.WriteByte('"')
+	return template.CSS(b.String())
+}
+
+func shortHex(s string) string {
+	if len(s) > 16 {
+		return s[:16] + "…"
+	}
+	return s
 }
 
 // csvCell neutralises spreadsheet formula prefixes.

@@ -186,10 +186,9 @@ func setup(t *testing.T, root string) *env {
 	// developer's machine, and where it is here.
 	e.subst = []string{
 		"go run ./cmd/flowaudit", "flowaudit",
-		// A day at one flow per second per node takes the demo ~40 s on a
-		// 2-core machine; the same steps with fewer flows keep this test
-		// under a minute.
-		"flowaudit demo", "flowaudit demo --dir demo --rate 0.02",
+		// The demo's month (half a million flows) takes about a minute on a
+		// 2-core machine; the same steps over two days keep this test short.
+		"flowaudit demo", "flowaudit demo --dir demo --days 2",
 		"/var/run/cilium/hubble/events.log", filepath.Join(e.work, "events.log"),
 		"/var/lib/flowaudit/archive", filepath.Join(e.work, "archive"),
 		"/tmp/archive", filepath.Join(e.work, "tmp-archive"),

@@ -295,7 +295,7 @@ func TestDemoReportEqualsDuckDB(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	work := filepath.Join(dir, "demo")
-	if out, err := exec.Command(bin, "demo", "--dir", work, "--rate", "0.2").CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "demo", "--dir", work, "--days", "10").CombinedOutput(); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
 	} else if !strings.Contains(string(out), "read_parquet(") {
 		t.Fatalf("demo did not print a DuckDB query:\n%s", out)
