@@ -116,6 +116,12 @@ var findingTexts = map[string]Text{
 	"no_stats":         {"no stats rows in the month", "이 달의 통계 행이 없음"},
 }
 
+// set gives the finding its status, value (nil: none) and reason.
+func (f *Finding) set(status string, value *float64, key string, args ...any) {
+	f.Status, f.Value = status, value
+	f.say(key, args...)
+}
+
 func (f *Finding) say(key string, args ...any) {
 	tx := findingTexts[key]
 	f.text = map[string]string{"en": fmt.Sprintf(tx.En, args...), "ko": fmt.Sprintf(tx.Ko, args...)}
@@ -203,289 +209,293 @@ func ParseRetention(s string) (Retention, error) {
 // findings computes the findings summary from the numbers the report
 // already holds (no scan): rep's sections, the verification of the month,
 // and the manifests of the whole archive (hist: the files they vouch for,
-// the partitions retention deleted).
+// the partitions retention deleted). Each check is a function of those
+// alone, in the order the summary lists them.
 func findings(rep *Report, o Options, hist *archive.VerifyReport, ct *ControlTable) []Finding {
-	var out []Finding
-	add := func(f Finding) {
+	out := make([]Finding, 0, len(checks))
+	for _, check := range checks {
+		f := check(rep, o, hist)
 		f.Controls = ct.controlsOf(f.Check)
 		if f.Controls == nil {
 			f.Controls = []string{}
 		}
 		out = append(out, f)
 	}
-
-	// Collection coverage.
-	{
-		f := Finding{Check: CheckCoverage, Unit: "percent", Section: SecCoverage, Query: "coverage"}
-		low, lowNode, below, any := 100.0, "", 0, false
-		for _, c := range rep.Coverage {
-			if c.Minutes == 0 {
-				continue
-			}
-			if !any || c.CoveragePct < low {
-				low, lowNode = c.CoveragePct, c.Node
-			}
-			any = true
-			if o.CoverageTarget > 0 && c.CoveragePct < o.CoverageTarget {
-				below++
-			}
-		}
-		switch {
-		case !any:
-			f.Status = NotEvaluated
-			f.say("no_nodes")
-		case o.CoverageTarget == 0:
-			f.Status, f.Value = NotEvaluated, num(round2(low))
-			f.say("no_target", low, lowNode)
-		case below > 0:
-			f.Status, f.Value = Violated, num(round2(low))
-			f.say("coverage_low", below, o.CoverageTarget, low, lowNode)
-		default:
-			f.Status, f.Value = Holds, num(round2(low))
-			f.say("coverage_holds", o.CoverageTarget, low, lowNode)
-		}
-		add(f)
-	}
-	// Gaps: minutes with neither a stats row nor a loss record.
-	{
-		f := Finding{Check: CheckGapsExplained, Unit: "minutes", Section: SecCoverage, Query: "coverage"}
-		var down int
-		var nodes []string
-		for _, c := range rep.Coverage {
-			down += c.MinutesDown
-			if c.MinutesDown > 0 {
-				nodes = append(nodes, c.Node)
-			}
-		}
-		switch {
-		case len(rep.Coverage) == 0:
-			f.Status = NotEvaluated
-			f.say("no_nodes")
-		case down > 0:
-			f.Status, f.Value = Violated, num(float64(down))
-			f.say("gaps_down", down, strings.Join(nodes, ", "))
-		default:
-			f.Status, f.Value = Holds, num(0)
-			f.say("gaps_holds")
-		}
-		add(f)
-	}
-	// Losses counted with no loss record.
-	{
-		f := Finding{Check: CheckLossesExplained, Unit: "minutes", Section: SecCoverage, Query: "losses_unexplained"}
-		var n int
-		var nodes []string
-		for _, c := range rep.Coverage {
-			n += c.MinutesUnexplained
-			if c.MinutesUnexplained > 0 {
-				nodes = append(nodes, c.Node)
-			}
-		}
-		switch {
-		case len(rep.Coverage) == 0:
-			f.Status = NotEvaluated
-			f.say("no_nodes")
-		case n > 0:
-			f.Status, f.Value = Violated, num(float64(n))
-			f.say("losses_open", n, strings.Join(nodes, ", "))
-		default:
-			f.Status, f.Value = Holds, num(0)
-			f.say("losses_holds")
-		}
-		add(f)
-	}
-	// Internal-only zones.
-	{
-		f := Finding{Check: CheckInternalOnlyZones, Unit: "flows", Section: SecZones}
-		var n int64
-		var internal int
-		var bad []string
-		for _, z := range rep.Zones {
-			if !z.InternalOnly {
-				continue
-			}
-			internal++
-			n += z.WorldEgress
-			if z.WorldEgress > 0 {
-				bad = append(bad, z.Name)
-			}
-		}
-		switch {
-		case len(o.Zones) == 0:
-			f.Status = NotEvaluated
-			f.say("no_zones")
-		case internal == 0:
-			f.Status = NotEvaluated
-			f.say("no_internal")
-		case n > 0:
-			f.Status, f.Value, f.Query = Violated, num(float64(n)), "zone NAME"
-			f.say("internal_violate", n, strings.Join(bad, ", "))
-		default:
-			f.Status, f.Value, f.Query = Holds, num(0), "zone NAME"
-			f.say("internal_holds", internal)
-		}
-		add(f)
-	}
-	// Sources not allowed into a zone.
-	{
-		f := Finding{Check: CheckZoneSources, Unit: "flows", Section: SecZones}
-		var reachedN, stopped int64
-		var bad []string
-		for _, z := range rep.Zones {
-			reachedN += z.UnauthorizedReached
-			stopped += z.Unauthorized - z.UnauthorizedReached
-			if z.UnauthorizedReached > 0 {
-				bad = append(bad, z.Name)
-			}
-		}
-		switch {
-		case len(o.Zones) == 0:
-			f.Status = NotEvaluated
-			f.say("no_zones")
-		case reachedN > 0:
-			f.Status, f.Value, f.Query = Violated, num(float64(reachedN)), "zone NAME"
-			f.say("zones_violate", reachedN, strings.Join(bad, ", "))
-		default:
-			f.Status, f.Value, f.Query = Holds, num(0), "zone NAME"
-			f.say("zones_holds", len(rep.Zones), stopped)
-		}
-		add(f)
-	}
-	// Privileged paths from sources not approved.
-	{
-		f := Finding{Check: CheckPrivilegedSources, Unit: "flows", Section: SecPrivileged}
-		switch {
-		case o.PrivilegedSources == nil:
-			f.Status = NotEvaluated
-			f.say("no_approved")
-		case rep.PrivilegedUnapproved > 0:
-			f.Status, f.Value, f.Query = Violated, num(float64(rep.PrivilegedUnapproved)), "privileged_unapproved"
-			f.say("priv_violate", rep.PrivilegedUnapproved)
-		default:
-			f.Status, f.Value, f.Query = Holds, num(0), "privileged_unapproved"
-			f.say("priv_holds")
-		}
-		add(f)
-	}
-	// Integrity of the month's files and of every chain.
-	{
-		f := Finding{Check: CheckIntegrity, Unit: "findings", Section: SecIntegrity}
-		iv := rep.Integrity
-		var kinds []string
-		n := 0
-		for _, x := range iv.Findings {
-			if x.Kind == "signature" {
-				continue
-			}
-			n++
-			if !slices.Contains(kinds, x.Kind) {
-				kinds = append(kinds, x.Kind)
-			}
-		}
-		if n > 0 {
-			f.Status, f.Value = Violated, num(float64(n))
-			f.say("integrity_bad", n, strings.Join(kinds, ", "))
-		} else {
-			f.Status, f.Value = Holds, num(0)
-			f.say("integrity_holds", iv.Files, iv.Rows)
-		}
-		add(f)
-	}
-	{
-		f := Finding{Check: CheckSignatures, Unit: "findings", Section: SecIntegrity}
-		n := 0
-		for _, x := range rep.Integrity.Findings {
-			if x.Kind == "signature" {
-				n++
-			}
-		}
-		switch {
-		case o.PublicKey == nil:
-			f.Status = NotEvaluated
-			f.say("no_key")
-		case n > 0:
-			f.Status, f.Value = Violated, num(float64(n))
-			f.say("sig_bad", n)
-		default:
-			f.Status, f.Value = Holds, num(0)
-			f.say("sig_holds", archive.KeyID(o.PublicKey))
-		}
-		add(f)
-	}
-	// Retention: the oldest flow the manifests vouch for, and what
-	// retention deleted.
-	{
-		f := Finding{Check: CheckRetention, Unit: "days", Section: SecIntegrity, Query: "retention_oldest"}
-		var oldest time.Time
-		for _, v := range hist.Intact {
-			if v.Table == "flows" && v.Rows > 0 && (oldest.IsZero() || v.MinTime.Before(oldest)) {
-				oldest = v.MinTime
-			}
-		}
-		held := 0
-		if !oldest.IsZero() {
-			held = int(rep.ToUTC.Sub(oldest) / (24 * time.Hour))
-		}
-		rep.OldestFlow = oldest
-		var tooYoung int
-		var latest time.Time
-		limit := o.RetentionMin.before(rep.Generated)
-		for _, p := range hist.Retention {
-			if p.Table == "flows" && p.Rows > 0 && p.MaxTime.After(limit) {
-				tooYoung++
-				latest = maxTime(latest, p.MaxTime)
-			}
-		}
-		switch {
-		case o.RetentionMin.IsZero() && oldest.IsZero():
-			f.Status = NotEvaluated
-			f.say("no_data")
-		case o.RetentionMin.IsZero():
-			f.Status, f.Value = NotEvaluated, num(float64(held))
-			f.say("no_retention", oldest.Format(time.RFC3339))
-		case tooYoung > 0:
-			f.Status, f.Value = Violated, num(float64(held))
-			f.say("ret_deleted", tooYoung, o.RetentionMin.String(), latest.Format(time.RFC3339))
-		case oldest.IsZero():
-			f.Status = NotEvaluated
-			f.say("no_data")
-		case !oldest.After(o.RetentionMin.before(rep.ToUTC)):
-			f.Status, f.Value = Holds, num(float64(held))
-			f.say("ret_holds", oldest.Format(time.RFC3339), held, o.RetentionMin.String())
-		default:
-			f.Status, f.Value = Holds, num(float64(held))
-			f.say("ret_young", oldest.Format(time.RFC3339), held, o.RetentionMin.String())
-		}
-		add(f)
-	}
-	// Collector configuration.
-	{
-		f := Finding{Check: CheckConfigUnchanged, Unit: "changes", Section: SecScope, Query: "configurations"}
-		changes, stats := 0, false
-		var nodes []string
-		for _, c := range rep.Coverage {
-			if len(c.Configurations) > 0 {
-				stats = true
-			}
-			if len(c.Configurations) > 1 {
-				changes += len(c.Configurations) - 1
-				nodes = append(nodes, c.Node)
-			}
-		}
-		switch {
-		case !stats:
-			f.Status = NotEvaluated
-			f.say("no_stats")
-		case changes > 0:
-			f.Status, f.Value = Violated, num(float64(changes))
-			f.say("config_changed", changes, strings.Join(nodes, ", "))
-		default:
-			f.Status, f.Value = Holds, num(0)
-			f.say("config_holds")
-		}
-		add(f)
-	}
 	return out
+}
+
+// checks are the findings' checks, in the summary's order.
+var checks = []func(rep *Report, o Options, hist *archive.VerifyReport) Finding{
+	checkCoverage,
+	checkGapsExplained,
+	checkLossesExplained,
+	checkInternalOnlyZones,
+	checkZoneSources,
+	checkPrivilegedSources,
+	checkIntegrity,
+	checkSignatures,
+	checkRetention,
+	checkConfigUnchanged,
+}
+
+// checkCoverage compares the lowest node's coverage with the target.
+func checkCoverage(rep *Report, o Options, hist *archive.VerifyReport) Finding {
+	f := Finding{Check: CheckCoverage, Unit: "percent", Section: SecCoverage, Query: "coverage"}
+	low, lowNode, below, any := 100.0, "", 0, false
+	for _, c := range rep.Coverage {
+		if c.Minutes == 0 {
+			continue
+		}
+		if !any || c.CoveragePct < low {
+			low, lowNode = c.CoveragePct, c.Node
+		}
+		any = true
+		if o.CoverageTarget > 0 && c.CoveragePct < o.CoverageTarget {
+			below++
+		}
+	}
+	switch {
+	case !any:
+		f.set(NotEvaluated, nil, "no_nodes")
+	case o.CoverageTarget == 0:
+		f.set(NotEvaluated, num(round2(low)), "no_target", low, lowNode)
+	case below > 0:
+		f.set(Violated, num(round2(low)), "coverage_low", below, o.CoverageTarget, low, lowNode)
+	default:
+		f.set(Holds, num(round2(low)), "coverage_holds", o.CoverageTarget, low, lowNode)
+	}
+	return f
+}
+
+// checkGapsExplained counts the minutes with neither a stats row nor a loss
+// record.
+func checkGapsExplained(rep *Report, o Options, hist *archive.VerifyReport) Finding {
+	f := Finding{Check: CheckGapsExplained, Unit: "minutes", Section: SecCoverage, Query: "coverage"}
+	var down int
+	var nodes []string
+	for _, c := range rep.Coverage {
+		down += c.MinutesDown
+		if c.MinutesDown > 0 {
+			nodes = append(nodes, c.Node)
+		}
+	}
+	switch {
+	case len(rep.Coverage) == 0:
+		f.set(NotEvaluated, nil, "no_nodes")
+	case down > 0:
+		f.set(Violated, num(float64(down)), "gaps_down", down, strings.Join(nodes, ", "))
+	default:
+		f.set(Holds, num(0), "gaps_holds")
+	}
+	return f
+}
+
+// checkLossesExplained counts the minutes whose losses no loss record covers.
+func checkLossesExplained(rep *Report, o Options, hist *archive.VerifyReport) Finding {
+	f := Finding{Check: CheckLossesExplained, Unit: "minutes", Section: SecCoverage, Query: "losses_unexplained"}
+	var n int
+	var nodes []string
+	for _, c := range rep.Coverage {
+		n += c.MinutesUnexplained
+		if c.MinutesUnexplained > 0 {
+			nodes = append(nodes, c.Node)
+		}
+	}
+	switch {
+	case len(rep.Coverage) == 0:
+		f.set(NotEvaluated, nil, "no_nodes")
+	case n > 0:
+		f.set(Violated, num(float64(n)), "losses_open", n, strings.Join(nodes, ", "))
+	default:
+		f.set(Holds, num(0), "losses_holds")
+	}
+	return f
+}
+
+// checkInternalOnlyZones counts the internal-only zones' flows to the
+// internet.
+func checkInternalOnlyZones(rep *Report, o Options, hist *archive.VerifyReport) Finding {
+	f := Finding{Check: CheckInternalOnlyZones, Unit: "flows", Section: SecZones}
+	var n int64
+	var internal int
+	var bad []string
+	for _, z := range rep.Zones {
+		if !z.InternalOnly {
+			continue
+		}
+		internal++
+		n += z.WorldEgress
+		if z.WorldEgress > 0 {
+			bad = append(bad, z.Name)
+		}
+	}
+	switch {
+	case len(o.Zones) == 0:
+		f.set(NotEvaluated, nil, "no_zones")
+	case internal == 0:
+		f.set(NotEvaluated, nil, "no_internal")
+	case n > 0:
+		f.Query = "zone NAME"
+		f.set(Violated, num(float64(n)), "internal_violate", n, strings.Join(bad, ", "))
+	default:
+		f.Query = "zone NAME"
+		f.set(Holds, num(0), "internal_holds", internal)
+	}
+	return f
+}
+
+// checkZoneSources counts the flows from sources not allowed that reached a
+// zone.
+func checkZoneSources(rep *Report, o Options, hist *archive.VerifyReport) Finding {
+	f := Finding{Check: CheckZoneSources, Unit: "flows", Section: SecZones}
+	var reachedN, stopped int64
+	var bad []string
+	for _, z := range rep.Zones {
+		reachedN += z.UnauthorizedReached
+		stopped += z.Unauthorized - z.UnauthorizedReached
+		if z.UnauthorizedReached > 0 {
+			bad = append(bad, z.Name)
+		}
+	}
+	switch {
+	case len(o.Zones) == 0:
+		f.set(NotEvaluated, nil, "no_zones")
+	case reachedN > 0:
+		f.Query = "zone NAME"
+		f.set(Violated, num(float64(reachedN)), "zones_violate", reachedN, strings.Join(bad, ", "))
+	default:
+		f.Query = "zone NAME"
+		f.set(Holds, num(0), "zones_holds", len(rep.Zones), stopped)
+	}
+	return f
+}
+
+// checkPrivilegedSources counts the privileged-path requests from sources
+// not approved that were not stopped.
+func checkPrivilegedSources(rep *Report, o Options, hist *archive.VerifyReport) Finding {
+	f := Finding{Check: CheckPrivilegedSources, Unit: "flows", Section: SecPrivileged}
+	switch {
+	case o.PrivilegedSources == nil:
+		f.set(NotEvaluated, nil, "no_approved")
+	case rep.PrivilegedUnapproved > 0:
+		f.Query = "privileged_unapproved"
+		f.set(Violated, num(float64(rep.PrivilegedUnapproved)), "priv_violate", rep.PrivilegedUnapproved)
+	default:
+		f.Query = "privileged_unapproved"
+		f.set(Holds, num(0), "priv_holds")
+	}
+	return f
+}
+
+// checkIntegrity counts the integrity findings of the month's files and of
+// every chain, signatures aside.
+func checkIntegrity(rep *Report, o Options, hist *archive.VerifyReport) Finding {
+	f := Finding{Check: CheckIntegrity, Unit: "findings", Section: SecIntegrity}
+	iv := rep.Integrity
+	var kinds []string
+	n := 0
+	for _, x := range iv.Findings {
+		if x.Kind == "signature" {
+			continue
+		}
+		n++
+		if !slices.Contains(kinds, x.Kind) {
+			kinds = append(kinds, x.Kind)
+		}
+	}
+	if n > 0 {
+		f.set(Violated, num(float64(n)), "integrity_bad", n, strings.Join(kinds, ", "))
+	} else {
+		f.set(Holds, num(0), "integrity_holds", iv.Files, iv.Rows)
+	}
+	return f
+}
+
+// checkSignatures counts the entries whose signature is missing or invalid.
+func checkSignatures(rep *Report, o Options, hist *archive.VerifyReport) Finding {
+	f := Finding{Check: CheckSignatures, Unit: "findings", Section: SecIntegrity}
+	n := 0
+	for _, x := range rep.Integrity.Findings {
+		if x.Kind == "signature" {
+			n++
+		}
+	}
+	switch {
+	case o.PublicKey == nil:
+		f.set(NotEvaluated, nil, "no_key")
+	case n > 0:
+		f.set(Violated, num(float64(n)), "sig_bad", n)
+	default:
+		f.set(Holds, num(0), "sig_holds", archive.KeyID(o.PublicKey))
+	}
+	return f
+}
+
+// checkRetention compares the oldest flow the manifests vouch for, and what
+// retention deleted, with the minimum. It records the oldest flow in rep.
+func checkRetention(rep *Report, o Options, hist *archive.VerifyReport) Finding {
+	f := Finding{Check: CheckRetention, Unit: "days", Section: SecIntegrity, Query: "retention_oldest"}
+	var oldest time.Time
+	for _, v := range hist.Intact {
+		if v.Table == "flows" && v.Rows > 0 && (oldest.IsZero() || v.MinTime.Before(oldest)) {
+			oldest = v.MinTime
+		}
+	}
+	held := 0
+	if !oldest.IsZero() {
+		held = int(rep.ToUTC.Sub(oldest) / (24 * time.Hour))
+	}
+	rep.OldestFlow = oldest
+	var tooYoung int
+	var latest time.Time
+	limit := o.RetentionMin.before(rep.Generated)
+	for _, p := range hist.Retention {
+		if p.Table == "flows" && p.Rows > 0 && p.MaxTime.After(limit) {
+			tooYoung++
+			latest = maxTime(latest, p.MaxTime)
+		}
+	}
+	switch {
+	case o.RetentionMin.IsZero() && oldest.IsZero():
+		f.set(NotEvaluated, nil, "no_data")
+	case o.RetentionMin.IsZero():
+		f.set(NotEvaluated, num(float64(held)), "no_retention", oldest.Format(time.RFC3339))
+	case tooYoung > 0:
+		f.set(Violated, num(float64(held)), "ret_deleted", tooYoung, o.RetentionMin.String(), latest.Format(time.RFC3339))
+	case oldest.IsZero():
+		f.set(NotEvaluated, nil, "no_data")
+	case !oldest.After(o.RetentionMin.before(rep.ToUTC)):
+		f.set(Holds, num(float64(held)), "ret_holds", oldest.Format(time.RFC3339), held, o.RetentionMin.String())
+	default:
+		f.set(Holds, num(float64(held)), "ret_young", oldest.Format(time.RFC3339), held, o.RetentionMin.String())
+	}
+	return f
+}
+
+// checkConfigUnchanged counts the changes of collector version or
+// configuration hash.
+func checkConfigUnchanged(rep *Report, o Options, hist *archive.VerifyReport) Finding {
+	f := Finding{Check: CheckConfigUnchanged, Unit: "changes", Section: SecScope, Query: "configurations"}
+	changes, stats := 0, false
+	var nodes []string
+	for _, c := range rep.Coverage {
+		if len(c.Configurations) > 0 {
+			stats = true
+		}
+		if len(c.Configurations) > 1 {
+			changes += len(c.Configurations) - 1
+			nodes = append(nodes, c.Node)
+		}
+	}
+	switch {
+	case !stats:
+		f.set(NotEvaluated, nil, "no_stats")
+	case changes > 0:
+		f.set(Violated, num(float64(changes)), "config_changed", changes, strings.Join(nodes, ", "))
+	default:
+		f.set(Holds, num(0), "config_holds")
+	}
+	return f
 }
 
 func round2(x float64) float64 { return math.Round(x*100) / 100 }
