@@ -279,9 +279,18 @@ type previousPairs struct {
 	namespaces []string
 	sym        *symbols
 	seen       map[pairKey]bool
-	// total and denied are the previous month's flows and denied flows,
-	// for the month-over-month comparison.
-	total, denied int64
+	// total, denied and world are the previous month's flows, denied flows
+	// and flows to the internet, for the month-over-month comparison; days
+	// its flows per day of the month, in loc.
+	total, denied, world int64
+	days                 [31]int64
+	loc                  *time.Location
+}
+
+// dailyTotals is the previous month's flows per day, one entry per day of
+// that month, whose end (this month's start) is to.
+func (p *previousPairs) dailyTotals(to time.Time) []int64 {
+	return slices.Clone(p.days[:to.In(p.loc).AddDate(0, 0, -1).Day()])
 }
 
 func (p *previousPairs) add(rows []flowRow) {
@@ -291,6 +300,10 @@ func (p *previousPairs) add(rows []flowRow) {
 			continue
 		}
 		p.total++
+		p.days[time.UnixMicro(r.Time).In(p.loc).Day()-1]++
+		if worldDest(r) {
+			p.world++
+		}
 		v := deref(r.Verdict, "")
 		if v != "DROPPED" && v != "AUDIT" {
 			continue

@@ -24,7 +24,7 @@ var labels = map[string]map[string]string{
 		"coverage": "Collection coverage", "node": "Node", "hours": "Hours", "collected": "Collected",
 		"notraffic": "No traffic", "down": "Collector down", "pct": "Coverage %", "gaps": "Gaps",
 		"lost": "Hubble lost events", "decode": "Decode errors", "verdicts": "Verdict totals", "verdict": "Verdict",
-		"count": "Count", "daily": "Daily volume", "day": "Day", "total": "Total", "denied": "Denied traffic (DROPPED and AUDIT)",
+		"count": "Count", "prevline": "the line: last month, same day of the month", "lastmonth": "Last month", "daily": "Daily volume", "day": "Day", "total": "Total", "denied": "Denied traffic (DROPPED and AUDIT)",
 		"source": "Source", "destination": "Destination", "port": "Port", "reason": "Drop reason", "policy": "Policy",
 		"talkers": "Top talkers", "new": "New this month", "yes": "yes", "zones": "Sensitive zones", "zone": "Zone", "inbound": "Inbound flows", "unauthorized": "From sources not allowed", "worldegress": "Flows to world", "assertion": "0 flows from internal-only zone to world", "holds": "holds", "violated": "VIOLATED", "na": "n/a (zone not internal-only)", "privileged": "Privileged paths (SSH, RDP, kube-apiserver, databases)", "byport": "By port", "pairs": "distinct pairs", "http": "HTTP errors", "dns": "DNS failures", "world": "Internet egress",
 		"integrity": "Integrity", "files": "Files checked", "rows": "Rows checked", "findings": "Findings", "none": "none",
@@ -71,7 +71,7 @@ var labels = map[string]map[string]string{
 		"coverage": "수집 커버리지", "node": "노드", "hours": "시간", "collected": "수집됨",
 		"notraffic": "트래픽 없음", "down": "수집기 중단", "pct": "커버리지 %", "gaps": "공백",
 		"lost": "Hubble 유실 이벤트", "decode": "디코딩 오류", "verdicts": "판정별 합계", "verdict": "판정",
-		"count": "건수", "daily": "일별 건수", "day": "일자", "total": "합계", "denied": "차단된 트래픽 (DROPPED, AUDIT)",
+		"count": "건수", "prevline": "선: 지난달 같은 날", "lastmonth": "지난달", "daily": "일별 건수", "day": "일자", "total": "합계", "denied": "차단된 트래픽 (DROPPED, AUDIT)",
 		"source": "출발지", "destination": "목적지", "port": "포트", "reason": "차단 사유", "policy": "정책",
 		"talkers": "상위 통신", "new": "이번 달 신규", "yes": "예", "zones": "민감 구역", "zone": "구역", "inbound": "유입 플로우", "unauthorized": "허용되지 않은 출발지", "worldegress": "외부(world)로 나간 플로우", "assertion": "내부 전용 구역에서 외부로 나간 플로우 0건", "holds": "충족", "violated": "위반", "na": "해당 없음 (내부 전용 아님)", "privileged": "특권 경로 (SSH, RDP, kube-apiserver, 데이터베이스)", "byport": "포트별", "pairs": "고유 쌍", "http": "HTTP 오류", "dns": "DNS 실패", "world": "인터넷 egress",
 		"integrity": "무결성", "files": "검사한 파일", "rows": "검사한 행", "findings": "발견 사항", "none": "없음",
@@ -277,9 +277,21 @@ func RenderMarkdown(w io.Writer, r *Report, lang string) error {
 	for _, v := range r.Verdicts {
 		p("| %s | %d |\n", mdCell(v.Key), v.Count)
 	}
-	p("\n**%s**\n\n| %s | %s | DROPPED | AUDIT |\n|---|---:|---:|---:|\n", t["daily"], t["day"], t["total"])
+	if r.Previous != nil {
+		p("\n**%s**\n\n| %s | %s | DROPPED | AUDIT | %s (%s) |\n|---|---:|---:|---:|---:|\n", t["daily"], t["day"], t["total"], t["lastmonth"], r.Previous.Month)
+	} else {
+		p("\n**%s**\n\n| %s | %s | DROPPED | AUDIT |\n|---|---:|---:|---:|\n", t["daily"], t["day"], t["total"])
+	}
 	for _, d := range r.Daily {
-		p("| %s | %d | %d | %d |\n", d.Day, d.Total, d.Dropped, d.Audit)
+		p("| %s | %d | %d | %d |", d.Day, d.Total, d.Dropped, d.Audit)
+		if r.Previous != nil {
+			if v, ok := r.Previous.sameDay(d.Day); ok {
+				p(" %d |", v)
+			} else {
+				p(" — |")
+			}
+		}
+		p("\n")
 	}
 
 	heading(SecDenied)
@@ -437,7 +449,7 @@ func momRows(t map[string]string, r *Report) []momRow {
 		return nil
 	}
 	rows := []momRow{{t["flows"], r.TotalFlows, pm.TotalFlows, ""}, {t["deniedflows"], r.DeniedTotal, pm.DeniedTotal, ""},
-		{t["deniedgroups"], int64(r.DeniedPairs), int64(pm.DeniedPairs), ""}}
+		{t["deniedgroups"], int64(r.DeniedPairs), int64(pm.DeniedPairs), ""}, {t["world"], r.WorldEgressTotal, pm.WorldEgressTotal, ""}}
 	for i := range rows {
 		rows[i].Change = changeText(rows[i].This, rows[i].Last)
 	}
@@ -668,9 +680,9 @@ td.holds,td.violated,td.not_evaluated,td.n{white-space:nowrap}:lang(ko) td,:lang
 {{with .R.Previous}}<p><b>{{$.T.mom}}</b></p><table><tr><th></th><th>{{$.T.thismonth}}</th><th>{{.Month}}</th><th>{{$.T.change}}</th></tr>
 {{range $.MoM}}<tr><td>{{.What}}</td><td class="n">{{.This}}</td><td class="n">{{.Last}}</td><td class="n">{{.Change}}</td></tr>{{end}}</table>{{end}}
 <table><tr><th>{{.T.verdict}}</th><th>{{.T.count}}</th></tr>{{range .R.Verdicts}}<tr><td>{{.Key}}</td><td class="n">{{.Count}}</td></tr>{{end}}</table>
-<p>{{.T.daily}}</p>
+<p>{{.T.daily}}{{if .PrevLine}} ({{.T.prevline}}){{end}}</p>
 <svg xmlns="http://www.w3.org/2000/svg" width="760" height="{{mul (len .R.Daily) 14}}" role="img" aria-label="daily volume">
-{{$max := .MaxDay}}{{range $i, $d := .R.Daily}}<text x="0" y="{{mul $i 14 | printf "%d"}}" dy="11" font-size="11">{{$d.Day}}</text><rect x="80" y="{{mul $i 14}}" width="{{bar $d.Total $max}}" height="11" fill="#1565c0"/><rect x="80" y="{{mul $i 14}}" width="{{bar $d.Dropped $max}}" height="11" fill="#c62828"/><text x="{{bar $d.Total $max | printf "%d"}}" dx="85" y="{{mul $i 14}}" dy="11" font-size="11">{{$d.Total}}</text>{{end}}</svg></section>
+{{$max := .MaxDay}}{{range $i, $d := .R.Daily}}<text x="0" y="{{mul $i 14 | printf "%d"}}" dy="11" font-size="11">{{$d.Day}}</text><rect x="80" y="{{mul $i 14}}" width="{{bar $d.Total $max}}" height="11" fill="#1565c0"/><rect x="80" y="{{mul $i 14}}" width="{{bar $d.Dropped $max}}" height="11" fill="#c62828"/><text x="{{bar $d.Total $max | printf "%d"}}" dx="85" y="{{mul $i 14}}" dy="11" font-size="11">{{$d.Total}}</text>{{end}}{{if .PrevLine}}<polyline points="{{.PrevLine}}" fill="none" stroke="#555" stroke-width="1.5"/>{{end}}</svg></section>
 <section id="denied"><h2>{{title .T "denied"}}</h2>{{template "controls" (.With "denied")}}
 <p>{{.T.total}}: {{.R.DeniedTotal}}</p>
 <p>{{.T.new}}: {{.R.DeniedNewPairs}} / {{.R.DeniedPairs}}</p>
@@ -728,6 +740,8 @@ type htmlData struct {
 	// DeniedBars are the first denied groups as bars (at most 10).
 	DeniedBars []bar
 	ID         string // the section of a "controls" template call
+	// PrevLine is the daily chart's line of last month (SVG points), or "".
+	PrevLine string
 	// Footer is what each printed page's footer says the report was
 	// computed from (the manifest chain heads), as a CSS string.
 	Footer template.CSS
@@ -753,12 +767,31 @@ func RenderHTML(w io.Writer, r *Report, lang string) error {
 		if d.Total > max {
 			max = d.Total
 		}
+		if v, ok := r.Previous.sameDay(d.Day); ok && v > max {
+			max = v
+		}
 	}
 	return htmlTmpl.Execute(w, htmlData{
 		R: r, T: t, Lang: lang, MaxDay: max, Excluded: excludedSummary(t, r), Period: periodText(r), HeatHours: []int{0, 6, 12, 18}, MoM: momRows(t, r), DeniedBars: deniedBars(r),
-		Footer: cssString(footerText(t, r)),
-		Lists:  []htmlList{{t["world"], r.WorldEgress}, {t["talkers"], r.TopTalkers}, {t["http"], r.HTTPErrors}, {t["dns"], r.DNSFailures}},
+		Footer: cssString(footerText(t, r)), PrevLine: prevLine(r, max),
+		Lists: []htmlList{{t["world"], r.WorldEgress}, {t["talkers"], r.TopTalkers}, {t["http"], r.HTTPErrors}, {t["dns"], r.DNSFailures}},
 	})
+}
+
+// prevLine is the daily chart's line of last month's flows on the same day
+// of the month, as SVG polyline points over the bars (scaled as "bar"); ""
+// without a previous month.
+func prevLine(r *Report, max int64) string {
+	if r.Previous == nil || max == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for i, d := range r.Daily {
+		if v, ok := r.Previous.sameDay(d.Day); ok {
+			fmt.Fprintf(&b, "%d,%d ", 80+300*v/max, i*14+5)
+		}
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // footerText names the manifest chain heads the report was computed from,

@@ -103,6 +103,24 @@ type PreviousMonth struct {
 	TotalFlows  int64  `json:"total_flows"`
 	DeniedTotal int64  `json:"denied_total"`
 	DeniedPairs int    `json:"denied_pairs"`
+	// WorldEgressTotal is last month's flows to the internet.
+	WorldEgressTotal int64 `json:"world_egress_total"`
+	// Daily is last month's flows per day of the month (index 0: the 1st),
+	// for the daily chart's line (query previous_daily).
+	Daily []int64 `json:"daily"`
+}
+
+// sameDay is last month's flows on the day of the month of day
+// ("YYYY-MM-DD"); false when last month had no such day or pm is nil.
+func (pm *PreviousMonth) sameDay(day string) (int64, bool) {
+	if pm == nil || len(day) != 10 {
+		return 0, false
+	}
+	d, err := strconv.Atoi(day[8:])
+	if err != nil || d < 1 || d > len(pm.Daily) {
+		return 0, false
+	}
+	return pm.Daily[d-1], true
 }
 
 // Query is a number's provenance: the DuckDB SQL that reproduces it.
@@ -265,7 +283,7 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	rep.PrivilegedPorts = slices.Clone(priv)
 	// The previous month's denied groups need neither labels nor L7 nor the
 	// node; this month's need the source labels only for zones.
-	prevCols := allColumns.without("source_labels.list.element", "destination_labels.list.element", "node_name",
+	prevCols := allColumns.without("source_labels.list.element", "node_name",
 		"l7_dns_query", "l7_dns_rcode", "l7_http_code", "l7_http_method", "is_reply")
 	read := allColumns
 	if len(o.Zones) == 0 && (o.PrivilegedSources == nil || len(o.PrivilegedSources.Labels) == 0) {
@@ -277,7 +295,7 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	var agg *aggregator
 	err = sel.scan(ctx, func(files []archive.FileInfo) error {
 		sym := newSymbols()
-		prev := &previousPairs{namespaces: o.Namespaces, sym: sym, seen: map[pairKey]bool{}}
+		prev := &previousPairs{namespaces: o.Namespaces, sym: sym, seen: map[pairKey]bool{}, loc: o.Location}
 		prevOpts := opts
 		prevOpts.From, prevOpts.To, prevOpts.Files = prevFrom, from, files
 		if err := scanRows(ctx, sc, prevOpts, prevCols, prev.add); err != nil {
@@ -287,7 +305,8 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 		agg.namespaceFilter = o.Namespaces
 		agg.previous = prev.seen
 		agg.approved = o.PrivilegedSources
-		rep.Previous = &PreviousMonth{Month: prevFrom.In(o.Location).Format("2006-01"), TotalFlows: prev.total, DeniedTotal: prev.denied, DeniedPairs: len(prev.seen)}
+		rep.Previous = &PreviousMonth{Month: prevFrom.In(o.Location).Format("2006-01"), TotalFlows: prev.total, DeniedTotal: prev.denied,
+			DeniedPairs: len(prev.seen), WorldEgressTotal: prev.world, Daily: prev.dailyTotals(from)}
 		monthOpts := opts
 		monthOpts.Files = files
 		return scanRows(ctx, sc, monthOpts, read, agg.add)
@@ -442,7 +461,8 @@ func queries(o Options, from, to, prevFrom time.Time, priv []uint32, flows, stat
 		{"verdicts", fmt.Sprintf("SELECT coalesce(verdict, 'VERDICT_UNKNOWN') AS verdict, count(*) FROM %s WHERE %s GROUP BY 1 ORDER BY 2 DESC, 1", flows, where)},
 		{"denied_pairs", fmt.Sprintf("SELECT count(*) FROM (SELECT DISTINCT %s FROM %s WHERE %s AND verdict IN ('DROPPED', 'AUDIT'))", deniedTuple, flows, where)},
 		{"denied_gone_pairs", fmt.Sprintf("SELECT count(*) FROM (SELECT DISTINCT %[1]s FROM %[2]s WHERE %[4]s AND verdict IN ('DROPPED', 'AUDIT') EXCEPT SELECT DISTINCT %[1]s FROM %[2]s WHERE %[3]s AND verdict IN ('DROPPED', 'AUDIT'))", deniedTuple, flows, where, prevWhere)},
-		{"previous_totals", fmt.Sprintf("SELECT count(*), count(*) FILTER (WHERE verdict IN ('DROPPED', 'AUDIT')), (SELECT count(*) FROM (SELECT DISTINCT %[1]s FROM %[2]s WHERE %[3]s AND verdict IN ('DROPPED', 'AUDIT'))) FROM %[2]s WHERE %[3]s", deniedTuple, flows, prevWhere)},
+		{"previous_totals", fmt.Sprintf("SELECT count(*), count(*) FILTER (WHERE verdict IN ('DROPPED', 'AUDIT')), (SELECT count(*) FROM (SELECT DISTINCT %[1]s FROM %[2]s WHERE %[3]s AND verdict IN ('DROPPED', 'AUDIT'))), count(*) FILTER (WHERE %[4]s) FROM %[2]s WHERE %[3]s", deniedTuple, flows, prevWhere, worldDestSQL)},
+		{"previous_daily", fmt.Sprintf("SELECT CAST(strftime(timezone('%s', time), '%%d') AS INTEGER) AS day, count(*) FROM %s WHERE %s GROUP BY 1 ORDER BY 1", sqlString(loc.String()), flows, prevWhere)},
 		{"denied_new_pairs", fmt.Sprintf("SELECT count(*) FROM (SELECT DISTINCT %[1]s FROM %[2]s WHERE %[3]s AND verdict IN ('DROPPED', 'AUDIT') EXCEPT SELECT DISTINCT %[1]s FROM %[2]s WHERE %[4]s AND verdict IN ('DROPPED', 'AUDIT'))", deniedTuple, flows, where, prevWhere)},
 		{"privileged_by_port", fmt.Sprintf("SELECT coalesce(CAST(l4_destination_port AS VARCHAR), '') AS port, count(*) FROM %s WHERE %s AND (l4_destination_port IN (%s) OR destination_identity = 7) GROUP BY 1 ORDER BY 2 DESC, 1", flows, where, portList(priv))},
 		{"world_egress_total", fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND %s", flows, where, worldDestSQL)},

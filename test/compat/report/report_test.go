@@ -240,9 +240,11 @@ type reportDoc struct {
 	} `json:"zones"`
 	DeniedGone int64 `json:"denied_gone_pairs"`
 	Previous   struct {
-		TotalFlows  int64 `json:"total_flows"`
-		DeniedTotal int64 `json:"denied_total"`
-		DeniedPairs int64 `json:"denied_pairs"`
+		TotalFlows  int64   `json:"total_flows"`
+		DeniedTotal int64   `json:"denied_total"`
+		DeniedPairs int64   `json:"denied_pairs"`
+		World       int64   `json:"world_egress_total"`
+		Daily       []int64 `json:"daily"`
 	} `json:"previous_month"`
 	PrivilegedUnapproved int64     `json:"privileged_unapproved"`
 	OldestFlow           time.Time `json:"oldest_flow"`
@@ -299,7 +301,14 @@ func matchDuckDB(t *testing.T, rep *report.Report) reportDoc {
 	check("denied_pairs", [][]any{{doc.DeniedPairs}})
 	check("denied_new_pairs", [][]any{{doc.DeniedNew}})
 	check("denied_gone_pairs", [][]any{{doc.DeniedGone}})
-	check("previous_totals", [][]any{{doc.Previous.TotalFlows, doc.Previous.DeniedTotal, doc.Previous.DeniedPairs}})
+	check("previous_totals", [][]any{{doc.Previous.TotalFlows, doc.Previous.DeniedTotal, doc.Previous.DeniedPairs, doc.Previous.World}})
+	var pd [][]any
+	for i, n := range doc.Previous.Daily {
+		if n > 0 {
+			pd = append(pd, []any{int32(i + 1), n})
+		}
+	}
+	check("previous_daily", pd)
 	check("world_egress_total", [][]any{{doc.World}})
 	var ps [][]any
 	for _, p := range doc.PrivByPort {
