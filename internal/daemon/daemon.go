@@ -64,7 +64,7 @@ type Daemon struct {
 	cfg     Config
 	sources []*source
 
-	sink     atomic.Pointer[lockedSink] // the current session's archive
+	sink     atomic.Pointer[archiveSink] // the current session's archive
 	degraded atomic.Bool
 	// shipper ships the archive (archive.upload; nil: off); shipOK is when
 	// a pass last found nothing left to ship (ns), shipStart when shipping
@@ -315,7 +315,7 @@ func (d *Daemon) session(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	sink := &lockedSink{w: w, d: d}
+	sink := &archiveSink{w: w, d: d}
 	d.sink.Store(sink)
 	defer d.sink.Store(nil)
 	checkpoints := w.Checkpoints()
@@ -499,24 +499,20 @@ func (d *Daemon) reload() error {
 	return nil
 }
 
-// lockedSink serialises the pipelines' batches into the one archive writer
-// (one lock per batch, never per flow) and records the archive's health.
-type lockedSink struct {
-	mu     sync.Mutex
-	w      *archive.Writer
-	d      *Daemon
-	closed bool
+// archiveSink is the pipelines' sink: the one archive writer (which takes
+// its own lock per batch, never per flow), recording the archive's health
+// and the time of its commits.
+type archiveSink struct {
+	w *archive.Writer
+	d *Daemon
 }
 
-func (s *lockedSink) Write(b *flow.Batch) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("archive: closed")
-	}
+func (s *archiveSink) Write(b *flow.Batch) error {
 	seq := s.w.Commits()
 	if err := s.w.Write(b); err != nil {
-		s.d.degraded.Store(true)
+		if !errors.Is(err, archive.ErrClosed) {
+			s.d.degraded.Store(true)
+		}
 		return err
 	}
 	s.d.degraded.Store(false)
@@ -526,64 +522,32 @@ func (s *lockedSink) Write(b *flow.Batch) error {
 
 // observeCommit updates the last-commit gauge when the writer committed
 // (cut its files or fsynced its row log) since its commit count was seq.
-func (s *lockedSink) observeCommit(seq uint64) {
+func (s *archiveSink) observeCommit(seq uint64) {
 	if s.w.Commits() != seq {
 		s.d.m.lastCommit.Set(float64(s.d.opts.Now().UnixNano()) / 1e9)
 	}
 }
 
-func (s *lockedSink) reconfigure(hash string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
+// reconfigure commits what is open, so that files committed from now on
+// carry hash.
+func (s *archiveSink) reconfigure(hash string) error {
 	seq := s.w.Commits()
-	if err := s.w.Flush(); err != nil {
-		return err
+	err := s.w.Reconfigure(hash)
+	if errors.Is(err, archive.ErrClosed) {
+		return nil // the next session opens with the current hash
 	}
 	s.observeCommit(seq)
-	s.w.SetConfigHash(hash)
-	return nil
+	return err
 }
 
-func (s *lockedSink) close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
+func (s *archiveSink) close() error {
 	seq := s.w.Commits()
 	err := s.w.Close()
 	s.observeCommit(seq)
 	return err
 }
 
-func (s *lockedSink) abort() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	return s.w.Abort()
-}
-
-// withArchive runs fn with the writer locked (no batch is written meanwhile).
-func (s *lockedSink) withArchive(fn func(*archive.Writer) error) error {
-	return s.locked(func() error { return fn(s.w) })
-}
-
-// errSinkClosed: the session's archive was closed (shutdown or reopening).
-var errSinkClosed = errors.New("archive: closed")
-
-// locked runs fn with the archive to itself.
-func (s *lockedSink) locked(fn func() error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errSinkClosed
-	}
-	return fn()
-}
+func (s *archiveSink) abort() error { return s.w.Abort() }
 
 // countingInput wraps a source to report whether it runs and what it read.
 type countingInput struct{ s *source }
