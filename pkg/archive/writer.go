@@ -201,8 +201,15 @@ type statKey struct {
 }
 
 // Open opens (or creates) the archive at cfg.Root, completes or discards
-// whatever a crash left behind, and loads the committed checkpoints.
+// whatever a crash left behind, and loads the committed checkpoints. It
+// fails with a *LockedError while another writer has the root open
+// (OpenWait waits).
 func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Writer, error) {
+	return open(cfg, log, reg, nil)
+}
+
+// open is Open, waiting for the root's lock with wait if it is not nil.
+func open(cfg Config, log *zap.Logger, reg prometheus.Registerer, wait *lockWaiter) (*Writer, error) {
 	def := DefaultConfig()
 	if cfg.MaxFileBytes == 0 {
 		cfg.MaxFileBytes = def.MaxFileBytes
@@ -235,10 +242,15 @@ func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Writer, erro
 	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
 		return nil, fmt.Errorf("archive: open %s: %w", cfg.Root, err)
 	}
-	lock, locked, err := lockRoot(cfg.Root)
+	var pause func(*LockedError) error
+	if wait != nil {
+		pause = func(e *LockedError) error { return wait.pause(w, e) }
+	}
+	lock, locked, err := lockRoot(cfg.Root, pause)
 	if err != nil {
 		return nil, err
 	}
+	wait.took(w)
 	if lock != nil && !locked {
 		w.log.Warn("the archive's file system does not support locks: make sure nothing else writes to this archive root", zap.String("root", cfg.Root))
 	}
@@ -303,6 +315,7 @@ func (w *Writer) unlock() {
 	if w.lock != nil {
 		_ = w.lock.Close()
 		w.lock = nil
+		w.log.Info("released the archive's writer lock", zap.String("root", w.cfg.Root))
 	}
 }
 
