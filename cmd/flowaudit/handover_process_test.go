@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -110,6 +111,13 @@ func TestRunProcessHandsOverOnUpgrade(t *testing.T) {
 	waitStandby(second)
 	time.Sleep(2 * time.Second) // the first archives on, the second waits
 	waitStandby(second)
+	if status, err := os.ReadFile("/proc/" + strconv.Itoa(second.cmd.Process.Pid) + "/status"); err == nil {
+		for _, l := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(l, "VmRSS:") || strings.HasPrefix(l, "VmHWM:") {
+				t.Logf("the standby's %s", strings.Join(strings.Fields(l), " "))
+			}
+		}
+	}
 	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
