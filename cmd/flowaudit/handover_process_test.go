@@ -25,7 +25,8 @@ import (
 // ?standby, as the DaemonSet's probe asks; nothing read), and takes over
 // when the first, sent SIGTERM, has committed and released it. A third
 // then waits behind the second, which is killed with SIGKILL: its lock is
-// not stale, the third takes over from the second's last commit. Every
+// not stale, the third takes over from the second's last commit; a fourth,
+// stopped while it waits behind the third, exits cleanly. Every
 // flow gen wrote is archived exactly once and no gap is recorded. The
 // hand-over's timing (from the release to the first read of the next) is
 // logged, not asserted: it is a measurement (docs/architecture.md,
@@ -147,6 +148,16 @@ func TestRunProcessHandsOverOnUpgrade(t *testing.T) {
 		m := scrapeMetrics(t, client, third.addr)
 		return m["flowaudit_ingest_lag_bytes"] == 0 && stable(t, client, third.addr)
 	})
+	// A standby stopped while it waits (an upgrade rolled back) exits 0
+	// at once, having read nothing.
+	fourth := startRun()
+	waitStandby(fourth)
+	if err := fourth.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := fourth.cmd.Wait(); err != nil || !strings.Contains(fourth.logs.String(), "stopped while waiting for the archive's writer lock") {
+		t.Fatalf("SIGTERM to a standby: exit %v; logs:\n%s", err, fourth.logs)
+	}
 	if err := third.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
