@@ -111,7 +111,13 @@ commit protocol keeps it consistent either way).
 Archive errors (disk full, I/O): the daemon stops reading, reopens the
 archive with backoff and resumes from the last committed checkpoint.
 
-HTTP on --listen: /metrics (Prometheus; docs/metrics.md), /healthz, /readyz.`
+An archive another process holds (the daemon this one replaces in an
+upgrade): the daemon waits for it as a standby, reading nothing, and
+resumes from that process's last commit once it has released the archive
+(on its SIGTERM, or its death).
+
+HTTP on --listen: /metrics (Prometheus; docs/metrics.md), /healthz, /readyz
+(/readyz?standby: a standby counts as ready).`
 
 func newRunCmd() *cobra.Command {
 	var o runFlags

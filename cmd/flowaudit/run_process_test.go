@@ -443,7 +443,14 @@ func TestRunProcessOutrunsBackupDeletion(t *testing.T) {
 	if total != last+1 || last+1 < 500*seconds*8/10 {
 		t.Fatalf("%d flows archived, the first %d of gen's sequence expected (~%d written)", total, last+1, 500*seconds)
 	}
-	sc, err := archive.OpenScanner(arch)
+	noGapAndVerified(t, arch)
+}
+
+// noGapAndVerified fails if the archive at root recorded a rotation gap or
+// a truncation, or does not verify.
+func noGapAndVerified(t *testing.T, root string) {
+	t.Helper()
+	sc, err := archive.OpenScanner(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +464,7 @@ func TestRunProcessOutrunsBackupDeletion(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := archive.Verify(arch, time.Time{}, time.Time{}, nil); err != nil || !rep.OK() {
+	if rep, err := archive.Verify(root, time.Time{}, time.Time{}, nil); err != nil || !rep.OK() {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
 }

@@ -64,7 +64,7 @@ type Daemon struct {
 	cfg     Config
 	sources []*source
 
-	sink     atomic.Pointer[lockedSink] // the current session's archive
+	sink     atomic.Pointer[archiveSink] // the current session's archive
 	degraded atomic.Bool
 	// shipper ships the archive (archive.upload; nil: off); shipOK is when
 	// a pass last found nothing left to ship (ns), shipStart when shipping
@@ -75,6 +75,13 @@ type Daemon struct {
 	shipStart   atomic.Int64
 	running     atomic.Bool
 	listener    net.Listener
+	// standby is set while the archive root's writer lock is held by
+	// another process (the collector this one replaces in an upgrade):
+	// nothing is read until it is released. opened is closed when a
+	// session first has the archive.
+	standby    atomic.Pointer[archive.LockedError]
+	opened     chan struct{}
+	openedOnce sync.Once
 }
 
 // source is one configured input, stable across archive sessions and reloads.
@@ -121,7 +128,7 @@ func New(cfg Config, o Options) (*Daemon, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	d := &Daemon{opts: o, log: o.Log, reg: o.Registry, rec: &recorder{reg: o.Registry}, cfg: cfg}
+	d := &Daemon{opts: o, log: o.Log, reg: o.Registry, rec: &recorder{reg: o.Registry}, cfg: cfg, opened: make(chan struct{})}
 	var err error
 	if cfg.Archive.SigningKeyFile != "" {
 		if d.signKey, err = LoadSigningKey(cfg.Archive.SigningKeyFile); err != nil {
@@ -311,13 +318,22 @@ func (d *Daemon) session(ctx context.Context, cfg Config) error {
 	acfg := archiveConfig(cfg.Archive)
 	acfg.ConfigHash = d.configHash()
 	acfg.SigningKey = d.signKey
-	w, err := archive.Open(acfg, d.log, d.rec)
+	// Beside the collector it replaces (an upgrade with maxSurge), the
+	// daemon waits for that one to commit and release the root, then
+	// resumes from what it committed.
+	w, err := archive.OpenWait(ctx, acfg, d.log, d.rec, func(e *archive.LockedError) { d.standby.Store(e) })
+	d.standby.Store(nil)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			d.log.Info("stopped while waiting for the archive's writer lock: nothing was read")
+			return nil
+		}
 		return err
 	}
-	sink := &lockedSink{w: w, d: d}
+	sink := &archiveSink{w: w, d: d}
 	d.sink.Store(sink)
 	defer d.sink.Store(nil)
+	d.openedOnce.Do(func() { close(d.opened) })
 	checkpoints := w.Checkpoints()
 
 	sessCtx, cancel := context.WithCancel(ctx)
@@ -328,7 +344,7 @@ func (d *Daemon) session(ctx context.Context, cfg Config) error {
 	}
 	results := make(chan result, len(d.sources))
 	for _, s := range d.sources {
-		p := pipeline.New(pipelineConfig(&cfg, d.opts.Now), &countingInput{s: s}, s.compiled.Load(), sink, d.log, d.pm)
+		p := pipeline.New(pipelineConfig(&cfg, d.opts.Now), &countingInput{s: s, log: d.log}, s.compiled.Load(), sink, d.log, d.pm)
 		s.pipe.Store(p)
 		from := checkpoints[s.in.ID()]
 		d.log.Info("source started", zap.String("source", s.in.ID()), zap.String("name", s.cfg.Label()), zap.String("checkpoint", from.Position))
@@ -499,24 +515,20 @@ func (d *Daemon) reload() error {
 	return nil
 }
 
-// lockedSink serialises the pipelines' batches into the one archive writer
-// (one lock per batch, never per flow) and records the archive's health.
-type lockedSink struct {
-	mu     sync.Mutex
-	w      *archive.Writer
-	d      *Daemon
-	closed bool
+// archiveSink is the pipelines' sink: the one archive writer (which takes
+// its own lock per batch, never per flow), recording the archive's health
+// and the time of its commits.
+type archiveSink struct {
+	w *archive.Writer
+	d *Daemon
 }
 
-func (s *lockedSink) Write(b *flow.Batch) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("archive: closed")
-	}
+func (s *archiveSink) Write(b *flow.Batch) error {
 	seq := s.w.Commits()
 	if err := s.w.Write(b); err != nil {
-		s.d.degraded.Store(true)
+		if !errors.Is(err, archive.ErrClosed) {
+			s.d.degraded.Store(true)
+		}
 		return err
 	}
 	s.d.degraded.Store(false)
@@ -526,67 +538,40 @@ func (s *lockedSink) Write(b *flow.Batch) error {
 
 // observeCommit updates the last-commit gauge when the writer committed
 // (cut its files or fsynced its row log) since its commit count was seq.
-func (s *lockedSink) observeCommit(seq uint64) {
+func (s *archiveSink) observeCommit(seq uint64) {
 	if s.w.Commits() != seq {
 		s.d.m.lastCommit.Set(float64(s.d.opts.Now().UnixNano()) / 1e9)
 	}
 }
 
-func (s *lockedSink) reconfigure(hash string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
+// reconfigure commits what is open, so that files committed from now on
+// carry hash.
+func (s *archiveSink) reconfigure(hash string) error {
 	seq := s.w.Commits()
-	if err := s.w.Flush(); err != nil {
-		return err
+	err := s.w.Reconfigure(hash)
+	if errors.Is(err, archive.ErrClosed) {
+		return nil // the next session opens with the current hash
 	}
 	s.observeCommit(seq)
-	s.w.SetConfigHash(hash)
-	return nil
+	return err
 }
 
-func (s *lockedSink) close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
+func (s *archiveSink) close() error {
 	seq := s.w.Commits()
 	err := s.w.Close()
 	s.observeCommit(seq)
 	return err
 }
 
-func (s *lockedSink) abort() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	return s.w.Abort()
+func (s *archiveSink) abort() error { return s.w.Abort() }
+
+// countingInput wraps a source to report whether it runs and what it read
+// (and, once per session, when it first read: where a restart or an
+// upgrade's hand-over resumed).
+type countingInput struct {
+	s   *source
+	log *zap.Logger
 }
-
-// withArchive runs fn with the writer locked (no batch is written meanwhile).
-func (s *lockedSink) withArchive(fn func(*archive.Writer) error) error {
-	return s.locked(func() error { return fn(s.w) })
-}
-
-// errSinkClosed: the session's archive was closed (shutdown or reopening).
-var errSinkClosed = errors.New("archive: closed")
-
-// locked runs fn with the archive to itself.
-func (s *lockedSink) locked(fn func() error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errSinkClosed
-	}
-	return fn()
-}
-
-// countingInput wraps a source to report whether it runs and what it read.
-type countingInput struct{ s *source }
 
 func (c *countingInput) ID() string { return c.s.in.ID() }
 
@@ -594,12 +579,17 @@ func (c *countingInput) Run(ctx context.Context, from flow.Checkpoint, emit func
 	c.s.up.Store(true)
 	c.s.publishUp()
 	defer func() { c.s.up.Store(false); c.s.publishUp() }()
+	first := true
 	return c.s.in.Run(ctx, from, func(lb *ingest.LineBatch) error {
 		var n int64
 		for _, l := range lb.Lines {
 			n += int64(len(l)) + 1
 		}
 		c.s.readB.Add(n)
+		if first && len(lb.Lines) > 0 {
+			first = false
+			c.log.Info("source resumed: first lines read", zap.String("source", c.s.in.ID()), zap.String("checkpoint", from.Position), zap.Int("lines", len(lb.Lines)))
+		}
 		return emit(lb)
 	})
 }

@@ -302,7 +302,7 @@ func TestArchiveFailureRetriesAndResumes(t *testing.T) {
 	waitFor(t, "a failed session", func() bool {
 		return metricValue(t, reg, "flowaudit_daemon_archive_sessions_failed_total", nil) >= 1
 	})
-	if p := r.d.notReady(); len(p) == 0 {
+	if p := r.d.notReady(false); len(p) == 0 {
 		t.Fatal("ready while the archive cannot be opened")
 	}
 	if v := metricValue(t, reg, "flowaudit_daemon_degraded", nil); v != 1 {
@@ -627,7 +627,7 @@ func TestQuietFileCommitsByAge(t *testing.T) {
 	waitFor(t, "1500 flows kept", func() bool { return r.kept(t) == 1500 })
 	// No more lines, no rotation, no shutdown: only the age commits them.
 	waitFor(t, "the other 500 committed without traffic", func() bool { return committed() == 1500 })
-	if why := r.d.notReady(); len(why) != 0 {
+	if why := r.d.notReady(false); len(why) != 0 {
 		t.Fatalf("not ready on a quiet node: %v", why)
 	}
 }

@@ -63,7 +63,7 @@ func TestMissingDirectoryIsSaidNotFatal(t *testing.T) {
 		return metricValue(t, r.d.Registry(), "flowaudit_source_file_directory_missing", src) == 1
 	}
 	notReadyFor := func(what string) bool {
-		for _, p := range r.d.notReady() {
+		for _, p := range r.d.notReady(false) {
 			if strings.Contains(p, what) {
 				return true
 			}
@@ -81,7 +81,7 @@ func TestMissingDirectoryIsSaidNotFatal(t *testing.T) {
 		t.Errorf("flowaudit_source_up %v while the directory is missing", up)
 	}
 	if !notReadyFor("directory " + filepath.Dir(events) + " does not exist") {
-		t.Errorf("ready while the directory is missing: %q", r.d.notReady())
+		t.Errorf("ready while the directory is missing: %q", r.d.notReady(false))
 	}
 	waitFor(t, "the warning repeated", func() bool { return warnings() >= 2 })
 
@@ -93,7 +93,7 @@ func TestMissingDirectoryIsSaidNotFatal(t *testing.T) {
 	waitFor(t, "the directory seen", func() bool { return !missing() })
 	waitFor(t, "up", func() bool { return metricValue(t, r.d.Registry(), "flowaudit_source_up", src) == 1 })
 	if notReadyFor("does not exist") {
-		t.Errorf("still not ready for the directory: %q", r.d.notReady())
+		t.Errorf("still not ready for the directory: %q", r.d.notReady(false))
 	}
 	if logs.FilterMessageSnippet("exists now").Len() != 1 {
 		t.Error("no log line when the directory appeared")

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flowaudit/flowaudit/pkg/archive"
 )
 
 func (d *Daemon) handler() http.Handler {
@@ -17,11 +19,20 @@ func (d *Daemon) handler() http.Handler {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		problems := d.notReady()
+	// /readyz?standby counts a standby (waiting for the collector it
+	// replaces to release the archive) as ready: a DaemonSet rolling
+	// update with maxSurge deletes the old pod only once the new one is
+	// ready, so the DaemonSet's probe asks that way.
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		standbyOK := r.URL.Query().Has("standby")
+		problems := d.notReady(standbyOK)
 		if len(problems) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = fmt.Fprintln(w, "not ready:\n  "+strings.Join(problems, "\n  "))
+			return
+		}
+		if e := d.standby.Load(); e != nil {
+			_, _ = fmt.Fprintf(w, "ready (standby: %s)\n", standbyReason(e))
 			return
 		}
 		_, _ = fmt.Fprintln(w, "ready")
@@ -29,16 +40,27 @@ func (d *Daemon) handler() http.Handler {
 	return mux
 }
 
-// notReady lists why the daemon is not ready: the archive is not open or is
-// failing or not writable, a source is not being read or its file's
-// directory does not exist, or the flows being archived lag behind the
-// clock by more than readiness.maxLag.
-func (d *Daemon) notReady() []string {
+// standbyReason says why a standby reads nothing yet.
+func standbyReason(e *archive.LockedError) string {
+	return fmt.Sprintf("waiting for the archive's writer lock, held by %s (the collector this one replaces releases it once it has committed, and this one resumes from there)", e.Holder)
+}
+
+// notReady lists why the daemon is not ready: the archive is not open
+// (waiting for another writer to release it: a standby, which standbyOK
+// counts as ready) or is failing or not writable, a source is not being
+// read or its file's directory does not exist, or the flows being archived
+// lag behind the clock by more than readiness.maxLag.
+func (d *Daemon) notReady(standbyOK bool) []string {
 	d.mu.Lock()
 	dir, maxLag := d.cfg.Archive.Dir, time.Duration(d.cfg.Readiness.MaxLag)
 	d.mu.Unlock()
 	var out []string
+	standby := d.standby.Load()
 	switch {
+	case standby != nil:
+		if !standbyOK {
+			out = append(out, "archive: "+standbyReason(standby))
+		}
 	case d.sink.Load() == nil:
 		out = append(out, "archive: not open")
 	case d.degraded.Load():
@@ -66,7 +88,9 @@ func (d *Daemon) notReady() []string {
 			continue
 		}
 		if !s.up.Load() {
-			out = append(out, fmt.Sprintf("source %s: not running", id))
+			if standby == nil { // a standby's sources start once it has the archive
+				out = append(out, fmt.Sprintf("source %s: not running", id))
+			}
 			continue
 		}
 		p := s.pipe.Load()

@@ -101,10 +101,10 @@ func (d *Daemon) slackCheck(ctx context.Context) {
 	}
 }
 
-// retentionLoop applies the archive retention of the current configuration
-// (under the writer's lock), then compacts closed days (the lock taken per
-// run, see archive.Writer.CompactEach), every hour (the first time shortly
-// after start).
+// retentionLoop applies the archive retention of the current configuration,
+// then compacts closed days (the writer locked per run, see
+// archive.Writer.CompactEach), every hour (the first time shortly after
+// start).
 func (d *Daemon) retentionLoop(ctx context.Context) {
 	timer := time.NewTimer(2 * time.Minute)
 	defer timer.Stop()
@@ -132,13 +132,13 @@ func (d *Daemon) retentionOnce() {
 		// Nothing is deleted before the object store holds it.
 		r.Hold = func(node, date string) bool { return !s.Shipped(node, date) }
 	}
-	var res archive.RetentionResult
-	open, err := d.onArchive(func(w *archive.Writer) (err error) {
-		res, err = w.ApplyRetention(d.opts.Now(), r)
-		return err
-	})
-	if !open {
-		return
+	sink := d.sink.Load()
+	if sink == nil {
+		return // the archive is being reopened: next hour
+	}
+	res, err := sink.w.ApplyRetention(d.opts.Now(), r)
+	if errors.Is(err, archive.ErrClosed) {
+		return // shutting down or reopening: next time
 	}
 	if err != nil {
 		d.log.Error("archive retention failed; retrying in an hour", zap.Error(err),
@@ -155,17 +155,6 @@ func (d *Daemon) retentionOnce() {
 	}
 }
 
-// onArchive runs fn with the open archive's writer, no batch being written
-// meanwhile; open is false when the archive is being reopened (the hourly
-// caller tries again next time).
-func (d *Daemon) onArchive(fn func(*archive.Writer) error) (open bool, err error) {
-	sink := d.sink.Load()
-	if sink == nil {
-		return false, nil
-	}
-	return true, sink.withArchive(fn)
-}
-
 func (d *Daemon) compactOnce(ctx context.Context) {
 	d.mu.Lock()
 	on := d.cfg.Archive.Compaction
@@ -177,10 +166,10 @@ func (d *Daemon) compactOnce(ctx context.Context) {
 	if sink == nil {
 		return // the archive is being reopened: next hour
 	}
-	// Run by run, the sink's lock taken for each only: the sources' batches
+	// Run by run, the writer locked for each only: the sources' batches
 	// are written between two runs, not after the whole compaction.
-	res, err := sink.w.CompactEach(ctx, d.opts.Now(), sink.locked)
-	if errors.Is(err, errSinkClosed) || ctx.Err() != nil {
+	res, err := sink.w.CompactEach(ctx, d.opts.Now())
+	if errors.Is(err, archive.ErrClosed) || ctx.Err() != nil {
 		return // shutting down or reopening: next time
 	}
 	if err != nil {

@@ -33,7 +33,20 @@ func (d *Daemon) newShipper(ctx context.Context, cfg Config) (*ship.Shipper, err
 // shipLoop ships the archive's closed files and manifests every
 // archive.upload.every; after an error it tries again sooner, backing off
 // to that interval. What is not shipped is kept from retention (Held).
+//
+// It starts once the daemon has the archive: a standby beside the
+// collector it replaces (an upgrade) leaves the shipping to that one until
+// then, and reads what it shipped from the ledger.
 func (d *Daemon) shipLoop(ctx context.Context, s *ship.Shipper, every time.Duration) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-d.opened:
+	}
+	if err := s.ReadLedger(); err != nil {
+		d.log.Error("shipping to object storage stopped: its ledger is unreadable", zap.Error(err))
+		return
+	}
 	wait := every
 	backoff := time.Second
 	for {

@@ -39,7 +39,7 @@ func TestDaemonShipsAndCatchesUp(t *testing.T) {
 		return metricValue(t, r.d.Registry(), "flowaudit_ship_backlog_manifests", nil) > 0
 	})
 	waitFor(t, "not ready while the store is down", func() bool {
-		for _, p := range r.d.notReady() {
+		for _, p := range r.d.notReady(false) {
 			if strings.Contains(p, "object store: not caught up") {
 				return true
 			}
@@ -49,7 +49,7 @@ func TestDaemonShipsAndCatchesUp(t *testing.T) {
 	srv.Resume(t)
 	appendLines(t, events, lines[2000:])
 	waitFor(t, "the backlog drained", func() bool {
-		return metricValue(t, r.d.Registry(), "flowaudit_ship_backlog_manifests", nil) == 0 && r.kept(t) >= 3000 && len(r.d.notReady()) == 0
+		return metricValue(t, r.d.Registry(), "flowaudit_ship_backlog_manifests", nil) == 0 && r.kept(t) >= 3000 && len(r.d.notReady(false)) == 0
 	})
 	r.shutdown(t)
 	// The shutdown's last commit is shipped by the next run; compare what

@@ -14,6 +14,8 @@ import (
 // archive again and re-reads from Checkpoints(): nothing half-written is
 // ever committed and nothing is lost. Safe to call twice, and after Close.
 func (w *Writer) Abort() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.closed {
 		return nil
 	}
@@ -36,9 +38,29 @@ func (w *Writer) Abort() error {
 
 // Seq is the sequence number of the last commit group (0: none yet); it
 // changes exactly when a Write, Flush or Close commits.
-func (w *Writer) Seq() uint64 { return w.seq }
+func (w *Writer) Seq() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.seq
+}
 
 // SetConfigHash sets the configuration hash recorded in the files and stats
 // rows opened from now on (call Flush first to separate the configurations
-// in the archive).
-func (w *Writer) SetConfigHash(h string) { w.cfg.ConfigHash = h }
+// in the archive, or Reconfigure).
+func (w *Writer) SetConfigHash(h string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.cfg.ConfigHash = h
+}
+
+// Reconfigure commits what is open and sets the configuration hash of what
+// is written from now on, no batch being written in between.
+func (w *Writer) Reconfigure(h string) error {
+	return w.locked(func() error {
+		if err := w.flush(); err != nil {
+			return err
+		}
+		w.cfg.ConfigHash = h
+		return nil
+	})
+}

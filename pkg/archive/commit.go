@@ -462,10 +462,12 @@ func (w *Writer) pruneCommitRecords() {
 
 // Close commits what is open and releases the writer. Safe to call twice.
 func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.closed {
 		return nil
 	}
-	err := w.Flush()
+	err := w.flush()
 	w.closed = true
 	w.closeLog()
 	w.unlock()
@@ -474,4 +476,8 @@ func (w *Writer) Close() error {
 
 // Commits counts the durable commits of this writer: cuts (Seq) and, with
 // Config.Log, fsyncs of the row log.
-func (w *Writer) Commits() uint64 { return w.commits }
+func (w *Writer) Commits() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.commits
+}

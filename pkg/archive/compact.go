@@ -55,35 +55,34 @@ type CompactResult struct {
 // that are still there; until then scanners skip them, and verify counts
 // them as compacted, not missing.
 func (w *Writer) Compact(now time.Time) (CompactResult, error) {
-	return w.CompactEach(context.Background(), now, func(fn func() error) error { return fn() })
+	return w.CompactEach(context.Background(), now)
 }
 
 // CompactEach is Compact for a writer that other goroutines write to: it
-// calls lock around each piece of work that touches the writer (finding
-// the closed days' partitions; starting and committing each run) and reads
-// manifests and the files of a run without it, so that a daemon's batches keep being
-// written while a day is compacted (hours on a busy node, while the
-// exporter's rotation deletes what the sources could not read) and wait
-// at most for one commit. lock must not hold anything but the writer.
-// Cancelling ctx stops the run being merged (its output is discarded).
-func (w *Writer) CompactEach(ctx context.Context, now time.Time, lock func(func() error) error) (res CompactResult, err error) {
-	interrupted := false // by the caller (its lock refused, ctx) or a closed writer: not a failure
+// holds the writer's lock for each piece of work that touches the writer
+// (finding the closed days' partitions; starting and committing each run)
+// and reads manifests and the files of a run without it, so that a
+// daemon's batches keep being written while a day is compacted (hours on a
+// busy node, while the exporter's rotation deletes what the sources could
+// not read) and wait at most for one commit. Cancelling ctx stops the run
+// being merged (its output is discarded); a writer closed meanwhile stops
+// it with ErrClosed.
+func (w *Writer) CompactEach(ctx context.Context, now time.Time) (CompactResult, error) {
+	return w.compactEach(ctx, now, w.locked)
+}
+
+// compactEach is CompactEach with the function that takes the writer's
+// lock given (tests interleave batches between two of its calls).
+func (w *Writer) compactEach(ctx context.Context, now time.Time, lock func(func() error) error) (res CompactResult, err error) {
+	interrupted := false // by ctx or a closed writer: not a failure
 	defer func() {
 		if err != nil && !interrupted && ctx.Err() == nil {
 			w.m.writeErrors.WithLabelValues("compaction").Inc()
 		}
 	}()
 	locked := func(fn func() error) error {
-		ran := false
-		err := lock(func() error {
-			ran = true
-			if w.closed {
-				interrupted = true
-				return errors.New("archive: compact: writer is closed")
-			}
-			return fn()
-		})
-		if !ran && err != nil {
+		err := lock(fn)
+		if errors.Is(err, ErrClosed) {
 			interrupted = true
 		}
 		return err

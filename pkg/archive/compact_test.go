@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -326,7 +325,7 @@ func TestCompactionWhoseManifestAppendFails(t *testing.T) {
 	verifyClean(t, root)
 }
 
-// TestCompactEachLetsWritesThrough: CompactEach takes the caller's lock to
+// TestCompactEachLetsWritesThrough: CompactEach takes the writer's lock to
 // find the runs, then for each run twice (to start it, to commit its
 // output) but not while it reads and writes the files, so batches written
 // in between (the daemon's sources, while a day is compacted) are committed
@@ -355,9 +354,9 @@ func TestCompactEachLetsWritesThrough(t *testing.T) {
 		locks++
 		held = true
 		defer func() { held = false }()
-		return fn()
+		return w.locked(fn)
 	}
-	res, err := w.CompactEach(context.Background(), compactNow, lock)
+	res, err := w.compactEach(context.Background(), compactNow, lock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,16 +389,16 @@ func TestCompactEachWriterClosedWhileMerging(t *testing.T) {
 	root, w := closedDay(t, 4, 40)
 	before := scanUUIDs(t, root)
 	locks := 0
-	_, err := w.CompactEach(context.Background(), compactNow, func(fn func() error) error {
+	_, err := w.compactEach(context.Background(), compactNow, func(fn func() error) error {
 		locks++
 		if locks == 3 { // the first run is merged: its commit is next
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
 		}
-		return fn()
+		return w.locked(fn)
 	})
-	if err == nil || !strings.Contains(err.Error(), "closed") {
+	if !errors.Is(err, ErrClosed) {
 		t.Fatalf("compaction of a closed writer: %v", err)
 	}
 	if n := testutil.ToFloat64(w.m.writeErrors.WithLabelValues("compaction")); n != 0 {
@@ -413,8 +412,9 @@ func TestCompactEachWriterClosedWhileMerging(t *testing.T) {
 }
 
 // TestCompactEachConcurrentWrites: batches written and committed from
-// another goroutine, under the same lock, for as long as CompactEach runs
-// (the race detector checks that merging touches no state they change).
+// another goroutine for as long as CompactEach runs, the writer taking its
+// own lock (the race detector checks that merging touches no state they
+// change).
 func TestCompactEachConcurrentWrites(t *testing.T) {
 	root := t.TempDir()
 	w, err := Open(Config{Root: root, CompactMaxRows: 40}, nil, nil)
@@ -423,12 +423,6 @@ func TestCompactEachConcurrentWrites(t *testing.T) {
 	}
 	for i := 0; i < 8; i++ {
 		commitFlows(t, w, compactDay, i*40, (i+1)*40)
-	}
-	var mu sync.Mutex
-	lock := func(fn func() error) error {
-		mu.Lock()
-		defer mu.Unlock()
-		return fn()
 	}
 	today := compactNow.Truncate(24 * time.Hour)
 	done := make(chan error, 1)
@@ -451,18 +445,17 @@ func TestCompactEachConcurrentWrites(t *testing.T) {
 				f.Time = timestamppb.New(today.Add(time.Duration(i*10+j) * time.Second))
 			}
 			b.Checkpoint = flow.Checkpoint{Source: "t", Position: strconv.Itoa(i)}
-			if err := lock(func() error {
-				if err := w.Write(b); err != nil {
-					return err
-				}
-				return w.Flush()
-			}); err != nil {
+			if err := w.Write(b); err != nil {
+				done <- err
+				return
+			}
+			if err := w.Flush(); err != nil {
 				done <- err
 				return
 			}
 		}
 	}()
-	res, err := w.CompactEach(context.Background(), compactNow, lock)
+	res, err := w.CompactEach(context.Background(), compactNow)
 	close(compacted)
 	if werr := <-done; werr != nil {
 		t.Fatal("write:", werr)
@@ -496,11 +489,11 @@ func TestCompactEachCancelled(t *testing.T) {
 	before := scanUUIDs(t, root)
 	ctx, cancel := context.WithCancel(context.Background())
 	locks := 0
-	_, err := w.CompactEach(ctx, compactNow, func(fn func() error) error {
+	_, err := w.compactEach(ctx, compactNow, func(fn func() error) error {
 		if locks++; locks == 2 { // the first run is started: cancel its merge
 			defer cancel()
 		}
-		return fn()
+		return w.locked(fn)
 	})
 	if !errors.Is(err, context.Canceled) || locks != 2 {
 		t.Fatalf("cancelled compaction: %v after %d locks, want context.Canceled after 2", err, locks)

@@ -23,6 +23,10 @@ type metrics struct {
 	// and the time of the log's fsyncs.
 	unpublishedSeconds prometheus.Gauge
 	logSyncSeconds     prometheus.Histogram
+	// OpenWait: 1 while it waits for another writer to release the root,
+	// and how long each wait lasted.
+	lockWaiting     prometheus.Gauge
+	lockWaitSeconds prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -51,6 +55,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Age of the oldest row that is durable in the row log but not yet in a closed Parquet file (readers see it once its file is cut, at most archive.maxFileAge after it was written); 0 right after a cut."}),
 		logSyncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "log_sync_duration_seconds",
 			Help: "Time to fsync the row log (a commit that does not cut the files).", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}),
+		lockWaiting: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "writer_lock_waiting",
+			Help: "1 while the daemon waits for another process (the collector it replaces in an upgrade, an import) to release the archive root's writer lock: a standby that reads nothing yet."}),
+		lockWaitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "writer_lock_wait_seconds",
+			Help: "How long the daemon waited for another process to release the archive root's writer lock before it took it (an upgrade's overlap of the old and the new collector).", Buckets: prometheus.ExponentialBuckets(0.01, 4, 10)}),
 	}
 	if reg != nil {
 		// A daemon reopens the archive after an I/O error with the same
@@ -67,6 +75,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.compactedFiles = register(reg, m.compactedFiles)
 		m.unpublishedSeconds = register(reg, m.unpublishedSeconds)
 		m.logSyncSeconds = register(reg, m.logSyncSeconds)
+		m.lockWaiting = register(reg, m.lockWaiting)
+		m.lockWaitSeconds = register(reg, m.lockWaitSeconds)
 	}
 	return m
 }

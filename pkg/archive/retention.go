@@ -39,6 +39,14 @@ type RetentionResult struct {
 // removed; after a crash in between, the next run finds the entry and
 // finishes the deletion. Manifest files are kept.
 func (w *Writer) ApplyRetention(now time.Time, r Retention) (res RetentionResult, err error) {
+	err = w.locked(func() (err error) {
+		res, err = w.applyRetention(now, r)
+		return err
+	})
+	return res, err
+}
+
+func (w *Writer) applyRetention(now time.Time, r Retention) (res RetentionResult, err error) {
 	defer func() {
 		if err != nil {
 			w.m.writeErrors.WithLabelValues("retention").Inc()

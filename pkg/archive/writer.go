@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
@@ -112,9 +113,17 @@ var tables = []string{"flows", "stats", "losses"}
 // them into its column buffers (flushRows).
 const rowBufRows = 4096
 
-// Writer writes batches into the archive. It is not safe for concurrent use;
-// the daemon serialises batches from its sources.
+// Writer writes batches into the archive. It owns two locks: the root's
+// writer lock, which it takes in Open and releases in Close or Abort (one
+// writer per root, across processes), and a mutex that its methods hold
+// for what each does, so that they may be called from any goroutine: a
+// batch (Write), a commit (Flush), one start or commit of a compaction run
+// (CompactEach reads and merges outside it), a retention pass. Close
+// commits what is open and releases the writer; Abort releases it without
+// committing; both may be called twice, and after either every method
+// returns ErrClosed (or does nothing: Close, Abort).
 type Writer struct {
+	mu      sync.Mutex // held by every exported method; the fields below are its
 	cfg     Config
 	lock    *os.File // the root's writer lock (see lockRoot)
 	log     *zap.Logger
@@ -192,8 +201,15 @@ type statKey struct {
 }
 
 // Open opens (or creates) the archive at cfg.Root, completes or discards
-// whatever a crash left behind, and loads the committed checkpoints.
+// whatever a crash left behind, and loads the committed checkpoints. It
+// fails with a *LockedError while another writer has the root open
+// (OpenWait waits).
 func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Writer, error) {
+	return open(cfg, log, reg, nil)
+}
+
+// open is Open, waiting for the root's lock with wait if it is not nil.
+func open(cfg Config, log *zap.Logger, reg prometheus.Registerer, wait *lockWaiter) (*Writer, error) {
 	def := DefaultConfig()
 	if cfg.MaxFileBytes == 0 {
 		cfg.MaxFileBytes = def.MaxFileBytes
@@ -226,10 +242,15 @@ func Open(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Writer, erro
 	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
 		return nil, fmt.Errorf("archive: open %s: %w", cfg.Root, err)
 	}
-	lock, locked, err := lockRoot(cfg.Root)
+	var pause func(*LockedError) error
+	if wait != nil {
+		pause = func(e *LockedError) error { return wait.pause(w, e) }
+	}
+	lock, locked, err := lockRoot(cfg.Root, pause)
 	if err != nil {
 		return nil, err
 	}
+	wait.took(w)
 	if lock != nil && !locked {
 		w.log.Warn("the archive's file system does not support locks: make sure nothing else writes to this archive root", zap.String("root", cfg.Root))
 	}
@@ -276,16 +297,32 @@ func (w *Writer) dueForCut(now time.Time) bool {
 	return w.rows >= w.cfg.MaxFileRows || w.estSize >= w.cfg.MaxFileBytes || now.Sub(w.opened) >= w.cfg.MaxFileAge
 }
 
+// ErrClosed is returned by a Writer's methods after Close or Abort.
+var ErrClosed = errors.New("archive: closed")
+
+// locked runs fn holding the writer's mutex, unless the writer is closed.
+func (w *Writer) locked(fn func() error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	return fn()
+}
+
 // unlock releases the root's writer lock.
 func (w *Writer) unlock() {
 	if w.lock != nil {
 		_ = w.lock.Close()
 		w.lock = nil
+		w.log.Info("released the archive's writer lock", zap.String("root", w.cfg.Root))
 	}
 }
 
 // Checkpoints returns the last committed checkpoint of every source.
 func (w *Writer) Checkpoints() map[string]flow.Checkpoint {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	out := make(map[string]flow.Checkpoint, len(w.committed))
 	for k, v := range w.committed {
 		out[k] = v
@@ -296,6 +333,8 @@ func (w *Writer) Checkpoints() map[string]flow.Checkpoint {
 // Imported returns the last committed checkpoint of sourceID, if any, so an
 // import can skip or resume a source it has already archived.
 func (w *Writer) Imported(sourceID string) (flow.Checkpoint, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	cp, ok := w.committed[sourceID]
 	return cp, ok
 }
@@ -308,9 +347,10 @@ func (w *Writer) Imported(sourceID string) (flow.Checkpoint, bool) {
 // that asks for a commit fsyncs the log; the files are cut by the limits
 // only.
 func (w *Writer) Write(b *flow.Batch) error {
-	if w.closed {
-		return errors.New("archive: write after close")
-	}
+	return w.locked(func() error { return w.write(b) })
+}
+
+func (w *Writer) write(b *flow.Batch) error {
 	now := w.cfg.Now()
 	empty := len(b.Flows) == 0 && len(b.Stats) == 0 && len(b.Losses) == 0 && b.Checkpoint.Source == ""
 	if w.rlog != nil && !empty {
@@ -332,12 +372,12 @@ func (w *Writer) Write(b *flow.Batch) error {
 	cut := w.dueForCut(now)
 	if w.rlog == nil {
 		if b.Commit || cut {
-			return w.Flush()
+			return w.flush()
 		}
 		return nil
 	}
 	if cut {
-		return w.Flush()
+		return w.flush()
 	}
 	if !w.opened.IsZero() {
 		w.m.unpublishedSeconds.Set(now.Sub(w.opened).Seconds())
@@ -577,6 +617,10 @@ func randHex(n int) string {
 // Flush commits every open file (flows and the stats gathered so far) with
 // the latest checkpoint of every source, as one commit group.
 func (w *Writer) Flush() error {
+	return w.locked(w.flush)
+}
+
+func (w *Writer) flush() error {
 	if len(w.files) == 0 && len(w.stats) == 0 && len(w.last) == 0 {
 		return nil
 	}

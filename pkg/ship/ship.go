@@ -92,22 +92,36 @@ func New(cfg Config) (*Shipper, error) {
 	}
 	dest := cfg.To.String()
 	sum := sha256.Sum256([]byte(dest))
-	s := &Shipper{cfg: cfg, ledger: filepath.Join(cfg.Root, "_ship", hex.EncodeToString(sum[:8])+".json"),
-		state: ledger{Destination: dest, Manifests: map[string]int64{}}}
+	s := &Shipper{cfg: cfg, ledger: filepath.Join(cfg.Root, "_ship", hex.EncodeToString(sum[:8])+".json")}
+	if err := s.ReadLedger(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ReadLedger reads the ledger again, for a shipper that takes the archive
+// over from another process (an upgrade's previous collector, which kept
+// shipping until it stopped). Not while Once runs.
+func (s *Shipper) ReadLedger() error {
+	dest := s.cfg.To.String()
+	state := ledger{Destination: dest, Manifests: map[string]int64{}}
 	b, err := os.ReadFile(s.ledger)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return nil, fmt.Errorf("ship: ledger: %w", err)
+		return fmt.Errorf("ship: ledger: %w", err)
 	default:
-		if err := json.Unmarshal(b, &s.state); err != nil || s.state.Destination != dest {
-			return nil, fmt.Errorf("ship: ledger %s: unreadable or of another destination (%v)", s.ledger, err)
+		if err := json.Unmarshal(b, &state); err != nil || state.Destination != dest {
+			return fmt.Errorf("ship: ledger %s: unreadable or of another destination (%v)", s.ledger, err)
 		}
-		if s.state.Manifests == nil {
-			s.state.Manifests = map[string]int64{}
+		if state.Manifests == nil {
+			state.Manifests = map[string]int64{}
 		}
 	}
-	return s, nil
+	s.mu.Lock()
+	s.state = state
+	s.mu.Unlock()
+	return nil
 }
 
 // Result is what one pass shipped.

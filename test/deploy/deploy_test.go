@@ -219,7 +219,9 @@ func TestBaseDaemonSet(t *testing.T) {
 		t.Errorf("container ports %+v, config listens on %s", c.Ports, cfg.Listen)
 	}
 	for name, p := range map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
-		want := map[string]string{"liveness": "/healthz", "readiness": "/readyz"}[name]
+		// A standby (an upgrade's new pod waiting for the old one's
+		// archive lock) must be ready, or maxSurge never deletes the old.
+		want := map[string]string{"liveness": "/healthz", "readiness": "/readyz?standby"}[name]
 		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != want || p.HTTPGet.Port != intstr.FromString("metrics") {
 			t.Errorf("%s probe %+v, want GET %s on the metrics port", name, p, want)
 		}
@@ -231,6 +233,23 @@ func TestBaseDaemonSet(t *testing.T) {
 		if ds.Spec.Template.Labels[k] != v {
 			t.Errorf("the Service selects %s=%s; the pods are labelled %v", k, v, ds.Spec.Template.Labels)
 		}
+	}
+
+	// Upgrades: the new pod starts beside the old one and takes the
+	// archive over when the old one has committed (docs/architecture.md,
+	// "Upgrades"), no node ever without a collector.
+	if u := ds.Spec.UpdateStrategy; u.Type != appsv1.RollingUpdateDaemonSetStrategyType || u.RollingUpdate == nil ||
+		u.RollingUpdate.MaxSurge == nil || *u.RollingUpdate.MaxSurge != intstr.FromInt32(1) ||
+		u.RollingUpdate.MaxUnavailable == nil || *u.RollingUpdate.MaxUnavailable != intstr.FromInt32(0) {
+		t.Errorf("updateStrategy %+v, want RollingUpdate with maxSurge 1 and maxUnavailable 0", u)
+	}
+	for _, p := range c.Ports {
+		if p.HostPort != 0 {
+			t.Errorf("port %s has hostPort %d: a surge pod could not start beside the old one", p.Name, p.HostPort)
+		}
+	}
+	if spec.HostNetwork {
+		t.Error("hostNetwork: a surge pod could not listen beside the old one")
 	}
 
 	// Shutdown: the grace period covers the drain.
