@@ -40,13 +40,13 @@ type RowReader[T any] struct {
 // readSlab holds what the rows' pointers and slices point to, from one
 // Begin to the next.
 type readSlab struct {
-	u32s  chunks[uint32]
-	i32s  chunks[int32]
-	u64s  chunks[uint64]
-	strs  []string
-	wls   []Workload
-	hdrs  []Header
-	pols  []Policy
+	u32s chunks[uint32]
+	i32s chunks[int32]
+	u64s chunks[uint64]
+	strs []string
+	wls  []Workload
+	hdrs []Header
+	pols []Policy
 	// Transient strings: their bytes in buf, their headers in strPtrs.
 	transient bool
 	buf       []byte
