@@ -3,7 +3,6 @@ package serve
 import (
 	"container/heap"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -47,6 +46,36 @@ type query struct {
 	skip          uint64 // matching flows to pass over before sending
 	limit         uint64 // 0: none
 	firstT, lastT int64  // of the flows sent (ns)
+
+	// The columns a cursor reads first (those of the Flow fields the
+	// filters read) and then for the rows that pass; the time comes from
+	// the time_ns column each cursor reads whole.
+	filterCols, restCols archive.Columns
+	// Buffers of closed cursors, for the next ones.
+	readers []*archive.RowReader[archive.FlowRow]
+	batches []batchBufs
+	times   []int64
+}
+
+type batchBufs struct {
+	rows []archive.FlowRow
+	keep []bool
+}
+
+// setColumns sets the columns cursors read, for the filters' fields.
+func (q *query) setColumns() {
+	r := q.reader()
+	defer func() { q.readers = append(q.readers, r) }()
+	fields := q.prog.Fields()
+	if q.access != nil {
+		fields = fields.Union(q.access.Fields())
+	}
+	times, err := r.Columns("time", "time_ns")
+	if err != nil {
+		panic(err) // FlowRow has them
+	}
+	q.filterCols = r.FlowColumns(fields).Without(times)
+	q.restCols = r.AllColumns().Without(q.filterCols).Without(times)
 }
 
 func (q *query) match(f *flowpb.Flow) bool {
@@ -105,6 +134,7 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, srv observerpb.Observ
 		return status.Errorf(codes.InvalidArgument, "invalid fieldmask: %v", err)
 	}
 	q := &query{prog: prog, access: access, mask: mask, since: math.MinInt64, until: math.MaxInt64, send: srv.Send}
+	q.setColumns()
 	if t := req.GetSince(); t != nil {
 		if err := t.CheckValid(); err != nil {
 			return status.Errorf(codes.InvalidArgument, "since: %v", err)
@@ -260,22 +290,28 @@ func (a key) less(b key) bool {
 	return a.row < b.row
 }
 
-// cursor reads one row group's matching flows in row order.
+// cursor reads one row group's matching flows in row order, column-first
+// (archive.RowReader), a batch of rows at a time: first the columns the
+// filters read, of every row of the batch in the window; then the other
+// columns, of the rows whose flow made of the first passes. The filters'
+// decision on the flow made of the whole row stays the judge.
 type cursor struct {
 	q   *query
 	g   archive.FlowRowGroup
 	ord int
 	c   io.Closer
 	rg  parquet.RowGroup
-	r   *parquet.GenericReader[archive.FlowRow]
+	rr  *archive.RowReader[archive.FlowRow]
 	// times is the time_ns column, read once the cursor must seek; nil
-	// before, and when the times are not in order (no seeking then).
+	// before. sorted: the times are in order (a cursor then stops at the
+	// first row past until).
 	times  []int64
 	sorted bool
-	left   int64
-	buf    []archive.FlowRow
-	i      int
-	row    int64 // the row index of buf[i]
+	end    int64 // the row to read no further than
+	rows   []archive.FlowRow
+	keep   []bool
+	first  int64 // the row of rows[0]
+	n, i   int   // the batch's rows, and the current one
 	b      archive.FlowBuilder
 	f      flowpb.Flow
 	head   key
@@ -287,42 +323,57 @@ func openCursor(q *query, g archive.FlowRowGroup, ord int) (*cursor, error) {
 		return nil, err
 	}
 	rg := pf.RowGroups()[g.Index]
-	return &cursor{q: q, g: g, ord: ord, c: c, rg: rg, r: parquet.NewGenericRowGroupReader[archive.FlowRow](rg), left: rg.NumRows(), buf: make([]archive.FlowRow, 0, rowBatch), row: -1}, nil
+	cur := &cursor{q: q, g: g, ord: ord, c: c, rg: rg, rr: q.reader(), end: rg.NumRows(), i: -1}
+	cur.rr.Reset(rg)
+	if err := cur.loadTimes(); err != nil {
+		cur.close()
+		return nil, err
+	}
+	cur.rows, cur.keep = q.batch()
+	return cur, nil
 }
 
-// timeRow is the projection of a flow row on its time_ns column.
-type timeRow struct {
-	TimeNs int64 `parquet:"time_ns"`
+// reader returns a RowReader for a cursor, reused from one that closed.
+func (q *query) reader() *archive.RowReader[archive.FlowRow] {
+	if n := len(q.readers); n > 0 {
+		r := q.readers[n-1]
+		q.readers = q.readers[:n-1]
+		return r
+	}
+	r, err := archive.NewRowReader[archive.FlowRow]()
+	if err != nil {
+		panic(err) // FlowRow is the archive's own row type
+	}
+	r.Transient()
+	return r
+}
+
+// batch returns the row and keep buffers of a cursor, reused from one that
+// closed.
+func (q *query) batch() ([]archive.FlowRow, []bool) {
+	if n := len(q.batches); n > 0 {
+		b := q.batches[n-1]
+		q.batches = q.batches[:n-1]
+		return b.rows, b.keep
+	}
+	return make([]archive.FlowRow, rowBatch), make([]bool, rowBatch)
 }
 
 // loadTimes reads the row group's time_ns column alone (8 bytes a row), so
-// that the cursor can seek to the rows of a time instead of decoding every
+// that the cursor can seek to the rows of a time instead of reading every
 // row before them.
 func (c *cursor) loadTimes() error {
 	if c.times != nil {
 		return nil
 	}
-	n := c.rg.NumRows()
-	r := parquet.NewGenericRowGroupReader[timeRow](c.rg)
-	defer r.Close()
-	times := make([]int64, 0, n)
-	buf := make([]timeRow, min(n, 4096))
-	for left := n; left > 0; {
-		k, err := r.Read(buf[:min(int64(len(buf)), left)])
-		for _, t := range buf[:k] {
-			times = append(times, t.TimeNs)
-		}
-		left -= int64(k)
-		if k == 0 {
-			if err == nil || errors.Is(err, io.EOF) {
-				err = fmt.Errorf("%d rows announced by the footer were not read", left)
-			}
-			return &archive.ScanError{File: c.g.File, Err: err}
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return &archive.ScanError{File: c.g.File, Err: err}
-		}
+	times, err := c.rr.Int64s("time_ns", c.q.times[:0])
+	if err != nil {
+		return &archive.ScanError{File: c.g.File, Err: err}
 	}
+	if int64(len(times)) != c.rg.NumRows() {
+		return &archive.ScanError{File: c.g.File, Err: fmt.Errorf("%d times for %d rows", len(times), c.rg.NumRows())}
+	}
+	c.q.times = nil // the cursor owns them until it closes
 	c.times, c.sorted = times, slices.IsSorted(times)
 	return nil
 }
@@ -353,71 +404,90 @@ func (c *cursor) span(from int64) (lo, hi int64, err error) {
 
 // seek places the cursor before row, to read no further than end.
 func (c *cursor) seek(row, end int64) error {
-	if err := c.r.SeekToRow(row); err != nil {
-		return &archive.ScanError{File: c.g.File, Err: err}
-	}
-	c.buf, c.i, c.row, c.left = c.buf[:0], 0, row-1, end-row
+	c.first, c.n, c.i, c.end = row, 0, -1, end
 	return nil
 }
 
 func (c *cursor) close() {
-	if c.r != nil {
-		c.r.Close()
+	if c.rr != nil {
+		c.rr.Close()
 		c.c.Close()
-		c.r = nil
+		c.q.readers = append(c.q.readers, c.rr)
+		c.q.batches = append(c.q.batches, batchBufs{c.rows, c.keep})
+		if c.q.times == nil || cap(c.times) > cap(c.q.times) {
+			c.q.times = c.times[:0]
+		}
+		c.rr, c.rows, c.keep, c.times = nil, nil, nil, nil
 	}
 }
 
-// rowAt returns the next row, or nil at the end of the row group.
-func (c *cursor) next() (*archive.FlowRow, error) {
-	c.i++
-	c.row++
-	if c.i >= len(c.buf) {
-		if c.left == 0 {
-			return nil, nil
+// load reads the next batch of rows (from c.first + c.n): the filters'
+// columns of the rows in the window at or after from, then the other
+// columns of those whose flow made of the first passes. False at the end.
+func (c *cursor) load(from key) (bool, error) {
+	first := c.first + int64(c.n)
+	if first >= c.end {
+		return false, nil
+	}
+	n := int(min(int64(len(c.rows)), c.end-first))
+	c.first, c.n, c.i = first, n, -1
+	rows, keep := c.rows[:n], c.keep[:n]
+	any := false
+	for k := range rows {
+		t := c.times[first+int64(k)]
+		keep[k] = t >= c.q.since && t <= c.q.until && !(key{t: t, ord: c.ord, row: first + int64(k)}).less(from)
+		rows[k].TimeNs = t
+		any = any || keep[k]
+	}
+	if !any {
+		return true, nil
+	}
+	c.rr.Begin()
+	if !c.q.filterCols.IsEmpty() {
+		if err := c.rr.Read(c.q.filterCols, first, rows, keep); err != nil {
+			return false, &archive.ScanError{File: c.g.File, Err: err}
 		}
-		// Never ask for more rows than are left (see archive.readGroups).
-		c.buf = c.buf[:min(int64(cap(c.buf)), c.left)]
-		clear(c.buf)
-		n, err := c.r.Read(c.buf)
-		c.left -= int64(n)
-		c.buf, c.i = c.buf[:n], 0
-		if n == 0 {
-			if err == nil || errors.Is(err, io.EOF) {
-				err = fmt.Errorf("%d rows announced by the footer were not read", c.left)
+		any = false
+		for k := range rows {
+			if !keep[k] {
+				continue
 			}
-			return nil, &archive.ScanError{File: c.g.File, Err: err}
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, &archive.ScanError{File: c.g.File, Err: err}
+			if err := c.b.Flow(&rows[k], &c.f); err != nil {
+				return false, &archive.ScanError{File: c.g.File, Err: err}
+			}
+			keep[k] = c.q.match(&c.f)
+			any = any || keep[k]
 		}
 	}
-	return &c.buf[c.i], nil
+	if any {
+		if err := c.rr.Read(c.q.restCols, first, rows, keep); err != nil {
+			return false, &archive.ScanError{File: c.g.File, Err: err}
+		}
+	}
+	return true, nil
 }
 
 // advance moves to the next flow at or after from that is in the window
-// and matches; ok is false at the end of the row group, or past until.
+// and matches; ok is false at the end of the rows the cursor reads.
 func (c *cursor) advance(from key) (ok bool, err error) {
 	for {
-		r, err := c.next()
-		if r == nil || err != nil {
-			return false, err
-		}
-		if r.TimeNs > c.q.until {
-			if c.sorted {
-				return false, nil // no later row is in the window
+		c.i++
+		if c.i >= c.n {
+			more, err := c.load(from)
+			if !more || err != nil {
+				return false, err
 			}
 			continue
 		}
-		k := key{t: r.TimeNs, ord: c.ord, row: c.row}
-		if r.TimeNs < c.q.since || k.less(from) {
+		if !c.keep[c.i] {
 			continue
 		}
+		r := &c.rows[c.i]
 		if err := c.b.Flow(r, &c.f); err != nil {
 			return false, &archive.ScanError{File: c.g.File, Err: err}
 		}
 		if c.q.match(&c.f) {
-			c.head = k
+			c.head = key{t: r.TimeNs, ord: c.ord, row: c.first + int64(c.i)}
 			return true, nil
 		}
 	}
