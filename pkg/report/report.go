@@ -265,11 +265,11 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	rep.PrivilegedPorts = slices.Clone(priv)
 	// The previous month's denied groups need neither labels nor L7 nor the
 	// node; this month's need the source labels only for zones.
-	prevCols := allColumns.without("source_labels.list.element", "destination_labels.list.element", "node_name",
+	prevCols := allWithout("source_labels", "destination_labels", "node_name",
 		"l7_dns_query", "l7_dns_rcode", "l7_http_code", "l7_http_method", "is_reply")
 	read := allColumns
 	if len(o.Zones) == 0 && (o.PrivilegedSources == nil || len(o.PrivilegedSources.Labels) == 0) {
-		read = read.without("source_labels.list.element")
+		read = allWithout("source_labels")
 	}
 	// Both months' flows are scanned again when a file turns out
 	// unreadable: a file of the partition both months share counts in
