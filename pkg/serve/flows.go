@@ -51,6 +51,10 @@ type query struct {
 	// filters read) and then for the rows that pass; the time comes from
 	// the time_ns column each cursor reads whole.
 	filterCols, restCols archive.Columns
+	// pruner rules row groups out by their statistics (rowGroupPruner).
+	pruner [][]valuesIn
+	// groupsPruned counts the row groups it ruled out.
+	groupsPruned int
 	// Buffers of closed cursors, for the next ones.
 	readers []*archive.RowReader[archive.FlowRow]
 	batches []batchBufs
@@ -135,6 +139,7 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, srv observerpb.Observ
 	}
 	q := &query{prog: prog, access: access, mask: mask, since: math.MinInt64, until: math.MaxInt64, send: srv.Send}
 	q.setColumns()
+	q.pruner = rowGroupPruner(req.GetWhitelist())
 	if t := req.GetSince(); t != nil {
 		if err := t.CheckValid(); err != nil {
 			return status.Errorf(codes.InvalidArgument, "since: %v", err)
@@ -200,7 +205,7 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, srv observerpb.Observ
 			return err
 		}
 	}
-	s.log.Debug("GetFlows history sent", zap.Uint64("flows", q.sent), zap.Int("files", len(files)), zap.Duration("took", time.Since(start)))
+	s.log.Debug("GetFlows history sent", zap.Uint64("flows", q.sent), zap.Int("files", len(files)), zap.Int("row_groups_pruned", q.groupsPruned), zap.Duration("took", time.Since(start)))
 	if !req.GetFollow() {
 		return nil
 	}
@@ -307,14 +312,17 @@ type cursor struct {
 	// first row past until).
 	times  []int64
 	sorted bool
-	end    int64 // the row to read no further than
-	rows   []archive.FlowRow
-	keep   []bool
-	first  int64 // the row of rows[0]
-	n, i   int   // the batch's rows, and the current one
-	b      archive.FlowBuilder
-	f      flowpb.Flow
-	head   key
+	// ruledOut: the row group's statistics show no row passes; it is read
+	// as if it had none.
+	ruledOut bool
+	end      int64 // the row to read no further than
+	rows     []archive.FlowRow
+	keep     []bool
+	first    int64 // the row of rows[0]
+	n, i     int   // the batch's rows, and the current one
+	b        archive.FlowBuilder
+	f        flowpb.Flow
+	head     key
 }
 
 func openCursor(q *query, g archive.FlowRowGroup, ord int) (*cursor, error) {
@@ -325,7 +333,10 @@ func openCursor(q *query, g archive.FlowRowGroup, ord int) (*cursor, error) {
 	rg := pf.RowGroups()[g.Index]
 	cur := &cursor{q: q, g: g, ord: ord, c: c, rg: rg, rr: q.reader(), end: rg.NumRows(), i: -1}
 	cur.rr.Reset(rg)
-	if err := cur.loadTimes(); err != nil {
+	if ruledOut(cur.rr, q.pruner) {
+		q.groupsPruned++
+		cur.ruledOut, cur.times, cur.end = true, []int64{}, 0
+	} else if err := cur.loadTimes(); err != nil {
 		cur.close()
 		return nil, err
 	}
@@ -382,6 +393,9 @@ func (c *cursor) loadTimes() error {
 // from (and since) to the last at or before until: the rows outside cannot
 // be in the window, whether the times are in order or not.
 func (c *cursor) span(from int64) (lo, hi int64, err error) {
+	if c.ruledOut {
+		return 0, 0, nil
+	}
 	if err := c.loadTimes(); err != nil {
 		return 0, 0, err
 	}
@@ -404,6 +418,9 @@ func (c *cursor) span(from int64) (lo, hi int64, err error) {
 
 // seek places the cursor before row, to read no further than end.
 func (c *cursor) seek(row, end int64) error {
+	if c.ruledOut {
+		return nil
+	}
 	c.first, c.n, c.i, c.end = row, 0, -1, end
 	return nil
 }
