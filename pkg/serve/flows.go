@@ -55,6 +55,9 @@ type query struct {
 	pruner [][]valuesIn
 	// groupsPruned counts the row groups it ruled out.
 	groupsPruned int
+	// What the metrics have of sent and groupsPruned.
+	sentCounted   uint64
+	prunedCounted int
 	// Buffers of closed cursors, for the next ones.
 	readers []*archive.RowReader[archive.FlowRow]
 	batches []batchBufs
@@ -108,6 +111,13 @@ func (q *query) emit(f *flowpb.Flow) error {
 	return q.send(&q.resp)
 }
 
+// account adds to the metrics what q sent and skipped since it last did.
+func (s *Server) account(q *query) {
+	s.m.flowsSent.Add(float64(q.sent - q.sentCounted))
+	s.m.groupsSkipped.Add(float64(q.groupsPruned - q.prunedCounted))
+	q.sentCounted, q.prunedCounted = q.sent, q.groupsPruned
+}
+
 func (q *query) full() bool { return q.limit > 0 && q.sent >= q.limit }
 
 // GetFlows streams the archived flows that the request selects, with the
@@ -138,6 +148,7 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, srv observerpb.Observ
 		return status.Errorf(codes.InvalidArgument, "invalid fieldmask: %v", err)
 	}
 	q := &query{prog: prog, access: access, mask: mask, since: math.MinInt64, until: math.MaxInt64, send: srv.Send}
+	defer s.account(q)
 	q.setColumns()
 	q.pruner = rowGroupPruner(req.GetWhitelist())
 	if t := req.GetSince(); t != nil {
@@ -205,6 +216,7 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, srv observerpb.Observ
 			return err
 		}
 	}
+	s.account(q)
 	s.log.Debug("GetFlows history sent", zap.Uint64("flows", q.sent), zap.Int("files", len(files)), zap.Int("row_groups_pruned", q.groupsPruned), zap.Duration("took", time.Since(start)))
 	if !req.GetFollow() {
 		return nil
@@ -788,7 +800,9 @@ func (s *Server) follow(ctx context.Context, q *query, seen map[string]bool) err
 		if err != nil {
 			return status.Errorf(codes.Unavailable, "flowaudit serve: %v", err)
 		}
-		if err := q.forward(ctx, groups, key{t: math.MinInt64}); err != nil {
+		err = q.forward(ctx, groups, key{t: math.MinInt64})
+		s.account(q)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

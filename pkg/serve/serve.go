@@ -11,6 +11,7 @@ import (
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	observerpb "github.com/cilium/cilium/api/v1/observer"
 	relaypb "github.com/cilium/cilium/api/v1/relay"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -35,6 +36,9 @@ type Config struct {
 	// Version is reported by ServerStatus and GetNodes.
 	Version string
 	Log     *zap.Logger
+	// Registry, when set, registers serve's metrics (ServerOptions counts
+	// the requests).
+	Registry prometheus.Registerer
 }
 
 // Server implements Hubble's observer.Observer service over an archive.
@@ -46,6 +50,7 @@ type Server struct {
 	scanner *archive.Scanner
 	log     *zap.Logger
 	access  map[string]*filter.Program
+	m       *metrics
 
 	mu      sync.Mutex
 	summary *summary
@@ -63,7 +68,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, scanner: sc, log: cfg.Log}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("serve: metrics: %w", err)
+	}
+	s := &Server{cfg: cfg, scanner: sc, log: cfg.Log, m: m}
 	if cfg.Access != nil {
 		s.access = map[string]*filter.Program{}
 		for id, nss := range cfg.Access {
