@@ -51,9 +51,6 @@ type query struct {
 	// filters read) and then for the rows that pass; the time comes from
 	// the time_ns column each cursor reads whole.
 	filterCols, restCols archive.Columns
-	// preCols are the columns of the pruner's requirements, read before
-	// the filters' (mayPass).
-	preCols archive.Columns
 	// pruner rules row groups out by their statistics (rowGroupPruner).
 	pruner [][]valuesIn
 	// groupsPruned counts the row groups it ruled out.
@@ -84,18 +81,8 @@ func (q *query) setColumns() {
 	if err != nil {
 		panic(err) // FlowRow has them
 	}
-	q.preCols = archive.Columns{}
-	for _, req := range q.pruner {
-		for _, v := range req {
-			c, err := r.Columns(v.column)
-			if err != nil {
-				panic(err) // FlowRow has the pruner's columns
-			}
-			q.preCols = q.preCols.Union(c)
-		}
-	}
-	q.filterCols = r.FlowColumns(fields).Without(times).Without(q.preCols)
-	q.restCols = r.AllColumns().Without(q.filterCols).Without(times).Without(q.preCols)
+	q.filterCols = r.FlowColumns(fields).Without(times)
+	q.restCols = r.AllColumns().Without(q.filterCols).Without(times)
 }
 
 func (q *query) match(f *flowpb.Flow) bool {
@@ -162,8 +149,8 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, srv observerpb.Observ
 	}
 	q := &query{prog: prog, access: access, mask: mask, since: math.MinInt64, until: math.MaxInt64, send: srv.Send}
 	defer s.account(q)
-	q.pruner = rowGroupPruner(req.GetWhitelist())
 	q.setColumns()
+	q.pruner = rowGroupPruner(req.GetWhitelist())
 	if t := req.GetSince(); t != nil {
 		if err := t.CheckValid(); err != nil {
 			return status.Errorf(codes.InvalidArgument, "since: %v", err)
@@ -485,24 +472,6 @@ func (c *cursor) load(from key) (bool, error) {
 		return true, nil
 	}
 	c.rr.Begin()
-	if !c.q.preCols.IsEmpty() {
-		// The columns a whitelist filter's requirements name (a pod's
-		// namespace, the verdict), which rule most rows out for less than
-		// the filters' whole fields cost.
-		if err := c.rr.Read(c.q.preCols, first, rows, keep); err != nil {
-			return false, &archive.ScanError{File: c.g.File, Err: err}
-		}
-		any = false
-		for k := range rows {
-			if keep[k] {
-				keep[k] = mayPass(&rows[k], c.q.pruner)
-				any = any || keep[k]
-			}
-		}
-		if !any {
-			return true, nil
-		}
-	}
 	if !c.q.filterCols.IsEmpty() {
 		if err := c.rr.Read(c.q.filterCols, first, rows, keep); err != nil {
 			return false, &archive.ScanError{File: c.g.File, Err: err}

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"slices"
 	"strings"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
@@ -17,8 +16,7 @@ type valuesIn struct {
 }
 
 // rowGroupPruner returns, for each whitelist filter, what it requires of
-// the columns whose footer statistics can rule a row group out (and whose
-// values rule a row out before the filters' columns are read): the
+// the columns whose footer statistics can rule a row group out: the
 // namespaces of source_pod and destination_pod ("ns/prefix"; a name
 // without a namespace is in "default", as pkg/filter parses it), and the
 // verdicts. A row group is skipped when each filter requires something
@@ -101,36 +99,4 @@ func ruledOut(r *archive.RowReader[archive.FlowRow], pruner [][]valuesIn) bool {
 		}
 	}
 	return true
-}
-
-// mayPass reports whether the row meets every requirement of some
-// whitelist filter of the pruner: a row that meets none cannot pass.
-func mayPass(r *archive.FlowRow, pruner [][]valuesIn) bool {
-	for _, req := range pruner {
-		ok := true
-		for _, v := range req {
-			p := rowString(r, v.column)
-			if p == nil || !slices.Contains(v.values, *p) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
-}
-
-// rowString is the field of a row that holds the pruner's column.
-func rowString(r *archive.FlowRow, column string) *string {
-	switch column {
-	case "source_namespace":
-		return r.SourceNamespace
-	case "destination_namespace":
-		return r.DestNamespace
-	case "verdict":
-		return r.Verdict
-	}
-	panic("serve: no pruner column " + column)
 }
