@@ -83,6 +83,23 @@ func readTestArchive(t testing.TB, n int) []FlowRowGroup {
 	return groups
 }
 
+// firstRowGroup is a reader and the first row group of a test archive of
+// n flows (closed when the test ends).
+func firstRowGroup(t *testing.T, n int) (*RowReader[FlowRow], parquet.RowGroup) {
+	t.Helper()
+	groups := readTestArchive(t, n)
+	r, err := NewRowReader[FlowRow]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, pf, err := OpenFlowFile(groups[0].File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return r, pf.RowGroups()[groups[0].Index]
+}
+
 // parquetRows reads a row group's rows with parquet-go's row reader.
 func parquetRows(t testing.TB, rg parquet.RowGroup) []FlowRow {
 	t.Helper()
@@ -188,17 +205,7 @@ func TestRowReaderMatchesParquetGo(t *testing.T) {
 // TestFlowColumnsHoldTheirFields: a row read with the columns of one Flow
 // field makes that field as the whole row does, for every field of Flow.
 func TestFlowColumnsHoldTheirFields(t *testing.T) {
-	groups := readTestArchive(t, 3000)
-	r, err := NewRowReader[FlowRow]()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, pf, err := OpenFlowFile(groups[0].File)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	rg := pf.RowGroups()[groups[0].Index]
+	r, rg := firstRowGroup(t, 3000)
 	want := parquetRows(t, rg)
 	r.Reset(rg)
 	fields := (&flowpb.Flow{}).ProtoReflect().Descriptor().Fields()
@@ -264,17 +271,7 @@ func TestRowReaderLeavesAreTheSchema(t *testing.T) {
 // TestRowReaderAllocations: reading rows in steady state, with transient
 // strings, allocates nothing per row.
 func TestRowReaderAllocations(t *testing.T) {
-	groups := readTestArchive(t, 30_000)
-	r, err := NewRowReader[FlowRow]()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, pf, err := OpenFlowFile(groups[0].File)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	rg := pf.RowGroups()[groups[0].Index]
+	r, rg := firstRowGroup(t, 30_000)
 	r.Transient()
 	rows := make([]FlowRow, 1000)
 	read := func() {
