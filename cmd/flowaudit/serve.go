@@ -2,12 +2,17 @@ package main
 
 import (
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -24,6 +29,7 @@ func newServeCmd() *cobra.Command {
 		archiveDirs, clientNS []string
 		lc                    serve.ListenConfig
 		poll                  time.Duration
+		metricsAddr           string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --archive DIR|s3://BUCKET/PREFIX",
@@ -41,7 +47,8 @@ It listens on loopback by default. Any other address is refused without mTLS
 (--tls-cert, --tls-key, --tls-client-ca) unless --insecure-listen-any is
 given. --client-namespaces ID=NS,NS limits the client whose certificate's
 common name is ID to the flows from or to a pod of those namespaces (* for
-all); with it, a client it does not name is refused.`,
+all); with it, a client it does not name is refused. --metrics-listen serves
+the requests, errors and flows sent as Prometheus metrics (docs/metrics.md).`,
 		Example: `  flowaudit serve --archive /var/lib/flowaudit
   hubble observe --server localhost:4245 --since 24h --namespace shop --verdict DROPPED
   flowaudit serve --archive s3://audit/flows --listen :4245 --tls-cert srv.crt --tls-key srv.key \
@@ -77,15 +84,37 @@ all); with it, a client it does not name is refused.`,
 			if err != nil {
 				return err
 			}
-			srv, err := serve.New(serve.Config{Roots: roots, Poll: poll, Access: access, Version: "flowaudit " + buildinfo.Version, Log: log})
+			var reg *prometheus.Registry
+			if metricsAddr != "" {
+				reg = prometheus.NewRegistry()
+				reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			}
+			cfg := serve.Config{Roots: roots, Poll: poll, Access: access, Version: "flowaudit " + buildinfo.Version, Log: log}
+			if reg != nil {
+				cfg.Registry = reg
+			}
+			srv, err := serve.New(cfg)
 			if err != nil {
 				lis.Close()
 				return err
 			}
+			if reg != nil {
+				mlis, err := net.Listen("tcp", metricsAddr)
+				if err != nil {
+					lis.Close()
+					return fmt.Errorf("--metrics-listen: %w", err)
+				}
+				mux := http.NewServeMux()
+				mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+				hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+				go func() { _ = hs.Serve(mlis) }()
+				defer hs.Close()
+				log.Info("serving metrics", zap.String("listen", mlis.Addr().String()))
+			}
 			if loop, _ := serve.IsLoopback(lc.Addr); !loop && lc.ClientCAFile == "" {
 				log.Warn("serving the archive without client certificates on a non-loopback address", zap.String("listen", lis.Addr().String()))
 			}
-			gs := grpc.NewServer(opts...)
+			gs := grpc.NewServer(append(opts, srv.ServerOptions()...)...)
 			srv.Register(gs)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -107,6 +136,7 @@ all); with it, a client it does not name is refused.`,
 	f.BoolVar(&lc.InsecureListenAny, "insecure-listen-any", false, "serve on a non-loopback address without mTLS: anyone who can connect reads the whole archive")
 	f.StringArrayVar(&clientNS, "client-namespaces", nil, "ID=NS[,NS...]: the client whose certificate's common name is ID sees only the flows from or to these namespaces (* all); repeatable")
 	f.DurationVar(&poll, "poll", time.Second, "how often --follow requests look for newly committed files")
+	f.StringVar(&metricsAddr, "metrics-listen", "", "address (host:port) to serve Prometheus metrics on at /metrics (empty: none)")
 	_ = cmd.MarkFlagRequired("archive")
 	return cmd
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flowaudit/flowaudit/pkg/archive"
+	"github.com/flowaudit/flowaudit/pkg/serve"
 )
 
 // recorder is a Registerer that remembers the collectors it registered, so
@@ -75,8 +76,13 @@ func Metrics() ([]MetricDoc, error) {
 	}
 	defer w.Abort()
 
+	return docsOf(d.rec.cs)
+}
+
+// docsOf describes the flowaudit_* metrics of cs, sorted by name.
+func docsOf(cs []prometheus.Collector) ([]MetricDoc, error) {
 	var out []MetricDoc
-	for _, c := range d.rec.cs {
+	for _, c := range cs {
 		typ := collectorType(c)
 		descs := make(chan *prometheus.Desc, 64)
 		go func() { c.Describe(descs); close(descs) }()
@@ -146,9 +152,20 @@ func MetricsMarkdown() (string, error) {
 	b.WriteString("<!-- Generated from the daemon's registry by `make metrics-docs`; TestMetricsDocUpToDate fails when it is stale. -->\n\n")
 	b.WriteString("`flowaudit run` serves these on `/metrics` (with the Go runtime's `go_*` and the process's `process_*` metrics). ")
 	b.WriteString("`source` is the source's ID (`file:<path>` or `synthetic:<name>`): a handful per node.\n\n")
+	table(&b, ms)
+	sm, err := docsOf(serve.Collectors())
+	if err != nil {
+		return "", err
+	}
+	b.WriteString("\n## `flowaudit serve`\n\n")
+	b.WriteString("`flowaudit serve --metrics-listen ADDR` serves these on `/metrics` (with the `go_*` and `process_*` metrics).\n\n")
+	table(&b, sm)
+	return b.String(), nil
+}
+
+func table(b *strings.Builder, ms []MetricDoc) {
 	b.WriteString("| Metric | Type | Labels | Description |\n|---|---|---|---|\n")
 	for _, m := range ms {
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", m.Name, m.Type, strings.Join(m.Labels, ", "), strings.ReplaceAll(m.Help, "|", `\|`))
+		fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", m.Name, m.Type, strings.Join(m.Labels, ", "), strings.ReplaceAll(m.Help, "|", `\|`))
 	}
-	return b.String(), nil
 }

@@ -281,13 +281,14 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 		priv = DefaultPrivilegedPorts
 	}
 	rep.PrivilegedPorts = slices.Clone(priv)
-	// The previous month's denied groups need neither labels nor L7 nor the
-	// node; this month's need the source labels only for zones.
-	prevCols := allColumns.without("source_labels.list.element", "node_name",
+	// The previous month's denied groups and internet egress need neither
+	// the source labels nor L7 nor the node; this month's need the source
+	// labels only for zones.
+	prevCols := allWithout("source_labels", "node_name",
 		"l7_dns_query", "l7_dns_rcode", "l7_http_code", "l7_http_method", "is_reply")
 	read := allColumns
 	if len(o.Zones) == 0 && (o.PrivilegedSources == nil || len(o.PrivilegedSources.Labels) == 0) {
-		read = read.without("source_labels.list.element")
+		read = allWithout("source_labels")
 	}
 	// Both months' flows are scanned again when a file turns out
 	// unreadable: a file of the partition both months share counts in

@@ -5,7 +5,7 @@ import "github.com/flowaudit/flowaudit/pkg/archive"
 // flowRow is the projection of archive.FlowRow the report reads: the same
 // columns (names and tags), a third of them, so the scan reads and decodes
 // only those. A field the report starts using must be added here (the
-// compiler says so) and to cols in colscan.go, which fills it
+// compiler says so); archive.RowReader reads the columns of its fields
 // (TestColumnScanMatchesRowScan compares with parquet-go's row reader).
 type flowRow struct {
 	Time             int64              `parquet:"time,timestamp(microsecond:utc)"`

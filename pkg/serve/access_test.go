@@ -178,6 +178,33 @@ func TestClientNamespaces(t *testing.T) {
 				t.Fatalf("%s sees namespace %s", id, n.Namespace)
 			}
 		}
+		// ServerStatus and GetNodes count the client's flows only.
+		mine := expect(t, flows, &observerpb.GetFlowsRequest{Whitelist: []*flowpb.FlowFilter{{SourcePod: []string{ns + "/"}}, {DestinationPod: []string{ns + "/"}}}})
+		perNode := map[string]uint64{}
+		for _, f := range mine {
+			perNode[f.GetNodeName()]++
+		}
+		for range 2 { // counted, then remembered
+			st, err := client(id).ServerStatus(context.Background(), &observerpb.ServerStatusRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.NumFlows != uint64(len(mine)) || st.SeenFlows != st.NumFlows || st.FlowsRate != 0 {
+				t.Errorf("%s: ServerStatus num %d seen %d rate %v, want the %d flows of %s and no rate", id, st.NumFlows, st.SeenFlows, st.FlowsRate, len(mine), ns)
+			}
+			if span := mine[len(mine)-1].GetTime().AsTime().Sub(mine[0].GetTime().AsTime()); st.UptimeNs != uint64(span) {
+				t.Errorf("%s: uptime %d, want the span of its flows %d", id, st.UptimeNs, span)
+			}
+			nodes, err := client(id).GetNodes(context.Background(), &observerpb.GetNodesRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range nodes.Nodes {
+				if n.NumFlows != perNode[n.Name] {
+					t.Errorf("%s: node %s: %d flows, want %d", id, n.Name, n.NumFlows, perNode[n.Name])
+				}
+			}
+		}
 	}
 	stream, err := client("stranger").GetFlows(context.Background(), &observerpb.GetFlowsRequest{})
 	if err == nil {

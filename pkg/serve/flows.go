@@ -3,18 +3,13 @@ package serve
 import (
 	"container/heap"
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"math"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	observerpb "github.com/cilium/cilium/api/v1/observer"
-	"github.com/parquet-go/parquet-go"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -47,6 +42,43 @@ type query struct {
 	skip          uint64 // matching flows to pass over before sending
 	limit         uint64 // 0: none
 	firstT, lastT int64  // of the flows sent (ns)
+
+	// The columns a cursor reads first (those of the Flow fields the
+	// filters read) and then for the rows that pass; the time comes from
+	// the time_ns column each cursor reads whole.
+	filterCols, restCols archive.Columns
+	// pruner rules row groups out by their statistics (rowGroupPruner).
+	pruner [][]valuesIn
+	// groupsPruned counts the row groups it ruled out.
+	groupsPruned int
+	// What the metrics have of sent and groupsPruned.
+	sentCounted   uint64
+	prunedCounted int
+	// Buffers of closed cursors, for the next ones.
+	readers []*archive.RowReader[archive.FlowRow]
+	batches []batchBufs
+	times   []int64
+}
+
+type batchBufs struct {
+	rows []archive.FlowRow
+	keep []bool
+}
+
+// setColumns sets the columns cursors read, for the filters' fields.
+func (q *query) setColumns() {
+	r := q.reader()
+	defer func() { q.readers = append(q.readers, r) }()
+	fields := q.prog.Fields()
+	if q.access != nil {
+		fields = fields.Union(q.access.Fields())
+	}
+	times, err := r.Columns("time", "time_ns")
+	if err != nil {
+		panic(err) // FlowRow has them
+	}
+	q.filterCols = r.FlowColumns(fields).Without(times)
+	q.restCols = r.AllColumns().Without(q.filterCols).Without(times)
 }
 
 func (q *query) match(f *flowpb.Flow) bool {
@@ -73,6 +105,13 @@ func (q *query) emit(f *flowpb.Flow) error {
 	q.resp.ResponseTypes = &q.respFlow
 	q.sent++
 	return q.send(&q.resp)
+}
+
+// account adds to the metrics what q sent and skipped since it last did.
+func (s *Server) account(q *query) {
+	s.m.flowsSent.Add(float64(q.sent - q.sentCounted))
+	s.m.groupsSkipped.Add(float64(q.groupsPruned - q.prunedCounted))
+	q.sentCounted, q.prunedCounted = q.sent, q.groupsPruned
 }
 
 func (q *query) full() bool { return q.limit > 0 && q.sent >= q.limit }
@@ -105,6 +144,9 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, srv observerpb.Observ
 		return status.Errorf(codes.InvalidArgument, "invalid fieldmask: %v", err)
 	}
 	q := &query{prog: prog, access: access, mask: mask, since: math.MinInt64, until: math.MaxInt64, send: srv.Send}
+	defer s.account(q)
+	q.setColumns()
+	q.pruner = rowGroupPruner(req.GetWhitelist())
 	if t := req.GetSince(); t != nil {
 		if err := t.CheckValid(); err != nil {
 			return status.Errorf(codes.InvalidArgument, "since: %v", err)
@@ -170,7 +212,8 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, srv observerpb.Observ
 			return err
 		}
 	}
-	s.log.Debug("GetFlows history sent", zap.Uint64("flows", q.sent), zap.Int("files", len(files)), zap.Duration("took", time.Since(start)))
+	s.account(q)
+	s.log.Debug("GetFlows history sent", zap.Uint64("flows", q.sent), zap.Int("files", len(files)), zap.Int("row_groups_pruned", q.groupsPruned), zap.Duration("took", time.Since(start)))
 	if !req.GetFollow() {
 		return nil
 	}
@@ -258,169 +301,6 @@ func (a key) less(b key) bool {
 		return a.ord < b.ord
 	}
 	return a.row < b.row
-}
-
-// cursor reads one row group's matching flows in row order.
-type cursor struct {
-	q   *query
-	g   archive.FlowRowGroup
-	ord int
-	c   io.Closer
-	rg  parquet.RowGroup
-	r   *parquet.GenericReader[archive.FlowRow]
-	// times is the time_ns column, read once the cursor must seek; nil
-	// before, and when the times are not in order (no seeking then).
-	times  []int64
-	sorted bool
-	left   int64
-	buf    []archive.FlowRow
-	i      int
-	row    int64 // the row index of buf[i]
-	b      archive.FlowBuilder
-	f      flowpb.Flow
-	head   key
-}
-
-func openCursor(q *query, g archive.FlowRowGroup, ord int) (*cursor, error) {
-	c, pf, err := archive.OpenFlowFile(g.File)
-	if err != nil {
-		return nil, err
-	}
-	rg := pf.RowGroups()[g.Index]
-	return &cursor{q: q, g: g, ord: ord, c: c, rg: rg, r: parquet.NewGenericRowGroupReader[archive.FlowRow](rg), left: rg.NumRows(), buf: make([]archive.FlowRow, 0, rowBatch), row: -1}, nil
-}
-
-// timeRow is the projection of a flow row on its time_ns column.
-type timeRow struct {
-	TimeNs int64 `parquet:"time_ns"`
-}
-
-// loadTimes reads the row group's time_ns column alone (8 bytes a row), so
-// that the cursor can seek to the rows of a time instead of decoding every
-// row before them.
-func (c *cursor) loadTimes() error {
-	if c.times != nil {
-		return nil
-	}
-	n := c.rg.NumRows()
-	r := parquet.NewGenericRowGroupReader[timeRow](c.rg)
-	defer r.Close()
-	times := make([]int64, 0, n)
-	buf := make([]timeRow, min(n, 4096))
-	for left := n; left > 0; {
-		k, err := r.Read(buf[:min(int64(len(buf)), left)])
-		for _, t := range buf[:k] {
-			times = append(times, t.TimeNs)
-		}
-		left -= int64(k)
-		if k == 0 {
-			if err == nil || errors.Is(err, io.EOF) {
-				err = fmt.Errorf("%d rows announced by the footer were not read", left)
-			}
-			return &archive.ScanError{File: c.g.File, Err: err}
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return &archive.ScanError{File: c.g.File, Err: err}
-		}
-	}
-	c.times, c.sorted = times, slices.IsSorted(times)
-	return nil
-}
-
-// span returns the rows [lo, hi) from the first whose time is at or after
-// from (and since) to the last at or before until: the rows outside cannot
-// be in the window, whether the times are in order or not.
-func (c *cursor) span(from int64) (lo, hi int64, err error) {
-	if err := c.loadTimes(); err != nil {
-		return 0, 0, err
-	}
-	from = max(from, c.q.since)
-	n := int64(len(c.times))
-	if c.sorted {
-		lo = int64(sort.Search(len(c.times), func(i int) bool { return c.times[i] >= from }))
-		hi = int64(sort.Search(len(c.times), func(i int) bool { return c.times[i] > c.q.until }))
-		return lo, max(lo, hi), nil
-	}
-	for lo < n && c.times[lo] < from {
-		lo++
-	}
-	hi = n
-	for hi > lo && c.times[hi-1] > c.q.until {
-		hi--
-	}
-	return lo, hi, nil
-}
-
-// seek places the cursor before row, to read no further than end.
-func (c *cursor) seek(row, end int64) error {
-	if err := c.r.SeekToRow(row); err != nil {
-		return &archive.ScanError{File: c.g.File, Err: err}
-	}
-	c.buf, c.i, c.row, c.left = c.buf[:0], 0, row-1, end-row
-	return nil
-}
-
-func (c *cursor) close() {
-	if c.r != nil {
-		c.r.Close()
-		c.c.Close()
-		c.r = nil
-	}
-}
-
-// rowAt returns the next row, or nil at the end of the row group.
-func (c *cursor) next() (*archive.FlowRow, error) {
-	c.i++
-	c.row++
-	if c.i >= len(c.buf) {
-		if c.left == 0 {
-			return nil, nil
-		}
-		// Never ask for more rows than are left (see archive.readGroups).
-		c.buf = c.buf[:min(int64(cap(c.buf)), c.left)]
-		clear(c.buf)
-		n, err := c.r.Read(c.buf)
-		c.left -= int64(n)
-		c.buf, c.i = c.buf[:n], 0
-		if n == 0 {
-			if err == nil || errors.Is(err, io.EOF) {
-				err = fmt.Errorf("%d rows announced by the footer were not read", c.left)
-			}
-			return nil, &archive.ScanError{File: c.g.File, Err: err}
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, &archive.ScanError{File: c.g.File, Err: err}
-		}
-	}
-	return &c.buf[c.i], nil
-}
-
-// advance moves to the next flow at or after from that is in the window
-// and matches; ok is false at the end of the row group, or past until.
-func (c *cursor) advance(from key) (ok bool, err error) {
-	for {
-		r, err := c.next()
-		if r == nil || err != nil {
-			return false, err
-		}
-		if r.TimeNs > c.q.until {
-			if c.sorted {
-				return false, nil // no later row is in the window
-			}
-			continue
-		}
-		k := key{t: r.TimeNs, ord: c.ord, row: c.row}
-		if r.TimeNs < c.q.since || k.less(from) {
-			continue
-		}
-		if err := c.b.Flow(r, &c.f); err != nil {
-			return false, &archive.ScanError{File: c.g.File, Err: err}
-		}
-		if c.q.match(&c.f) {
-			c.head = k
-			return true, nil
-		}
-	}
 }
 
 type cursorHeap []*cursor
@@ -701,7 +581,9 @@ func (s *Server) follow(ctx context.Context, q *query, seen map[string]bool) err
 		if err != nil {
 			return status.Errorf(codes.Unavailable, "flowaudit serve: %v", err)
 		}
-		if err := q.forward(ctx, groups, key{t: math.MinInt64}); err != nil {
+		err = q.forward(ctx, groups, key{t: math.MinInt64})
+		s.account(q)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

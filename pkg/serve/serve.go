@@ -11,6 +11,7 @@ import (
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	observerpb "github.com/cilium/cilium/api/v1/observer"
 	relaypb "github.com/cilium/cilium/api/v1/relay"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -35,6 +36,9 @@ type Config struct {
 	// Version is reported by ServerStatus and GetNodes.
 	Version string
 	Log     *zap.Logger
+	// Registry, when set, registers serve's metrics (ServerOptions counts
+	// the requests).
+	Registry prometheus.Registerer
 }
 
 // Server implements Hubble's observer.Observer service over an archive.
@@ -46,9 +50,13 @@ type Server struct {
 	scanner *archive.Scanner
 	log     *zap.Logger
 	access  map[string]*filter.Program
+	m       *metrics
 
 	mu      sync.Mutex
 	summary *summary
+	// nsCounts: for each set of namespaces a client is limited to, what
+	// each committed file (root and path) holds of them.
+	nsCounts map[string]map[string]fileCount
 }
 
 // New opens the archive roots for serving.
@@ -63,7 +71,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, scanner: sc, log: cfg.Log}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("serve: metrics: %w", err)
+	}
+	s := &Server{cfg: cfg, scanner: sc, log: cfg.Log, m: m}
 	if cfg.Access != nil {
 		s.access = map[string]*filter.Program{}
 		for id, nss := range cfg.Access {
@@ -121,6 +133,7 @@ type summary struct {
 	nodes  map[string]*observerpb.Node
 	oldest time.Time
 	newest time.Time
+	files  []archive.Vouched // the flows files counted
 }
 
 // span is the time the archive's flows cover (ns), reported as the uptime:
@@ -159,6 +172,7 @@ func (s *Server) getSummary() (*summary, error) {
 		if v.Table != "flows" {
 			continue
 		}
+		sum.files = append(sum.files, v)
 		sum.rows += uint64(v.Rows)
 		if n := sum.nodes[v.Node]; n != nil {
 			n.NumFlows += uint64(v.Rows)
@@ -182,17 +196,23 @@ func (s *Server) getSummary() (*summary, error) {
 // are all the committed rows: the archive drops none to make room), the
 // time they cover as the uptime, the nodes with a manifest chain as
 // connected, and the rate of the last minute's archived flows (stats).
+//
+// A client limited to namespaces sees the flows from or to them only, and
+// no rate: the stats table counts the flows of every namespace.
 func (s *Server) ServerStatus(ctx context.Context, _ *observerpb.ServerStatusRequest) (*observerpb.ServerStatusResponse, error) {
-	if _, _, err := s.clientAccess(ctx); err != nil {
+	_, allowed, err := s.clientAccess(ctx)
+	if err != nil {
 		return nil, err
 	}
-	sum, err := s.getSummary()
+	sum, err := s.summaryFor(ctx, allowed)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "flowaudit serve: %v", err)
 	}
-	rate, err := s.flowsRate(ctx, time.Now())
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "flowaudit serve: %v", err)
+	var rate float64
+	if !restricted(allowed) {
+		if rate, err = s.flowsRate(ctx, time.Now()); err != nil {
+			return nil, status.Errorf(codes.Internal, "flowaudit serve: %v", err)
+		}
 	}
 	return &observerpb.ServerStatusResponse{
 		NumFlows: sum.rows, MaxFlows: sum.rows, SeenFlows: sum.rows,
@@ -219,12 +239,14 @@ func (s *Server) flowsRate(ctx context.Context, now time.Time) (float64, error) 
 }
 
 // GetNodes lists the nodes with a manifest chain in the archive, each with
-// the flows the archive holds of it.
+// the flows the archive holds of it (for a client limited to namespaces,
+// of those namespaces).
 func (s *Server) GetNodes(ctx context.Context, _ *observerpb.GetNodesRequest) (*observerpb.GetNodesResponse, error) {
-	if _, _, err := s.clientAccess(ctx); err != nil {
+	_, allowed, err := s.clientAccess(ctx)
+	if err != nil {
 		return nil, err
 	}
-	sum, err := s.getSummary()
+	sum, err := s.summaryFor(ctx, allowed)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "flowaudit serve: %v", err)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/flowaudit/flowaudit/internal/daemon"
 	"github.com/flowaudit/flowaudit/pkg/archive"
 	"github.com/flowaudit/flowaudit/pkg/flow"
+	"github.com/flowaudit/flowaudit/pkg/serve"
 )
 
 const root = "../.."
@@ -40,7 +41,8 @@ const root = "../.."
 // field is an error) into the Kubernetes types.
 type objects struct {
 	daemonSet      *appsv1.DaemonSet
-	deployment     *appsv1.Deployment
+	deployment     *appsv1.Deployment // a collector's
+	serve          *appsv1.Deployment // flowaudit serve's
 	configMaps     map[string]*corev1.ConfigMap
 	services       []*corev1.Service
 	priority       []*schedulingv1.PriorityClass
@@ -78,8 +80,13 @@ func build(t *testing.T, dir string) *objects {
 			o.daemonSet = &appsv1.DaemonSet{}
 			decode(o.daemonSet)
 		case "Deployment":
-			o.deployment = &appsv1.Deployment{}
-			decode(o.deployment)
+			d := &appsv1.Deployment{}
+			decode(d)
+			if d.Name == "flowaudit-serve" {
+				o.serve = d
+			} else {
+				o.deployment = d
+			}
 		case "ConfigMap":
 			cm := &corev1.ConfigMap{}
 			decode(cm)
@@ -758,6 +765,81 @@ func TestRelayOverlay(t *testing.T) {
 	for k, v := range o.services[0].Spec.Selector {
 		if d.Spec.Template.Labels[k] != v {
 			t.Errorf("the metrics Service selects %s=%s, the pod has %q", k, v, d.Spec.Template.Labels[k])
+		}
+	}
+}
+
+// TestServeOverlay: flowaudit serve reads every node's root of the shared
+// archive through a read-only mount, listens on the pod's loopback, and its
+// Service reaches the metrics port it serves.
+func TestServeOverlay(t *testing.T) {
+	o := build(t, "deploy/daemonset/overlays/serve")
+	d := o.serve
+	if d == nil || o.daemonSet == nil {
+		t.Fatal("want the DaemonSet and flowaudit-serve")
+	}
+	spec := &d.Spec.Template.Spec
+	if len(spec.Containers) != 1 {
+		t.Fatalf("%d containers", len(spec.Containers))
+	}
+	c := &spec.Containers[0]
+	if len(c.Args) == 0 || c.Args[0] != "serve" {
+		t.Fatalf("args %q", c.Args)
+	}
+	flags := map[string]string{}
+	for _, a := range c.Args[1:] {
+		k, v, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		if !ok || !strings.HasPrefix(a, "--") {
+			t.Fatalf("argument %q: want --flag=value", a)
+		}
+		flags[k] = v
+	}
+	if loop, err := serve.IsLoopback(flags["listen"]); err != nil || !loop {
+		t.Errorf("--listen=%s: want a loopback address without mTLS (%v)", flags["listen"], err)
+	}
+	if flags["tls-client-ca"] != "" || flags["insecure-listen-any"] != "" {
+		t.Errorf("args %q", c.Args)
+	}
+	m := mountOf(c, flags["archive"])
+	if m == nil || !m.ReadOnly {
+		t.Fatalf("--archive=%s: mount %+v, want a read-only one", flags["archive"], m)
+	}
+	if !strings.HasPrefix(flags["archive"], m.MountPath+"/nodes/") {
+		t.Errorf("--archive=%s: want the nodes' roots under %s/nodes", flags["archive"], m.MountPath)
+	}
+	v := volume(spec, m.Name)
+	if v.PersistentVolumeClaim == nil || !v.PersistentVolumeClaim.ReadOnly || len(o.pvcs) != 1 || v.PersistentVolumeClaim.ClaimName != o.pvcs[0].Name {
+		t.Errorf("archive volume %+v: want the shared archive's claim, read-only", v)
+	}
+	ds := container(t, o.daemonSet)
+	if dm := mountOf(ds, "/var/lib/flowaudit/archive"); dm == nil || !strings.HasPrefix(dm.SubPathExpr, "nodes/") {
+		t.Errorf("the collectors' archive mount %+v: want nodes/<node> on the shared volume", dm)
+	}
+	_, port, _ := strings.Cut(flags["metrics-listen"], ":")
+	var svc *corev1.Service
+	for _, s := range o.services {
+		if s.Name == "flowaudit-serve" {
+			svc = s
+		}
+	}
+	if svc == nil || len(svc.Spec.Ports) != 1 {
+		t.Fatalf("no Service flowaudit-serve with one port: %+v", svc)
+	}
+	for k, v := range svc.Spec.Selector {
+		if d.Spec.Template.Labels[k] != v || d.Spec.Selector.MatchLabels[k] != v {
+			t.Errorf("the Service selects %s=%s, the pod has %q", k, v, d.Spec.Template.Labels[k])
+		}
+	}
+	if len(c.Ports) != 1 || fmt.Sprint(c.Ports[0].ContainerPort) != port || svc.Spec.Ports[0].TargetPort.StrVal != c.Ports[0].Name {
+		t.Errorf("--metrics-listen=%s, container ports %+v, Service ports %+v", flags["metrics-listen"], c.Ports, svc.Spec.Ports)
+	}
+	for _, other := range o.services {
+		all := other != svc
+		for k, v := range other.Spec.Selector {
+			all = all && d.Spec.Template.Labels[k] == v
+		}
+		if all {
+			t.Errorf("Service %s selects serve's pods too", other.Name)
 		}
 	}
 }
