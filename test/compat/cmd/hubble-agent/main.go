@@ -5,9 +5,11 @@
 // gen --seed N --nodes 1 --lost-events-every -1 --agent-events-every -1`
 // writes to events.log. It starts feeding once a client has opened GetFlows
 // (what the agent held before a collector's first start is not the
-// collector's), feeds for -seconds, then one more flow that lets the
-// observer hand out the last one, prints what it fed and the rate it held,
-// and serves until SIGTERM or SIGINT.
+// collector's) and its reader is in place, feeds for -seconds (after two
+// flows written before the socket opens: a running agent's ring is never
+// empty), then one more flow that lets the observer hand out the last one,
+// prints what it fed and the rate it held, and serves until SIGTERM or
+// SIGINT.
 package main
 
 import (
@@ -89,6 +91,25 @@ func run(sock string, rate float64, d time.Duration, seed int64, ring int) error
 	}))
 	observerpb.RegisterObserverServer(srv, obs)
 	go obs.Start()
+	g, err := gen.New(gen.Config{Seed: seed, Nodes: 1, Cluster: "prod-kr1", Rate: rate, Start: time.Now(), LostEventEvery: -1, AgentEventEvery: -1})
+	if err != nil {
+		return err
+	}
+	events := obs.GetEventsChannel()
+	feed := func(f *flowpb.Flow) {
+		events <- &observerTypes.MonitorEvent{Timestamp: time.Now(), NodeName: f.GetNodeName(), Payload: f}
+	}
+	// A running agent's ring is never empty: two flows before the socket
+	// opens. On an empty ring the observer's seek for a since starts its
+	// reader before slot 0 (LastWriteParallel is the write index less 2),
+	// which then waits for the writer to come round and reports the slots
+	// between as lost.
+	for warm := 0; warm < 2; {
+		if f := g.Next().GetFlow(); f != nil {
+			feed(f)
+			warm++
+		}
+	}
 	go func() { _ = srv.Serve(ln) }()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -98,14 +119,9 @@ func run(sock string, rate float64, d time.Duration, seed int64, ring int) error
 	case <-ctx.Done():
 		return nil
 	}
-	g, err := gen.New(gen.Config{Seed: seed, Nodes: 1, Cluster: "prod-kr1", Rate: rate, Start: time.Now(), LostEventEvery: -1, AgentEventEvery: -1})
-	if err != nil {
-		return err
-	}
-	events := obs.GetEventsChannel()
-	feed := func(f *flowpb.Flow) {
-		events <- &observerTypes.MonitorEvent{Timestamp: time.Now(), NodeName: f.GetNodeName(), Payload: f}
-	}
+	// The first flows only once the stream's ring reader is in place (the
+	// interceptor runs before GetFlows seeks).
+	time.Sleep(time.Second)
 	start, wall := g.Now(), time.Now()
 	fed, behind := 0, time.Duration(0)
 	for g.Now().Sub(start) < d && ctx.Err() == nil {
