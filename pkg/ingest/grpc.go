@@ -288,6 +288,13 @@ type grpcRun struct {
 	since      time.Time // what a reconnect asks for (zero: the server's whole ring)
 	lastEmit   time.Time
 	dups, late uint64
+	// atStart: no message yet on the current stream. held: a copy of the
+	// agent's ring lost event of 1 that opened the stream, until the next
+	// flow shows whether it lost anything (see seekLost).
+	atStart   bool
+	held      []byte
+	holding   bool
+	artefacts uint64
 }
 
 // recentFlows is how many flows the overlap of a reconnect can check by
@@ -617,26 +624,40 @@ func (run *grpcRun) batch(from, to uint64) error {
 		slot := run.ring.at(i)
 		switch slot.ctl {
 		case ctlUp:
+			run.release(lb)
 			run.connected(slot.when)
+			run.atStart = !run.s.relay
 			continue
 		case ctlDown:
+			run.release(lb)
 			run.disconnected(slot.err, slot.when)
 			continue
 		}
 		msg := slot.buf
+		atStart := run.atStart
+		run.atStart = false
 		if err := scanEnvelope(msg, &run.env); err != nil {
 			// The pipeline's decoder counts it, with its position.
+			run.release(lb)
 			lb.Lines = append(lb.Lines, msg)
 			continue
 		}
 		switch run.env.kind {
 		case flow.KindFlow:
 			if !run.flow(lb) {
+				run.seekLost(false)
+				continue
+			}
+			run.seekLost(true)
+		case flow.KindLostEvents:
+			if atStart && run.env.lostSource == lostHubbleRing && run.env.lostCount == 1 {
+				run.held, run.holding = append(run.held[:0], msg...), true
 				continue
 			}
 		case flow.KindNodeStatus:
 			run.nodeStatus(lb)
 		}
+		run.release(lb)
 		lb.Lines = append(lb.Lines, msg)
 	}
 	run.s.m.lines.WithLabelValues(run.s.id).Add(float64(len(lb.Lines)))
@@ -647,6 +668,42 @@ func (run *grpcRun) batch(from, to uint64) error {
 	run.mu.Unlock()
 	run.lastEmit = time.Now()
 	return run.emit(lb)
+}
+
+// seekLost settles a held lost event by the stream's first flow (lost:
+// whether that flow is new). Cilium's agent-side observer, asked for the
+// flows since a time older than every flow of its full ring, seeks back
+// through the whole ring and stops one slot past the oldest, so the stream
+// opens with a ring-buffer lost event of 1 for the slot the writer has just
+// overwritten (newRingReader in pkg/hubble/observer/local_observer.go,
+// Cilium v1.18). The ring is in write order and the stream read it in that
+// order: if the first flow after that event was read before, so was the
+// overwritten slot's flow (or its loss was recorded then), and the event
+// lost nothing; it is dropped. Otherwise it may be a real loss and is
+// handed over, before the flow, as Hubble reported it.
+func (run *grpcRun) seekLost(lost bool) {
+	if !run.holding {
+		return
+	}
+	if lost {
+		// A copy per reconnect, not reused: the batch still refers to it.
+		run.lb.Lines = append(run.lb.Lines, run.held)
+		run.held, run.holding = nil, false
+		return
+	}
+	run.holding = false
+	run.artefacts++
+	run.s.log.Info("ingest: the stream opened with the agent's lost event of 1 from its ring seek, and its first flow was read before: nothing was lost",
+		zap.String("source", run.s.id), zap.Uint64("seek_artefacts", run.artefacts))
+}
+
+// release hands over a held lost event before anything other than a flow
+// could settle it.
+func (run *grpcRun) release(lb *LineBatch) {
+	if run.holding {
+		lb.Lines = append(lb.Lines, run.held)
+		run.held, run.holding = nil, false
+	}
 }
 
 // flow accounts for the flow in run.env: false when it was read before.

@@ -160,6 +160,7 @@ type streamed struct {
 	losses []flow.Loss
 	cp     flow.Checkpoint
 	nodes  []string
+	lost   []uint64 // the lost events handed over, by count
 }
 
 func (c *streamed) emit(lb *LineBatch) error {
@@ -175,6 +176,9 @@ func (c *streamed) emit(lb *LineBatch) error {
 		}
 		if f := r.GetFlow(); f != nil {
 			c.uuids = append(c.uuids, f.GetUuid())
+		}
+		if le := r.GetLostEvents(); le != nil {
+			c.lost = append(c.lost, le.GetNumEventsLost())
 		}
 	}
 	c.losses = append(c.losses, lb.Losses...)
@@ -455,5 +459,70 @@ func TestGRPCSourceGapNamesRelaysReports(t *testing.T) {
 	}
 	if l.Time.Before(before) || !l.Time.Before(restarted) {
 		t.Errorf("gap detected at %v: want Relay's report, between %v and %v", l.Time, before, restarted)
+	}
+}
+
+// ringSeekLost is the lost event Cilium's agent-side observer opens a
+// stream with when asked for a since older than every flow of its full
+// ring (newRingReader): 1 slot of its ring buffer.
+func ringSeekLost() *observerpb.GetFlowsResponse {
+	return &observerpb.GetFlowsResponse{NodeName: "c/n1", Time: timestamppb.New(t0), ResponseTypes: &observerpb.GetFlowsResponse_LostEvents{
+		LostEvents: &flowpb.LostEvent{Source: flowpb.LostEventSource_HUBBLE_RING_BUFFER, NumEventsLost: 1}}}
+}
+
+// restartOn serves a new fakeObserver with rs on the socket of addr; the
+// function returned stops it.
+func restartOn(t *testing.T, addr string, rs ...*observerpb.GetFlowsResponse) func() {
+	t.Helper()
+	o := &fakeObserver{more: make(chan struct{}, 1)}
+	o.add(rs...)
+	ln, err := net.Listen("unix", addr[len("unix://"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	observerpb.RegisterObserverServer(srv, o)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return srv.Stop
+}
+
+// TestGRPCSourceRingSeekLostEvent: a stream that opens with the agent's
+// ring-buffer lost event of 1 is settled by its first flow. Followed by a
+// flow read before, the event lost nothing (the overwritten slot was
+// older, and read) and is dropped; followed by a new flow, it is handed
+// over as Hubble reported it, beside the stream_down gap.
+func TestGRPCSourceRingSeekLostEvent(t *testing.T) {
+	o := &fakeObserver{more: make(chan struct{}, 1)}
+	o.add(flowsOf("c/n1", 0, 300)...)
+	addr, stop := serve(t, o)
+	src := newTestSource(t, addr, nil)
+	var c streamed
+	runUntil(t, src, flow.Checkpoint{}, &c, 300)
+	stop()
+
+	// The ring still holds flows read before (150-299): nothing was lost.
+	stop = restartOn(t, addr, append([]*observerpb.GetFlowsResponse{ringSeekLost()}, flowsOf("c/n1", 150, 450)...)...)
+	archived := map[string]int{}
+	for i := 0; i < 300; i++ {
+		archived[fmt.Sprintf("c/n1-%06d", i)] = i
+	}
+	var c2 streamed
+	runUntil(t, newTestSource(t, addr, archived), c.cp, &c2, 150)
+	if len(c2.uuids) != 150 || c2.uuids[0] != "c/n1-000300" || len(c2.lost) != 0 || len(c2.losses) != 0 {
+		t.Fatalf("%d flows (first %v), lost events %v, losses %+v: want flows 300-449 and no loss", len(c2.uuids), c2.uuids[:min(1, len(c2.uuids))], c2.lost, c2.losses)
+	}
+
+	stop()
+	// The ring no longer holds them (450-599 never read): Hubble's 1 is
+	// handed over, and the stream_down gap spans what was lost.
+	restartOn(t, addr, append([]*observerpb.GetFlowsResponse{ringSeekLost()}, flowsOf("c/n1", 600, 700)...)...)
+	for i := 300; i < 450; i++ {
+		archived[fmt.Sprintf("c/n1-%06d", i)] = i
+	}
+	var c3 streamed
+	runUntil(t, newTestSource(t, addr, archived), c2.cp, &c3, 100)
+	if len(c3.uuids) != 100 || !slices.Equal(c3.lost, []uint64{1}) || len(c3.losses) != 1 || c3.losses[0].Reason != flow.LossStreamDown {
+		t.Fatalf("%d flows, lost events %v, losses %+v: want flows 600-699, Hubble's 1 and a stream_down gap", len(c3.uuids), c3.lost, c3.losses)
 	}
 }

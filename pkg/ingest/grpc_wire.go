@@ -21,6 +21,8 @@ type envelope struct {
 	state    int32
 	names    [][]byte
 	stateMsg []byte
+	// lost events: the source and the count.
+	lostSource, lostCount uint64
 }
 
 // GetFlowsResponse, Flow, Timestamp and NodeStatusEvent field numbers
@@ -42,6 +44,11 @@ const (
 	statusState   = 1
 	statusNames   = 2
 	statusMessage = 3
+
+	lostSource = 1
+	lostCount  = 2
+	// lostHubbleRing is LostEventSource HUBBLE_RING_BUFFER.
+	lostHubbleRing = 3
 )
 
 var errWire = errors.New("malformed GetFlowsResponse")
@@ -80,11 +87,14 @@ func scanEnvelope(msg []byte, e *envelope) error {
 			}
 			msg = msg[n:]
 		case num == respLostEvents && typ == protowire.BytesType:
-			_, n := protowire.ConsumeBytes(msg)
+			v, n := protowire.ConsumeBytes(msg)
 			if n < 0 {
 				return errWire
 			}
 			e.kind = flow.KindLostEvents
+			if err := scanLost(v, e); err != nil {
+				return err
+			}
 			msg = msg[n:]
 		case num == respNodeName && typ == protowire.BytesType:
 			v, n := protowire.ConsumeBytes(msg)
@@ -228,4 +238,34 @@ func scanTimestamp(msg []byte) (int64, error) {
 		return 0, nil
 	}
 	return sec*1e9 + nanos, nil
+}
+
+// scanLost reads a LostEvent's source and count.
+func scanLost(msg []byte, e *envelope) error {
+	for len(msg) > 0 {
+		num, typ, n := protowire.ConsumeTag(msg)
+		if n < 0 {
+			return errWire
+		}
+		msg = msg[n:]
+		if (num == lostSource || num == lostCount) && typ == protowire.VarintType {
+			v, n := protowire.ConsumeVarint(msg)
+			if n < 0 {
+				return errWire
+			}
+			if num == lostSource {
+				e.lostSource = v
+			} else {
+				e.lostCount = v
+			}
+			msg = msg[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, msg)
+		if n < 0 {
+			return errWire
+		}
+		msg = msg[n:]
+	}
+	return nil
 }

@@ -1,6 +1,6 @@
 // Package chaos_test is `make chaos`: whole-system scenarios that start the
 // real processes (`flowaudit gen` writing through lumberjack, `flowaudit
-// run`, an S3 server), inject faults at random moments drawn from a logged seed, and end
+// run`, an S3 server, Cilium's agent-side Hubble observer), inject faults at random moments drawn from a logged seed, and end
 // with an independent check: DuckDB over the archive against gen's own
 // record of what it wrote (by uuid), plus `flowaudit verify`.
 //

@@ -1,0 +1,144 @@
+package grpc
+
+import (
+	"bytes"
+	"database/sql"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	observerTypes "github.com/cilium/cilium/pkg/hubble/observer/types"
+	nodeTypes "github.com/cilium/cilium/pkg/node/types"
+	"github.com/cilium/cilium/pkg/option"
+	_ "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/flowaudit/flowaudit/pkg/gen"
+)
+
+// TestRingSeekLostEventIsNotALoss: the daemon reads a full ring to its
+// end and is restarted; every flow the ring holds is within the resumed
+// stream's overlap, so Cilium's observer seeks back through the whole ring
+// and opens the stream with a ring-buffer lost event of 1 for the slot
+// past the oldest (newRingReader), a flow archived long before. The
+// stream's first flow was read before, so the source records no loss; and
+// every flow fed is archived once.
+func TestRingSeekLostEventIsNotALoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the daemon against Cilium's observer twice")
+	}
+	option.Config.ClusterName = "prod-kr1"
+	nodeTypes.SetName("node-01")
+	dir := t.TempDir()
+	bin := buildFlowaudit(t, dir)
+	sock := filepath.Join(dir, "hubble.sock")
+	arch := filepath.Join(dir, "archive")
+	a := startAgent(t, sock)
+	defer a.stop()
+
+	// Flows 0.3 ms apart: the ring's 4,095 span 1.2 s, less than the
+	// resumed stream's overlap (at least 2 s).
+	g, err := gen.New(gen.Config{Seed: 5, Nodes: 1, Cluster: "prod-kr1", Rate: 3000, Start: time.Now().Add(-time.Minute), LostEventEvery: -1, AgentEventEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written []fed
+	feed := func(n int, record bool) (last fed) {
+		for i := 0; i < n; {
+			f := g.Next().GetFlow()
+			if f == nil {
+				continue
+			}
+			a.obs.GetEventsChannel() <- &observerTypes.MonitorEvent{Timestamp: time.Now(), NodeName: f.GetNodeName(), Payload: f}
+			last = fed{uuid: f.GetUuid(), ns: f.GetTime().AsTime().UnixNano()}
+			if record {
+				written = append(written, last)
+			}
+			i++
+		}
+		return last
+	}
+	logs := &bytes.Buffer{}
+	run := func() {
+		t.Helper()
+		c := exec.Command(bin, "run", "--source", "unix://"+sock, "--archive", arch, "--node", "prod-kr1/node-01",
+			"--listen", "", "--stats-interval", "1s", "--max-file-age", "1s", "--log-level", "info")
+		c.Stdout, c.Stderr = logs, logs
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Second) // reads what the ring holds
+		_ = c.Process.Signal(syscall.SIGTERM)
+		if err := c.Wait(); err != nil {
+			t.Fatalf("SIGTERM: %v\n%s", err, logs)
+		}
+	}
+	// 6,000 flows: the ring (4,095) is full and has wrapped. A first start
+	// takes the ring as it finds it: the flows fed are those it still holds.
+	feed(6000-4095, false)
+	feed(4095, true)
+	extra := feed(1, false) // lets the observer hand out the last one; read by the next run
+	run()
+	written = append(written, extra)
+	// The restart's seek passes the ring's oldest slot; a few new flows.
+	feed(100, true)
+	feed(1, false)
+	run()
+
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	archived := map[string]int{}
+	rows, err := db.Query(fmt.Sprintf("SELECT uuid, count(*) FROM read_parquet('%s/flows/**/*.parquet') GROUP BY uuid", arch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var u string
+		var n int
+		if err := rows.Scan(&u, &n); err != nil {
+			t.Fatal(err)
+		}
+		archived[u] = n
+	}
+	rows.Close()
+	missing := 0
+	for _, w := range written {
+		if n := archived[w.uuid]; n != 1 {
+			missing++
+			if missing <= 3 {
+				t.Errorf("flow %s archived %d times", w.uuid, n)
+			}
+		}
+	}
+	// The first start's seek on the full ring reports the slot past the
+	// oldest too: that flow was never the collector's, and the stream's
+	// first flow was new, so it is recorded as Hubble reported it. The
+	// restart's must not be.
+	var losses []string
+	rows, err = db.Query(fmt.Sprintf("SELECT reason || ' ' || amount || ' ' || coalesce(lost_events, 0) || ' at ' || detected FROM read_parquet('%s/losses/**/*.parquet') ORDER BY detected", arch))
+	if err == nil {
+		for rows.Next() {
+			var l string
+			if err := rows.Scan(&l); err != nil {
+				t.Fatal(err)
+			}
+			losses = append(losses, l)
+		}
+		rows.Close()
+	}
+	t.Logf("%d flows fed, %d archived, %d not once; losses %v", len(written), len(archived), missing, losses)
+	if len(losses) > 1 {
+		t.Errorf("losses %v: want at most the first start's lost event", losses)
+	}
+	if !bytes.Contains(logs.Bytes(), []byte("nothing was lost")) {
+		t.Errorf("the restart's stream did not open with the observer's seek lost event:\n%s", logs)
+	}
+	if t.Failed() {
+		t.Logf("logs:\n%s", logs)
+	}
+}
