@@ -287,7 +287,7 @@ type grpcRun struct {
 	mu         sync.Mutex
 	since      time.Time // what a reconnect asks for (zero: the server's whole ring)
 	lastEmit   time.Time
-	dups, late uint64
+	dups       uint64
 	// atStart: no message yet on the current stream. held: a copy of the
 	// agent's ring lost event of 1 that opened the stream, until the next
 	// flow shows whether it lost anything (see seekLost).

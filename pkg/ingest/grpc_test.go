@@ -362,11 +362,10 @@ func TestGRPCSourceRelayNodeErrors(t *testing.T) {
 	o.add(flowsOf("c/b", 250, 300)...)
 	addr, stop := serve(t, o)
 	defer stop()
-	src, err := NewGRPCSource(GRPCConfig{Address: "relay://" + addr[len("unix://"):], FlushEvery: 10 * time.Millisecond}, nil, nil)
-	if err == nil {
+	if _, err := NewGRPCSource(GRPCConfig{Address: "relay://" + addr[len("unix://"):], FlushEvery: 10 * time.Millisecond}, nil, nil); err == nil {
 		t.Fatalf("a relay:// address of a socket path accepted")
 	}
-	src = newTestSource(t, addr, nil) // the same stream over the socket
+	src := newTestSource(t, addr, nil) // the same stream over the socket
 	var c streamed
 	runUntil(t, src, flow.Checkpoint{}, &c, 550)
 	seen := map[string]int{}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -132,22 +131,6 @@ func (b bitset) setRange(lo, hi int) {
 	for i := lo; i <= hi; i++ {
 		b.set(i)
 	}
-}
-func (b bitset) count(lo, hi int) (n int) {
-	for i := lo; i < hi; i++ {
-		if b.has(i) {
-			n++
-		}
-	}
-	return n
-}
-func (b bitset) any() bool {
-	for _, w := range b {
-		if bits.OnesCount64(w) > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // hourAgg is what the stats rows of one hour of one node hold.

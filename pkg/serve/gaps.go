@@ -71,9 +71,8 @@ func (s *Server) gapEvents(ctx context.Context, q *query, from, to int64) ([]*ob
 	last := (to - 1) / int64(time.Minute)
 	if last-first+1 <= maxGapMinutes {
 		type seen struct {
-			bits     []uint64
-			lo, hi   int64
-			anything bool
+			bits   []uint64
+			lo, hi int64
 		}
 		nodes := map[string]*seen{}
 		err = s.scanner.ScanStats(ctx, archive.ScanOptions{From: time.Unix(first*60, 0), To: time.Unix((last+1)*60, 0)}, func(rows []archive.StatRow) error {
