@@ -15,10 +15,15 @@
 # Per run and program, from /proc: CPU (utime + stime) from its start until it
 # has read everything it will (no CPU for 3 s after the generator ended) and
 # peak RSS (VmHWM); lines written (the generator's, counted on a simulated
-# run of the same seed: the output is deterministic), lines read, records
-# written (flowaudit: the archive's flows, `flowaudit report`; the
-# collector: the records in its output files, bench/otelcol/otlpcount) and
-# the lines lost to rotation.
+# run of the same seed: the output is deterministic), lines read
+# (flowaudit: flowaudit_ingest_lines_total; the collector: its records when
+# it keeps every line, estimated from the share of the allowlist's flows it
+# wrote under the filter, marked "~"), records written (flowaudit: the
+# archive's flows, `flowaudit report`; the collector: the records in its
+# output files, bench/otelcol/otlpcount) and the lines lost to rotation
+# (written - read). A program that falls behind the exporter by more than
+# its backups hold loses lines and spends no CPU on them, so CPU per line
+# read compares the work, CPU the cost on the node.
 #
 # Usage: RATE=20000 SECS=60 RUNS=3 JOBS=filter,all bench/otelcol.sh
 #   OTELCOL=/path/to/otelcol  use that collector instead of building one
