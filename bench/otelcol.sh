@@ -10,7 +10,7 @@
 # Both keep every field (FIELDMASK=... gives flowaudit a field mask). The
 # collector is built once with the collector builder from
 # bench/otelcol/builder.yaml (filelog receiver, file_storage, batch, file
-# exporter with zstd) into a cache directory named after that manifest.
+# exporter with zstd) into a cache directory named after that manifest's lines.
 #
 # Per run and program, from /proc: CPU (utime + stime) from its start until it
 # has read everything it will (no CPU for 3 s after the generator ended) and
@@ -42,7 +42,7 @@ WORK=$(mktemp -d /tmp/flowaudit-otelcol.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 if [ -z "${OTELCOL:-}" ]; then
-  sum=$(sha256sum bench/otelcol/builder.yaml | cut -c1-12)
+  sum=$(grep -v '^#' bench/otelcol/builder.yaml | sha256sum | cut -c1-12) # comments need no rebuild
   dir=${XDG_CACHE_HOME:-$HOME/.cache}/flowaudit-bench/otelcol-$sum
   OTELCOL=$dir/otelcol-flowaudit-bench
   if [ ! -x "$OTELCOL" ]; then
