@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"github.com/klauspost/compress/s2"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
@@ -550,4 +551,46 @@ func readLogStatus(root string) ([]LogStatus, error) {
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// LogFlows calls fn with every flow of the row logs of a local root (the
+// rows a writer has made durable but not yet cut into a closed file), in
+// the logs' order, a record at a time; a torn tail ends a log. A reader of
+// the archive's recent flows (a gRPC source's resume, which must know what
+// it archived before a crash) reads them here as well as in the files. A
+// log a cut has committed but not yet removed repeats rows of the files.
+func LogFlows(root string, fn func(f *flowpb.Flow)) error {
+	dir := filepath.Join(root, walDir)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("archive: %w", err)
+	}
+	var b flow.Batch
+	var raw []byte
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, walPrefix) || !strings.HasSuffix(n, walSuffix) {
+			continue
+		}
+		path := filepath.Join(dir, n)
+		records := 0
+		_, _, err := scanLogFile(path, func(p []byte) error {
+			records++
+			var err error
+			if _, raw, err = decodeRecord(p, raw, &b); err != nil {
+				return fmt.Errorf("record %d: %w", records, err)
+			}
+			for _, f := range b.Flows {
+				fn(f)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) { // removed by a cut meanwhile
+			return fmt.Errorf("archive: log %s: %w", path, err)
+		}
+	}
+	return nil
 }
