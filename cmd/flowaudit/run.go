@@ -51,14 +51,17 @@ type runFlags struct {
 const runLong = `run is the DaemonSet daemon. Each source is followed in its own pipeline:
 events are decoded, filtered with Hubble's allow/deny filters, masked, and
 written to the archive, whose commits carry each source's checkpoint, so a
-restart (even after SIGKILL) resumes exactly where the archive stopped. The
-archive commits by --max-file-age/-rows/-bytes, and a file source also every
-max(1, max-backups/2) rotations of the exporter's file, and after every read
-that finished a file when the exporter rotates so fast that the next read
-could otherwise come too late, so that what a restart re-reads is still on
-disk (max-backups from --cilium-config-dir or sources[].maxBackups;
-otherwise Cilium's default, 5; fewer backups on disk than that count
-instead).
+restart (even after SIGKILL) resumes exactly where the archive stopped. A
+commit fsyncs the archive's row log (--row-log, on by default) and the
+Parquet files are cut by --max-file-age/-rows/-bytes: one flows and one
+stats file per partition every 5 minutes up to ~50k flows/s (with
+--row-log=false every commit is a file). The archive commits when a file
+is cut, and a file source also every max(1, max-backups/2) rotations of the
+exporter's file, and after every read that finished a file when the
+exporter rotates so fast that the next read could otherwise come too late,
+so that what a restart re-reads is still on disk (max-backups from
+--cilium-config-dir or sources[].maxBackups; otherwise Cilium's default, 5;
+fewer backups on disk than that count instead).
 
 Configuration: --config FILE (YAML; see deploy/daemonset/base/config.yaml
 for every key), then FLOWAUDIT_* environment variables (the flag's name
@@ -160,13 +163,13 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	f.StringVar(&o.signingKey, "signing-key-file", "", "ed25519 private key that signs every manifest entry (archive.signingKeyFile)")
 	f.StringVar(&o.publicKey, "verify-public-key-file", "", "ed25519 public key the periodic verification checks signatures with (default: the signing key's)")
-	f.IntVar(&o.maxFileRows, "max-file-rows", 0, "cut archive files at this many rows (archive.maxFileRows; default 1048576)")
+	f.IntVar(&o.maxFileRows, "max-file-rows", 0, "cut archive files at this many rows (archive.maxFileRows; default 16777216)")
 	// The help shows the real defaults; a flag only overrides the config
 	// file when it is given.
 	def := daemon.Default()
 	o.maxFileBytes, o.maxFileAge, o.statsInterval = def.Archive.MaxFileBytes, def.Archive.MaxFileAge, def.Archive.StatsInterval
 	o.queueBytes, o.maxLag, o.drain, o.verifyInterval = def.Queue.MaxBytes, def.Readiness.MaxLag, def.Shutdown.DrainTimeout, def.Verify.Interval
-	f.Var(&o.maxFileBytes, "max-file-bytes", "cut archive files at about this size, e.g. 128Mi (archive.maxFileBytes)")
+	f.Var(&o.maxFileBytes, "max-file-bytes", "cut archive files at about this size, e.g. 1Gi (archive.maxFileBytes)")
 	f.Var(&o.maxFileAge, "max-file-age", "cut archive files at least this often, e.g. 5m (archive.maxFileAge): the most a row waits before readers see it")
 	f.Var(&o.statsInterval, "stats-interval", "write a stats row at least this often, e.g. 1m (archive.statsInterval)")
 	f.Var(&o.queueBytes, "queue-max-bytes", "a queue between each source and the archive writer, bounded to this many event bytes, e.g. 16Mi; 0: none, each source writes its own batches (queue.maxBytes)")
@@ -174,7 +177,7 @@ func newRunCmd() *cobra.Command {
 	f.Var(&o.drain, "drain-timeout", "how long SIGTERM may take to drain and commit, e.g. 20s (shutdown.drainTimeout)")
 	f.Var(&o.retention, "retention", "delete archive days older than this, both tables, e.g. 400d; 0: keep forever (archive.retention.flows and .stats)")
 	f.Var(&o.verifyInterval, "verify-interval", "verify the last two closed days this often; 0: never (verify.interval)")
-	f.BoolVar(&o.rowLog, "row-log", def.Archive.RowLog, "commit by fsyncing a local row log and cut files only by --max-file-age/-rows/-bytes, so a node closes a few files an hour at any rate (archive.rowLog; raise --max-file-rows and --max-file-bytes with it, e.g. 16777216 and 1Gi)")
+	f.BoolVar(&o.rowLog, "row-log", def.Archive.RowLog, "commit by fsyncing a local row log and cut files only by --max-file-age/-rows/-bytes, so a node closes a few files an hour at any rate (archive.rowLog); --row-log=false: every commit is a file, merged by compaction (lower --max-file-rows and --max-file-bytes with it, e.g. 1048576 and 128Mi)")
 	f.BoolVar(&o.compaction, "compaction", def.Archive.Compaction, "merge the small files of closed days, hourly, each merge recorded in the manifest chain (archive.compaction)")
 	return cmd
 }

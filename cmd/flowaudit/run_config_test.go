@@ -81,3 +81,33 @@ func TestPushDownFlag(t *testing.T) {
 		t.Errorf("--push-down without a gRPC source: %v", err)
 	}
 }
+
+// TestRowLogFlag: the row log is on by default, with the limits that let a
+// node close one flows file per partition every 5 minutes, and
+// --row-log=false (or FLOWAUDIT_ROW_LOG=false) turns it off.
+func TestRowLogFlag(t *testing.T) {
+	run := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		cmd := newRootCmd()
+		cmd.SetArgs(append([]string{"run", "--print-config", "--source", "synthetic", "--archive", t.TempDir()}, args...))
+		cmd.SetOut(&out)
+		cmd.SetErr(&bytes.Buffer{})
+		if err := cmd.Execute(); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		return out.String()
+	}
+	for _, want := range []string{"rowLog: true", "maxFileRows: 16777216", "maxFileBytes: 1Gi"} {
+		if out := run(); !strings.Contains(out, want) {
+			t.Errorf("default configuration lacks %q:\n%s", want, out)
+		}
+	}
+	if out := run("--row-log=false"); !strings.Contains(out, "rowLog: false") {
+		t.Errorf("--row-log=false did not turn the row log off:\n%s", out)
+	}
+	t.Setenv("FLOWAUDIT_ROW_LOG", "false")
+	if out := run(); !strings.Contains(out, "rowLog: false") {
+		t.Errorf("FLOWAUDIT_ROW_LOG=false did not turn the row log off:\n%s", out)
+	}
+}

@@ -112,10 +112,11 @@ type ArchiveConfig struct {
 	MaxFileBytes Size     `json:"maxFileBytes"`
 	MaxFileRows  int      `json:"maxFileRows"`
 	MaxFileAge   Duration `json:"maxFileAge"`
-	// RowLog makes a commit an fsync of a local row log (_wal/) instead of
-	// a Parquet file: files are cut only by maxFileAge, maxFileRows or
-	// maxFileBytes (docs/format.md, "The row log"). Off by default until
-	// its cost at high rates is understood (bench/README.md).
+	// RowLog (on by default) makes a commit an fsync of a local row log
+	// (_wal/) instead of a Parquet file: files are cut only by maxFileAge,
+	// maxFileRows or maxFileBytes (docs/format.md, "The row log"). Off,
+	// every commit is a file, which compaction merges once its day ends
+	// (set maxFileBytes 128Mi and maxFileRows 1048576 with it).
 	RowLog bool `json:"rowLog"`
 	// StatsInterval is how often a stats row is written while nothing
 	// arrives, so that "no traffic" differs from "collector down".
@@ -202,9 +203,10 @@ func Default() Config {
 		Listen: ":9967", // Hubble's metrics server has 9965 on the host network
 		Log:    LogConfig{Level: "info", Format: "json"},
 		Archive: ArchiveConfig{
-			MaxFileBytes:  128 << 20,
-			MaxFileRows:   1 << 20,
+			MaxFileBytes:  1 << 30,
+			MaxFileRows:   16 << 20,
 			MaxFileAge:    Duration(5 * time.Minute),
+			RowLog:        true,
 			StatsInterval: Duration(time.Minute),
 			Compaction:    true,
 			Upload:        UploadConfig{Every: Duration(time.Minute), MaxBacklog: Duration(time.Hour)},

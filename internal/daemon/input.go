@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"go.uber.org/zap"
 
 	"github.com/flowaudit/flowaudit/pkg/archive"
@@ -55,13 +56,26 @@ func archivedFlows(root string) func(ctx context.Context, since time.Time, fn fu
 		if err != nil {
 			return err
 		}
-		return archive.ScanFlowsAs(ctx, sc, archive.ScanOptions{From: since}, func(r *row) int64 { return r.Time }, func(rows []row) error {
+		err = archive.ScanFlowsAs(ctx, sc, archive.ScanOptions{From: since}, func(r *row) int64 { return r.Time }, func(rows []row) error {
 			for i := range rows {
 				if r := &rows[i]; r.UUID != nil && r.Node != nil {
 					fn(*r.Node, *r.UUID, r.TimeNs)
 				}
 			}
 			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// With the row log, the newest flows are in the log until their
+		// files are cut: a resume that missed them would archive them again.
+		from := since.UnixNano()
+		return archive.LogFlows(root, func(f *flowpb.Flow) {
+			if t := f.GetTime(); t != nil && f.GetUuid() != "" && f.GetNodeName() != "" {
+				if ns := t.GetSeconds()*1e9 + int64(t.GetNanos()); ns >= from {
+					fn(f.GetNodeName(), f.GetUuid(), ns)
+				}
+			}
 		})
 	}
 }

@@ -32,7 +32,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		rows: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "rows_written_total",
-			Help: "Flow rows written into archive files (committed or still open)."}),
+			Help: "Flow rows written into archive files (committed or still open); the rows a restart replays from the row log are not counted again."}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "bytes_written_total",
 			Help: "Bytes of committed archive files."}),
 		files: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "files_committed_total",

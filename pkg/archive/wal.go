@@ -1,11 +1,14 @@
 package archive
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"github.com/klauspost/compress/s2"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
@@ -97,48 +101,60 @@ func encodeRecord(raw, out []byte, b *flow.Batch, now time.Time, configHash stri
 	return buf, out[:8+len(payload)], nil
 }
 
-// decodeRecord fills b (reset first) with the record payload p and returns
-// when and under which configuration it was written.
-func decodeRecord(z []byte, b *flow.Batch) (walMeta, error) {
+// decodeRecord fills b (reset first) with the record payload z and returns
+// when and under which configuration it was written; raw is scratch space
+// for the decompressed payload (returned, reused).
+func decodeRecord(z, raw []byte, b *flow.Batch) (walMeta, []byte, error) {
 	b.Reset()
-	if n, err := s2.DecodedLen(z); err != nil || n > walMaxRecord {
-		return walMeta{}, fmt.Errorf("bad compressed payload (%d bytes decoded): %v", n, err)
-	}
-	p, err := s2.Decode(nil, z)
+	p, err := decompressRecord(z, raw)
 	if err != nil {
-		return walMeta{}, fmt.Errorf("decompress: %w", err)
+		return walMeta{}, raw, err
 	}
+	raw = p
 	n, k := binary.Uvarint(p)
 	if k <= 0 || n > uint64(len(p)-k) {
-		return walMeta{}, errors.New("bad accounting length")
+		return walMeta{}, raw, errors.New("bad accounting length")
 	}
 	var meta walMeta
 	if err := json.Unmarshal(p[k:k+int(n)], &meta); err != nil {
-		return walMeta{}, fmt.Errorf("accounting: %w", err)
+		return walMeta{}, raw, fmt.Errorf("accounting: %w", err)
 	}
 	p = p[k+int(n):]
 	count, k := binary.Uvarint(p)
 	if k <= 0 || count > uint64(len(p)) {
-		return walMeta{}, errors.New("bad flow count")
+		return walMeta{}, raw, errors.New("bad flow count")
 	}
 	p = p[k:]
 	for i := uint64(0); i < count; i++ {
 		n, k := binary.Uvarint(p)
 		if k <= 0 || n > uint64(len(p)-k) {
-			return walMeta{}, fmt.Errorf("flow %d: bad length", i)
+			return walMeta{}, raw, fmt.Errorf("flow %d: bad length", i)
 		}
 		f := b.Next()
 		f.Reset()
 		if err := proto.Unmarshal(p[k:k+int(n)], f); err != nil {
-			return walMeta{}, fmt.Errorf("flow %d: %w", i, err)
+			return walMeta{}, raw, fmt.Errorf("flow %d: %w", i, err)
 		}
 		p = p[k+int(n):]
 	}
 	if len(p) != 0 {
-		return walMeta{}, fmt.Errorf("%d bytes after the last flow", len(p))
+		return walMeta{}, raw, fmt.Errorf("%d bytes after the last flow", len(p))
 	}
 	b.Checkpoint, b.Stats, b.Losses = meta.Checkpoint, meta.Stats, meta.Losses
-	return meta, nil
+	return meta, raw, nil
+}
+
+// decompressRecord decompresses the payload z into raw's space.
+func decompressRecord(z, raw []byte) ([]byte, error) {
+	n, err := s2.DecodedLen(z)
+	if err != nil || n > walMaxRecord {
+		return nil, fmt.Errorf("bad compressed payload (%d bytes decoded): %v", n, err)
+	}
+	p, err := s2.Decode(slices.Grow(raw[:0], n)[:n], z)
+	if err != nil {
+		return nil, fmt.Errorf("decompress: %w", err)
+	}
+	return p, nil
 }
 
 // scanLog calls fn with the payload of every complete record of the log
@@ -146,26 +162,69 @@ func decodeRecord(z []byte, b *flow.Batch) (walMeta, error) {
 // header and the records before the first one that is cut short or fails
 // its checksum (a torn tail).
 func scanLog(b []byte, fn func(payload []byte) error) (int64, error) {
-	if len(b) < len(walMagic) || string(b[:len(walMagic)]) != walMagic {
+	return scanLogFrom(bytes.NewReader(b), int64(len(b)), fn)
+}
+
+// scanLogFrom is scanLog of a log of size bytes read from r, one record at
+// a time: a log holds up to maxFileAge of a node's rows (hundreds of MB at
+// tens of thousands of flows a second), and its readers (recovery, verify)
+// hold one record, not the log. The payload fn is given is reused by the
+// next record.
+func scanLogFrom(r io.Reader, size int64, fn func(payload []byte) error) (int64, error) {
+	br := bufio.NewReaderSize(r, 256<<10)
+	var hdr [8]byte
+	if size < int64(len(walMagic)) {
 		return 0, errors.New("not a row log (bad header)")
 	}
-	off := len(walMagic)
-	for len(b)-off >= 8 {
-		n := binary.LittleEndian.Uint32(b[off:])
-		sum := binary.LittleEndian.Uint32(b[off+4:])
-		if n > walMaxRecord || int64(n) > int64(len(b)-off-8) {
+	if _, err := io.ReadFull(br, hdr[:len(walMagic)]); err != nil {
+		return 0, fmt.Errorf("read header: %w", err)
+	}
+	if string(hdr[:len(walMagic)]) != walMagic {
+		return 0, errors.New("not a row log (bad header)")
+	}
+	off := int64(len(walMagic))
+	var p []byte
+	for size-off >= 8 {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return off, fmt.Errorf("read at %d: %w", off, err)
+		}
+		n := binary.LittleEndian.Uint32(hdr[:])
+		sum := binary.LittleEndian.Uint32(hdr[4:])
+		if n > walMaxRecord || int64(n) > size-off-8 {
 			break
 		}
-		p := b[off+8 : off+8+int(n)]
+		p = slices.Grow(p[:0], int(n))[:n]
+		if _, err := io.ReadFull(br, p); err != nil {
+			return off, fmt.Errorf("read at %d: %w", off+8, err)
+		}
 		if crc32.Checksum(p, crcTable) != sum {
 			break
 		}
 		if err := fn(p); err != nil {
-			return int64(off), err
+			return off, err
 		}
-		off += 8 + int(n)
+		off += 8 + int64(n)
+		if cap(p) > 4<<20 {
+			p = nil // one huge record does not pin its buffer
+		}
 	}
-	return int64(off), nil
+	return off, nil
+}
+
+// scanLogFile is scanLog of the file at path; it returns the file's size
+// (as it was opened: a live log may grow behind a reader) too.
+func scanLogFile(path string, fn func(payload []byte) error) (size, valid int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	valid, err = scanLogFrom(f, fi.Size(), fn)
+	return fi.Size(), valid, err
 }
 
 // logRecord appends b's record to the live log: one write, no fsync.
@@ -317,15 +376,11 @@ func (w *Writer) recoverLog(cut map[string]bool) error {
 		return w.newLog(w.seq)
 	}
 	path := filepath.Join(dir, live)
-	content, err := os.ReadFile(path)
+	size, valid, err := scanLogFile(path, func([]byte) error { return nil })
 	if err != nil {
 		return fmt.Errorf("archive: log %s: %w", path, err)
 	}
-	valid, err := scanLog(content, func([]byte) error { return nil })
-	if err != nil {
-		return fmt.Errorf("archive: log %s: %w", path, err)
-	}
-	if torn := int64(len(content)) - valid; torn > 0 {
+	if torn := size - valid; torn > 0 {
 		if err := beforeStep("truncate", path); err != nil {
 			return fmt.Errorf("archive: log %s: cut torn tail: %w", path, err)
 		}
@@ -354,9 +409,12 @@ func (w *Writer) recoverLog(cut map[string]bool) error {
 	// the new log, which the cut started.
 	configured := w.cfg.ConfigHash
 	var b flow.Batch
+	var raw []byte
 	records := 0
-	if _, err := scanLog(content[:valid], func(p []byte) error {
-		meta, err := decodeRecord(p, &b)
+	if _, _, err := scanLogFile(path, func(p []byte) error {
+		var meta walMeta
+		var err error
+		meta, raw, err = decodeRecord(p, raw, &b)
 		if err != nil {
 			return fmt.Errorf("record %d: %w", records+1, err)
 		}
@@ -466,17 +524,15 @@ func readLogStatus(root string) ([]LogStatus, error) {
 		if !strings.HasPrefix(n, walPrefix) || !strings.HasSuffix(n, walSuffix) {
 			continue
 		}
-		content, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			return nil, err
-		}
 		st := LogStatus{Name: walDir + "/" + n, Cut: cut[n]}
-		valid, err := scanLog(content, func(p []byte) error {
+		var raw []byte
+		size, valid, err := scanLogFile(filepath.Join(dir, n), func(z []byte) error {
 			st.Records++
-			p, err := s2.Decode(nil, p)
+			p, err := decompressRecord(z, raw)
 			if err != nil {
 				return fmt.Errorf("record %d: %w", st.Records, err)
 			}
+			raw = p
 			k, m := binary.Uvarint(p)
 			if m <= 0 || k > uint64(len(p)-m) {
 				return errors.New("bad accounting length")
@@ -491,8 +547,50 @@ func readLogStatus(root string) ([]LogStatus, error) {
 		if err != nil {
 			return nil, fmt.Errorf("archive: log %s: %w", n, err)
 		}
-		st.TornBytes = int64(len(content)) - valid
+		st.TornBytes = size - valid
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// LogFlows calls fn with every flow of the row logs of a local root (the
+// rows a writer has made durable but not yet cut into a closed file), in
+// the logs' order, a record at a time; a torn tail ends a log. A reader of
+// the archive's recent flows (a gRPC source's resume, which must know what
+// it archived before a crash) reads them here as well as in the files. A
+// log a cut has committed but not yet removed repeats rows of the files.
+func LogFlows(root string, fn func(f *flowpb.Flow)) error {
+	dir := filepath.Join(root, walDir)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("archive: %w", err)
+	}
+	var b flow.Batch
+	var raw []byte
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, walPrefix) || !strings.HasSuffix(n, walSuffix) {
+			continue
+		}
+		path := filepath.Join(dir, n)
+		records := 0
+		_, _, err := scanLogFile(path, func(p []byte) error {
+			records++
+			var err error
+			if _, raw, err = decodeRecord(p, raw, &b); err != nil {
+				return fmt.Errorf("record %d: %w", records, err)
+			}
+			for _, f := range b.Flows {
+				fn(f)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) { // removed by a cut meanwhile
+			return fmt.Errorf("archive: log %s: %w", path, err)
+		}
+	}
+	return nil
 }

@@ -8,14 +8,19 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/flowaudit/flowaudit/pkg/flow"
 )
@@ -419,11 +424,24 @@ func TestRowLogSameRows(t *testing.T) {
 // at most 12 flows files and 12 stats files, whatever the number of
 // commits (under the race detector, 20 minutes and at most 4).
 func TestRowLogFilesPerHour(t *testing.T) {
-	rates := []int{100}
-	if !testing.Short() && !raceEnabled {
-		rates = append(rates, 1000)
+	type run struct {
+		rate   int
+		window time.Duration // of flows written
+		cuts   int           // files per table the window cuts
 	}
-	for _, rate := range rates {
+	runs := []run{{100, time.Hour, 12}}
+	if raceEnabled {
+		runs[0] = run{100, 20 * time.Minute, 4}
+	}
+	if !testing.Short() && !raceEnabled {
+		// 50k flows/s is 15M rows in 5 minutes: one window and a few
+		// seconds more show that the rows and bytes limits (16Mi, 1Gi)
+		// leave the cut to maxFileAge, so every 5 minutes of an hour
+		// close one flows and one stats file.
+		runs = append(runs, run{1000, time.Hour, 12}, run{50_000, 5*time.Minute + 5*time.Second, 1})
+	}
+	for _, r := range runs {
+		rate := r.rate
 		t.Run(strconv.Itoa(rate), func(t *testing.T) {
 			withFaults(t, &faults{}) // none fail; fsync is left out, as it does not change the count
 			root := t.TempDir()
@@ -438,19 +456,20 @@ func TestRowLogFilesPerHour(t *testing.T) {
 			perTick := rate / 2
 			b := &flow.Batch{}
 			commits, n := 0, 0
-			window, cuts := time.Hour, 12
-			if raceEnabled {
-				window, cuts = 20*time.Minute, 4
-			}
+			window, cuts := r.window, r.cuts
 			for now.Before(start.Add(window)) {
 				b.Reset()
 				for i := 0; i < perTick; i++ {
 					f := b.Next()
 					f.Reset()
-					f.Uuid = strconv.Itoa(n)
 					f.Time = timestamppb.New(now.Add(time.Duration(i) * tick / time.Duration(perTick)))
 					f.NodeName = "c/n1"
 					f.Verdict = flowpb.Verdict_FORWARDED
+					if rate > 1000 {
+						docsMaskFlow(f, n) // the rows whose size the bytes limit is set for
+					} else {
+						f.Uuid = strconv.Itoa(n)
+					}
 					n++
 				}
 				b.AddStat("c/n1", now.Unix()/60*60, flow.Counts{Seen: uint64(perTick), Kept: uint64(perTick)})
@@ -480,17 +499,56 @@ func TestRowLogFilesPerHour(t *testing.T) {
 				t.Fatal(err)
 			}
 			var rows int64
+			var flowsFiles []int64
 			for _, e := range entries {
 				if e.Table == "flows" {
 					rows += e.Rows
+					flowsFiles = append(flowsFiles, e.Rows)
 				}
 			}
 			if rows != int64(n) {
 				t.Fatalf("%d flows archived, want %d", rows, n)
 			}
+			// Every file but the one Close cut holds maxFileAge of rows:
+			// neither the rows nor the bytes limit cut it first.
+			for i, fr := range flowsFiles[:len(flowsFiles)-1] {
+				if fr < int64(rate)*300 {
+					t.Errorf("%d flows/s: flows file %d of %d holds %d rows, less than 5 minutes' %d", rate, i+1, len(flowsFiles), fr, rate*300)
+				}
+			}
 		})
 	}
 }
+
+// docsMaskFlow fills f with what the docs-example field mask keeps of a
+// node's flow (fieldmask.DocsExample), from a few hundred pods: rows of the
+// size the row log's bytes limit is set for. The parts come from a fixed
+// set of flows, shared (the writer only reads them).
+func docsMaskFlow(f *flowpb.Flow, n int) {
+	p := &docsMaskFlows()[n%len(docsMaskFlows())]
+	f.Source, f.Destination, f.IP, f.L4, f.IsReply = p.Source, p.Destination, p.IP, p.L4, p.IsReply
+	if p.Verdict == flowpb.Verdict_DROPPED {
+		f.Verdict, f.DropReasonDesc = p.Verdict, p.DropReasonDesc
+	}
+}
+
+var docsMaskFlows = sync.OnceValue(func() []flowpb.Flow {
+	out := make([]flowpb.Flow, 7919) // prime: no period shared with a batch
+	for n := range out {
+		f := &out[n]
+		r := uint32(n*2654435761) >> 8 // spread, reproducible
+		f.Source = &flowpb.Endpoint{Namespace: fmt.Sprintf("ns-%d", r%12), PodName: fmt.Sprintf("app-%d-7d9f8c-%05d", r%40, r%300)}
+		f.Destination = &flowpb.Endpoint{Namespace: fmt.Sprintf("ns-%d", (r>>4)%12), PodName: fmt.Sprintf("svc-%d-5c7b9d-%05d", (r>>4)%40, (r>>4)%300)}
+		f.IP = &flowpb.IP{Source: fmt.Sprintf("10.0.%d.%d", r%16, r%250), Destination: fmt.Sprintf("10.0.%d.%d", (r>>6)%16, (r>>6)%250), IpVersion: flowpb.IPVersion_IPv4}
+		f.L4 = &flowpb.Layer4{Protocol: &flowpb.Layer4_TCP{TCP: &flowpb.TCP{SourcePort: 32768 + r%28000, DestinationPort: []uint32{80, 443, 8080, 5432}[r%4]}}}
+		f.IsReply = wrapperspb.Bool(r%2 == 1)
+		if r%50 == 0 {
+			f.Verdict = flowpb.Verdict_DROPPED
+			f.DropReasonDesc = flowpb.DropReason_POLICY_DENIED
+		}
+	}
+	return out
+})
 
 // TestVerifyRowLog: verify reports the rows of a log not yet cut, and a
 // torn tail, as pending, with no finding; a log that is not a row log is a
@@ -588,8 +646,9 @@ func FuzzRowLog(f *testing.F) {
 	f.Add(append([]byte(walMagic), rec[:len(rec)-1]...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out flow.Batch
+		var raw []byte
 		valid, err := scanLog(data, func(p []byte) error {
-			_, _ = decodeRecord(p, &out)
+			_, raw, _ = decodeRecord(p, raw, &out)
 			return nil
 		})
 		if err == nil && (valid < int64(len(walMagic)) || valid > int64(len(data))) {
@@ -646,4 +705,155 @@ func TestCompactionLeavesFilesTheLogCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkExactlyOnce(t, root, 1020, "compaction")
+}
+
+// TestRowLogReplayNotCounted: the rows a recovery replays from the row log
+// were counted as written when they were written, so
+// flowaudit_archive_rows_written_total does not count them again, neither
+// in the process that wrote them (a writer reopened on the same registry)
+// nor in the next one.
+func TestRowLogReplayNotCounted(t *testing.T) {
+	root := t.TempDir()
+	reg := prometheus.NewRegistry()
+	w, err := Open(Config{Root: root, Log: true}, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := batch(0, 300)
+	b.Commit = true
+	if err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.ToFloat64(w.m.rows); n != 300 {
+		t.Fatalf("%v rows written, want 300", n)
+	}
+	crash(w)
+	w, err = Open(Config{Root: root, Log: true}, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.rows != 300 {
+		t.Fatalf("%d rows replayed into the open files, want 300", w.rows)
+	}
+	if n := testutil.ToFloat64(w.m.rows); n != 300 {
+		t.Errorf("%v rows written after the replay in the same process, want 300", n)
+	}
+	if err := w.Write(batch(300, 400)); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.ToFloat64(w.m.rows); n != 400 {
+		t.Errorf("%v rows written, want 400", n)
+	}
+	crash(w)
+	w, err = Open(Config{Root: root, Log: true}, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.rows != 400 {
+		t.Fatalf("%d rows replayed into the open files, want 400", w.rows)
+	}
+	if n := testutil.ToFloat64(w.m.rows); n != 0 {
+		t.Errorf("%v rows written by a new process that only replayed, want 0", n)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if seen := scanUUIDs(t, root); len(seen) != 400 {
+		t.Errorf("%d flows archived, want 400", len(seen))
+	}
+}
+
+// TestLogStatusStreams: verify reads the live row log a record at a time
+// (a log holds up to maxFileAge of a node's rows, hundreds of MB on a busy
+// node, and the daemon verifies while it writes): what it allocates is a
+// fraction of the log's size, not the log.
+func TestLogStatusStreams(t *testing.T) {
+	root := t.TempDir()
+	w, err := Open(Config{Root: root, Log: true, MaxFileRows: 1 << 24, MaxFileBytes: 1 << 30}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total = 100_000
+	for i := 0; i < total; i += 2000 {
+		b := batch(i, i+2000)
+		for _, f := range b.Flows {
+			f.Uuid = randHex(16) // as incompressible as a real flow's UUID
+		}
+		b.Commit = true
+		if err := w.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size := w.rlog.size
+	crash(w)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	st, err := readLogStatus(root)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 1 || st[0].Rows != total || st[0].Records != total/2000 {
+		t.Fatalf("log status %+v, want one log of %d records and %d rows", st, total/2000, total)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(size)/4 {
+		t.Errorf("reading the status of a %d-byte log allocated %d bytes", size, alloc)
+	}
+}
+
+// TestLogFlows: the flows of the row log, not yet in a closed file, are
+// readable (a gRPC source's resume dedupes against them), up to a torn
+// tail; once a cut has put them in files the log has none.
+func TestLogFlows(t *testing.T) {
+	root := t.TempDir()
+	w, err := Open(Config{Root: root, Log: true}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i += 100 {
+		if err := w.Write(batch(i, i+100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := w.rlog.path
+	crash(w)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte{200, 0, 0, 0, 1, 2}); err != nil { // a torn record
+		t.Fatal(err)
+	}
+	f.Close()
+	uuids := func() map[string]int {
+		t.Helper()
+		out := map[string]int{}
+		if err := LogFlows(root, func(f *flowpb.Flow) { out[f.GetUuid()]++ }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	got := uuids()
+	if len(got) != 300 {
+		t.Fatalf("%d flows in the log, want 300", len(got))
+	}
+	for u, n := range got {
+		if n != 1 {
+			t.Errorf("flow %s read %d times", u, n)
+		}
+	}
+	w, err = Open(Config{Root: root, Log: true}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := uuids(); len(got) != 0 {
+		t.Errorf("%d flows in the log after the cut, want 0", len(got))
+	}
+	if seen := scanUUIDs(t, root); len(seen) != 300 {
+		t.Errorf("%d flows archived, want 300", len(seen))
+	}
 }

@@ -366,6 +366,9 @@ func (w *Writer) write(b *flow.Batch) error {
 		w.m.writeErrors.WithLabelValues("io").Inc()
 		return err
 	}
+	// Counted here, not in add: the rows a recovery replays from the row
+	// log were counted when they were written.
+	w.m.rows.Add(float64(len(b.Flows)))
 	if !w.measured {
 		w.measureOpenFiles()
 	}
@@ -499,7 +502,6 @@ func (w *Writer) addFlows(b *flow.Batch) error {
 		}
 	}
 	w.slab.reset() // every row is in the files' column buffers now
-	w.m.rows.Add(float64(len(b.Flows)))
 	return nil
 }
 
