@@ -2,7 +2,6 @@ package archive
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -472,30 +471,4 @@ func checkCommitted(root string, e ManifestEntry) error {
 		return fmt.Errorf("%s: %d bytes with sha256 %s, manifest says %d bytes with %s: not compacting a file that changed since it was committed (run flowaudit verify)", e.Path, n, short(sum), e.Bytes, short(e.SHA256))
 	}
 	return nil
-}
-
-// replacedFiles returns the paths that compaction entries of the manifest
-// at path replaced. A manifest without compaction entries is not parsed.
-func replacedFiles(manifest string) (map[string]bool, error) {
-	b, err := os.ReadFile(manifest)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("archive: manifest %s: %w", manifest, err)
-	}
-	if !bytes.Contains(b, []byte(`"op":"compaction"`)) {
-		return nil, nil
-	}
-	entries, err := parseManifest(manifest, b)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	for _, e := range entries {
-		for _, r := range e.Replaces {
-			out[r.Path] = true
-		}
-	}
-	return out, nil
 }

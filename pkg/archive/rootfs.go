@@ -148,8 +148,8 @@ func nodeManifestOrderFS(fsys fs.FS, node string) ([]ManifestEntry, []Finding, e
 	return out, moved, nil
 }
 
-// replacedFilesFS returns the paths the compaction entries of a manifest
-// replaced (see replacedFiles).
+// replacedFilesFS returns the paths the compaction entries of the manifest
+// at rel replaced. A manifest without compaction entries is not parsed.
 func replacedFilesFS(fsys fs.FS, rel string) (map[string]bool, error) {
 	b, err := fs.ReadFile(fsys, rel)
 	if errors.Is(err, fs.ErrNotExist) {
