@@ -24,7 +24,7 @@ var labels = map[string]map[string]string{
 		"coverage": "Collection coverage", "node": "Node", "hours": "Hours", "collected": "Collected",
 		"notraffic": "No traffic", "down": "Collector down", "pct": "Coverage %", "gaps": "Gaps",
 		"lost": "Hubble lost events", "decode": "Decode errors", "verdicts": "Verdict totals", "verdict": "Verdict",
-		"count": "Count", "prevline": "the line: last month, same day of the month", "lastmonth": "Last month", "daily": "Daily volume", "day": "Day", "total": "Total", "denied": "Denied traffic (DROPPED and AUDIT)",
+		"count": "Count", "lowestcoverage": "Lowest node coverage", "prevline": "the line: last month, same day of the month", "lastmonth": "Last month", "daily": "Daily volume", "day": "Day", "total": "Total", "denied": "Denied traffic (DROPPED and AUDIT)",
 		"source": "Source", "destination": "Destination", "port": "Port", "reason": "Drop reason", "policy": "Policy",
 		"talkers": "Top talkers", "new": "New this month", "yes": "yes", "zones": "Sensitive zones", "zone": "Zone", "inbound": "Inbound flows", "unauthorized": "From sources not allowed", "worldegress": "Flows to world", "assertion": "0 flows from internal-only zone to world", "holds": "holds", "violated": "VIOLATED", "na": "n/a (zone not internal-only)", "privileged": "Privileged paths (SSH, RDP, kube-apiserver, databases)", "byport": "By port", "pairs": "distinct pairs", "http": "HTTP errors", "dns": "DNS failures", "world": "Internet egress",
 		"integrity": "Integrity", "files": "Files checked", "rows": "Rows checked", "findings": "Findings", "none": "none",
@@ -71,7 +71,7 @@ var labels = map[string]map[string]string{
 		"coverage": "수집 커버리지", "node": "노드", "hours": "시간", "collected": "수집됨",
 		"notraffic": "트래픽 없음", "down": "수집기 중단", "pct": "커버리지 %", "gaps": "공백",
 		"lost": "Hubble 유실 이벤트", "decode": "디코딩 오류", "verdicts": "판정별 합계", "verdict": "판정",
-		"count": "건수", "prevline": "선: 지난달 같은 날", "lastmonth": "지난달", "daily": "일별 건수", "day": "일자", "total": "합계", "denied": "차단된 트래픽 (DROPPED, AUDIT)",
+		"count": "건수", "lowestcoverage": "최저 노드 커버리지", "prevline": "선: 지난달 같은 날", "lastmonth": "지난달", "daily": "일별 건수", "day": "일자", "total": "합계", "denied": "차단된 트래픽 (DROPPED, AUDIT)",
 		"source": "출발지", "destination": "목적지", "port": "포트", "reason": "차단 사유", "policy": "정책",
 		"talkers": "상위 통신", "new": "이번 달 신규", "yes": "예", "zones": "민감 구역", "zone": "구역", "inbound": "유입 플로우", "unauthorized": "허용되지 않은 출발지", "worldegress": "외부(world)로 나간 플로우", "assertion": "내부 전용 구역에서 외부로 나간 플로우 0건", "holds": "충족", "violated": "위반", "na": "해당 없음 (내부 전용 아님)", "privileged": "특권 경로 (SSH, RDP, kube-apiserver, 데이터베이스)", "byport": "포트별", "pairs": "고유 쌍", "http": "HTTP 오류", "dns": "DNS 실패", "world": "인터넷 egress",
 		"integrity": "무결성", "files": "검사한 파일", "rows": "검사한 행", "findings": "발견 사항", "none": "없음",
@@ -269,7 +269,7 @@ func RenderMarkdown(w io.Writer, r *Report, lang string) error {
 	if pm := r.Previous; pm != nil {
 		p("**%s**\n\n| | %s | %s | %s |\n|---|---:|---:|---:|\n", t["mom"], t["thismonth"], pm.Month, t["change"])
 		for _, m := range momRows(t, r) {
-			p("| %s | %d | %d | %s |\n", m.What, m.This, m.Last, m.Change)
+			p("| %s | %s | %s | %s |\n", m.What, m.This, m.Last, m.Change)
 		}
 		p("\n")
 	}
@@ -437,9 +437,7 @@ func eventText(t map[string]string, e Event) string {
 
 // momRow is a headline number beside last month's.
 type momRow struct {
-	What       string
-	This, Last int64
-	Change     string
+	What, This, Last, Change string
 }
 
 // momRows are the month-over-month rows (none without a previous month).
@@ -448,11 +446,27 @@ func momRows(t map[string]string, r *Report) []momRow {
 	if pm == nil {
 		return nil
 	}
-	rows := []momRow{{t["flows"], r.TotalFlows, pm.TotalFlows, ""}, {t["deniedflows"], r.DeniedTotal, pm.DeniedTotal, ""},
-		{t["deniedgroups"], int64(r.DeniedPairs), int64(pm.DeniedPairs), ""}, {t["world"], r.WorldEgressTotal, pm.WorldEgressTotal, ""}}
-	for i := range rows {
-		rows[i].Change = changeText(rows[i].This, rows[i].Last)
+	var rows []momRow
+	count := func(what string, this, last int64) {
+		rows = append(rows, momRow{what, strconv.FormatInt(this, 10), strconv.FormatInt(last, 10), changeText(this, last)})
 	}
+	count(t["flows"], r.TotalFlows, pm.TotalFlows)
+	count(t["deniedflows"], r.DeniedTotal, pm.DeniedTotal)
+	count(t["deniedgroups"], int64(r.DeniedPairs), int64(pm.DeniedPairs))
+	count(t["world"], r.WorldEgressTotal, pm.WorldEgressTotal)
+	low, down, ok := lowestCoverage(r.Coverage, func(c NodeCoverage) (int, int, float64) { return c.Minutes, c.MinutesDown, c.CoveragePct })
+	plow, pdown, pok := lowestCoverage(pm.Coverage, func(c PreviousCoverage) (int, int, float64) { return c.Minutes, c.MinutesDown, c.CoveragePct })
+	pct, change := func(v float64, ok bool) string {
+		if !ok {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f %%", v)
+	}, "—"
+	if ok && pok {
+		change = fmt.Sprintf("%+.2f", low-plow)
+	}
+	rows = append(rows, momRow{t["lowestcoverage"], pct(low, ok), pct(plow, pok), change})
+	count(t["downmin"], int64(down), int64(pdown))
 	return rows
 }
 

@@ -108,6 +108,37 @@ type PreviousMonth struct {
 	// Daily is last month's flows per day of the month (index 0: the 1st),
 	// for the daily chart's line (query previous_daily).
 	Daily []int64 `json:"daily"`
+	// Coverage is last month's collection coverage per node, computed as
+	// this month's is (query previous_coverage).
+	Coverage []PreviousCoverage `json:"coverage"`
+}
+
+// PreviousCoverage is a node's collection coverage of the previous month.
+type PreviousCoverage struct {
+	Node             string  `json:"node"`
+	Minutes          int     `json:"minutes"`
+	MinutesCollected int     `json:"minutes_collected"`
+	MinutesLost      int     `json:"minutes_lost"`
+	MinutesDown      int     `json:"minutes_collector_down"`
+	CoveragePct      float64 `json:"coverage_pct"`
+}
+
+// lowestCoverage is the lowest coverage of the nodes with evaluable
+// minutes, as the coverage finding takes it, and the minutes no collector
+// ran; ok is false when no node has an evaluable minute.
+func lowestCoverage[T any](nodes []T, get func(T) (minutes, down int, pct float64)) (low float64, down int, ok bool) {
+	for _, n := range nodes {
+		m, d, pct := get(n)
+		down += d
+		if m == 0 {
+			continue
+		}
+		if !ok || pct < low {
+			low = pct
+		}
+		ok = true
+	}
+	return low, down, ok
 }
 
 // sameDay is last month's flows on the day of the month of day
@@ -325,6 +356,28 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Last month's coverage, for the month over month: its stats and
+	// losses, as this month's.
+	err = sel.scan(ctx, func(files []archive.FileInfo) error {
+		prev := &Report{FromUTC: prevFrom, ToUTC: from, Generated: rep.Generated}
+		prevOpts := opts
+		prevOpts.From, prevOpts.To, prevOpts.Files = prevFrom, from, files
+		if err := coverage(ctx, sc, prevOpts, prev, map[string]bool{}); err != nil {
+			return err
+		}
+		if rep.Previous == nil {
+			return nil
+		}
+		rep.Previous.Coverage = rep.Previous.Coverage[:0]
+		for _, c := range prev.Coverage {
+			rep.Previous.Coverage = append(rep.Previous.Coverage, PreviousCoverage{Node: c.Node, Minutes: c.Minutes,
+				MinutesCollected: c.MinutesCollected, MinutesLost: c.MinutesLost, MinutesDown: c.MinutesDown, CoveragePct: c.CoveragePct})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	for n := range nodes {
 		rep.Nodes = append(rep.Nodes, n)
 	}
@@ -392,6 +445,10 @@ func scopedOverlaps(ovs []archive.Overlap, nodes []string) []archive.Overlap {
 // emptyListsNotNull makes every list of the report an empty one rather than
 // nil, so that the JSON has [] where there is nothing, never null.
 func (r *Report) emptyListsNotNull() {
+	if pm := r.Previous; pm != nil {
+		nonNil(&pm.Coverage)
+		nonNil(&pm.Daily)
+	}
 	for _, l := range []*[]string{&r.Nodes, &r.Versions, &r.ConfigHashes} {
 		nonNil(l)
 	}
@@ -470,6 +527,7 @@ func queries(o Options, from, to, prevFrom time.Time, priv []uint32, flows, stat
 		{"denied_total", fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND verdict IN ('DROPPED', 'AUDIT')", flows, where)},
 		{"daily", fmt.Sprintf("SELECT strftime(timezone('%s', time), '%%Y-%%m-%%d') AS day, count(*), count(*) FILTER (WHERE verdict = 'DROPPED'), count(*) FILTER (WHERE verdict = 'AUDIT') FROM %s WHERE %s GROUP BY 1 ORDER BY 1", sqlString(loc.String()), flows, where)},
 		{"coverage", coverageSQL(o, from, to, stats, statsScope, losses)},
+		{"previous_coverage", coverageSQL(o, prevFrom, from, stats, statsScope, losses)},
 		{"losses_unexplained", unexplainedSQL(o, from, to, stats, statsScope, losses)},
 		{"configurations", fmt.Sprintf("SELECT node, coalesce(collector_version, '') AS collector_version, coalesce(config_hash, '') AS config_hash, "+
 			"epoch_us(min(minute)) AS first_us, epoch_us(max(minute)) AS last_us FROM %s WHERE epoch_us(minute) >= %d AND epoch_us(minute) < %d%s "+

@@ -87,10 +87,10 @@ func newSelection(o Options, from, to, prevFrom time.Time, month, hist *archive.
 	return s
 }
 
-// previousOnly reports whether f is a flows file of the previous month's
-// partitions that is not in the month's.
+// previousOnly reports whether f is a flows or stats file of the previous
+// month's partitions that is not in the month's.
 func (s *selection) previousOnly(f archive.FileInfo) bool {
-	return f.Table == "flows" && f.InRange(s.prevFrom, s.from) && !f.InRange(s.from, s.to)
+	return (f.Table == "flows" || f.Table == "stats") && f.InRange(s.prevFrom, s.from) && !f.InRange(s.from, s.to)
 }
 
 // earlierLosses reports whether f is a losses file of a date before the
@@ -124,7 +124,7 @@ func (s *selection) exclude(f archive.FileInfo, kind, what string, rows *int64) 
 		return
 	}
 	if s.previousOnly(f) {
-		what = "previous month, read only to mark denied groups new: " + what
+		what = "previous month, read only for the month over month: " + what
 	}
 	path := f.Path
 	if len(s.roots) > 1 {
@@ -199,7 +199,7 @@ func (s *selection) source(table string) string {
 // times, which the queries' WHERE leaves out).
 func (s *selection) globReadsSame(table string, read []archive.FileInfo) bool {
 	lo := s.from
-	if table == "flows" {
+	if table == "flows" || table == "stats" {
 		lo = s.prevFrom
 	}
 	want := make(map[fileKey]bool, len(read))

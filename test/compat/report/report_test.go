@@ -245,6 +245,11 @@ type reportDoc struct {
 		DeniedPairs int64   `json:"denied_pairs"`
 		World       int64   `json:"world_egress_total"`
 		Daily       []int64 `json:"daily"`
+		Coverage    []struct {
+			Node      string `json:"node"`
+			Collected int64  `json:"minutes_collected"`
+			Lost      int64  `json:"minutes_lost"`
+		} `json:"coverage"`
 	} `json:"previous_month"`
 	PrivilegedUnapproved int64     `json:"privileged_unapproved"`
 	OldestFlow           time.Time `json:"oldest_flow"`
@@ -332,6 +337,22 @@ func matchDuckDB(t *testing.T, rep *report.Report) reportDoc {
 		cs = append(cs, []any{c.Node, c.MinutesCollected, c.MinutesLost, n("flows_seen"), n("flows_kept"), n("flows_denied_by_filter"), n("decode_errors"), n("hubble_lost_events"), n("lost_rotation_bytes")})
 	}
 	check("coverage", cs)
+	// Last month's coverage: every node the query finds has the report's
+	// minutes, and a node the report lists but the query does not (no stats
+	// row, no loss) has none collected or lost.
+	prevCov := map[string][2]int64{}
+	for _, r := range query(t, db, sqlOf["previous_coverage"]) {
+		prevCov[r[0].(string)] = [2]int64{r[1].(int64), r[2].(int64)}
+	}
+	for _, c := range doc.Previous.Coverage {
+		if got := prevCov[c.Node]; got != [2]int64{c.Collected, c.Lost} {
+			t.Errorf("previous_coverage %s: DuckDB collected, lost %v; report %d, %d", c.Node, got, c.Collected, c.Lost)
+		}
+		delete(prevCov, c.Node)
+	}
+	if len(prevCov) > 0 {
+		t.Errorf("previous_coverage: nodes the report does not list: %v", prevCov)
+	}
 	for _, z := range doc.Zones {
 		check("zone "+z.Name, [][]any{{z.Inbound, z.Unauthorized, z.WorldEgress, z.Reached}})
 	}
