@@ -37,10 +37,10 @@ type fileKey struct{ root, path string }
 // the same files. The month's files count when Verify found them intact
 // (hashed: the report verifies the month anyway, so every counted byte is
 // one the manifests vouch for, at no extra read). The previous month's
-// flows, read only to mark denied groups new, count when their entry
-// vouches for them and their size matches: hashing a second month would
-// double the report's reading for a mark, and that month's own report
-// hashed them. The rest of the archive is checked the same cheap way, only
+// flows and stats, read only for the month over month (and to mark denied
+// groups new), count when their entry vouches for them and their size
+// matches: hashing a second month would double the report's reading for a
+// comparison, and that month's own report hashed them. The rest of the archive is checked the same cheap way, only
 // to know whether the printed SQL may read the tables by a glob.
 type selection struct {
 	roots              []string
