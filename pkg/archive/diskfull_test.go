@@ -3,6 +3,7 @@ package archive
 import (
 	"crypto/ed25519"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"io/fs"
 	"math"
 	"os"
@@ -106,6 +107,14 @@ func TestDiskFullLosesNothing(t *testing.T) {
 			}
 			if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), root) {
 				t.Fatalf("budget %d: error %q: want ENOSPC with the path", budget, err)
+			}
+			if pos < total { // Write's failures are counted by kind
+				if n := testutil.ToFloat64(w.m.writeErrors.WithLabelValues("no_space")); n != 1 {
+					t.Fatalf("budget %d: write_errors_total{kind=no_space} %v after a full disk (%v), want 1", budget, n, err)
+				}
+				if n := testutil.ToFloat64(w.m.writeErrors.WithLabelValues("io")); n != 0 {
+					t.Fatalf("budget %d: a full disk counted as kind=io (%v)", budget, n)
+				}
 			}
 			failures++
 			if failures > 3 {

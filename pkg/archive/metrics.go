@@ -2,6 +2,7 @@ package archive
 
 import (
 	"errors"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -40,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "commit_duration_seconds",
 			Help: "Time to commit a group of files (close, fsync, commit record, rename, manifests).", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}),
 		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "write_errors_total",
-			Help: "Failed archive writes or commits, by kind."}, []string{"kind"}),
+			Help: "Failed archive writes or commits, by kind: no_space (the filesystem is full or over quota), io (any other write, fsync or rename error), compaction, retention."}, []string{"kind"}),
 		openFiles: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "open_files",
 			Help: "Archive files being written (not yet committed)."}),
 		retentionPartitions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "retention_partitions_deleted_total",
@@ -93,4 +94,13 @@ func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
 		panic(err)
 	}
 	return c
+}
+
+// writeErrorKind is the write_errors_total kind of a failed write: a full
+// disk or quota is named as such, for the alert to say why without the logs.
+func writeErrorKind(err error) string {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return "no_space"
+	}
+	return "io"
 }

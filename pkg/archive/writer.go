@@ -355,7 +355,7 @@ func (w *Writer) write(b *flow.Batch) error {
 	empty := len(b.Flows) == 0 && len(b.Stats) == 0 && len(b.Losses) == 0 && b.Checkpoint.Source == ""
 	if w.rlog != nil && !empty {
 		if err := w.logRecord(b, now); err != nil {
-			w.m.writeErrors.WithLabelValues("io").Inc()
+			w.m.writeErrors.WithLabelValues(writeErrorKind(err)).Inc()
 			return err
 		}
 	}
@@ -363,7 +363,7 @@ func (w *Writer) write(b *flow.Batch) error {
 		w.opened = now
 	}
 	if err := w.add(b); err != nil {
-		w.m.writeErrors.WithLabelValues("io").Inc()
+		w.m.writeErrors.WithLabelValues(writeErrorKind(err)).Inc()
 		return err
 	}
 	// Counted here, not in add: the rows a recovery replays from the row
@@ -387,7 +387,7 @@ func (w *Writer) write(b *flow.Batch) error {
 	}
 	if b.Commit {
 		if err := w.syncLog(); err != nil {
-			w.m.writeErrors.WithLabelValues("io").Inc()
+			w.m.writeErrors.WithLabelValues(writeErrorKind(err)).Inc()
 			return err
 		}
 	}
@@ -623,16 +623,24 @@ func (w *Writer) Flush() error {
 }
 
 func (w *Writer) flush() error {
+	err := w.flushGroup()
+	if err != nil {
+		w.m.writeErrors.WithLabelValues(writeErrorKind(err)).Inc()
+	}
+	return err
+}
+
+// flushGroup writes the open files, the commit record and the manifests of
+// one commit group (flush counts its failure).
+func (w *Writer) flushGroup() error {
 	if len(w.files) == 0 && len(w.stats) == 0 && len(w.last) == 0 {
 		return nil
 	}
 	start := time.Now()
 	if err := w.writeStats(); err != nil {
-		w.m.writeErrors.WithLabelValues("io").Inc()
 		return err
 	}
 	if err := w.writeLosses(); err != nil {
-		w.m.writeErrors.WithLabelValues("io").Inc()
 		return err
 	}
 	rec := commitRecord{Seq: w.seq + 1, Time: w.cfg.Now().UTC(), Checkpoints: map[string]flow.Checkpoint{}, First: map[string]flow.Checkpoint{}}
@@ -671,7 +679,6 @@ func (w *Writer) flush() error {
 			}
 		}
 		if err := w.finishFile(of, &rec); err != nil {
-			w.m.writeErrors.WithLabelValues("io").Inc()
 			return err
 		}
 	}
@@ -680,16 +687,13 @@ func (w *Writer) flush() error {
 	}
 	// The commit record is the commit point: from here recovery completes the group.
 	if err := w.writeCommitRecord(&rec); err != nil {
-		w.m.writeErrors.WithLabelValues("io").Inc()
 		return err
 	}
 	if err := w.apply(&rec); err != nil {
-		w.m.writeErrors.WithLabelValues("io").Inc()
 		return err
 	}
 	if w.rlog != nil {
 		if err := w.newLog(rec.Seq); err != nil {
-			w.m.writeErrors.WithLabelValues("io").Inc()
 			return err
 		}
 		w.m.unpublishedSeconds.Set(0)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -111,6 +112,8 @@ func TestDiskFull(t *testing.T) {
 		}
 		if len(kinds) == 0 {
 			t.Errorf("no archive write error counted: %v", m)
+		} else if !slices.ContainsFunc(kinds, func(k string) bool { return strings.Contains(k, `kind="no_space"`) }) {
+			t.Errorf("a full disk's write errors not counted as kind=\"no_space\": %v", kinds)
 		}
 		t.Logf("fill %d: degraded; %v; disk free %v bytes", i+1, kinds, m["flowaudit_archive_disk_free_bytes"])
 		time.Sleep(time.Duration(1000+rng.IntN(4000)) * time.Millisecond)
