@@ -590,12 +590,7 @@ func loc(r *Report) *time.Location {
 
 var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct": func(x float64) string { return fmt.Sprintf("%.2f", x) },
-	"bar": func(v, max int64) int {
-		if max == 0 {
-			return 0
-		}
-		return int(300 * v / max)
-	},
+	"bar": barWidth,
 	"heat": func(c byte) string {
 		switch c {
 		case '#':
@@ -792,6 +787,14 @@ func RenderHTML(w io.Writer, r *Report, lang string) error {
 	})
 }
 
+// barWidth is the daily chart's bar for v, the largest day being max.
+func barWidth(v, max int64) int {
+	if max == 0 {
+		return 0
+	}
+	return int(300 * v / max)
+}
+
 // prevLine is the daily chart's line of last month's flows on the same day
 // of the month, as SVG polyline points over the bars (scaled as "bar"); ""
 // without a previous month.
@@ -802,7 +805,7 @@ func prevLine(r *Report, max int64) string {
 	var b strings.Builder
 	for i, d := range r.Daily {
 		if v, ok := r.Previous.sameDay(d.Day); ok {
-			fmt.Fprintf(&b, "%d,%d ", 80+300*v/max, i*14+5)
+			fmt.Fprintf(&b, "%d,%d ", 80+barWidth(v, max), i*14+5)
 		}
 	}
 	return strings.TrimSpace(b.String())
