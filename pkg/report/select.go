@@ -160,10 +160,9 @@ func (s *selection) scan(ctx context.Context, scan func([]archive.FileInfo) erro
 }
 
 // globPattern is the files of a table DuckDB reads by a glob: those the
-// scanner reads (part-*.parquet in date=/node= partitions), never a
-// writer's temporary .tmp- file.
+// scanner reads (archive.TableGlob), never a writer's temporary file.
 func globPattern(root, table string) string {
-	return root + "/" + table + "/date=*/node=*/part-*.parquet"
+	return root + "/" + archive.TableGlob(table)
 }
 
 // source is the DuckDB read_parquet of the table's files the report read:
@@ -216,7 +215,7 @@ func (s *selection) globReadsSame(table string, read []archive.FileInfo) bool {
 		if err != nil {
 			return false
 		}
-		matches, err := fs.Glob(fsys, table+"/date=*/node=*/part-*.parquet")
+		matches, err := fs.Glob(fsys, archive.TableGlob(table))
 		if err != nil {
 			return false
 		}
@@ -226,8 +225,7 @@ func (s *selection) globReadsSame(table string, read []archive.FileInfo) bool {
 				seen++
 				continue
 			}
-			date, _, _ := strings.Cut(strings.TrimPrefix(k.path, table+"/date="), "/")
-			if (archive.FileInfo{Date: date}).InRange(lo, s.to) {
+			if archive.FileInfoAt(root, rel).InRange(lo, s.to) {
 				return false // the report does not count it
 			}
 			if _, ok := s.hist[k]; !ok {
@@ -244,7 +242,7 @@ func (s *selection) globReadsSame(table string, read []archive.FileInfo) bool {
 // vouched files of the oldest date partition (a date partition holds the
 // flows of its UTC day).
 func (s *selection) oldestSource() string {
-	if src := s.source("flows"); strings.Contains(src, "/date=*/node=*/part-*.parquet'") {
+	if src := s.source("flows"); strings.Contains(src, "/"+archive.TableGlob("flows")+"'") {
 		return src
 	}
 	oldest := ""
