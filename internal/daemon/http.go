@@ -69,7 +69,7 @@ func (d *Daemon) notReady(standbyOK bool) []string {
 	if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
 		out = append(out, fmt.Sprintf("archive %s: not writable: %v", dir, err))
 	}
-	if d.shipper.Load() != nil {
+	if d.shipper.Load() != nil && standby == nil { // a standby ships nothing yet
 		d.mu.Lock()
 		maxBacklog := time.Duration(d.cfg.Archive.Upload.MaxBacklog)
 		d.mu.Unlock()

@@ -43,6 +43,10 @@ func (d *Daemon) shipLoop(ctx context.Context, s *ship.Shipper, every time.Durat
 		return
 	case <-d.opened:
 	}
+	// The backlog is counted from when this daemon could ship: a standby
+	// waiting on the archive's lock ships nothing, the daemon it replaces
+	// does.
+	d.shipStart.Store(d.opts.Now().UnixNano())
 	if err := s.ReadLedger(); err != nil {
 		d.log.Error("shipping to object storage stopped: its ledger is unreadable", zap.Error(err))
 		return

@@ -81,3 +81,38 @@ func TestDaemonShipsAndCatchesUp(t *testing.T) {
 		t.Fatalf("%d objects in the bucket", n)
 	}
 }
+
+// TestStandbyIsNotBehindOnShipping: a standby ships nothing (the daemon it
+// replaces does), so waiting on the archive longer than maxBacklog does not
+// make it unready; once it holds the archive its backlog counts from then.
+func TestStandbyIsNotBehindOnShipping(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Bucket(t, "audit", false)
+	dir := t.TempDir()
+	events := filepath.Join(dir, "events.log")
+	lines := genLines(t, 3, 2000)
+	appendLines(t, events, lines[:1000])
+	cfg := testConfig(dir, events)
+	cfg.Archive.MaxFileAge = Duration(200 * time.Millisecond)
+	cfg.Archive.Upload = UploadConfig{To: "s3://audit/node-a", Every: Duration(time.Second), MaxBacklog: Duration(2 * time.Second)}
+	first := start(t, cfg, Options{})
+	defer first.shutdown(t)
+	waitFor(t, "1000 flows kept by the first", func() bool { return first.kept(t) == 1000 })
+
+	second := start(t, cfg, Options{})
+	defer second.shutdown(t)
+	waitFor(t, "the standby waiting", func() bool {
+		return metricValue(t, second.d.Registry(), "flowaudit_archive_writer_lock_waiting", nil) == 1
+	})
+	time.Sleep(3 * time.Second) // longer than maxBacklog
+	if p := second.d.notReady(true); len(p) != 0 {
+		t.Fatalf("a standby waiting longer than maxBacklog: not ready: %q", p)
+	}
+	first.shutdown(t)
+	appendLines(t, events, lines[1000:])
+	waitFor(t, "1000 flows kept by the second", func() bool { return second.kept(t) == 1000 })
+	waitFor(t, "the second ready, its files shipped", func() bool {
+		return len(second.d.notReady(false)) == 0 &&
+			metricValue(t, second.d.Registry(), "flowaudit_ship_objects_total", map[string]string{"table": "manifest"}) > 0
+	})
+}
