@@ -45,8 +45,10 @@ type query struct {
 
 	// The columns a cursor reads first (those of the Flow fields the
 	// filters read) and then for the rows that pass; the time comes from
-	// the time_ns column each cursor reads whole.
+	// the time_ns column each cursor reads whole. parts are the messages
+	// filterCols hold in part (archive.Part).
 	filterCols, restCols archive.Columns
+	parts                []archive.Part
 	// pruner rules row groups out by their statistics (rowGroupPruner).
 	pruner [][]valuesIn
 	// groupsPruned counts the row groups it ruled out.
@@ -77,7 +79,8 @@ func (q *query) setColumns() {
 	if err != nil {
 		panic(err) // FlowRow has them
 	}
-	q.filterCols = r.FlowColumns(fields).Without(times)
+	q.filterCols, q.parts = r.FilterColumns(fields)
+	q.filterCols = q.filterCols.Without(times)
 	q.restCols = r.AllColumns().Without(q.filterCols).Without(times)
 }
 
