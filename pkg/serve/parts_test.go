@@ -1,12 +1,14 @@
 package serve
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	observerpb "github.com/cilium/cilium/api/v1/observer"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flowaudit/flowaudit/pkg/archive"
@@ -17,7 +19,8 @@ import (
 // whose message holds none of them (an endpoint of labels only) has the
 // message all the same, and the filters that ask for it (an identity of
 // 0 is an endpoint's, not an absent one's) select it as from the whole
-// flow, in the allowlist and in the denylist.
+// flow, in the allowlist and in the denylist; under a field mask, which
+// reads the columns of its fields and of the filters' whole.
 func TestFiltersOfFieldsReadInPart(t *testing.T) {
 	root := t.TempDir()
 	w, err := archive.Open(archive.Config{Root: root, RowGroupRows: 300}, nil, nil)
@@ -59,11 +62,16 @@ func TestFiltersOfFieldsReadInPart(t *testing.T) {
 		"namespace":                   {Whitelist: []*flowpb.FlowFilter{{SourcePod: []string{"parts/"}}, {DestinationPod: []string{"kube-system/"}}}},
 		"not ip version unknown":      {Blacklist: []*flowpb.FlowFilter{{IpVersion: []flowpb.IPVersion{flowpb.IPVersion_IP_NOT_USED}, SourceIdentity: []uint32{0}}}},
 	} {
-		got := getFlows(t, c, req)
-		want := expect(t, flows, req)
-		if len(want) == 0 {
-			t.Fatalf("%s: the test selects no flow", name)
+		for _, mask := range [][]string{nil, {"time", "verdict", "destination.pod_name"}, {"time", "source.labels", "IP.destination", "node_name"}} {
+			if mask != nil {
+				req.FieldMask = &fieldmaskpb.FieldMask{Paths: mask}
+			}
+			got := getFlows(t, c, req)
+			want := expect(t, flows, req)
+			if len(want) == 0 {
+				t.Fatalf("%s: the test selects no flow", name)
+			}
+			sameFlows(t, fmt.Sprint(name, " ", mask), got, want)
 		}
-		sameFlows(t, name, got, want)
 	}
 }
