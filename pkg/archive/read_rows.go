@@ -297,11 +297,16 @@ func (r *RowReader[T]) fill(c *colCursor, sp *readLeaf, creator bool, first int6
 			return errors.New("not a list column")
 		}
 	}
-	for k := range n {
+	for k := 0; k < n; k++ {
 		if keep != nil && !keep[k] {
-			if err := c.skipRow(); err != nil {
+			e := k + 1
+			for e < n && !keep[e] {
+				e++
+			}
+			if err := c.skipRows(int64(e - k)); err != nil {
 				return err
 			}
+			k = e - 1
 			continue
 		}
 		p := unsafe.Add(base, uintptr(k)*stride+sp.off)
