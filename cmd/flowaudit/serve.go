@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -55,6 +56,13 @@ the requests, errors and flows sent as Prometheus metrics (docs/metrics.md).`,
       --tls-client-ca ca.crt --client-namespaces team-a=shop,payments --client-namespaces auditor='*'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// A query allocates fast (decoded pages, a batch's rows and
+			// strings) while what it holds is bounded (a page of each
+			// column of the row groups open at once): collecting at 50%
+			// growth instead of 100% keeps the peak at 1.5x the live heap.
+			if os.Getenv("GOGC") == "" {
+				debug.SetGCPercent(50)
+			}
 			if poll <= 0 {
 				return fmt.Errorf("--poll %s: want a duration > 0", poll)
 			}

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -255,58 +256,14 @@ func (c *colCursor) seek(row int64) error {
 			c.pageNo, c.i, c.n, c.vi, c.row, c.eof = target-1, 0, 0, 0, first, false
 		}
 	}
-	if c.maxRep == 0 {
-		return c.skipRows(row - c.row)
-	}
-	for c.row < row {
-		if err := c.skipRow(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return c.skipRows(row - c.row)
 }
 
-// skipRow moves past one row without reading its values.
-func (c *colCursor) skipRow() error {
-	if err := c.slot(); err != nil {
-		return err
-	}
-	if c.maxRep == 0 {
-		// A run of rows of this page at once.
-		if c.defs == nil {
-			c.vi++
-		} else if int(c.defs[c.i]) == c.maxDef {
-			c.vi++
-		}
-		c.i++
-		c.row++
-		return nil
-	}
-	for {
-		if c.def() == c.maxDef {
-			c.vi++
-		}
-		c.i++
-		if c.i == c.n {
-			ok, err := c.more()
-			if err != nil {
-				return err
-			}
-			if !ok {
-				break
-			}
-		}
-		if c.rep() == 0 {
-			break
-		}
-	}
-	c.row++
-	return nil
-}
-
-// skipRows moves past n rows of a column of one slot a row, a page's run at
-// a time.
+// skipRows moves past n rows, a page's run at a time.
 func (c *colCursor) skipRows(n int64) error {
+	if c.maxRep != 0 {
+		return c.skipListRows(n)
+	}
 	for n > 0 {
 		if err := c.slot(); err != nil {
 			return err
@@ -324,6 +281,36 @@ func (c *colCursor) skipRows(n int64) error {
 		c.i += k
 		c.row += int64(k)
 		n -= int64(k)
+	}
+	return nil
+}
+
+// skipListRows moves past n rows of a repeated column: a row ends where
+// the next slot of repetition level 0 starts another (a page starts a row,
+// so rows end with their page at the latest), and the values skipped are
+// the slots of level maxDef.
+func (c *colCursor) skipListRows(n int64) error {
+	for n > 0 {
+		if err := c.slot(); err != nil {
+			return err
+		}
+		j := c.i
+		for ; n > 0 && j < c.n; n-- {
+			if c.reps == nil {
+				j++
+			} else if k := bytes.IndexByte(c.reps[j+1:c.n], 0); k < 0 {
+				j = c.n
+			} else {
+				j += 1 + k
+			}
+			c.row++
+		}
+		if c.defs == nil {
+			c.vi += j - c.i
+		} else {
+			c.vi += bytes.Count(c.defs[c.i:j], []byte{byte(c.maxDef)})
+		}
+		c.i = j
 	}
 	return nil
 }

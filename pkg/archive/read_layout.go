@@ -301,3 +301,70 @@ func (l *rowLayout) columnsOfFlowFields(fs flow.FieldSet) Columns {
 	}
 	return c
 }
+
+// flowLeafOf is the Flow field that a column alone holds, for the messages
+// whose fields FlowBuilder sets one from each column (the endpoints, the IP
+// header): a reader of some of those fields needs only their columns.
+var flowLeafOf = map[string]string{
+	"source_id":                "source.ID",
+	"source_identity":          "source.identity",
+	"source_cluster_name":      "source.cluster_name",
+	"source_namespace":         "source.namespace",
+	"source_pod_name":          "source.pod_name",
+	"source_labels":            "source.labels",
+	"source_workloads":         "source.workloads",
+	"destination_id":           "destination.ID",
+	"destination_identity":     "destination.identity",
+	"destination_cluster_name": "destination.cluster_name",
+	"destination_namespace":    "destination.namespace",
+	"destination_pod_name":     "destination.pod_name",
+	"destination_labels":       "destination.labels",
+	"destination_workloads":    "destination.workloads",
+	"ip_source":                "IP.source",
+	"ip_source_xlated":         "IP.source_xlated",
+	"ip_destination":           "IP.destination",
+	"ip_ipVersion":             "IP.ipVersion",
+	"ip_encrypted":             "IP.encrypted",
+}
+
+// Part is a top-level Flow message of which a column set holds some
+// columns, not all: FlowBuilder makes the message when one of its columns
+// is not NULL, so where every column read of it is NULL (Reader.Null), the
+// whole row may still have it (with the fields read empty).
+type Part struct {
+	Field string // the Flow field: "source", "destination", "IP"
+	Cols  Columns
+}
+
+// columnsOfFlowLeaves is columnsOfFlowFields, but a column of flowLeafOf is
+// in only when fs touches its own field; parts are the messages read in
+// part.
+func (l *rowLayout) columnsOfFlowLeaves(fs flow.FieldSet) (Columns, []Part) {
+	var c Columns
+	whole := map[string]Columns{}
+	for i, s := range l.leaves {
+		top := flowField(s.field)
+		w := whole[top]
+		w.add(i)
+		whole[top] = w
+		if leaf, ok := flowLeafOf[s.field]; ok {
+			if fs.Touches(leaf) {
+				c.add(i)
+			}
+		} else if fs.Touches(top) {
+			c.add(i)
+		}
+	}
+	var parts []Part
+	for _, top := range []string{"source", "destination", "IP"} {
+		in := whole[top].bitsAnd(c)
+		if !in.IsEmpty() && in != whole[top] {
+			parts = append(parts, Part{Field: top, Cols: in})
+		}
+	}
+	return c, parts
+}
+
+func (c Columns) bitsAnd(o Columns) Columns {
+	return Columns{[2]uint64{c.bits[0] & o.bits[0], c.bits[1] & o.bits[1]}}
+}

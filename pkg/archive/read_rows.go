@@ -88,6 +88,43 @@ func (r *RowReader[T]) AllColumns() Columns { return r.l.all() }
 // has those fields as the Flow built from the whole row does).
 func (r *RowReader[T]) FlowColumns(fs flow.FieldSet) Columns { return r.l.columnsOfFlowFields(fs) }
 
+// FilterColumns returns the columns of T that decide the Flow fields of fs
+// (a filter program's): as FlowColumns, except that of an endpoint or the
+// IP header, whose fields are one column each, only the columns of the
+// fields fs touches (a namespace filter reads source_namespace, not the
+// label lists). parts are the messages so read in part: a Flow built of
+// these columns lacks such a message where its columns read are all NULL,
+// and the whole row may have it (see Null).
+func (r *RowReader[T]) FilterColumns(fs flow.FieldSet) (cols Columns, parts []Part) {
+	return r.l.columnsOfFlowLeaves(fs)
+}
+
+// Null reports whether every column of cols is NULL in row (as Read left
+// it).
+func (r *RowReader[T]) Null(cols Columns, row *T) bool {
+	base := unsafe.Pointer(row)
+	for i := range r.l.leaves {
+		if !cols.has(i) {
+			continue
+		}
+		sp := &r.l.leaves[i]
+		p := unsafe.Add(base, sp.off)
+		switch {
+		case sp.shape == shapeScalar && sp.val == valI64:
+			return false // required
+		case sp.shape == shapeScalar:
+			if *(*unsafe.Pointer)(p) != nil {
+				return false
+			}
+		default: // a slice: its data pointer
+			if *(*unsafe.Pointer)(p) != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // Reset makes the reader read rg, from its first row.
 func (r *RowReader[T]) Reset(rg parquet.RowGroup) {
 	r.Close()
@@ -260,11 +297,16 @@ func (r *RowReader[T]) fill(c *colCursor, sp *readLeaf, creator bool, first int6
 			return errors.New("not a list column")
 		}
 	}
-	for k := range n {
+	for k := 0; k < n; k++ {
 		if keep != nil && !keep[k] {
-			if err := c.skipRow(); err != nil {
+			e := k + 1
+			for e < n && !keep[e] {
+				e++
+			}
+			if err := c.skipRows(int64(e - k)); err != nil {
 				return err
 			}
+			k = e - 1
 			continue
 		}
 		p := unsafe.Add(base, uintptr(k)*stride+sp.off)

@@ -296,3 +296,53 @@ func TestRowReaderAllocations(t *testing.T) {
 		t.Fatalf("%.0f allocations for %d rows", allocs, rg.NumRows())
 	}
 }
+
+// TestFilterColumns: the fields of an endpoint or of the IP header are read
+// column by column, and the messages so read in part are named; other
+// fields are read whole.
+func TestFilterColumns(t *testing.T) {
+	r, err := NewRowReader[FlowRow]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols := func(names ...string) Columns {
+		c, err := r.Columns(names...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		fields flow.FieldSet
+		want   Columns
+		parts  []Part
+	}{
+		{flow.Fields("source.namespace", "source.pod_name"), cols("source_namespace", "source_pod_name"), []Part{{"source", cols("source_namespace", "source_pod_name")}}},
+		{flow.Fields("verdict", "IP.source", "destination.identity"), cols("verdict", "ip_source", "destination_identity"), []Part{{"destination", cols("destination_identity")}, {"IP", cols("ip_source")}}},
+		{flow.Fields("source", "l4.TCP.flags"), r.FlowColumns(flow.Fields("source", "l4")), nil},
+		{flow.Fields("IP.source", "IP.source_xlated", "IP.destination", "IP.ipVersion", "IP.encrypted"), r.FlowColumns(flow.Fields("IP")), nil},
+		{flow.AllFields(), r.AllColumns(), nil},
+	} {
+		got, parts := r.FilterColumns(tc.fields)
+		if got != tc.want || !reflect.DeepEqual(parts, tc.parts) {
+			t.Errorf("%v: %d columns %v, want %d %v", tc.fields, got.Len(), parts, tc.want.Len(), tc.parts)
+		}
+	}
+	ep := cols("source_identity", "source_labels", "source_workloads")
+	var row FlowRow
+	if !r.Null(ep, &row) {
+		t.Error("a zero row is not NULL")
+	}
+	row.SourceLabels = []string{}
+	if r.Null(ep, &row) {
+		t.Error("an empty list is NULL")
+	}
+	row.SourceLabels, row.SourceWorkloads = nil, []Workload{{Name: "api"}}
+	if r.Null(ep, &row) {
+		t.Error("a list of structs is NULL")
+	}
+	row.SourceWorkloads, row.SourceIdentity = nil, new(uint32)
+	if r.Null(ep, &row) {
+		t.Error("an identity of 0 is NULL")
+	}
+}

@@ -40,6 +40,10 @@ type cursor struct {
 	b        archive.FlowBuilder
 	f        flowpb.Flow
 	head     key
+	// What a message read in part holds when its columns read are NULL
+	// and the whole row has it: its fields read, empty.
+	emptyEP flowpb.Endpoint
+	emptyIP flowpb.IP
 }
 
 func openCursor(q *query, g archive.FlowRowGroup, ord int) (*cursor, error) {
@@ -166,6 +170,9 @@ func (c *cursor) load(from key) (bool, error) {
 	n := int(min(int64(len(c.rows)), c.end-first))
 	c.first, c.n, c.i = first, n, -1
 	rows, keep := c.rows[:n], c.keep[:n]
+	// The first pass builds flows of the filters' columns alone: nothing
+	// of the rows read before may be left in the others.
+	clear(rows)
 	any := false
 	for k := range rows {
 		t := c.times[first+int64(k)]
@@ -189,7 +196,7 @@ func (c *cursor) load(from key) (bool, error) {
 			if err := c.b.Flow(&rows[k], &c.f); err != nil {
 				return false, &archive.ScanError{File: c.g.File, Err: err}
 			}
-			keep[k] = c.q.match(&c.f)
+			keep[k] = c.q.match(&c.f) || c.mayMatch(&rows[k])
 			any = any || keep[k]
 		}
 	}
@@ -199,6 +206,48 @@ func (c *cursor) load(from key) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// mayMatch reports whether the whole row r may match where the flow c.f,
+// built of the filters' columns, does not: the filters read no field of a
+// message read in part but its fields read, so the flow differs from the
+// whole row's only in such messages being absent where their columns read
+// are all NULL; it is judged again with each such message there, empty.
+func (c *cursor) mayMatch(r *archive.FlowRow) bool {
+	var unknown [3]*archive.Part
+	n := 0
+	for i := range c.q.parts {
+		p := &c.q.parts[i]
+		if c.rr.Null(p.Cols, r) {
+			unknown[n] = p
+			n++
+		}
+	}
+	if n == 0 {
+		return false
+	}
+	f := &c.f
+	for set := 1; set < 1<<n; set++ {
+		for k := range n {
+			var ep *flowpb.Endpoint
+			var ip *flowpb.IP
+			if set&(1<<k) != 0 {
+				ep, ip = &c.emptyEP, &c.emptyIP
+			}
+			switch unknown[k].Field {
+			case "source":
+				f.Source = ep
+			case "destination":
+				f.Destination = ep
+			case "IP":
+				f.IP = ip
+			}
+		}
+		if c.q.match(f) {
+			return true
+		}
+	}
+	return false
 }
 
 // advance moves to the next flow at or after from that is in the window

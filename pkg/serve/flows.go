@@ -44,9 +44,12 @@ type query struct {
 	firstT, lastT int64  // of the flows sent (ns)
 
 	// The columns a cursor reads first (those of the Flow fields the
-	// filters read) and then for the rows that pass; the time comes from
-	// the time_ns column each cursor reads whole.
+	// filters read) and then for the rows that pass (those of the fields
+	// the mask keeps and of the filters' fields whole); the time comes from
+	// the time_ns column each cursor reads whole. parts are the messages
+	// filterCols hold in part (archive.Part).
 	filterCols, restCols archive.Columns
+	parts                []archive.Part
 	// pruner rules row groups out by their statistics (rowGroupPruner).
 	pruner [][]valuesIn
 	// groupsPruned counts the row groups it ruled out.
@@ -77,8 +80,11 @@ func (q *query) setColumns() {
 	if err != nil {
 		panic(err) // FlowRow has them
 	}
-	q.filterCols = r.FlowColumns(fields).Without(times)
-	q.restCols = r.AllColumns().Without(q.filterCols).Without(times)
+	q.filterCols, q.parts = r.FilterColumns(fields)
+	q.filterCols = q.filterCols.Without(times)
+	// The flow sent holds the mask's fields, and the filters' judgement of
+	// the flow built for it (the truth) needs their fields whole.
+	q.restCols = r.FlowColumns(q.mask.Fields().Union(fields)).Without(q.filterCols).Without(times)
 }
 
 func (q *query) match(f *flowpb.Flow) bool {
