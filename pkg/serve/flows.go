@@ -92,7 +92,7 @@ func (q *query) match(f *flowpb.Flow) bool {
 }
 
 // emit sends one flow, masked as the agent masks it.
-func (q *query) emit(f *flowpb.Flow) error {
+func (q *query) emit(f *flowpb.Flow, t int64) error {
 	if q.skip > 0 {
 		q.skip--
 		return nil
@@ -101,7 +101,8 @@ func (q *query) emit(f *flowpb.Flow) error {
 		q.mask.Copy(&q.masked, f)
 		f = &q.masked
 	}
-	t := f.GetTime().AsTime().UnixNano()
+	// The span of what was sent is the archived time (t), which a mask
+	// without "time" leaves out of the flow.
 	if q.sent == 0 {
 		q.firstT = t
 	}
@@ -394,7 +395,7 @@ func (q *query) forward(ctx context.Context, groups []archive.FlowRowGroup, from
 			return nil
 		}
 		c := (*h)[0]
-		if err := q.emit(&c.f); err != nil {
+		if err := q.emit(&c.f, c.head.t); err != nil {
 			return err
 		}
 		ok, err := c.advance(from)

@@ -12,6 +12,7 @@ import (
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	observerpb "github.com/cilium/cilium/api/v1/observer"
 	relaypb "github.com/cilium/cilium/api/v1/relay"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flowaudit/flowaudit/pkg/archive"
@@ -84,6 +85,30 @@ func TestGapEvents(t *testing.T) {
 	le := got[flows+1].GetLostEvents()
 	if le.GetSource() != flowpb.LostEventSource_PERF_EVENT_RING_BUFFER || le.GetNumEventsLost() != 12 || got[flows+1].GetNodeName() != node {
 		t.Fatalf("lost events: %v", got[flows+1])
+	}
+	// Without since and until the span is that of the flows sent, by their
+	// archived time, also under a mask that leaves the time out.
+	stream, err = c.GetFlows(context.Background(), &observerpb.GetFlowsRequest{FieldMask: &fieldmaskpb.FieldMask{Paths: []string{"verdict"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []*observerpb.GetFlowsResponse
+	for {
+		r, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.GetFlow() == nil {
+			events = append(events, r)
+		} else if r.GetFlow().GetTime() != nil || r.GetFlow().GetVerdict() != flowpb.Verdict_FORWARDED {
+			t.Fatalf("a flow masked to its verdict: %v", r.GetFlow())
+		}
+	}
+	if len(events) != 2 || events[0].GetNodeStatus() == nil || events[1].GetLostEvents() == nil {
+		t.Fatalf("events of a masked stream's span: %v, want the gap and the lost events", events)
 	}
 	// A window inside the collected minutes has no gap.
 	stream, err = c.GetFlows(context.Background(), &observerpb.GetFlowsRequest{Since: timestamppb.New(t0.Add(13 * time.Minute)), Until: timestamppb.New(t0.Add(18 * time.Minute))})
