@@ -16,6 +16,7 @@ import (
 	"github.com/flowaudit/flowaudit/pkg/exporter"
 	"github.com/flowaudit/flowaudit/pkg/fieldmask"
 	"github.com/flowaudit/flowaudit/pkg/filter"
+	"github.com/flowaudit/flowaudit/pkg/ingest"
 )
 
 func init() { subcommands = append(subcommands, newFilterCmd) }
@@ -172,14 +173,14 @@ func filterSequential(cfg exporter.Config, o filterOpts, args []string, bw *bufi
 		return exporter.Counts{}, st, err
 	}
 	var buf []byte
-	err = eachLine(args, func(_ int, lr *lineReader, b []byte, skipped error) error {
+	err = eachLine(args, func(_ int, at lineAt, b []byte, skipped error) error {
 		if skipped != nil {
-			fmt.Fprintln(stderr, st.skip(lr, skipped))
+			fmt.Fprintln(stderr, st.skip(at, skipped))
 			return nil
 		}
 		var err error
 		if buf, err = exp.Line(buf, b); err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", lr.where(), err)
+			fmt.Fprintf(stderr, "%s: %v\n", at.where(), err)
 		}
 		if o.count {
 			buf = buf[:0]
@@ -197,49 +198,6 @@ func filterSequential(cfg exporter.Config, o filterOpts, args []string, bw *bufi
 	return exp.Counts(), st, err
 }
 
-// eachLine calls fn with every non-empty line of the files in args, in
-// order, with the file's index and its reader (which says where); a line
-// over hubblejson.MaxLineBytes comes as a nil line and errLineTooLong, and a file that
-// cannot be opened or read on as a nil line and a *damageError, after which
-// the next file is read. An error from fn ends it.
-func eachLine(args []string, fn func(file int, lr *lineReader, line []byte, skipped error) error) error {
-	for i, path := range args {
-		lr, err := openLines(path)
-		if err != nil {
-			if err := fn(i, &lineReader{name: path}, nil, &damageError{err: err}); err != nil {
-				return err
-			}
-			continue
-		}
-		err = func() error {
-			defer lr.Close()
-			for {
-				b, err := lr.next()
-				var damage *damageError
-				switch {
-				case errors.Is(err, io.EOF):
-					return nil
-				case errors.As(err, &damage):
-					return fn(i, lr, nil, err)
-				case errors.Is(err, errLineTooLong):
-					err = fn(i, lr, nil, err)
-				case err != nil:
-					return fmt.Errorf("%s: %w", lr.where(), err)
-				case len(b) > 0:
-					err = fn(i, lr, b, nil)
-				}
-				if err != nil {
-					return err
-				}
-			}
-		}()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // readStats are what the readers of filter skipped: over-long lines, and
 // the files they could not read to their end.
 type readStats struct {
@@ -248,9 +206,9 @@ type readStats struct {
 }
 
 // skip counts a line or file skipped by the reader and returns its message.
-func (st *readStats) skip(lr *lineReader, skipped error) string {
-	msg := lr.where() + ": " + skipped.Error()
-	if errors.Is(skipped, errLineTooLong) {
+func (st *readStats) skip(at lineAt, skipped error) string {
+	msg := at.where() + ": " + skipped.Error()
+	if errors.Is(skipped, ingest.ErrLineTooLong) {
 		st.tooLong++
 	} else {
 		st.damaged = append(st.damaged, msg)
@@ -333,7 +291,7 @@ func filterParallel(cfg exporter.Config, o filterOpts, args []string, bw *bufio.
 			slices.SortStableFunc(errs, func(a, b lineErr) int { return a.num - b.num })
 			for _, e := range errs {
 				if e.num == 0 {
-					fmt.Fprintf(stderr, "%s: %s\n", ch.name, e.msg) // as lineReader.where
+					fmt.Fprintf(stderr, "%s: %s\n", ch.name, e.msg) // as lineAt.where
 				} else {
 					fmt.Fprintf(stderr, "%s:%d: %s\n", ch.name, e.num, e.msg)
 				}
@@ -365,20 +323,20 @@ func filterParallel(cfg exporter.Config, o filterOpts, args []string, bw *bufio.
 		}
 		ch.file, ch.name = file, name
 	}
-	readErr := eachLine(args, func(file int, lr *lineReader, b []byte, skipped error) error {
-		into(file, lr.name)
+	readErr := eachLine(args, func(file int, at lineAt, b []byte, skipped error) error {
+		into(file, at.name)
 		if skipped != nil {
-			st.skip(lr, skipped)
-			ch.skipped = append(ch.skipped, lineErr{lr.line, skipped.Error()})
+			st.skip(at, skipped)
+			ch.skipped = append(ch.skipped, lineErr{at.line, skipped.Error()})
 			return nil
 		}
 		if len(ch.data) > 0 && len(ch.data)+len(b) > filterChunkBytes {
 			send()
-			into(file, lr.name)
+			into(file, at.name)
 		}
 		ch.data = append(ch.data, b...)
 		ch.ends = append(ch.ends, len(ch.data))
-		ch.nums = append(ch.nums, lr.line)
+		ch.nums = append(ch.nums, at.line)
 		return nil
 	})
 	send()

@@ -1,19 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -409,100 +403,8 @@ func runDaemon(cmd *cobra.Command, o *runFlags) error {
 
 	ctx, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	go func() {
-		stopping := false
-		for s := range sigs {
-			switch {
-			case s == syscall.SIGHUP:
-				log.Info("SIGHUP: reloading the configuration")
-				_ = d.Reload()
-			case !stopping:
-				stopping = true
-				log.Info("signal received: draining and committing", zap.String("signal", s.String()))
-				cancel()
-			default:
-				log.Warn("second signal: exiting without draining; the archive stays consistent and the rest is re-read on restart", zap.String("signal", s.String()))
-				_ = log.Sync()
-				os.Exit(1)
-			}
-		}
-	}()
-	if o.config != "" || cfg.CiliumConfigDir != "" {
-		sum := configSum(o.config, cfg.CiliumConfigDir) // before the goroutine: the content now running
-		go watchConfig(ctx, o.config, cfg.CiliumConfigDir, sum, 5*time.Second, d.Reload, log)
-	}
+	defer daemon.HandleSignals(cancel, d.Reload, log)()
+	daemon.WatchConfig(ctx, o.config, cfg.CiliumConfigDir, daemon.ConfigPollInterval, d.Reload, log)
 	log.Info("flowaudit run starting", zap.String("node", cfg.NodeName()), zap.String("archive", cfg.Archive.Dir), zap.Int("sources", len(cfg.Sources)))
 	return d.Run(ctx)
-}
-
-// watchConfig calls reload when the content of a configuration input
-// changes from last (configSum's): the --config file, and the mounted cilium-config ConfigMap's keys
-// and the flowlogs file its hubble-flowlogs-config-path names (Cilium
-// reloads its dynamic exporter's filters from that file itself; flowaudit
-// follows). A mounted ConfigMap is replaced through a symlink swap, which
-// content polling sees whatever the mechanism, so it polls every interval
-// rather than relying on inotify. A change is acted on when two polls in a
-// row see the same new content: a file caught while an editor or a script
-// rewrites it in place (truncated, half written) is never loaded.
-func watchConfig(ctx context.Context, file, ciliumDir string, last []byte, interval time.Duration, reload func() error, log *zap.Logger) {
-	var pending []byte // new content seen at the previous poll
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		switch cur := configSum(file, ciliumDir); {
-		case cur == nil || bytes.Equal(cur, last):
-			pending = nil
-		case !bytes.Equal(cur, pending):
-			pending = cur // reloaded if the next poll sees it too
-		default:
-			last, pending = cur, nil
-			log.Info("configuration changed: reloading", zap.String("config", file), zap.String("ciliumConfigDir", ciliumDir))
-			_ = reload()
-		}
-	}
-}
-
-// configSum hashes the names and contents of watchConfig's inputs; nil when
-// one of them cannot be read (a file being replaced): no change is seen
-// until it can, as a reload would only fail. The cilium-config keys are what
-// the directory lists, so a key that appears or goes away is a change.
-func configSum(file, ciliumDir string) []byte {
-	h := sha256.New()
-	ok := true
-	add := func(path string) []byte {
-		b, err := os.ReadFile(path)
-		ok = ok && err == nil
-		fmt.Fprintf(h, "%s\x00%d\x00", path, len(b))
-		h.Write(b)
-		return b
-	}
-	if file != "" {
-		add(file)
-	}
-	if ciliumDir != "" {
-		entries, err := os.ReadDir(ciliumDir)
-		ok = ok && err == nil
-		for _, e := range entries {
-			name := e.Name()
-			if strings.HasPrefix(name, "..") { // the ConfigMap mount's own ..data links
-				continue
-			}
-			b := add(filepath.Join(ciliumDir, name))
-			if p := strings.TrimSpace(string(b)); name == "hubble-flowlogs-config-path" && p != "" {
-				add(p)
-			}
-		}
-	}
-	if !ok {
-		return nil
-	}
-	return h.Sum(nil)
 }

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flowaudit/flowaudit/pkg/flow"
+	"github.com/flowaudit/flowaudit/pkg/hubblejson"
 )
 
 // LineRef says where a line came from, for error messages.
@@ -161,7 +162,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // otherwise: the decoder's limit (hubblejson.MaxLineBytes), so that a line
 // the decoder would refuse is skipped and counted as line_too_long by the
 // reader, with bounded memory.
-const MaxLineBytes = 1 << 20
+const MaxLineBytes = hubblejson.MaxLineBytes
 
 // fingerprintLen is how many leading bytes identify a file's content.
 const fingerprintLen = 1024
