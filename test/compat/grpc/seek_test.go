@@ -87,6 +87,94 @@ func TestRingSeekLostEventIsNotALoss(t *testing.T) {
 	feed(1, false)
 	run()
 
+	archived, losses := readArchive(t, arch)
+	missing := notOnce(t, written, archived)
+	t.Logf("%d flows fed, %d archived, %d not once; losses %v", len(written), len(archived), missing, losses)
+	if len(losses) > 1 {
+		t.Errorf("losses %v: want at most the first start's lost event", losses)
+	}
+	if !bytes.Contains(logs.Bytes(), []byte("nothing was lost")) {
+		t.Errorf("the restart's stream did not open with the observer's seek lost event:\n%s", logs)
+	}
+	if t.Failed() {
+		t.Logf("logs:\n%s", logs)
+	}
+}
+
+// TestEmptyRingIsNotALoss: a fresh agent's ring is empty when the daemon
+// connects. Cilium's observer seeks a since from the ring's last write less
+// two, which on an empty ring wraps around: its reader waits until the
+// writer has filled the ring but for one slot, then reports the ring's
+// last two slots as lost (ring-buffer lost events of 1) and reads from the
+// ring's first slot, handing over those two flows too. The daemon opens
+// its stream once the ring holds a flow: every flow fed is archived once,
+// and no loss is recorded.
+func TestEmptyRingIsNotALoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the daemon against Cilium's observer")
+	}
+	option.Config.ClusterName = "prod-kr1"
+	nodeTypes.SetName("node-01")
+	dir := t.TempDir()
+	bin := buildFlowaudit(t, dir)
+	sock := filepath.Join(dir, "hubble.sock")
+	arch := filepath.Join(dir, "archive")
+	a := startAgent(t, sock) // its ring: Cilium's default 4,095 flows
+	defer a.stop()
+	logs := &bytes.Buffer{}
+	c := exec.Command(bin, "run", "--source", "unix://"+sock, "--archive", arch, "--node", "prod-kr1/node-01",
+		"--listen", "", "--stats-interval", "1s", "--max-file-age", "1s", "--log-level", "info")
+	c.Stdout, c.Stderr = logs, logs
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // connected to the empty ring
+
+	g, err := gen.New(gen.Config{Seed: 6, Nodes: 1, Cluster: "prod-kr1", Rate: 3000, Start: time.Now().Add(-time.Minute), LostEventEvery: -1, AgentEventEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written []fed
+	feed := func(n int, pause time.Duration) {
+		for i := 0; i < n; {
+			f := g.Next().GetFlow()
+			if f == nil {
+				continue
+			}
+			a.obs.GetEventsChannel() <- &observerTypes.MonitorEvent{Timestamp: time.Now(), NodeName: f.GetNodeName(), Payload: f}
+			written = append(written, fed{uuid: f.GetUuid(), ns: f.GetTime().AsTime().UnixNano()})
+			i++
+			time.Sleep(pause)
+		}
+	}
+	// A ring's worth and one: a reader that began a ring behind reaches
+	// the ring's end, then catches up while the writer goes slowly.
+	feed(4096, 0)
+	time.Sleep(2 * time.Second)
+	feed(1000, time.Millisecond)
+	feed(1, 0) // lets the observer hand out the last one
+	written = written[:len(written)-1]
+	time.Sleep(3 * time.Second)
+	_ = c.Process.Signal(syscall.SIGTERM)
+	if err := c.Wait(); err != nil {
+		t.Fatalf("SIGTERM: %v\n%s", err, logs)
+	}
+
+	archived, losses := readArchive(t, arch)
+	missing := notOnce(t, written, archived)
+	t.Logf("%d flows fed, %d archived, %d not once; losses %v", len(written), len(archived), missing, losses)
+	if len(losses) > 0 {
+		t.Errorf("losses %v: want none", losses)
+	}
+	if t.Failed() {
+		t.Logf("logs:\n%s", logs)
+	}
+}
+
+// readArchive returns the archive's flows (uuid: times archived) and its
+// loss rows (reason, amount, lost events, when detected), by DuckDB.
+func readArchive(t *testing.T, arch string) (map[string]int, []string) {
+	t.Helper()
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		t.Fatal(err)
@@ -106,19 +194,6 @@ func TestRingSeekLostEventIsNotALoss(t *testing.T) {
 		archived[u] = n
 	}
 	rows.Close()
-	missing := 0
-	for _, w := range written {
-		if n := archived[w.uuid]; n != 1 {
-			missing++
-			if missing <= 3 {
-				t.Errorf("flow %s archived %d times", w.uuid, n)
-			}
-		}
-	}
-	// The first start's seek on the full ring reports the slot past the
-	// oldest too: that flow was never the collector's, and the stream's
-	// first flow was new, so it is recorded as Hubble reported it. The
-	// restart's must not be.
 	var losses []string
 	rows, err = db.Query(fmt.Sprintf("SELECT reason || ' ' || amount || ' ' || coalesce(lost_events, 0) || ' at ' || detected FROM read_parquet('%s/losses/**/*.parquet') ORDER BY detected", arch))
 	if err == nil {
@@ -131,14 +206,21 @@ func TestRingSeekLostEventIsNotALoss(t *testing.T) {
 		}
 		rows.Close()
 	}
-	t.Logf("%d flows fed, %d archived, %d not once; losses %v", len(written), len(archived), missing, losses)
-	if len(losses) > 1 {
-		t.Errorf("losses %v: want at most the first start's lost event", losses)
+	return archived, losses
+}
+
+// notOnce reports (the first three) and counts the flows written that are
+// not archived exactly once.
+func notOnce(t *testing.T, written []fed, archived map[string]int) int {
+	t.Helper()
+	missing := 0
+	for _, w := range written {
+		if n := archived[w.uuid]; n != 1 {
+			missing++
+			if missing <= 3 {
+				t.Errorf("flow %s archived %d times", w.uuid, n)
+			}
+		}
 	}
-	if !bytes.Contains(logs.Bytes(), []byte("nothing was lost")) {
-		t.Errorf("the restart's stream did not open with the observer's seek lost event:\n%s", logs)
-	}
-	if t.Failed() {
-		t.Logf("logs:\n%s", logs)
-	}
+	return missing
 }
