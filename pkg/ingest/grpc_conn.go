@@ -24,9 +24,13 @@ const (
 	// window update per 256 KiB read, and bounds what gRPC holds received
 	// and not yet read.
 	streamWindow = 1 << 20
-	// readEvery is how long a read that emptied the agent's unix socket is
-	// followed by no other (pacedConn).
-	readEvery = 10 * time.Millisecond
+	// readEvery is the longest a read that emptied the agent's unix socket
+	// is followed by no other, and readBudget the most bytes such a pause
+	// lets gather at the rate the socket was last read at (pacedConn): a
+	// quarter of Linux's default socket buffer (net.core.wmem_default,
+	// 208 KiB), which the agent's writes then never fill.
+	readEvery  = 10 * time.Millisecond
+	readBudget = 52 << 10
 )
 
 // msgPool holds the buffers gRPC receives messages in, which the ring then
@@ -51,25 +55,30 @@ func (s *GRPCSource) dialOptions(creds credentials.TransportCredentials) []grpc.
 			if err != nil {
 				return nil, err
 			}
-			return &pacedConn{Conn: c, every: readEvery}, nil
+			return &pacedConn{Conn: c, every: readEvery, budget: readBudget}, nil
 		}))
 	}
 	return opts
 }
 
 // pacedConn is the agent's unix socket, read in bursts: after a read that
-// emptied the socket (it returned less than asked), the next waits until
-// every has passed. Read as they come, the agent's messages wake the
-// process for each flow (the read, gRPC's transport goroutine, the
-// stream's); meanwhile they gather in the socket's buffer and are read in
-// one go. When the agent sends faster than the socket's buffer empties in
-// every, its writes wait (and its ring holds the flows): reads then
-// return full buffers and are not paced. A message waits at most every
-// longer, far less than a batch's FlushEvery.
+// emptied the socket (it returned less than asked), the next waits for
+// a pause. Read as they come, the agent's messages wake the process for
+// each flow (the read, gRPC's transport goroutine, the stream's);
+// meanwhile they gather in the socket's buffer and are read in one go.
+// The pause is every, or less: as long as budget bytes take to arrive at
+// the rate of the last burst (its bytes over the time since the previous
+// one), so that the socket's buffer does not fill and the agent's writes
+// never wait for it (a paused reader must not slow the agent: its ring
+// would overrun). A message waits at most every longer, far less than a
+// batch's FlushEvery.
 type pacedConn struct {
 	net.Conn
-	every time.Duration
-	next  time.Time // no read before (zero: none pending)
+	every  time.Duration
+	budget int
+	next   time.Time // no read before (zero: none pending)
+	last   time.Time // when the socket was last emptied
+	burst  int       // bytes read since
 }
 
 func (c *pacedConn) Read(p []byte) (int, error) {
@@ -79,10 +88,25 @@ func (c *pacedConn) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := c.Conn.Read(p)
-	if n < len(p) {
-		c.next = time.Now().Add(c.every)
-	} else {
+	c.burst += n
+	if n == len(p) {
 		c.next = time.Time{}
+		return n, err
 	}
+	now := time.Now()
+	pause := c.every
+	if !c.last.IsZero() {
+		pause = pauseFor(c.every, c.budget, c.burst, now.Sub(c.last))
+	}
+	c.last, c.burst, c.next = now, 0, now.Add(pause)
 	return n, err
+}
+
+// pauseFor is the pause after a burst of burst bytes that arrived in
+// elapsed: how long budget bytes take at that rate, at most every.
+func pauseFor(every time.Duration, budget, burst int, elapsed time.Duration) time.Duration {
+	if burst <= 0 {
+		return every
+	}
+	return min(every, time.Duration(float64(elapsed)*float64(budget)/float64(burst)))
 }
