@@ -12,7 +12,6 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -55,10 +54,14 @@ type GRPCConfig struct {
 	// filter is sent restricted to that node; if one names nodes itself,
 	// only the node filter is sent.
 	Whitelist, Blacklist []*flowpb.FlowFilter
-	// IdleEvery, BatchLines: as FileConfig's. FlushEvery bounds how long a
-	// received message waits for a batch to fill (default 100ms).
+	// IdleEvery, BatchLines: as FileConfig's. BatchBytes caps the bytes of
+	// a batch's messages (default 1 MiB, as a file batch never spans more
+	// than its 1 MiB read buffer): what the pipeline and the archive hold
+	// per batch follows it. FlushEvery bounds how long a received message
+	// waits for a batch to fill (default 100ms).
 	IdleEvery  time.Duration
 	BatchLines int
+	BatchBytes int
 	FlushEvery time.Duration
 	// RingMessages bounds the messages received and not yet handed over
 	// (default 8192).
@@ -153,6 +156,9 @@ func NewGRPCSource(cfg GRPCConfig, log *zap.Logger, m *Metrics) (*GRPCSource, er
 	}
 	if s.cfg.BatchLines <= 0 {
 		s.cfg.BatchLines = 4096
+	}
+	if s.cfg.BatchBytes <= 0 {
+		s.cfg.BatchBytes = 1 << 20
 	}
 	if s.cfg.FlushEvery <= 0 {
 		s.cfg.FlushEvery = 100 * time.Millisecond
@@ -297,9 +303,14 @@ type grpcRun struct {
 	artefacts uint64
 }
 
-// recentFlows is how many flows the overlap of a reconnect can check by
-// uuid: 2 s of Relay's overlap at 128k flows/s.
-const recentFlows = 1 << 18
+// recentFlows is the most flows the overlap of a reconnect can check by
+// uuid: 2 s of Relay's overlap at 128k flows/s. The ring starts at
+// recentFlowsMin and doubles when the flow it would overwrite is still
+// inside its node's overlap, so that a node's memory follows its rate.
+const (
+	recentFlows    = 1 << 18
+	recentFlowsMin = 1 << 12
+)
 
 // Run streams from the server until ctx is done; see Source.
 func (s *GRPCSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*LineBatch) error) error {
@@ -315,7 +326,7 @@ func (s *GRPCSource) Run(ctx context.Context, from flow.Checkpoint, emit func(*L
 	run := &grpcRun{
 		s: s, emit: emit, nodes: map[string]*nodeState{},
 		ring:   newMsgRing(s.cfg.RingMessages, s.cfg.BatchLines),
-		recent: make([]recentFlow, recentFlows), seen: map[uint64]struct{}{},
+		recent: make([]recentFlow, recentFlowsMin), seen: map[uint64]struct{}{},
 	}
 	run.lb.Format = FormatProto
 	for name, p := range pos.Nodes {
@@ -419,35 +430,21 @@ func (run *grpcRun) stream(ctx context.Context) error {
 	if s.tls != nil {
 		creds = credentials.NewTLS(s.tls)
 	}
-	conn, err := grpc.NewClient(s.target, grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	conn, err := grpc.NewClient(s.target, s.dialOptions(creds)...)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", s.cfg.Address, err)
 	}
 	defer conn.Close()
 	client := observerpb.NewObserverClient(conn)
+	var live sync.WaitGroup
+	defer live.Wait() // after cancel: the gauge is not set up after the stream ended
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	// Liveness: a stream with nothing to say and a dead server look alike;
-	// the server answers ServerStatus or the stream is given up.
-	go func() {
-		t := time.NewTicker(s.cfg.StatusEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-sctx.Done():
-				return
-			case <-t.C:
-			}
-			c, done := context.WithTimeout(sctx, s.cfg.StatusEvery/2)
-			_, err := client.ServerStatus(c, &observerpb.ServerStatusRequest{})
-			done()
-			if err != nil && sctx.Err() == nil {
-				cancel(fmt.Errorf("server status: %w", err))
-				return
-			}
+	if !s.relay {
+		if err := run.awaitFlows(sctx, client); err != nil {
+			return streamErr(sctx, err)
 		}
-	}()
+	}
 	run.mu.Lock()
 	since := run.since
 	run.mu.Unlock()
@@ -463,6 +460,43 @@ func (run *grpcRun) stream(ctx context.Context) error {
 	if err := st.CloseSend(); err != nil {
 		return streamErr(sctx, fmt.Errorf("GetFlows on %s: %w", s.cfg.Address, err))
 	}
+	// Liveness: a stream with nothing to say and a dead server look alike;
+	// the server answers ServerStatus or the stream is given up. Cilium's
+	// GetFlows sends its headers with its first response, which a quiet
+	// server may not send for long: the stream is up once the server has
+	// answered ServerStatus on the same connection (an agent's before the
+	// stream opened: awaitFlows), or has sent a message.
+	live.Add(1)
+	go func() {
+		defer live.Done()
+		status := func() bool {
+			c, done := context.WithTimeout(sctx, s.cfg.StatusEvery/2)
+			_, err := client.ServerStatus(c, &observerpb.ServerStatusRequest{})
+			done()
+			if err != nil && sctx.Err() == nil {
+				cancel(fmt.Errorf("server status: %w", err))
+			}
+			return err == nil && sctx.Err() == nil
+		}
+		if s.relay {
+			if !status() {
+				return
+			}
+			s.m.grpcUp.WithLabelValues(s.id).Set(1)
+		}
+		t := time.NewTicker(s.cfg.StatusEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+			}
+			if !status() {
+				return
+			}
+		}
+	}()
 	first := true
 	for {
 		slot, ok := run.ring.slot(sctx)
@@ -481,18 +515,62 @@ func (run *grpcRun) stream(ctx context.Context) error {
 			// Up once the server answers: a control slot before the first
 			// message (the message's slot is taken back first).
 			first = false
-			msg := slices.Clone(slot.buf)
+			data, msg := slot.data, slot.buf
+			slot.data, slot.buf = nil, nil
 			if !run.ring.put(sctx, ctlUp, "", time.Now().UnixNano()) {
+				data.Free()
 				return streamErr(sctx, sctx.Err())
 			}
 			s.m.grpcUp.WithLabelValues(s.id).Set(1)
 			slot, ok = run.ring.slot(sctx)
 			if !ok {
+				data.Free()
 				return streamErr(sctx, sctx.Err())
 			}
-			slot.ctl, slot.buf = ctlNone, append(slot.buf[:0], msg...)
+			slot.ctl, slot.data, slot.buf = ctlNone, data, msg
 		}
 		run.ring.publish()
+	}
+}
+
+// emptyRingPoll is how often an agent whose ring is empty is asked again.
+const emptyRingPoll = 100 * time.Millisecond
+
+// awaitFlows returns once the agent's ring holds a flow, the stream then up
+// (ServerStatus answered). Cilium's observer seeks a since from its ring's
+// last write less two (LastWriteParallel in pkg/hubble/container/ring.go,
+// v1.18), which on an empty ring wraps around: the reader then waits until
+// the writer has filled the ring but for one slot, reports the ring's last
+// two slots as lost (two ring-buffer lost events of 1, for flows it hands
+// over later), and reads from the ring's first slot, a whole ring behind
+// the writer. A fresh agent (restarted, or its first start) has an empty
+// ring; with one flow in it the seek starts at that flow. Flows written
+// meanwhile wait in the ring; the stream asks for them with since.
+func (run *grpcRun) awaitFlows(ctx context.Context, client observerpb.ObserverClient) error {
+	s := run.s
+	for waited := false; ; waited = true {
+		c, done := context.WithTimeout(ctx, s.cfg.StatusEvery/2)
+		st, err := client.ServerStatus(c, &observerpb.ServerStatusRequest{})
+		done()
+		if err != nil {
+			return fmt.Errorf("server status of %s: %w", s.cfg.Address, err)
+		}
+		s.m.grpcUp.WithLabelValues(s.id).Set(1)
+		if st.GetNumFlows() > 0 {
+			if waited {
+				s.log.Info("ingest: the agent's ring holds a flow: opening the stream", zap.String("source", s.id))
+			}
+			return nil
+		}
+		if !waited {
+			s.log.Info("ingest: the agent's ring is empty (a fresh agent): the stream opens once it holds a flow",
+				zap.String("source", s.id))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(emptyRingPoll):
+		}
 	}
 }
 
@@ -570,12 +648,7 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("ingest: cannot unmarshal into %T", v)
 	}
-	n := data.Len()
-	if cap(r.slot.buf) < n {
-		r.slot.buf = make([]byte, n)
-	}
-	r.slot.buf = r.slot.buf[:n]
-	data.CopyTo(r.slot.buf)
+	r.slot.hold(data)
 	return nil
 }
 
@@ -606,7 +679,7 @@ func (run *grpcRun) emitLoop(ctx context.Context) error {
 			continue
 		}
 		for from < to {
-			end := min(to, from+uint64(s.cfg.BatchLines))
+			end := run.batchEnd(from, to)
 			if err := run.batch(from, end); err != nil {
 				return err
 			}
@@ -614,6 +687,19 @@ func (run *grpcRun) emitLoop(ctx context.Context) error {
 			from = end
 		}
 	}
+}
+
+// batchEnd is where the batch starting at slot from ends (before to): at
+// BatchLines messages or BatchBytes bytes, at least one message.
+func (run *grpcRun) batchEnd(from, to uint64) uint64 {
+	end := min(to, from+uint64(run.s.cfg.BatchLines))
+	size := 0
+	for i := from; i < end; i++ {
+		if size += len(run.ring.at(i).buf); size > run.s.cfg.BatchBytes && i > from {
+			return i
+		}
+	}
+	return end
 }
 
 // batch emits the messages of slots [from, to).
@@ -759,9 +845,23 @@ func (run *grpcRun) flow(lb *LineBatch) bool {
 		n.disorder = d
 	}
 	r := &run.recent[run.recentNext]
+	if r.node != nil && t-r.timeNs < overlap(r.node) && len(run.recent) < recentFlows {
+		run.growRecent()
+		r = &run.recent[run.recentNext]
+	}
 	r.node, r.timeNs, r.hash = n, t, maphash.Bytes(run.s.seed, e.uuid)
 	run.recentNext = (run.recentNext + 1) % len(run.recent)
 	return true
+}
+
+// growRecent doubles the ring of recent flows, oldest first, the next
+// slot the first new one.
+func (run *grpcRun) growRecent() {
+	old := run.recent
+	run.recent = make([]recentFlow, 2*len(old))
+	n := copy(run.recent, old[run.recentNext:])
+	copy(run.recent[n:], old[:run.recentNext])
+	run.recentNext = len(old)
 }
 
 // nodeStatus handles a Relay node status: a node in error or unavailable
@@ -829,7 +929,7 @@ func (run *grpcRun) startOverlap(n *nodeState) {
 			run.seen[r.hash] = struct{}{}
 		}
 	}
-	if len(run.seen) > 4*len(run.recent) {
+	if len(run.seen) > 4*recentFlows {
 		clear(run.seen) // bounded: the oldest overlaps are long past
 		for _, r := range run.recent {
 			if r.node != nil && r.node.overlapUntil != 0 {

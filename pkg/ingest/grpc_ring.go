@@ -3,12 +3,16 @@ package ingest
 import (
 	"context"
 	"sync/atomic"
+
+	"google.golang.org/grpc/mem"
 )
 
 // msgRing hands the messages the gRPC stream receives from its receiving
-// goroutine to the goroutine that emits batches: a ring of slots, each with
-// its own buffer (grown to the largest message it held, then reused), one
-// producer and one consumer, and two counters. The producer publishes a
+// goroutine to the goroutine that emits batches: a ring of slots, each
+// holding a reference to the buffers gRPC received the message in (from
+// gRPC's buffer pool, returned to it when the slot is released: memory
+// follows the messages in flight, not the ring's length), one producer and
+// one consumer, and two counters. The producer publishes a
 // message with one atomic store and waits only when the ring is full (the
 // stream is then read no faster than the archive writes, and gRPC's flow
 // control slows the sender: an agent that overruns its own ring reports the
@@ -26,7 +30,10 @@ type msgRing struct {
 
 // ringSlot is one message, or a control event of the stream.
 type ringSlot struct {
+	// buf is the message's bytes: data's, when gRPC received it in one
+	// buffer, else copied into one from gRPC's pool (data then holds it).
 	buf  []byte
+	data mem.BufferSlice
 	ctl  streamEvent // ctlNone for a message
 	err  string      // ctlDown: why
 	when int64       // wall clock (ns) of a control event
@@ -76,7 +83,8 @@ func (r *msgRing) put(ctx context.Context, ev streamEvent, err string, when int6
 	if !ok {
 		return false
 	}
-	s.ctl, s.err, s.when, s.buf = ev, err, when, s.buf[:0]
+	s.ctl, s.err, s.when = ev, err, when
+	s.free()
 	r.publish()
 	r.signal(r.ready)
 	return true
@@ -89,6 +97,9 @@ func (r *msgRing) at(i uint64) *ringSlot { return &r.slots[i%uint64(len(r.slots)
 
 // release frees the slots before to (consumer).
 func (r *msgRing) release(to uint64) {
+	for i := r.consumed.Load(); i < to; i++ {
+		r.at(i).free()
+	}
 	r.consumed.Store(to)
 	r.signal(r.space)
 }
@@ -98,4 +109,26 @@ func (r *msgRing) signal(c chan struct{}) {
 	case c <- struct{}{}:
 	default:
 	}
+}
+
+// hold makes the slot the message data (which the slot takes a reference
+// to: gRPC frees its own after the codec returns).
+func (s *ringSlot) hold(data mem.BufferSlice) {
+	s.free()
+	if len(data) == 1 {
+		data.Ref()
+		s.data, s.buf = data, data[0].ReadOnlyData()
+		return
+	}
+	b := data.MaterializeToBuffer(msgPool)
+	s.data, s.buf = mem.BufferSlice{b}, b.ReadOnlyData()
+}
+
+// free returns the slot's buffers to gRPC's pool.
+func (s *ringSlot) free() {
+	if s.data != nil {
+		s.data.Free()
+		s.data = nil
+	}
+	s.buf = nil
 }

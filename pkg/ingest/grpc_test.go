@@ -15,6 +15,7 @@ import (
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	observerpb "github.com/cilium/cilium/api/v1/observer"
 	relaypb "github.com/cilium/cilium/api/v1/relay"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -32,7 +33,9 @@ type fakeObserver struct {
 	more    chan struct{}
 	failAt  int // fail the current stream after sending this many (0: never)
 	streams int
-	sinces  []time.Time
+	// statuses counts the ServerStatus calls.
+	statuses int
+	sinces   []time.Time
 }
 
 func (o *fakeObserver) add(rs ...*observerpb.GetFlowsResponse) {
@@ -77,8 +80,12 @@ func (o *fakeObserver) GetFlows(req *observerpb.GetFlowsRequest, srv observerpb.
 	}
 }
 
+// ServerStatus reports the responses it holds as the ring's flows.
 func (o *fakeObserver) ServerStatus(context.Context, *observerpb.ServerStatusRequest) (*observerpb.ServerStatusResponse, error) {
-	return &observerpb.ServerStatusResponse{}, nil
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.statuses++
+	return &observerpb.ServerStatusResponse{NumFlows: uint64(len(o.resps))}, nil
 }
 
 // serve starts o on a unix socket and returns its address.
@@ -523,5 +530,48 @@ func TestGRPCSourceRingSeekLostEvent(t *testing.T) {
 	runUntil(t, newTestSource(t, addr, archived), c2.cp, &c3, 100)
 	if len(c3.uuids) != 100 || !slices.Equal(c3.lost, []uint64{1}) || len(c3.losses) != 1 || c3.losses[0].Reason != flow.LossStreamDown {
 		t.Fatalf("%d flows, lost events %v, losses %+v: want flows 600-699, Hubble's 1 and a stream_down gap", len(c3.uuids), c3.lost, c3.losses)
+	}
+}
+
+// TestGRPCSourceQuietServerIsUp: Cilium's GetFlows sends its headers with
+// its first response; an agent with nothing to send answers ServerStatus,
+// and the stream shows as up. While its ring is empty (a fresh agent) the
+// stream is not opened (Cilium's seek of an empty ring starts a ring
+// behind, see awaitFlows); once it holds a flow, it is, and the flow is
+// read. Once the server is gone, down.
+func TestGRPCSourceQuietServerIsUp(t *testing.T) {
+	o := &fakeObserver{more: make(chan struct{}, 1)}
+	addr, stop := serve(t, o)
+	m := NewMetrics(nil)
+	src, err := NewGRPCSource(GRPCConfig{Address: addr, FlushEvery: 10 * time.Millisecond, BackoffMin: time.Hour, BackoffMax: time.Hour}, nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := func() float64 { return testutil.ToFloat64(m.grpcUp.WithLabelValues(src.ID())) }
+	calls := func() (streams, statuses int) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return o.streams, o.statuses
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var c streamed
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, flow.Checkpoint{}, c.emit) }()
+	waitFor(t, "the quiet agent up", func() bool { return up() == 1 })
+	waitFor(t, "the empty ring asked again", func() bool { _, n := calls(); return n >= 3 })
+	if streams, _ := calls(); streams != 0 || c.count() != 0 {
+		t.Fatalf("%d streams, %d flows while the ring is empty: want none", streams, c.count())
+	}
+	o.add(flowsOf("c/n1", 0, 3)...)
+	waitFor(t, "the flows", func() bool { return c.count() == 3 })
+	if streams, _ := calls(); streams != 1 || up() != 1 {
+		t.Fatalf("%d streams, up %v: want one stream, up", streams, up())
+	}
+	stop()
+	waitFor(t, "the stream down", func() bool { return up() == 0 })
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
 	}
 }

@@ -140,7 +140,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "gaps_total",
 			Help: "Gaps found in the input (lines that were not, or may not have been, read), by source, reason (rotation_gap, truncated, damaged_input, line_too_long) and amount: exact, at_least (more may be lost than lost_bytes_total counts) or unknown (only the time range is known)."}, []string{"source", "reason", "amount"}),
 		grpcUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "grpc_stream_up",
-			Help: "1 while a gRPC source's GetFlows stream is open and has answered, by source."}, []string{"source"}),
+			Help: "1 while a gRPC source's connection is open and the server has answered (ServerStatus or a GetFlows message), by source."}, []string{"source"}),
 		grpcReconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "grpc_stream_failures_total",
 			Help: "GetFlows streams that failed or could not be opened (each followed by a reconnect with backoff), by source."}, []string{"source"}),
 		grpcDups: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "ingest", Name: "grpc_duplicate_flows_total",
