@@ -43,6 +43,73 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
+//go:generate go run ./internal/walgen -o wal_gen.go
+
+// walEncoder writes a flow as protobuf with the generated functions of
+// wal_gen.go: proto.Size then MarshalAppend walked each flow twice through
+// protobuf's reflection tables, a quarter of the daemon's CPU with the row
+// log (bench/README.md, "Daemon"). The bytes are proto.Marshal's for the
+// same flow (TestWalEncoderMatchesProto), without unknown fields, which no
+// column keeps.
+type walEncoder struct {
+	bad string // the first string field that was not valid UTF-8
+}
+
+// badUTF8 records a string that proto.Unmarshal would refuse when the
+// record is read: the record is not written (proto.Marshal fails alike).
+func (e *walEncoder) badUTF8(field string) {
+	if e.bad == "" {
+		e.bad = field
+	}
+}
+
+// appendFlow appends f's length (uvarint) and protobuf.
+func (e *walEncoder) appendFlow(b []byte, f *flowpb.Flow) ([]byte, error) {
+	b = append(b, 0)
+	start := len(b)
+	b = e.walAppendFlow(b, f)
+	if e.bad != "" {
+		field := e.bad
+		e.bad = ""
+		return b, fmt.Errorf("string field %s contains invalid UTF-8", field)
+	}
+	return walFixLen(b, start), nil
+}
+
+// walFixLen writes the length of b[start:] as the uvarint of one byte
+// reserved before start, moving the bytes up when it needs more: a nested
+// message is written once, its length known only after it, and most are
+// shorter than 128 bytes.
+func walFixLen(b []byte, start int) []byte {
+	n := len(b) - start
+	if n < 0x80 {
+		b[start-1] = byte(n)
+		return b
+	}
+	k := 1
+	for v := n >> 7; v > 0; v >>= 7 {
+		k++
+	}
+	b = slices.Grow(b, k-1)[:len(b)+k-1]
+	copy(b[start+k-1:], b[start:start+n])
+	binary.PutUvarint(b[start-1:], uint64(n))
+	return b
+}
+
+func walAppendVarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return binary.AppendUvarint(b, v)
+}
+
+func walBool(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
 // rowLog is the live log of a writer with Config.Log.
 type rowLog struct {
 	name  string // file name in _wal
@@ -82,11 +149,9 @@ func encodeRecord(raw, out []byte, b *flow.Batch, now time.Time, configHash stri
 	buf = binary.AppendUvarint(buf, uint64(len(meta)))
 	buf = append(buf, meta...)
 	buf = binary.AppendUvarint(buf, uint64(len(b.Flows)))
-	sizer := proto.MarshalOptions{}
-	cached := proto.MarshalOptions{UseCachedSize: true}
+	var enc walEncoder
 	for _, f := range b.Flows {
-		buf = binary.AppendUvarint(buf, uint64(sizer.Size(f)))
-		if buf, err = cached.MarshalAppend(buf, f); err != nil {
+		if buf, err = enc.appendFlow(buf, f); err != nil {
 			return buf, out, fmt.Errorf("archive: log record: %w", err)
 		}
 	}
