@@ -32,7 +32,7 @@ type runFlags struct {
 	sources                                  []string
 	allowlist, denylist, mask                string
 	syntheticRate                            float64
-	archive, listen, node                    string
+	archive, listen, debugListen, node       string
 	cluster, logLevel, logFormat             string
 	signingKey, publicKey                    string
 	maxFileRows                              int
@@ -120,7 +120,9 @@ resumes from that process's last commit once it has released the archive
 (on its SIGTERM, or its death).
 
 HTTP on --listen: /metrics (Prometheus; docs/metrics.md), /healthz, /readyz
-(/readyz?standby: a standby counts as ready).`
+(/readyz?standby: a standby counts as ready). --debug-listen serves Go's
+profiler (net/http/pprof) on a loopback address: e.g.
+go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=60`
 
 func newRunCmd() *cobra.Command {
 	var o runFlags
@@ -157,6 +159,7 @@ func newRunCmd() *cobra.Command {
 	f.Float64Var(&o.syntheticRate, "synthetic-rate", 1000, "flows per second of a synthetic source")
 	f.StringVar(&o.archive, "archive", "", "archive root directory (archive.dir)")
 	f.StringVar(&o.listen, "listen", ":9967", "HTTP address of /metrics, /healthz and /readyz (empty: none; not 9965, which Hubble's metrics server uses on the host network)")
+	f.StringVar(&o.debugListen, "debug-listen", "", "loopback address of Go's profiler, /debug/pprof/ (debugListen; empty: off), e.g. 127.0.0.1:6060")
 	f.StringVar(&o.node, "node", "", "this node's name (default $NODE_NAME, then the hostname)")
 	f.StringVar(&o.cluster, "cluster", "", `cluster name: nodes are "cluster/node" as in Hubble's flows (default $CLUSTER_NAME)`)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -221,6 +224,9 @@ func loadRunConfig(cmd *cobra.Command, o *runFlags) (daemon.Config, map[string]d
 	}
 	if changed("listen") {
 		cfg.Listen = o.listen
+	}
+	if changed("debug-listen") {
+		cfg.DebugListen = o.debugListen
 	}
 	if changed("node") {
 		cfg.Node = o.node
