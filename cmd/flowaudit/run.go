@@ -122,7 +122,11 @@ resumes from that process's last commit once it has released the archive
 HTTP on --listen: /metrics (Prometheus; docs/metrics.md), /healthz, /readyz
 (/readyz?standby: a standby counts as ready). --debug-listen serves Go's
 profiler (net/http/pprof) on a loopback address: e.g.
-go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=60`
+go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=60
+
+Memory: the Go GC runs at 50% heap growth unless GOGC is set, and a
+container's memory limit (cgroup memory.max) becomes the runtime's soft
+limit, 7/8 of it, unless GOMEMLIMIT is set.`
 
 func newRunCmd() *cobra.Command {
 	var o runFlags
@@ -401,6 +405,16 @@ func runDaemon(cmd *cobra.Command, o *runFlags) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	// A container's memory limit, unless GOMEMLIMIT is set, becomes the Go
+	// runtime's soft limit (7/8 of it): the GC collects harder as the
+	// limit nears instead of the kernel killing the pod.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		if limit, ok := containerMemoryLimit("/sys/fs/cgroup"); ok {
+			debug.SetMemoryLimit(softMemoryLimit(limit))
+			log.Info("soft memory limit from the container's memory limit (GOMEMLIMIT overrides it)",
+				zap.Int64("container_limit_bytes", limit), zap.Int64("soft_limit_bytes", softMemoryLimit(limit)))
+		}
+	}
 
 	d, err := daemon.New(cfg, daemon.Options{
 		Log: log, Level: &level, Rotations: rot,

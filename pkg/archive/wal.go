@@ -331,7 +331,7 @@ func (w *Writer) syncLog() error {
 		return fmt.Errorf("archive: fsync %s: %w", l.path, err)
 	}
 	l.dirty = false
-	w.commits++
+	w.commits.Add(1)
 	w.committedNewest()
 	w.m.logSyncSeconds.Observe(time.Since(start).Seconds())
 	return nil
