@@ -10,7 +10,8 @@
 # (--row-log=false, a commit per file); unset, with the daemon's default.
 # PROFILE=FILE writes the daemon's CPU profile over that middle of the run
 # to FILE (--debug-listen; read it with go tool pprof).
-# Usage: RATE=5000 SECS=60 [ROWLOG=0|1] [PROFILE=cpu.pprof] bench/daemon.sh
+# FLOWAUDIT=PATH runs that binary instead of building this tree.
+# Usage: RATE=5000 SECS=60 [ROWLOG=0|1] [PROFILE=cpu.pprof] [FLOWAUDIT=PATH] bench/daemon.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${RATE:-5000}
@@ -32,8 +33,12 @@ PROFILE_FLAGS=()
 if [ -n "${PROFILE:-}" ]; then
   PROFILE_FLAGS=(--debug-listen 127.0.0.1:19968)
 fi
-go build -o "$WORK/flowaudit" ./cmd/flowaudit
-FA=$WORK/flowaudit
+if [ -n "${FLOWAUDIT:-}" ]; then
+  FA=$FLOWAUDIT # another build, for runs alternating with this one's
+else
+  go build -o "$WORK/flowaudit" ./cmd/flowaudit
+  FA=$WORK/flowaudit
+fi
 mkdir -p "$WORK/hubble"
 # Start the daemon first: it waits for the exporter's file.
 /usr/bin/time -f '%U %S %M' -o "$WORK/time" "$FA" run --source "file:$WORK/hubble/events.log" \

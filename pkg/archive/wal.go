@@ -126,7 +126,11 @@ type rowLog struct {
 
 // walMeta is a record's accounting: everything of a batch but its flows.
 type walMeta struct {
-	Time       int64             `json:"t"`             // the writer's clock when the record was written (ns)
+	Time int64 `json:"t"` // the writer's clock when the record was written (ns)
+	// Newest is the time of the record's newest flow (ns); 0 without one,
+	// and in the records of versions before it: a reader of the log's
+	// recent flows (LogFlows) skips the records it does not need.
+	Newest     int64             `json:"newest,omitempty"`
 	ConfigHash string            `json:"cfg,omitempty"` // the configuration that filtered and masked the rows
 	Checkpoint flow.Checkpoint   `json:"cp"`
 	Stats      []flow.MinuteStat `json:"stats,omitempty"`
@@ -142,7 +146,11 @@ type walMeta struct {
 // fsyncs are what it waits for.
 func encodeRecord(raw, out []byte, b *flow.Batch, now time.Time, configHash string) ([]byte, []byte, error) {
 	buf := raw[:0]
-	meta, err := json.Marshal(walMeta{Time: now.UnixNano(), ConfigHash: configHash, Checkpoint: b.Checkpoint, Stats: b.Stats, Losses: b.Losses})
+	var newest int64
+	for _, f := range b.Flows {
+		newest = max(newest, flowTimeNs(f))
+	}
+	meta, err := json.Marshal(walMeta{Time: now.UnixNano(), Newest: newest, ConfigHash: configHash, Checkpoint: b.Checkpoint, Stats: b.Stats, Losses: b.Losses})
 	if err != nil {
 		return raw, out, fmt.Errorf("archive: log record: %w", err)
 	}
@@ -176,37 +184,55 @@ func decodeRecord(z, raw []byte, b *flow.Batch) (walMeta, []byte, error) {
 		return walMeta{}, raw, err
 	}
 	raw = p
+	meta, p, err := decodeMeta(p)
+	if err != nil {
+		return walMeta{}, raw, err
+	}
+	if err := decodeFlows(p, b); err != nil {
+		return walMeta{}, raw, err
+	}
+	b.Checkpoint, b.Stats, b.Losses = meta.Checkpoint, meta.Stats, meta.Losses
+	return meta, raw, nil
+}
+
+// decodeMeta reads the accounting at the start of a decompressed payload
+// and returns the rest: the flows.
+func decodeMeta(p []byte) (walMeta, []byte, error) {
 	n, k := binary.Uvarint(p)
 	if k <= 0 || n > uint64(len(p)-k) {
-		return walMeta{}, raw, errors.New("bad accounting length")
+		return walMeta{}, nil, errors.New("bad accounting length")
 	}
 	var meta walMeta
 	if err := json.Unmarshal(p[k:k+int(n)], &meta); err != nil {
-		return walMeta{}, raw, fmt.Errorf("accounting: %w", err)
+		return walMeta{}, nil, fmt.Errorf("accounting: %w", err)
 	}
-	p = p[k+int(n):]
+	return meta, p[k+int(n):], nil
+}
+
+// decodeFlows appends the flows of a payload's rest (after the
+// accounting) to b.
+func decodeFlows(p []byte, b *flow.Batch) error {
 	count, k := binary.Uvarint(p)
 	if k <= 0 || count > uint64(len(p)) {
-		return walMeta{}, raw, errors.New("bad flow count")
+		return errors.New("bad flow count")
 	}
 	p = p[k:]
 	for i := uint64(0); i < count; i++ {
 		n, k := binary.Uvarint(p)
 		if k <= 0 || n > uint64(len(p)-k) {
-			return walMeta{}, raw, fmt.Errorf("flow %d: bad length", i)
+			return fmt.Errorf("flow %d: bad length", i)
 		}
 		f := b.Next()
 		f.Reset()
 		if err := proto.Unmarshal(p[k:k+int(n)], f); err != nil {
-			return walMeta{}, raw, fmt.Errorf("flow %d: %w", i, err)
+			return fmt.Errorf("flow %d: %w", i, err)
 		}
 		p = p[k+int(n):]
 	}
 	if len(p) != 0 {
-		return walMeta{}, raw, fmt.Errorf("%d bytes after the last flow", len(p))
+		return fmt.Errorf("%d bytes after the last flow", len(p))
 	}
-	b.Checkpoint, b.Stats, b.Losses = meta.Checkpoint, meta.Stats, meta.Losses
-	return meta, raw, nil
+	return nil
 }
 
 // decompressRecord decompresses the payload z into raw's space.
@@ -618,13 +644,16 @@ func readLogStatus(root string) ([]LogStatus, error) {
 	return out, nil
 }
 
-// LogFlows calls fn with every flow of the row logs of a local root (the
-// rows a writer has made durable but not yet cut into a closed file), in
-// the logs' order, a record at a time; a torn tail ends a log. A reader of
-// the archive's recent flows (a gRPC source's resume, which must know what
-// it archived before a crash) reads them here as well as in the files. A
-// log a cut has committed but not yet removed repeats rows of the files.
-func LogFlows(root string, fn func(f *flowpb.Flow)) error {
+// LogFlows calls fn with the flows of the row logs of a local root (the
+// rows a writer has made durable but not yet cut into a closed file) from
+// the time from (ns) on, and maybe some older ones, in the logs' order, a
+// record at a time; a torn tail ends a log. A reader of the archive's
+// recent flows (a gRPC source's resume, which must know what it archived
+// before a crash) reads them here as well as in the files. A log a cut has
+// committed but not yet removed repeats rows of the files. The flows of a
+// record whose newest flow is older than from are not decoded: a resume
+// needs the last minutes of a log that holds up to maxFileAge.
+func LogFlows(root string, from int64, fn func(f *flowpb.Flow)) error {
 	dir := filepath.Join(root, walDir)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -642,10 +671,22 @@ func LogFlows(root string, fn func(f *flowpb.Flow)) error {
 		}
 		path := filepath.Join(dir, n)
 		records := 0
-		_, _, err := scanLogFile(path, func(p []byte) error {
+		_, _, err := scanLogFile(path, func(z []byte) error {
 			records++
-			var err error
-			if _, raw, err = decodeRecord(p, raw, &b); err != nil {
+			p, err := decompressRecord(z, raw)
+			if err != nil {
+				return fmt.Errorf("record %d: %w", records, err)
+			}
+			raw = p
+			meta, p, err := decodeMeta(p)
+			if err != nil {
+				return fmt.Errorf("record %d: %w", records, err)
+			}
+			if meta.Newest != 0 && meta.Newest < from {
+				return nil
+			}
+			b.Reset()
+			if err := decodeFlows(p, &b); err != nil {
 				return fmt.Errorf("record %d: %w", records, err)
 			}
 			for _, f := range b.Flows {
