@@ -126,15 +126,15 @@ type rowLog struct {
 
 // walMeta is a record's accounting: everything of a batch but its flows.
 type walMeta struct {
-	Time int64 `json:"t"` // the writer's clock when the record was written (ns)
-	// Newest is the time of the record's newest flow (ns); 0 without one,
-	// and in the records of versions before it: a reader of the log's
-	// recent flows (LogFlows) skips the records it does not need.
-	Newest     int64             `json:"newest,omitempty"`
+	Time       int64             `json:"t"`             // the writer's clock when the record was written (ns)
 	ConfigHash string            `json:"cfg,omitempty"` // the configuration that filtered and masked the rows
 	Checkpoint flow.Checkpoint   `json:"cp"`
 	Stats      []flow.MinuteStat `json:"stats,omitempty"`
 	Losses     []flow.Loss       `json:"losses,omitempty"`
+	// Newest is the time of the record's newest flow (ns); 0 without one,
+	// and in the records of versions before it: a reader of the log's
+	// recent flows (LogFlows) skips the records it does not need.
+	Newest int64 `json:"newest,omitempty"`
 }
 
 // encodeRecord returns the record of b, written at now, in out (raw is
