@@ -8,7 +8,10 @@
 # and /proc/PID/status its peak RSS (VmHWM, the daemon's own).
 # ROWLOG=1 runs it with the row log (--row-log), ROWLOG=0 without it
 # (--row-log=false, a commit per file); unset, with the daemon's default.
-# Usage: RATE=5000 SECS=60 [ROWLOG=0|1] bench/daemon.sh
+# PROFILE=FILE writes the daemon's CPU profile over that middle of the run
+# to FILE (--debug-listen; read it with go tool pprof).
+# FLOWAUDIT=PATH runs that binary instead of building this tree.
+# Usage: RATE=5000 SECS=60 [ROWLOG=0|1] [PROFILE=cpu.pprof] [FLOWAUDIT=PATH] bench/daemon.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${RATE:-5000}
@@ -22,14 +25,26 @@ case "${ROWLOG:-}" in
 esac
 DOCMASK=time,source.namespace,source.pod_name,destination.namespace,destination.pod_name,l4,IP,node_name,is_reply,verdict,drop_reason_desc
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-go build -o "$WORK/flowaudit" ./cmd/flowaudit
-FA=$WORK/flowaudit
+FAPID=
+# The daemon runs under /usr/bin/time, which a signal to the job does not
+# reach past: it is killed by its own pid.
+trap 'kill $FAPID $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+PROFILE_FLAGS=()
+if [ -n "${PROFILE:-}" ]; then
+  PROFILE_FLAGS=(--debug-listen 127.0.0.1:19968)
+fi
+if [ -n "${FLOWAUDIT:-}" ]; then
+  FA=$FLOWAUDIT # another build, for runs alternating with this one's
+else
+  go build -o "$WORK/flowaudit" ./cmd/flowaudit
+  FA=$WORK/flowaudit
+fi
 mkdir -p "$WORK/hubble"
 # Start the daemon first: it waits for the exporter's file.
 /usr/bin/time -f '%U %S %M' -o "$WORK/time" "$FA" run --source "file:$WORK/hubble/events.log" \
   --fieldmask "$DOCMASK" --archive "$WORK/archive" --node bench --listen 127.0.0.1:19967 \
-  --log-level warn --stats-interval 10s ${ROWLOG_FLAGS[@]+"${ROWLOG_FLAGS[@]}"} 2>"$WORK/run.log" &
+  --log-level warn --stats-interval 10s ${ROWLOG_FLAGS[@]+"${ROWLOG_FLAGS[@]}"} \
+  ${PROFILE_FLAGS[@]+"${PROFILE_FLAGS[@]}"} 2>"$WORK/run.log" &
 RUN=$!
 sleep 1
 FAPID=$(pgrep -P "$RUN") # /usr/bin/time does not forward SIGTERM: signal the daemon itself
@@ -41,7 +56,12 @@ GEN=$!
 scrape() { curl -s 127.0.0.1:19967/metrics | awk -v t="$(date +%s.%N)" \
   '/^process_cpu_seconds_total/ {c=$2} /^flowaudit_ingest_lines_total/ {l+=$2} END {print t, c+0, l+0}'; }
 sleep 5; read -r t0 c0 l0 < <(scrape)
-sleep $((SECS - 10)); read -r t1 c1 l1 < <(scrape)
+if [ -n "${PROFILE:-}" ]; then
+  curl -s -o "$PROFILE" "127.0.0.1:19968/debug/pprof/profile?seconds=$((SECS - 10))"
+else
+  sleep $((SECS - 10))
+fi
+read -r t1 c1 l1 < <(scrape)
 wait "$GEN"
 sleep 3 # the last lines
 curl -s 127.0.0.1:19967/metrics > "$WORK/metrics" || true

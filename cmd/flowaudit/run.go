@@ -26,7 +26,7 @@ type runFlags struct {
 	sources                                  []string
 	allowlist, denylist, mask                string
 	syntheticRate                            float64
-	archive, listen, node                    string
+	archive, listen, debugListen, node       string
 	cluster, logLevel, logFormat             string
 	signingKey, publicKey                    string
 	maxFileRows                              int
@@ -114,7 +114,13 @@ resumes from that process's last commit once it has released the archive
 (on its SIGTERM, or its death).
 
 HTTP on --listen: /metrics (Prometheus; docs/metrics.md), /healthz, /readyz
-(/readyz?standby: a standby counts as ready).`
+(/readyz?standby: a standby counts as ready). --debug-listen serves Go's
+profiler (net/http/pprof) on a loopback address: e.g.
+go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=60
+
+Memory: the Go GC runs at 50% heap growth unless GOGC is set, and a
+container's memory limit (cgroup memory.max) becomes the runtime's soft
+limit, 7/8 of it, unless GOMEMLIMIT is set.`
 
 func newRunCmd() *cobra.Command {
 	var o runFlags
@@ -151,6 +157,7 @@ func newRunCmd() *cobra.Command {
 	f.Float64Var(&o.syntheticRate, "synthetic-rate", 1000, "flows per second of a synthetic source")
 	f.StringVar(&o.archive, "archive", "", "archive root directory (archive.dir)")
 	f.StringVar(&o.listen, "listen", ":9967", "HTTP address of /metrics, /healthz and /readyz (empty: none; not 9965, which Hubble's metrics server uses on the host network)")
+	f.StringVar(&o.debugListen, "debug-listen", "", "loopback address of Go's profiler, /debug/pprof/ (debugListen; empty: off), e.g. 127.0.0.1:6060")
 	f.StringVar(&o.node, "node", "", "this node's name (default $NODE_NAME, then the hostname)")
 	f.StringVar(&o.cluster, "cluster", "", `cluster name: nodes are "cluster/node" as in Hubble's flows (default $CLUSTER_NAME)`)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -215,6 +222,9 @@ func loadRunConfig(cmd *cobra.Command, o *runFlags) (daemon.Config, map[string]d
 	}
 	if changed("listen") {
 		cfg.Listen = o.listen
+	}
+	if changed("debug-listen") {
+		cfg.DebugListen = o.debugListen
 	}
 	if changed("node") {
 		cfg.Node = o.node
@@ -389,6 +399,16 @@ func runDaemon(cmd *cobra.Command, o *runFlags) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	// A container's memory limit, unless GOMEMLIMIT is set, becomes the Go
+	// runtime's soft limit (7/8 of it): the GC collects harder as the
+	// limit nears instead of the kernel killing the pod.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		if limit, ok := containerMemoryLimit("/sys/fs/cgroup"); ok {
+			debug.SetMemoryLimit(softMemoryLimit(limit))
+			log.Info("soft memory limit from the container's memory limit (GOMEMLIMIT overrides it)",
+				zap.Int64("container_limit_bytes", limit), zap.Int64("soft_limit_bytes", softMemoryLimit(limit)))
+		}
+	}
 
 	d, err := daemon.New(cfg, daemon.Options{
 		Log: log, Level: &level, Rotations: rot,

@@ -32,8 +32,12 @@ type Config struct {
 	// default $CLUSTER_NAME. Empty or "default": the plain node name.
 	Cluster string `json:"cluster"`
 	// Listen is the HTTP address of /metrics, /healthz and /readyz ("" : none).
-	Listen string    `json:"listen"`
-	Log    LogConfig `json:"log"`
+	Listen string `json:"listen"`
+	// DebugListen is a loopback address for Go's profiler (net/http/pprof:
+	// /debug/pprof/), off when empty: what a node's CPU or memory goes to,
+	// read with `kubectl port-forward` or on the node itself.
+	DebugListen string    `json:"debugListen"`
+	Log         LogConfig `json:"log"`
 	// CiliumConfigDir is a mounted cilium-config ConfigMap: its
 	// hubble-export-* keys and hubble-flowlogs-config-path become sources.
 	CiliumConfigDir string          `json:"ciliumConfigDir"`
@@ -273,6 +277,11 @@ func (c *Config) Validate() error {
 	if c.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 			bad("listen", "%q: %v", c.Listen, err)
+		}
+	}
+	if c.DebugListen != "" {
+		if err := loopbackAddr(c.DebugListen); err != nil {
+			bad("debugListen", "%q: %v", c.DebugListen, err)
 		}
 	}
 	switch c.Log.Level {
@@ -579,3 +588,19 @@ func (z *Size) Set(s string) error {
 
 // Type implements pflag.Value.
 func (z *Size) Type() string { return "size" }
+
+// loopbackAddr accepts a host:port whose host is a loopback address or
+// localhost: the profiler shows the daemon's memory, which holds flows.
+func loopbackAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return errors.New("not a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT)")
+	}
+	return nil
+}

@@ -90,3 +90,24 @@ func FuzzParseConfig(f *testing.F) {
 		_, _ = parseConfig(Default(), "fuzz.yaml", data)
 	})
 }
+
+// TestDebugListenLoopbackOnly: the profiler's address must be loopback (it
+// shows the daemon's memory, which holds flows).
+func TestDebugListenLoopbackOnly(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:6060": true, "[::1]:6060": true, "localhost:6060": true, "127.0.0.2:0": true,
+		":6060": false, "0.0.0.0:6060": false, "10.0.0.1:6060": false, "[::]:6060": false, "node:6060": false, "6060": false,
+	} {
+		cfg := Default()
+		cfg.Node, cfg.Archive.Dir = "n", "/a"
+		cfg.Sources = []SourceConfig{{Name: "s", File: "/e.log"}}
+		cfg.DebugListen = addr
+		err := cfg.Validate()
+		if ok && err != nil {
+			t.Errorf("%s: %v", addr, err)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "debugListen")) {
+			t.Errorf("%s: err %v, want debugListen refused", addr, err)
+		}
+	}
+}

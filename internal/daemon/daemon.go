@@ -75,6 +75,7 @@ type Daemon struct {
 	shipStart   atomic.Int64
 	running     atomic.Bool
 	listener    net.Listener
+	debugLn     net.Listener // DebugListen's
 	// standby is set while the archive root's writer lock is held by
 	// another process (the collector this one replaces in an upgrade):
 	// nothing is read until it is released. opened is closed when a
@@ -189,6 +190,17 @@ func (d *Daemon) Addr() net.Addr {
 	return d.listener.Addr()
 }
 
+// DebugAddr returns the profiler's listener address once Run has started
+// it (nil: DebugListen is off).
+func (d *Daemon) DebugAddr() net.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.debugLn == nil {
+		return nil
+	}
+	return d.debugLn.Addr()
+}
+
 // configHash identifies the filters and masks of every source.
 func (d *Daemon) configHash() string {
 	h := sha256.New()
@@ -243,6 +255,25 @@ func (d *Daemon) Run(ctx context.Context) error {
 			_ = srv.Shutdown(sctx)
 		}()
 		d.log.Info("listening", zap.String("address", ln.Addr().String()))
+	}
+	if cfg.DebugListen != "" {
+		ln, err := net.Listen("tcp", cfg.DebugListen)
+		if err != nil {
+			return fmt.Errorf("debug listen %s: %w", cfg.DebugListen, err)
+		}
+		d.mu.Lock()
+		d.debugLn = ln
+		d.mu.Unlock()
+		srv := &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 5 * time.Second}
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("profiler's http server stopped", zap.Error(err))
+			}
+		}()
+		defer func() { _ = srv.Close() }() // a 30 s CPU profile does not hold up the shutdown
+		d.log.Info("serving Go's profiler (net/http/pprof)", zap.String("address", ln.Addr().String()))
 	}
 	if cfg.Verify.Interval > 0 {
 		bg.Add(1)
@@ -432,7 +463,7 @@ func (d *Daemon) reload() error {
 	if next.Archive != cur.Archive {
 		restart = append(restart, "archive")
 	}
-	if next.Listen != cur.Listen {
+	if next.Listen != cur.Listen || next.DebugListen != cur.DebugListen {
 		restart = append(restart, "listen")
 	}
 	if next.NodeName() != cur.NodeName() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -316,6 +317,44 @@ func TestArchiveFailureRetriesAndResumes(t *testing.T) {
 	r.shutdown(t)
 	if got := archivedUUIDs(t, cfg.Archive.Dir); len(got) != 500 {
 		t.Fatalf("archived %d flows, want 500", len(got))
+	}
+}
+
+// TestDebugListen: debugListen serves Go's profiler on its own listener,
+// and the --listen one (which Prometheus scrapes from other hosts) does not.
+func TestDebugListen(t *testing.T) {
+	dir := t.TempDir()
+	events := filepath.Join(dir, "events.log")
+	appendLines(t, events, genLines(t, 4, 100))
+	cfg := testConfig(dir, events)
+	cfg.Listen, cfg.DebugListen = "127.0.0.1:0", "127.0.0.1:0"
+	r := start(t, cfg, Options{})
+	defer r.shutdown(t)
+	waitFor(t, "the listeners", func() bool { return r.d.Addr() != nil && r.d.DebugAddr() != nil })
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
+	get := func(addr net.Addr, path string) (int, string) {
+		resp, err := client.Get("http://" + addr.String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(r.d.DebugAddr(), "/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("/debug/pprof/ = %d %q", code, body)
+	}
+	if code, body := get(r.d.DebugAddr(), "/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "daemon.(*Daemon)") {
+		t.Fatalf("goroutine profile = %d, lacks the daemon's goroutines", code)
+	}
+	if code, body := get(r.d.DebugAddr(), "/debug/pprof/profile?seconds=1"); code != 200 || len(body) == 0 {
+		t.Fatalf("CPU profile = %d, %d bytes", code, len(body))
+	}
+	if code, _ := get(r.d.Addr(), "/debug/pprof/"); code != 404 {
+		t.Fatalf("--listen serves the profiler: %d", code)
+	}
+	if code, _ := get(r.d.DebugAddr(), "/metrics"); code != 404 {
+		t.Fatalf("the profiler's listener serves /metrics: %d", code)
 	}
 }
 

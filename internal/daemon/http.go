@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -37,6 +38,18 @@ func (d *Daemon) handler() http.Handler {
 		}
 		_, _ = fmt.Fprintln(w, "ready")
 	})
+	return mux
+}
+
+// debugHandler serves Go's profiler (DebugListen): its own mux, not
+// http.DefaultServeMux, so nothing else a package registers there is served.
+func debugHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

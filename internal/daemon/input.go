@@ -70,7 +70,7 @@ func archivedFlows(root string) func(ctx context.Context, since time.Time, fn fu
 		// With the row log, the newest flows are in the log until their
 		// files are cut: a resume that missed them would archive them again.
 		from := since.UnixNano()
-		return archive.LogFlows(root, func(f *flowpb.Flow) {
+		return archive.LogFlows(root, from, func(f *flowpb.Flow) {
 			if t := f.GetTime(); t != nil && f.GetUuid() != "" && f.GetNodeName() != "" {
 				if ns := t.GetSeconds()*1e9 + int64(t.GetNanos()); ns >= from {
 					fn(f.GetNodeName(), f.GetUuid(), ns)

@@ -43,6 +43,73 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
+//go:generate go run ./internal/walgen -o wal_gen.go
+
+// walEncoder writes a flow as protobuf with the generated functions of
+// wal_gen.go: proto.Size then MarshalAppend walked each flow twice through
+// protobuf's reflection tables, a quarter of the daemon's CPU with the row
+// log (bench/README.md, "Daemon"). The bytes are proto.Marshal's for the
+// same flow (TestWalEncoderMatchesProto), without unknown fields, which no
+// column keeps.
+type walEncoder struct {
+	bad string // the first string field that was not valid UTF-8
+}
+
+// badUTF8 records a string that proto.Unmarshal would refuse when the
+// record is read: the record is not written (proto.Marshal fails alike).
+func (e *walEncoder) badUTF8(field string) {
+	if e.bad == "" {
+		e.bad = field
+	}
+}
+
+// appendFlow appends f's length (uvarint) and protobuf.
+func (e *walEncoder) appendFlow(b []byte, f *flowpb.Flow) ([]byte, error) {
+	b = append(b, 0)
+	start := len(b)
+	b = e.walAppendFlow(b, f)
+	if e.bad != "" {
+		field := e.bad
+		e.bad = ""
+		return b, fmt.Errorf("string field %s contains invalid UTF-8", field)
+	}
+	return walFixLen(b, start), nil
+}
+
+// walFixLen writes the length of b[start:] as the uvarint of one byte
+// reserved before start, moving the bytes up when it needs more: a nested
+// message is written once, its length known only after it, and most are
+// shorter than 128 bytes.
+func walFixLen(b []byte, start int) []byte {
+	n := len(b) - start
+	if n < 0x80 {
+		b[start-1] = byte(n)
+		return b
+	}
+	k := 1
+	for v := n >> 7; v > 0; v >>= 7 {
+		k++
+	}
+	b = slices.Grow(b, k-1)[:len(b)+k-1]
+	copy(b[start+k-1:], b[start:start+n])
+	binary.PutUvarint(b[start-1:], uint64(n))
+	return b
+}
+
+func walAppendVarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return binary.AppendUvarint(b, v)
+}
+
+func walBool(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
 // rowLog is the live log of a writer with Config.Log.
 type rowLog struct {
 	name  string // file name in _wal
@@ -64,6 +131,10 @@ type walMeta struct {
 	Checkpoint flow.Checkpoint   `json:"cp"`
 	Stats      []flow.MinuteStat `json:"stats,omitempty"`
 	Losses     []flow.Loss       `json:"losses,omitempty"`
+	// Newest is the time of the record's newest flow (ns); 0 without one,
+	// and in the records of versions before it: a reader of the log's
+	// recent flows (LogFlows) skips the records it does not need.
+	Newest int64 `json:"newest,omitempty"`
 }
 
 // encodeRecord returns the record of b, written at now, in out (raw is
@@ -75,18 +146,20 @@ type walMeta struct {
 // fsyncs are what it waits for.
 func encodeRecord(raw, out []byte, b *flow.Batch, now time.Time, configHash string) ([]byte, []byte, error) {
 	buf := raw[:0]
-	meta, err := json.Marshal(walMeta{Time: now.UnixNano(), ConfigHash: configHash, Checkpoint: b.Checkpoint, Stats: b.Stats, Losses: b.Losses})
+	var newest int64
+	for _, f := range b.Flows {
+		newest = max(newest, flowTimeNs(f))
+	}
+	meta, err := json.Marshal(walMeta{Time: now.UnixNano(), Newest: newest, ConfigHash: configHash, Checkpoint: b.Checkpoint, Stats: b.Stats, Losses: b.Losses})
 	if err != nil {
 		return raw, out, fmt.Errorf("archive: log record: %w", err)
 	}
 	buf = binary.AppendUvarint(buf, uint64(len(meta)))
 	buf = append(buf, meta...)
 	buf = binary.AppendUvarint(buf, uint64(len(b.Flows)))
-	sizer := proto.MarshalOptions{}
-	cached := proto.MarshalOptions{UseCachedSize: true}
+	var enc walEncoder
 	for _, f := range b.Flows {
-		buf = binary.AppendUvarint(buf, uint64(sizer.Size(f)))
-		if buf, err = cached.MarshalAppend(buf, f); err != nil {
+		if buf, err = enc.appendFlow(buf, f); err != nil {
 			return buf, out, fmt.Errorf("archive: log record: %w", err)
 		}
 	}
@@ -111,37 +184,55 @@ func decodeRecord(z, raw []byte, b *flow.Batch) (walMeta, []byte, error) {
 		return walMeta{}, raw, err
 	}
 	raw = p
+	meta, p, err := decodeMeta(p)
+	if err != nil {
+		return walMeta{}, raw, err
+	}
+	if err := decodeFlows(p, b); err != nil {
+		return walMeta{}, raw, err
+	}
+	b.Checkpoint, b.Stats, b.Losses = meta.Checkpoint, meta.Stats, meta.Losses
+	return meta, raw, nil
+}
+
+// decodeMeta reads the accounting at the start of a decompressed payload
+// and returns the rest: the flows.
+func decodeMeta(p []byte) (walMeta, []byte, error) {
 	n, k := binary.Uvarint(p)
 	if k <= 0 || n > uint64(len(p)-k) {
-		return walMeta{}, raw, errors.New("bad accounting length")
+		return walMeta{}, nil, errors.New("bad accounting length")
 	}
 	var meta walMeta
 	if err := json.Unmarshal(p[k:k+int(n)], &meta); err != nil {
-		return walMeta{}, raw, fmt.Errorf("accounting: %w", err)
+		return walMeta{}, nil, fmt.Errorf("accounting: %w", err)
 	}
-	p = p[k+int(n):]
+	return meta, p[k+int(n):], nil
+}
+
+// decodeFlows appends the flows of a payload's rest (after the
+// accounting) to b.
+func decodeFlows(p []byte, b *flow.Batch) error {
 	count, k := binary.Uvarint(p)
 	if k <= 0 || count > uint64(len(p)) {
-		return walMeta{}, raw, errors.New("bad flow count")
+		return errors.New("bad flow count")
 	}
 	p = p[k:]
 	for i := uint64(0); i < count; i++ {
 		n, k := binary.Uvarint(p)
 		if k <= 0 || n > uint64(len(p)-k) {
-			return walMeta{}, raw, fmt.Errorf("flow %d: bad length", i)
+			return fmt.Errorf("flow %d: bad length", i)
 		}
 		f := b.Next()
 		f.Reset()
 		if err := proto.Unmarshal(p[k:k+int(n)], f); err != nil {
-			return walMeta{}, raw, fmt.Errorf("flow %d: %w", i, err)
+			return fmt.Errorf("flow %d: %w", i, err)
 		}
 		p = p[k+int(n):]
 	}
 	if len(p) != 0 {
-		return walMeta{}, raw, fmt.Errorf("%d bytes after the last flow", len(p))
+		return fmt.Errorf("%d bytes after the last flow", len(p))
 	}
-	b.Checkpoint, b.Stats, b.Losses = meta.Checkpoint, meta.Stats, meta.Losses
-	return meta, raw, nil
+	return nil
 }
 
 // decompressRecord decompresses the payload z into raw's space.
@@ -266,7 +357,7 @@ func (w *Writer) syncLog() error {
 		return fmt.Errorf("archive: fsync %s: %w", l.path, err)
 	}
 	l.dirty = false
-	w.commits++
+	w.commits.Add(1)
 	w.committedNewest()
 	w.m.logSyncSeconds.Observe(time.Since(start).Seconds())
 	return nil
@@ -553,13 +644,16 @@ func readLogStatus(root string) ([]LogStatus, error) {
 	return out, nil
 }
 
-// LogFlows calls fn with every flow of the row logs of a local root (the
-// rows a writer has made durable but not yet cut into a closed file), in
-// the logs' order, a record at a time; a torn tail ends a log. A reader of
-// the archive's recent flows (a gRPC source's resume, which must know what
-// it archived before a crash) reads them here as well as in the files. A
-// log a cut has committed but not yet removed repeats rows of the files.
-func LogFlows(root string, fn func(f *flowpb.Flow)) error {
+// LogFlows calls fn with the flows of the row logs of a local root (the
+// rows a writer has made durable but not yet cut into a closed file) from
+// the time from (ns) on, and maybe some older ones, in the logs' order, a
+// record at a time; a torn tail ends a log. A reader of the archive's
+// recent flows (a gRPC source's resume, which must know what it archived
+// before a crash) reads them here as well as in the files. A log a cut has
+// committed but not yet removed repeats rows of the files. The flows of a
+// record whose newest flow is older than from are not decoded: a resume
+// needs the last minutes of a log that holds up to maxFileAge.
+func LogFlows(root string, from int64, fn func(f *flowpb.Flow)) error {
 	dir := filepath.Join(root, walDir)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -577,10 +671,22 @@ func LogFlows(root string, fn func(f *flowpb.Flow)) error {
 		}
 		path := filepath.Join(dir, n)
 		records := 0
-		_, _, err := scanLogFile(path, func(p []byte) error {
+		_, _, err := scanLogFile(path, func(z []byte) error {
 			records++
-			var err error
-			if _, raw, err = decodeRecord(p, raw, &b); err != nil {
+			p, err := decompressRecord(z, raw)
+			if err != nil {
+				return fmt.Errorf("record %d: %w", records, err)
+			}
+			raw = p
+			meta, p, err := decodeMeta(p)
+			if err != nil {
+				return fmt.Errorf("record %d: %w", records, err)
+			}
+			if meta.Newest != 0 && meta.Newest < from {
+				return nil
+			}
+			b.Reset()
+			if err := decodeFlows(p, &b); err != nil {
 				return fmt.Errorf("record %d: %w", records, err)
 			}
 			for _, f := range b.Flows {

@@ -1,8 +1,11 @@
 package archive
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -17,8 +20,10 @@ import (
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -829,7 +834,7 @@ func TestLogFlows(t *testing.T) {
 	uuids := func() map[string]int {
 		t.Helper()
 		out := map[string]int{}
-		if err := LogFlows(root, func(f *flowpb.Flow) { out[f.GetUuid()]++ }); err != nil {
+		if err := LogFlows(root, 0, func(f *flowpb.Flow) { out[f.GetUuid()]++ }); err != nil {
 			t.Fatal(err)
 		}
 		return out
@@ -856,4 +861,93 @@ func TestLogFlows(t *testing.T) {
 	if seen := scanUUIDs(t, root); len(seen) != 300 {
 		t.Errorf("%d flows archived, want 300", len(seen))
 	}
+}
+
+// oldRecord is a record as the versions before the accounting's "newest"
+// key wrote it: the same layout, the accounting without that key.
+func oldRecord(t *testing.T, b *flow.Batch, now time.Time, configHash string) []byte {
+	t.Helper()
+	meta, err := json.Marshal(map[string]any{"t": now.UnixNano(), "cfg": configHash, "cp": b.Checkpoint, "stats": b.Stats})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := binary.AppendUvarint(nil, uint64(len(meta)))
+	buf = append(buf, meta...)
+	buf = binary.AppendUvarint(buf, uint64(len(b.Flows)))
+	for _, f := range b.Flows {
+		p, err := proto.Marshal(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(p)))
+		buf = append(buf, p...)
+	}
+	z := s2.Encode(nil, buf)
+	rec := binary.LittleEndian.AppendUint32(nil, uint32(len(z)))
+	rec = binary.LittleEndian.AppendUint32(rec, crc32.Checksum(z, crcTable))
+	return append(rec, z...)
+}
+
+// TestLogFlowsSkipsOlderRecords: LogFlows decodes only the records with a
+// flow from the time asked for on, and every flow of a record written by
+// an earlier version (no "newest" in its accounting), which a writer also
+// recovers.
+func TestLogFlowsSkipsOlderRecords(t *testing.T) {
+	root := t.TempDir()
+	w, err := Open(Config{Root: root, Log: true}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1000; i += 100 {
+		if err := w.Write(batch(i, i+100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := w.rlog.path
+	crash(w)
+	from := flowTimeNs(batch(900, 901).Flows[0])
+	count := func(from int64) (n int) {
+		t.Helper()
+		if err := LogFlows(root, from, func(*flowpb.Flow) { n++ }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(0); n != 1000 {
+		t.Fatalf("%d flows from 0, want 1000", n)
+	}
+	if n := count(from); n != 100 {
+		t.Fatalf("%d flows from the last record's first, want its 100 (no older record decoded)", n)
+	}
+	if n := count(from + 1); n != 100 {
+		t.Fatalf("%d flows from within the last record, want its 100", n)
+	}
+	all := testing.AllocsPerRun(3, func() { count(0) })
+	last := testing.AllocsPerRun(3, func() { count(from) })
+	if last > all/4 {
+		t.Errorf("reading the last record allocates %.0f, reading all ten %.0f: older records were decoded", last, all)
+	}
+
+	// Records of an earlier version, after the new ones: read whole.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1000; i < 1200; i += 100 {
+		if _, err := f.Write(oldRecord(t, batch(i, i+100), t0, "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	if n := count(flowTimeNs(batch(5000, 5001).Flows[0])); n != 200 {
+		t.Fatalf("%d flows of the old records from after them, want all 200 (they cannot be skipped)", n)
+	}
+	w, err = Open(Config{Root: root, Log: true}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, root, 1200, "a log with records of an earlier version")
 }

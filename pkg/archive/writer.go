@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
@@ -157,8 +158,8 @@ type Writer struct {
 	order         []int         // the order in which Write takes the batch's flows (by time)
 	pending       *commitRecord // a compaction whose apply failed
 	part          partCache
-	rlog          *rowLog // the live row log (Config.Log), else nil
-	commits       uint64  // durable commits: cuts and row log fsyncs
+	rlog          *rowLog       // the live row log (Config.Log), else nil
+	commits       atomic.Uint64 // durable commits: cuts and row log fsyncs
 }
 
 // partCache remembers the last day's partition value and every node name's:
@@ -707,7 +708,7 @@ func (w *Writer) flushGroup() error {
 	w.first = map[string]flow.Checkpoint{}
 	w.last = map[string]flow.Checkpoint{}
 	w.committedNewest()
-	w.commits++
+	w.commits.Add(1)
 	w.rows, w.estSize, w.opened = 0, 0, time.Time{}
 	w.refineRowBytes(rec.Files)
 	w.m.openFiles.Set(0)
