@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer, d *Daemon) *metrics {
 		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "config", Name: "last_reload_successful",
 			Help: "1 if the last configuration reload was applied (or none happened), 0 if it was rejected."}),
 		restartRequired: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "config", Name: "restart_required",
-			Help: "1 when a reloaded configuration changed settings that only a restart applies (sources, archive, listen, node)."}),
+			Help: "1 when a reloaded configuration changed settings that only a restart applies (sources, archive, listen, debugListen, node)."}),
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowaudit", Subsystem: "daemon", Name: "archive_sessions_failed_total",
 			Help: "Times the archive failed (disk full, I/O error) or a source stopped, and the daemon reopened the archive and resumed from the last committed checkpoint."}),
 		lastCommit: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "last_commit_timestamp_seconds",
