@@ -515,4 +515,3 @@ func TestRelaySource(t *testing.T) {
 		mode, seed, r, counts["daemon kill"], counts["daemon kill while an agent is down"], counts["agent restart"], counts["relay restart"], counts["stream cut"], counts["stall"],
 		strings.Join(figures, "; "))
 }
-
