@@ -48,16 +48,18 @@ func TestCrashLoop(t *testing.T) {
 		"--retention", "4d", "--maintenance-interval", maintenance.String(), "--readiness-max-lag", "1000d")
 	d.start()
 
-	// The past days' feeder: chunk i holds the flows of [start+i*span,
-	// start+(i+1)*span), ~1,500 of them, gen's record in its own file. The
-	// chunks end two days before today: the first days are older than the
+	// The past days' feeder: chunk i holds 1,500 flows of the 400 ms from
+	// start+i*span, gen's record in its own file: each becomes a file of
+	// its own (--max-file-age 1s) that compaction merges (the row log's
+	// files spanning less than half of max-file-age are its to merge). The
+	// chunks end a day before yesterday: the first days are older than the
 	// retention, the last ones are not but are closed (compacted).
 	span := scale(6*time.Hour, time.Hour)
 	chunks := seconds * 2 / 3
 	today := time.Now().UTC().Truncate(24 * time.Hour)
-	pastStart := today.Add(-(time.Duration(chunks) * span).Truncate(24*time.Hour) - 72*time.Hour)
+	pastStart := today.Add(-(time.Duration(chunks) * span).Truncate(24*time.Hour) - 48*time.Hour)
 	pastEnd := pastStart.Add(time.Duration(chunks) * span)
-	pastRate := strconv.FormatFloat(1500/span.Seconds(), 'f', -1, 64)
+	const pastRate = "3750"
 	var pastRecords []string
 	pastStop := make(chan struct{})
 	pastDone := make(chan error, 1)
@@ -70,7 +72,7 @@ func TestCrashLoop(t *testing.T) {
 			case <-time.After(1500 * time.Millisecond):
 			}
 			rec := filepath.Join(dir, fmt.Sprintf("past-%03d.txt", i))
-			out, err := exec.Command(bin, "gen", "--start", pastStart.Add(time.Duration(i)*span).Format(time.RFC3339), "--duration", span.String(),
+			out, err := exec.Command(bin, "gen", "--start", pastStart.Add(time.Duration(i)*span).Format(time.RFC3339), "--duration", "400ms",
 				"--rate", pastRate, "--nodes", "1", "--seed", strconv.FormatUint(seed%1e6+1000+uint64(i), 10),
 				"--lost-events-every", "-1", "--agent-events-every", "-1",
 				"--out", past, "--max-size-mb", "10", "--max-backups", "5", "--compress", "--record", rec).CombinedOutput()
@@ -235,6 +237,9 @@ func TestCrashLoop(t *testing.T) {
 	rows.Close()
 	for day, n := range retentionEntries {
 		t.Errorf("retention entries of %s count %d rows, a day with no flow written", day, n)
+	}
+	if mode == "long" && (inside["retention"] == 0 || inside["compaction"] == 0) {
+		t.Errorf("of %d kills, %d landed during retention and %d during compaction: want some of each", kills, inside["retention"], inside["compaction"])
 	}
 	if retired == 0 || kept == 0 || compactions == 0 {
 		t.Errorf("%d days deleted by retention, %d kept, %d compactions: want some of each", retired, kept, compactions)
