@@ -190,8 +190,8 @@ func TestRelaySource(t *testing.T) {
 	// may outlast it.
 	r := rate(500, 500)
 
-	g, err := gen.New(gen.Config{Seed: int64(seed % 1e6), Nodes: 2, Cluster: "prod-kr1", Rate: float64(r), Start: time.Now(),
-		LostEventEvery: -1, AgentEventEvery: -1})
+	genCfg := gen.Config{Seed: int64(seed % 1e6), Nodes: 2, Cluster: "prod-kr1", Rate: float64(r), LostEventEvery: -1, AgentEventEvery: -1}
+	g, err := gen.New(genCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,6 +212,7 @@ func TestRelaySource(t *testing.T) {
 	var lives []*life
 	current := map[string]*life{}
 	var relayKills []time.Time
+	lastFed := timestamppb.Now() // the time of the last flow fed (mu)
 	readers := map[string]*atomic.Int32{}
 	for _, name := range names {
 		readers[name] = new(atomic.Int32)
@@ -235,7 +236,7 @@ func TestRelaySource(t *testing.T) {
 			if f == nil || f.GetNodeName() != node {
 				continue
 			}
-			f.Time = timestamppb.Now()
+			f.Time = lastFed // of the feeder's clock, which may lag the wall clock on a loaded machine
 			a.feed(f)
 			unrecorded[f.GetUuid()] = true
 			n++
@@ -320,6 +321,12 @@ func TestRelaySource(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second)
+	// The flows' times from now: an agent stamps its flows with its clock,
+	// and Relay its reports with its own, which the source compares.
+	genCfg.Start = time.Now()
+	if g, err = gen.New(genCfg); err != nil {
+		t.Fatal(err)
+	}
 
 	// The feeder: each flow to its node's agent in real time (an agent
 	// that is down takes nothing in), recorded as gen's --record does
@@ -347,6 +354,7 @@ func TestRelaySource(t *testing.T) {
 				a.feed(f)
 				fmt.Fprintf(rec, "%s %d %s %d\n", f.GetUuid(), f.GetTime().AsTime().UnixNano(), f.GetNodeName(), proto.Size(f))
 				fed[f.GetNodeName()]++
+				lastFed = f.GetTime()
 				l := current[f.GetNodeName()]
 				l.uuids = append(l.uuids, f.GetUuid())
 			}
