@@ -218,10 +218,10 @@ func TestRelaySource(t *testing.T) {
 		readers[name] = new(atomic.Int32)
 	}
 	// A running agent's ring is never empty: each agent starts with two
-	// flows of its node in it, not recorded. On an empty ring, Cilium's
-	// observer seeks a since before its slot 0 and holds that reader until
-	// the writer comes round the whole ring (newRingReader), which Relay's
-	// first request, or its request to a restarted agent, would meet.
+	// flows of its node in it, not recorded, as cmd/hubble-agent's does (on
+	// an empty ring the observer's seek for a since starts its reader
+	// before slot 0: Relay's first request, and its request to a restarted
+	// agent, would meet it).
 	wg, err := gen.New(gen.Config{Seed: int64(seed%1e6) + 1, Nodes: 2, Cluster: "prod-kr1", Rate: float64(r), Start: time.Now(),
 		LostEventEvery: -1, AgentEventEvery: -1})
 	if err != nil {
