@@ -567,10 +567,12 @@ func TestRelaySource(t *testing.T) {
 		inDown := count(t, db, `SELECT count(*) FROM m WHERE node = ?
 			AND EXISTS (SELECT 1 FROM ln WHERE ln.node = m.node AND ln.reason = 'stream_down' AND m.ns // 1000 BETWEEN ln.lo AND ln.hi)`, node)
 		unrep := missing - inDown - onlyHubble
-		t.Logf("%s: %d fed, %d archived once, %d missing: %d inside its %d stream_down gaps, %d inside its %d Hubble lost-events rows (counting %d; %d rows of 1 with no missing flow), %d the unreported tail of an agent restarted less than 11 s before Relay was killed",
-			node, fed[node], archived, missing, inDown, streamDown, onlyHubble, hubbleRows, hubbleLost, emptyRows, unrep)
-		figures = append(figures, fmt.Sprintf("%s %d fed, %d archived once, %d missing (%d in %d stream_down gaps, %d in %d lost-events rows, %d the unreported tail of an agent)",
-			node, fed[node], archived, missing, inDown, streamDown, onlyHubble, hubbleRows, unrep))
+		inLost := count(t, db, `SELECT count(*) FROM only_hubble m WHERE node = ?
+			AND EXISTS (SELECT 1 FROM ln WHERE ln.node = m.node AND ln.reason = 'hubble_lost_events' AND m.ns // 1000 BETWEEN ln.lo AND ln.hi)`, node)
+		t.Logf("%s: %d fed, %d archived once, %d missing: %d inside its %d stream_down gaps, %d inside its %d Hubble lost-events rows (counting %d; %d rows of 1 with no missing flow), %d the unreported tail of an agent restarted less than 11 s before Relay was killed, %d outside every gap",
+			node, fed[node], archived, missing, inDown, streamDown, inLost, hubbleRows, hubbleLost, emptyRows, unrep, onlyHubble-inLost)
+		figures = append(figures, fmt.Sprintf("%s %d fed, %d archived once, %d missing (%d in %d stream_down gaps, %d in %d lost-events rows, %d the unreported tail of an agent, %d outside every gap)",
+			node, fed[node], archived, missing, inDown, streamDown, inLost, hubbleRows, unrep, onlyHubble-inLost))
 	}
 	rows, err := db.Query(`SELECT node, lo, hi, detail, (SELECT count(*) FROM m WHERE m.node = ln.node AND m.ns // 1000 BETWEEN ln.lo AND ln.hi)
 		FROM ln WHERE reason = 'stream_down' ORDER BY lo`)
