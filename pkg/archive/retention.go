@@ -34,7 +34,7 @@ type RetentionResult struct {
 // recorded in the node's manifest chain, in the deleted day's manifest file:
 // one "retention" entry per (table, date, node) naming the partition
 // directory and the rows and bytes that the manifest's commit entries give for
-// it, so that verify and an auditor can tell data removed by policy from data
+// it (and another for rows committed into it after its deletion), so that verify and an auditor can tell data removed by policy from data
 // that went missing. The entry is written (and fsynced) before any file is
 // removed; after a crash in between, the next run finds the entry and
 // finishes the deletion. Manifest files are kept.
