@@ -807,17 +807,20 @@ func (run *grpcRun) nodeStatus(lb *LineBatch) {
 
 // lateError records the gap of a node whose error Relay reported (at, its
 // time) after the node's flows from after the error: from the last flow of
-// the node read at or before at to the first read after it, as far as the
-// flows last read (run.recent) go back; a gap of unknown amount, since the
-// agent's ring may have held nothing more.
+// the node read at or before at less the node's overlap (Relay's clock is
+// not the agent's, and the agent died some time before Relay noticed) to
+// the first read after at, as far as the flows last read (run.recent) go
+// back; a gap of unknown amount, since the agent's ring may have held
+// nothing more.
 func (run *grpcRun) lateError(lb *LineBatch, n *nodeState, at int64, why string) {
+	early := at - overlap(n)
 	var before, after int64 // 0: none read
 	for _, r := range run.recent {
 		if r.node != n {
 			continue
 		}
 		switch {
-		case r.timeNs <= at && r.timeNs > before:
+		case r.timeNs <= early && r.timeNs > before:
 			before = r.timeNs
 		case r.timeNs > at && (after == 0 || r.timeNs < after):
 			after = r.timeNs
@@ -828,7 +831,7 @@ func (run *grpcRun) lateError(lb *LineBatch, n *nodeState, at int64, why string)
 	}
 	from := before
 	if from == 0 {
-		from = at - overlap(n) // older than every flow of the node still remembered
+		from = early // older than every flow of the node still remembered
 	}
 	lb.AddLoss(flow.Loss{
 		Node: n.name, Time: time.Unix(0, at).UTC(), From: time.Unix(0, from-n.disorder).UTC(), To: time.Unix(0, after+n.disorder).UTC(),

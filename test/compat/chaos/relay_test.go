@@ -212,7 +212,6 @@ func TestRelaySource(t *testing.T) {
 	var lives []*life
 	current := map[string]*life{}
 	var relayKills []time.Time
-	lastFed := timestamppb.Now() // the time of the last flow fed (mu)
 	readers := map[string]*atomic.Int32{}
 	for _, name := range names {
 		readers[name] = new(atomic.Int32)
@@ -236,7 +235,7 @@ func TestRelaySource(t *testing.T) {
 			if f == nil || f.GetNodeName() != node {
 				continue
 			}
-			f.Time = lastFed // of the feeder's clock, which may lag the wall clock on a loaded machine
+			f.Time = timestamppb.Now()
 			a.feed(f)
 			unrecorded[f.GetUuid()] = true
 			n++
@@ -321,8 +320,6 @@ func TestRelaySource(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second)
-	// The flows' times from now: an agent stamps its flows with its clock,
-	// and Relay its reports with its own, which the source compares.
 	genCfg.Start = time.Now()
 	if g, err = gen.New(genCfg); err != nil {
 		t.Fatal(err)
@@ -351,10 +348,13 @@ func TestRelaySource(t *testing.T) {
 			}
 			mu.Lock()
 			if a := agents[f.GetNodeName()]; a != nil {
+				// Stamped when the agent takes it in, as an agent's flows
+				// are, whether or not the feeder keeps gen's pace: Relay's
+				// reports carry its own clock, which the source compares.
+				f.Time = timestamppb.Now()
 				a.feed(f)
 				fmt.Fprintf(rec, "%s %d %s %d\n", f.GetUuid(), f.GetTime().AsTime().UnixNano(), f.GetNodeName(), proto.Size(f))
 				fed[f.GetNodeName()]++
-				lastFed = f.GetTime()
 				l := current[f.GetNodeName()]
 				l.uuids = append(l.uuids, f.GetUuid())
 			}
