@@ -789,7 +789,7 @@ func (run *grpcRun) nodeStatus(lb *LineBatch) {
 			// flows from after the error were read before this report.
 			// What the agent no longer had lies between its last flow
 			// read before the error and its first after it.
-			run.lateError(lb, n, at, why)
+			run.lateError(lb, n, at, why, len(e.names) > 1)
 			continue
 		}
 		if !n.unverified {
@@ -811,8 +811,10 @@ func (run *grpcRun) nodeStatus(lb *LineBatch) {
 // not the agent's, and the agent died some time before Relay noticed) to
 // the first read after at, as far as the flows last read (run.recent) go
 // back; a gap of unknown amount, since the agent's ring may have held
-// nothing more.
-func (run *grpcRun) lateError(lb *LineBatch, n *nodeState, at int64, why string) {
+// nothing more. A report that names several nodes (Relay merges the errors
+// of one message within its window, under the first one's time) may be
+// later for this node than at: its gap runs to the node's latest flow.
+func (run *grpcRun) lateError(lb *LineBatch, n *nodeState, at int64, why string, merged bool) {
 	early := at - overlap(n)
 	var before, after int64 // 0: none read
 	for _, r := range run.recent {
@@ -826,7 +828,7 @@ func (run *grpcRun) lateError(lb *LineBatch, n *nodeState, at int64, why string)
 			after = r.timeNs
 		}
 	}
-	if after == 0 {
+	if after == 0 || merged {
 		after = n.latest
 	}
 	from := before

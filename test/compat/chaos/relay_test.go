@@ -170,10 +170,12 @@ func (r *relayProc) kill() {
 // each agent took in: each is archived exactly once, in its node's
 // partition, or lies inside a recorded gap of its node (stream_down, which
 // names what Relay reported, or Hubble's lost events of that node's agent),
-// but for one case the collector cannot see: Relay killed less than its
-// error aggregation window (10 s) after an agent restarted takes the
-// node's error with it, and what the dead agent still held (the last
-// second of flows fed to it, at most) is missing outside every gap;
+// but for one case the collector cannot see: Relay sends a node's error
+// up to its error aggregation window (10 s) late, on the stream it belongs
+// to, so when that stream ends within it (a daemon kill, a cut, Relay
+// killed) the error is never reported, and what the dead agent still held
+// (the last second of flows fed to it, at most) is missing outside every
+// gap;
 // nothing is archived that was not fed; `flowaudit verify` is clean.
 func TestRelaySource(t *testing.T) {
 	bin, rng, seed := setup(t)
@@ -211,7 +213,14 @@ func TestRelaySource(t *testing.T) {
 	}
 	var lives []*life
 	current := map[string]*life{}
-	var relayKills []time.Time
+	// When the daemon's stream through Relay ended: a daemon kill, a cut,
+	// Relay killed (mu).
+	var streamEnds []time.Time
+	streamEnded := func() {
+		mu.Lock()
+		streamEnds = append(streamEnds, time.Now())
+		mu.Unlock()
+	}
 	readers := map[string]*atomic.Int32{}
 	for _, name := range names {
 		readers[name] = new(atomic.Int32)
@@ -372,6 +381,7 @@ func TestRelaySource(t *testing.T) {
 		switch k := rng.IntN(20); {
 		case k < 6: // the daemon SIGKILLed and restarted at once
 			d.kill()
+			streamEnded()
 			d.start()
 			counts["daemon kill"]++
 			if rng.IntN(4) == 0 {
@@ -395,6 +405,7 @@ func TestRelaySource(t *testing.T) {
 			if rng.IntN(3) == 0 { // and the daemon too, while the agent is down: Relay reports it NODE_UNAVAILABLE
 				time.Sleep(pause / 2)
 				d.kill()
+				streamEnded()
 				d.start()
 				counts["daemon kill"]++
 				counts["daemon kill while an agent is down"]++
@@ -410,15 +421,14 @@ func TestRelaySource(t *testing.T) {
 		case k < 15: // Relay SIGKILLed and restarted: the agents' rings live on
 			pause := time.Duration(rng.IntN(3000)) * time.Millisecond
 			relay.kill()
-			mu.Lock()
-			relayKills = append(relayKills, time.Now())
-			mu.Unlock()
+			streamEnded()
 			time.Sleep(pause)
 			relay.start()
 			counts["relay restart"]++
 			actions = append(actions, fmt.Sprintf("relay-down+%v", pause))
 		case k < 18: // the stream between the daemon and Relay cut
 			n := proxy.cut()
+			streamEnded()
 			counts["stream cut"]++
 			actions = append(actions, fmt.Sprintf("cut(%d)", n))
 		default: // the daemon stalled, at times past the agents' rings: Hubble's lost events
@@ -487,19 +497,21 @@ func TestRelaySource(t *testing.T) {
 	} else {
 		exec1(t, db, `CREATE TEMP TABLE ln (node VARCHAR, lo BIGINT, hi BIGINT, reason VARCHAR, amount VARCHAR, lost_events UBIGINT, detail VARCHAR)`)
 	}
-	// Relay holds a node's error for its aggregation window (10 s): killed
-	// within it, Relay takes the report with it, and nothing tells the
-	// collector that the node's agent restarted. What the dead agent still
-	// held then (its newest flows, at most Relay's sort buffer and the
-	// observer's newest slot) is missing outside every gap: the tail of an
-	// agent life that ended less than 11 s before Relay was killed.
+	// Relay holds a node's error for its aggregation window (10 s) and
+	// sends it on the stream it belongs to: if that stream ends within it
+	// (the daemon killed, the stream cut, Relay killed), the report is never
+	// sent, and nothing tells the collector that the node's agent
+	// restarted. What the dead agent still held then (its newest flows, at
+	// most Relay's sort buffer and the observer's newest slot) is missing
+	// outside every gap: the tail of an agent life that ended less than
+	// 11 s before the stream did.
 	exec1(t, db, `CREATE TEMP TABLE unreported (uuid VARCHAR, node VARCHAR)`)
 	unreportedLives := 0
 	for _, l := range lives {
 		if l.stopped.IsZero() {
 			continue
 		}
-		for _, k := range relayKills {
+		for _, k := range streamEnds {
 			if k.After(l.stopped) && k.Sub(l.stopped) < 11*time.Second {
 				unreportedLives++
 				for _, u := range l.uuids[max(0, len(l.uuids)-r):] { // its last second
@@ -569,7 +581,7 @@ func TestRelaySource(t *testing.T) {
 		unrep := missing - inDown - onlyHubble
 		inLost := count(t, db, `SELECT count(*) FROM only_hubble m WHERE node = ?
 			AND EXISTS (SELECT 1 FROM ln WHERE ln.node = m.node AND ln.reason = 'hubble_lost_events' AND m.ns // 1000 BETWEEN ln.lo AND ln.hi)`, node)
-		t.Logf("%s: %d fed, %d archived once, %d missing: %d inside its %d stream_down gaps, %d inside its %d Hubble lost-events rows (counting %d; %d rows of 1 with no missing flow), %d the unreported tail of an agent restarted less than 11 s before Relay was killed, %d outside every gap",
+		t.Logf("%s: %d fed, %d archived once, %d missing: %d inside its %d stream_down gaps, %d inside its %d Hubble lost-events rows (counting %d; %d rows of 1 with no missing flow), %d the unreported tail of an agent restarted less than 11 s before the daemon's stream ended, %d outside every gap",
 			node, fed[node], archived, missing, inDown, streamDown, inLost, hubbleRows, hubbleLost, emptyRows, unrep, onlyHubble-inLost)
 		figures = append(figures, fmt.Sprintf("%s %d fed, %d archived once, %d missing (%d in %d stream_down gaps, %d in %d lost-events rows, %d the unreported tail of an agent, %d outside every gap)",
 			node, fed[node], archived, missing, inDown, streamDown, inLost, hubbleRows, unrep, onlyHubble-inLost))
@@ -593,7 +605,7 @@ func TestRelaySource(t *testing.T) {
 		t.Errorf("agents restarted %d times and no stream_down gap is recorded", counts["agent restart"])
 	}
 	t.Logf("verify: %s", verifyClean(t, bin, arch))
-	t.Logf("figures: mode %s seed %d rate %d/s per node: %d daemon kills (%d while an agent was down), %d agent restarts (ring lost; %d less than 11 s before Relay was killed), %d Relay restarts, %d stream cuts, %d stalls; %s; 0 duplicated, none archived that was not fed",
+	t.Logf("figures: mode %s seed %d rate %d/s per node: %d daemon kills (%d while an agent was down), %d agent restarts (ring lost; %d less than 11 s before the daemon's stream ended), %d Relay restarts, %d stream cuts, %d stalls; %s; 0 duplicated, none archived that was not fed",
 		mode, seed, r, counts["daemon kill"], counts["daemon kill while an agent is down"], counts["agent restart"], unreportedLives, counts["relay restart"], counts["stream cut"], counts["stall"],
 		strings.Join(figures, "; "))
 }
