@@ -467,7 +467,7 @@ func TestRelaySource(t *testing.T) {
 	if !streamUp(time.Minute) {
 		t.Fatal("the daemon's stream is not up after the last fault")
 	}
-	time.Sleep(3 * time.Second) // Relay's sort buffer drains (a second without input)
+	time.Sleep(11 * time.Second) // Relay's held node errors (its 10 s error aggregation) and its sort buffer drain
 	d.caughtUp(3 * time.Minute)
 	d.stop()
 
