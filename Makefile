@@ -76,7 +76,7 @@ fuzz-smoke: ## Every fuzz target for $(FUZZTIME)
 
 fuzz: fuzz-smoke ## Every fuzz target for $(FUZZTIME) (e.g. make fuzz FUZZTIME=10m; crashers land in testdata/fuzz, commit them)
 
-test-chaos-ci: ## The chaos scenarios CI runs (about a minute): the crash loop at 3,000 flows/s, time, tampering
+test-chaos-ci: ## The chaos scenarios CI runs (about a minute and a half): the crash loop at 3,000 flows/s with retention and compaction, time, tampering
 	cd $(COMPAT) && CHAOS=short CGO_ENABLED=1 $(GO) test -count=1 -timeout 15m -run '^(TestCrashLoop|TestTime|TestTampering)$$' ./chaos
 
 chaos: ## Whole-system fault scenarios with real processes (docs/reliability.md): CHAOS=short (default) or long; CHAOS_SEED=N replays a run, CHAOS_RATE=N sets gen's flows/s

@@ -33,6 +33,7 @@ type runFlags struct {
 	maxFileBytes, queueBytes                 daemon.Size
 	maxFileAge, statsInterval                daemon.Duration
 	maxLag, drain, verifyInterval, retention daemon.Duration
+	maintenanceInterval                      daemon.Duration
 	compaction                               bool
 	rowLog                                   bool
 	tls                                      daemon.TLSConfig
@@ -170,6 +171,7 @@ func newRunCmd() *cobra.Command {
 	def := daemon.Default()
 	o.maxFileBytes, o.maxFileAge, o.statsInterval = def.Archive.MaxFileBytes, def.Archive.MaxFileAge, def.Archive.StatsInterval
 	o.queueBytes, o.maxLag, o.drain, o.verifyInterval = def.Queue.MaxBytes, def.Readiness.MaxLag, def.Shutdown.DrainTimeout, def.Verify.Interval
+	o.maintenanceInterval = def.Archive.MaintenanceInterval
 	f.Var(&o.maxFileBytes, "max-file-bytes", "cut archive files at about this size, e.g. 1Gi (archive.maxFileBytes)")
 	f.Var(&o.maxFileAge, "max-file-age", "cut archive files at least this often, e.g. 5m (archive.maxFileAge): the most a row waits before readers see it")
 	f.Var(&o.statsInterval, "stats-interval", "write a stats row at least this often, e.g. 1m (archive.statsInterval)")
@@ -179,7 +181,8 @@ func newRunCmd() *cobra.Command {
 	f.Var(&o.retention, "retention", "delete archive days older than this, both tables, e.g. 400d; 0: keep forever (archive.retention.flows and .stats)")
 	f.Var(&o.verifyInterval, "verify-interval", "verify the last two closed days this often; 0: never (verify.interval)")
 	f.BoolVar(&o.rowLog, "row-log", def.Archive.RowLog, "commit by fsyncing a local row log and cut files only by --max-file-age/-rows/-bytes, so a node closes a few files an hour at any rate (archive.rowLog); --row-log=false: every commit is a file, merged by compaction (lower --max-file-rows and --max-file-bytes with it, e.g. 1048576 and 128Mi)")
-	f.BoolVar(&o.compaction, "compaction", def.Archive.Compaction, "merge the small files of closed days, hourly, each merge recorded in the manifest chain (archive.compaction)")
+	f.BoolVar(&o.compaction, "compaction", def.Archive.Compaction, "merge the small files of closed days, every --maintenance-interval, each merge recorded in the manifest chain (archive.compaction)")
+	f.Var(&o.maintenanceInterval, "maintenance-interval", "run retention and then compaction this often, e.g. 1h (archive.maintenanceInterval)")
 	return cmd
 }
 
@@ -288,6 +291,9 @@ func loadRunConfig(cmd *cobra.Command, o *runFlags) (daemon.Config, map[string]d
 	}
 	if changed("row-log") {
 		cfg.Archive.RowLog = o.rowLog
+	}
+	if changed("maintenance-interval") {
+		cfg.Archive.MaintenanceInterval = o.maintenanceInterval
 	}
 	var errs []error
 	if changed("source") {

@@ -25,11 +25,11 @@ func TestPrintConfig(t *testing.T) {
 	archive := filepath.Join(dir, "archive")
 
 	t.Setenv("FLOWAUDIT_NODE", "node-env")
-	out, err := run("--source", "synthetic", "--archive", archive, "--node", "node-flag", "--max-file-rows", "5000")
+	out, err := run("--source", "synthetic", "--archive", archive, "--node", "node-flag", "--max-file-rows", "5000", "--maintenance-interval", "5s")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, want := range []string{archive, "node-flag", "5000"} {
+	for _, want := range []string{archive, "node-flag", "5000", "maintenanceInterval: 5s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("effective configuration lacks %q:\n%s", want, out)
 		}
@@ -39,9 +39,10 @@ func TestPrintConfig(t *testing.T) {
 	}
 
 	// Invalid values: the configuration is shown with every problem.
-	out, err = run("--source", "synthetic", "--archive", archive, "--max-file-age", "0s", "--stats-interval", "2h")
-	if err == nil || !strings.Contains(err.Error(), "archive.maxFileAge") || !strings.Contains(err.Error(), "archive.statsInterval") {
-		t.Fatalf("want both problems reported, got %v", err)
+	out, err = run("--source", "synthetic", "--archive", archive, "--max-file-age", "0s", "--stats-interval", "2h", "--maintenance-interval", "0s")
+	if err == nil || !strings.Contains(err.Error(), "archive.maxFileAge") || !strings.Contains(err.Error(), "archive.statsInterval") ||
+		!strings.Contains(err.Error(), "archive.maintenanceInterval") {
+		t.Fatalf("want the three problems reported, got %v", err)
 	}
 	if !strings.Contains(out, archive) {
 		t.Errorf("the invalid configuration was not shown:\n%s", out)

@@ -132,9 +132,14 @@ type ArchiveConfig struct {
 	// (0: keep forever); each deletion is recorded in the manifest chain.
 	Retention RetentionConfig `json:"retention"`
 	// Compaction merges the small files of closed UTC days into files of up
-	// to maxFileRows/maxFileBytes, once an hour; each merge is recorded in
-	// the manifest chain ("compaction" entries) before its inputs go.
+	// to maxFileRows/maxFileBytes, every maintenanceInterval; each merge is
+	// recorded in the manifest chain ("compaction" entries) before its
+	// inputs go.
 	Compaction bool `json:"compaction"`
+	// MaintenanceInterval is how often retention and then compaction run
+	// (the first time after at most 2 minutes): a day becomes due once, so
+	// an hour only delays its turn by up to an hour.
+	MaintenanceInterval Duration `json:"maintenanceInterval"`
 	// Upload ships the closed files and their manifests to object storage.
 	Upload UploadConfig `json:"upload"`
 }
@@ -207,13 +212,14 @@ func Default() Config {
 		Listen: ":9967", // Hubble's metrics server has 9965 on the host network
 		Log:    LogConfig{Level: "info", Format: "json"},
 		Archive: ArchiveConfig{
-			MaxFileBytes:  1 << 30,
-			MaxFileRows:   16 << 20,
-			MaxFileAge:    Duration(5 * time.Minute),
-			RowLog:        true,
-			StatsInterval: Duration(time.Minute),
-			Compaction:    true,
-			Upload:        UploadConfig{Every: Duration(time.Minute), MaxBacklog: Duration(time.Hour)},
+			MaxFileBytes:        1 << 30,
+			MaxFileRows:         16 << 20,
+			MaxFileAge:          Duration(5 * time.Minute),
+			RowLog:              true,
+			StatsInterval:       Duration(time.Minute),
+			Compaction:          true,
+			MaintenanceInterval: Duration(time.Hour),
+			Upload:              UploadConfig{Every: Duration(time.Minute), MaxBacklog: Duration(time.Hour)},
 		},
 		Queue:     QueueConfig{MaxBytes: 0},
 		Readiness: ReadinessConfig{MaxLag: Duration(5 * time.Minute)},
@@ -305,6 +311,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Archive.MaxFileAge <= 0 {
 		bad("archive.maxFileAge", "%s: must be > 0", c.Archive.MaxFileAge)
+	}
+	if c.Archive.MaintenanceInterval < Duration(time.Second) {
+		bad("archive.maintenanceInterval", "%s: must be at least 1s", c.Archive.MaintenanceInterval)
 	}
 	if c.Archive.StatsInterval <= 0 || time.Duration(c.Archive.StatsInterval) > time.Hour {
 		bad("archive.statsInterval", "%s: must be > 0 and at most 1h", c.Archive.StatsInterval)

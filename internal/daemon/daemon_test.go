@@ -549,6 +549,35 @@ func TestRetentionDeletesOldDays(t *testing.T) {
 	}
 }
 
+// TestMaintenanceRunsEveryInterval: retention and compaction run by
+// themselves every archive.maintenanceInterval (here 1s, the first time
+// after it too).
+func TestMaintenanceRunsEveryInterval(t *testing.T) {
+	dir := t.TempDir()
+	events := filepath.Join(dir, "events.log")
+	appendLines(t, events, genLines(t, 4, 2000)) // flows of today
+	cfg := testConfig(dir, events)
+	r := start(t, cfg, Options{})
+	waitFor(t, "2000 flows kept", func() bool { return r.kept(t) == 2000 })
+	r.shutdown(t)
+
+	// 40 days later, with 30 days of retention for flows, run every second.
+	cfg.Archive.Retention = RetentionConfig{Flows: Duration(30 * 24 * time.Hour)}
+	cfg.Archive.MaintenanceInterval = Duration(time.Second)
+	r = start(t, cfg, Options{Now: func() time.Time { return time.Now().Add(40 * 24 * time.Hour) }})
+	waitFor(t, "retention by the maintenance loop", func() bool {
+		return metricValue(t, r.d.Registry(), "flowaudit_archive_retention_partitions_deleted_total", nil) >= 1
+	})
+	r.shutdown(t)
+	if n := len(archivedUUIDs(t, cfg.Archive.Dir)); n != 0 {
+		t.Fatalf("%d flows older than 30 days left", n)
+	}
+	cfg.Archive.MaintenanceInterval = Duration(500 * time.Millisecond)
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "archive.maintenanceInterval") {
+		t.Fatalf("a 500ms maintenance interval must be rejected: %v", err)
+	}
+}
+
 func TestCompactionMergesClosedDays(t *testing.T) {
 	dir := t.TempDir()
 	events := filepath.Join(dir, "events.log")

@@ -103,10 +103,11 @@ func (d *Daemon) slackCheck(ctx context.Context) {
 
 // retentionLoop applies the archive retention of the current configuration,
 // then compacts closed days (the writer locked per run, see
-// archive.Writer.CompactEach), every hour (the first time shortly after
-// start).
+// archive.Writer.CompactEach), every archive.maintenanceInterval (the
+// first time after at most 2 minutes, so that a restarting daemon does not
+// compete with its own catch-up).
 func (d *Daemon) retentionLoop(ctx context.Context) {
-	timer := time.NewTimer(2 * time.Minute)
+	timer := time.NewTimer(min(d.maintenanceInterval(), 2*time.Minute))
 	defer timer.Stop()
 	for {
 		select {
@@ -116,8 +117,14 @@ func (d *Daemon) retentionLoop(ctx context.Context) {
 		}
 		d.retentionOnce()
 		d.compactOnce(ctx)
-		timer.Reset(time.Hour)
+		timer.Reset(d.maintenanceInterval())
 	}
+}
+
+func (d *Daemon) maintenanceInterval() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return time.Duration(d.cfg.Archive.MaintenanceInterval)
 }
 
 func (d *Daemon) retentionOnce() {
@@ -134,14 +141,16 @@ func (d *Daemon) retentionOnce() {
 	}
 	sink := d.sink.Load()
 	if sink == nil {
-		return // the archive is being reopened: next hour
+		return // the archive is being reopened: next time
 	}
+	d.m.maintenanceRunning.WithLabelValues("retention").Set(1)
+	defer d.m.maintenanceRunning.WithLabelValues("retention").Set(0)
 	res, err := sink.w.ApplyRetention(d.opts.Now(), r)
 	if errors.Is(err, archive.ErrClosed) {
 		return // shutting down or reopening: next time
 	}
 	if err != nil {
-		d.log.Error("archive retention failed; retrying in an hour", zap.Error(err),
+		d.log.Error("archive retention failed; retrying at the next maintenance run", zap.Error(err),
 			zap.Int("partitions_deleted", res.Partitions))
 		return
 	}
@@ -164,8 +173,10 @@ func (d *Daemon) compactOnce(ctx context.Context) {
 	}
 	sink := d.sink.Load()
 	if sink == nil {
-		return // the archive is being reopened: next hour
+		return // the archive is being reopened: next time
 	}
+	d.m.maintenanceRunning.WithLabelValues("compaction").Set(1)
+	defer d.m.maintenanceRunning.WithLabelValues("compaction").Set(0)
 	// Run by run, the writer locked for each only: the sources' batches
 	// are written between two runs, not after the whole compaction.
 	res, err := sink.w.CompactEach(ctx, d.opts.Now())
@@ -173,7 +184,7 @@ func (d *Daemon) compactOnce(ctx context.Context) {
 		return // shutting down or reopening: next time
 	}
 	if err != nil {
-		d.log.Error("archive compaction failed; retrying in an hour", zap.Error(err),
+		d.log.Error("archive compaction failed; retrying at the next maintenance run", zap.Error(err),
 			zap.Int("files_written", res.Outputs), zap.Int("files_merged", res.Inputs))
 		return
 	}

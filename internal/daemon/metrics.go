@@ -19,6 +19,8 @@ type metrics struct {
 	lastCommit      prometheus.Gauge
 	verifyFindings  prometheus.Gauge
 	verifyLastRun   prometheus.Gauge
+	// maintenanceRunning: 1 while retention or compaction runs, by task.
+	maintenanceRunning *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer, d *Daemon) *metrics {
@@ -41,6 +43,11 @@ func newMetrics(reg prometheus.Registerer, d *Daemon) *metrics {
 			Help: "Findings (missing, extra, modified or truncated files, broken chain or signature) of the daemon's last verification of its closed days."}),
 		verifyLastRun: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "verify", Name: "last_run_timestamp_seconds",
 			Help: "When the daemon last verified its closed days."}),
+		maintenanceRunning: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowaudit", Subsystem: "archive", Name: "maintenance_running",
+			Help: "1 while the daemon's archive maintenance task (retention, compaction) runs, 0 otherwise; it runs every archive.maintenanceInterval."}, []string{"task"}),
+	}
+	for _, task := range []string{"retention", "compaction"} {
+		m.maintenanceRunning.WithLabelValues(task).Set(0)
 	}
 	m.lastReloadOK.Set(1)
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowaudit", Name: "build_info",
@@ -70,7 +77,7 @@ func newMetrics(reg prometheus.Registerer, d *Daemon) *metrics {
 		return float64(size)
 	})
 	reg.MustRegister(m.sourceUp, m.fileDirMissing, m.reloads, m.lastReloadOK, m.restartRequired, m.restarts, m.lastCommit,
-		m.verifyFindings, m.verifyLastRun, buildInfo, degraded, diskFree, diskSize,
+		m.verifyFindings, m.verifyLastRun, m.maintenanceRunning, buildInfo, degraded, diskFree, diskSize,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

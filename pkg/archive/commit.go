@@ -146,6 +146,12 @@ func (w *Writer) apply(rec *commitRecord) error {
 			return fmt.Errorf("archive: commit %s: %w", final, err)
 		}
 		if err := os.Rename(tmp, final); err != nil {
+			if errors.Is(err, fs.ErrNotExist) && w.entered(rec.Seq, f) {
+				// Recovery of a record applied before: the file was
+				// renamed and entered in the chain, and retention or
+				// compaction has deleted it since, as the chain says.
+				continue
+			}
 			return fmt.Errorf("archive: commit %s: %w", final, err)
 		}
 		dirs[filepath.Dir(final)] = true
@@ -187,6 +193,29 @@ func (w *Writer) apply(rec *commitRecord) error {
 		}
 	}
 	return nil
+}
+
+// entered reports whether the node's manifest of the day has the entry of
+// f committed by the record seq: its file was renamed in place before.
+func (w *Writer) entered(seq uint64, f committedFile) bool {
+	data, err := os.ReadFile(manifestPath(w.cfg.Root, f.Node, f.Date))
+	if err != nil {
+		return false
+	}
+	entries, err := parseManifest("", data)
+	if err != nil {
+		return false
+	}
+	op := "commit"
+	if f.Op == "compaction" {
+		op = f.Op
+	}
+	for _, x := range entries {
+		if x.Seq == seq && x.Path == f.Path && x.Op == op {
+			return true
+		}
+	}
+	return false
 }
 
 // appendManifest appends an entry to the node's manifest of the day, chained

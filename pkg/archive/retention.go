@@ -34,7 +34,7 @@ type RetentionResult struct {
 // recorded in the node's manifest chain, in the deleted day's manifest file:
 // one "retention" entry per (table, date, node) naming the partition
 // directory and the rows and bytes that the manifest's commit entries give for
-// it, so that verify and an auditor can tell data removed by policy from data
+// it (and another for rows committed into it after its deletion), so that verify and an auditor can tell data removed by policy from data
 // that went missing. The entry is written (and fsynced) before any file is
 // removed; after a crash in between, the next run finds the entry and
 // finishes the deletion. Manifest files are kept.
@@ -108,6 +108,11 @@ func (w *Writer) retire(table, date, node, dir string, res *RetentionResult) err
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("archive: retention %s: %w", rel, err)
 	}
+	// An entry records the commits before it: a run that finds one with no
+	// commit after it finishes a deletion a crash interrupted; commits
+	// after it (flows of the day that arrived once it was deleted, a
+	// node catching up) are a new deletion, recorded by an entry of their
+	// own.
 	recorded := false
 	e := ManifestEntry{Op: "retention", Path: rel, Table: table, Seq: w.seq,
 		CollectorVersion: w.cfg.CollectorVersion, ConfigHash: w.cfg.ConfigHash}
@@ -115,7 +120,9 @@ func (w *Writer) retire(table, date, node, dir string, res *RetentionResult) err
 		switch {
 		case x.Op == "retention" && x.Path == rel:
 			recorded = true
+			e.Rows, e.Bytes, e.MinTime, e.MaxTime = 0, 0, time.Time{}, time.Time{}
 		case x.Op == "commit" && x.Table == table && strings.HasPrefix(x.Path, rel+"/"):
+			recorded = false
 			e.Rows += x.Rows
 			e.Bytes += x.Bytes
 			if e.MinTime.IsZero() || x.MinTime.Before(e.MinTime) {

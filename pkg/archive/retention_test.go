@@ -153,3 +153,97 @@ func TestRetentionResumesAfterACrash(t *testing.T) {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
 }
+
+// TestRetentionRecordsFlowsThatCameAfterIt: flows of a day already deleted
+// by retention that arrive later (a node catching up) are deleted by the
+// next run with an entry of their own: the day's retention entries count
+// every row its commits wrote.
+func TestRetentionRecordsFlowsThatCameAfterIt(t *testing.T) {
+	root := retentionArchive(t, nil)
+	now := time.Date(2026, 1, 12, 12, 0, 0, 0, time.UTC)
+	w, err := Open(Config{Root: root}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := w.ApplyRetention(now, Retention{Flows: 36 * time.Hour}); err != nil || res.Rows != 1000 {
+		t.Fatalf("first run: %+v, %v", res, err)
+	}
+	if err := w.Write(batch(5000, 5100)); err != nil { // 100 more flows of the 10th
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w, err = Open(Config{Root: root}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.ApplyRetention(now, Retention{Flows: 36 * time.Hour})
+	if err != nil || res.Rows != 100 || res.Files == 0 {
+		t.Fatalf("second run: %+v, %v; want the 100 late rows recorded and deleted", res, err)
+	}
+	if again, err := w.ApplyRetention(now, Retention{Flows: 36 * time.Hour}); err != nil || again.Partitions != 0 || again.Files != 0 {
+		t.Fatalf("third run: %+v, %v", again, err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var rows, committed int64
+	for _, node := range []string{"c/n1", "c/n2"} {
+		m, _ := readManifest(manifestPath(root, node, "2026-01-10"))
+		for _, e := range m {
+			switch {
+			case e.Op == "retention" && e.Table == "flows":
+				rows += e.Rows
+			case e.Op == "commit" && e.Table == "flows":
+				committed += e.Rows
+			}
+		}
+	}
+	if rows != 1100 || committed != 1100 {
+		t.Fatalf("retention entries of the 10th count %d rows, its commits %d: want 1100 both", rows, committed)
+	}
+	if rep, err := Verify(root, time.Time{}, time.Time{}, nil); err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+}
+
+// TestRecoveryAfterRetentionDeletedTheLastCommit: retention deletes the
+// files of the last commit group (flows of a day long past, committed
+// last), then the writer crashes: the next open, which completes the last
+// commit group, finds its files entered in the chain and deleted by
+// retention, and opens.
+func TestRecoveryAfterRetentionDeletedTheLastCommit(t *testing.T) {
+	root := t.TempDir()
+	w, err := Open(Config{Root: root}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(batch(5000, 5100)); err != nil { // flows of the 10th
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w, err = Open(Config{Root: root}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.ApplyRetention(time.Date(2026, 1, 12, 12, 0, 0, 0, time.UTC), Retention{Flows: 36 * time.Hour})
+	if err != nil || res.Rows != 100 {
+		t.Fatalf("retention: %+v, %v", res, err)
+	}
+	if err := w.Abort(); err != nil { // a crash: nothing more committed
+		t.Fatal(err)
+	}
+	w, err = Open(Config{Root: root}, nil, nil)
+	if err != nil {
+		t.Fatalf("open after retention deleted the last commit's flows: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Verify(root, time.Time{}, time.Time{}, nil); err != nil || !rep.OK() || rep.Retired == 0 {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+}

@@ -883,6 +883,15 @@ func (run *grpcRun) nodeStatus(lb *LineBatch) {
 			n = &nodeState{name: string(name)}
 			run.nodes[n.name] = n
 		}
+		if at := e.timeNs; state == relaypb.NodeState_NODE_ERROR && !n.unverified && at != 0 && n.latest > at+n.disorder {
+			// Relay holds a node's error up to its error aggregation
+			// window (10 s) while it attaches the agent again: the node's
+			// flows from after the error were read before this report.
+			// What the agent no longer had lies between its last flow
+			// read before the error and its first after it.
+			run.lateError(lb, n, at, why, len(e.names) > 1)
+			continue
+		}
 		if !n.unverified {
 			n.unverified, n.why, n.whyAt = true, why, now
 			run.startOverlap(n)
@@ -894,7 +903,45 @@ func (run *grpcRun) nodeStatus(lb *LineBatch) {
 	}
 	run.s.log.Warn("ingest: Relay reports nodes unreachable", zap.String("source", run.s.id), zap.String("state", state.String()),
 		zap.ByteStrings("nodes", e.names), zap.ByteString("message", e.stateMsg))
-	_ = lb
+}
+
+// lateError records the gap of a node whose error Relay reported (at, its
+// time) after the node's flows from after the error: from the last flow of
+// the node read at or before at less the node's overlap (Relay's clock is
+// not the agent's, and the agent died some time before Relay noticed) to
+// the first read after at, as far as the flows last read (run.recent) go
+// back; a gap of unknown amount, since the agent's ring may have held
+// nothing more. A report that names several nodes (Relay merges the errors
+// of one message within its window, under the first one's time) may be
+// later for this node than at: its gap runs to the node's latest flow.
+func (run *grpcRun) lateError(lb *LineBatch, n *nodeState, at int64, why string, merged bool) {
+	early := at - overlap(n)
+	var before, after int64 // 0: none read
+	for _, r := range run.recent {
+		if r.node != n {
+			continue
+		}
+		switch {
+		case r.timeNs <= early && r.timeNs > before:
+			before = r.timeNs
+		case r.timeNs > at && (after == 0 || r.timeNs < after):
+			after = r.timeNs
+		}
+	}
+	if after == 0 || merged {
+		after = n.latest
+	}
+	from := before
+	if from == 0 {
+		from = early // older than every flow of the node still remembered
+	}
+	lb.AddLoss(flow.Loss{
+		Node: n.name, Time: time.Unix(0, at).UTC(), From: time.Unix(0, from-n.disorder).UTC(), To: time.Unix(0, after+n.disorder).UTC(),
+		Reason: flow.LossStreamDown, Amount: flow.AmountUnknown, Source: run.s.id, Bounded: true,
+		Detail: fmt.Sprintf("%s; reported after the node's flows from after it: what %s no longer had lies between its last flow before the report's time and its first after it",
+			why, run.s.cfg.Address),
+	})
+	run.s.m.gaps.WithLabelValues(run.s.id, flow.LossStreamDown, flow.AmountUnknown.String()).Inc()
 }
 
 // connected: a new stream starts, asked for flows since before every

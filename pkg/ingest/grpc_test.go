@@ -575,3 +575,41 @@ func TestGRPCSourceQuietServerIsUp(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGRPCSourceRelayLateNodeError: Relay holds a node's error for its
+// aggregation window while it attaches the restarted agent again, so the
+// report comes after the new agent's flows: the gap is recorded between
+// the node's last flow before the error's time and its first after it,
+// and the node's flows go on without another gap.
+func TestGRPCSourceRelayLateNodeError(t *testing.T) {
+	o := &fakeObserver{more: make(chan struct{}, 1)}
+	o.add(flowsOf("c/a", 0, 100)...)
+	o.add(flowsOf("c/b", 0, 100)...)
+	// c/a's agent died at flow 120's time with flows 100..149 unread; its
+	// successor's flows from 150 on come before Relay's report.
+	o.add(flowsOf("c/a", 150, 200)...)
+	errAt := flowResp("c/a", 120).GetFlow().GetTime()
+	o.add(&observerpb.GetFlowsResponse{NodeName: "relay", Time: errAt, ResponseTypes: &observerpb.GetFlowsResponse_NodeStatus{
+		NodeStatus: &relaypb.NodeStatusEvent{StateChange: relaypb.NodeState_NODE_ERROR, NodeNames: []string{"c/a"}, Message: "EOF"}}})
+	o.add(flowsOf("c/a", 200, 300)...)
+	addr, stop := serve(t, o)
+	defer stop()
+	src := newTestSource(t, addr, nil)
+	var c streamed
+	runUntil(t, src, flow.Checkpoint{}, &c, 350)
+	if len(c.uuids) != 350 {
+		t.Fatalf("%d flows, want 350", len(c.uuids))
+	}
+	if len(c.losses) != 1 {
+		t.Fatalf("losses %+v: want one gap of c/a", c.losses)
+	}
+	l := c.losses[0]
+	last, next := flowResp("c/a", 99).GetFlow().GetTime().AsTime(), flowResp("c/a", 150).GetFlow().GetTime().AsTime()
+	if l.Node != "c/a" || l.Reason != flow.LossStreamDown || l.Amount != flow.AmountUnknown || l.From.After(last) || l.To.Before(next) ||
+		l.To.After(flowResp("c/a", 151).GetFlow().GetTime().AsTime()) || !strings.Contains(l.Detail, "Relay reported NODE_ERROR: EOF") {
+		t.Errorf("gap %+v: want c/a's stream_down gap from flow 99 to flow 150", l)
+	}
+	if !slices.Contains(c.nodes, "c/a") {
+		t.Errorf("nodes vouched for %v: c/a's flows go on", c.nodes)
+	}
+}

@@ -54,11 +54,17 @@ func startHubbleAgent(t *testing.T, sock string) *hubbleAgent {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveHubbleAgent(t, ln)
+}
+
+// serveHubbleAgent serves the observer on ln, with the server's options.
+func serveHubbleAgent(t *testing.T, ln net.Listener, opts ...grpc.ServerOption) *hubbleAgent {
+	t.Helper()
 	obs, err := observer.NewLocalServer(flowParser{}, observer.NewNamespaceManager(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &hubbleAgent{srv: grpc.NewServer(), obs: obs, done: make(chan struct{})}
+	a := &hubbleAgent{srv: grpc.NewServer(opts...), obs: obs, done: make(chan struct{})}
 	observerpb.RegisterObserverServer(a.srv, obs)
 	go obs.Start()
 	go func() { _ = a.srv.Serve(ln); close(a.done) }()
@@ -75,23 +81,24 @@ func (a *hubbleAgent) feed(f *flowpb.Flow) {
 	a.obs.GetEventsChannel() <- &observerTypes.MonitorEvent{Timestamp: time.Now(), NodeName: f.GetNodeName(), Payload: f}
 }
 
-// socketProxy forwards the connections made to one unix socket to another;
-// cut closes those open, the way a broken connection ends a stream while
-// the agent and its ring live on.
+// socketProxy forwards the connections made to one socket to another (of
+// the same network: unix or tcp); cut closes those open, the way a broken
+// connection ends a stream while the server and its ring live on.
 type socketProxy struct {
 	ln    net.Listener
+	net   string
 	to    string
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 }
 
-func startProxy(t *testing.T, sock, to string) *socketProxy {
+func startProxy(t *testing.T, network, addr, to string) *socketProxy {
 	t.Helper()
-	ln, err := net.Listen("unix", sock)
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &socketProxy{ln: ln, to: to, conns: map[net.Conn]struct{}{}}
+	p := &socketProxy{ln: ln, net: network, to: to, conns: map[net.Conn]struct{}{}}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -106,9 +113,9 @@ func startProxy(t *testing.T, sock, to string) *socketProxy {
 }
 
 func (p *socketProxy) forward(c net.Conn) {
-	up, err := net.Dial("unix", p.to)
+	up, err := net.Dial(p.net, p.to)
 	if err != nil {
-		c.Close() // the agent is down: the client sees the connection refused as a failed stream
+		c.Close() // the server is down: the client sees the connection refused as a failed stream
 		return
 	}
 	p.mu.Lock()
@@ -174,7 +181,7 @@ func TestGRPCSource(t *testing.T) {
 		}
 		mu.Unlock()
 	}()
-	proxy := startProxy(t, sock, agentSock)
+	proxy := startProxy(t, "unix", sock, agentSock)
 
 	d := newDaemon(t, bin, "--source", "unix://"+sock, "--archive", arch, "--node", node,
 		"--stats-interval", "1s", "--max-file-age", "1s", "--verify-interval", "0", "--log-level", "warn")
