@@ -641,10 +641,9 @@ func (s *Server) compactionOfSeen(fi archive.FileInfo, seen map[string]bool, cac
 	return true
 }
 
+// dateOfID is the date partition of the file a follow id (root NUL path)
+// names, read as the scanner reads it ("" outside any).
 func dateOfID(id string) string {
-	_, after, ok := strings.Cut(id, "date=")
-	if !ok || len(after) < 10 {
-		return ""
-	}
-	return after[:10]
+	root, rel, _ := strings.Cut(id, "\x00")
+	return archive.FileInfoAt(root, rel).Date
 }

@@ -371,3 +371,15 @@ func TestRowsOutOfOrderInAFile(t *testing.T) {
 		}
 	}
 }
+
+func TestDateOfID(t *testing.T) {
+	for id, want := range map[string]string{
+		"/a/b\x00flows/date=2026-03-01/node=c%2Fn1/part-1.parquet": "2026-03-01",
+		"/a/date=2025-01-01/b\x00flows/date=2026-03-01/node=n/x":   "2026-03-01",
+		"/a\x00flows/x.parquet":                                    "",
+	} {
+		if got := dateOfID(id); got != want {
+			t.Errorf("dateOfID(%q) = %q, want %q", id, got, want)
+		}
+	}
+}
