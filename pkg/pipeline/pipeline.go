@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -256,83 +255,14 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 	defer cancelSrc()
 	p.latest, p.disorder = from.LastFlow, from.Disorder
 
-	var sinkErr error
-	// write hands b to the sink and records the progress; after a sink error
-	// nothing more is written.
-	write := func(b *flow.Batch) {
-		if sinkErr != nil {
-			return
-		}
-		start := time.Now()
-		if err := p.sink.Write(b); err != nil {
-			sinkErr = err
-			cancelSrc() // stop reading: nothing after this batch may be acknowledged
-			return
-		}
-		p.m.sinkSeconds.Observe(time.Since(start).Seconds())
-		// Progress moves with flows only: a batch of denied flows, or a quiet
-		// source's empty one, says nothing about how far behind the flows
-		// being archived are (readiness compares the two).
-		if n := len(b.Flows); n > 0 {
-			t := b.Flows[n-1].GetTime().AsTime().UnixNano()
-			p.lastWriteNs.Store(start.UnixNano())
-			p.lastFlowNs.Store(t)
-			p.m.lastWrittenFlowTime.Set(float64(t) / 1e9)
-		}
-	}
-
-	var cur *flow.Batch
-	var take, send func()
-	var wg sync.WaitGroup
-	var full chan *flow.Batch
+	w := &sinkWriter{p: p, cancel: cancelSrc}
+	var h handoff
 	if p.cfg.Inline {
-		// One batch, written on this goroutine before emit returns.
-		inline := &flow.Batch{}
-		take = func() { cur = inline }
-		send = func() {
-			if cur != nil {
-				write(cur)
-				cur.Reset()
-				cur = nil
-			}
-		}
+		h = &inlineHandoff{w: w}
 	} else {
-		free := make(chan *flow.Batch, p.cfg.QueueBatches)
-		full = make(chan *flow.Batch, p.cfg.QueueBatches)
-		for i := 0; i < p.cfg.QueueBatches; i++ {
-			free <- &flow.Batch{}
-		}
-		g := newGate(p.cfg.QueueBytes)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range full {
-				write(b)
-				g.release(b.Bytes)
-				p.m.queueBytes.Set(float64(g.inFlight()))
-				b.Reset()
-				free <- b
-				p.m.queueBatches.Set(float64(len(full)))
-			}
-		}()
-		take = func() {
-			select {
-			case cur = <-free:
-			case <-srcCtx.Done():
-			}
-		}
-		send = func() {
-			if cur == nil {
-				return
-			}
-			// Wait for room (or shutdown: a batch read is always handed over).
-			g.acquire(srcCtx, cur.Bytes)
-			p.m.queueBytes.Set(float64(g.inFlight()))
-			full <- cur
-			p.m.queueBatches.Set(float64(len(full)))
-			cur = nil
-		}
+		h = newQueueHandoff(w, p.cfg.QueueBatches, p.cfg.QueueBytes)
 	}
+	var cur *flow.Batch
 
 	// Heartbeats are written from the emit callback, the only goroutine that
 	// touches the batch: a tick waits in the ticker's channel for the next
@@ -346,8 +276,7 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 
 	emit := func(lb *ingest.LineBatch) error {
 		if cur == nil {
-			take()
-			if cur == nil {
+			if cur = h.take(srcCtx); cur == nil {
 				return srcCtx.Err()
 			}
 		}
@@ -362,19 +291,17 @@ func (p *Pipeline) Run(ctx context.Context, from flow.Checkpoint) error {
 			p.heartbeat(cur, t.Unix())
 		default:
 		}
-		send()
-		if p.cfg.Inline && sinkErr != nil {
+		h.send(srcCtx, cur)
+		cur = nil
+		if p.cfg.Inline && w.err != nil {
 			return srcCtx.Err() // canceled by write
 		}
 		return nil
 	}
 	srcErr := p.src.Run(srcCtx, from, emit)
-	if full != nil {
-		close(full)
-	}
-	wg.Wait()
-	if sinkErr != nil {
-		return fmt.Errorf("pipeline: %w", sinkErr)
+	h.stop()
+	if w.err != nil {
+		return fmt.Errorf("pipeline: %w", w.err)
 	}
 	if srcErr != nil && !errors.Is(srcErr, context.Canceled) {
 		return fmt.Errorf("pipeline: %w", srcErr)
