@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/parquet-go/parquet-go"
 )
 
 // writeRoot writes the flows from..to-1 of batch into a new archive root.
@@ -155,7 +153,7 @@ func TestScanReadsOnlyTheGivenFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	var se *ScanError
-	err = ScanFlowRowGroups(context.Background(), sc, ScanOptions{Files: all}, func() int { return 0 }, func(int, parquet.RowGroup) error { return nil })
+	err = ScanFlowRowGroups(context.Background(), sc, ScanOptions{Files: all}, func() int { return 0 }, func(int, RowGroup) error { return nil })
 	if !errors.As(err, &se) || se.File.Path != all[1].Path || !strings.Contains(err.Error(), all[1].Path) {
 		t.Errorf("damaged file: %v, want a ScanError naming %s", err, all[1].Path)
 	}

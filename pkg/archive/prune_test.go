@@ -160,7 +160,8 @@ func TestParallelScan(t *testing.T) {
 		mu.Unlock()
 		return st
 	}
-	err = ScanFlowRowGroups(context.Background(), sc, ScanOptions{Parallel: 4}, newState, func(st *state, rg parquet.RowGroup) error {
+	err = ScanFlowRowGroups(context.Background(), sc, ScanOptions{Parallel: 4}, newState, func(st *state, g RowGroup) error {
+		rg := g.rg
 		r := parquet.NewGenericRowGroupReader[FlowRow](rg)
 		defer r.Close()
 		for left := rg.NumRows(); left > 0; {
@@ -199,7 +200,7 @@ func TestParallelScan(t *testing.T) {
 	if err := os.Truncate(bad, 100); err != nil {
 		t.Fatal(err)
 	}
-	err = ScanFlowRowGroups(context.Background(), sc, ScanOptions{Parallel: 4}, newState, func(*state, parquet.RowGroup) error { return nil })
+	err = ScanFlowRowGroups(context.Background(), sc, ScanOptions{Parallel: 4}, newState, func(*state, RowGroup) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), filepath.Base(bad)) {
 		t.Fatalf("parallel scan over a damaged file: %v", err)
 	}

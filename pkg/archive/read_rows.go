@@ -126,7 +126,8 @@ func (r *RowReader[T]) Null(cols Columns, row *T) bool {
 }
 
 // Reset makes the reader read rg, from its first row.
-func (r *RowReader[T]) Reset(rg parquet.RowGroup) {
+func (r *RowReader[T]) Reset(g RowGroup) {
+	rg := g.rg
 	r.Close()
 	r.rg, r.schema, r.chunks = rg, rg.Schema(), rg.ColumnChunks()
 	r.missing = Columns{}

@@ -92,12 +92,12 @@ func firstRowGroup(t *testing.T, n int) (*RowReader[FlowRow], parquet.RowGroup) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, pf, err := OpenFlowFile(groups[0].File)
+	f, err := OpenFlowFile(groups[0].File)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return r, pf.RowGroups()[groups[0].Index]
+	t.Cleanup(func() { f.Close() })
+	return r, f.pf.RowGroups()[groups[0].Index]
 }
 
 // parquetRows reads a row group's rows with parquet-go's row reader.
@@ -150,13 +150,13 @@ func TestRowReaderMatchesParquetGo(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, g := range groups {
-		c, pf, err := OpenFlowFile(g.File)
+		f, err := OpenFlowFile(g.File)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rg := pf.RowGroups()[g.Index]
+		rg := f.pf.RowGroups()[g.Index]
 		want := parquetRows(t, rg)
-		r.Reset(rg)
+		r.Reset(RowGroup{rg})
 		times, err := r.Int64s("time_ns", nil)
 		if err != nil {
 			t.Fatal(err)
@@ -202,7 +202,7 @@ func TestRowReaderMatchesParquetGo(t *testing.T) {
 				}
 			}
 		}
-		c.Close()
+		f.Close()
 	}
 }
 
@@ -211,7 +211,7 @@ func TestRowReaderMatchesParquetGo(t *testing.T) {
 func TestFlowColumnsHoldTheirFields(t *testing.T) {
 	r, rg := firstRowGroup(t, 3000)
 	want := parquetRows(t, rg)
-	r.Reset(rg)
+	r.Reset(RowGroup{rg})
 	fields := (&flowpb.Flow{}).ProtoReflect().Descriptor().Fields()
 	covered := Columns{}
 	rows := make([]FlowRow, len(want))
@@ -279,7 +279,7 @@ func TestRowReaderAllocations(t *testing.T) {
 	r.Transient()
 	rows := make([]FlowRow, 1000)
 	read := func() {
-		r.Reset(rg)
+		r.Reset(RowGroup{rg})
 		for first := int64(0); first+int64(len(rows)) <= rg.NumRows(); first += int64(len(rows)) {
 			r.Begin()
 			if err := r.Read(r.AllColumns(), first, rows, nil); err != nil {

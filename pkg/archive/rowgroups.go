@@ -54,15 +54,41 @@ func FlowRowGroups(files []FileInfo, from, to time.Time) ([]FlowRowGroup, error)
 	return out, nil
 }
 
-// OpenFlowFile opens the committed flows file fi for reading its row groups
-// (FlowRowGroup.Index into pf.RowGroups()); the caller closes c.
-func OpenFlowFile(fi FileInfo) (c io.Closer, pf *parquet.File, err error) {
-	c, pf, err = openParquetAt(fi.Root, fi.Path)
-	if err != nil {
-		return nil, nil, &ScanError{File: fi, Err: err}
-	}
-	return c, pf, nil
+// FlowFile is a committed flows file open for reading its row groups.
+type FlowFile struct {
+	c  io.Closer
+	pf *parquet.File
 }
+
+// RowGroup is one row group of a flows file, which a RowReader reads:
+// readers outside this package hold it without the Parquet library's types.
+type RowGroup struct{ rg parquet.RowGroup }
+
+// NumRows is the row group's number of rows.
+func (g RowGroup) NumRows() int64 { return g.rg.NumRows() }
+
+// OpenFlowFile opens the committed flows file fi for reading its row groups
+// (FlowRowGroup.Index into RowGroups); the caller closes it.
+func OpenFlowFile(fi FileInfo) (*FlowFile, error) {
+	c, pf, err := openParquetAt(fi.Root, fi.Path)
+	if err != nil {
+		return nil, &ScanError{File: fi, Err: err}
+	}
+	return &FlowFile{c: c, pf: pf}, nil
+}
+
+// RowGroups are the file's row groups, in file order.
+func (f *FlowFile) RowGroups() []RowGroup {
+	groups := f.pf.RowGroups()
+	out := make([]RowGroup, len(groups))
+	for i, rg := range groups {
+		out[i] = RowGroup{rg}
+	}
+	return out
+}
+
+// Close closes the file.
+func (f *FlowFile) Close() error { return f.c.Close() }
 
 // Compactions returns, for the day date of node in root, each compaction's
 // output file and the files it replaced (paths relative to root), as the

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/parquet-go/parquet-go"
 )
 
 // FileInfo is one committed data file.
@@ -335,7 +333,7 @@ feed:
 
 // RowGroupFunc receives one row group of a scan, and the state that the
 // goroutine calling it was given.
-type RowGroupFunc[S any] func(st S, rg parquet.RowGroup) error
+type RowGroupFunc[S any] func(st S, rg RowGroup) error
 
 // ScanFlowRowGroups calls fn with the row groups of the flows table that may
 // hold rows in [o.From, o.To) (partitions and row-group statistics prune the
@@ -355,7 +353,7 @@ func ScanFlowRowGroups[S any](ctx context.Context, s *Scanner, o ScanOptions, ne
 		}
 		defer f.Close()
 		for _, rg := range groups {
-			if err := fn(st, rg); err != nil {
+			if err := fn(st, RowGroup{rg}); err != nil {
 				return &ScanError{File: fi, Err: err}
 			}
 			if err := ctx.Err(); err != nil {

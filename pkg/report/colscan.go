@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 
-	"github.com/parquet-go/parquet-go"
-
 	"github.com/flowaudit/flowaudit/pkg/archive"
 )
 
@@ -72,7 +70,7 @@ func scanRows(ctx context.Context, sc *archive.Scanner, o archive.ScanOptions, r
 	read = read.Union(timeCol)
 	var mu sync.Mutex
 	newScan := func() *rowScan { return &rowScan{r: newRowReader(), rows: make([]flowRow, batchRows)} }
-	return archive.ScanFlowRowGroups(ctx, sc, o, newScan, func(s *rowScan, rg parquet.RowGroup) error {
+	return archive.ScanFlowRowGroups(ctx, sc, o, newScan, func(s *rowScan, rg archive.RowGroup) error {
 		s.r.Reset(rg)
 		defer s.r.Close()
 		for first, n := int64(0), rg.NumRows(); first < n; first += batchRows {

@@ -2,12 +2,10 @@ package serve
 
 import (
 	"fmt"
-	"io"
 	"slices"
 	"sort"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
-	"github.com/parquet-go/parquet-go"
 
 	"github.com/flowaudit/flowaudit/pkg/archive"
 )
@@ -21,8 +19,8 @@ type cursor struct {
 	q   *query
 	g   archive.FlowRowGroup
 	ord int
-	c   io.Closer
-	rg  parquet.RowGroup
+	c   *archive.FlowFile
+	rg  archive.RowGroup
 	rr  *archive.RowReader[archive.FlowRow]
 	// times is the time_ns column, read once the cursor must seek; nil
 	// before. sorted: the times are in order (a cursor then stops at the
@@ -47,11 +45,11 @@ type cursor struct {
 }
 
 func openCursor(q *query, g archive.FlowRowGroup, ord int) (*cursor, error) {
-	c, pf, err := archive.OpenFlowFile(g.File)
+	c, err := archive.OpenFlowFile(g.File)
 	if err != nil {
 		return nil, err
 	}
-	rg := pf.RowGroups()[g.Index]
+	rg := c.RowGroups()[g.Index]
 	cur := &cursor{q: q, g: g, ord: ord, c: c, rg: rg, rr: q.reader(), end: rg.NumRows(), i: -1}
 	cur.rr.Reset(rg)
 	if ruledOut(cur.rr, q.pruner) {

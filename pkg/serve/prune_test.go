@@ -68,11 +68,11 @@ func TestRowGroupsRuledOutByStatistics(t *testing.T) {
 		}
 		out := 0
 		for _, g := range groups {
-			c, pf, err := archive.OpenFlowFile(g.File)
+			c, err := archive.OpenFlowFile(g.File)
 			if err != nil {
 				t.Fatal(err)
 			}
-			r.Reset(pf.RowGroups()[g.Index])
+			r.Reset(c.RowGroups()[g.Index])
 			if ruledOut(r, pruner) {
 				out++
 			}

@@ -108,7 +108,7 @@ func (s *Server) summaryFor(ctx context.Context, allowed []string) (*summary, er
 // whose statistics hold none of them is not read.
 func countNamespaces(ctx context.Context, fi archive.FileInfo, nss []string) (fileCount, error) {
 	var fc fileCount
-	c, pf, err := archive.OpenFlowFile(fi)
+	c, err := archive.OpenFlowFile(fi)
 	if err != nil {
 		return fc, err
 	}
@@ -119,7 +119,7 @@ func countNamespaces(ctx context.Context, fi archive.FileInfo, nss []string) (fi
 	}
 	defer r.Close()
 	rows := make([]nsCountRow, 4096)
-	for _, rg := range pf.RowGroups() {
+	for _, rg := range c.RowGroups() {
 		r.Reset(rg)
 		if r.CannotHold("source_namespace", nss) && r.CannotHold("destination_namespace", nss) {
 			continue
