@@ -271,33 +271,24 @@ func checkCoverage(rep *Report, o Options, hist *archive.VerifyReport) Finding {
 // record.
 func checkGapsExplained(rep *Report, o Options, hist *archive.VerifyReport) Finding {
 	f := Finding{Check: CheckGapsExplained, Unit: "minutes", Section: SecCoverage, Query: "coverage"}
-	var down int
-	var nodes []string
-	for _, c := range rep.Coverage {
-		down += c.MinutesDown
-		if c.MinutesDown > 0 {
-			nodes = append(nodes, c.Node)
-		}
-	}
-	switch {
-	case len(rep.Coverage) == 0:
-		f.set(NotEvaluated, nil, "no_nodes")
-	case down > 0:
-		f.set(Violated, num(float64(down)), "gaps_down", down, strings.Join(nodes, ", "))
-	default:
-		f.set(Holds, num(0), "gaps_holds")
-	}
-	return f
+	return minutesFinding(f, rep, func(c NodeCoverage) int { return c.MinutesDown }, "gaps_down", "gaps_holds")
 }
 
 // checkLossesExplained counts the minutes whose losses no loss record covers.
 func checkLossesExplained(rep *Report, o Options, hist *archive.VerifyReport) Finding {
 	f := Finding{Check: CheckLossesExplained, Unit: "minutes", Section: SecCoverage, Query: "losses_unexplained"}
+	return minutesFinding(f, rep, func(c NodeCoverage) int { return c.MinutesUnexplained }, "losses_open", "losses_holds")
+}
+
+// minutesFinding sets f from the minutes each node's coverage counts:
+// violated (naming the nodes) when any, holds when none, not evaluated
+// without nodes.
+func minutesFinding(f Finding, rep *Report, minutes func(NodeCoverage) int, violated, holds string) Finding {
 	var n int
 	var nodes []string
 	for _, c := range rep.Coverage {
-		n += c.MinutesUnexplained
-		if c.MinutesUnexplained > 0 {
+		if m := minutes(c); m > 0 {
+			n += m
 			nodes = append(nodes, c.Node)
 		}
 	}
@@ -305,9 +296,9 @@ func checkLossesExplained(rep *Report, o Options, hist *archive.VerifyReport) Fi
 	case len(rep.Coverage) == 0:
 		f.set(NotEvaluated, nil, "no_nodes")
 	case n > 0:
-		f.set(Violated, num(float64(n)), "losses_open", n, strings.Join(nodes, ", "))
+		f.set(Violated, num(float64(n)), violated, n, strings.Join(nodes, ", "))
 	default:
-		f.set(Holds, num(0), "losses_holds")
+		f.set(Holds, num(0), holds)
 	}
 	return f
 }
